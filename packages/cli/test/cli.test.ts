@@ -1,0 +1,42 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runTypeScript } from '@understudy/testkit';
+import { describe, expect, it } from 'vitest';
+
+const bin = join(import.meta.dirname, '../bin/understudy.js');
+const { version } = JSON.parse(readFileSync(join(import.meta.dirname, '../package.json'), 'utf8')) as {
+  version: string;
+};
+
+function understudy(...args: string[]) {
+  const result = spawnSync(process.execPath, [...runTypeScript(), bin, ...args], { encoding: 'utf8' });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('understudy', () => {
+  it('prints its usage and the exit codes with --help', () => {
+    const { code, stdout } = understudy('--help');
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^Usage: understudy \[options\]/);
+    expect(stdout).toContain('Exit codes: 0 success, 1 failure, 2 invalid usage.');
+  });
+
+  it('prints the package version with --version', () => {
+    const { code, stdout } = understudy('--version');
+    expect(code).toBe(0);
+    expect(stdout.trim()).toBe(version);
+  });
+
+  it('rejects an unknown option with exit code 2 and says what was wrong', () => {
+    const { code, stderr } = understudy('--frobnicate');
+    expect(code).toBe(2);
+    expect(stderr).toContain("unknown option '--frobnicate'");
+  });
+
+  it('prints help and exits 2 when given nothing to do', () => {
+    const { code, stdout } = understudy();
+    expect(code).toBe(2);
+    expect(stdout).toContain('Usage: understudy');
+  });
+});

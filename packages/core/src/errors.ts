@@ -1,0 +1,100 @@
+/** Stable codes of every error the library raises; match on `error.code`, never on messages. */
+export type UnderstudyErrorCode =
+  | 'CONFIG'
+  | 'PARAM_MISMATCH'
+  | 'REDIS_UNAVAILABLE'
+  | 'LEASE_LOST'
+  | 'LEFT'
+  | 'HANDLER_FAILED'
+  | 'SCRIPT';
+
+export abstract class UnderstudyError extends Error {
+  abstract readonly code: UnderstudyErrorCode;
+}
+
+/** An option is invalid; the message names the field, the value and the rule it breaks. */
+export class ConfigError extends UnderstudyError {
+  readonly code = 'CONFIG';
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly field: string,
+    readonly value: unknown,
+    readonly rule: string,
+  ) {
+    super(`${field} = ${describe(value)}: ${rule}`);
+  }
+}
+
+/** The group already runs with a different active goal or activation interval. */
+export class ParamMismatchError extends UnderstudyError {
+  readonly code = 'PARAM_MISMATCH';
+  override readonly name = 'ParamMismatchError';
+  constructor(
+    readonly group: string,
+    readonly field: 'activeGoal' | 'activationInterval',
+    readonly requested: number,
+    readonly current: number,
+  ) {
+    super(
+      `group ${group} runs with ${field} = ${current}, this member asked for ${requested}; ` +
+        `join with ${field}: ${current}, or change the group's parameters first (understudy group set)`,
+    );
+  }
+}
+
+/** Redis could not be reached or did not answer in time. */
+export class RedisUnavailableError extends UnderstudyError {
+  readonly code = 'REDIS_UNAVAILABLE';
+  override readonly name = 'RedisUnavailableError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** The member's lease lapsed (or its membership was removed) while it believed it was in the group. */
+export class LeaseLostError extends UnderstudyError {
+  readonly code = 'LEASE_LOST';
+  override readonly name = 'LeaseLostError';
+}
+
+/** The member has left; it cannot be used any more. */
+export class LeftError extends UnderstudyError {
+  readonly code = 'LEFT';
+  override readonly name = 'LeftError';
+}
+
+/** A prepare / activate / deactivate handler threw or timed out. */
+export class HandlerError extends UnderstudyError {
+  readonly code = 'HANDLER_FAILED';
+  override readonly name = 'HandlerError';
+  constructor(
+    readonly action: 'prepare' | 'activate' | 'deactivate',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A Lua script replied with an error the library did not expect. */
+export class ScriptError extends UnderstudyError {
+  readonly code = 'SCRIPT';
+  override readonly name = 'ScriptError';
+  constructor(
+    readonly script: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${script}: ${message}`, options);
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
