@@ -1,3 +1,5 @@
+export { type SetActiveGoalOptions, setActiveGoal } from './admin.js';
+export type { RedisSource } from './connections.js';
 export {
   ConfigError,
   HandlerError,
@@ -9,3 +11,8 @@ export {
   UnderstudyError,
   type UnderstudyErrorCode,
 } from './errors.js';
+export { DEFAULT_PREFIX, type GroupKeys, groupKeys } from './keys.js';
+export { type Clock, driftingClock, monotonicClock } from './member/clock.js';
+export { joinGroup, Member } from './member/member.js';
+export type * from './member/types.js';
+export { MEMBER_DEFAULTS } from './options.js';

@@ -1,0 +1,228 @@
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { RedisUnavailableError } from './errors.js';
+
+/** What callers hand us: a client (we duplicate it), a URL, or connection options. */
+export type RedisSource = Redis | Cluster | string | RedisOptions;
+
+type Connection = Redis | Cluster;
+
+/**
+ * Settings of the connection that carries leases (S5): a command is sent now or never.
+ * No offline queue (nothing waits for a reconnect), no resend after a reconnect (a stale
+ * renewal would extend a lease its member already gave up), no retries, and a command
+ * timeout below the heartbeat interval, because a paused Redis keeps its socket open.
+ */
+function leaseOptions(commandTimeout: number): RedisOptions {
+  return {
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout,
+    connectTimeout: Math.max(commandTimeout, 1000),
+    retryStrategy: (attempt) => Math.min(attempt * 50, 500),
+    connectionName: 'understudy-lease',
+    lazyConnect: true,
+  };
+}
+
+const SUBSCRIBER_OPTIONS: RedisOptions = {
+  connectionName: 'understudy-events',
+  retryStrategy: (attempt) => Math.min(attempt * 50, 500),
+  maxRetriesPerRequest: null,
+  lazyConnect: true,
+};
+
+function open(source: RedisSource, options: RedisOptions): Connection {
+  if (source instanceof Cluster) {
+    return source.duplicate(undefined, {
+      enableOfflineQueue: options.enableOfflineQueue ?? true,
+      lazyConnect: true,
+      redisOptions: { ...source.options.redisOptions, ...options },
+    });
+  }
+  if (source instanceof Redis) return source.duplicate(options);
+  if (typeof source === 'string') return new Redis(source, options);
+  return new Redis({ ...source, ...options });
+}
+
+function describeSource(source: RedisSource): string {
+  if (typeof source === 'string') return source.replace(/\/\/[^@/]*@/, '//***@');
+  if (source instanceof Cluster) return 'the Redis Cluster';
+  const o = source instanceof Redis ? source.options : source;
+  return `${o.host ?? 'localhost'}:${o.port ?? 6379}`;
+}
+
+async function connect(connection: Connection, source: RedisSource, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      connection.connect(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no connection within ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+  } catch (error) {
+    connection.disconnect();
+    throw new RedisUnavailableError(
+      `cannot reach Redis at ${describeSource(source)}: ${error instanceof Error ? error.message : String(error)}`,
+      { cause: error },
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+type MessageListener = (message: string) => void;
+type ResyncListener = () => void;
+
+/**
+ * One subscriber connection shared by every member and monitor of a process that uses the
+ * same Redis: channel listeners, and a resync call after every reconnect (messages sent
+ * while it was down are lost; listeners catch up by reading).
+ */
+export class Subscriber {
+  readonly #connection: Connection;
+  readonly #channels = new Map<string, Set<MessageListener>>();
+  readonly #resync = new Set<ResyncListener>();
+  #readyOnce = false;
+
+  constructor(connection: Connection) {
+    this.#connection = connection;
+    connection.on('message', (channel: string, message: string) => {
+      for (const listener of this.#channels.get(channel) ?? []) listener(message);
+    });
+    connection.on('ready', () => {
+      if (this.#readyOnce) for (const listener of this.#resync) listener();
+      this.#readyOnce = true;
+    });
+    connection.on('error', () => undefined); // reconnects on its own; members see renewal errors
+  }
+
+  get connection(): Connection {
+    return this.#connection;
+  }
+
+  async subscribe(channel: string, listener: MessageListener, resync: ResyncListener): Promise<void> {
+    let listeners = this.#channels.get(channel);
+    if (!listeners) {
+      listeners = new Set();
+      this.#channels.set(channel, listeners);
+      await this.#connection.subscribe(channel);
+    }
+    listeners.add(listener);
+    this.#resync.add(resync);
+  }
+
+  async unsubscribe(channel: string, listener: MessageListener, resync: ResyncListener): Promise<void> {
+    this.#resync.delete(resync);
+    const listeners = this.#channels.get(channel);
+    if (!listeners) return;
+    listeners.delete(listener);
+    if (listeners.size === 0) {
+      this.#channels.delete(channel);
+      await this.#connection.unsubscribe(channel).catch(() => undefined);
+    }
+  }
+}
+
+interface Shared {
+  readonly source: RedisSource;
+  leases: Map<number, { connection: Connection; users: number; ready: Promise<void> }>;
+  subscriber?: { subscriber: Subscriber; users: number; ready: Promise<void> };
+}
+
+/** A member's (or monitor's) hold on the shared connections; `release()` once, when done. */
+export interface Link {
+  readonly lease: Connection;
+  readonly subscriber: Subscriber;
+  /** Closes the connections if this was their last user (no quit: a paused Redis would never answer it). */
+  release(): void;
+}
+
+const byClient = new WeakMap<object, Shared>();
+const byUrl = new Map<string, Shared>();
+
+function sharedFor(source: RedisSource): Shared {
+  const existing = typeof source === 'string' ? byUrl.get(source) : byClient.get(source);
+  if (existing) return existing;
+  const shared: Shared = { source, leases: new Map() };
+  if (typeof source === 'string') byUrl.set(source, shared);
+  else byClient.set(source, shared);
+  return shared;
+}
+
+/**
+ * Connections for one member: members of one process that use the same client (or URL)
+ * and the same command timeout share one lease connection, and all share one subscriber.
+ * They close when the last user releases them.
+ */
+export async function acquireLink(source: RedisSource, commandTimeout: number, connectTimeout: number): Promise<Link> {
+  const shared = sharedFor(source);
+  let lease = shared.leases.get(commandTimeout);
+  if (!lease) {
+    const connection = open(source, leaseOptions(commandTimeout));
+    connection.on('error', () => undefined); // each command reports its own failure
+    lease = { connection, users: 0, ready: connect(connection, source, connectTimeout) };
+    shared.leases.set(commandTimeout, lease);
+  }
+  let sub = shared.subscriber;
+  if (!sub) {
+    const connection = open(source, SUBSCRIBER_OPTIONS);
+    sub = { subscriber: new Subscriber(connection), users: 0, ready: connect(connection, source, connectTimeout) };
+    shared.subscriber = sub;
+  }
+  lease.users += 1;
+  sub.users += 1;
+  const held = { lease, sub };
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    held.lease.users -= 1;
+    held.sub.users -= 1;
+    if (held.lease.users === 0 && shared.leases.get(commandTimeout) === held.lease) {
+      shared.leases.delete(commandTimeout);
+      held.lease.connection.disconnect();
+    }
+    if (held.sub.users === 0 && shared.subscriber === held.sub) {
+      shared.subscriber = undefined;
+      held.sub.subscriber.connection.disconnect();
+    }
+    if (typeof source === 'string' && shared.leases.size === 0 && !shared.subscriber) byUrl.delete(source);
+  };
+  try {
+    await Promise.all([lease.ready, sub.ready]);
+  } catch (error) {
+    // A failed connection is not kept for the next caller.
+    if (shared.leases.get(commandTimeout) === lease) shared.leases.delete(commandTimeout);
+    if (shared.subscriber === sub) shared.subscriber = undefined;
+    released = true;
+    lease.connection.disconnect();
+    sub.subscriber.connection.disconnect();
+    throw error;
+  }
+  return { lease: lease.connection, subscriber: sub.subscriber, release };
+}
+
+/** Runs `work` on a short-lived connection of its own (admin calls, one-off reads). */
+export async function withConnection<T>(
+  source: RedisSource,
+  timeoutMs: number,
+  work: (connection: Connection) => Promise<T>,
+): Promise<T> {
+  const connection = open(source, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: timeoutMs,
+    retryStrategy: () => null,
+    connectionName: 'understudy-admin',
+  });
+  connection.on('error', () => undefined);
+  await connect(connection, source, timeoutMs);
+  try {
+    return await work(connection);
+  } finally {
+    connection.disconnect();
+  }
+}

@@ -1,0 +1,35 @@
+-- join: adds a member to its group (creating the group, or adopting its parameters if it
+-- has none), then ranks the group.
+-- KEYS: 1 config  2 members  3 leases  4 rank  5 slots  6 log  7 the member's heartbeat key
+-- ARGV: 1 channel  2 member id  3 weight  4 activeGoal  5 activationInterval (ms)
+--       6 heartbeatInterval (ms)  7 preparationInterval (ms)  8 host  9 pid
+-- Reply: the member's view (see `view` in lib.lua), or an error:
+--   PARAM_MISMATCH <field> <requested> <current>   the group runs with other parameters
+--   MEMBER_EXISTS <id>                             a live member already uses this id
+--@include lib.lua
+
+local channel, id = ARGV[1], ARGV[2]
+local weight, goal, activation = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local heartbeat, preparation = tonumber(ARGV[6]), tonumber(ARGV[7])
+
+local G = load_group(read_now())
+if G.exists and G.goal > 0 then
+  if goal ~= G.goal then
+    return redis.error_reply('PARAM_MISMATCH activeGoal ' .. goal .. ' ' .. G.goal)
+  end
+  if activation ~= G.activation then
+    return redis.error_reply('PARAM_MISMATCH activationInterval ' .. activation .. ' ' .. G.activation)
+  end
+end
+if redis.call('HEXISTS', K.members, id) == 1 then
+  return redis.error_reply('MEMBER_EXISTS ' .. id)
+end
+
+ensure_group(G, goal, activation, heartbeat)
+add_member(G, id, weight, ARGV[8], ARGV[9], 'join')
+reconcile(G)
+update_prepare(G, id, preparation)
+commit(G, channel)
+local reply = view(G, id, false)
+heartbeat_key(G, KEYS[7], reply[1])
+return reply

@@ -1,0 +1,359 @@
+-- Shared by every member script (included where a script says `--@include lib.lua`).
+-- Conventions: `now` is Redis time in ms, read once per script (Redis 7.0 lets TIME advance
+-- during a script while keys never expire mid-script). Epochs are integers below 2^53,
+-- formatted with %.0f so Lua never writes them in exponent notation.
+--
+-- KEYS (the same order in every member script):
+--   1 config   hash    activeGoal, activationInterval, heartbeatInterval, createdAt, runId,
+--                      version, epoch, seq, quarantineUntil, next, preparing, freed:<slot>
+--   2 members  hash    member id -> cjson { w = weight, q = join sequence, h = host, p = pid }
+--   3 leases   zset    member id -> lease deadline (Redis ms)
+--   4 rank     zset    member id -> rank score (lower ranks first), see rank_score
+--   5 slots    hash    slot index -> cjson { m = member, e = epoch, t = since, s = 'active' |
+--                      'releasing', r = activation or release reason }
+--   6 log      stream  transitions: join, leave, lapse, activate, deactivate, weight, goal
+
+local K = {
+  config = KEYS[1], members = KEYS[2], leases = KEYS[3], rank = KEYS[4], slots = KEYS[5], log = KEYS[6],
+}
+
+local LOG_MAXLEN = 1000
+local TWO32 = 4294967296
+-- Scores below this belong to members with a positive weight.
+local ZERO_WEIGHT_BASE = 65535 * 2 * TWO32
+
+local function fmt(n)
+  return string.format('%.0f', n)
+end
+
+local function read_now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Weight first (higher first), then a member holding a slot before one that does not
+-- (no failback between equals), then the earlier joiner.
+local function rank_score(weight, holding, seq)
+  return (65535 - weight) * 2 * TWO32 + (holding and 0 or TWO32) + seq
+end
+
+local function load_group(now)
+  local c = redis.call('HMGET', K.config, 'activeGoal', 'activationInterval', 'heartbeatInterval', 'version',
+    'epoch', 'quarantineUntil', 'next', 'preparing', 'runId', 'createdAt')
+  return {
+    now = now,
+    exists = c[10] ~= false,
+    goal = tonumber(c[1]) or 0,
+    activation = tonumber(c[2]) or 0,
+    heartbeat = tonumber(c[3]) or 0,
+    version = tonumber(c[4]) or 0,
+    epoch = tonumber(c[5]) or 0,
+    quarantine_until = tonumber(c[6]) or 0,
+    next = c[7] or '',
+    preparing = c[8] or '',
+    run_id = c[9] or '',
+    changes = {},
+    changed = false,
+  }
+end
+
+local function server_run_id()
+  return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+end
+
+local function log_event(G, kind, member, fields)
+  local args = { 'XADD', K.log, 'MAXLEN', '~', LOG_MAXLEN, '*', 'type', kind, 'member', member, 'time', fmt(G.now) }
+  for i = 1, #fields, 2 do
+    args[#args + 1] = fields[i]
+    args[#args + 1] = tostring(fields[i + 1])
+  end
+  redis.call(unpack(args))
+end
+
+-- Records a change of a member's role, to publish and to count in the version.
+local function note(G, member, role, epoch, slot, reason)
+  G.changed = true
+  G.changes[#G.changes + 1] = { member, role, fmt(epoch or 0), slot or -1, reason or '' }
+end
+
+-- A fresh group, or one whose state was lost: remember the parameters, and grant nothing
+-- for one activation interval, so that an old active we cannot see has stopped first.
+local function create_group(G, goal, activation, heartbeat)
+  G.exists = true
+  G.goal, G.activation, G.heartbeat = goal, activation, heartbeat
+  G.quarantine_until = G.now + activation
+  G.run_id = server_run_id()
+  G.changed = true
+  redis.call('HSET', K.config, 'activeGoal', goal, 'activationInterval', activation, 'heartbeatInterval', heartbeat,
+    'createdAt', fmt(G.now), 'quarantineUntil', fmt(G.quarantine_until), 'runId', G.run_id)
+  log_event(G, 'goal', '', { 'goal', goal, 'reason', 'created' })
+end
+
+-- Sets the parameters of a group that exists but forgot them when it last became empty.
+local function adopt_parameters(G, goal, activation, heartbeat)
+  G.goal, G.activation, G.heartbeat = goal, activation, heartbeat
+  redis.call('HSET', K.config, 'activeGoal', goal, 'activationInterval', activation, 'heartbeatInterval', heartbeat)
+  log_event(G, 'goal', '', { 'goal', goal, 'reason', 'adopted' })
+  G.changed = true
+end
+
+-- Makes sure the group has parameters: creates it (with quarantine) if its state is missing.
+local function ensure_group(G, goal, activation, heartbeat)
+  if not G.exists then
+    create_group(G, goal, activation, heartbeat)
+  elseif G.goal == 0 then
+    adopt_parameters(G, goal, activation, heartbeat)
+  end
+end
+
+local function read_slots()
+  local flat = redis.call('HGETALL', K.slots)
+  local slots, by_member, count = {}, {}, 0
+  for i = 1, #flat, 2 do
+    local index = tonumber(flat[i])
+    local s = cjson.decode(flat[i + 1])
+    s.index = index
+    slots[index] = s
+    by_member[s.m] = s
+    count = count + 1
+  end
+  return slots, by_member, count
+end
+
+local function write_slot(s)
+  redis.call('HSET', K.slots, s.index, cjson.encode({ m = s.m, e = s.e, t = s.t, s = s.s, r = s.r }))
+end
+
+local function read_member(id)
+  local raw = redis.call('HGET', K.members, id)
+  if not raw then return nil end
+  return cjson.decode(raw)
+end
+
+local function set_rank(id, m, holding)
+  redis.call('ZADD', K.rank, rank_score(m.w, holding, m.q), id)
+end
+
+-- Frees a slot; `reason` is how the next holder of the slot will be told it got it.
+local function free_slot(G, s, freed_as)
+  redis.call('HDEL', K.slots, s.index)
+  redis.call('HSET', K.config, 'freed:' .. s.index, freed_as)
+  local m = read_member(s.m)
+  if m then set_rank(s.m, m, false) end
+end
+
+local function remove_member(G, id, kind, by_member)
+  local s = by_member[id]
+  if s then
+    free_slot(G, s, kind == 'lapse' and 'failover' or 'handover')
+    by_member[id] = nil
+    log_event(G, 'deactivate', id, { 'epoch', fmt(s.e), 'reason', kind == 'lapse' and 'lease-lost' or 'leave' })
+  end
+  redis.call('HDEL', K.members, id)
+  redis.call('ZREM', K.leases, id)
+  redis.call('ZREM', K.rank, id)
+  if G.preparing == id then G.preparing = '' end
+  log_event(G, kind, id, {})
+  note(G, id, 'gone', s and s.e or 0, s and s.index or -1, kind)
+end
+
+local function expire_lapsed(G)
+  local lapsed = redis.call('ZRANGEBYSCORE', K.leases, '-inf', G.now)
+  if #lapsed == 0 then return end
+  local _, by_member = read_slots()
+  for _, id in ipairs(lapsed) do remove_member(G, id, 'lapse', by_member) end
+end
+
+local function add_member(G, id, weight, host, pid, reason)
+  local seq = redis.call('HINCRBY', K.config, 'seq', 1)
+  local m = { w = weight, q = seq, h = host, p = pid }
+  redis.call('HSET', K.members, id, cjson.encode(m))
+  redis.call('ZADD', K.leases, G.now + G.activation, id)
+  set_rank(id, m, false)
+  log_event(G, 'join', id, { 'weight', weight, 'reason', reason })
+  note(G, id, 'standby', 0, -1, reason)
+  return m
+end
+
+-- The member's visible heartbeat: its role, expiring with its lease.
+local function heartbeat_key(G, hb_key, role)
+  redis.call('SET', hb_key, role, 'PX', G.activation)
+end
+
+local function next_epoch(G)
+  local epoch = math.max(G.epoch + 1, G.now * 1000)
+  G.epoch = epoch
+  redis.call('HSET', K.config, 'epoch', fmt(epoch))
+  return epoch
+end
+
+local function quarantined(G)
+  return G.now < G.quarantine_until
+end
+
+-- Before granting on a server that did not write the group last (restart, failover), hold
+-- every grant for one activation interval: data written to the old server may be lost.
+local function server_changed(G)
+  local run_id = server_run_id()
+  if run_id == G.run_id then return false end
+  G.run_id = run_id
+  G.quarantine_until = G.now + G.activation
+  redis.call('HSET', K.config, 'runId', run_id, 'quarantineUntil', fmt(G.quarantine_until))
+  log_event(G, 'quarantine', '', { 'until', fmt(G.quarantine_until), 'reason', 'server-changed' })
+  G.changed = true
+  return true
+end
+
+-- A group left with no members forgets its parameters (the next member sets them again);
+-- the epoch, version, join sequence and server id stay, so epochs keep increasing.
+local function forget_if_empty(G)
+  if redis.call('ZCARD', K.leases) > 0 or G.goal == 0 then return end
+  local fields = { 'activeGoal', 'activationInterval', 'heartbeatInterval', 'next', 'preparing' }
+  for i = 0, G.goal - 1 do fields[#fields + 1] = 'freed:' .. i end
+  redis.call('HDEL', K.config, unpack(fields))
+  G.goal, G.activation, G.heartbeat, G.next, G.preparing = 0, 0, 0, '', ''
+  log_event(G, 'goal', '', { 'goal', 0, 'reason', 'group-empty' })
+  G.changed = true
+end
+
+-- The ranking: keep the best `goal` live members active; members with weight 0 only when
+-- no member with a positive weight is live. Demote before promote: a slot is granted only
+-- once its holder has released it (or its lease lapsed).
+local function reconcile(G)
+  expire_lapsed(G)
+  local positive = redis.call('ZCOUNT', K.rank, '-inf', '(' .. fmt(ZERO_WEIGHT_BASE))
+  local pool = positive > 0 and positive or redis.call('ZCARD', K.rank)
+  local wanted = math.min(G.goal, pool)
+  local slots, by_member, held = read_slots()
+  local top = wanted > 0 and redis.call('ZRANGE', K.rank, 0, wanted - 1) or {}
+  local desired = {}
+  for _, id in ipairs(top) do desired[id] = true end
+
+  for _, s in pairs(slots) do
+    if s.s == 'active' and not desired[s.m] then
+      s.s = 'releasing'
+      s.r = held > G.goal and 'goal-lowered' or 'preempted'
+      write_slot(s)
+      note(G, s.m, 'releasing', s.e, s.index, s.r)
+    end
+  end
+
+  if held < G.goal and not quarantined(G) then
+    local checked_server = false
+    for _, id in ipairs(top) do
+      if held >= G.goal then break end
+      if not by_member[id] then
+        if not checked_server then
+          checked_server = true
+          if server_changed(G) then break end
+        end
+        local index = 0
+        while slots[index] do index = index + 1 end
+        local reason = redis.call('HGET', K.config, 'freed:' .. index) or 'initial'
+        local s = { index = index, m = id, e = next_epoch(G), t = G.now, s = 'active', r = reason }
+        write_slot(s)
+        slots[index], by_member[id] = s, s
+        held = held + 1
+        set_rank(id, read_member(id), true)
+        log_event(G, 'activate', id, { 'epoch', fmt(s.e), 'slot', index, 'reason', reason })
+        note(G, id, 'active', s.e, index, reason)
+        if G.preparing == id then G.preparing = '' end
+      end
+    end
+  end
+
+  -- Next in line: the best-ranked member that holds no slot. It watches the actives' leases.
+  local next = ''
+  local candidates = redis.call('ZRANGE', K.rank, 0, held)
+  for _, id in ipairs(candidates) do
+    if not by_member[id] then
+      next = id
+      break
+    end
+  end
+  if next ~= G.next then
+    G.next = next
+    redis.call('HSET', K.config, 'next', next)
+  end
+  if G.preparing ~= '' and G.preparing ~= next then
+    note(G, G.preparing, 'standby', 0, -1, 'rank-changed')
+    G.preparing = ''
+  end
+  redis.call('HSET', K.config, 'preparing', G.preparing)
+  forget_if_empty(G)
+end
+
+-- Cheap test for whether a plain renewal must run the full reconcile: a lease lapsed, or a
+-- slot is free while someone could take it.
+local function needs_reconcile(G)
+  if #redis.call('ZRANGEBYSCORE', K.leases, '-inf', G.now, 'LIMIT', 0, 1) > 0 then return true end
+  if quarantined(G) then return false end
+  local held = redis.call('HLEN', K.slots)
+  return held < G.goal and held < redis.call('ZCARD', K.leases)
+end
+
+-- The earliest lease deadline among the slot holders (0 when nobody holds a slot).
+local function earliest_holder_deadline()
+  local slots = read_slots()
+  local earliest = 0
+  for _, s in pairs(slots) do
+    local d = tonumber(redis.call('ZSCORE', K.leases, s.m)) or 0
+    if earliest == 0 or d < earliest then earliest = d end
+  end
+  return earliest
+end
+
+-- The next in line gets `prepare` once an active's last renewal is older than its
+-- preparation interval; the hint is withdrawn when the actives renew again.
+local function update_prepare(G, id, preparation)
+  if preparation <= 0 or G.next ~= id then return end
+  local earliest = earliest_holder_deadline()
+  local due = earliest > 0 and G.now >= earliest - G.activation + preparation
+  if due and G.preparing ~= id then
+    G.preparing = id
+    redis.call('HSET', K.config, 'preparing', id)
+    note(G, id, 'preparing', 0, -1, 'lease-aging')
+  elseif not due and G.preparing == id then
+    G.preparing = ''
+    redis.call('HSET', K.config, 'preparing', '')
+    note(G, id, 'standby', 0, -1, 'lease-renewed')
+  end
+end
+
+-- Bumps the version and announces the changes, if there were any.
+local function commit(G, channel)
+  if not G.changed then return end
+  G.version = G.version + 1
+  redis.call('HSET', K.config, 'version', G.version)
+  redis.call('PUBLISH', channel, cjson.encode({ v = G.version, c = G.changes }))
+end
+
+-- The reply every member script sends to its caller: the member's role and what it
+-- needs to arm its timers.
+--   1 role ('active' | 'releasing' | 'preparing' | 'standby' | 'gone')  2 epoch (string)
+--   3 slot (-1 if none)  4 reason  5 version  6 activeGoal  7 activationInterval
+--   8 heartbeatInterval  9 now  10 watch deadline (next in line: earliest lease deadline of
+--   the slot holders, else 0)  11 quarantineUntil  12 slots held  13 live members
+--   14 weight  15 rejoined (1 if the member had been dropped and was added again)
+local function view(G, id, rejoined)
+  local role, epoch, slot, reason = 'standby', 0, -1, ''
+  local m = read_member(id)
+  local _, by_member, held = read_slots()
+  local s = by_member[id]
+  if not m then
+    role = 'gone'
+  elseif s then
+    role, epoch, slot, reason = s.s, s.e, s.index, s.r
+  elseif G.preparing == id then
+    role = 'preparing'
+  end
+  local watch = 0
+  if m and not s and G.next == id then
+    watch = earliest_holder_deadline()
+    if quarantined(G) and (watch == 0 or G.quarantine_until < watch) then watch = G.quarantine_until end
+  end
+  return {
+    role, fmt(epoch), slot, reason, G.version, G.goal, G.activation, G.heartbeat, fmt(G.now), fmt(watch),
+    fmt(G.quarantine_until), held, redis.call('ZCARD', K.leases), m and m.w or 0, rejoined and 1 or 0,
+  }
+end

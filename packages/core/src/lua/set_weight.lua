@@ -1,0 +1,23 @@
+-- set_weight: changes a member's weight and ranks the group again (a higher weight may
+-- preempt an active member; a lower one may be preempted).
+-- KEYS: 1 config  2 members  3 leases  4 rank  5 slots  6 log
+-- ARGV: 1 channel  2 member id  3 weight  4 preparationInterval (ms)
+-- Reply: the member's view (see `view` in lib.lua); role 'gone' if the group does not know
+-- the member (its next renewal adds it again with the new weight).
+--@include lib.lua
+
+local channel, id, weight = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local G = load_group(read_now())
+local m = read_member(id)
+if m and m.w ~= weight then
+  m.w = weight
+  redis.call('HSET', K.members, id, cjson.encode(m))
+  local _, by_member = read_slots()
+  set_rank(id, m, by_member[id] ~= nil)
+  log_event(G, 'weight', id, { 'weight', weight })
+  note(G, id, 'weight', 0, -1, tostring(weight))
+  reconcile(G)
+  update_prepare(G, id, tonumber(ARGV[4]))
+end
+commit(G, channel)
+return view(G, id, false)

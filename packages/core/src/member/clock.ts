@@ -1,0 +1,68 @@
+import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
+
+/** A monotonic clock in milliseconds. Tests inject one that runs fast or slow. */
+export interface Clock {
+  now(): number;
+}
+
+export const monotonicClock: Clock = Object.freeze({ now: () => performance.now() });
+
+/** A clock running `rate` times as fast as the real one (1.01 = 1 % fast), for drift tests. */
+export function driftingClock(rate: number): Clock {
+  const origin = performance.now();
+  return { now: () => origin + (performance.now() - origin) * rate };
+}
+
+const BASE_MARGIN_MS = 2;
+const WINDOW_MS = 1000;
+const WINDOWS = 5;
+
+/**
+ * δ of S4: how late this process's timers may fire. Measured with the event-loop delay
+ * histogram, process-wide, as the worst delay of the last few seconds plus a small base.
+ * Runs only while some member uses it.
+ */
+class LagMonitor {
+  #histogram: IntervalHistogram | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #recent: number[] = [];
+  #users = 0;
+
+  acquire(): void {
+    this.#users += 1;
+    if (this.#histogram) return;
+    this.#histogram = monitorEventLoopDelay({ resolution: 10 });
+    this.#histogram.enable();
+    this.#schedule();
+  }
+
+  release(): void {
+    this.#users = Math.max(0, this.#users - 1);
+    if (this.#users > 0 || !this.#histogram) return;
+    this.#histogram.disable();
+    clearTimeout(this.#timer);
+    this.#histogram = undefined;
+    this.#recent = [];
+  }
+
+  /** The margin in ms to keep before a lease deadline. */
+  margin(): number {
+    const current = this.#histogram ? this.#histogram.max / 1e6 : 0;
+    return BASE_MARGIN_MS + Math.max(current, ...this.#recent);
+  }
+
+  #schedule(): void {
+    this.#timer = setTimeout(() => this.#roll(), WINDOW_MS);
+    this.#timer.unref();
+  }
+
+  #roll(): void {
+    if (!this.#histogram) return;
+    this.#schedule();
+    this.#recent.push(this.#histogram.max / 1e6);
+    if (this.#recent.length > WINDOWS) this.#recent.shift();
+    this.#histogram.reset();
+  }
+}
+
+export const lagMonitor = new LagMonitor();

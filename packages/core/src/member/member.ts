@@ -1,0 +1,705 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import { type Logger, pino } from 'pino';
+import { acquireLink, type Link } from '../connections.js';
+import { ConfigError, HandlerError, LeftError, RedisUnavailableError, UnderstudyError } from '../errors.js';
+import { DEFAULT_PREFIX, type GroupKeys, groupKeys } from '../keys.js';
+import {
+  MEMBER_DEFAULTS,
+  validateActiveGoal,
+  validateClockDrift,
+  validateGroupName,
+  validateIntervals,
+  validateMemberId,
+  validatePrefix,
+  validateWeight,
+} from '../options.js';
+import {
+  type Announcement,
+  type MemberView,
+  parseAnnouncement,
+  parseView,
+  runScript,
+  type ScriptName,
+  type ServerRole,
+} from '../scripts.js';
+import { ActionQueue, type Outcome, runHandler } from './actions.js';
+import { type Clock, lagMonitor, monotonicClock } from './clock.js';
+import type {
+  ActivateInfo,
+  ActivateReason,
+  AdvisoryCode,
+  DeactivateInfo,
+  DeactivateReason,
+  JoinOptions,
+  MemberEvents,
+  MemberState,
+  PrepareInfo,
+} from './types.js';
+
+/** The transitions a member may make; anything else is a bug and throws. */
+const TRANSITIONS: Readonly<Record<MemberState, readonly MemberState[]>> = Object.freeze({
+  standby: ['preparing', 'active', 'leaving'],
+  preparing: ['standby', 'active', 'leaving'],
+  active: ['standby', 'leaving'],
+  leaving: ['left'],
+  left: [],
+});
+
+/** What the group (Redis) last said about this member's role. */
+interface ServerRoleView {
+  role: ServerRole;
+  epoch: number;
+  slot: number;
+  reason: string;
+}
+
+interface Held {
+  epoch: number;
+  slot: number;
+  reason: ActivateReason;
+}
+
+interface Settings {
+  weight: number;
+  activeGoal: number;
+  heartbeatInterval: number;
+  preparationInterval: number;
+  activationInterval: number;
+  clockDrift: number;
+  clock: Clock;
+}
+
+const REMEMBERED_EPOCHS = 8;
+
+interface CallResult {
+  view: MemberView;
+  /** Member clock when the script was sent, and halfway between sending and the reply. */
+  sentAt: number;
+  midpoint: number;
+}
+
+/**
+ * A member of a fault-tolerance group. Its state machine is described in
+ * docs/member-state-machine.md; every change of `state` goes through `#transition`.
+ */
+export class Member extends EventEmitter<MemberEvents> {
+  readonly group: string;
+  readonly id: string;
+  readonly #settings: Settings;
+  readonly #options: JoinOptions;
+  readonly #keys: GroupKeys;
+  readonly #log: Logger;
+  readonly #actions = new ActionQueue();
+  readonly #host = hostname();
+  #link: Link | undefined;
+
+  #state: MemberState = 'standby';
+  #weight: number;
+  #groupGoal: number;
+  #held: Held | undefined;
+  #server: ServerRoleView = { role: 'standby', epoch: 0, slot: -1, reason: '' };
+  #quarantined = false;
+  #version = -1;
+  #leaseDeadline = Number.NEGATIVE_INFINITY;
+  #prepared = false;
+  #pendingActivation: number | undefined;
+  readonly #deactivated: number[] = [];
+  readonly #releasing = new Set<number>();
+  #early: Announcement[] | undefined = [];
+  #started = false;
+
+  #renewTimer: NodeJS.Timeout | undefined;
+  #deadlineTimer: NodeJS.Timeout | undefined;
+  #watchTimer: NodeJS.Timeout | undefined;
+  #prepareTimer: NodeJS.Timeout | undefined;
+  #renewing = false;
+  #renewAgain = false;
+  #lastRenewalStart = 0;
+
+  #closing = false;
+  #leaving: Promise<void> | undefined;
+  #redisDown = false;
+  #tooFewSince: number | undefined;
+  #tooFewReported = false;
+  #quarantineReported = 0;
+  #heartbeatWarned = false;
+
+  /** Use `joinGroup()`. */
+  constructor(options: JoinOptions) {
+    super();
+    this.group = validateGroupName(options.group);
+    this.id = validateMemberId(options.memberId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`);
+    const intervals = validateIntervals({
+      heartbeatInterval: options.heartbeatInterval ?? MEMBER_DEFAULTS.heartbeatInterval,
+      preparationInterval: options.preparationInterval ?? MEMBER_DEFAULTS.preparationInterval,
+      activationInterval: options.activationInterval ?? MEMBER_DEFAULTS.activationInterval,
+    });
+    this.#settings = {
+      weight: validateWeight(options.weight),
+      activeGoal: validateActiveGoal(options.activeGoal ?? MEMBER_DEFAULTS.activeGoal),
+      ...intervals,
+      clockDrift: validateClockDrift(options.clockDrift ?? MEMBER_DEFAULTS.clockDrift),
+      clock: options.clock ?? monotonicClock,
+    };
+    if (options.redis === undefined || options.redis === null) {
+      throw new ConfigError('redis', options.redis, 'pass an ioredis client, a redis:// URL or options');
+    }
+    this.#options = options;
+    this.#keys = groupKeys(this.group, validatePrefix(options.prefix ?? DEFAULT_PREFIX));
+    this.#weight = this.#settings.weight;
+    this.#groupGoal = this.#settings.activeGoal;
+    const bindings = { component: 'understudy-member', group: this.group, member: this.id };
+    this.#log = options.logger?.child(bindings) ?? pino({ enabled: false });
+  }
+
+  /** 'standby' | 'preparing' | 'active' | 'leaving' | 'left' */
+  get state(): MemberState {
+    return this.#state;
+  }
+
+  /** Fencing epoch of the current activation, or undefined when not active. */
+  get epoch(): number | undefined {
+    return this.#state === 'active' ? this.#held?.epoch : undefined;
+  }
+
+  get weight(): number {
+    return this.#weight;
+  }
+
+  /** Synchronous: active, and the lease deadline (S4) has not passed. Guard critical sections with it. */
+  isActive(): boolean {
+    return this.#state === 'active' && this.#held !== undefined && this.#settings.clock.now() < this.#leaseDeadline;
+  }
+
+  /** Changes this member's rank at run time (1–65535). */
+  async setWeight(weight: number): Promise<void> {
+    validateWeight(weight);
+    if (this.#closing) throw new LeftError(`member ${this.id} has left group ${this.group}`);
+    const view = await this.#call('set_weight', [
+      this.#keys.events,
+      this.id,
+      weight,
+      this.#settings.preparationInterval,
+    ]);
+    this.#weight = weight;
+    this.#applyView(view.view, view.midpoint);
+  }
+
+  /** Leaves the group: deactivates first if active (reason `leave`), then hands the slot over at once. Idempotent. */
+  leave(): Promise<void> {
+    this.#leaving ??= this.#leave();
+    return this.#leaving;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.leave();
+  }
+
+  /** @internal Connects, subscribes, joins; called once by `joinGroup`. */
+  async start(): Promise<void> {
+    const { signal } = this.#options;
+    signal?.throwIfAborted();
+    const { heartbeatInterval: h, activationInterval: a } = this.#settings;
+    lagMonitor.acquire();
+    try {
+      this.#link = await acquireLink(this.#options.redis, Math.max(5, Math.floor(h * 0.8)), a);
+      await this.#link.subscriber.subscribe(this.#keys.events, this.#onMessage, this.#onResync);
+      const s = this.#settings;
+      const { view, midpoint, sentAt } = await this.#call('join', [
+        this.#keys.events,
+        this.id,
+        this.#weight,
+        s.activeGoal,
+        s.activationInterval,
+        s.heartbeatInterval,
+        s.preparationInterval,
+        this.#host,
+        process.pid,
+      ]);
+      this.#lastRenewalStart = sentAt;
+      this.#extendLease(sentAt, lagMonitor.margin(), 'ok');
+      this.#applyView(view, midpoint);
+    } catch (error) {
+      await this.#close();
+      this.#transition('leaving');
+      this.#transition('left');
+      throw error;
+    }
+    this.#log.info({ weight: this.#weight, version: this.#version }, 'joined');
+    signal?.addEventListener('abort', this.#onAbort, { once: true });
+    this.#scheduleRenewal(this.#lastRenewalStart + h);
+    // Deliver the first actions after joinGroup() resolved, so listeners added then see them.
+    setImmediate(() => {
+      this.#started = true;
+      const early = this.#early ?? [];
+      this.#early = undefined;
+      for (const announcement of early) this.#applyAnnouncement(announcement);
+      this.#converge();
+    });
+  }
+
+  // ---- renewals ------------------------------------------------------------------------
+
+  #scheduleRenewal(at: number): void {
+    clearTimeout(this.#renewTimer);
+    if (this.#closing) return;
+    this.#renewTimer = setTimeout(() => void this.#renew(), Math.max(0, at - this.#settings.clock.now()));
+    this.#renewTimer.unref();
+  }
+
+  /** Renews now, or right after the renewal in flight. Never more than one in flight. */
+  async #renew(): Promise<void> {
+    if (this.#closing) return;
+    if (this.#renewing) {
+      this.#renewAgain = true;
+      return;
+    }
+    this.#renewing = true;
+    try {
+      do {
+        this.#renewAgain = false;
+        await this.#renewOnce();
+      } while (this.#renewAgain && !this.#closing);
+    } finally {
+      this.#renewing = false;
+    }
+    this.#scheduleRenewal(this.#lastRenewalStart + this.#settings.heartbeatInterval);
+  }
+
+  async #renewOnce(): Promise<void> {
+    const s = this.#settings;
+    const held = this.#held;
+    const margin = lagMonitor.margin();
+    let result: CallResult;
+    try {
+      result = await this.#call('renew', [
+        this.#keys.events,
+        this.id,
+        this.#weight,
+        this.#groupGoal,
+        s.activationInterval,
+        s.heartbeatInterval,
+        s.preparationInterval,
+        this.#host,
+        process.pid,
+        held?.epoch ?? 0,
+        held?.slot ?? -1,
+      ]);
+    } catch (error) {
+      this.#lastRenewalStart = s.clock.now();
+      this.#emitSafe('renewal', {
+        outcome: 'failed',
+        sentAt: this.#lastRenewalStart,
+        leaseDeadline: this.#leaseDeadline,
+        error,
+      });
+      if (!this.#redisDown) {
+        this.#redisDown = true;
+        this.#advise('REDIS_UNAVAILABLE', `renewal failed: ${describe(error)}`, { error: describe(error) });
+      }
+      return;
+    }
+    this.#lastRenewalStart = result.sentAt;
+    if (this.#closing) return;
+    if (this.#redisDown) {
+      this.#redisDown = false;
+      this.#log.info('Redis answers again');
+    }
+    this.#extendLease(result.sentAt, margin, 'ok');
+    if (result.view.rejoined)
+      this.#log.warn('the group had dropped this member (lease lapsed or state lost); rejoined');
+    this.#applyView(result.view, result.midpoint);
+  }
+
+  /** S4: a renewal sent at t0 lets the member act until t0 + A·(1−ρ) − δ. */
+  #extendLease(sentAt: number, margin: number, outcome: 'ok'): void {
+    const s = this.#settings;
+    const deadline = sentAt + s.activationInterval * (1 - s.clockDrift) - margin;
+    if (deadline > this.#leaseDeadline) this.#leaseDeadline = deadline;
+    this.#emitSafe('renewal', { outcome, sentAt, leaseDeadline: this.#leaseDeadline });
+    if (this.#held) this.#armDeadline();
+  }
+
+  #armDeadline(): void {
+    clearTimeout(this.#deadlineTimer);
+    const delay = this.#leaseDeadline - this.#settings.clock.now();
+    this.#deadlineTimer = setTimeout(() => this.#checkDeadline(), Math.max(0, delay));
+    this.#deadlineTimer.unref();
+  }
+
+  /** Timers can fire a little early: "not yet" re-arms, it never gives up. */
+  #checkDeadline(): void {
+    if (!this.#held) return;
+    if (this.#settings.clock.now() < this.#leaseDeadline) {
+      this.#armDeadline();
+      return;
+    }
+    this.#advise('LEASE_LOST', 'no renewal succeeded before the lease deadline; deactivating', {
+      epoch: this.#held.epoch,
+    });
+    this.#demote('lease-lost', 'release');
+  }
+
+  /** Runs a member script and times it on the member's clock. */
+  async #call(name: ScriptName, args: (string | number)[]): Promise<CallResult> {
+    const link = this.#link;
+    if (!link) throw new RedisUnavailableError(`member ${this.id} has no connection`);
+    const clock = this.#settings.clock;
+    const sentAt = clock.now();
+    let reply: unknown;
+    try {
+      reply = await runScript(link.lease, name, this.#keys, args, this.id);
+    } catch (error) {
+      if (error instanceof UnderstudyError) throw error;
+      throw new RedisUnavailableError(`${name} for member ${this.id} of group ${this.group}: ${describe(error)}`, {
+        cause: error,
+      });
+    }
+    const receivedAt = clock.now();
+    return { view: parseView(name, reply), sentAt, midpoint: (sentAt + receivedAt) / 2 };
+  }
+
+  // ---- what the group says -------------------------------------------------------------
+
+  #applyView(view: MemberView, midpoint: number): void {
+    if (view.activeGoal > 0) this.#groupGoal = view.activeGoal;
+    if (view.role !== 'gone') this.#weight = view.weight;
+    this.#quarantined = view.quarantineUntil > view.serverNow;
+    this.#checkGroupHealth(view);
+    if (view.version >= this.#version) {
+      this.#setVersion(view.version);
+      this.#server = { role: view.role, epoch: view.epoch, slot: view.slot, reason: view.reason };
+    }
+    this.#armWatch(view, midpoint);
+    this.#converge();
+  }
+
+  #checkGroupHealth(view: MemberView): void {
+    const s = this.#settings;
+    if (view.heartbeatInterval > 0 && view.heartbeatInterval !== s.heartbeatInterval && !this.#heartbeatWarned) {
+      this.#heartbeatWarned = true;
+      this.#log.warn(
+        { group: view.heartbeatInterval, member: s.heartbeatInterval },
+        'heartbeatInterval differs from the group; renewals keep this member’s own pace',
+      );
+    }
+    if (this.#quarantined && view.quarantineUntil !== this.#quarantineReported) {
+      this.#quarantineReported = view.quarantineUntil;
+      this.#advise(
+        'QUARANTINE',
+        'the group lost its state or changed server: no activation for one activation interval',
+        {
+          remainingMs: view.quarantineUntil - view.serverNow,
+        },
+      );
+    }
+    if (view.slotsHeld > view.activeGoal && view.activeGoal > 0) {
+      this.#advise('TOO_MANY_ACTIVE', `${view.slotsHeld} members are active, the goal is ${view.activeGoal}`, {
+        active: view.slotsHeld,
+        activeGoal: view.activeGoal,
+      });
+    }
+    const expected = Math.min(view.activeGoal, view.liveMembers);
+    const now = s.clock.now();
+    if (view.slotsHeld < expected && !this.#quarantined) {
+      this.#tooFewSince ??= now;
+      if (!this.#tooFewReported && now - this.#tooFewSince > s.activationInterval) {
+        this.#tooFewReported = true;
+        this.#advise('TOO_FEW_ACTIVE', `${view.slotsHeld} of ${expected} expected members are active`, {
+          active: view.slotsHeld,
+          expected,
+        });
+      }
+    } else {
+      this.#tooFewSince = undefined;
+      this.#tooFewReported = false;
+    }
+  }
+
+  /**
+   * The next in line arms timers at the slot holders' earliest lease deadline (takeover)
+   * and at the moment that lease turns older than P (prepare); each timer just renews, and
+   * the script decides with Redis's clock. Nothing polls.
+   */
+  #armWatch(view: MemberView, midpoint: number): void {
+    clearTimeout(this.#watchTimer);
+    clearTimeout(this.#prepareTimer);
+    if (view.watchDeadline <= 0 || this.#held || this.#closing) return;
+    const now = this.#settings.clock.now();
+    const toLocal = (serverMs: number) => Math.max(0, midpoint + (serverMs - view.serverNow) - now);
+    this.#watchTimer = setTimeout(() => void this.#renew(), toLocal(view.watchDeadline) + 1);
+    this.#watchTimer.unref();
+    const { preparationInterval: p, activationInterval: a } = this.#settings;
+    if (p > 0 && view.role === 'standby') {
+      this.#prepareTimer = setTimeout(() => void this.#renew(), toLocal(view.watchDeadline - a + p) + 1);
+      this.#prepareTimer.unref();
+    }
+  }
+
+  #onMessage = (message: string): void => {
+    const announcement = parseAnnouncement(message);
+    if (!announcement) return;
+    if (this.#early) this.#early.push(announcement);
+    else this.#applyAnnouncement(announcement);
+  };
+
+  /** S7: announcements only speed things up; a gap in versions means "read": renew now. */
+  #applyAnnouncement(announcement: Announcement): void {
+    if (this.#closing || announcement.version <= this.#version) return;
+    const gap = announcement.version > this.#version + 1;
+    this.#setVersion(announcement.version);
+    for (const change of announcement.changes) {
+      if (change.member !== this.id) continue;
+      switch (change.role) {
+        case 'active':
+        case 'releasing':
+        case 'preparing':
+        case 'standby':
+          this.#server = { role: change.role, epoch: change.epoch, slot: change.slot, reason: change.reason };
+          break;
+        case 'gone':
+          this.#server = { role: 'gone', epoch: 0, slot: -1, reason: change.reason };
+          void this.#renew();
+          break;
+      }
+    }
+    if (gap) void this.#renew();
+    this.#converge();
+  }
+
+  #onResync = (): void => {
+    void this.#renew();
+  };
+
+  #setVersion(version: number): void {
+    if (version === this.#version) return;
+    this.#version = version;
+    this.#emitSafe('version', version);
+  }
+
+  // ---- converging on the group's word --------------------------------------------------
+
+  /** Brings the member's own state in line with its role in the group. */
+  #converge(): void {
+    if (!this.#started || this.#closing) return;
+    const server = this.#server;
+    const held = this.#held;
+    switch (server.role) {
+      case 'active':
+        if (held) {
+          if (held.epoch !== server.epoch) this.#demote('lease-lost', 'release');
+          return;
+        }
+        if (this.#deactivated.includes(server.epoch)) void this.#release(server.epoch, 'lease-lost');
+        else if (this.#pendingActivation !== server.epoch) this.#scheduleActivation(server);
+        return;
+      case 'releasing':
+        if (held?.epoch === server.epoch) this.#demote(server.reason as DeactivateReason, 'release');
+        else if (!held) void this.#release(server.epoch, server.reason);
+        return;
+      default:
+        if (held) {
+          this.#advise('LEASE_LOST', 'the group no longer counts this member as active; deactivating', {
+            epoch: held.epoch,
+          });
+          this.#demote(this.#quarantined ? 'quarantine' : 'lease-lost', 'none');
+        }
+        this.#pendingActivation = undefined;
+        if (server.role === 'preparing' && !this.#prepared) this.#schedulePrepare('lease-aging');
+        if (server.role === 'standby' && this.#state === 'preparing' && this.#actions.idle) {
+          this.#prepared = false;
+          this.#transition('standby');
+        }
+    }
+  }
+
+  #schedulePrepare(reason: PrepareInfo['reason']): void {
+    this.#prepared = true;
+    if (this.#state === 'standby') this.#transition('preparing');
+    const info: PrepareInfo = { reason };
+    this.#emitSafe('prepare', info);
+    void this.#actions.enqueue(async () => {
+      const outcome = await runHandler(this.#options.onPrepare, info, this.#settings.activationInterval);
+      this.#handlerFailed('prepare', outcome);
+    });
+  }
+
+  #scheduleActivation(server: ServerRoleView): void {
+    const epoch = server.epoch;
+    this.#pendingActivation = epoch;
+    if (this.#settings.preparationInterval > 0 && !this.#prepared) this.#schedulePrepare('activation');
+    void this.#actions.enqueue(async () => {
+      if (this.#pendingActivation !== epoch) return;
+      this.#pendingActivation = undefined;
+      const now = this.#server;
+      if (this.#closing || now.role !== 'active' || now.epoch !== epoch) return;
+      // S4: check the lease again right before delivering activate.
+      if (!(this.#settings.clock.now() < this.#leaseDeadline)) {
+        void this.#renew();
+        return;
+      }
+      const info: ActivateInfo = { epoch, slot: now.slot, reason: now.reason as ActivateReason };
+      this.#held = { epoch, slot: now.slot, reason: info.reason };
+      this.#prepared = false;
+      this.#transition('active');
+      this.#armDeadline();
+      this.#log.info(info, 'activate');
+      this.#emitSafe('activate', info);
+      const outcome = await runHandler(this.#options.onActivate, info, this.#settings.activationInterval);
+      if (!outcome.ok) {
+        this.#handlerFailed('activate', outcome);
+        this.#weight = 0;
+        this.#advise('DISABLED', 'the activate handler failed: weight set to 0 until setWeight() is called', {
+          epoch,
+        });
+        if (this.#held?.epoch === epoch) this.#demote('disabled', 'disable');
+        else void this.#disable(epoch);
+      }
+    });
+  }
+
+  /**
+   * Stops believing it is active (synchronously), then delivers `deactivate`, and only
+   * after the handler settled gives the slot back: demote before promote.
+   */
+  #demote(reason: DeactivateReason, afterwards: 'release' | 'disable' | 'none'): void {
+    const held = this.#held;
+    if (!held) return;
+    this.#held = undefined;
+    clearTimeout(this.#deadlineTimer);
+    this.#deactivated.push(held.epoch);
+    if (this.#deactivated.length > REMEMBERED_EPOCHS) this.#deactivated.shift();
+    this.#transition(this.#closing ? 'leaving' : 'standby');
+    const info: DeactivateInfo = { epoch: held.epoch, reason };
+    this.#log.info(info, 'deactivate');
+    this.#emitSafe('deactivate', info);
+    void this.#actions.enqueue(async () => {
+      const outcome = await runHandler(this.#options.onDeactivate, info, this.#settings.activationInterval);
+      this.#handlerFailed('deactivate', outcome);
+      if (afterwards === 'release') await this.#release(held.epoch, reason);
+      if (afterwards === 'disable') await this.#disable(held.epoch);
+    });
+  }
+
+  async #release(epoch: number, reason: string): Promise<void> {
+    if (this.#releasing.has(epoch) || this.#closing) return;
+    this.#releasing.add(epoch);
+    try {
+      const script = this.#weight === 0 ? 'disable' : 'release';
+      const args =
+        script === 'disable'
+          ? [this.#keys.events, this.id, String(epoch), this.#settings.preparationInterval]
+          : [this.#keys.events, this.id, String(epoch), reason, this.#settings.preparationInterval];
+      const { view, midpoint } = await this.#call(script, args);
+      if (!this.#closing) this.#applyView(view, midpoint);
+    } catch (error) {
+      // The next renewal shows the slot still held, and converging releases it again.
+      this.#log.warn({ epoch, error: describe(error) }, 'could not release the slot yet');
+    } finally {
+      this.#releasing.delete(epoch);
+    }
+  }
+
+  #disable(epoch: number): Promise<void> {
+    return this.#release(epoch, 'disabled');
+  }
+
+  #handlerFailed(action: 'prepare' | 'activate' | 'deactivate', outcome: Outcome): void {
+    if (outcome.ok) return;
+    if (outcome.timedOut) {
+      this.#advise('HANDLER_TIMEOUT', `the ${action} handler did not settle within the activation interval`, {
+        action,
+      });
+    }
+    this.#log.error({ action, error: describe(outcome.error) }, `${action} handler failed`);
+    const error = new HandlerError(action, `${action} handler failed: ${describe(outcome.error)}`, {
+      cause: outcome.error,
+    });
+    if (this.listenerCount('error') > 0) this.#emitSafe('error', error);
+  }
+
+  // ---- leaving -------------------------------------------------------------------------
+
+  #onAbort = (): void => {
+    void this.leave();
+  };
+
+  async #leave(): Promise<void> {
+    if (this.#state === 'left') return;
+    this.#closing = true;
+    this.#pendingActivation = undefined;
+    clearTimeout(this.#renewTimer);
+    clearTimeout(this.#watchTimer);
+    clearTimeout(this.#prepareTimer);
+    if (this.#held) this.#demote('leave', 'none');
+    else if (this.#state !== 'leaving') this.#transition('leaving');
+    await this.#actions.drained();
+    try {
+      await this.#call('leave', [this.#keys.events, this.id]);
+      this.#log.info('left');
+    } catch (error) {
+      this.#log.warn({ error: describe(error) }, 'could not announce the leave; the lease lapses on its own');
+    }
+    await this.#close();
+    this.#transition('left');
+  }
+
+  /** Releases timers, the subscription and the connections. */
+  async #close(): Promise<void> {
+    this.#closing = true;
+    for (const timer of [this.#renewTimer, this.#deadlineTimer, this.#watchTimer, this.#prepareTimer]) {
+      clearTimeout(timer);
+    }
+    this.#options.signal?.removeEventListener('abort', this.#onAbort);
+    const link = this.#link;
+    this.#link = undefined;
+    if (link) {
+      await link.subscriber.unsubscribe(this.#keys.events, this.#onMessage, this.#onResync);
+      link.release();
+    }
+    lagMonitor.release();
+  }
+
+  // ---- plumbing ------------------------------------------------------------------------
+
+  #transition(to: MemberState): void {
+    const from = this.#state;
+    if (from === to) return;
+    if (!TRANSITIONS[from].includes(to)) {
+      throw new Error(`understudy bug: member ${this.id} cannot go from ${from} to ${to}`);
+    }
+    this.#state = to;
+    this.#log.debug({ from, to }, 'state');
+    this.#emitSafe('state', { from, to });
+  }
+
+  #advise(code: AdvisoryCode, message: string, details: Record<string, unknown> = {}): void {
+    this.#log.warn({ code, ...details }, message);
+    this.#emitSafe('advisory', { code, message, group: this.group, member: this.id, ...details });
+  }
+
+  /** Listeners must not break the member: a throwing listener is logged and reported. */
+  #emitSafe<E extends keyof MemberEvents>(event: E, ...args: MemberEvents[E]): void {
+    try {
+      (this.emit as (event: E, ...args: MemberEvents[E]) => boolean)(event, ...args);
+    } catch (error) {
+      this.#log.error({ event, error: describe(error) }, 'an event listener threw');
+      if (event !== 'error' && this.listenerCount('error') > 0) {
+        this.#emitSafe('error', error instanceof Error ? error : new Error(String(error)));
+      }
+    }
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Joins a group; resolves once the member is registered (activation, if any, follows). */
+export async function joinGroup(options: JoinOptions): Promise<Member> {
+  const member = new Member(options);
+  await member.start();
+  return member;
+}

@@ -1,0 +1,96 @@
+import type { Logger } from 'pino';
+import type { RedisSource } from '../connections.js';
+import type { Clock } from './clock.js';
+
+export type MemberState = 'standby' | 'preparing' | 'active' | 'leaving' | 'left';
+
+export type ActivateReason = 'initial' | 'failover' | 'handover' | 'goal-raised' | 'reclaimed';
+export type DeactivateReason = 'leave' | 'preempted' | 'lease-lost' | 'goal-lowered' | 'disabled' | 'quarantine';
+
+export interface PrepareInfo {
+  /** Why the hint came: an active's lease is aging, or an activation is about to be delivered. */
+  reason: 'lease-aging' | 'activation';
+}
+
+export interface ActivateInfo {
+  /** Fencing epoch: strictly increasing within the group; stamp downstream work with it. */
+  epoch: number;
+  /** Slot index, 0 to activeGoal − 1. */
+  slot: number;
+  reason: ActivateReason;
+}
+
+export interface DeactivateInfo {
+  epoch: number;
+  reason: DeactivateReason;
+}
+
+export type AdvisoryCode =
+  | 'PARAM_MISMATCH'
+  | 'DISABLED'
+  | 'HANDLER_TIMEOUT'
+  | 'LEASE_LOST'
+  | 'REDIS_UNAVAILABLE'
+  | 'QUARANTINE'
+  | 'TOO_FEW_ACTIVE'
+  | 'TOO_MANY_ACTIVE';
+
+export interface Advisory {
+  code: AdvisoryCode;
+  message: string;
+  group: string;
+  member: string;
+  [detail: string]: unknown;
+}
+
+/** Diagnostics for every renewal attempt (tests and history recorders use them). */
+export interface RenewalEvent {
+  outcome: 'ok' | 'failed';
+  /** Local clock (ms) when the renewal was sent. */
+  sentAt: number;
+  /** The local lease deadline after this renewal (ms on the member's clock). */
+  leaseDeadline: number;
+  error?: unknown;
+}
+
+export interface MemberEvents {
+  prepare: [PrepareInfo];
+  activate: [ActivateInfo];
+  deactivate: [DeactivateInfo];
+  state: [{ from: MemberState; to: MemberState }];
+  advisory: [Advisory];
+  error: [Error];
+  renewal: [RenewalEvent];
+  /** The member learned a newer group version (from a renewal reply or an announcement). */
+  version: [number];
+}
+
+export interface JoinOptions {
+  /** An ioredis client or Cluster (duplicated, never used directly), a URL, or options. */
+  redis: RedisSource;
+  group: string;
+  /** 1–65535; higher ranks first. */
+  weight: number;
+  /** N, fixed by the group's first member (default 1). */
+  activeGoal?: number;
+  /** H in ms (default 1000). */
+  heartbeatInterval?: number;
+  /** P in ms; 0 = no prepare hints (default). */
+  preparationInterval?: number;
+  /** A in ms (default 3000). */
+  activationInterval?: number;
+  /** Default `host:pid:random`. */
+  memberId?: string;
+  logger?: Logger;
+  /** Aborting it makes the member leave. */
+  signal?: AbortSignal;
+  onPrepare?: (info: PrepareInfo) => unknown;
+  onActivate?: (info: ActivateInfo) => unknown;
+  onDeactivate?: (info: DeactivateInfo) => unknown;
+  /** Key prefix (default `understudy`). */
+  prefix?: string;
+  /** ρ: the bound on this machine's clock drift against Redis's (default 0.01). */
+  clockDrift?: number;
+  /** The monotonic clock (tests inject a drifting one). */
+  clock?: Clock;
+}

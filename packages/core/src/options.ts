@@ -1,0 +1,97 @@
+import { ConfigError } from './errors.js';
+
+/** Defaults for every optional setting of a member, in one place. */
+export const MEMBER_DEFAULTS = Object.freeze({
+  activeGoal: 1,
+  heartbeatInterval: 1000,
+  preparationInterval: 0,
+  activationInterval: 3000,
+  /** ρ: how far a member's clock may drift from Redis's (1 %). */
+  clockDrift: 0.01,
+});
+
+const GROUP_NAME = /^[A-Za-z0-9._-]{1,128}$/;
+const MEMBER_ID = /^[A-Za-z0-9._:@/-]{1,200}$/;
+const PREFIX = /^[A-Za-z0-9._:-]{1,64}$/;
+export const MAX_WEIGHT = 65535;
+export const MAX_ACTIVE_GOAL = 10_000;
+const MIN_INTERVAL = 10;
+
+export function validateGroupName(group: unknown, field = 'group'): string {
+  if (typeof group !== 'string' || group.length === 0) {
+    throw new ConfigError(field, group, 'a group name is 1-128 characters of A-Z a-z 0-9 . _ -');
+  }
+  if (group.length > 128) throw new ConfigError(field, group, `longer than 128 characters (${group.length})`);
+  if (!GROUP_NAME.test(group)) {
+    const bad = [...group].find((c) => !/[A-Za-z0-9._-]/.test(c)) ?? '';
+    throw new ConfigError(field, group, `character ${JSON.stringify(bad)} is not allowed; use A-Z a-z 0-9 . _ -`);
+  }
+  return group;
+}
+
+export function validateMemberId(id: unknown): string {
+  if (typeof id !== 'string' || !MEMBER_ID.test(id)) {
+    throw new ConfigError('memberId', id, 'a member id is 1-200 characters of A-Z a-z 0-9 . _ : @ / -');
+  }
+  return id;
+}
+
+export function validatePrefix(prefix: unknown): string {
+  if (typeof prefix !== 'string' || !PREFIX.test(prefix)) {
+    throw new ConfigError('prefix', prefix, 'a key prefix is 1-64 characters of A-Z a-z 0-9 . _ : -');
+  }
+  return prefix;
+}
+
+export function validateWeight(weight: unknown, field = 'weight'): number {
+  if (!Number.isInteger(weight) || (weight as number) < 1 || (weight as number) > MAX_WEIGHT) {
+    throw new ConfigError(
+      field,
+      weight,
+      `must be an integer from 1 to ${MAX_WEIGHT} (0 is reserved for members disabled after a failed activation)`,
+    );
+  }
+  return weight as number;
+}
+
+export function validateActiveGoal(goal: unknown, field = 'activeGoal'): number {
+  if (!Number.isInteger(goal) || (goal as number) < 1 || (goal as number) > MAX_ACTIVE_GOAL) {
+    throw new ConfigError(field, goal, `must be an integer from 1 to ${MAX_ACTIVE_GOAL}`);
+  }
+  return goal as number;
+}
+
+export interface Intervals {
+  heartbeatInterval: number;
+  preparationInterval: number;
+  activationInterval: number;
+}
+
+/** 0 < H < A, and P = 0 or H < P < A; all whole milliseconds. */
+export function validateIntervals(intervals: Intervals): Intervals {
+  const { heartbeatInterval: h, preparationInterval: p, activationInterval: a } = intervals;
+  for (const [field, value] of Object.entries(intervals)) {
+    if (!Number.isInteger(value) || value < 0) {
+      throw new ConfigError(field, value, 'must be a whole number of milliseconds');
+    }
+  }
+  if (h < MIN_INTERVAL) throw new ConfigError('heartbeatInterval', h, `must be at least ${MIN_INTERVAL} ms`);
+  if (a <= h) {
+    throw new ConfigError('activationInterval', a, `must be greater than heartbeatInterval (${h} ms)`);
+  }
+  if (p !== 0 && (p <= h || p >= a)) {
+    throw new ConfigError(
+      'preparationInterval',
+      p,
+      `must be 0 (no prepare hints) or between heartbeatInterval (${h} ms) and activationInterval (${a} ms), exclusive`,
+    );
+  }
+  return intervals;
+}
+
+export function validateClockDrift(drift: unknown): number {
+  if (typeof drift !== 'number' || !(drift >= 0 && drift < 0.5)) {
+    throw new ConfigError('clockDrift', drift, 'must be a fraction from 0 to 0.5 (0.01 = 1 %)');
+  }
+  return drift;
+}
