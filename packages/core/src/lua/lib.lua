@@ -113,6 +113,7 @@ local function read_slots()
     local index = tonumber(flat[i])
     local s = cjson.decode(flat[i + 1])
     s.index = index
+    s.e = tonumber(s.e)
     slots[index] = s
     by_member[s.m] = s
     count = count + 1
@@ -121,7 +122,8 @@ local function read_slots()
 end
 
 local function write_slot(s)
-  redis.call('HSET', K.slots, s.index, cjson.encode({ m = s.m, e = s.e, t = s.t, s = s.s, r = s.r }))
+  -- cjson writes numbers with 14 significant digits: epochs and times travel as strings.
+  redis.call('HSET', K.slots, s.index, cjson.encode({ m = s.m, e = fmt(s.e), t = fmt(s.t), s = s.s, r = s.r }))
 end
 
 local function read_member(id)

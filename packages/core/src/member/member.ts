@@ -105,7 +105,10 @@ export class Member extends EventEmitter<MemberEvents> {
   #leaseDeadline = Number.NEGATIVE_INFINITY;
   #prepared = false;
   #pendingActivation: number | undefined;
+  /** Epochs this member deactivated itself; the group may still list them until released. */
   readonly #deactivated: number[] = [];
+  /** Epochs whose deactivate handler has not settled: their slot must not be released yet. */
+  readonly #settling = new Set<number>();
   readonly #releasing = new Set<number>();
   #early: Announcement[] | undefined = [];
   #started = false;
@@ -492,12 +495,12 @@ export class Member extends EventEmitter<MemberEvents> {
           if (held.epoch !== server.epoch) this.#demote('lease-lost', 'release');
           return;
         }
-        if (this.#deactivated.includes(server.epoch)) void this.#release(server.epoch, 'lease-lost');
+        if (this.#deactivated.includes(server.epoch)) this.#releaseSettled(server.epoch, 'lease-lost');
         else if (this.#pendingActivation !== server.epoch) this.#scheduleActivation(server);
         return;
       case 'releasing':
         if (held?.epoch === server.epoch) this.#demote(server.reason as DeactivateReason, 'release');
-        else if (!held) void this.#release(server.epoch, server.reason);
+        else if (!held) this.#releaseSettled(server.epoch, server.reason);
         return;
       default:
         if (held) {
@@ -575,12 +578,19 @@ export class Member extends EventEmitter<MemberEvents> {
     const info: DeactivateInfo = { epoch: held.epoch, reason };
     this.#log.info(info, 'deactivate');
     this.#emitSafe('deactivate', info);
+    this.#settling.add(held.epoch);
     void this.#actions.enqueue(async () => {
       const outcome = await runHandler(this.#options.onDeactivate, info, this.#settings.activationInterval);
+      this.#settling.delete(held.epoch);
       this.#handlerFailed('deactivate', outcome);
       if (afterwards === 'release') await this.#release(held.epoch, reason);
       if (afterwards === 'disable') await this.#disable(held.epoch);
     });
+  }
+
+  /** Gives back a slot the group still lists, unless its deactivate handler is still running. */
+  #releaseSettled(epoch: number, reason: string): void {
+    if (!this.#settling.has(epoch)) void this.#release(epoch, reason);
   }
 
   async #release(epoch: number, reason: string): Promise<void> {

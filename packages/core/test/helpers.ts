@@ -1,0 +1,209 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type JoinOptions, joinGroup, type Member } from '@understudy/core';
+import { type RedisServer, runTypeScript } from '@understudy/testkit';
+import { afterEach } from 'vitest';
+
+/** Short intervals for tests: H = 50 ms, A = 400 ms. */
+export const FAST = Object.freeze({ heartbeatInterval: 50, activationInterval: 400 });
+
+/** Milliseconds on a clock shared by every process of this machine (CLOCK_MONOTONIC). */
+export function hrNow(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
+let groupCounter = 0;
+/** A group name no other test uses (tests may share a server). */
+export function uniqueGroup(label = 'g'): string {
+  groupCounter += 1;
+  return `${label}-${process.pid}-${groupCounter}`;
+}
+
+export async function waitFor<T>(
+  probe: () => T | undefined | false,
+  what: string,
+  timeoutMs = 5000,
+  intervalMs = 5,
+): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined && value !== false) return value;
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(intervalMs);
+  }
+}
+
+export interface TimelineEntry {
+  t: number;
+  member: string;
+  event: 'activate' | 'deactivate' | 'deactivated' | 'prepare' | 'lease';
+  epoch?: number;
+  reason?: string;
+  /** For 'lease': the member's lease deadline, on the hrNow() clock. */
+  deadline?: number;
+}
+
+/**
+ * Records what every member believes, with hrNow() timestamps, and proves "never more than
+ * N active": a member believes it is active from `activate` until `deactivate` or until
+ * its lease deadline passes, whichever is first.
+ */
+export class Timeline {
+  readonly entries: TimelineEntry[] = [];
+
+  record(entry: Omit<TimelineEntry, 't'> & { t?: number }): void {
+    this.entries.push({ t: hrNow(), ...entry });
+  }
+
+  /** Attaches to an in-process member; handlers' settle times are recorded by `handlers()`. */
+  watch(member: Member): void {
+    const offset = hrNow() - performance.now();
+    member.on('activate', (i) =>
+      this.record({ member: member.id, event: 'activate', epoch: i.epoch, reason: i.reason }),
+    );
+    member.on('deactivate', (i) =>
+      this.record({ member: member.id, event: 'deactivate', epoch: i.epoch, reason: i.reason }),
+    );
+    member.on('prepare', () => this.record({ member: member.id, event: 'prepare' }));
+    member.on('renewal', (r) => {
+      if (r.outcome === 'ok') this.record({ member: member.id, event: 'lease', deadline: r.leaseDeadline + offset });
+    });
+  }
+
+  /** The most members that believed they were active at one instant. */
+  maxConcurrentActive(): number {
+    const sorted = [...this.entries].sort((a, b) => a.t - b.t);
+    const intervals: [number, number][] = [];
+    const open = new Map<string, { start: number; deadline: number }>();
+    const deadlines = new Map<string, number>();
+    for (const e of sorted) {
+      if (e.event === 'lease' && e.deadline !== undefined) {
+        const current = open.get(e.member);
+        // A renewal extends belief only if it came before the deadline passed.
+        if (current && e.t < current.deadline) current.deadline = Math.max(current.deadline, e.deadline);
+        deadlines.set(e.member, Math.max(deadlines.get(e.member) ?? 0, e.deadline));
+      } else if (e.event === 'activate') {
+        open.set(e.member, { start: e.t, deadline: deadlines.get(e.member) ?? Number.POSITIVE_INFINITY });
+      } else if (e.event === 'deactivate') {
+        const current = open.get(e.member);
+        if (current) intervals.push([current.start, Math.min(e.t, current.deadline)]);
+        open.delete(e.member);
+      }
+    }
+    for (const current of open.values()) intervals.push([current.start, current.deadline]);
+    const points = intervals.flatMap(([s, e]) => [
+      [s, 1],
+      [e, -1],
+    ]) as [number, number][];
+    // Ends sort before starts at the same instant: touching intervals do not overlap.
+    points.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    let current = 0;
+    let max = 0;
+    for (const [, delta] of points) {
+      current += delta;
+      max = Math.max(max, current);
+    }
+    return max;
+  }
+
+  of(member: string, event: TimelineEntry['event']): TimelineEntry[] {
+    return this.entries.filter((e) => e.member === member && e.event === event);
+  }
+}
+
+/** Joins members and makes sure each one leaves when the test ends. */
+export function memberFactory(server: () => RedisServer, defaults: Partial<JoinOptions> = {}) {
+  const joined: Member[] = [];
+  afterEach(async () => {
+    await Promise.allSettled(joined.splice(0).map((m) => m.leave()));
+  });
+  return async (options: Partial<JoinOptions> & { memberId: string; weight: number; group: string }) => {
+    const member = await joinGroup({ redis: server().url, ...FAST, ...defaults, ...options });
+    joined.push(member);
+    return member;
+  };
+}
+
+export interface ChildEvent {
+  t: number;
+  event: string;
+  [field: string]: unknown;
+}
+
+export interface MemberProcessOptions {
+  url: string;
+  group: string;
+  memberId: string;
+  weight: number;
+  activeGoal?: number;
+  heartbeatInterval?: number;
+  preparationInterval?: number;
+  activationInterval?: number;
+}
+
+/** A member in a process of its own, for crash tests; it prints its events as JSON lines. */
+export class MemberProcess {
+  readonly events: ChildEvent[] = [];
+  readonly child: ChildProcess;
+  readonly exited: Promise<void>;
+
+  constructor(readonly options: MemberProcessOptions) {
+    this.child = spawn(
+      process.execPath,
+      [...runTypeScript(), join(import.meta.dirname, 'fixtures/member.ts'), JSON.stringify({ ...FAST, ...options })],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    let buffered = '';
+    this.child.stdout?.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      let newline = buffered.indexOf('\n');
+      while (newline !== -1) {
+        this.events.push(JSON.parse(buffered.slice(0, newline)) as ChildEvent);
+        buffered = buffered.slice(newline + 1);
+        newline = buffered.indexOf('\n');
+      }
+    });
+    // A killed child has exitCode null and signalCode set: wait for 'exit', not a code.
+    this.exited = new Promise((resolve) => this.child.once('exit', () => resolve()));
+    live.add(this);
+  }
+
+  get id(): string {
+    return this.options.memberId;
+  }
+
+  get pid(): number {
+    return this.child.pid as number;
+  }
+
+  find(event: string): ChildEvent | undefined {
+    return this.events.find((e) => e.event === event);
+  }
+
+  waitFor(event: string, timeoutMs = 5000): Promise<ChildEvent> {
+    return waitFor(() => this.find(event), `${this.id} to report ${event}`, timeoutMs);
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<number> {
+    const t = hrNow();
+    this.child.kill(signal);
+    await this.exited;
+    return t;
+  }
+
+  /** Asks the member to leave (stdin closes) and waits for the process to end. */
+  async leave(): Promise<void> {
+    this.child.stdin?.end();
+    await this.exited;
+  }
+}
+
+const live = new Set<MemberProcess>();
+afterEach(async () => {
+  const children = [...live];
+  live.clear();
+  for (const member of children) member.child.kill('SIGKILL');
+  await Promise.all(children.map((m) => m.exited));
+});
