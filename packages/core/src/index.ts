@@ -15,4 +15,8 @@ export { DEFAULT_PREFIX, type GroupKeys, groupKeys } from './keys.js';
 export { type Clock, driftingClock, monotonicClock } from './member/clock.js';
 export { joinGroup, Member } from './member/member.js';
 export type * from './member/types.js';
+export type { Transition, TransitionType } from './monitor/history.js';
+export { Monitor, type MonitorEvents, type MonitorOptions, monitorGroup } from './monitor/monitor.js';
+export type { GroupSnapshot, MonitoredMember, MonitoredState } from './monitor/observe.js';
+export { describeGroup, listGroups, type ReadOptions, readHistory } from './monitor/read.js';
 export { MEMBER_DEFAULTS } from './options.js';

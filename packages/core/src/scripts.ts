@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';
 import { ParamMismatchError, ScriptError, UnderstudyError } from './errors.js';
 import type { GroupKeys } from './keys.js';
+import { luaSource } from './lua.js';
 
 /**
  * The Lua scripts, one per operation, loaded once per connection through `defineCommand`
@@ -22,20 +22,6 @@ const SCRIPTS = {
 
 export type ScriptName = keyof typeof SCRIPTS;
 
-const INCLUDE = /^--@include (\S+)$/m;
-
-function loadLua(file: string): string {
-  const source = readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
-  return source.replace(INCLUDE, (_line, included: string) => loadLua(included));
-}
-
-const sources: Partial<Record<ScriptName, string>> = {};
-
-function sourceOf(name: ScriptName): string {
-  sources[name] ??= loadLua(`${name}.lua`);
-  return sources[name];
-}
-
 const defined = new WeakSet<Redis | Cluster>();
 
 type Connection = Redis | Cluster;
@@ -49,7 +35,7 @@ function commandName(name: ScriptName): string {
 export function defineScripts(connection: Connection): void {
   if (defined.has(connection)) return;
   for (const [name, numberOfKeys] of Object.entries(SCRIPTS) as [ScriptName, number][]) {
-    connection.defineCommand(commandName(name), { numberOfKeys, lua: sourceOf(name) });
+    connection.defineCommand(commandName(name), { numberOfKeys, lua: luaSource(`${name}.lua`) });
   }
   defined.add(connection);
 }

@@ -1,0 +1,26 @@
+#!lua flags=no-writes
+-- observe: everything a monitor shows about a group, read-only (runs as EVALSHA_RO /
+-- EVAL_RO, so it works under a Redis user without write permission). Decisions about
+-- lapsed leases are the reader's: this script only reports, with Redis's clock.
+-- KEYS: 1 config  2 members  3 leases  4 rank  5 slots
+-- ARGV: none
+-- Reply: { now, config fields { activeGoal, activationInterval, heartbeatInterval, version,
+--          epoch, quarantineUntil, next, preparing, createdAt },
+--          rank { id, score, ... } (best first), leases { id, deadline, ... },
+--          members { id, json, ... }, slots { index, json, ... } }
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local config = redis.call('HMGET', KEYS[1], 'activeGoal', 'activationInterval', 'heartbeatInterval', 'version',
+  'epoch', 'quarantineUntil', 'next', 'preparing', 'createdAt')
+for i = 1, #config do
+  if config[i] == false then config[i] = '' end
+end
+return {
+  string.format('%.0f', now),
+  config,
+  redis.call('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES'),
+  redis.call('ZRANGE', KEYS[3], 0, -1, 'WITHSCORES'),
+  redis.call('HGETALL', KEYS[2]),
+  redis.call('HGETALL', KEYS[5]),
+}

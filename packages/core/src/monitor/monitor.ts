@@ -1,0 +1,246 @@
+import { EventEmitter } from 'node:events';
+import { type Logger, pino } from 'pino';
+import { acquireLink, type Link, type RedisSource } from '../connections.js';
+import { ConfigError, RedisUnavailableError, UnderstudyError } from '../errors.js';
+import { DEFAULT_PREFIX, type GroupKeys, groupKeys } from '../keys.js';
+import { validateGroupName, validatePrefix } from '../options.js';
+import { readTransitions, readTransitionsAfter, type Transition } from './history.js';
+import { type GroupSnapshot, nextLossAt, readGroup } from './observe.js';
+
+export interface MonitorOptions {
+  redis: RedisSource;
+  group: string;
+  /** A member not heard from for this long counts as lost (default: the group's activation interval). */
+  lostInterval?: number;
+  logger?: Logger;
+  /** Aborting it closes the monitor. */
+  signal?: AbortSignal;
+  prefix?: string;
+  /** Replay the last K transitions as `transition` events on start (default 0). */
+  history?: number;
+}
+
+export interface MonitorEvents {
+  /** The active count, the goal or the membership (ids, weights, ranks, states, epochs) changed. */
+  change: [GroupSnapshot];
+  /** A new entry in the group's transition log. */
+  transition: [Transition];
+  error: [Error];
+}
+
+const READ_TIMEOUT_MS = 2000;
+const RETRY_AFTER_FAILURE_MS = 500;
+
+/**
+ * A read-only observer of a group: not a member, invisible to members, and able to run under
+ * a Redis user that may not write. Announcements only trigger reads (S7); a timer armed at
+ * the earliest moment a member would count as lost catches crashes when nobody writes.
+ */
+export class Monitor extends EventEmitter<MonitorEvents> implements AsyncIterable<GroupSnapshot> {
+  readonly group: string;
+  readonly #keys: GroupKeys;
+  readonly #options: MonitorOptions;
+  readonly #log: Logger;
+  #link: Link | undefined;
+  #snapshot: GroupSnapshot | undefined;
+  #digest = '';
+  #lastLogId = '0-0';
+  #reading = false;
+  #readAgain = false;
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  readonly #wakers = new Set<() => void>();
+
+  /** Use `monitorGroup()`. */
+  constructor(options: MonitorOptions) {
+    super();
+    this.group = validateGroupName(options.group);
+    if (options.lostInterval !== undefined && !(Number.isInteger(options.lostInterval) && options.lostInterval > 0)) {
+      throw new ConfigError('lostInterval', options.lostInterval, 'must be a positive whole number of milliseconds');
+    }
+    if (options.history !== undefined && !(Number.isInteger(options.history) && options.history >= 0)) {
+      throw new ConfigError('history', options.history, 'must be a whole number of transitions (0 or more)');
+    }
+    this.#options = options;
+    this.#keys = groupKeys(this.group, validatePrefix(options.prefix ?? DEFAULT_PREFIX));
+    this.#log =
+      options.logger?.child({ component: 'understudy-monitor', group: this.group }) ?? pino({ enabled: false });
+  }
+
+  /** The latest state (read when the monitor started, then after every change). */
+  snapshot(): GroupSnapshot {
+    if (!this.#snapshot) throw new UnderstudyMonitorNotStarted();
+    return this.#snapshot;
+  }
+
+  /** @internal Connects, subscribes, reads; called once by `monitorGroup`. */
+  async start(): Promise<void> {
+    const { signal } = this.#options;
+    signal?.throwIfAborted();
+    try {
+      this.#link = await acquireLink(this.#options.redis as RedisSource, READ_TIMEOUT_MS, READ_TIMEOUT_MS);
+      await this.#link.subscriber.subscribe(this.#keys.events, this.#onMessage, this.#onResync);
+      const history = await readTransitions(this.#link.lease, this.#keys, Math.max(1, this.#options.history ?? 0));
+      this.#lastLogId = history.at(-1)?.id ?? '0-0';
+      const replay = (this.#options.history ?? 0) > 0 ? history : [];
+      this.#accept(await readGroup(this.#link.lease, this.#keys, this.#options.lostInterval), performance.now());
+      setImmediate(() => {
+        for (const transition of replay) this.emit('transition', transition);
+      });
+    } catch (error) {
+      await this.close();
+      if (error instanceof UnderstudyError) throw error;
+      throw new RedisUnavailableError(`monitor group ${this.group}: ${describe(error)}`, { cause: error });
+    }
+    signal?.addEventListener('abort', this.#onAbort, { once: true });
+  }
+
+  /** Stops watching; iterators end. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** The current snapshot, then one per change, until the monitor closes. */
+  [Symbol.asyncIterator](): AsyncIterator<GroupSnapshot> {
+    const queue: GroupSnapshot[] = this.#snapshot ? [this.#snapshot] : [];
+    let wake: (() => void) | undefined;
+    const onChange = (snapshot: GroupSnapshot) => {
+      queue.push(snapshot);
+      wake?.();
+    };
+    this.on('change', onChange);
+    const finish = (): IteratorReturnResult<undefined> => {
+      this.off('change', onChange);
+      if (wake) this.#wakers.delete(wake);
+      return { done: true, value: undefined };
+    };
+    return {
+      next: async () => {
+        while (queue.length === 0) {
+          if (this.#closed) return finish();
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            this.#wakers.add(resolve);
+          });
+          if (wake) this.#wakers.delete(wake);
+          wake = undefined;
+        }
+        return { done: false, value: queue.shift() as GroupSnapshot };
+      },
+      return: async () => finish(),
+    };
+  }
+
+  #onMessage = (): void => {
+    void this.#refresh();
+  };
+
+  #onResync = (): void => {
+    void this.#refresh();
+  };
+
+  #onAbort = (): void => {
+    void this.close();
+  };
+
+  /** Reads now, or right after the read in flight. */
+  async #refresh(): Promise<void> {
+    if (this.#closed) return;
+    if (this.#reading) {
+      this.#readAgain = true;
+      return;
+    }
+    this.#reading = true;
+    try {
+      do {
+        this.#readAgain = false;
+        await this.#readOnce();
+      } while (this.#readAgain && !this.#closed);
+    } finally {
+      this.#reading = false;
+    }
+  }
+
+  async #readOnce(): Promise<void> {
+    const link = this.#link;
+    if (!link) return;
+    const sentAt = performance.now();
+    try {
+      const snapshot = await readGroup(link.lease, this.#keys, this.#options.lostInterval);
+      if (this.#closed) return;
+      this.#accept(snapshot, (sentAt + performance.now()) / 2);
+      for (const transition of await readTransitionsAfter(link.lease, this.#keys, this.#lastLogId)) {
+        this.#lastLogId = transition.id;
+        if (!this.#closed) this.emit('transition', transition);
+      }
+    } catch (error) {
+      if (this.#closed) return;
+      this.#log.warn({ error: describe(error) }, 'read failed; retrying');
+      if (this.listenerCount('error') > 0) {
+        this.emit('error', error instanceof Error ? error : new Error(String(error)));
+      }
+      this.#arm(RETRY_AFTER_FAILURE_MS);
+    }
+  }
+
+  #accept(snapshot: GroupSnapshot, midpoint: number): void {
+    this.#snapshot = snapshot;
+    const digest = JSON.stringify([
+      snapshot.activeCount,
+      snapshot.activeGoal,
+      snapshot.members.map((m) => [m.id, m.weight, m.rank, m.state, m.epoch]),
+    ]);
+    if (digest !== this.#digest) {
+      const first = this.#digest === '';
+      this.#digest = digest;
+      if (!first) this.emit('change', snapshot);
+    }
+    const lossAt = nextLossAt(snapshot, this.#options.lostInterval);
+    if (lossAt !== undefined) this.#arm(midpoint + (lossAt - snapshot.serverTime) - performance.now() + 1);
+    else clearTimeout(this.#timer);
+  }
+
+  #arm(delayMs: number): void {
+    clearTimeout(this.#timer);
+    if (this.#closed) return;
+    this.#timer = setTimeout(() => void this.#refresh(), Math.max(0, delayMs));
+    this.#timer.unref();
+  }
+
+  async #close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#options.signal?.removeEventListener('abort', this.#onAbort);
+    for (const wake of this.#wakers) wake();
+    this.#wakers.clear();
+    const link = this.#link;
+    this.#link = undefined;
+    if (link) {
+      await link.subscriber.unsubscribe(this.#keys.events, this.#onMessage, this.#onResync);
+      link.release();
+    }
+  }
+}
+
+class UnderstudyMonitorNotStarted extends Error {
+  constructor() {
+    super('the monitor has not read the group yet; use the monitor that monitorGroup() resolves with');
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Starts watching a group; resolves after the first read. Works for empty or unknown groups. */
+export async function monitorGroup(options: MonitorOptions): Promise<Monitor> {
+  const monitor = new Monitor(options);
+  await monitor.start();
+  return monitor;
+}

@@ -1,0 +1,62 @@
+import { Cluster, type Redis } from 'ioredis';
+import { type RedisSource, withConnection } from '../connections.js';
+import { RedisUnavailableError, UnderstudyError } from '../errors.js';
+import { DEFAULT_PREFIX, groupKeys } from '../keys.js';
+import { validateGroupName, validatePrefix } from '../options.js';
+import { readTransitions, type Transition } from './history.js';
+import { type GroupSnapshot, readGroup } from './observe.js';
+
+/** Read-only calls for operators and the command line. */
+export interface ReadOptions {
+  redis: RedisSource;
+  prefix?: string;
+  /** How long to wait for Redis, in ms (default 5000). */
+  timeout?: number;
+}
+
+async function reading<T>(options: ReadOptions, what: string, work: (c: Redis | Cluster) => Promise<T>): Promise<T> {
+  try {
+    return await withConnection(options.redis, options.timeout ?? 5000, work);
+  } catch (error) {
+    if (error instanceof UnderstudyError) throw error;
+    throw new RedisUnavailableError(`${what}: ${error instanceof Error ? error.message : String(error)}`, {
+      cause: error,
+    });
+  }
+}
+
+/** Names of every group on the server (SCAN over the groups' config keys, never KEYS), sorted. */
+export function listGroups(options: ReadOptions): Promise<string[]> {
+  const prefix = validatePrefix(options.prefix ?? DEFAULT_PREFIX);
+  const pattern = `${prefix}:{*}:config`;
+  return reading(options, 'list groups', async (connection) => {
+    const nodes = connection instanceof Cluster ? connection.nodes('master') : [connection];
+    const names = new Set<string>();
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+        cursor = next;
+        for (const key of keys) {
+          const match = /\{([^}]*)\}:config$/.exec(key);
+          if (match?.[1]) names.add(match[1]);
+        }
+      } while (cursor !== '0');
+    }
+    return [...names].sort();
+  });
+}
+
+/** One read of a group: members, ranks, states, epochs, leases. */
+export function describeGroup(options: ReadOptions & { group: string; lostInterval?: number }): Promise<GroupSnapshot> {
+  const keys = groupKeys(validateGroupName(options.group), validatePrefix(options.prefix ?? DEFAULT_PREFIX));
+  return reading(options, `describe group ${options.group}`, (c) => readGroup(c, keys, options.lostInterval));
+}
+
+/** The last `count` transitions of a group (default 50), oldest first. */
+export function readHistory(options: ReadOptions & { group: string; count?: number }): Promise<Transition[]> {
+  const keys = groupKeys(validateGroupName(options.group), validatePrefix(options.prefix ?? DEFAULT_PREFIX));
+  return reading(options, `read the history of group ${options.group}`, (c) =>
+    readTransitions(c, keys, options.count ?? 50),
+  );
+}
