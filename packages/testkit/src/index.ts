@@ -1,7 +1,10 @@
+export { type ChaosProxy, type ChaosProxyOptions, startChaosProxy } from './chaos/proxy.js';
+export { type CheckOptions, checkHistory } from './history/checker.js';
+export { HistoryRecorder, type NewHistoryEvent, readHistory } from './history/recorder.js';
+export type * from './history/types.js';
 export { runTypeScript } from './node.js';
 export { RedisBinaryMissingError, redisServerBinary } from './redis/binary.js';
 export { freePort } from './redis/ports.js';
 export { liveServerCount, stopAllRedis, sweepLeftovers, testkitRoot } from './redis/registry.js';
 export { plainRedis, startRedis } from './redis/start.js';
 export type { RedisServer, RestartOptions, StartRedisOptions } from './redis/types.js';
-export { type ChaosProxy, type ChaosProxyOptions, startChaosProxy } from './chaos/proxy.js';

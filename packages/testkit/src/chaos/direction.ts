@@ -84,9 +84,13 @@ export class Direction {
   #deliver(segment: Segment): void {
     const to = this.#to;
     if (to.destroyed) return;
-    if (segment.kind === 'end') to.end();
-    else if (segment.kind === 'reset') to.resetAndDestroy();
-    else if (!this.#faults.blackhole && !to.write(segment.chunk)) this.#holdSourceUntilDrained();
+    if (segment.kind === 'data') {
+      if (!this.#faults.blackhole && !to.write(segment.chunk)) this.#holdSourceUntilDrained();
+    } else if (segment.kind === 'end') {
+      to.end();
+    } else {
+      to.resetAndDestroy();
+    }
   }
 
   /** Backpressure: a slow reader slows the writer instead of filling the proxy's memory. */

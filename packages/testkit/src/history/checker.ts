@@ -1,0 +1,55 @@
+import { checkEveryoneLearns } from './awareness.js';
+import { checkConvergence } from './convergence.js';
+import { checkEpochsIncrease, checkNeverAboveGoal, checkSinkNeverStale } from './safety.js';
+import { checkNoFlapping } from './steadiness.js';
+import { Timeline } from './timeline.js';
+import type { CheckResult, GroupParams, History } from './types.js';
+
+export interface CheckOptions {
+  /** The "+ 0.5 s" of the liveness rules: allowance for scheduling and round trips, in ms (default 500). */
+  slackMs?: number;
+}
+
+/**
+ * Checks a recorded history against the rules of DESIGN.md §2:
+ * (1) never more than activeGoal members believe they are active; (2) activation epochs are
+ * unique and strictly increase; (3) the sink never accepts a stale epoch; (4) the group
+ * converges within A + H + slack after faults heal and after membership changes; (5) nothing
+ * activates or deactivates in steady periods; (6) every live member learns every group
+ * version within H + slack (from `observe` events).
+ * Safety rules (1–3) hold at all times, faults or not; liveness rules (4–6) are suspended
+ * while a fault is open.
+ */
+export function checkHistory(history: History, params: GroupParams, options: CheckOptions = {}): CheckResult {
+  validate(params, options);
+  const timeline = new Timeline(history);
+  const slackNs = nanoseconds(options.slackMs ?? 500);
+  const settleNs = nanoseconds(params.activationIntervalMs + params.heartbeatIntervalMs) + slackNs;
+  const violations = [
+    ...checkNeverAboveGoal(timeline, params),
+    ...checkEpochsIncrease(timeline),
+    ...checkSinkNeverStale(timeline),
+    ...checkConvergence(timeline, params, settleNs),
+    ...checkNoFlapping(timeline, settleNs),
+    ...checkEveryoneLearns(timeline, nanoseconds(params.heartbeatIntervalMs) + slackNs),
+  ];
+  return { ok: violations.length === 0, violations };
+}
+
+function nanoseconds(ms: number): bigint {
+  return BigInt(Math.round(ms * 1e6));
+}
+
+function validate(params: GroupParams, options: CheckOptions): void {
+  if (!Number.isInteger(params.activeGoal) || params.activeGoal < 1) {
+    throw new RangeError(`activeGoal must be an integer ≥ 1, got ${params.activeGoal}`);
+  }
+  for (const [field, value] of [
+    ['activationIntervalMs', params.activationIntervalMs],
+    ['heartbeatIntervalMs', params.heartbeatIntervalMs],
+    ['slackMs', options.slackMs ?? 0],
+  ] as const) {
+    if (!Number.isFinite(value) || value < 0)
+      throw new RangeError(`${field} must be a finite number ≥ 0, got ${value}`);
+  }
+}
