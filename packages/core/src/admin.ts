@@ -1,16 +1,22 @@
 import { type RedisSource, withConnection } from './connections.js';
-import { RedisUnavailableError, UnderstudyError } from './errors.js';
-import { DEFAULT_PREFIX, groupKeys } from './keys.js';
+import { DEFAULT_PREFIX, type GroupKeys, groupKeys } from './keys.js';
 import { validateActiveGoal, validateGroupName, validatePrefix } from './options.js';
 import { runScript } from './scripts.js';
 
-export interface SetActiveGoalOptions {
+export interface GroupAdminOptions {
   redis: RedisSource;
   group: string;
-  activeGoal: number;
   prefix?: string;
   /** How long to wait for Redis, in ms (default 5000). */
   timeout?: number;
+}
+
+export interface SetActiveGoalOptions extends GroupAdminOptions {
+  activeGoal: number;
+}
+
+function keysOf(options: GroupAdminOptions): GroupKeys {
+  return groupKeys(validateGroupName(options.group), validatePrefix(options.prefix ?? DEFAULT_PREFIX));
 }
 
 /**
@@ -18,19 +24,23 @@ export interface SetActiveGoalOptions {
  * activates the next ranked members; a lowered one demotes the lowest-ranked actives first.
  */
 export async function setActiveGoal(options: SetActiveGoalOptions): Promise<{ version: number; previous: number }> {
-  const group = validateGroupName(options.group);
+  const keys = keysOf(options);
   const activeGoal = validateActiveGoal(options.activeGoal);
-  const keys = groupKeys(group, validatePrefix(options.prefix ?? DEFAULT_PREFIX));
-  return withConnection(options.redis, options.timeout ?? 5000, async (connection) => {
-    try {
-      const [version, previous] = (await runScript(connection, 'set_goal', keys, [keys.events, activeGoal])) as [
-        number,
-        number,
-      ];
+  return withConnection(
+    options.redis,
+    options.timeout ?? 5000,
+    `set the active goal of group ${keys.group}`,
+    async (c) => {
+      const [version, previous] = (await runScript(c, 'set_goal', keys, [keys.events, activeGoal])) as [number, number];
       return { version, previous };
-    } catch (error) {
-      if (error instanceof UnderstudyError) throw error;
-      throw new RedisUnavailableError(`set the active goal of group ${group}: ${String(error)}`, { cause: error });
-    }
-  });
+    },
+  );
+}
+
+/** Deletes a group that has no live members: its parameters, ranking and transition log. */
+export async function forgetGroup(options: GroupAdminOptions): Promise<{ deletedKeys: number }> {
+  const keys = keysOf(options);
+  return withConnection(options.redis, options.timeout ?? 5000, `forget group ${keys.group}`, async (c) => ({
+    deletedKeys: Number(await runScript(c, 'forget', keys, [])),
+  }));
 }

@@ -1,5 +1,5 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { RedisUnavailableError } from './errors.js';
+import { RedisUnavailableError, UnderstudyError } from './errors.js';
 
 /** What callers hand us: a client (we duplicate it), a URL, or connection options. */
 export type RedisSource = Redis | Cluster | string | RedisOptions;
@@ -27,6 +27,8 @@ function leaseOptions(commandTimeout: number): RedisOptions {
 
 const SUBSCRIBER_OPTIONS: RedisOptions = {
   connectionName: 'understudy-events',
+  // SUBSCRIBE must not wait forever on a paused Redis; messages themselves have no timeout.
+  commandTimeout: 2000,
   retryStrategy: (attempt) => Math.min(attempt * 50, 500),
   maxRetriesPerRequest: null,
   lazyConnect: true,
@@ -52,23 +54,41 @@ function describeSource(source: RedisSource): string {
   return `${o.host ?? 'localhost'}:${o.port ?? 6379}`;
 }
 
+/**
+ * Connects and waits for 'ready'. A close during the handshake is not final while the
+ * connection retries on its own (a busy process can miss a handshake reply's timeout):
+ * only the deadline, or a connection that gave up ('end'), fails.
+ */
 async function connect(connection: Connection, source: RedisSource, timeoutMs: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
+  let lastError: unknown;
+  const onError = (error: unknown) => {
+    lastError = error;
+  };
+  let settle: (error?: Error) => void = () => undefined;
+  const ready = new Promise<void>((resolve, reject) => {
+    settle = (error) => (error ? reject(error) : resolve());
+  });
+  const onReady = () => settle();
+  const onEnd = () => settle(new Error('the connection was closed'));
+  const timer = setTimeout(() => settle(new Error(`no connection within ${timeoutMs} ms`)), timeoutMs);
+  connection.on('error', onError);
+  connection.once('ready', onReady);
+  connection.once('end', onEnd);
   try {
-    await Promise.race([
-      connection.connect(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no connection within ${timeoutMs} ms`)), timeoutMs);
-      }),
-    ]);
+    connection.connect().catch(onError);
+    await ready;
   } catch (error) {
     connection.disconnect();
+    const cause = lastError ?? error;
     throw new RedisUnavailableError(
-      `cannot reach Redis at ${describeSource(source)}: ${error instanceof Error ? error.message : String(error)}`,
-      { cause: error },
+      `cannot reach Redis at ${describeSource(source)}: ${cause instanceof Error ? cause.message : String(cause)}`,
+      { cause },
     );
   } finally {
     clearTimeout(timer);
+    connection.off('error', onError);
+    connection.off('ready', onReady);
+    connection.off('end', onEnd);
   }
 }
 
@@ -113,14 +133,18 @@ export class Subscriber {
     this.#resync.add(resync);
   }
 
-  async unsubscribe(channel: string, listener: MessageListener, resync: ResyncListener): Promise<void> {
+  /**
+   * Stops delivering a channel to a listener. Never waits for Redis: leaving and closing must
+   * finish while Redis is down (the UNSUBSCRIBE would wait in the offline queue forever).
+   */
+  unsubscribe(channel: string, listener: MessageListener, resync: ResyncListener): void {
     this.#resync.delete(resync);
     const listeners = this.#channels.get(channel);
     if (!listeners) return;
     listeners.delete(listener);
     if (listeners.size === 0) {
       this.#channels.delete(channel);
-      await this.#connection.unsubscribe(channel).catch(() => undefined);
+      if (this.#connection.status === 'ready') void this.#connection.unsubscribe(channel).catch(() => undefined);
     }
   }
 }
@@ -204,10 +228,14 @@ export async function acquireLink(source: RedisSource, commandTimeout: number, c
   return { lease: lease.connection, subscriber: sub.subscriber, release };
 }
 
-/** Runs `work` on a short-lived connection of its own (admin calls, one-off reads). */
+/**
+ * Runs `work` on a short-lived connection of its own (admin calls, one-off reads). Failures
+ * that are not the library's own errors become a RedisUnavailableError saying `what` failed.
+ */
 export async function withConnection<T>(
   source: RedisSource,
   timeoutMs: number,
+  what: string,
   work: (connection: Connection) => Promise<T>,
 ): Promise<T> {
   const connection = open(source, {
@@ -219,9 +247,14 @@ export async function withConnection<T>(
     connectionName: 'understudy-admin',
   });
   connection.on('error', () => undefined);
-  await connect(connection, source, timeoutMs);
   try {
+    await connect(connection, source, timeoutMs);
     return await work(connection);
+  } catch (error) {
+    if (error instanceof UnderstudyError) throw error;
+    throw new RedisUnavailableError(`${what}: ${error instanceof Error ? error.message : String(error)}`, {
+      cause: error,
+    });
   } finally {
     connection.disconnect();
   }

@@ -6,6 +6,7 @@ export type UnderstudyErrorCode =
   | 'LEASE_LOST'
   | 'LEFT'
   | 'HANDLER_FAILED'
+  | 'MEMBER_EXISTS'
   | 'SCRIPT';
 
 export abstract class UnderstudyError extends Error {
@@ -73,6 +74,18 @@ export class HandlerError extends UnderstudyError {
     options?: { cause?: unknown },
   ) {
     super(message, options);
+  }
+}
+
+/** A live member of the group already uses the id this member asked for. */
+export class MemberExistsError extends UnderstudyError {
+  readonly code = 'MEMBER_EXISTS';
+  override readonly name = 'MemberExistsError';
+  constructor(
+    readonly group: string,
+    readonly memberId: string,
+  ) {
+    super(`a live member of group ${group} already uses the id ${memberId}; choose another memberId`);
   }
 }
 

@@ -1,10 +1,11 @@
-export { type SetActiveGoalOptions, setActiveGoal } from './admin.js';
+export { forgetGroup, type GroupAdminOptions, type SetActiveGoalOptions, setActiveGoal } from './admin.js';
 export type { RedisSource } from './connections.js';
 export {
   ConfigError,
   HandlerError,
   LeaseLostError,
   LeftError,
+  MemberExistsError,
   ParamMismatchError,
   RedisUnavailableError,
   ScriptError,

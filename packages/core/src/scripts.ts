@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
-import { ParamMismatchError, ScriptError, UnderstudyError } from './errors.js';
+import { MemberExistsError, ParamMismatchError, ScriptError, UnderstudyError } from './errors.js';
 import type { GroupKeys } from './keys.js';
 import { luaSource } from './lua.js';
 
@@ -18,6 +18,7 @@ const SCRIPTS = {
   set_weight: 6,
   disable: 6,
   set_goal: 6,
+  forget: 6,
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;
@@ -39,9 +40,6 @@ export function defineScripts(connection: Connection): void {
   }
   defined.add(connection);
 }
-
-/** Thrown for MEMBER_EXISTS: a live member of the group already uses this id. */
-export class MemberExistsError extends ScriptError {}
 
 /**
  * Runs a script on a group's keys (plus the member's heartbeat key where the script takes
@@ -72,8 +70,11 @@ function mapScriptError(name: ScriptName, group: string, error: unknown): unknow
     const [, field, requested, current] = mismatch as unknown as [string, 'activeGoal', string, string];
     return new ParamMismatchError(group, field, Number(requested), Number(current));
   }
-  if (error.message.startsWith('MEMBER_EXISTS')) {
-    return new MemberExistsError(name, `a live member of group ${group} already uses this id`, { cause: error });
+  const exists = /^MEMBER_EXISTS (.*)$/.exec(error.message);
+  if (exists) return new MemberExistsError(group, exists[1] ?? '');
+  if (error.message.startsWith('GROUP_NOT_EMPTY')) {
+    const live = error.message.split(' ')[1];
+    return new ScriptError(name, `group ${group} still has ${live} live members`, { cause: error });
   }
   if (error.message.startsWith('NO_GROUP')) {
     return new ScriptError(name, `group ${group} has no members`, { cause: error });

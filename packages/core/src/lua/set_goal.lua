@@ -3,12 +3,13 @@
 -- KEYS: 1 config  2 members  3 leases  4 rank  5 slots  6 log
 -- ARGV: 1 channel  2 activeGoal
 -- Reply: { version, previous goal }, or an error:
---   NO_GROUP   the group has no members (a group's parameters are set by its first member)
+--   NO_GROUP ...   the group has no members (a group's parameters are set by its first member)
 --@include lib.lua
 
 local channel, goal = ARGV[1], tonumber(ARGV[2])
 local G = load_group(read_now())
-if G.goal == 0 then return redis.error_reply('NO_GROUP') end
+-- (An error without a space after its code gets Redis's 'ERR ' in front of it.)
+if G.goal == 0 then return redis.error_reply('NO_GROUP the group has no members') end
 local previous = G.goal
 if goal ~= previous then
   for i = previous, goal - 1 do redis.call('HSET', K.config, 'freed:' .. i, 'goal-raised') end

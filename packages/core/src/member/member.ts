@@ -121,7 +121,12 @@ export class Member extends EventEmitter<MemberEvents> {
   #renewAgain = false;
   #lastRenewalStart = 0;
 
+  /** leave() began: no new activations, no releases (the leave script releases). */
   #closing = false;
+  /** Set once the deactivate handler settled during leave(): no renewal may follow the leave script. */
+  #renewalsStopped = false;
+  /** The activate handler failed: the weight stays 0 until the group has it (the disable script ran). */
+  #disabling = false;
   #leaving: Promise<void> | undefined;
   #redisDown = false;
   #tooFewSince: number | undefined;
@@ -180,6 +185,7 @@ export class Member extends EventEmitter<MemberEvents> {
   async setWeight(weight: number): Promise<void> {
     validateWeight(weight);
     if (this.#closing) throw new LeftError(`member ${this.id} has left group ${this.group}`);
+    this.#disabling = false;
     const view = await this.#call('set_weight', [
       this.#keys.events,
       this.id,
@@ -247,14 +253,14 @@ export class Member extends EventEmitter<MemberEvents> {
 
   #scheduleRenewal(at: number): void {
     clearTimeout(this.#renewTimer);
-    if (this.#closing) return;
+    if (this.#renewalsStopped) return;
     this.#renewTimer = setTimeout(() => void this.#renew(), Math.max(0, at - this.#settings.clock.now()));
     this.#renewTimer.unref();
   }
 
   /** Renews now, or right after the renewal in flight. Never more than one in flight. */
   async #renew(): Promise<void> {
-    if (this.#closing) return;
+    if (this.#renewalsStopped) return;
     if (this.#renewing) {
       this.#renewAgain = true;
       return;
@@ -264,7 +270,7 @@ export class Member extends EventEmitter<MemberEvents> {
       do {
         this.#renewAgain = false;
         await this.#renewOnce();
-      } while (this.#renewAgain && !this.#closing);
+      } while (this.#renewAgain && !this.#renewalsStopped);
     } finally {
       this.#renewing = false;
     }
@@ -368,7 +374,9 @@ export class Member extends EventEmitter<MemberEvents> {
 
   #applyView(view: MemberView, midpoint: number): void {
     if (view.activeGoal > 0) this.#groupGoal = view.activeGoal;
-    if (view.role !== 'gone') this.#weight = view.weight;
+    if (view.role !== 'gone' && !this.#disabling) this.#weight = view.weight;
+    // A disable that could not reach Redis is retried once nothing else is pending.
+    if (this.#disabling && view.weight > 0 && view.role === 'standby' && this.#actions.idle) void this.#disable(0);
     this.#quarantined = view.quarantineUntil > view.serverNow;
     this.#checkGroupHealth(view);
     if (view.version >= this.#version) {
@@ -554,6 +562,7 @@ export class Member extends EventEmitter<MemberEvents> {
       if (!outcome.ok) {
         this.#handlerFailed('activate', outcome);
         this.#weight = 0;
+        this.#disabling = true;
         this.#advise('DISABLED', 'the activate handler failed: weight set to 0 until setWeight() is called', {
           epoch,
         });
@@ -597,12 +606,12 @@ export class Member extends EventEmitter<MemberEvents> {
     if (this.#releasing.has(epoch) || this.#closing) return;
     this.#releasing.add(epoch);
     try {
-      const script = this.#weight === 0 ? 'disable' : 'release';
-      const args =
-        script === 'disable'
-          ? [this.#keys.events, this.id, String(epoch), this.#settings.preparationInterval]
-          : [this.#keys.events, this.id, String(epoch), reason, this.#settings.preparationInterval];
-      const { view, midpoint } = await this.#call(script, args);
+      const disabling = this.#disabling;
+      const p = this.#settings.preparationInterval;
+      const { view, midpoint } = disabling
+        ? await this.#call('disable', [this.#keys.events, this.id, String(epoch), p])
+        : await this.#call('release', [this.#keys.events, this.id, String(epoch), reason, p]);
+      if (disabling) this.#disabling = false;
       if (!this.#closing) this.#applyView(view, midpoint);
     } catch (error) {
       // The next renewal shows the slot still held, and converging releases it again.
@@ -640,12 +649,16 @@ export class Member extends EventEmitter<MemberEvents> {
     if (this.#state === 'left') return;
     this.#closing = true;
     this.#pendingActivation = undefined;
-    clearTimeout(this.#renewTimer);
     clearTimeout(this.#watchTimer);
     clearTimeout(this.#prepareTimer);
     if (this.#held) this.#demote('leave', 'none');
     else if (this.#state !== 'leaving') this.#transition('leaving');
+    // Renewals go on while the deactivate handler runs: the slot must not lapse under it.
     await this.#actions.drained();
+    // A renewal in flight was sent before the leave script, on the same connection, so Redis
+    // runs it first; none is sent after, so none can add the member back.
+    this.#renewalsStopped = true;
+    clearTimeout(this.#renewTimer);
     try {
       await this.#call('leave', [this.#keys.events, this.id]);
       this.#log.info('left');
@@ -659,6 +672,7 @@ export class Member extends EventEmitter<MemberEvents> {
   /** Releases timers, the subscription and the connections. */
   async #close(): Promise<void> {
     this.#closing = true;
+    this.#renewalsStopped = true;
     for (const timer of [this.#renewTimer, this.#deadlineTimer, this.#watchTimer, this.#prepareTimer]) {
       clearTimeout(timer);
     }
@@ -666,7 +680,7 @@ export class Member extends EventEmitter<MemberEvents> {
     const link = this.#link;
     this.#link = undefined;
     if (link) {
-      await link.subscriber.unsubscribe(this.#keys.events, this.#onMessage, this.#onResync);
+      link.subscriber.unsubscribe(this.#keys.events, this.#onMessage, this.#onResync);
       link.release();
     }
     lagMonitor.release();

@@ -96,6 +96,11 @@ export class Monitor extends EventEmitter<MonitorEvents> implements AsyncIterabl
     signal?.addEventListener('abort', this.#onAbort, { once: true });
   }
 
+  /** Reads the group now (live views call it to show renewals; changes are read on their own). */
+  refresh(): Promise<void> {
+    return this.#refresh();
+  }
+
   /** Stops watching; iterators end. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= this.#close();
@@ -222,7 +227,7 @@ export class Monitor extends EventEmitter<MonitorEvents> implements AsyncIterabl
     const link = this.#link;
     this.#link = undefined;
     if (link) {
-      await link.subscriber.unsubscribe(this.#keys.events, this.#onMessage, this.#onResync);
+      link.subscriber.unsubscribe(this.#keys.events, this.#onMessage, this.#onResync);
       link.release();
     }
   }

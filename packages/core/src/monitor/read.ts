@@ -1,6 +1,5 @@
-import { Cluster, type Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import { type RedisSource, withConnection } from '../connections.js';
-import { RedisUnavailableError, UnderstudyError } from '../errors.js';
 import { DEFAULT_PREFIX, groupKeys } from '../keys.js';
 import { validateGroupName, validatePrefix } from '../options.js';
 import { readTransitions, type Transition } from './history.js';
@@ -14,22 +13,11 @@ export interface ReadOptions {
   timeout?: number;
 }
 
-async function reading<T>(options: ReadOptions, what: string, work: (c: Redis | Cluster) => Promise<T>): Promise<T> {
-  try {
-    return await withConnection(options.redis, options.timeout ?? 5000, work);
-  } catch (error) {
-    if (error instanceof UnderstudyError) throw error;
-    throw new RedisUnavailableError(`${what}: ${error instanceof Error ? error.message : String(error)}`, {
-      cause: error,
-    });
-  }
-}
-
 /** Names of every group on the server (SCAN over the groups' config keys, never KEYS), sorted. */
-export function listGroups(options: ReadOptions): Promise<string[]> {
+export async function listGroups(options: ReadOptions): Promise<string[]> {
   const prefix = validatePrefix(options.prefix ?? DEFAULT_PREFIX);
   const pattern = `${prefix}:{*}:config`;
-  return reading(options, 'list groups', async (connection) => {
+  return withConnection(options.redis, options.timeout ?? 5000, 'list groups', async (connection) => {
     const nodes = connection instanceof Cluster ? connection.nodes('master') : [connection];
     const names = new Set<string>();
     for (const node of nodes) {
@@ -48,15 +36,19 @@ export function listGroups(options: ReadOptions): Promise<string[]> {
 }
 
 /** One read of a group: members, ranks, states, epochs, leases. */
-export function describeGroup(options: ReadOptions & { group: string; lostInterval?: number }): Promise<GroupSnapshot> {
+export async function describeGroup(
+  options: ReadOptions & { group: string; lostInterval?: number },
+): Promise<GroupSnapshot> {
   const keys = groupKeys(validateGroupName(options.group), validatePrefix(options.prefix ?? DEFAULT_PREFIX));
-  return reading(options, `describe group ${options.group}`, (c) => readGroup(c, keys, options.lostInterval));
+  return withConnection(options.redis, options.timeout ?? 5000, `describe group ${options.group}`, (c) =>
+    readGroup(c, keys, options.lostInterval),
+  );
 }
 
 /** The last `count` transitions of a group (default 50), oldest first. */
-export function readHistory(options: ReadOptions & { group: string; count?: number }): Promise<Transition[]> {
+export async function readHistory(options: ReadOptions & { group: string; count?: number }): Promise<Transition[]> {
   const keys = groupKeys(validateGroupName(options.group), validatePrefix(options.prefix ?? DEFAULT_PREFIX));
-  return reading(options, `read the history of group ${options.group}`, (c) =>
+  return withConnection(options.redis, options.timeout ?? 5000, `read the history of group ${options.group}`, (c) =>
     readTransitions(c, keys, options.count ?? 50),
   );
 }
