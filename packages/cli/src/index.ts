@@ -1,55 +1,69 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
+import { demoCommand } from './commands/demo/index.js';
+import { groupCommand } from './commands/group/index.js';
+import { monitorCommand } from './commands/monitor/index.js';
+import { runCommand } from './commands/run/index.js';
+import { statusCommand } from './commands/status/index.js';
+import { EXIT_CODES_HELP, ExitCode, exitCodeOf } from './exit.js';
+import { type Io, processIo } from './io.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
-/** Exit codes: documented in `understudy --help` and the README. */
-export const ExitCode = Object.freeze({
-  ok: 0,
-  failure: 1,
-  usage: 2,
-});
+export { ExitCode } from './exit.js';
+export type { Io } from './io.js';
 
-export interface Io {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-}
-
-const processIo: Io = {
-  stdout: (text) => process.stdout.write(text),
-  stderr: (text) => process.stderr.write(text),
-};
-
-export function program(io: Io = processIo): Command {
-  return new Command('understudy')
+export function program(io: Io, exit: (code: number) => void): Command {
+  const cli = new Command('understudy')
     .description('Run redundant copies of a program; Redis keeps the best N active and the rest standing by.')
     .version(version, '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help for a command')
+    .enablePositionalOptions()
     .showSuggestionAfterError()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .addHelpText(
       'after',
       `
-Exit codes: ${ExitCode.ok} success, ${ExitCode.failure} failure, ${ExitCode.usage} invalid usage.`,
+Connection: --redis URL on every command, or REDIS_URL (default redis://127.0.0.1:6379).
+
+${EXIT_CODES_HELP}`,
     );
+  for (const command of [
+    runCommand(io, exit).passThroughOptions(),
+    monitorCommand(io, exit),
+    statusCommand(io, exit),
+    groupCommand(io, exit),
+    demoCommand(io, exit),
+  ]) {
+    cli.addCommand(command);
+  }
+  return cli;
 }
 
 /** Runs the command line; returns the process exit code instead of exiting. */
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
-  const cli = program(io).exitOverride();
+  let code: number = ExitCode.ok;
+  const cli = program(io, (c) => {
+    code = c;
+  });
+  cli.exitOverride();
+  for (const command of cli.commands) {
+    command.exitOverride();
+    for (const sub of command.commands) sub.exitOverride();
+  }
   if (argv.length === 0) {
     cli.outputHelp();
     return ExitCode.usage;
   }
   try {
     await cli.parseAsync([...argv], { from: 'user' });
-    return ExitCode.ok;
+    return code;
   } catch (error) {
     if (error instanceof CommanderError) {
       // Help and version "errors" are commander's way of finishing early.
       return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
     }
     io.stderr(`understudy: ${error instanceof Error ? error.message : String(error)}\n`);
-    return ExitCode.failure;
+    return exitCodeOf(error);
   }
 }

@@ -15,11 +15,15 @@ function understudy(...args: string[]) {
 }
 
 describe('understudy', () => {
-  it('prints its usage and the exit codes with --help', () => {
+  it('prints its usage, every command and the exit codes with --help', () => {
     const { code, stdout } = understudy('--help');
     expect(code).toBe(0);
-    expect(stdout).toMatch(/^Usage: understudy \[options\]/);
-    expect(stdout).toContain('Exit codes: 0 success, 1 failure, 2 invalid usage.');
+    expect(stdout).toMatch(/^Usage: understudy \[options\] \[command\]/);
+    for (const command of ['run', 'monitor', 'status', 'group', 'demo']) {
+      expect(stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
+    }
+    expect(stdout).toContain('Exit codes:');
+    expect(stdout).toContain('3    Redis cannot be reached');
   });
 
   it('prints the package version with --version', () => {

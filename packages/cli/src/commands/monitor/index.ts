@@ -1,0 +1,113 @@
+import { type GroupSnapshot, monitorGroup, type Transition } from '@understudy/core';
+import { Command } from 'commander';
+import { createLogUpdate } from 'log-update';
+import { columns, headline, memberTable, transitionLine } from '../../format.js';
+import type { Io } from '../../io.js';
+import { type ConnectionOptions, integer, withConnection } from '../../options.js';
+
+interface MonitorOptions extends ConnectionOptions {
+  json?: boolean;
+  lostInterval?: number;
+  history: number;
+}
+
+const REDRAW_MS = 200;
+/** The live view re-reads this often so lease bars show renewals (announcements only carry changes). */
+const REREAD_MS = 500;
+
+export function monitorCommand(io: Io, exit: (code: number) => void): Command {
+  return withConnection(new Command('monitor'))
+    .summary('watch a group live, or print JSON per change')
+    .description(
+      'Watch a group live: active count against the goal, members with rank, weight, state, ' +
+        'epoch and lease, and the latest transitions. Read-only: works under a Redis user that ' +
+        'may not write. Stop with Ctrl-C.',
+    )
+    .argument('<group>', 'group to watch')
+    .option('--json', 'print one JSON object per change (the first is the current state)')
+    .option(
+      '--lost-interval <ms>',
+      'count a member lost after this silence (default: the group’s activation interval)',
+      integer(1),
+    )
+    .option('--history <n>', 'transitions to show', integer(0), 8)
+    .action(async (group: string, options: MonitorOptions) => {
+      exit(await watch(group, options, io));
+    });
+}
+
+async function watch(group: string, options: MonitorOptions, io: Io): Promise<number> {
+  const stop = new AbortController();
+  const monitor = await monitorGroup({
+    redis: options.redis,
+    prefix: options.prefix,
+    group,
+    history: options.json ? 0 : options.history,
+    signal: stop.signal,
+    ...(options.lostInterval ? { lostInterval: options.lostInterval } : {}),
+  });
+  const onSignal = () => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const transitions: Transition[] = [];
+  let render: (() => void) | undefined;
+  let timer: NodeJS.Timeout | undefined;
+
+  if (options.json) {
+    const print = (s: GroupSnapshot) => io.stdout(`${JSON.stringify(s)}\n`);
+    print(monitor.snapshot());
+    monitor.on('change', print);
+  } else if (io.isTTY) {
+    const screen = createLogUpdate(process.stdout, { showCursor: false });
+    let shown: GroupSnapshot | undefined;
+    let readAt = 0;
+    let lastReread = 0;
+    render = () => {
+      const s = monitor.snapshot();
+      if (s !== shown) {
+        shown = s;
+        readAt = performance.now();
+      }
+      const recent = columns(transitions.slice(-options.history).map(transitionLine));
+      screen(
+        [
+          headline(s, true),
+          '',
+          ...(s.members.length ? memberTable(s, true, performance.now() - readAt) : ['(no members)']),
+          '',
+          options.history > 0 ? 'Latest transitions' : '',
+          ...recent.map((line) => `  ${line}`),
+        ].join('\n'),
+      );
+    };
+    const tick = () => {
+      if (performance.now() - lastReread >= REREAD_MS) {
+        lastReread = performance.now();
+        void monitor.refresh();
+      }
+      render?.();
+      timer = setTimeout(tick, REDRAW_MS);
+    };
+    tick();
+    stop.signal.addEventListener('abort', () => screen.done(), { once: true });
+  } else {
+    const print = (s: GroupSnapshot) =>
+      io.stdout(`${headline(s, false)}: ${s.members.map((m) => `${m.id}=${m.state}`).join(' ')}\n`);
+    print(monitor.snapshot());
+    monitor.on('change', print);
+    monitor.on('transition', (t) => io.stdout(`  ${transitionLine(t).join('  ')}\n`));
+  }
+  monitor.on('change', () => render?.());
+  monitor.on('transition', (t) => {
+    transitions.push(t);
+    if (transitions.length > 100) transitions.shift();
+    render?.();
+  });
+
+  await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
+  clearTimeout(timer);
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  await monitor.close();
+  return 0;
+}

@@ -1,0 +1,52 @@
+import { UnderstudyError } from '@understudy/core';
+
+/** Exit codes of `understudy`; `run` also passes on its command's own code. */
+export const ExitCode = Object.freeze({
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  redisUnavailable: 3,
+  paramMismatch: 4,
+  /** `run`: the command could not be executed (no permission). */
+  cannotExecute: 126,
+  /** `run`: the command was not found. */
+  notFound: 127,
+});
+
+export const EXIT_CODES_HELP = `Exit codes:
+  0    success
+  1    failure
+  2    invalid usage or option
+  3    Redis cannot be reached
+  4    the group runs with another active goal or activation interval
+  run: the command's own exit code when it exits while active (128 + n when killed by signal n),
+       126 when it cannot be executed, 127 when it is not found`;
+
+/** An error with a message meant for the user and the exit code that goes with it. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number = ExitCode.failure,
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+/** The exit code for an error the library raised. */
+export function exitCodeOf(error: unknown): number {
+  if (error instanceof CliError) return error.exitCode;
+  if (error instanceof UnderstudyError) {
+    switch (error.code) {
+      case 'CONFIG':
+        return ExitCode.usage;
+      case 'REDIS_UNAVAILABLE':
+        return ExitCode.redisUnavailable;
+      case 'PARAM_MISMATCH':
+        return ExitCode.paramMismatch;
+      default:
+        return ExitCode.failure;
+    }
+  }
+  return ExitCode.failure;
+}

@@ -1,0 +1,74 @@
+import { stripVTControlCharacters } from 'node:util';
+import type { GroupSnapshot, MonitoredState, Transition } from '@understudy/core';
+import pc from 'picocolors';
+
+/** Renders rows as left-aligned columns (ANSI colour codes do not count towards width). */
+export function columns(rows: readonly (readonly string[])[], gap = 2): string[] {
+  const visible = (s: string) => stripVTControlCharacters(s).length;
+  const widths: number[] = [];
+  for (const row of rows) {
+    row.forEach((cell, i) => {
+      widths[i] = Math.max(widths[i] ?? 0, visible(cell));
+    });
+  }
+  return rows.map((row) =>
+    row
+      .map((cell, i) => (i === row.length - 1 ? cell : cell + ' '.repeat((widths[i] ?? 0) - visible(cell) + gap)))
+      .join('')
+      .trimEnd(),
+  );
+}
+
+const STATE_COLOUR: Record<MonitoredState, (s: string) => string> = {
+  active: pc.green,
+  releasing: pc.yellow,
+  preparing: pc.cyan,
+  standby: pc.dim,
+};
+
+export function state(s: MonitoredState, colour: boolean): string {
+  return colour ? STATE_COLOUR[s](s) : s;
+}
+
+/** `██████░░░░ 1.8s`: the part of the lease still ahead. */
+export function leaseBar(remainingMs: number, leaseMs: number, width = 10): string {
+  const fraction = leaseMs > 0 ? Math.min(1, Math.max(0, remainingMs / leaseMs)) : 0;
+  const full = Math.round(fraction * width);
+  return `${'█'.repeat(full)}${'░'.repeat(width - full)} ${(Math.max(0, remainingMs) / 1000).toFixed(1)}s`;
+}
+
+export function clock(ms: number): string {
+  return new Date(ms).toISOString().slice(11, 23);
+}
+
+export function headline(s: GroupSnapshot, colour: boolean): string {
+  const count = `${s.activeCount}/${s.activeGoal} active`;
+  const healthy = s.activeCount === Math.min(s.activeGoal, s.members.length);
+  const counted = colour ? (healthy ? pc.green(count) : pc.yellow(count)) : count;
+  const quarantine = s.quarantineRemainingMs > 0 ? ` · quarantine ${(s.quarantineRemainingMs / 1000).toFixed(1)}s` : '';
+  return `group ${s.group} · ${counted} · ${s.members.length} members · version ${s.version}${quarantine}`;
+}
+
+/** The members table; `elapsedMs` ages the leases since the snapshot was read. */
+export function memberTable(s: GroupSnapshot, colour: boolean, elapsedMs = 0): string[] {
+  const header = ['RANK', 'MEMBER', 'WEIGHT', 'STATE', 'EPOCH', 'LEASE'];
+  const rows = s.members.map((m) => [
+    String(m.rank),
+    m.id,
+    String(m.weight),
+    state(m.state, colour),
+    m.epoch === undefined ? '-' : String(m.epoch),
+    leaseBar(m.leaseRemainingMs - elapsedMs, s.activationInterval),
+  ]);
+  return columns([colour ? header.map((h) => pc.bold(h)) : header, ...rows]);
+}
+
+export function transitionLine(t: Transition): string[] {
+  const details = [
+    t.epoch === undefined ? '' : `epoch ${t.epoch}`,
+    t.weight === undefined ? '' : `weight ${t.weight}`,
+    t.goal === undefined ? '' : `goal ${t.goal}`,
+    t.reason ?? '',
+  ].filter(Boolean);
+  return [clock(t.time), t.type, t.member || '-', details.join(' ')];
+}
