@@ -80,6 +80,20 @@ describe('monitorGroup', () => {
     expect({ at, seen }).toMatchObject({ at: milestones.length });
   });
 
+  it('yields the current state and then every change as an async iterator, until it is closed', async () => {
+    const group = uniqueGroup();
+    const { monitor } = await watch(group);
+    const seen: string[] = [];
+    const consumed = (async () => {
+      for await (const snapshot of monitor) seen.push(summary(snapshot));
+    })();
+    const member = await join({ group, memberId: 'solo', weight: 10 });
+    await waitFor(() => member.isActive() && seen.at(-1) === '1/1 solo:active', 'the iterator to see solo active');
+    await monitor.close();
+    await consumed;
+    expect(seen).toEqual(['0/0 ', '0/1 solo:standby', '1/1 solo:active']);
+  });
+
   it('notices a crashed active when its lease lapses, although no member writes anything', async () => {
     const group = uniqueGroup();
     const member = new MemberProcess({ url: server.url, group, memberId: 'doomed', weight: 10 });
