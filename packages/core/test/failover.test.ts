@@ -410,3 +410,36 @@ describe('Redis restarted empty', () => {
     expectNeverTooMany(records);
   });
 });
+
+describe('Redis restarted with its data', () => {
+  it('holds every grant for A when the group was last written by another server (run_id changed)', async () => {
+    const server = await ownServer();
+    const group = uniqueGroup('runid');
+    const timeline = new Timeline();
+    const intervals = { heartbeatInterval: 100, activationInterval: 1500 };
+    const first = await join({ group, memberId: 'first', weight: 20, ...intervals });
+    const second = await join({ group, memberId: 'second', weight: 10, ...intervals });
+    const records = new Map([
+      ['first', recordMember(first, timeline)],
+      ['second', recordMember(second, timeline)],
+    ]);
+    await untilActive([first, second], ['first'], 5000);
+    const epochBefore = first.epoch ?? 0;
+
+    // Same data, new process: a new run_id. The active keeps its slot (its lease is valid).
+    await server.restart({ keepData: true });
+    await sleep(intervals.heartbeatInterval * 3);
+    expect(activeIds([first, second])).toEqual(['first']);
+
+    // The handover's grant is the first grant since the restart: it must wait A.
+    const leftAt = performance.now();
+    await first.leave();
+    const activatedAt = await untilActive([second], ['second'], intervals.activationInterval * 3);
+    expect(activatedAt - leftAt).toBeGreaterThanOrEqual(intervals.activationInterval - 50);
+    expect(records.get('second')?.advisories.map((a) => a.code)).toContain('QUARANTINE');
+    expect(second.epoch ?? 0).toBeGreaterThan(epochBefore);
+    const log = await transitionLog(reader(server), group);
+    expect(log.some((e) => e.type === 'quarantine' && e.fields.reason === 'server-changed')).toBe(true);
+    expect(timeline.maxConcurrentActive()).toBe(1);
+  });
+});
