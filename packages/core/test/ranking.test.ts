@@ -112,3 +112,30 @@ describe('ranking', () => {
     expect(timeline.maxConcurrentActive()).toBe(1);
   });
 });
+
+describe('advisories about the group', () => {
+  it('warns TOO_FEW_ACTIVE when a disabled member keeps the group below its goal for longer than A', async () => {
+    const group = uniqueGroup();
+    const healthy = await join({ group, memberId: 'healthy', weight: 10, activeGoal: 2 });
+    const advisories: { code: string; at: number }[] = [];
+    healthy.on('advisory', (a) => advisories.push({ code: a.code, at: performance.now() }));
+    const broken = await join({
+      group,
+      memberId: 'broken',
+      weight: 20,
+      activeGoal: 2,
+      onActivate: () => {
+        throw new Error('no disk');
+      },
+    });
+    await waitFor(() => broken.weight === 0 && healthy.isActive(), 'broken disabled, healthy active');
+    const degradedAt = performance.now();
+    const warning = await waitFor(
+      () => advisories.find((a) => a.code === 'TOO_FEW_ACTIVE'),
+      'TOO_FEW_ACTIVE',
+      FAST.activationInterval * 4,
+    );
+    expect(warning.at - degradedAt).toBeGreaterThanOrEqual(FAST.activationInterval - FAST.heartbeatInterval * 2);
+    expect(advisories.filter((a) => a.code === 'TOO_FEW_ACTIVE')).toHaveLength(1);
+  });
+});
