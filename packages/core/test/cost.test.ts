@@ -92,7 +92,8 @@ describe('cost', () => {
     const heartbeats = (WINDOWS * WINDOW_MS) / H;
     expect(small.calls).toBeGreaterThanOrEqual(10 * heartbeats * 0.5);
     expect(large.calls).toBeGreaterThanOrEqual(1000 * heartbeats * 0.5);
-    // The target is flat; the benchmark measures it precisely. This loose bound catches O(n).
-    expect(ratio).toBeLessThan(3);
+    // The target is flat; the benchmark measures it precisely. Scheduling noise on a loaded
+    // machine moves the ratio by 2-3x; a renewal that were O(n) would make it ~100.
+    expect(ratio).toBeLessThan(5);
   }, 30_000);
 });

@@ -17,7 +17,7 @@ if m then
     note(G, id, 'standby', s.e, s.index, 'disabled')
   end
   m.w = 0
-  redis.call('HSET', K.members, id, cjson.encode(m))
+  write_member(id, m)
   set_rank(id, m, false)
   log_event(G, 'weight', id, { 'weight', 0, 'reason', 'disabled' })
   note(G, id, 'weight', 0, -1, '0')

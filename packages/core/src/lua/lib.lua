@@ -106,7 +106,13 @@ local function ensure_group(G, goal, activation, heartbeat)
   end
 end
 
+-- Reads are memoised for the length of one script (a plain renewal reads its member and the
+-- slots twice otherwise); every write below goes through the functions that keep them true.
+local slots_memo = nil
+local members_memo = {}
+
 local function read_slots()
+  if slots_memo then return slots_memo[1], slots_memo[2], slots_memo[3] end
   local flat = redis.call('HGETALL', K.slots)
   local slots, by_member, count = {}, {}, 0
   for i = 1, #flat, 2 do
@@ -118,18 +124,29 @@ local function read_slots()
     by_member[s.m] = s
     count = count + 1
   end
+  slots_memo = { slots, by_member, count }
   return slots, by_member, count
 end
 
 local function write_slot(s)
+  slots_memo = nil
   -- cjson writes numbers with 14 significant digits: epochs and times travel as strings.
   redis.call('HSET', K.slots, s.index, cjson.encode({ m = s.m, e = fmt(s.e), t = fmt(s.t), s = s.s, r = s.r }))
 end
 
 local function read_member(id)
-  local raw = redis.call('HGET', K.members, id)
-  if not raw then return nil end
-  return cjson.decode(raw)
+  local memo = members_memo[id]
+  if memo == nil then
+    local raw = redis.call('HGET', K.members, id)
+    memo = raw and cjson.decode(raw) or false
+    members_memo[id] = memo
+  end
+  return memo or nil
+end
+
+local function write_member(id, m)
+  members_memo[id] = m
+  redis.call('HSET', K.members, id, cjson.encode(m))
 end
 
 local function set_rank(id, m, holding)
@@ -138,6 +155,7 @@ end
 
 -- Frees a slot; `reason` is how the next holder of the slot will be told it got it.
 local function free_slot(G, s, freed_as)
+  slots_memo = nil
   redis.call('HDEL', K.slots, s.index)
   redis.call('HSET', K.config, 'freed:' .. s.index, freed_as)
   local m = read_member(s.m)
@@ -152,6 +170,7 @@ local function remove_member(G, id, kind, by_member)
     log_event(G, 'deactivate', id, { 'epoch', fmt(s.e), 'reason', kind == 'lapse' and 'lease-lost' or 'leave' })
   end
   redis.call('HDEL', K.members, id)
+  members_memo[id] = false
   redis.call('ZREM', K.leases, id)
   redis.call('ZREM', K.rank, id)
   if G.preparing == id then G.preparing = '' end
@@ -169,7 +188,7 @@ end
 local function add_member(G, id, weight, host, pid, reason)
   local seq = redis.call('HINCRBY', K.config, 'seq', 1)
   local m = { w = weight, q = seq, h = host, p = pid }
-  redis.call('HSET', K.members, id, cjson.encode(m))
+  write_member(id, m)
   redis.call('ZADD', K.leases, G.now + G.activation, id)
   set_rank(id, m, false)
   log_event(G, 'join', id, { 'weight', weight, 'reason', reason })
@@ -290,7 +309,7 @@ end
 local function needs_reconcile(G)
   if #redis.call('ZRANGEBYSCORE', K.leases, '-inf', G.now, 'LIMIT', 0, 1) > 0 then return true end
   if quarantined(G) then return false end
-  local held = redis.call('HLEN', K.slots)
+  local _, _, held = read_slots()
   return held < G.goal and held < redis.call('ZCARD', K.leases)
 end
 

@@ -11,7 +11,7 @@ local G = load_group(read_now())
 local m = read_member(id)
 if m and m.w ~= weight then
   m.w = weight
-  redis.call('HSET', K.members, id, cjson.encode(m))
+  write_member(id, m)
   local _, by_member = read_slots()
   set_rank(id, m, by_member[id] ~= nil)
   log_event(G, 'weight', id, { 'weight', weight })
