@@ -127,10 +127,11 @@ async function run(argv: string[], options: RunOptions, io: Io): Promise<number>
     },
     onDeactivate: async ({ reason }) => {
       const running = child;
-      child = undefined;
       if (!running) return;
       say(`deactivating (${reason}): stopping ${command}`);
+      // `child` stays set while it stops, so a second SIGTERM / SIGINT can still kill it.
       const result = await running.stop(stopTimeout);
+      if (child === running) child = undefined;
       say(`${command} stopped (${describeExit(result)})`);
     },
   });
