@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type JoinOptions, joinGroup, type Member } from '@understudy/core';
+import { forgetGroup, type JoinOptions, joinGroup, type Member } from '@understudy/core';
 import { type RedisServer, runTypeScript } from '@understudy/testkit';
 import { afterEach } from 'vitest';
 
@@ -113,13 +113,22 @@ export class Timeline {
   }
 }
 
-/** Joins members and makes sure each one leaves when the test ends. */
+/**
+ * Joins members and makes sure each one leaves when the test ends; then the test's groups
+ * are forgotten, so a shared server (REDIS_URL) keeps no keys of them.
+ */
 export function memberFactory(server: () => RedisServer, defaults: Partial<JoinOptions> = {}) {
   const joined: Member[] = [];
+  const groups = new Map<string, string>();
   afterEach(async () => {
     await Promise.allSettled(joined.splice(0).map((m) => m.leave()));
+    const used = [...groups];
+    groups.clear();
+    await Promise.allSettled(used.map(([group, redis]) => forgetGroup({ redis, group })));
   });
   return async (options: Partial<JoinOptions> & { memberId: string; weight: number; group: string }) => {
+    const redis = typeof options.redis === 'string' ? options.redis : server().url;
+    groups.set(options.group, redis);
     const member = await joinGroup({ redis: server().url, ...FAST, ...defaults, ...options });
     joined.push(member);
     return member;

@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis, type RedisOptions } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  plainRedis,
   RedisBinaryMissingError,
   type RedisServer,
   runTypeScript,
@@ -194,6 +195,39 @@ describe('clean-up', () => {
       for (const pid of pids) expect(isRunning(pid)).toBe(false);
     } finally {
       sweepLeftovers(root);
+    }
+  });
+});
+
+describe('plainRedis', () => {
+  it('uses the server at REDIS_URL when it is set, refuses to fault it, and leaves it running', async () => {
+    const shared = await startRedis();
+    const saved = process.env.REDIS_URL;
+    process.env.REDIS_URL = shared.url;
+    try {
+      const plain = await plainRedis();
+      expect(plain.kind).toBe('external');
+      expect(plain.url).toBe(shared.url);
+      expect(plain.port).toBe(shared.port);
+      await expect(plain.kill()).rejects.toThrow(/REDIS_URL .* is shared and is never faulted/);
+      await expect(plain.pause()).rejects.toThrow(/never faulted/);
+      await plain.stop();
+      expect(await connect(plain).ping()).toBe('PONG');
+    } finally {
+      if (saved === undefined) delete process.env.REDIS_URL;
+      else process.env.REDIS_URL = saved;
+    }
+  });
+
+  it('starts a server of its own when REDIS_URL is not set', async () => {
+    const saved = process.env.REDIS_URL;
+    delete process.env.REDIS_URL;
+    try {
+      const plain = await plainRedis();
+      expect(plain.kind).toBe('process');
+      expect(await connect(plain).ping()).toBe('PONG');
+    } finally {
+      if (saved !== undefined) process.env.REDIS_URL = saved;
     }
   });
 });

@@ -3,6 +3,7 @@
 -- KEYS: 1 config  2 members  3 leases  4 rank  5 slots  6 log  7 the member's heartbeat key
 -- ARGV: 1 channel  2 member id  3 weight  4 activeGoal  5 activationInterval (ms)
 --       6 heartbeatInterval (ms)  7 preparationInterval (ms)  8 host  9 pid
+--       10 nonce (random per member object: a join retried after a timeout finds itself)
 -- Reply: the member's view (see `view` in lib.lua), or an error:
 --   PARAM_MISMATCH <field> <requested> <current>   the group runs with other parameters
 --   MEMBER_EXISTS <id>                             a live member already uses this id
@@ -21,12 +22,18 @@ if G.exists and G.goal > 0 then
     return redis.error_reply('PARAM_MISMATCH activationInterval ' .. activation .. ' ' .. G.activation)
   end
 end
-if redis.call('HEXISTS', K.members, id) == 1 then
+local existing = read_member(id)
+if existing and existing.n ~= ARGV[10] then
   return redis.error_reply('MEMBER_EXISTS ' .. id)
 end
 
 ensure_group(G, goal, activation, heartbeat)
-add_member(G, id, weight, ARGV[8], ARGV[9], 'join')
+if existing then
+  -- This member's own join, retried after its reply timed out: it is in already.
+  redis.call('ZADD', K.leases, G.now + G.activation, id)
+else
+  add_member(G, id, weight, ARGV[8], ARGV[9], ARGV[10], 'join')
+end
 reconcile(G)
 update_prepare(G, id, preparation)
 commit(G, channel)

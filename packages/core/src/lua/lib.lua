@@ -6,7 +6,8 @@
 -- KEYS (the same order in every member script):
 --   1 config   hash    activeGoal, activationInterval, heartbeatInterval, createdAt, runId,
 --                      version, epoch, seq, quarantineUntil, next, preparing, freed:<slot>
---   2 members  hash    member id -> cjson { w = weight, q = join sequence, h = host, p = pid }
+--   2 members  hash    member id -> cjson { w = weight, q = join sequence, h = host, p = pid,
+--                      n = nonce of the member object that joined }
 --   3 leases   zset    member id -> lease deadline (Redis ms)
 --   4 rank     zset    member id -> rank score (lower ranks first), see rank_score
 --   5 slots    hash    slot index -> cjson { m = member, e = epoch, t = since, s = 'active' |
@@ -185,9 +186,9 @@ local function expire_lapsed(G)
   for _, id in ipairs(lapsed) do remove_member(G, id, 'lapse', by_member) end
 end
 
-local function add_member(G, id, weight, host, pid, reason)
+local function add_member(G, id, weight, host, pid, nonce, reason)
   local seq = redis.call('HINCRBY', K.config, 'seq', 1)
-  local m = { w = weight, q = seq, h = host, p = pid }
+  local m = { w = weight, q = seq, h = host, p = pid, n = nonce }
   write_member(id, m)
   redis.call('ZADD', K.leases, G.now + G.activation, id)
   set_rank(id, m, false)

@@ -7,6 +7,7 @@
 -- ARGV: 1 channel  2 member id  3 weight  4 activeGoal  5 activationInterval (ms)
 --       6 heartbeatInterval (ms)  7 preparationInterval (ms)  8 host  9 pid
 --       10 claimed epoch (0 if the member believes it is not active)  11 claimed slot
+--       12 nonce (see join.lua)
 -- Reply: the member's view (see `view` in lib.lua).
 --@include lib.lua
 
@@ -23,7 +24,7 @@ local rejoined = false
 if m then
   redis.call('ZADD', K.leases, G.now + G.activation, id)
 else
-  m = add_member(G, id, weight, ARGV[8], ARGV[9], 'rejoin')
+  m = add_member(G, id, weight, ARGV[8], ARGV[9], ARGV[12], 'rejoin')
   rejoined = true
 end
 

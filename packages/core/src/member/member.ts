@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type Logger, pino } from 'pino';
 import { acquireLink, type Link } from '../connections.js';
 import { ConfigError, HandlerError, LeftError, RedisUnavailableError, UnderstudyError } from '../errors.js';
@@ -93,6 +94,8 @@ export class Member extends EventEmitter<MemberEvents> {
   readonly #log: Logger;
   readonly #actions = new ActionQueue();
   readonly #host = hostname();
+  /** Tells this member object's join apart from another's with the same id (see join.lua). */
+  readonly #nonce = randomBytes(6).toString('hex');
   #link: Link | undefined;
 
   #state: MemberState = 'standby';
@@ -215,18 +218,7 @@ export class Member extends EventEmitter<MemberEvents> {
     try {
       this.#link = await acquireLink(this.#options.redis, Math.max(5, Math.floor(h * 0.8)), a);
       await this.#link.subscriber.subscribe(this.#keys.events, this.#onMessage, this.#onResync);
-      const s = this.#settings;
-      const { view, midpoint, sentAt } = await this.#call('join', [
-        this.#keys.events,
-        this.id,
-        this.#weight,
-        s.activeGoal,
-        s.activationInterval,
-        s.heartbeatInterval,
-        s.preparationInterval,
-        this.#host,
-        process.pid,
-      ]);
+      const { view, midpoint, sentAt } = await this.#join();
       this.#lastRenewalStart = sentAt;
       this.#extendLease(sentAt, lagMonitor.margin(), 'ok');
       this.#applyView(view, midpoint);
@@ -247,6 +239,36 @@ export class Member extends EventEmitter<MemberEvents> {
       for (const announcement of early) this.#applyAnnouncement(announcement);
       this.#converge();
     });
+  }
+
+  /**
+   * Runs the join script; a reply that timed out (a busy process, a slow Redis) is retried
+   * until one activation interval has passed: the nonce makes a join that did run idempotent.
+   */
+  async #join(): Promise<CallResult> {
+    const s = this.#settings;
+    const args = [
+      this.#keys.events,
+      this.id,
+      this.#weight,
+      s.activeGoal,
+      s.activationInterval,
+      s.heartbeatInterval,
+      s.preparationInterval,
+      this.#host,
+      process.pid,
+      this.#nonce,
+    ];
+    const giveUpAt = s.clock.now() + s.activationInterval;
+    for (;;) {
+      try {
+        return await this.#call('join', args);
+      } catch (error) {
+        if (!(error instanceof RedisUnavailableError) || s.clock.now() >= giveUpAt) throw error;
+        this.#log.debug({ error: describe(error) }, 'join did not answer in time; retrying');
+        await sleep(Math.min(50, s.heartbeatInterval));
+      }
+    }
   }
 
   // ---- renewals ------------------------------------------------------------------------
@@ -295,6 +317,7 @@ export class Member extends EventEmitter<MemberEvents> {
         process.pid,
         held?.epoch ?? 0,
         held?.slot ?? -1,
+        this.#nonce,
       ]);
     } catch (error) {
       this.#lastRenewalStart = s.clock.now();
