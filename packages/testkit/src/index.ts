@@ -4,7 +4,9 @@ export { HistoryRecorder, type NewHistoryEvent, readHistory } from './history/re
 export type * from './history/types.js';
 export { runTypeScript } from './node.js';
 export { RedisBinaryMissingError, redisServerBinary } from './redis/binary.js';
+export { type ClusterNodeInfo, RedisCluster, type StartClusterOptions, startCluster } from './redis/cluster.js';
 export { freePort } from './redis/ports.js';
 export { liveServerCount, stopAllRedis, sweepLeftovers, testkitRoot } from './redis/registry.js';
+export { SentinelSet, type StartSentinelSetOptions, startSentinelSet } from './redis/sentinel.js';
 export { plainRedis, startRedis } from './redis/start.js';
 export type { RedisServer, RestartOptions, StartRedisOptions } from './redis/types.js';

@@ -37,7 +37,10 @@ export class RedisContainerServer implements RedisServer, Stoppable {
     const args = ['redis-server', '--save', '', '--appendonly', options.appendOnly ? 'yes' : 'no'];
     if (options.appendOnly) args.push('--appendfsync', options.appendOnly);
     if (options.enableDebugCommand) args.push('--enable-debug-command', 'yes');
-    for (const [key, value] of Object.entries(options.config ?? {})) args.push(`--${key}`, value);
+    for (const [key, value] of Object.entries(options.config ?? {})) {
+      args.push(`--${key}`, ...(typeof value === 'string' ? [value] : value));
+    }
+    if (options.sentinel) throw new Error('Sentinel topologies run from redis-server processes only');
     let container = new RedisContainer(IMAGE);
     if (options.password) container = container.withPassword(options.password);
     if (options.acl) {

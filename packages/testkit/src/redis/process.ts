@@ -159,12 +159,23 @@ export class RedisProcess implements RedisServer, Stoppable {
 
   #arguments(): string[] {
     const o = this.#options;
-    const config: Record<string, string> = {
+    const basic: Record<string, string | readonly string[]> = {
       port: String(this.#port),
       bind: this.host,
       dir: this.dir,
       logfile: join(this.dir, 'redis.log'),
       daemonize: 'no',
+    };
+    const flags = (config: Record<string, string | readonly string[]>) =>
+      Object.entries(config).flatMap(([key, value]) => [`--${key}`, ...(typeof value === 'string' ? [value] : value)]);
+    if (o.sentinel) {
+      const file = join(this.dir, 'sentinel.conf');
+      // Sentinel rewrites this file as it learns; a restart keeps what it learned.
+      if (!existsSync(file)) writeFileSync(file, `${o.sentinel.join('\n')}\n`);
+      return [file, '--sentinel', ...flags({ ...basic, ...o.config })];
+    }
+    return flags({
+      ...basic,
       save: '',
       appendonly: o.appendOnly ? 'yes' : 'no',
       ...(o.appendOnly ? { appendfsync: o.appendOnly } : {}),
@@ -172,8 +183,7 @@ export class RedisProcess implements RedisServer, Stoppable {
       ...(o.password ? { requirepass: o.password } : {}),
       ...(o.enableDebugCommand ? { 'enable-debug-command': 'local' } : {}),
       ...o.config,
-    };
-    return Object.entries(config).flatMap(([key, value]) => [`--${key}`, value]);
+    });
   }
 
   async #launch(): Promise<void> {

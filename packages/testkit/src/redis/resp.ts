@@ -1,9 +1,11 @@
 import { connect } from 'node:net';
 
 /**
- * Sends one command over a fresh TCP connection and returns the first reply line
- * (`+OK`, `-ERR …`, `$5`, `:1`). Enough to probe readiness and run admin commands
- * without a client library, and it works on a server whose users a test restricted.
+ * Sends one command over a fresh TCP connection and returns its reply as text: status,
+ * error and integer replies as their line (`+OK`, `-ERR …`, `:1`), a bulk string as its
+ * content (`CLUSTER INFO`, `INFO`), an array as its elements joined by newlines. Enough to
+ * probe readiness and run admin commands without a client library, also on a server whose
+ * users a test restricted.
  */
 export function rawCommand(
   port: number,
@@ -11,11 +13,10 @@ export function rawCommand(
   options: { auth?: readonly string[]; timeoutMs?: number } = {},
 ): Promise<string> {
   const commands = options.auth ? [['AUTH', ...options.auth], args] : [args];
-  const payload = commands.map(encode).join('');
   return new Promise((resolve, reject) => {
     const socket = connect({ host: '127.0.0.1', port });
-    let buffered = '';
-    let linesWanted = commands.length;
+    let buffered = Buffer.alloc(0);
+    let repliesWanted = commands.length;
     const fail = (error: Error) => {
       socket.destroy();
       reject(error);
@@ -24,20 +25,20 @@ export function rawCommand(
       fail(new Error(`no reply from 127.0.0.1:${port} to ${args[0]}`)),
     );
     socket.on('error', fail);
-    socket.on('connect', () => socket.write(payload));
-    socket.on('data', (chunk) => {
-      buffered += chunk.toString('utf8');
-      let newline = buffered.indexOf('\r\n');
-      while (newline !== -1) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 2);
-        linesWanted -= 1;
-        if (linesWanted === 0 || line.startsWith('-')) {
+    socket.on('connect', () => socket.write(commands.map(encode).join('')));
+    socket.on('data', (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      for (;;) {
+        const parsed = parse(buffered, 0);
+        if (!parsed) return;
+        buffered = buffered.subarray(parsed.end);
+        repliesWanted -= 1;
+        // A failed AUTH is the answer: the command itself would only say NOAUTH.
+        if (repliesWanted === 0 || parsed.text.startsWith('-')) {
           socket.destroy();
-          resolve(line);
+          resolve(parsed.text);
           return;
         }
-        newline = buffered.indexOf('\r\n');
       }
     });
   });
@@ -45,4 +46,34 @@ export function rawCommand(
 
 function encode(args: readonly string[]): string {
   return `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+}
+
+/** One RESP2 reply starting at `at`, or undefined if it is not complete yet. */
+function parse(buffer: Buffer, at: number): { text: string; end: number } | undefined {
+  const newline = buffer.indexOf('\r\n', at);
+  if (newline === -1) return undefined;
+  const line = buffer.toString('utf8', at, newline);
+  const next = newline + 2;
+  switch (line[0]) {
+    case '$': {
+      const length = Number(line.slice(1));
+      if (length < 0) return { text: '', end: next };
+      if (buffer.length < next + length + 2) return undefined;
+      return { text: buffer.toString('utf8', next, next + length), end: next + length + 2 };
+    }
+    case '*': {
+      const count = Number(line.slice(1));
+      const items: string[] = [];
+      let end = next;
+      for (let i = 0; i < count; i++) {
+        const item = parse(buffer, end);
+        if (!item) return undefined;
+        items.push(item.text);
+        end = item.end;
+      }
+      return { text: items.join('\n'), end };
+    }
+    default:
+      return { text: line, end: next };
+  }
 }

@@ -7,8 +7,16 @@ export interface StartRedisOptions {
   password?: string;
   /** `enable-debug-command local`, for `DEBUG SLEEP`, `DEBUG RELOAD` and friends. */
   enableDebugCommand?: boolean;
-  /** More configuration directives, e.g. `{ hz: '100', 'notify-keyspace-events': 'Ex' }`. */
-  config?: Readonly<Record<string, string>>;
+  /**
+   * More configuration directives, e.g. `{ hz: '100', replicaof: ['127.0.0.1', '6380'] }`
+   * (a directive with several values takes an array).
+   */
+  config?: Readonly<Record<string, string | readonly string[]>>;
+  /**
+   * Run as a Sentinel: these lines (`sentinel monitor …`) go into a config file that Sentinel
+   * may rewrite; only the basic server directives are added.
+   */
+  sentinel?: readonly string[];
   /** How long to wait for the server to answer, in ms (default 10 000). */
   startTimeoutMs?: number;
 }

@@ -1,0 +1,49 @@
+import { Cluster, Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startCluster, startSentinelSet } from '../src/index.js';
+
+const clients: (Redis | Cluster)[] = [];
+afterEach(() => {
+  for (const client of clients.splice(0)) client.disconnect();
+});
+
+describe('startCluster', () => {
+  it('serves every slot, and a replica takes over when a master is SIGKILLed', async () => {
+    const cluster = await startCluster();
+    expect(cluster.nodes).toHaveLength(6);
+    const client = new Cluster(cluster.startupNodes, { redisOptions: { maxRetriesPerRequest: 1 } });
+    client.on('error', () => undefined);
+    clients.push(client);
+    await client.set('{orders}:probe', 'before');
+    const topology = await cluster.topology();
+    expect(topology.filter((n) => n.role === 'master')).toHaveLength(3);
+    expect(topology.filter((n) => n.role === 'replica')).toHaveLength(3);
+
+    const owner = await cluster.masterFor('{orders}:probe');
+    const replica = topology.find((n) => n.masterId === topology.find((m) => m.port === owner.port)?.id);
+    await owner.kill('SIGKILL');
+    await cluster.waitUntilHealthy();
+    const promoted = await cluster.masterFor('{orders}:probe');
+    expect(promoted.port).toBe(replica?.port);
+    expect(await client.get('{orders}:probe')).toBe('before');
+  });
+});
+
+describe('startSentinelSet', () => {
+  it('follows the master through a failover after SIGKILL', async () => {
+    const set = await startSentinelSet();
+    expect(set.servers).toHaveLength(3);
+    expect(set.sentinels).toHaveLength(3);
+    const client = new Redis({ sentinels: set.sentinelAddresses, name: set.masterName, maxRetriesPerRequest: 1 });
+    client.on('error', () => undefined);
+    clients.push(client);
+    await client.set('probe', 'before');
+    await client.wait(2, 1000);
+    const master = await set.master();
+    await master.kill('SIGKILL');
+    const promoted = await set.waitForFailover(master);
+    expect(promoted).not.toBe(master);
+    expect(set.servers).toContain(promoted);
+    await expect.poll(() => client.get('probe').catch(() => undefined), { timeout: 10_000 }).toBe('before');
+  });
+});
