@@ -39,6 +39,7 @@ function open(source: RedisSource, options: RedisOptions): Connection {
     return source.duplicate(undefined, {
       enableOfflineQueue: options.enableOfflineQueue ?? true,
       lazyConnect: true,
+      shardedSubscribers: true,
       redisOptions: { ...source.options.redisOptions, ...options },
     });
   }
@@ -98,7 +99,8 @@ type ResyncListener = () => void;
 /**
  * One subscriber connection shared by every member and monitor of a process that uses the
  * same Redis: channel listeners, and a resync call after every reconnect (messages sent
- * while it was down are lost; listeners catch up by reading).
+ * while it was down are lost; listeners catch up by reading). Announcements are sharded
+ * pub/sub (SSUBSCRIBE): in a Cluster they stay on the group's shard.
  */
 export class Subscriber {
   readonly #connection: Connection;
@@ -108,7 +110,7 @@ export class Subscriber {
 
   constructor(connection: Connection) {
     this.#connection = connection;
-    connection.on('message', (channel: string, message: string) => {
+    connection.on('smessage', (channel: string, message: string) => {
       for (const listener of this.#channels.get(channel) ?? []) listener(message);
     });
     connection.on('ready', () => {
@@ -127,7 +129,7 @@ export class Subscriber {
     if (!listeners) {
       listeners = new Set();
       this.#channels.set(channel, listeners);
-      await this.#connection.subscribe(channel);
+      await this.#connection.ssubscribe(channel);
     }
     listeners.add(listener);
     this.#resync.add(resync);
@@ -144,7 +146,7 @@ export class Subscriber {
     listeners.delete(listener);
     if (listeners.size === 0) {
       this.#channels.delete(channel);
-      if (this.#connection.status === 'ready') void this.#connection.unsubscribe(channel).catch(() => undefined);
+      if (this.#connection.status === 'ready') void this.#connection.sunsubscribe(channel).catch(() => undefined);
     }
   }
 }

@@ -347,7 +347,9 @@ local function commit(G, channel)
   if not G.changed then return end
   G.version = G.version + 1
   redis.call('HSET', K.config, 'version', G.version)
-  redis.call('PUBLISH', channel, cjson.encode({ v = G.version, c = G.changes }))
+  -- Sharded pub/sub: in a Cluster the message stays on the group's shard (the channel has the
+  -- group's hash tag); a single Redis treats it like PUBLISH.
+  redis.call('SPUBLISH', channel, cjson.encode({ v = G.version, c = G.changes }))
 end
 
 -- The reply every member script sends to its caller: the member's role and what it
