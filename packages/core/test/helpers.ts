@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { forgetGroup, type JoinOptions, joinGroup, type Member } from '@understudy/core';
+import { forgetGroup, type JoinOptions, joinGroup, type Member, type RedisSource } from '@understudy/core';
 import { type RedisServer, runTypeScript } from '@understudy/testkit';
 import { afterEach } from 'vitest';
 
@@ -119,7 +119,7 @@ export class Timeline {
  */
 export function memberFactory(server: () => RedisServer, defaults: Partial<JoinOptions> = {}) {
   const joined: Member[] = [];
-  const groups = new Map<string, string>();
+  const groups = new Map<string, RedisSource>();
   afterEach(async () => {
     await Promise.allSettled(joined.splice(0).map((m) => m.leave()));
     const used = [...groups];
@@ -127,9 +127,9 @@ export function memberFactory(server: () => RedisServer, defaults: Partial<JoinO
     await Promise.allSettled(used.map(([group, redis]) => forgetGroup({ redis, group })));
   });
   return async (options: Partial<JoinOptions> & { memberId: string; weight: number; group: string }) => {
-    const redis = typeof options.redis === 'string' ? options.redis : server().url;
+    const redis = options.redis ?? server().url;
     groups.set(options.group, redis);
-    const member = await joinGroup({ redis: server().url, ...FAST, ...defaults, ...options });
+    const member = await joinGroup({ ...FAST, ...defaults, ...options, redis });
     joined.push(member);
     return member;
   };

@@ -1,0 +1,103 @@
+import { type Member, monitorGroup } from '@understudy/core';
+import { type RedisCluster, type SentinelSet, startCluster, startSentinelSet } from '@understudy/testkit';
+import { Cluster } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { hrNow, memberFactory, Timeline, uniqueGroup, waitFor } from './helpers.js';
+
+// Long enough to outlast a failover (node timeout / down-after 1 s, plus the election).
+const intervals = { heartbeatInterval: 100, activationInterval: 4000 };
+const { heartbeatInterval: H, activationInterval: A } = intervals;
+
+const topologies: (RedisCluster | SentinelSet)[] = [];
+const clients: Cluster[] = [];
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.disconnect();
+  await Promise.all(topologies.splice(0).map((t) => t.stop()));
+});
+// Members get their connection source per call (a Cluster client or Sentinel options).
+const join = memberFactory(() => {
+  throw new Error('pass `redis` explicitly');
+});
+
+const activeIds = (members: Member[]) =>
+  members
+    .filter((m) => m.isActive())
+    .map((m) => m.id)
+    .sort();
+
+async function joinPair(group: string, redis: Parameters<typeof join>[0]['redis'], timeline: Timeline) {
+  const members: Member[] = [];
+  for (const [memberId, weight] of [
+    ['high', 20],
+    ['low', 10],
+  ] as const) {
+    const member = await join({ group, memberId, weight, redis, ...intervals });
+    timeline.watch(member);
+    members.push(member);
+  }
+  return members;
+}
+
+describe('Redis Cluster', () => {
+  it('runs a group on the shard of its hash tag and converges after that shard’s master is SIGKILLed', async () => {
+    const cluster = await startCluster();
+    topologies.push(cluster);
+    const client = new Cluster(cluster.startupNodes, { redisOptions: { maxRetriesPerRequest: 1 } });
+    client.on('error', () => undefined);
+    clients.push(client);
+    const group = uniqueGroup('cluster');
+    const timeline = new Timeline();
+    const members = await joinPair(group, client, timeline);
+    await waitFor(() => activeIds(members).join() === 'high', 'high active', A * 2);
+    const monitor = await monitorGroup({ redis: client, group });
+    try {
+      expect(monitor.snapshot().members.map((m) => [m.id, m.state])).toEqual([
+        ['high', 'active'],
+        ['low', 'standby'],
+      ]);
+      // Announcements reach the members over sharded pub/sub: a leave hands over at once.
+      const [high, low] = members as [Member, Member];
+      const leftAt = hrNow();
+      await high.leave();
+      await waitFor(() => low.isActive(), 'low active', A);
+      expect(timeline.of('low', 'activate')[0]?.t ?? Number.POSITIVE_INFINITY).toBeLessThan(leftAt + H);
+
+      const epochBefore = low.epoch ?? 0;
+      const master = await cluster.masterFor(`understudy:{${group}}:config`);
+      await master.kill('SIGKILL');
+      await cluster.waitUntilHealthy();
+      const healedAt = performance.now();
+      // The promoted replica is another server: grants wait out a quarantine; the member
+      // either kept its slot or gets a new, larger epoch.
+      await waitFor(() => low.isActive(), 'low active again after the failover', A + H + 5000);
+      expect(low.epoch ?? 0).toBeGreaterThanOrEqual(epochBefore);
+      expect(performance.now() - healedAt).toBeLessThan(A + H + 5000);
+      await waitFor(() => monitor.snapshot().activeCount === 1, 'the monitor to see one active', A);
+      expect(timeline.maxConcurrentActive()).toBe(1);
+    } finally {
+      await monitor.close();
+    }
+  });
+});
+
+describe('Redis Sentinel', () => {
+  it('follows the master through a Sentinel failover, never with two active', async () => {
+    const set = await startSentinelSet();
+    topologies.push(set);
+    const redis = { sentinels: set.sentinelAddresses, name: set.masterName };
+    const group = uniqueGroup('sentinel');
+    const timeline = new Timeline();
+    const members = await joinPair(group, redis, timeline);
+    await waitFor(() => activeIds(members).join() === 'high', 'high active', A * 2);
+    const epochBefore = members[0]?.epoch ?? 0;
+
+    const master = await set.master();
+    await master.kill('SIGKILL');
+    await set.waitForFailover(master);
+    await waitFor(() => activeIds(members).join() === 'high', 'high active after the failover', A + H + 8000);
+    await new Promise((resolve) => setTimeout(resolve, H * 5));
+    expect(activeIds(members)).toEqual(['high']);
+    expect(members[0]?.epoch ?? 0).toBeGreaterThanOrEqual(epochBefore);
+    expect(timeline.maxConcurrentActive()).toBe(1);
+  });
+});
