@@ -1,17 +1,9 @@
+import type { RedisSource } from '@understudy/core';
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { Cluster } from 'ioredis';
+import { CliError, ExitCode } from './exit.js';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
-
-/** `--redis URL`, defaulting to REDIS_URL, then the local default port. */
-export function redisOption(): Option {
-  return new Option('--redis <url>', 'Redis to coordinate through (redis://[user:password@]host:port[/db])')
-    .env('REDIS_URL')
-    .default(DEFAULT_REDIS_URL);
-}
-
-export function prefixOption(): Option {
-  return new Option('--prefix <prefix>', 'key prefix of the groups').default('understudy');
-}
 
 /** Parses a whole number of at least `min`, naming the option in the error. */
 export function integer(min: number) {
@@ -25,12 +17,72 @@ export function integer(min: number) {
   };
 }
 
-/** Adds the connection options every command shares. */
+/** Parses `host:port,host:port`. */
+function addresses(value: string): { host: string; port: number }[] {
+  return value.split(',').map((entry) => {
+    const match = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(entry.trim());
+    if (!match) throw new InvalidArgumentError(`"${entry}" is not host:port (give a comma-separated list).`);
+    return { host: match[1] as string, port: Number(match[2]) };
+  });
+}
+
+/** The connection options every command shares. */
 export function withConnection(command: Command): Command {
-  return command.addOption(redisOption()).addOption(prefixOption());
+  return command
+    .addOption(
+      new Option('--redis <url>', 'Redis to coordinate through (redis://[user:password@]host:port[/db])')
+        .env('REDIS_URL')
+        .default(DEFAULT_REDIS_URL),
+    )
+    .addOption(
+      new Option('--sentinel <host:port,...>', 'connect through Redis Sentinel instead (with --master-name)')
+        .env('REDIS_SENTINELS')
+        .argParser(addresses),
+    )
+    .addOption(new Option('--master-name <name>', 'the master name the Sentinels watch').env('REDIS_MASTER_NAME'))
+    .addOption(
+      new Option('--cluster <host:port,...>', 'connect to a Redis Cluster through these nodes instead')
+        .env('REDIS_CLUSTER')
+        .argParser(addresses),
+    )
+    .addOption(new Option('--prefix <prefix>', 'key prefix of the groups').default('understudy'));
 }
 
 export interface ConnectionOptions {
   redis: string;
+  sentinel?: { host: string; port: number }[];
+  masterName?: string;
+  cluster?: { host: string; port: number }[];
   prefix: string;
+}
+
+/**
+ * What the library connects through: a URL, Sentinel options, or a (never connected) Cluster
+ * client that the library duplicates. Credentials in --redis apply to Sentinel's and the
+ * Cluster's data nodes too.
+ */
+export function redisSource(options: ConnectionOptions): RedisSource {
+  if (options.sentinel && options.cluster) {
+    throw new CliError('give --sentinel or --cluster, not both', ExitCode.usage);
+  }
+  const url = new URL(options.redis);
+  const auth = {
+    ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+    ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+  };
+  if (options.sentinel) {
+    if (!options.masterName) throw new CliError('--sentinel needs --master-name', ExitCode.usage);
+    return { sentinels: options.sentinel, name: options.masterName, ...auth };
+  }
+  if (options.cluster) return new Cluster(options.cluster, { lazyConnect: true, redisOptions: auth });
+  return options.redis;
+}
+
+/** The connection for messages, without credentials. */
+export function describeConnection(options: ConnectionOptions): string {
+  if (options.sentinel) {
+    return `Sentinel master ${options.masterName} via ${options.sentinel.map((a) => `${a.host}:${a.port}`).join(',')}`;
+  }
+  if (options.cluster) return `Cluster ${options.cluster.map((a) => `${a.host}:${a.port}`).join(',')}`;
+  return options.redis.replace(/\/\/[^@/]*@/, '//***@');
 }

@@ -1,7 +1,7 @@
 import { forgetGroup, setActiveGoal } from '@understudy/core';
 import { Command } from 'commander';
 import type { Io } from '../../io.js';
-import { type ConnectionOptions, integer, withConnection } from '../../options.js';
+import { type ConnectionOptions, integer, redisSource, withConnection } from '../../options.js';
 
 interface SetOptions extends ConnectionOptions {
   activeGoal: number;
@@ -21,7 +21,7 @@ export function groupCommand(io: Io, exit: (code: number) => void): Command {
       .requiredOption('--active-goal <n>', 'members active at once', integer(1))
       .action(async (name: string, options: SetOptions) => {
         const { previous, version } = await setActiveGoal({
-          redis: options.redis,
+          redis: redisSource(options),
           prefix: options.prefix,
           group: name,
           activeGoal: options.activeGoal,
@@ -35,7 +35,7 @@ export function groupCommand(io: Io, exit: (code: number) => void): Command {
       .description('Delete a group that has no live members: its parameters, ranking and transition log.')
       .argument('<group>', 'the group')
       .action(async (name: string, options: ConnectionOptions) => {
-        const { deletedKeys } = await forgetGroup({ redis: options.redis, prefix: options.prefix, group: name });
+        const { deletedKeys } = await forgetGroup({ redis: redisSource(options), prefix: options.prefix, group: name });
         io.stdout(`group ${name}: forgotten (${deletedKeys} keys deleted)\n`);
         exit(0);
       }),

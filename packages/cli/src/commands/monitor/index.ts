@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { createLogUpdate } from 'log-update';
 import { columns, headline, memberTable, transitionLine } from '../../format.js';
 import type { Io } from '../../io.js';
-import { type ConnectionOptions, integer, withConnection } from '../../options.js';
+import { type ConnectionOptions, integer, redisSource, withConnection } from '../../options.js';
 
 interface MonitorOptions extends ConnectionOptions {
   json?: boolean;
@@ -39,7 +39,7 @@ export function monitorCommand(io: Io, exit: (code: number) => void): Command {
 async function watch(group: string, options: MonitorOptions, io: Io): Promise<number> {
   const stop = new AbortController();
   const monitor = await monitorGroup({
-    redis: options.redis,
+    redis: redisSource(options),
     prefix: options.prefix,
     group,
     history: options.json ? 0 : options.history,

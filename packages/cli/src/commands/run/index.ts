@@ -2,7 +2,7 @@ import { joinGroup, type Member } from '@understudy/core';
 import { Command, Option } from 'commander';
 import { CliError, ExitCode } from '../../exit.js';
 import type { Io } from '../../io.js';
-import { type ConnectionOptions, integer, withConnection } from '../../options.js';
+import { type ConnectionOptions, integer, redisSource, withConnection } from '../../options.js';
 import { Child, describeExit, exitCodeOf, runShell } from './child.js';
 
 interface RunOptions extends ConnectionOptions {
@@ -91,7 +91,7 @@ async function run(argv: string[], options: RunOptions, io: Io): Promise<number>
   });
 
   member = await joinGroup({
-    redis: options.redis,
+    redis: redisSource(options),
     prefix: options.prefix,
     group: options.group,
     weight: options.weight,

@@ -2,7 +2,7 @@ import { describeGroup, listGroups, readHistory } from '@understudy/core';
 import { Command } from 'commander';
 import { columns, headline, memberTable, transitionLine } from '../../format.js';
 import type { Io } from '../../io.js';
-import { type ConnectionOptions, integer, withConnection } from '../../options.js';
+import { type ConnectionOptions, describeConnection, integer, redisSource, withConnection } from '../../options.js';
 
 interface StatusOptions extends ConnectionOptions {
   json?: boolean;
@@ -25,7 +25,7 @@ export function statusCommand(io: Io, exit: (code: number) => void): Command {
 }
 
 async function status(group: string | undefined, options: StatusOptions, io: Io): Promise<number> {
-  const connection = { redis: options.redis, prefix: options.prefix };
+  const connection = { redis: redisSource(options), prefix: options.prefix };
   const groups = group ? [group] : await listGroups(connection);
   const details = [];
   for (const name of groups) {
@@ -40,7 +40,7 @@ async function status(group: string | undefined, options: StatusOptions, io: Io)
     return 0;
   }
   if (details.length === 0) {
-    io.stdout(`no groups under prefix ${options.prefix} on ${options.redis.replace(/\/\/[^@/]*@/, '//***@')}\n`);
+    io.stdout(`no groups under prefix ${options.prefix} on ${describeConnection(options)}\n`);
     return 0;
   }
   const colour = io.isTTY;
