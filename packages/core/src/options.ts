@@ -8,6 +8,7 @@ export const MEMBER_DEFAULTS = Object.freeze({
   activationInterval: 3000,
   /** ρ: how far a member's clock may drift from Redis's (1 %). */
   clockDrift: 0.01,
+  durability: 'async',
 });
 
 const GROUP_NAME = /^[A-Za-z0-9._-]{1,128}$/;
@@ -87,6 +88,13 @@ export function validateIntervals(intervals: Intervals): Intervals {
     );
   }
   return intervals;
+}
+
+export function validateDurability(durability: unknown): 'async' | 'replicated' {
+  if (durability !== 'async' && durability !== 'replicated') {
+    throw new ConfigError('durability', durability, "must be 'async' or 'replicated'");
+  }
+  return durability;
 }
 
 export function validateClockDrift(drift: unknown): number {

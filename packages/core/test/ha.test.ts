@@ -1,6 +1,6 @@
-import { type Member, monitorGroup } from '@understudy/core';
+import { groupKeys, Member, monitorGroup } from '@understudy/core';
 import { type RedisCluster, type SentinelSet, startCluster, startSentinelSet } from '@understudy/testkit';
-import { Cluster } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hrNow, memberFactory, Timeline, uniqueGroup, waitFor } from './helpers.js';
 
@@ -99,5 +99,69 @@ describe('Redis Sentinel', () => {
     expect(activeIds(members)).toEqual(['high']);
     expect(members[0]?.epoch ?? 0).toBeGreaterThanOrEqual(epochBefore);
     expect(timeline.maxConcurrentActive()).toBe(1);
+  });
+});
+
+describe("durability 'replicated'", () => {
+  it('delivers activate only after a replica has the grant, and measures what that costs', async () => {
+    const set = await startSentinelSet();
+    topologies.push(set);
+    const redis = { sentinels: set.sentinelAddresses, name: set.masterName };
+    const master = await set.master();
+    const replica = new Redis(set.servers.find((s) => s !== master)?.url ?? '');
+    replica.on('error', () => undefined);
+    const onReplica: string[] = [];
+    const handover = async (durability: 'async' | 'replicated') => {
+      const group = uniqueGroup(durability);
+      const first = await join({ group, memberId: 'first', weight: 20, redis, ...intervals, durability });
+      const second = await join({
+        group,
+        memberId: 'second',
+        weight: 10,
+        redis,
+        ...intervals,
+        durability,
+        // What a replica holds when the activation is delivered.
+        onActivate: async ({ epoch }) => {
+          const slots = Object.values(await replica.hgetall(groupKeys(group).slots));
+          onReplica.push(`${durability}:${slots.some((s) => s.includes(`"e":"${epoch}"`))}`);
+        },
+      });
+      await waitFor(() => first.isActive(), 'first active', A * 2);
+      const started = performance.now();
+      await first.leave();
+      await waitFor(() => second.isActive(), 'second active', A);
+      return performance.now() - started;
+    };
+    const asyncMs = await handover('async');
+    const replicatedMs = await handover('replicated');
+    await waitFor(() => onReplica.length === 2, 'both activations to have looked at the replica');
+    await new Promise((resolve) => setTimeout(resolve, H * 3));
+    replica.disconnect();
+    console.log(`graceful handover: async ${asyncMs.toFixed(1)} ms, replicated ${replicatedMs.toFixed(1)} ms`);
+    // Each activation delivered once; the replicated one only when the replica had its grant.
+    expect(onReplica).toHaveLength(2);
+    expect(onReplica).toContain('replicated:true');
+    expect(replicatedMs).toBeLessThan(A);
+  });
+
+  it('activates nobody while no replica acknowledges, and is refused with a Cluster client', async () => {
+    const lone = await startSentinelSet({ replicas: 0 });
+    topologies.push(lone);
+    const group = uniqueGroup('no-replica');
+    const member = await join({
+      group,
+      memberId: 'lonely',
+      weight: 10,
+      redis: { sentinels: lone.sentinelAddresses, name: lone.masterName },
+      heartbeatInterval: 50,
+      activationInterval: 400,
+      durability: 'replicated',
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(member.isActive()).toBe(false);
+    expect(() => new Member({ redis: new Cluster([]), group, weight: 1, durability: 'replicated' })).toThrow(
+      /durability = "replicated": is not available with Redis Cluster/,
+    );
   });
 });

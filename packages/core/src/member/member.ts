@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Cluster } from 'ioredis';
 import { type Logger, pino } from 'pino';
 import { acquireLink, type Link } from '../connections.js';
 import { ConfigError, HandlerError, LeftError, RedisUnavailableError, UnderstudyError } from '../errors.js';
@@ -10,6 +11,7 @@ import {
   MEMBER_DEFAULTS,
   validateActiveGoal,
   validateClockDrift,
+  validateDurability,
   validateGroupName,
   validateIntervals,
   validateMemberId,
@@ -70,6 +72,7 @@ interface Settings {
   activationInterval: number;
   clockDrift: number;
   clock: Clock;
+  durability: 'async' | 'replicated';
 }
 
 const REMEMBERED_EPOCHS = 8;
@@ -152,8 +155,16 @@ export class Member extends EventEmitter<MemberEvents> {
       activeGoal: validateActiveGoal(options.activeGoal ?? MEMBER_DEFAULTS.activeGoal),
       ...intervals,
       clockDrift: validateClockDrift(options.clockDrift ?? MEMBER_DEFAULTS.clockDrift),
+      durability: validateDurability(options.durability ?? MEMBER_DEFAULTS.durability),
       clock: options.clock ?? monotonicClock,
     };
+    if (this.#settings.durability === 'replicated' && options.redis instanceof Cluster) {
+      throw new ConfigError(
+        'durability',
+        'replicated',
+        'is not available with Redis Cluster yet (WAIT has no key to route by)',
+      );
+    }
     if (options.redis === undefined || options.redis === null) {
       throw new ConfigError('redis', options.redis, 'pass an ioredis client, a redis:// URL or options');
     }
@@ -566,9 +577,15 @@ export class Member extends EventEmitter<MemberEvents> {
     if (this.#settings.preparationInterval > 0 && !this.#prepared) this.#schedulePrepare('activation');
     void this.#actions.enqueue(async () => {
       if (this.#pendingActivation !== epoch) return;
+      // Still pending while waiting for a replica: a reply meanwhile must not queue it twice.
+      if (this.#settings.durability === 'replicated' && !(await this.#replicated())) {
+        this.#pendingActivation = undefined;
+        void this.#renew(); // its reply converges again, and the activation is retried
+        return;
+      }
       this.#pendingActivation = undefined;
       const now = this.#server;
-      if (this.#closing || now.role !== 'active' || now.epoch !== epoch) return;
+      if (this.#closing || this.#held || now.role !== 'active' || now.epoch !== epoch) return;
       // S4: check the lease again right before delivering activate.
       if (!(this.#settings.clock.now() < this.#leaseDeadline)) {
         void this.#renew();
@@ -593,6 +610,25 @@ export class Member extends EventEmitter<MemberEvents> {
         else void this.#disable(epoch);
       }
     });
+  }
+
+  /**
+   * durability 'replicated': a renewal (a write on this connection, after the grant in Redis's
+   * replication stream) followed by WAIT 1: once a replica acknowledged it, it has the grant.
+   */
+  async #replicated(): Promise<boolean> {
+    const link = this.#link;
+    if (!link) return false;
+    await this.#renewOnce();
+    const timeout = Math.max(1, Math.floor(this.#settings.heartbeatInterval / 2));
+    try {
+      const replicas = Number(await link.lease.call('WAIT', 1, timeout));
+      if (replicas >= 1) return true;
+      this.#log.warn({ timeoutMs: timeout }, 'no replica acknowledged the grant yet; activation waits');
+    } catch (error) {
+      this.#log.warn({ error: describe(error) }, 'WAIT failed; activation waits');
+    }
+    return false;
   }
 
   /**

@@ -93,4 +93,10 @@ export interface JoinOptions {
   clockDrift?: number;
   /** The monotonic clock (tests inject a drifting one). */
   clock?: Clock;
+  /**
+   * `'replicated'`: deliver `activate` only once a replica has the grant (Redis `WAIT`), so a
+   * failover of Redis cannot roll the activation back; costs a replication round trip per
+   * activation, and nobody activates while no replica answers. Default `'async'`.
+   */
+  durability?: 'async' | 'replicated';
 }
