@@ -1,21 +1,13 @@
 import type { Member } from '@understudy/core';
-import { type RedisServer, startRedis } from '@understudy/testkit';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { memberFactory, uniqueGroup, waitFor } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { fileServer, memberFactory, uniqueGroup, waitFor } from './helpers.js';
 
-let server: RedisServer;
-let observer: Redis;
-beforeAll(async () => {
-  server = await startRedis();
-  observer = new Redis(server.url, { connectionName: 'test-observer' });
-});
-afterAll(() => observer?.disconnect());
+const { server, observer } = fileServer();
 
 // Longer intervals keep 1,000 in-process members cheap: 2,000 renewals a second.
 const H = 500;
 const A = 2500;
-const join = memberFactory(() => server, { heartbeatInterval: H, activationInterval: A });
+const join = memberFactory(server, { heartbeatInterval: H, activationInterval: A });
 
 /** The measurement: a few windows of one heartbeat each, on fresh statistics. */
 const WINDOWS = 4;
@@ -31,7 +23,7 @@ interface ScriptStats {
 
 /** Calls and time of every script run since the last CONFIG RESETSTAT (scripts run as EVALSHA). */
 async function scriptStats(): Promise<ScriptStats> {
-  const info = await observer.info('commandstats');
+  const info = await observer().info('commandstats');
   const line = /^cmdstat_evalsha:calls=(\d+),usec=(\d+)/m.exec(info);
   return { calls: Number(line?.[1] ?? 0), usec: Number(line?.[2] ?? 0) };
 }
@@ -63,7 +55,7 @@ async function renewalCost(size: number): Promise<RenewalCost> {
   await sleep(H); // let the renewals that followed the activation pass
   const windows: ScriptStats[] = [];
   for (let i = 0; i < WINDOWS; i++) {
-    await observer.config('RESETSTAT');
+    await observer().config('RESETSTAT');
     await sleep(WINDOW_MS);
     windows.push(await scriptStats());
   }

@@ -1,17 +1,9 @@
 import { type Advisory, groupKeys, HandlerError, type Member } from '@understudy/core';
-import { type RedisServer, startRedis } from '@understudy/testkit';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FAST, memberFactory, Timeline, uniqueGroup, waitFor } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { FAST, fileServer, maxOverlap, memberFactory, Timeline, uniqueGroup, waitFor } from './helpers.js';
 
-let server: RedisServer;
-let observer: Redis;
-beforeAll(async () => {
-  server = await startRedis();
-  observer = new Redis(server.url, { connectionName: 'test-observer' });
-});
-afterAll(() => observer?.disconnect());
-const join = memberFactory(() => server);
+const { server, observer } = fileServer();
+const join = memberFactory(server);
 
 const A = FAST.activationInterval;
 const H = FAST.heartbeatInterval;
@@ -43,18 +35,7 @@ function recordingHandler(runs: HandlerRun[], member: string, action: HandlerRun
 
 /** The most handlers of one member that ran at one instant. */
 function maxConcurrentHandlers(runs: HandlerRun[]): number {
-  const points = runs.flatMap((r) => [
-    [r.start, 1],
-    [r.end ?? Number.POSITIVE_INFINITY, -1],
-  ]) as [number, number][];
-  points.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  let current = 0;
-  let max = 0;
-  for (const [, delta] of points) {
-    current += delta;
-    max = Math.max(max, current);
-  }
-  return max;
+  return maxOverlap(runs.map((r) => [r.start, r.end ?? Number.POSITIVE_INFINITY] as const));
 }
 
 function advisoriesOf(member: Member): (Advisory & { t: number })[] {
@@ -109,7 +90,7 @@ describe('an activate handler that throws', () => {
     expect(errors[0]).toBeInstanceOf(HandlerError);
     expect(errors[0]).toMatchObject({ code: 'HANDLER_FAILED', action: 'activate', cause: failure });
     // The group learns the weight from the `disable` script, which runs once the (absent) deactivate handler settled.
-    const storedWeight = async () => JSON.parse((await observer.hget(groupKeys(group).members, 'flaky')) ?? '{}').w;
+    const storedWeight = async () => JSON.parse((await observer().hget(groupKeys(group).members, 'flaky')) ?? '{}').w;
     const deadline = performance.now() + 2000;
     while ((await storedWeight()) !== 0 && performance.now() < deadline) await sleep(10);
     expect(await storedWeight()).toBe(0);

@@ -2,8 +2,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { forgetGroup, type JoinOptions, joinGroup, type Member, type RedisSource } from '@understudy/core';
-import { type RedisServer, runTypeScript } from '@understudy/testkit';
-import { afterEach } from 'vitest';
+import { type RedisServer, runTypeScript, startRedis } from '@understudy/testkit';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 
 /** Short intervals for tests: H = 50 ms, A = 400 ms. */
 export const FAST = Object.freeze({ heartbeatInterval: 50, activationInterval: 400 });
@@ -33,6 +34,42 @@ export async function waitFor<T>(
     if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(intervalMs);
   }
+}
+
+/** The most of `[start, end)` intervals that overlap at one instant (touching ones do not). */
+export function maxOverlap(intervals: readonly (readonly [number, number])[]): number {
+  const points = intervals.flatMap(([start, end]) => [
+    [start, 1],
+    [end, -1],
+  ]) as [number, number][];
+  // Ends sort before starts at the same instant.
+  points.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let current = 0;
+  let max = 0;
+  for (const [, delta] of points) {
+    current += delta;
+    max = Math.max(max, current);
+  }
+  return max;
+}
+
+/**
+ * A server of the test file's own (started before its tests, stopped after them) and a plain
+ * client on it for looking at what the members wrote.
+ */
+export function fileServer(): { server: () => RedisServer; observer: () => Redis } {
+  let server: RedisServer | undefined;
+  let observer: Redis | undefined;
+  beforeAll(async () => {
+    server = await startRedis();
+    observer = new Redis(server.url, { connectionName: 'test-observer' });
+  });
+  afterAll(() => observer?.disconnect());
+  const need = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('fileServer() is ready only inside tests and hooks');
+    return value;
+  };
+  return { server: () => need(server), observer: () => need(observer) };
 }
 
 export interface TimelineEntry {
@@ -93,19 +130,7 @@ export class Timeline {
       }
     }
     for (const current of open.values()) intervals.push([current.start, current.deadline]);
-    const points = intervals.flatMap(([s, e]) => [
-      [s, 1],
-      [e, -1],
-    ]) as [number, number][];
-    // Ends sort before starts at the same instant: touching intervals do not overlap.
-    points.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-    let current = 0;
-    let max = 0;
-    for (const [, delta] of points) {
-      current += delta;
-      max = Math.max(max, current);
-    }
-    return max;
+    return maxOverlap(intervals);
   }
 
   of(member: string, event: TimelineEntry['event']): TimelineEntry[] {

@@ -12,20 +12,13 @@ import {
   setActiveGoal,
   UnderstudyError,
 } from '@understudy/core';
-import { freePort, type RedisServer, startRedis } from '@understudy/testkit';
-import { Redis } from 'ioredis';
+import { freePort } from '@understudy/testkit';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FAST, memberFactory, uniqueGroup, waitFor } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { FAST, fileServer, memberFactory, uniqueGroup, waitFor } from './helpers.js';
 
-let server: RedisServer;
-let observer: Redis;
-beforeAll(async () => {
-  server = await startRedis();
-  observer = new Redis(server.url, { connectionName: 'test-observer' });
-});
-afterAll(() => observer?.disconnect());
-const join = memberFactory(() => server);
+const { server, observer } = fileServer();
+const join = memberFactory(server);
 
 const A = FAST.activationInterval;
 const H = FAST.heartbeatInterval;
@@ -36,7 +29,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Names of the library's connections to the test server (lease, events, admin). */
 async function understudyConnections(): Promise<string[]> {
-  const list = String(await observer.call('CLIENT', 'LIST'));
+  const list = String(await observer().call('CLIENT', 'LIST'));
   return list
     .split('\n')
     .map((line) => /\bname=(\S*)/.exec(line)?.[1] ?? '')
@@ -58,7 +51,7 @@ async function expectConnections(count: number): Promise<void> {
 async function refusal(options: Partial<JoinOptions>): Promise<unknown> {
   let member: Member;
   try {
-    member = await joinGroup({ redis: server.url, group: uniqueGroup('v'), weight: 10, ...FAST, ...options });
+    member = await joinGroup({ redis: server().url, group: uniqueGroup('v'), weight: 10, ...FAST, ...options });
   } catch (error) {
     return error;
   }
@@ -247,7 +240,7 @@ describe('the group’s parameters', () => {
     expect(message).toContain(group);
     expect(message).toContain('activeGoal = 1');
     expect(message).toContain('asked for 2');
-    expect(await observer.hkeys(groupKeys(group).members)).toEqual(['first']);
+    expect(await observer().hkeys(groupKeys(group).members)).toEqual(['first']);
   });
 
   it('refuses a member that asks for another activation interval', async () => {
@@ -276,7 +269,7 @@ describe('the group’s parameters', () => {
     const slower = await join({ group, memberId: 'slower', weight: 10, heartbeatInterval: 2 * H, logger });
     await waitFor(() => lines.some((l) => l.includes('heartbeatInterval differs')), 'the warning');
     await sleep(A * 2);
-    expect((await observer.hkeys(groupKeys(group).members)).sort()).toEqual(['first', 'slower']);
+    expect((await observer().hkeys(groupKeys(group).members)).sort()).toEqual(['first', 'slower']);
     expect(slower.state).toBe('standby');
     await first.leave();
     await waitFor(() => slower.isActive(), 'slower active after first left');
@@ -297,7 +290,7 @@ describe('member ids', () => {
     await sleep(H * 4);
     expect(twin.isActive()).toBe(true);
     expect(twin.epoch).toBe(epoch);
-    expect(JSON.parse((await observer.hget(groupKeys(group).members, 'twin')) ?? '{}')).toMatchObject({ w: 10 });
+    expect(JSON.parse((await observer().hget(groupKeys(group).members, 'twin')) ?? '{}')).toMatchObject({ w: 10 });
   });
 
   it('frees a member id once its member left', async () => {
@@ -315,7 +308,7 @@ describe('a refused join leaves nothing running', () => {
     await join({ group, memberId: 'first', weight: 10 });
     await expectConnections(2); // one lease connection and one subscriber, shared by the process
     // Another URL for the same server: the refused member opens connections of its own.
-    const ownUrl = `${server.url}/0`;
+    const ownUrl = `${server().url}/0`;
     expect(await refusal({ redis: ownUrl, group, memberId: 'mismatch', activeGoal: 2 })).toBeInstanceOf(
       ParamMismatchError,
     );
@@ -408,14 +401,14 @@ describe('setWeight validates its argument', () => {
       expectConfigError(error, 'weight', shown, /integer from 1 to 65535/);
     }
     expect(member.weight).toBe(10);
-    expect(JSON.parse((await observer.hget(groupKeys(group).members, 'm')) ?? '{}')).toMatchObject({ w: 10 });
+    expect(JSON.parse((await observer().hget(groupKeys(group).members, 'm')) ?? '{}')).toMatchObject({ w: 10 });
   });
 });
 
 describe('setActiveGoal validates its arguments', () => {
   it('refuses a group that has no members, and leaves no connection open', async () => {
     const group = uniqueGroup('v');
-    const error = await setActiveGoal({ redis: server.url, group, activeGoal: 2 }).then(
+    const error = await setActiveGoal({ redis: server().url, group, activeGoal: 2 }).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -429,7 +422,7 @@ describe('setActiveGoal validates its arguments', () => {
     const group = uniqueGroup('v');
     const member = await join({ group, memberId: 'only', weight: 10 });
     await member.leave();
-    await expect(setActiveGoal({ redis: server.url, group, activeGoal: 2 })).rejects.toThrow(/no members/);
+    await expect(setActiveGoal({ redis: server().url, group, activeGoal: 2 })).rejects.toThrow(/no members/);
   });
 
   it('refuses an invalid goal or group name with a ConfigError before connecting', async () => {
@@ -441,18 +434,18 @@ describe('setActiveGoal validates its arguments', () => {
       [-1, '-1'],
     ];
     for (const [activeGoal, shown] of cases) {
-      const error = await failure(() => setActiveGoal({ redis: server.url, group, activeGoal }));
+      const error = await failure(() => setActiveGoal({ redis: server().url, group, activeGoal }));
       expectConfigError(error, 'activeGoal', shown, /integer from 1/);
     }
-    const badGroup = await failure(() => setActiveGoal({ redis: server.url, group: 'a:b', activeGoal: 2 }));
+    const badGroup = await failure(() => setActiveGoal({ redis: server().url, group: 'a:b', activeGoal: 2 }));
     expectConfigError(badGroup, 'group', '"a:b"', /":"/);
-    expect(await observer.hget(groupKeys(group).config, 'activeGoal')).toBe('1');
+    expect(await observer().hget(groupKeys(group).config, 'activeGoal')).toBe('1');
   });
 
   it('reports an invalid argument through the promise it returns, never by throwing synchronously', async () => {
     let returned: Promise<unknown> | undefined;
     expect(() => {
-      returned = setActiveGoal({ redis: server.url, group: uniqueGroup('v'), activeGoal: 0 });
+      returned = setActiveGoal({ redis: server().url, group: uniqueGroup('v'), activeGoal: 0 });
     }).not.toThrow();
     await expect(returned).rejects.toBeInstanceOf(ConfigError);
   });
@@ -494,7 +487,7 @@ describe('leaving', () => {
     expect(member.state).toBe('left');
     expect(deactivations).toEqual(['leave']);
     expect(states).toEqual(['leaving', 'left']);
-    expect(await observer.hexists(groupKeys(group).members, 'm')).toBe(0);
+    expect(await observer().hexists(groupKeys(group).members, 'm')).toBe(0);
   });
 
   it('leaves when its AbortSignal aborts, handing the slot over', async () => {
@@ -533,6 +526,6 @@ describe('leaving', () => {
       await waitFor(() => member.isActive(), 'scoped member active');
     }
     expect(scoped?.state).toBe('left');
-    expect(await observer.hexists(groupKeys(group).members, 'scoped')).toBe(0);
+    expect(await observer().hexists(groupKeys(group).members, 'scoped')).toBe(0);
   });
 });
