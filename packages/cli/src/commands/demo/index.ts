@@ -4,10 +4,11 @@ import { forgetGroup, type GroupSnapshot, type Monitor, monitorGroup, readHistor
 import { Command, Option } from 'commander';
 import { createLogUpdate } from 'log-update';
 import pc from 'picocolors';
-import { CliError } from '../../exit.js';
+import { CliError, ExitCode } from '../../exit.js';
 import { headline, memberTable } from '../../format.js';
 import type { Io } from '../../io.js';
 import { integer } from '../../options.js';
+import { tiedToParent } from '../run/child.js';
 import { type DemoRedis, demoRedis } from './redis.js';
 
 interface DemoOptions {
@@ -20,6 +21,8 @@ interface DemoOptions {
 const BIN = fileURLToPath(new URL('../../../bin/understudy.js', import.meta.url));
 /** The demo's stand-in for a real service: it idles until stopped. */
 const WORKLOAD = 'setInterval(() => {}, 1 << 30)';
+/** Starting a member process (and its TypeScript, in development) can take seconds on a busy machine. */
+const START_UP_MS = 60_000;
 const CAST = [
   { name: 'alpha', weight: 300 },
   { name: 'bravo', weight: 200 },
@@ -58,6 +61,8 @@ export function demoCommand(io: Io, exit: (code: number) => void): Command {
 
 class Demo {
   readonly #group = `demo-${Date.now().toString(36)}`;
+  /** SIGINT / SIGTERM: stop waiting, clean up, exit 130. */
+  readonly #interrupted = new AbortController();
   readonly #members = new Map<string, ChildProcess>();
   readonly #stderr = new Map<string, string>();
   #monitor: Monitor | undefined;
@@ -78,73 +83,90 @@ class Demo {
   }
 
   async run(): Promise<number> {
+    const interrupt = () => this.#interrupted.abort();
+    process.once('SIGINT', interrupt);
+    process.once('SIGTERM', interrupt);
+    try {
+      return await this.#show();
+    } catch (error) {
+      if (this.#interrupted.signal.aborted) {
+        this.#say('\ninterrupted: the demo members leave and the demo group is removed');
+        return 130;
+      }
+      throw error;
+    } finally {
+      process.off('SIGINT', interrupt);
+      process.off('SIGTERM', interrupt);
+      await this.#cleanUp();
+    }
+  }
+
+  async #show(): Promise<number> {
     const { heartbeat: h, activation: a } = this.options;
     this.#say(`understudy demo on ${this.redis.origin}, group ${this.#group}`);
     this.#say(`H = ${h} ms (heartbeat), A = ${a} ms (activation interval), active goal N = 1`);
-    try {
-      this.#monitor = await monitorGroup({ redis: this.redis.url, group: this.#group });
-      this.#monitor.on('change', (s) => {
-        this.#mostActive = Math.max(this.#mostActive, s.activeCount);
-      });
+    this.#monitor = await monitorGroup({ redis: this.redis.url, group: this.#group });
+    this.#monitor.on('change', (s) => {
+      this.#mostActive = Math.max(this.#mostActive, s.activeCount);
+    });
 
-      this.#step('1. Three members join: alpha (weight 300), bravo (200), charlie (100)');
-      this.#say('   Each is `understudy run -- <program>`: the program runs only while its member is active.');
-      this.#say(`   A new group waits one activation interval before anyone activates (an old active may still run).`);
-      for (const { name, weight } of CAST) this.#start(name, weight);
-      await this.#until((s) => this.#activeIs(s, 'alpha'), 'alpha to become active', 3 * a + 5000);
-      await this.#watch();
+    this.#step('1. Three members join: alpha (weight 300), bravo (200), charlie (100)');
+    this.#say('   Each is `understudy run -- <program>`: the program runs only while its member is active.');
+    this.#say(`   A new group waits one activation interval before anyone activates (an old active may still run).`);
+    for (const { name, weight } of CAST) this.#start(name, weight);
+    await this.#until((s) => s.members.length === CAST.length, 'the three members to join', START_UP_MS);
+    await this.#until((s) => this.#activeIs(s, 'alpha'), 'alpha to become active', 3 * a + 5000);
+    await this.#watch();
 
-      this.#step('2. Crash: alpha is killed with SIGKILL');
-      this.#say('   Nobody tells the group. alpha’s lease must lapse (A) before bravo may start: never two active.');
-      const killedAt = performance.now();
-      await this.#kill('alpha', 'SIGKILL');
-      await this.#until((s) => this.#activeIs(s, 'bravo'), 'bravo to take over', 3 * a + 5000);
-      const failover = performance.now() - killedAt;
-      this.#say(`   bravo took over ${Math.round(failover)} ms after the kill.`);
-      await this.#watch();
+    this.#step('2. Crash: alpha is killed with SIGKILL');
+    this.#say('   Nobody tells the group. alpha’s lease must lapse (A) before bravo may start: never two active.');
+    const killedAt = performance.now();
+    await this.#kill('alpha', 'SIGKILL');
+    await this.#until((s) => this.#activeIs(s, 'bravo'), 'bravo to take over', 3 * a + 5000);
+    const failover = performance.now() - killedAt;
+    this.#say(`   bravo took over ${Math.round(failover)} ms after the kill.`);
+    await this.#watch();
 
-      this.#step('3. Comeback: alpha starts again with the highest weight');
-      this.#say('   It preempts bravo: bravo deactivates first, then alpha activates (demote before promote).');
-      this.#start('alpha', 300);
-      await this.#until((s) => this.#activeIs(s, 'alpha'), 'alpha to preempt bravo', 3 * a + 5000);
-      const preemption = await this.#preemption();
-      this.#say(
-        `   alpha was active ${preemption.ms} ms after it joined (Redis time); bravo had stopped ` +
-          `${preemption.stoppedBefore ? 'before' : 'AFTER'} that.`,
-      );
-      await this.#watch();
+    this.#step('3. Comeback: alpha starts again with the highest weight');
+    this.#say('   It preempts bravo: bravo deactivates first, then alpha activates (demote before promote).');
+    this.#start('alpha', 300);
+    await this.#until((s) => s.members.some((m) => m.id === 'alpha'), 'alpha to join', START_UP_MS);
+    await this.#until((s) => this.#activeIs(s, 'alpha'), 'alpha to preempt bravo', 3 * a + 5000);
+    const preemption = await this.#preemption();
+    this.#say(
+      `   alpha was active ${preemption.ms} ms after it joined (Redis time); bravo had stopped ` +
+        `${preemption.stoppedBefore ? 'before' : 'AFTER'} that.`,
+    );
+    await this.#watch();
 
-      this.#step('4. Graceful handover: alpha receives SIGTERM and leaves');
-      const leftAt = performance.now();
-      await this.#kill('alpha', 'SIGTERM');
-      await this.#until((s) => this.#activeIs(s, 'bravo'), 'bravo to take over', 3 * a + 5000);
-      const handover = performance.now() - leftAt;
-      this.#say(`   bravo took over ${Math.round(handover)} ms after the SIGTERM: no lease to wait for.`);
-      await this.#watch();
+    this.#step('4. Graceful handover: alpha receives SIGTERM and leaves');
+    const leftAt = performance.now();
+    await this.#kill('alpha', 'SIGTERM');
+    await this.#until((s) => this.#activeIs(s, 'bravo'), 'bravo to take over', 3 * a + 5000);
+    const handover = performance.now() - leftAt;
+    this.#say(`   bravo took over ${Math.round(handover)} ms after the SIGTERM: no lease to wait for.`);
+    await this.#watch();
 
-      const history = await readHistory({ redis: this.redis.url, group: this.#group, count: 1000 });
-      const epochs = history.filter((t) => t.type === 'activate').map((t) => t.epoch ?? 0);
-      const increasing = epochs.every((e, i) => i === 0 || e > (epochs[i - 1] ?? 0));
-      this.#step('Summary');
-      const rows = [
-        ['crash failover', `${Math.round(failover)} ms`, `SIGKILL of the active → standby active (A = ${a} ms)`],
-        ['preemption', `${preemption.ms} ms`, 'a higher weight joins → it is active, the old one stopped first'],
-        ['graceful handover', `${Math.round(handover)} ms`, 'the active leaves → the next one is active'],
-        ['most active at once', String(this.#mostActive), 'the goal is 1'],
-        [
-          'fencing epochs',
-          String(epochs.length),
-          increasing ? 'activations, each epoch larger than the one before' : 'activations, NOT increasing',
-        ],
-      ];
-      const width = Math.max(...rows.map((r) => (r[0] ?? '').length));
-      for (const [what, value, note] of rows) {
-        this.#say(`  ${(what ?? '').padEnd(width)}  ${(value ?? '').padStart(8)}  ${note}`);
-      }
-      return this.#mostActive <= 1 && increasing && preemption.stoppedBefore ? 0 : 1;
-    } finally {
-      await this.#cleanUp();
+    const history = await readHistory({ redis: this.redis.url, group: this.#group, count: 1000 });
+    const epochs = history.filter((t) => t.type === 'activate').map((t) => t.epoch ?? 0);
+    const increasing = epochs.every((e, i) => i === 0 || e > (epochs[i - 1] ?? 0));
+    this.#step('Summary');
+    const rows = [
+      ['crash failover', `${Math.round(failover)} ms`, `SIGKILL of the active → standby active (A = ${a} ms)`],
+      ['preemption', `${preemption.ms} ms`, 'a higher weight joins → it is active, the old one stopped first'],
+      ['graceful handover', `${Math.round(handover)} ms`, 'the active leaves → the next one is active'],
+      ['most active at once', String(this.#mostActive), 'the goal is 1'],
+      [
+        'fencing epochs',
+        String(epochs.length),
+        increasing ? 'activations, each epoch larger than the one before' : 'activations, NOT increasing',
+      ],
+    ];
+    const width = Math.max(...rows.map((r) => (r[0] ?? '').length));
+    for (const [what, value, note] of rows) {
+      this.#say(`  ${(what ?? '').padEnd(width)}  ${(value ?? '').padStart(8)}  ${note}`);
     }
+    return this.#mostActive <= 1 && increasing && preemption.stoppedBefore ? 0 : 1;
   }
 
   /** From the transition log: alpha's join → its activation, and whether bravo stopped first. */
@@ -189,7 +211,9 @@ class Demo {
       '-e',
       WORKLOAD,
     ];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    // If the demo dies, its members get SIGTERM and leave (the kernel sends it: setpriv).
+    const [file, argv] = tiedToParent(process.execPath, args, 'TERM');
+    const child = spawn(file, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.#stderr.set(name, '');
     child.stderr?.on('data', (chunk: Buffer) => {
       this.#stderr.set(name, `${this.#stderr.get(name) ?? ''}${chunk.toString()}`);
@@ -210,19 +234,26 @@ class Demo {
   async #until(done: (s: GroupSnapshot) => boolean, what: string, timeoutMs: number): Promise<void> {
     const monitor = this.#monitor as Monitor;
     if (done(monitor.snapshot())) return;
+    const interrupted = this.#interrupted.signal;
+    interrupted.throwIfAborted();
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        monitor.off('change', onChange);
-        const errors = [...this.#stderr].filter(([, text]) => text.trim()).map(([n, t]) => `${n}: ${t.trim()}`);
-        reject(new CliError(`timed out waiting for ${what}${errors.length ? `\n${errors.join('\n')}` : ''}`));
-      }, timeoutMs);
-      const onChange = (s: GroupSnapshot) => {
-        if (!done(s)) return;
+      const finish = (error?: Error) => {
         clearTimeout(timer);
         monitor.off('change', onChange);
-        resolve();
+        interrupted.removeEventListener('abort', onAbort);
+        if (error) reject(error);
+        else resolve();
       };
+      const timer = setTimeout(() => {
+        const errors = [...this.#stderr].filter(([, text]) => text.trim()).map(([n, t]) => `${n}: ${t.trim()}`);
+        finish(new CliError(`timed out waiting for ${what}${errors.length ? `\n${errors.join('\n')}` : ''}`));
+      }, timeoutMs);
+      const onChange = (s: GroupSnapshot) => {
+        if (done(s)) finish();
+      };
+      const onAbort = () => finish(new CliError('interrupted', ExitCode.failure));
       monitor.on('change', onChange);
+      interrupted.addEventListener('abort', onAbort, { once: true });
     });
   }
 

@@ -28,6 +28,17 @@ function hasSetpriv(): boolean {
   }
 }
 
+/** Whether children can be tied to this process's life (Linux `setpriv --pdeathsig`). */
+export const canTieToParent = hasSetpriv();
+
+/**
+ * The file and arguments that run `command` so the kernel sends it `signal` when this
+ * process dies, however it dies; unchanged where setpriv is missing.
+ */
+export function tiedToParent(command: string, args: readonly string[], signal: 'KILL' | 'TERM'): [string, string[]] {
+  return canTieToParent ? [SETPRIV, ['--pdeathsig', signal, '--', command, ...args]] : [command, [...args]];
+}
+
 /**
  * The wrapped program. It runs in a process group of its own (so stopping it reaches its
  * children too), and on Linux under `setpriv --pdeathsig KILL`: if the wrapper dies, even
@@ -50,13 +61,9 @@ export class Child {
     return this.#stopping;
   }
 
-  static readonly guardsWrapperDeath = hasSetpriv();
-
   /** Starts the program; rejects if it cannot be spawned at all. */
   static start(command: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<Child> {
-    const [file, argv] = Child.guardsWrapperDeath
-      ? [SETPRIV, ['--pdeathsig', 'KILL', '--', command, ...args]]
-      : [command, [...args]];
+    const [file, argv] = tiedToParent(command, args, 'KILL');
     const child = spawn(file, argv, { env, stdio: 'inherit', detached: true });
     return new Promise((resolve, reject) => {
       child.once('error', reject);

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { CliError, ExitCode } from '../../exit.js';
 import type { Io } from '../../io.js';
 import { type ConnectionOptions, integer, redisSource, withConnection } from '../../options.js';
-import { Child, describeExit, exitCodeOf, runShell } from './child.js';
+import { Child, canTieToParent, describeExit, exitCodeOf, runShell } from './child.js';
 
 interface RunOptions extends ConnectionOptions {
   group: string;
@@ -65,7 +65,7 @@ async function run(argv: string[], options: RunOptions, io: Io): Promise<number>
   const say = (message: string) => {
     if (!options.quiet) io.stderr(`[understudy] ${message}\n`);
   };
-  if (!Child.guardsWrapperDeath) {
+  if (!canTieToParent) {
     say('warning: setpriv is not available; if this wrapper is SIGKILLed, the program keeps running');
   }
 
