@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { runTypeScript } from '@understudy/testkit';
+import { hrNow, runTypeScript, waitFor } from '@understudy/testkit';
 
 const BIN = join(import.meta.dirname, '../bin/understudy.js');
 /** The stand-in program for `understudy run` (see its header). */
@@ -15,34 +15,7 @@ const PROGRAM = join(import.meta.dirname, 'fixtures/program.mjs');
  */
 export const STARTUP_MS = 30_000;
 
-/** Milliseconds on CLOCK_MONOTONIC, the clock the fixture program stamps its records with. */
-export function hrNow(): number {
-  return Number(process.hrtime.bigint()) / 1e6;
-}
-
-let groupCounter = 0;
-/** A group name no other test uses. */
-export function uniqueGroup(label = 'g'): string {
-  groupCounter += 1;
-  return `${label}-${process.pid}-${groupCounter}`;
-}
-
-export async function waitFor<T>(
-  probe: () => T | undefined | false | Promise<T | undefined | false>,
-  what: string | (() => string),
-  timeoutMs = 5000,
-  intervalMs = 5,
-): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (performance.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`);
-    }
-    await sleep(intervalMs);
-  }
-}
+export { hrNow, uniqueGroup, waitFor } from '@understudy/testkit';
 
 export interface CliExit {
   code: number | null;

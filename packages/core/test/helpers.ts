@@ -1,40 +1,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { forgetGroup, type JoinOptions, joinGroup, type Member, type RedisSource } from '@understudy/core';
-import { type RedisServer, runTypeScript, startRedis } from '@understudy/testkit';
+import { hrNow, type RedisServer, runTypeScript, startRedis, waitFor } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 
 /** Short intervals for tests: H = 50 ms, A = 400 ms. */
 export const FAST = Object.freeze({ heartbeatInterval: 50, activationInterval: 400 });
 
-/** Milliseconds on a clock shared by every process of this machine (CLOCK_MONOTONIC). */
-export function hrNow(): number {
-  return Number(process.hrtime.bigint()) / 1e6;
-}
-
-let groupCounter = 0;
-/** A group name no other test uses (tests may share a server). */
-export function uniqueGroup(label = 'g'): string {
-  groupCounter += 1;
-  return `${label}-${process.pid}-${groupCounter}`;
-}
-
-export async function waitFor<T>(
-  probe: () => T | undefined | false,
-  what: string,
-  timeoutMs = 5000,
-  intervalMs = 5,
-): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(intervalMs);
-  }
-}
+export { hrNow, uniqueGroup, waitFor } from '@understudy/testkit';
 
 /** The most of `[start, end)` intervals that overlap at one instant (touching ones do not). */
 export function maxOverlap(intervals: readonly (readonly [number, number])[]): number {

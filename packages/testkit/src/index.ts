@@ -10,3 +10,4 @@ export { liveServerCount, stopAllRedis, sweepLeftovers, testkitRoot } from './re
 export { SentinelSet, type StartSentinelSetOptions, startSentinelSet } from './redis/sentinel.js';
 export { plainRedis, startRedis } from './redis/start.js';
 export type { RedisServer, RestartOptions, StartRedisOptions } from './redis/types.js';
+export { hrNow, uniqueGroup, waitFor } from './wait.js';
