@@ -163,6 +163,12 @@ export interface Link {
   readonly subscriber: Subscriber;
   /** Closes the connections if this was their last user (no quit: a paused Redis would never answer it). */
   release(): void;
+  /**
+   * Drops the lease connection and opens it again: after a command timed out, a reply that
+   * never comes would otherwise pair every later reply with the wrong request, and requests
+   * still queued in the socket would run late (S5).
+   */
+  resetLease(): void;
 }
 
 const byClient = new WeakMap<object, Shared>();
@@ -227,7 +233,11 @@ export async function acquireLink(source: RedisSource, commandTimeout: number, c
     sub.subscriber.connection.disconnect();
     throw error;
   }
-  return { lease: lease.connection, subscriber: sub.subscriber, release };
+  const resetLease = () => {
+    const connection = held.lease.connection;
+    if (!released && connection.status === 'ready') connection.disconnect(true);
+  };
+  return { lease: lease.connection, subscriber: sub.subscriber, release, resetLease };
 }
 
 /**

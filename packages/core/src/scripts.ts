@@ -104,16 +104,34 @@ export interface MemberView {
   liveMembers: number;
   weight: number;
   rejoined: boolean;
+  /** When the group's state was created (Redis ms): versions count afresh after a loss of state. */
+  incarnation: number;
 }
 
 const ROLES = new Set<ServerRole>(['active', 'releasing', 'preparing', 'standby', 'gone']);
 
 export function parseView(script: ScriptName, reply: unknown): MemberView {
-  if (!Array.isArray(reply) || reply.length !== 15) {
+  if (!Array.isArray(reply) || reply.length !== 16) {
     throw new ScriptError(script, `unexpected reply ${JSON.stringify(reply)}`);
   }
-  const [role, epoch, slot, reason, version, goal, activation, heartbeat, now, watch, quarantine, held, live, w, re] =
-    reply as unknown[];
+  const [
+    role,
+    epoch,
+    slot,
+    reason,
+    version,
+    goal,
+    activation,
+    heartbeat,
+    now,
+    watch,
+    quarantine,
+    held,
+    live,
+    w,
+    re,
+    inc,
+  ] = reply as unknown[];
   if (!ROLES.has(role as ServerRole)) throw new ScriptError(script, `unknown role ${String(role)}`);
   return {
     role: role as ServerRole,
@@ -131,6 +149,7 @@ export function parseView(script: ScriptName, reply: unknown): MemberView {
     liveMembers: Number(live),
     weight: Number(w),
     rejoined: Number(re) === 1,
+    incarnation: Number(inc) || 0,
   };
 }
 
@@ -142,16 +161,18 @@ function safeInteger(script: ScriptName, value: unknown): number {
 
 /** One role change announced on the group's channel: [member, role, epoch, slot, reason]. */
 export interface Announcement {
+  incarnation: number;
   version: number;
   changes: { member: string; role: string; epoch: number; slot: number; reason: string }[];
 }
 
 export function parseAnnouncement(message: string): Announcement | undefined {
   try {
-    const parsed = JSON.parse(message) as { v?: unknown; c?: unknown };
+    const parsed = JSON.parse(message) as { i?: unknown; v?: unknown; c?: unknown };
     if (typeof parsed.v !== 'number') return undefined;
     const changes = Array.isArray(parsed.c) ? (parsed.c as unknown[][]) : [];
     return {
+      incarnation: Number(parsed.i) || 0,
       version: parsed.v,
       changes: changes.map(([member, role, epoch, slot, reason]) => ({
         member: String(member),

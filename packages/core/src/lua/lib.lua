@@ -53,6 +53,8 @@ local function load_group(now)
     next = c[7] or '',
     preparing = c[8] or '',
     run_id = c[9] or '',
+    -- The group's incarnation: its versions count from 0 again after a loss of state.
+    created = c[10] or '',
     changes = {},
     changed = false,
   }
@@ -84,6 +86,7 @@ local function create_group(G, goal, activation, heartbeat)
   G.goal, G.activation, G.heartbeat = goal, activation, heartbeat
   G.quarantine_until = G.now + activation
   G.run_id = server_run_id()
+  G.created = fmt(G.now)
   G.changed = true
   redis.call('HSET', K.config, 'activeGoal', goal, 'activationInterval', activation, 'heartbeatInterval', heartbeat,
     'createdAt', fmt(G.now), 'quarantineUntil', fmt(G.quarantine_until), 'runId', G.run_id)
@@ -349,7 +352,7 @@ local function commit(G, channel)
   redis.call('HSET', K.config, 'version', G.version)
   -- Sharded pub/sub: in a Cluster the message stays on the group's shard (the channel has the
   -- group's hash tag); a single Redis treats it like PUBLISH.
-  redis.call('SPUBLISH', channel, cjson.encode({ v = G.version, c = G.changes }))
+  redis.call('SPUBLISH', channel, cjson.encode({ i = G.created, v = G.version, c = G.changes }))
 end
 
 -- The reply every member script sends to its caller: the member's role and what it
@@ -359,6 +362,7 @@ end
 --   8 heartbeatInterval  9 now  10 watch deadline (next in line: earliest lease deadline of
 --   the slot holders, else 0)  11 quarantineUntil  12 slots held  13 live members
 --   14 weight  15 rejoined (1 if the member had been dropped and was added again)
+--   16 createdAt (the group's incarnation: versions are ordered within one)
 local function view(G, id, rejoined)
   local role, epoch, slot, reason = 'standby', 0, -1, ''
   local m = read_member(id)
@@ -378,6 +382,6 @@ local function view(G, id, rejoined)
   end
   return {
     role, fmt(epoch), slot, reason, G.version, G.goal, G.activation, G.heartbeat, fmt(G.now), fmt(watch),
-    fmt(G.quarantine_until), held, redis.call('ZCARD', K.leases), m and m.w or 0, rejoined and 1 or 0,
+    fmt(G.quarantine_until), held, redis.call('ZCARD', K.leases), m and m.w or 0, rejoined and 1 or 0, G.created,
   }
 end

@@ -45,6 +45,9 @@ class LagMonitor {
     this.#recent = [];
   }
 
+  /** The least margin, when the event loop runs on time. */
+  readonly baseMargin = BASE_MARGIN_MS;
+
   /** The margin in ms to keep before a lease deadline. */
   margin(): number {
     const current = this.#histogram ? this.#histogram.max / 1e6 : 0;

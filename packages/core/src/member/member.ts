@@ -107,6 +107,8 @@ export class Member extends EventEmitter<MemberEvents> {
   #held: Held | undefined;
   #server: ServerRoleView = { role: 'standby', epoch: 0, slot: -1, reason: '' };
   #quarantined = false;
+  /** The group's incarnation and version last applied: newer information only (S7). */
+  #incarnation = 0;
   #version = -1;
   #leaseDeadline = Number.NEGATIVE_INFINITY;
   #prepared = false;
@@ -231,7 +233,7 @@ export class Member extends EventEmitter<MemberEvents> {
       await this.#link.subscriber.subscribe(this.#keys.events, this.#onMessage, this.#onResync);
       const { view, midpoint, sentAt } = await this.#join();
       this.#lastRenewalStart = sentAt;
-      this.#extendLease(sentAt, lagMonitor.margin(), 'ok');
+      this.#extendLease(sentAt, this.#margin(), 'ok');
       this.#applyView(view, midpoint);
     } catch (error) {
       await this.#close();
@@ -313,7 +315,7 @@ export class Member extends EventEmitter<MemberEvents> {
   async #renewOnce(): Promise<void> {
     const s = this.#settings;
     const held = this.#held;
-    const margin = lagMonitor.margin();
+    const margin = this.#margin();
     let result: CallResult;
     try {
       result = await this.#call('renew', [
@@ -338,6 +340,7 @@ export class Member extends EventEmitter<MemberEvents> {
         leaseDeadline: this.#leaseDeadline,
         error,
       });
+      if (describe(error).includes('timed out')) this.#link?.resetLease();
       if (!this.#redisDown) {
         this.#redisDown = true;
         this.#advise('REDIS_UNAVAILABLE', `renewal failed: ${describe(error)}`, { error: describe(error) });
@@ -354,6 +357,17 @@ export class Member extends EventEmitter<MemberEvents> {
     if (result.view.rejoined)
       this.#log.warn('the group had dropped this member (lease lapsed or state lost); rejoined');
     this.#applyView(result.view, result.midpoint);
+  }
+
+  /**
+   * δ: the measured event-loop lag, capped so that a stall that is over cannot leave the member
+   * without a usable lease (at least 2 H of it remain). A stall beyond the cap breaks S1's
+   * assumption (b) however δ is chosen; fencing is what protects data then.
+   */
+  #margin(): number {
+    const s = this.#settings;
+    const cap = s.activationInterval * (1 - s.clockDrift) - 2 * s.heartbeatInterval;
+    return Math.min(lagMonitor.margin(), Math.max(lagMonitor.baseMargin, cap));
   }
 
   /** S4: a renewal sent at t0 lets the member act until t0 + A·(1−ρ) − δ. */
@@ -413,8 +427,8 @@ export class Member extends EventEmitter<MemberEvents> {
     if (this.#disabling && view.weight > 0 && view.role === 'standby' && this.#actions.idle) void this.#disable(0);
     this.#quarantined = view.quarantineUntil > view.serverNow;
     this.#checkGroupHealth(view);
-    if (view.version >= this.#version) {
-      this.#setVersion(view.version);
+    if (this.#compare(view.incarnation, view.version) >= 0) {
+      this.#setVersion(view.incarnation, view.version);
       this.#server = { role: view.role, epoch: view.epoch, slot: view.slot, reason: view.reason };
     }
     this.#armWatch(view, midpoint);
@@ -492,9 +506,9 @@ export class Member extends EventEmitter<MemberEvents> {
 
   /** S7: announcements only speed things up; a gap in versions means "read": renew now. */
   #applyAnnouncement(announcement: Announcement): void {
-    if (this.#closing || announcement.version <= this.#version) return;
-    const gap = announcement.version > this.#version + 1;
-    this.#setVersion(announcement.version);
+    if (this.#closing || this.#compare(announcement.incarnation, announcement.version) <= 0) return;
+    const gap = announcement.incarnation !== this.#incarnation || announcement.version > this.#version + 1;
+    this.#setVersion(announcement.incarnation, announcement.version);
     for (const change of announcement.changes) {
       if (change.member !== this.id) continue;
       switch (change.role) {
@@ -518,8 +532,21 @@ export class Member extends EventEmitter<MemberEvents> {
     void this.#renew();
   };
 
-  #setVersion(version: number): void {
-    if (version === this.#version) return;
+  /**
+   * Orders what the group said: by incarnation first (a group recreated after Redis lost its
+   * state counts versions from 0 again, and a later incarnation is newer), then by version.
+   */
+  #compare(incarnation: number, version: number): number {
+    return incarnation - this.#incarnation || version - this.#version;
+  }
+
+  #setVersion(incarnation: number, version: number): void {
+    if (incarnation === this.#incarnation && version === this.#version) return;
+    if (incarnation !== this.#incarnation) {
+      // Whatever the old incarnation granted and was not delivered yet is void.
+      this.#pendingActivation = undefined;
+      this.#incarnation = incarnation;
+    }
     this.#version = version;
     this.#emitSafe('version', version);
   }
