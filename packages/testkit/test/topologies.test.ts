@@ -15,9 +15,12 @@ describe('startCluster', () => {
     client.on('error', () => undefined);
     clients.push(client);
     await client.set('{orders}:probe', 'before');
+    // Gossip may take a moment to tell every node who replicates whom.
+    const roles = async () => (await cluster.topology()).map((n) => n.role).sort();
+    await expect
+      .poll(roles, { timeout: 5000 })
+      .toEqual(['master', 'master', 'master', 'replica', 'replica', 'replica']);
     const topology = await cluster.topology();
-    expect(topology.filter((n) => n.role === 'master')).toHaveLength(3);
-    expect(topology.filter((n) => n.role === 'replica')).toHaveLength(3);
 
     const owner = await cluster.masterFor('{orders}:probe');
     const replica = topology.find((n) => n.masterId === topology.find((m) => m.port === owner.port)?.id);

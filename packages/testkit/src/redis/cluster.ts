@@ -76,20 +76,28 @@ export class RedisCluster {
     return node;
   }
 
-  /** Every slot served, every node agreeing (`cluster_state:ok`), every replica in sync. */
-  async healthy(): Promise<boolean> {
+  /**
+   * Every slot served, every node agreeing (`cluster_state:ok`), every replica in sync, and at
+   * least `minReplicas` of the running nodes replicas (right after creation, a node that is to
+   * be a replica still calls itself a master for a moment).
+   */
+  async healthy(minReplicas = 0): Promise<boolean> {
     const live = this.nodes.filter((n) => n.running && !n.paused);
+    let replicas = 0;
     for (const node of live) {
       const state = await rawCommand(node.port, ['CLUSTER', 'INFO']);
       if (!state.includes('cluster_state:ok')) return false;
       const replication = await info(node.port, 'replication');
-      if (replication.get('role') === 'slave' && replication.get('master_link_status') !== 'up') return false;
+      if (replication.get('role') === 'slave') {
+        if (replication.get('master_link_status') !== 'up') return false;
+        replicas += 1;
+      }
     }
-    return true;
+    return replicas >= minReplicas;
   }
 
-  waitUntilHealthy(timeoutMs = 20_000): Promise<void> {
-    return until(() => this.healthy(), 'the cluster to be healthy', timeoutMs);
+  waitUntilHealthy(timeoutMs = 20_000, minReplicas = 0): Promise<void> {
+    return until(() => this.healthy(minReplicas), 'the cluster to be healthy', timeoutMs);
   }
 
   async stop(): Promise<void> {
@@ -126,7 +134,7 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<R
       String(replicas),
       '--cluster-yes',
     ]);
-    await cluster.waitUntilHealthy();
+    await cluster.waitUntilHealthy(20_000, masters * replicas);
     return cluster;
   } catch (error) {
     await cluster.stop();
