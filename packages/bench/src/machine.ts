@@ -1,0 +1,54 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { availableParallelism, totalmem } from 'node:os';
+
+export interface Machine {
+  nproc: number;
+  cpuModel: string;
+  memoryGiB: number;
+  node: string;
+  redis: string;
+  etcd: string | undefined;
+  kernel: string;
+  /** /proc/loadavg when the run started. */
+  loadAverage: string;
+  /** The commit measured, and whether packages/core had uncommitted changes. */
+  revision: string;
+}
+
+function run(command: string, args: string[]): string | undefined {
+  try {
+    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+export function readLoadAverage(): string {
+  return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+}
+
+export function describeMachine(redisBinary: string, etcdBinary: string | undefined): Machine {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? 'unknown';
+  const redisVersion = /v=(\S+)/.exec(run(redisBinary, ['--version']) ?? '')?.[1] ?? 'unknown';
+  const etcdVersion = etcdBinary ? /etcd Version:\s*(\S+)/.exec(run(etcdBinary, ['--version']) ?? '')?.[1] : undefined;
+  return {
+    nproc: Number(run('nproc', [])) || availableParallelism(),
+    cpuModel: model,
+    memoryGiB: totalmem() / 2 ** 30,
+    node: process.version,
+    redis: redisVersion,
+    etcd: etcdVersion,
+    kernel: run('uname', ['-r']) ?? 'unknown',
+    loadAverage: readLoadAverage(),
+    revision: describeRevision(),
+  };
+}
+
+function describeRevision(): string {
+  const commit = run('git', ['rev-parse', '--short', 'HEAD']);
+  if (!commit) return 'unknown (not a git checkout)';
+  const changed = (run('git', ['status', '--porcelain', '--', 'packages/core/src']) ?? '').split('\n').filter(Boolean);
+  return changed.length ? `${commit} + uncommitted changes in ${changed.length} file(s) of packages/core/src` : commit;
+}

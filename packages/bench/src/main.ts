@@ -1,0 +1,320 @@
+// `pnpm bench [--quick] [--wait-quiet]`: understudy and its peers, in one run, on one Redis,
+// with the same lease settings. Prints the tables; a full run also writes docs/BENCHMARKS.md
+// and the plots in docs/bench/.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { type RedisServer, redisServerBinary, startRedis } from '@understudy/testkit';
+import { Redis } from 'ioredis';
+import { mapClocks, sleep } from './clock.js';
+import type { BenchContext } from './context.js';
+import { ETCD_INSTALL_HINT, ETCD_TIMING, type EtcdServer, etcdBinary, killEtcdNow, startEtcd } from './etcd-server.js';
+import { describeMachine, readLoadAverage } from './machine.js';
+import { markdownReport, writePlots } from './markdown.js';
+import { killAllChildren } from './processes.js';
+import { type BenchResults, consoleReport } from './report.js';
+import { type ContestResult, runContest } from './scenarios/contest.js';
+import { type CrowdCost, measureCrowd, measureScriptOverhead } from './scenarios/cost.js';
+import { type DriverCost, measureDriven } from './scenarios/driver.js';
+import { runPreemption } from './scenarios/preemption.js';
+import { COST_LEASE, DRIVEN_LEASE, FULL, QUICK } from './settings.js';
+import { summarize } from './stats.js';
+import { SYSTEMS } from './systems.js';
+import { check, format, type TargetCheck } from './targets.js';
+
+const args = new Set(process.argv.slice(2));
+if (args.has('--help')) {
+  process.stdout.write(
+    'pnpm bench [--quick] [--wait-quiet] [--report-only]\n' +
+      '  --quick        small counts (under 5 minutes); prints the tables, writes nothing\n' +
+      '  --wait-quiet   first wait (up to 45 min) until the 1-minute load average is below 0.8\n' +
+      '  --report-only  measure nothing: write docs/BENCHMARKS.md and the plots again from docs/bench/results.json\n',
+  );
+  process.exit(0);
+}
+const quick = args.has('--quick');
+const settings = quick ? QUICK : FULL;
+const docs = new URL('../../../docs/', import.meta.url);
+const started = performance.now();
+const elapsed = () => `${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s`;
+const progress = (line: string) => process.stderr.write(`[${elapsed()}] ${line}\n`);
+
+// Everything started here stops on the way out: on success, failure, SIGINT or SIGTERM.
+let server: RedisServer | undefined;
+let etcd: EtcdServer | undefined;
+let redis: Redis | undefined;
+const onSignal = (signal: NodeJS.Signals) => {
+  progress(`${signal}: stopping every process the benchmark started`);
+  killAllChildren();
+  killEtcdNow();
+  // The test kit's exit guard SIGKILLs its redis-server on process exit.
+  process.exit(signal === 'SIGINT' ? 130 : 143);
+};
+process.once('SIGINT', onSignal);
+process.once('SIGTERM', onSignal);
+
+/** Scenarios that failed: the run goes on without them, and the report lists them. */
+const failures: string[] = [];
+
+async function attempt<T>(what: string, work: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await work();
+  } catch (error) {
+    const message = `${what} failed: ${error instanceof Error ? error.message : String(error)}`;
+    failures.push(message);
+    progress(message);
+    return undefined;
+  }
+}
+
+async function waitForQuiet(): Promise<{ waitedS: number; quiet: boolean }> {
+  const begin = performance.now();
+  for (;;) {
+    const one = Number(readLoadAverage().split(' ')[0]);
+    if (one < 0.8) return { waitedS: (performance.now() - begin) / 1000, quiet: true };
+    if (performance.now() - begin > 45 * 60_000) return { waitedS: (performance.now() - begin) / 1000, quiet: false };
+    progress(`load average ${readLoadAverage()}: waiting for the 1-minute load to drop below 0.8`);
+    await sleep(30_000);
+  }
+}
+
+async function main(): Promise<void> {
+  const loadStart = readLoadAverage();
+  const wait = args.has('--wait-quiet') ? await waitForQuiet() : { waitedS: 0, quiet: true };
+  const loadMeasured = readLoadAverage();
+  const etcdBin = etcdBinary();
+  const machine = describeMachine(redisServerBinary(), etcdBin);
+  progress(`machine: ${machine.cpuModel}, ${machine.nproc} cores; load ${loadMeasured}`);
+
+  server = await startRedis();
+  redis = new Redis(server.url, { connectionName: 'bench' });
+  let etcdNote: string;
+  if (etcdBin) {
+    etcd = await startEtcd(etcdBin);
+    etcdNote =
+      `etcd ${etcd.version}, one node on loopback, data in ${etcd.dataDir.startsWith('/dev/shm') ? 'tmpfs' : 'a temporary directory'}, ` +
+      `--heartbeat-interval ${ETCD_TIMING.heartbeatMs} --election-timeout ${ETCD_TIMING.electionTimeoutMs}: ` +
+      `its minimum lease TTL is then ${ETCD_TIMING.minTtlSeconds} s (2 s at etcd's defaults).`;
+    progress(etcdNote);
+  } else {
+    etcdNote = `etcd SKIPPED: ${ETCD_INSTALL_HINT}`;
+    progress(`NOTE: ${etcdNote}`);
+  }
+  const context: BenchContext = {
+    server,
+    redis,
+    clocks: await mapClocks(redis),
+    lease: settings.lease,
+    etcdHosts: etcd ? [etcd.clientUrl] : undefined,
+    progress,
+  };
+
+  const contests: ContestResult[] = [];
+  for (const system of SYSTEMS) {
+    if (system.kind === 'etcd' && !etcd) continue;
+    progress(`── ${system.label}: ${settings.failoverRounds} crash failovers, ${settings.handoverRounds} handovers`);
+    contests.push(
+      await runContest(context, system, { failover: settings.failoverRounds, handover: settings.handoverRounds }),
+    );
+  }
+  progress(`── understudy: ${settings.preemptionRounds} preemptions`);
+  const preemption = await attempt('preemption', () => runPreemption(context, settings.preemptionRounds));
+
+  // The cost runs come last, on a Redis nothing else uses any more.
+  progress('── cost: renewals of groups of growing size');
+  const sizes: CrowdCost[] = [];
+  for (const size of settings.groupSizes) {
+    const cost = await attempt(`cost of a group of ${size}`, () =>
+      measureCrowd(context, {
+        label: `group${size}`,
+        groups: 1,
+        perGroup: size,
+        processes: 1,
+        ...COST_LEASE,
+        windows: settings.costWindows,
+        windowMs: settings.costWindowMs,
+      }),
+    );
+    if (!cost) continue;
+    sizes.push(cost);
+    progress(
+      `cost: group of ${size}: ${cost.scriptUsMean.toFixed(1)} µs of script time per renewal, ${cost.renewalsPerSecond.toFixed(0)} renewals/s`,
+    );
+  }
+  progress('── cost: renewal scripts driven by the benchmark, groups up to 10,000');
+  const driven: DriverCost[] = [];
+  for (const size of settings.drivenSizes) {
+    const { heartbeatMs, activationMs, rate } = DRIVEN_LEASE;
+    const cost = await attempt(`driven group of ${size}`, () =>
+      measureDriven(context, {
+        size,
+        rate,
+        heartbeatMs,
+        activationMs,
+        windows: settings.costWindows,
+        windowMs: settings.costWindowMs,
+      }),
+    );
+    if (!cost) continue;
+    driven.push(cost);
+    progress(
+      `cost: driven group of ${size}: ${cost.scriptUsMean.toFixed(1)} µs of script time per renewal at ${cost.renewalsPerSecond.toFixed(0)} renewals/s`,
+    );
+  }
+  const f = settings.fleet;
+  progress(`── cost: ${f.groups} groups × ${f.perGroup} members`);
+  const fleet = await attempt('the fleet of small groups', () =>
+    measureCrowd(context, {
+      label: 'fleet',
+      groups: f.groups,
+      perGroup: f.perGroup,
+      processes: f.processes,
+      heartbeatMs: f.heartbeatMs,
+      activationMs: f.activationMs,
+      windows: settings.costWindows,
+      windowMs: settings.costWindowMs,
+    }),
+  );
+  if (fleet) progress(`cost: ${fleet.members} members: Redis at ${fleet.redisCorePercent.toFixed(1)} % of a core`);
+  progress('── cost: what a script pays before its first line of work');
+  const overhead = await attempt('script overhead', () => measureScriptOverhead(context, settings.overheadCalls));
+
+  const results: BenchResults = {
+    quick,
+    command: ['pnpm bench', ...process.argv.slice(2)].join(' '),
+    startedAt: new Date(Date.now() - (performance.now() - started)),
+    durationS: (performance.now() - started) / 1000,
+    machine,
+    load: { start: loadStart, measured: loadMeasured, end: readLoadAverage(), ...wait },
+    lease: settings.lease,
+    etcdNote,
+    contests,
+    preemption,
+    sizes,
+    driven,
+    fleet,
+    idle: sizes.find((c) => c.members === 1000),
+    overhead,
+    targets: [],
+    plots: [],
+    failures,
+  };
+  results.targets = targets(results);
+  process.stdout.write(`\n${consoleReport(results)}\n`);
+  if (!quick) {
+    mkdirSync(new URL('bench/', docs), { recursive: true });
+    // The raw figures, so the report can be written again without measuring again.
+    writeFileSync(new URL('bench/results.json', docs), `${JSON.stringify(results, null, 1)}\n`);
+    progress('wrote docs/bench/results.json');
+    writeReport(results);
+  }
+}
+
+function writeReport(results: BenchResults): void {
+  results.plots = writePlots(results, new URL('bench/', docs));
+  writeFileSync(new URL('BENCHMARKS.md', docs), markdownReport(results));
+  progress('wrote docs/BENCHMARKS.md and docs/bench/*.svg');
+}
+
+/** Rebuilds the report from the raw figures of the last full run. */
+function reportOnly(): void {
+  const raw = JSON.parse(readFileSync(new URL('bench/results.json', docs), 'utf8')) as BenchResults;
+  const results: BenchResults = {
+    ...raw,
+    startedAt: new Date(raw.startedAt),
+    contests: raw.contests.map((c) => ({ ...c, system: SYSTEMS.find((s) => s.kind === c.system.kind) ?? c.system })),
+  };
+  results.targets = targets(results);
+  process.stdout.write(`${consoleReport(results)}\n`);
+  writeReport(results);
+}
+
+function targets(results: BenchResults): TargetCheck[] {
+  const A = results.lease.activationMs;
+  const us = results.contests.find((c) => c.system.kind === 'understudy');
+  const checks: TargetCheck[] = [];
+  if (us) {
+    const redisOver = summarize(us.failover.flatMap((f) => (f.overshootRedis === undefined ? [] : [f.overshootRedis])));
+    const total = summarize(us.failover.map((f) => f.total));
+    const hand = summarize(us.handover.map((h) => h.total));
+    const monGraceful = summarize(us.handover.flatMap((h) => (h.monitor === undefined ? [] : [h.monitor])));
+    const monLapse = summarize(us.failover.flatMap((f) => (f.monitorLapse === undefined ? [] : [f.monitorLapse])));
+    checks.push(
+      check('crash failover: overshoot past the lease deadline, p99 (Redis time)', redisOver.p99, 5, ' ms'),
+      check('crash failover: kill → activate callback, p99', total.p99, A + 5, ' ms'),
+      check('graceful handover, p50', hand.p50, 2, ' ms'),
+      check('graceful handover, p99', hand.p99, 10, ' ms'),
+    );
+    const p = results.preemption;
+    if (p) {
+      checks.push(
+        check(
+          'preemption: joinGroup() → active, p99 (handlers take 0 ms)',
+          summarize(p.samples.map((s) => s.total)).p99,
+          20,
+          ' ms',
+        ),
+        check('preemption: members active at once', p.maxConcurrency, 1, ''),
+        check('preemption: newcomer activated before the old active deactivated', p.promotedFirst, 0, ' rounds'),
+      );
+    }
+    checks.push(
+      check('monitor notice after a graceful change, p99', monGraceful.p99, 10, ' ms'),
+      check('monitor notice after a lease lapse, p99', monLapse.p99, 5, ' ms'),
+    );
+  }
+  for (const c of results.contests) {
+    checks.push(
+      check(
+        `${c.system.label}: holders at once (never more than ${c.system.slots})`,
+        c.maxConcurrency,
+        c.system.slots,
+        '',
+      ),
+    );
+  }
+  const small = results.driven.find((c) => c.plan.size === 10);
+  const large = results.driven.at(-1);
+  if (small && large && large !== small) {
+    checks.push(
+      check(
+        `renewal cost flat: group of ${large.plan.size.toLocaleString('en-US')} / group of 10 (script time, best window)`,
+        large.scriptUsBest / small.scriptUsBest,
+        1.3,
+        '×',
+      ),
+    );
+  }
+  const fleet = results.fleet;
+  if (fleet) {
+    // Redis CPU at the nominal rate (every member renews once per H): the member processes may
+    // not keep up on a small machine, and the quick run has a tenth of the members.
+    const nominal = 10_000 / (fleet.plan.heartbeatMs / 1000);
+    const percent = ((fleet.redisCpuUsPerRenewal * nominal) / 1e6) * 100;
+    checks.push(
+      check(
+        `10,000 members in 1,000 groups at H = 1 s: Redis CPU (CPU per renewal × ${nominal.toLocaleString('en-US')} renewals/s; ` +
+          `measured ${format(fleet.redisCorePercent)} % at ${format(fleet.renewalsPerSecond)} renewals/s with ${fleet.members.toLocaleString('en-US')} members)`,
+        percent,
+        20,
+        ' % of a core',
+      ),
+    );
+  }
+  return checks;
+}
+
+if (args.has('--report-only')) {
+  reportOnly();
+  process.exit(0);
+}
+try {
+  await main();
+} catch (error) {
+  progress(`FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  process.exitCode = 1;
+} finally {
+  killAllChildren();
+  redis?.disconnect();
+  await etcd?.stop();
+  await server?.stop();
+  progress('stopped every process the benchmark started');
+}

@@ -1,0 +1,273 @@
+import { writeFileSync } from 'node:fs';
+import {
+  anatomyTable,
+  type BenchResults,
+  costTable,
+  drivenTable,
+  failoverTable,
+  handoverTable,
+  machineTable,
+  memberTable,
+  monitorTable,
+  preemptionTable,
+  ratioTable,
+  targetTable,
+  understudyFailoverDetail,
+} from './report.js';
+import { DRIVEN_LEASE } from './settings.js';
+import { cdfPoints, plot } from './svg.js';
+
+/** Floor for log axes: overshoots at or below it (timers can fire a hair early) are drawn on it. */
+const LOG_FLOOR_MS = 0.1;
+
+/** Writes the plots into `dir`; returns their file names and titles. */
+export function writePlots(results: BenchResults, dir: URL): { file: string; title: string }[] {
+  const plots: { file: string; title: string; svg: string }[] = [];
+  const A = results.lease.activationMs;
+  plots.push({
+    file: 'failover-total-cdf.svg',
+    title: 'Crash failover: SIGKILL → standby holds',
+    svg: plot({
+      title: `Crash failover: SIGKILL of the holder → the standby holds (A = TTL = ${A} ms)`,
+      xLabel: 'ms after the kill',
+      yLabel: 'fraction of failovers',
+      series: results.contests.map((c) => ({
+        name: c.system.label,
+        points: cdfPoints(c.failover.map((f) => f.total)),
+      })),
+      marks: [{ x: A, label: `A = ${A} ms` }],
+    }),
+  });
+  plots.push({
+    file: 'failover-overshoot-cdf.svg',
+    title: 'Crash failover: overshoot past the lease deadline',
+    svg: plot({
+      title: 'Crash failover: time past the dead holder’s lease deadline',
+      xLabel: `ms past the deadline (log scale; ≤ ${LOG_FLOOR_MS} ms drawn at ${LOG_FLOOR_MS})`,
+      yLabel: 'fraction of failovers',
+      logX: true,
+      series: results.contests.map((c) => ({
+        name: c.system.label,
+        points: cdfPoints(c.failover.map((f) => Math.max(LOG_FLOOR_MS, f.overshoot))),
+      })),
+      marks: [{ x: 5, label: 'target 5 ms' }],
+    }),
+  });
+  plots.push({
+    file: 'handover-cdf.svg',
+    title: 'Graceful handover: leave → standby holds',
+    svg: plot({
+      title: 'Graceful handover: the holder leaves → the standby holds',
+      xLabel: 'ms (log scale)',
+      yLabel: 'fraction of handovers',
+      logX: true,
+      series: results.contests.map((c) => ({
+        name: c.system.label,
+        points: cdfPoints(c.handover.map((h) => Math.max(LOG_FLOOR_MS, h.total))),
+      })),
+      marks: [
+        { x: 2, label: 'p50 target' },
+        { x: 10, label: 'p99 target' },
+      ],
+    }),
+  });
+  const us = results.contests.find((c) => c.system.kind === 'understudy');
+  if (us || results.preemption) {
+    plots.push({
+      file: 'understudy-cdf.svg',
+      title: 'understudy: preemption and monitor notice',
+      svg: plot({
+        title: 'understudy: preemption and monitor notice',
+        xLabel: 'ms (log scale)',
+        yLabel: 'fraction of rounds',
+        logX: true,
+        series: [
+          {
+            name: 'preemption: joinGroup() → active',
+            points: cdfPoints((results.preemption?.samples ?? []).map((s) => Math.max(LOG_FLOOR_MS, s.total))),
+          },
+          {
+            name: 'monitor: graceful change → event',
+            points: cdfPoints((us?.handover ?? []).flatMap((h) => (h.monitor === undefined ? [] : [h.monitor]))),
+          },
+          {
+            name: 'monitor: lease deadline → event',
+            points: cdfPoints(
+              (us?.failover ?? []).flatMap((f) => (f.monitorLapse === undefined ? [] : [f.monitorLapse])),
+            ),
+          },
+        ],
+      }),
+    });
+  }
+  const sizes = results.sizes;
+  const driven = results.driven;
+  plots.push({
+    file: 'cost-vs-group-size.svg',
+    title: 'Redis cost of a renewal against group size',
+    svg: plot({
+      title: 'Redis cost of one renewal against group size',
+      xLabel: 'members in the group (log scale)',
+      yLabel: 'µs per renewal',
+      logX: true,
+      markers: true,
+      series: [
+        { name: 'driven: script time, best window', points: driven.map((c) => [c.plan.size, c.scriptUsBest]) },
+        { name: 'driven: script time, mean', points: driven.map((c) => [c.plan.size, c.scriptUsMean]) },
+        { name: 'driven: Redis process CPU', points: driven.map((c) => [c.plan.size, c.redisCpuUsPerRenewal]) },
+        { name: 'real members: script time, mean', points: sizes.map((c) => [c.members, c.scriptUsMean]) },
+        { name: 'real members: Redis process CPU', points: sizes.map((c) => [c.members, c.redisCpuUsPerRenewal]) },
+      ],
+    }),
+  });
+  for (const p of plots) writeFileSync(new URL(p.file, dir), p.svg);
+  return plots.map(({ file, title }) => ({ file, title }));
+}
+
+export function markdownReport(r: BenchResults): string {
+  const A = r.lease.activationMs;
+  const H = r.lease.heartbeatMs;
+  const plot = (file: string) => {
+    const p = r.plots.find((x) => x.file === file);
+    return p ? `![${p.title}](bench/${p.file})` : '';
+  };
+  const etcd = r.contests.find((c) => c.system.kind === 'etcd');
+  const problems = [
+    ...r.contests.flatMap((c) => c.problems.map((p) => `- ${c.system.label}: ${p}`)),
+    ...r.failures.map((f) => `- ${f}`),
+  ];
+  return `${[
+    '# Benchmarks: understudy and its peers',
+    `Generated by \`${r.command}\` on ${r.startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC ` +
+      `(${Math.round(r.durationS / 60)} min). Every figure below comes from that one run; nothing is typed in by hand. ` +
+      'To reproduce (Debian / Ubuntu, as root):',
+    '```sh\napt-get update && apt-get install -y redis-server etcd-server   # etcd is optional: skipped with a note if missing\n' +
+      'pnpm install --frozen-lockfile\npnpm bench --wait-quiet   # the full run: writes this file and docs/bench/*.svg\n' +
+      'pnpm bench --quick        # small counts, under 5 minutes; prints the tables only\n```',
+    'Benchmarks are not tests: nothing here fails a build. The run prints each target next to the measured figure and flags misses.',
+    '## Machine',
+    machineTable(r),
+    '## The peers',
+    [
+      '- **redlock**: `@sesamecare-oss/redlock` 1.4.0 rather than `redlock` 4.2.0. Both run the same algorithm (a key set with NX PX; validity = start + TTL − drift). ' +
+        "4.2.0 is the original's last stable release (2020): callbacks and Bluebird, no types of its own; the rewrite that followed (5.0) never left beta. " +
+        'The fork is that rewrite, maintained: TypeScript, promises, and it takes the ioredis 6 client the rest of the workspace uses. ' +
+        '(Its package.json says "UNLICENSED" while its LICENSE.md is the original MIT licence.) ' +
+        "redlock has no leader election, so the loop is the usual one: `acquire` (no retries inside), retry after redlock's default 200 ± 100 ms, `extend` every H, stop believing when an extension fails or `lock.expiration` passes.",
+      "- **redis-semaphore** 5.8.0: `Mutex`, and `Semaphore` with 2 permits (N = 2; understudy's own figures come from groups with goal 1). `acquire()` polls every 10 ms (its default `retryInterval`), the library refreshes every `refreshInterval` and calls `onLockLost` when a refresh finds the lock gone. " +
+        "The semaphore's zset scores are the holders' own `Date.now()`: its expiry depends on the clients' clocks agreeing.",
+      "- **etcd**: the `etcd3` 1.1.2 client's `Election` / `Campaign` against `etcd-server` from Debian, started by the benchmark. A candidate watches the key ahead of it; its lease TTL is whole seconds.",
+    ].join('\n'),
+    '## How it was measured',
+    [
+      `- **One Redis** (\`startRedis()\` from the test kit: a private \`redis-server\` on a free loopback port, no persistence) serves every system in the run. ` +
+        `Every holder and standby is a **process of its own** (Node, started before anything is timed), printing events with \`process.hrtime\` stamps (CLOCK_MONOTONIC, comparable across processes).`,
+      `- **Same lease for all**: understudy A = ${A} ms, H = ${H} ms; redlock lock TTL ${A} ms, extended every ${H} ms; redis-semaphore \`lockTimeout\` ${A} ms, \`refreshInterval\` ${H} ms; etcd lease TTL ${A / 1000} s (the client sends keepalives every TTL / 3, not configurable).`,
+      `- ${r.etcdNote}`,
+      "- **Crash failover**: SIGKILL one holder (at a random phase of its renewals); time from the signal to the standby's acquire / `onActivate` callback. " +
+        "The dead holder's lease deadline is read right after the kill: understudy's `leases` zset score, the lock key's `PTTL` (redlock, Mutex), " +
+        "the semaphore zset score + TTL (redis-semaphore scores with the holder's `Date.now()`), and for etcd the last acknowledged keepalive + TTL. " +
+        'Overshoot = callback − deadline (Redis and wall clocks are mapped onto hrtime through a `TIME` round trip before every round). ' +
+        "For understudy the overshoot is also computed on Redis's clock alone: the activation's entry in the group's log stream minus the zset deadline (both whole ms).",
+      "- **Graceful handover**: the holder is told to leave (understudy `leave()`, redlock `release()`, redis-semaphore `release()`, etcd `resign()`); time to the standby's acquire callback. The holder then joins again as the standby.",
+      '- **Overlap**: every process records when it believed it held (acquired → released / lost / its death); the intervals of all rounds are merged and the most simultaneous holders counted.',
+      "- **Standbys**: understudy arms a timer at the known deadline and is told of releases by pub/sub; redlock and redis-semaphore standbys poll at their libraries' default retry intervals; etcd candidates watch the key ahead of them.",
+      '- **p99** is the nearest-rank 99th percentile: with fewer than 100 samples it is the largest one or close to it.',
+    ].join('\n'),
+    '## Targets',
+    targetTable(r),
+    '## Crash failover',
+    `Milliseconds. A = TTL = ${A} ms; a holder killed right after renewing takes about A, one killed just before renewing about A − H.`,
+    failoverTable(r),
+    understudyFailoverDetail(r),
+    plot('failover-total-cdf.svg'),
+    plot('failover-overshoot-cdf.svg'),
+    '## Graceful handover and overlap',
+    'Milliseconds, over all handovers; the overlap columns cover every failover and handover of the run.',
+    handoverTable(r),
+    plot('handover-cdf.svg'),
+    '## Ratios, understudy / peer',
+    'Below 1: understudy is faster. Overshoot ratios use the callback overshoot (hrtime) for every system.',
+    ratioTable(r),
+    '## Preemption (understudy)',
+    'A member of weight 20 joins a group whose active member has weight 10; the heavy member leaves again between rounds. The peers have no weights.',
+    preemptionTable(r),
+    '## Monitor notice (understudy)',
+    "The monitor (`monitorGroup`) runs in the benchmark process. The peers have no passive observer comparable to it (etcd's `ElectionObserver` was not measured).",
+    monitorTable(r),
+    plot('understudy-cdf.svg'),
+    '## Cost',
+    "Redis's share is read from `INFO commandstats` (the script's own time, `EVALSHA` usec / calls) and `INFO cpu` (the Redis process's user + system CPU, network included), " +
+      `over ${r.driven[0]?.plan.windows ?? 0} windows of ${(r.driven[0]?.plan.windowMs ?? 0) / 1000} s on fresh statistics (\`CONFIG RESETSTAT\`) after the groups settled. The run flushes Redis between groups.`,
+    '### Against group size (driven by the benchmark)',
+    "The benchmark joins n members with core's own `join` script and renews them round robin with core's `renew` script — the same commands and arguments a member sends — " +
+      `at the same ${DRIVEN_LEASE.rate.toLocaleString('en-US')} renewals/s for every size, so only the group size differs (A = ${DRIVEN_LEASE.activationMs / 1000} s: every member of the largest group renews in time). ` +
+      'Real members cannot fill a group of 10,000 in one process: see "joining a large group" below.',
+    drivenTable(r),
+    plot('cost-vs-group-size.svg'),
+    '### Real members',
+    "Members in child processes (H = 1 s, A = 3 s, understudy's defaults) sharing one lease connection per process. " +
+      'The last row is many small groups; the target is stated for 10,000 members in 1,000 groups, so the targets table computes Redis CPU at 10,000 renewals/s from the CPU per renewal measured here ' +
+      '(the member processes, not Redis, set the rate that row reached: see "renewals/s"). ' +
+      "At a few renewals a second, Redis's own background work (its 10 Hz server cron, key expiry) dominates `INFO cpu`, which is why small groups show a high CPU per renewal here; the driven table compares sizes at one rate.",
+    costTable(r),
+    joiningText(r),
+    '### Where a renewal spends its time',
+    anatomyTable(r),
+    anatomyText(r),
+    '### A member process',
+    memberTable(r),
+    ...(problems.length ? ['## Problems seen during the run', problems.join('\n')] : []),
+    ...(etcd?.grantedTtlMs ? [`etcd granted a lease TTL of ${etcd.grantedTtlMs / 1000} s (keepalive replies).`] : []),
+  ]
+    .filter(Boolean)
+    .join('\n\n')}\n`;
+}
+
+/** The paragraph under the renewal's anatomy, with the figures of this run. */
+function anatomyText(r: BenchResults): string {
+  const base = r.driven.at(-1);
+  const o = r.overhead;
+  if (!base || !o) return '';
+  const sum = (
+    nested: Record<string, { perRenewal: number; usPerRenewal: number }>,
+    key: 'perRenewal' | 'usPerRenewal',
+  ) => Object.values(nested).reduce((s, n) => s + n[key], 0);
+  const lib = o.libUs - o.emptyUs;
+  const nestedHot = sum(base.hot.nested, 'usPerRenewal');
+  const rest = base.hot.scriptUs - nestedHot - lib - o.emptyUs;
+  const f = (n: number) => n.toFixed(1);
+  return [
+    `Paced like real members (one renewal at a time), a renewal took ${f(base.scriptUsMean)} µs of script time; back to back the same script takes ${f(base.hot.scriptUs)} µs. ` +
+      'The difference is the machine, not the script: a lone call finds its caches cooled by everything else that ran since the last one, so the paced figure is what a deployment pays.',
+    `Of the back-to-back time: **${f(lib)} µs** rebuild lib.lua's function definitions (Redis runs a script's whole body on every call, and every member script includes lib.lua's ~30 \`local function\`s: ` +
+      `\`lib.lua + return 0\` minus \`return 0\`); **${f(nestedHot)} µs** are the ${sum(base.hot.nested, 'perRenewal').toFixed(0)} commands the script runs (\`commandstats\` counts commands inside scripts); ` +
+      `**${f(o.emptyUs)} µs** is the bare EVALSHA; the remaining **${f(rest)} µs** is the Lua work in between (cjson decoding of the member and slot records, building the 15-field reply, \`string.format\`, and the garbage all of it leaves for Lua's collector).`,
+    'Ways to make it cheaper (for core, not done here): load the shared code once as a Redis Function library (`FUNCTION LOAD`, Redis ≥ 7) so a renewal stops rebuilding it; ' +
+      "drop the visible heartbeat key's `SET … PX` from the plain renewal or make it optional (it exists for operators only); return the 15-field view only when something changed.",
+  ].join('\n\n');
+}
+
+/** Why the largest group is driven rather than joined, with this run's join times. */
+function joiningText(r: BenchResults): string {
+  const one = r.sizes.filter((c) => c.plan.groups === 1 && c.joinMs > 0);
+  const small = one.find((c) => c.members === 100);
+  const large = one.find((c) => c.members === 1000);
+  const fleet = r.fleet;
+  const parts = [
+    "**Joining a large group.** Every member of a process subscribes to its group's announcements through the one shared subscriber, and each member parses every announcement itself. " +
+      'A join announces once, so the k-th member to join a group makes every member already in that process parse a message: joining n members of one group in one process costs O(n²).',
+  ];
+  if (small && large) {
+    parts.push(
+      `In this run 100 members joined in ${(small.joinMs / 1000).toFixed(2)} s and 1,000 in ${(large.joinMs / 1000).toFixed(2)} s (${(large.joinMs / small.joinMs).toFixed(1)}× the time for 10× the members)` +
+        (fleet
+          ? `, while ${fleet.members.toLocaleString('en-US')} members in ${fleet.plan.groups.toLocaleString('en-US')} groups of ${fleet.plan.perGroup} joined in ${(fleet.joinMs / 1000).toFixed(1)} s.`
+          : '.'),
+    );
+  }
+  parts.push(
+    'Members of one group usually live in different processes, so this bites only when one process runs many members of the same group; parsing each announcement once per process and handing the parsed form to the members (connections.ts `Subscriber`, member.ts `#onMessage`) would make it linear.',
+  );
+  return parts.join(' ');
+}

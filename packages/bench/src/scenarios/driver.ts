@@ -1,0 +1,193 @@
+import { sleep } from '../clock.js';
+import { type BenchContext, uniqueKey } from '../context.js';
+import { coreScript, type ScriptArgument, scriptArguments } from '../core-scripts.js';
+import { type CommandCost, commandStats, redisCpuSeconds } from './cost.js';
+
+/**
+ * Redis cost of a renewal against group size, without n member objects: the benchmark joins
+ * n members with core's own join script and renews them with core's renew script (the
+ * arguments a member sends, see the scripts' headers), one command at a time, round robin.
+ * Real members cannot be used for 10,000 in one group: every member of a process parses
+ * every announcement of its group, so joining them is quadratic (see the report).
+ */
+export interface DriverPlan {
+  size: number;
+  /** Renewals per second sent; every member is renewed well within A. */
+  rate: number;
+  heartbeatMs: number;
+  activationMs: number;
+  windows: number;
+  windowMs: number;
+}
+
+export interface DriverCost {
+  plan: DriverPlan;
+  /**
+   * The same renewals sent back to back (pipelines of 1,000): Redis runs them with warm caches.
+   * Members renew one at a time, spread over H, so the paced figures are the ones that count.
+   */
+  hot: { scriptUs: number; nested: Record<string, { perRenewal: number; usPerRenewal: number }> };
+  renewalsPerSecond: number;
+  scriptUsBest: number;
+  scriptUsMean: number;
+  redisCpuUsPerRenewal: number;
+  nested: Record<string, { perRenewal: number; usPerRenewal: number }>;
+}
+
+const ROLES = new Set(['active', 'releasing', 'preparing', 'standby', 'gone']);
+const HOT_BATCH = 1000;
+const HOT_BATCHES = 5;
+
+function perRenewal(
+  stats: Map<string, CommandCost>,
+  calls: number,
+): Record<string, { perRenewal: number; usPerRenewal: number }> {
+  const nested: Record<string, { perRenewal: number; usPerRenewal: number }> = {};
+  for (const [name, cost] of stats) {
+    nested[name] = { perRenewal: cost.calls / Math.max(1, calls), usPerRenewal: cost.usec / Math.max(1, calls) };
+  }
+  return nested;
+}
+
+/** Runs batches of renewals back to back; the least mean time of a batch, and its commands. */
+async function backToBack(
+  context: BenchContext,
+  batch: () => [string, ...(string | number)[]][],
+): Promise<DriverCost['hot']> {
+  let best: DriverCost['hot'] = { scriptUs: Number.POSITIVE_INFINITY, nested: {} };
+  for (let b = 0; b < HOT_BATCHES; b++) {
+    const pipeline = context.redis.pipeline();
+    for (const [sha, ...rest] of batch()) pipeline.evalsha(sha, ...(rest as [number, ...(string | number)[]]));
+    await context.redis.config('RESETSTAT');
+    await pipeline.exec();
+    const stats = commandStats(await context.redis.info('commandstats'));
+    const script = stats.get('evalsha') ?? { calls: 0, usec: 0 };
+    for (const name of ['evalsha', 'info', 'config|resetstat', 'config']) stats.delete(name);
+    const us = script.usec / Math.max(1, script.calls);
+    if (us < best.scriptUs) best = { scriptUs: us, nested: perRenewal(stats, script.calls) };
+  }
+  return best;
+}
+const TICK_MS = 5;
+
+export async function measureDriven(context: BenchContext, plan: DriverPlan): Promise<DriverCost> {
+  const { redis } = context;
+  const group = uniqueKey(`driven${plan.size}`);
+  const base = `understudy:{${group}}:`;
+  const keys = ['config', 'members', 'leases', 'rank', 'slots', 'log'].map((k) => base + k);
+  const channel = `${base}events`;
+  const join = (await redis.script('LOAD', coreScript('join'))) as string;
+  const renew = (await redis.script('LOAD', coreScript('renew'))) as string;
+  const ids = Array.from({ length: plan.size }, (_, i) => `d${i}`);
+  const joinOrder = scriptArguments('join');
+  const renewOrder = scriptArguments('renew');
+  // What a member sends: see the headers of join.lua and renew.lua.
+  const argumentsFor = (order: ScriptArgument[], i: number) => {
+    const values: Record<ScriptArgument, string | number> = {
+      channel,
+      'member id': ids[i] as string,
+      weight: 1 + (i % 100),
+      activeGoal: 1,
+      activationInterval: plan.activationMs,
+      heartbeatInterval: plan.heartbeatMs,
+      preparationInterval: 0,
+      host: 'bench',
+      pid: process.pid,
+      'claimed epoch': 0,
+      'claimed slot': -1,
+      nonce: `bench-${i}`,
+    };
+    return order.map((name) => values[name]);
+  };
+  for (let i = 0; i < ids.length; i += 500) {
+    const pipeline = redis.pipeline();
+    for (let j = i; j < Math.min(ids.length, i + 500); j++) {
+      pipeline.evalsha(join, 7, ...keys, `${base}hb:${ids[j]}`, ...argumentsFor(joinOrder, j));
+    }
+    for (const [error, reply] of (await pipeline.exec()) ?? []) {
+      if (error || !Array.isArray(reply) || !ROLES.has(String(reply[0]))) {
+        throw new Error(
+          `core's join script answered ${String(error ?? JSON.stringify(reply))}: its arguments changed? Update packages/bench/src/scenarios/driver.ts`,
+        );
+      }
+    }
+  }
+  let next = 0;
+  let sent = 0;
+  let failures = 0;
+  const renewOne = () => {
+    const i = next;
+    next = (next + 1) % ids.length;
+    sent += 1;
+    redis
+      .evalsha(renew, 7, ...keys, `${base}hb:${ids[i]}`, ...argumentsFor(renewOrder, i))
+      .then((reply) => {
+        if (!Array.isArray(reply) || !ROLES.has(String(reply[0]))) failures += 1;
+      })
+      .catch(() => {
+        failures += 1;
+      });
+  };
+  let running = true;
+  const pace = (async () => {
+    const start = performance.now();
+    while (running) {
+      const due = Math.floor(((performance.now() - start) / 1000) * plan.rate);
+      while (sent < due) renewOne();
+      await sleep(TICK_MS);
+    }
+  })();
+  try {
+    // The start-up quarantine (A), the first activation, then steady renewals.
+    await sleep(plan.activationMs + 2 * plan.heartbeatMs);
+    const windows: { calls: number; usec: number; cpu: number; wall: number; nested: Map<string, CommandCost> }[] = [];
+    for (let w = 0; w < plan.windows; w++) {
+      await redis.config('RESETSTAT');
+      const cpuBefore = await redisCpuSeconds(context);
+      const start = performance.now();
+      await sleep(plan.windowMs);
+      const stats = commandStats(await redis.info('commandstats'));
+      const wall = performance.now() - start;
+      const cpu = (await redisCpuSeconds(context)) - cpuBefore;
+      const script = stats.get('evalsha') ?? { calls: 0, usec: 0 };
+      for (const name of ['evalsha', 'info', 'config|resetstat', 'config']) stats.delete(name);
+      windows.push({ calls: script.calls, usec: script.usec, cpu, wall, nested: stats });
+    }
+    running = false;
+    await pace;
+    const hot = await backToBack(context, () => {
+      const commands: [string, ...(string | number)[]][] = [];
+      for (let k = 0; k < HOT_BATCH; k++) {
+        const i = next;
+        next = (next + 1) % ids.length;
+        commands.push([renew, 7, ...keys, `${base}hb:${ids[i]}`, ...argumentsFor(renewOrder, i)]);
+      }
+      return commands;
+    });
+    if (failures > 0) throw new Error(`${failures} driven renewals failed or answered unexpectedly`);
+    const calls = windows.reduce((s, w) => s + w.calls, 0);
+    const nested: DriverCost['nested'] = {};
+    for (const w of windows) {
+      for (const [name, cost] of w.nested) {
+        const entry = nested[name] ?? { perRenewal: 0, usPerRenewal: 0 };
+        entry.perRenewal += cost.calls / Math.max(1, calls);
+        entry.usPerRenewal += cost.usec / Math.max(1, calls);
+        nested[name] = entry;
+      }
+    }
+    return {
+      plan,
+      hot,
+      renewalsPerSecond: (calls / windows.reduce((s, w) => s + w.wall, 0)) * 1000,
+      scriptUsBest: Math.min(...windows.filter((w) => w.calls > 0).map((w) => w.usec / w.calls)),
+      scriptUsMean: windows.reduce((s, w) => s + w.usec, 0) / Math.max(1, calls),
+      redisCpuUsPerRenewal: (windows.reduce((s, w) => s + w.cpu, 0) * 1e6) / Math.max(1, calls),
+      nested,
+    };
+  } finally {
+    running = false;
+    await pace;
+    await sleep(100); // renewals still in flight would recreate the group after the flush
+    await redis.flushall();
+  }
+}

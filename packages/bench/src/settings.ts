@@ -1,0 +1,56 @@
+/** What a run measures, by mode. Lease settings are shared by every system. */
+export interface RunSettings {
+  lease: { activationMs: number; heartbeatMs: number };
+  failoverRounds: number;
+  handoverRounds: number;
+  preemptionRounds: number;
+  /** Members of one group, real members in one process: renewal cost and a member's own cost. */
+  groupSizes: number[];
+  /** Group sizes driven by the benchmark with core's scripts (no member objects), up to 10,000. */
+  drivenSizes: number[];
+  /** Many small groups on one Redis, over `processes` member processes. */
+  fleet: { groups: number; perGroup: number; processes: number; heartbeatMs: number; activationMs: number };
+  costWindows: number;
+  costWindowMs: number;
+  overheadCalls: number;
+}
+
+const LEASE = Object.freeze({ activationMs: 1000, heartbeatMs: 200 });
+
+export const QUICK: RunSettings = Object.freeze({
+  lease: LEASE,
+  failoverRounds: 5,
+  handoverRounds: 12,
+  preemptionRounds: 8,
+  groupSizes: [10, 100, 1000],
+  drivenSizes: [10, 100, 1000],
+  // A tenth of the full fleet: the report scales its CPU per renewal to 10,000 renewals/s.
+  fleet: { groups: 100, perGroup: 10, processes: 1, heartbeatMs: 1000, activationMs: 3000 },
+  costWindows: 2,
+  costWindowMs: 2000,
+  overheadCalls: 5000,
+});
+
+export const FULL: RunSettings = Object.freeze({
+  lease: LEASE,
+  failoverRounds: 40,
+  handoverRounds: 100,
+  preemptionRounds: 50,
+  groupSizes: [10, 100, 1000],
+  drivenSizes: [10, 100, 1000, 10_000],
+  // A member costs its process about as much CPU as Redis spends on it: two processes share the fleet.
+  fleet: { groups: 1000, perGroup: 10, processes: 2, heartbeatMs: 1000, activationMs: 3000 },
+  costWindows: 5,
+  costWindowMs: 3000,
+  overheadCalls: 20_000,
+});
+
+/** Intervals of the cost runs: understudy's defaults (H = 1 s, A = 3 s). */
+export const COST_LEASE = Object.freeze({ heartbeatMs: 1000, activationMs: 3000 });
+
+/**
+ * Driven groups: every size at the same rate, so that only the group size differs (at a few
+ * calls a second, every call finds cold caches). A is long enough for every member of the
+ * largest group to renew in time; the renew script does not depend on A.
+ */
+export const DRIVEN_LEASE = Object.freeze({ heartbeatMs: 1000, activationMs: 10_000, rate: 2000 });
