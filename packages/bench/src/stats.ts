@@ -1,3 +1,4 @@
+import { maxOverlap } from '@understudy/testkit';
 /** Nearest-rank quantile of an ascending list (q in [0, 1]). */
 export function quantile(sorted: readonly number[], q: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -38,18 +39,7 @@ export interface Interval {
 
 /** The most holders that believed they held a slot at one instant (touching intervals do not overlap). */
 export function maxConcurrency(intervals: readonly Interval[]): number {
-  const points: [number, number][] = intervals.flatMap((i): [number, number][] => [
-    [i.start, 1],
-    [i.end, -1],
-  ]);
-  points.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  let current = 0;
-  let max = 0;
-  for (const [, delta] of points) {
-    current += delta;
-    max = Math.max(max, current);
-  }
-  return max;
+  return maxOverlap(intervals.map((i) => [i.start, i.end] as const));
 }
 
 /** The longest time two or more holders overlapped beyond `allowed` concurrent holders, in ms. */

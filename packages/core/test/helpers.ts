@@ -1,31 +1,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { forgetGroup, type JoinOptions, joinGroup, type Member, type RedisSource } from '@understudy/core';
-import { hrNow, type RedisServer, runTypeScript, startRedis, waitFor } from '@understudy/testkit';
+import { hrNow, maxOverlap, type RedisServer, runTypeScript, startRedis, waitFor } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 
 /** Short intervals for tests: H = 50 ms, A = 400 ms. */
 export const FAST = Object.freeze({ heartbeatInterval: 50, activationInterval: 400 });
 
-export { hrNow, uniqueGroup, waitFor } from '@understudy/testkit';
-
-/** The most of `[start, end)` intervals that overlap at one instant (touching ones do not). */
-export function maxOverlap(intervals: readonly (readonly [number, number])[]): number {
-  const points = intervals.flatMap(([start, end]) => [
-    [start, 1],
-    [end, -1],
-  ]) as [number, number][];
-  // Ends sort before starts at the same instant.
-  points.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  let current = 0;
-  let max = 0;
-  for (const [, delta] of points) {
-    current += delta;
-    max = Math.max(max, current);
-  }
-  return max;
-}
+export { hrNow, maxOverlap, uniqueGroup, waitFor } from '@understudy/testkit';
 
 /**
  * A server of the test file's own (started before its tests, stopped after them) and a plain

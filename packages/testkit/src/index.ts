@@ -2,6 +2,7 @@ export { type ChaosProxy, type ChaosProxyOptions, startChaosProxy } from './chao
 export { type CheckOptions, checkHistory } from './history/checker.js';
 export { HistoryRecorder, type NewHistoryEvent, readHistory } from './history/recorder.js';
 export type * from './history/types.js';
+export { maxOverlap } from './intervals.js';
 export { runTypeScript } from './node.js';
 export { RedisBinaryMissingError, redisServerBinary } from './redis/binary.js';
 export { type ClusterNodeInfo, RedisCluster, type StartClusterOptions, startCluster } from './redis/cluster.js';
