@@ -25,10 +25,15 @@ function leaseOptions(commandTimeout: number): RedisOptions {
   };
 }
 
+/**
+ * Settings of the subscriber connection. No command timeout: ioredis re-subscribes on its own
+ * after a reconnect and nothing awaits that promise, so a timeout there would be an unhandled
+ * rejection that ends the process. On a single Redis, `acquireLink` turns that off and
+ * `Subscriber` re-subscribes with its errors handled; a Cluster's shard subscribers keep
+ * re-subscribing themselves. The first SSUBSCRIBE is bounded by `Subscriber.subscribe`.
+ */
 const SUBSCRIBER_OPTIONS: RedisOptions = {
   connectionName: 'understudy-events',
-  // SUBSCRIBE must not wait forever on a paused Redis; messages themselves have no timeout.
-  commandTimeout: 2000,
   retryStrategy: (attempt) => Math.min(attempt * 50, 500),
   maxRetriesPerRequest: null,
   lazyConnect: true,
@@ -114,7 +119,10 @@ export class Subscriber {
       for (const listener of this.#channels.get(channel) ?? []) listener(message);
     });
     connection.on('ready', () => {
-      if (this.#readyOnce) for (const listener of this.#resync) listener();
+      if (this.#readyOnce) {
+        this.#resubscribe();
+        for (const listener of this.#resync) listener();
+      }
       this.#readyOnce = true;
     });
     connection.on('error', () => undefined); // reconnects on its own; members see renewal errors
@@ -124,15 +132,47 @@ export class Subscriber {
     return this.#connection;
   }
 
-  async subscribe(channel: string, listener: MessageListener, resync: ResyncListener): Promise<void> {
+  /**
+   * Delivers a channel's messages to `listener` and calls `resync` after every reconnect.
+   * Fails if Redis has not confirmed the subscription within `timeoutMs` (a paused Redis
+   * keeps the socket open and would never answer).
+   */
+  async subscribe(
+    channel: string,
+    listener: MessageListener,
+    resync: ResyncListener,
+    timeoutMs: number,
+  ): Promise<void> {
     let listeners = this.#channels.get(channel);
     if (!listeners) {
       listeners = new Set();
       this.#channels.set(channel, listeners);
-      await this.#connection.ssubscribe(channel);
+      const subscribed = this.#connection.ssubscribe(channel);
+      subscribed.catch(() => undefined); // still pending when the timer wins
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no reply to SSUBSCRIBE ${channel} within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+      });
+      try {
+        await Promise.race([subscribed, timedOut]);
+      } finally {
+        clearTimeout(timer);
+      }
     }
     listeners.add(listener);
     this.#resync.add(resync);
+  }
+
+  /** A single Redis forgets subscriptions with the connection; a Cluster's shard subscribers restore their own. */
+  #resubscribe(): void {
+    if (this.#connection instanceof Cluster) return;
+    for (const channel of this.#channels.keys()) {
+      // A failure means the connection closed again; the next 'ready' tries again.
+      this.#connection.ssubscribe(channel).catch(() => undefined);
+    }
   }
 
   /**
@@ -199,7 +239,10 @@ export async function acquireLink(source: RedisSource, commandTimeout: number, c
   }
   let sub = shared.subscriber;
   if (!sub) {
-    const connection = open(source, SUBSCRIBER_OPTIONS);
+    const connection = open(
+      source,
+      source instanceof Cluster ? SUBSCRIBER_OPTIONS : { ...SUBSCRIBER_OPTIONS, autoResubscribe: false },
+    );
     sub = { subscriber: new Subscriber(connection), users: 0, ready: connect(connection, source, connectTimeout) };
     shared.subscriber = sub;
   }

@@ -230,7 +230,7 @@ export class Member extends EventEmitter<MemberEvents> {
     lagMonitor.acquire();
     try {
       this.#link = await acquireLink(this.#options.redis, Math.max(5, Math.floor(h * 0.8)), a);
-      await this.#link.subscriber.subscribe(this.#keys.events, this.#onMessage, this.#onResync);
+      await this.#link.subscriber.subscribe(this.#keys.events, this.#onMessage, this.#onResync, a);
       const { view, midpoint, sentAt } = await this.#join();
       this.#lastRenewalStart = sentAt;
       this.#extendLease(sentAt, this.#margin(), 'ok');
@@ -353,6 +353,8 @@ export class Member extends EventEmitter<MemberEvents> {
       this.#redisDown = false;
       this.#log.info('Redis answers again');
     }
+    // S4: a reply handled after the deadline (its timer not yet run) must not revive the lease.
+    this.#checkDeadline();
     this.#extendLease(result.sentAt, margin, 'ok');
     if (result.view.rejoined)
       this.#log.warn('the group had dropped this member (lease lapsed or state lost); rejoined');

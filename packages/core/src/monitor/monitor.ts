@@ -80,7 +80,7 @@ export class Monitor extends EventEmitter<MonitorEvents> implements AsyncIterabl
     signal?.throwIfAborted();
     try {
       this.#link = await acquireLink(this.#options.redis as RedisSource, READ_TIMEOUT_MS, READ_TIMEOUT_MS);
-      await this.#link.subscriber.subscribe(this.#keys.events, this.#onMessage, this.#onResync);
+      await this.#link.subscriber.subscribe(this.#keys.events, this.#onMessage, this.#onResync, READ_TIMEOUT_MS);
       const history = await readTransitions(this.#link.lease, this.#keys, Math.max(1, this.#options.history ?? 0));
       this.#lastLogId = history.at(-1)?.id ?? '0-0';
       const replay = (this.#options.history ?? 0) > 0 ? history : [];
