@@ -11,4 +11,20 @@ export { liveServerCount, stopAllRedis, sweepLeftovers, testkitRoot } from './re
 export { SentinelSet, type StartSentinelSetOptions, startSentinelSet } from './redis/sentinel.js';
 export { plainRedis, startRedis } from './redis/start.js';
 export type { RedisServer, RestartOptions, StartRedisOptions } from './redis/types.js';
+export {
+  type MemberSpec,
+  type RunOptions,
+  runScenario,
+  type Scenario,
+  type ScenarioOutcome,
+  type ScenarioResult,
+  ScenarioRun,
+} from './scenario/harness.js';
+export { type Convergence, convergenceAfterFaults } from './scenario/measures.js';
+export type { GroupIntervals, MemberArgs, MemberCommand, MemberReport } from './scenario/member-args.js';
+export { type MemberExit, MemberProcess } from './scenario/member-process.js';
+export { deriveSeed, Random } from './scenario/random.js';
+export { describeResult, formatMs, isSafetyViolation } from './scenario/report.js';
+export { type ScriptExchange, type ScriptTap, tappedRedis } from './scenario/script-tap.js';
+export { FencedSink, redisClockOffset, type SinkDecision } from './scenario/sink.js';
 export { hrNow, uniqueGroup, waitFor } from './wait.js';

@@ -1,0 +1,94 @@
+import { parseArgs } from 'node:util';
+
+/** The intervals of a group, as `joinGroup` takes them (ms). */
+export interface GroupIntervals {
+  activeGoal: number;
+  heartbeatInterval: number;
+  /** 0 = no prepare hints. */
+  preparationInterval: number;
+  activationInterval: number;
+}
+
+/** What a history-recording member process is started with (its command line). */
+export interface MemberArgs extends GroupIntervals {
+  /** Where it reaches Redis: usually its chaos proxy. */
+  url: string;
+  group: string;
+  id: string;
+  weight: number;
+  /** Its clock runs this many times as fast as the real one (1 = no drift). */
+  clockRate: number;
+  /** Its history file; sink decisions go to `sinkHistory`. */
+  history: string;
+  sinkHistory: string;
+  sinkUrl: string;
+  sinkKey: string;
+  /** The sink Redis's clock minus the history's clock, in ns (see `redisClockOffset`). */
+  sinkClockOffset: bigint;
+}
+
+export function memberArgv(args: MemberArgs): string[] {
+  return Object.entries(args).flatMap(([key, value]) => [`--${key}`, String(value)]);
+}
+
+const NUMBERS = [
+  'weight',
+  'activeGoal',
+  'heartbeatInterval',
+  'preparationInterval',
+  'activationInterval',
+  'clockRate',
+] as const;
+const STRINGS = ['url', 'group', 'id', 'history', 'sinkHistory', 'sinkUrl', 'sinkKey', 'sinkClockOffset'] as const;
+
+export function parseMemberArgv(argv: readonly string[]): MemberArgs {
+  const options = Object.fromEntries([...NUMBERS, ...STRINGS].map((name) => [name, { type: 'string' as const }]));
+  const { values } = parseArgs({ args: [...argv], options, strict: true });
+  const value = (name: string): string => {
+    const v = values[name];
+    if (typeof v !== 'string') throw new Error(`history member: --${name} is required`);
+    return v;
+  };
+  const number = (name: string): number => {
+    const n = Number(value(name));
+    if (!Number.isFinite(n)) throw new Error(`history member: --${name} must be a number, got ${value(name)}`);
+    return n;
+  };
+  return {
+    url: value('url'),
+    group: value('group'),
+    id: value('id'),
+    weight: number('weight'),
+    activeGoal: number('activeGoal'),
+    heartbeatInterval: number('heartbeatInterval'),
+    preparationInterval: number('preparationInterval'),
+    activationInterval: number('activationInterval'),
+    clockRate: number('clockRate'),
+    history: value('history'),
+    sinkHistory: value('sinkHistory'),
+    sinkUrl: value('sinkUrl'),
+    sinkKey: value('sinkKey'),
+    sinkClockOffset: BigInt(value('sinkClockOffset')),
+  };
+}
+
+/** Commands the harness writes to a member's stdin, one JSON object per line. */
+export type MemberCommand =
+  | { cmd: 'weight'; weight: number }
+  | { cmd: 'stall'; ms: number }
+  /** The next prepare handler takes `ms`, as an application warming up would. */
+  | { cmd: 'slow-prepare'; ms: number }
+  | { cmd: 'leave' };
+
+/** What a member reports on stdout, one JSON object per line (its history file has the details). */
+export type MemberReport =
+  | { event: 'joined' }
+  | { event: 'join-failed'; error: string }
+  | { event: 'prepare'; reason: string }
+  | { event: 'activate'; epoch: string; reason: string }
+  | { event: 'deactivate'; epoch: string; reason: string }
+  | { event: 'advisory'; code: string; message: string }
+  | { event: 'stall-end'; ms: number; active: boolean }
+  /** A setWeight's outcome (ok false: unknown), or the weight the group turned out to have. */
+  | { event: 'weight'; weight: number; ok: boolean }
+  | { event: 'left' };

@@ -1,0 +1,28 @@
+import type { Violation } from '../history/types.js';
+import type { ScenarioResult } from './harness.js';
+
+/** A result in words: the verdict, the figures, every violation window and unmet criterion. */
+export function describeResult(result: ScenarioResult): string {
+  const lines = [
+    `${result.scenario} (seed ${result.seed}): ${result.passed ? 'passed' : 'FAILED'} in ${(result.durationMs / 1000).toFixed(1)} s`,
+    `  faults ${result.faults}, violations ${result.violations.length}, worst convergence ${formatMs(result.worstConvergenceMs)}` +
+      `${result.unconverged > 0 ? ` (${result.unconverged} episode(s) not converged before the next fault)` : ''}, ` +
+      `sink accepted ${result.sinkAccepted} / rejected ${result.sinkRejected}`,
+    `  advisories: ${Object.entries(result.advisories)
+      .map(([code, n]) => `${code} ${n}`)
+      .join(', ')}`,
+    ...result.unmet.map((u) => `  unmet: ${u}`),
+    ...result.violations.map((v) => v.format()),
+  ];
+  if (result.dir) lines.push(`  histories: ${result.dir}`);
+  return `${lines.join('\n')}\n`;
+}
+
+export function formatMs(ms: number | undefined): string {
+  return ms === undefined ? '-' : `${Math.round(ms)} ms`;
+}
+
+/** Safety rules (1–3) hold at all times; liveness rules (4–6) outside fault windows. */
+export function isSafetyViolation(violation: Violation): boolean {
+  return violation.rule <= 3;
+}

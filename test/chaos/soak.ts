@@ -1,0 +1,203 @@
+// `pnpm chaos --minutes M --seed S [--only a,b] [--churn-seconds N] [--verbose] [--keep]`:
+// the reliability soak. Runs the fault scenarios in rotation, each fixed scenario once per
+// round and churn for the rest of the round, until M minutes have passed; prints a line per
+// run and, at the end (or on Ctrl-C), a table per scenario. Run i of the soak uses seed
+// deriveSeed(S, i), printed with it, so any run can be replayed alone with --only and --seed-of-run.
+// Everything it starts (Redis servers, proxies, member processes) is stopped on Ctrl-C and at the end.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import {
+  deriveSeed,
+  describeResult,
+  formatMs,
+  isSafetyViolation,
+  runScenario,
+  type Scenario,
+  type ScenarioResult,
+  stopAllRedis,
+  sweepLeftovers,
+} from '../../packages/testkit/src/index.js';
+import { SCENARIOS } from './scenarios.js';
+
+const { values } = parseArgs({
+  options: {
+    minutes: { type: 'string', default: '10' },
+    seed: { type: 'string' },
+    only: { type: 'string' },
+    'churn-seconds': { type: 'string', default: '120' },
+    'seed-of-run': { type: 'string' },
+    verbose: { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+
+const minutes = Number(values.minutes);
+const seed = Number(values.seed ?? Math.floor(Math.random() * 2 ** 32));
+const churnMs = Number(values['churn-seconds']) * 1000;
+if (!(minutes > 0) || !Number.isInteger(seed) || !(churnMs > 0)) {
+  console.error('usage: pnpm chaos --minutes M --seed S [--only a,b] [--churn-seconds N] [--verbose] [--keep]');
+  process.exit(2);
+}
+const only = values.only?.split(',').map((s) => s.trim());
+const scenarios = only ? SCENARIOS.filter((s) => only.includes(s.name)) : SCENARIOS;
+if (scenarios.length === 0) {
+  console.error(`no scenario named ${values.only}; there are ${SCENARIOS.map((s) => s.name).join(', ')}`);
+  process.exit(2);
+}
+const memberScript = fileURLToPath(new URL('../fixtures/history-member.ts', import.meta.url));
+
+// The servers and members of this soak live under one folder, swept at the end like a test suite's.
+const root = mkdtempSync(join(tmpdir(), 'understudy-soak-'));
+process.env.UNDERSTUDY_TESTKIT_ROOT = root;
+const resultsDir = join(tmpdir(), 'understudy-chaos');
+
+const interrupt = new AbortController();
+process.on('SIGINT', () => {
+  if (interrupt.signal.aborted) process.exit(130); // a second Ctrl-C: the exit guard kills what is left
+  console.log('\ninterrupted: stopping everything the soak started…');
+  interrupt.abort(new Error('interrupted'));
+});
+
+const started = performance.now();
+const deadline = started + minutes * 60_000;
+const results: ScenarioResult[] = [];
+const elapsed = () => {
+  const s = Math.round((performance.now() - started) / 1000);
+  return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+};
+const totalFaults = () => results.reduce((n, r) => n + r.faults, 0);
+
+console.log(
+  `chaos soak: ${minutes} min, seed ${seed}, scenarios ${scenarios.map((s) => s.name).join(', ')}; histories of failed runs go to ${resultsDir}`,
+);
+
+/** Runs that could not be judged (a member that never joined, a group that never formed). */
+const broken: { scenario: string; seed: number; error: string }[] = [];
+
+async function runOne(scenario: Scenario, index: number, durationMs: number): Promise<void> {
+  const runSeed = values['seed-of-run'] === undefined ? deriveSeed(seed, index) : Number(values['seed-of-run']);
+  try {
+    await judge(scenario, index, runSeed, durationMs);
+  } catch (error) {
+    if (interrupt.signal.aborted) throw error;
+    const message = error instanceof Error ? error.message : String(error);
+    broken.push({ scenario: scenario.name, seed: runSeed, error: message });
+    console.log(`[${elapsed()}] run ${index} ${scenario.name} seed ${runSeed}: could not run: ${message}`);
+  }
+}
+
+async function judge(scenario: Scenario, index: number, runSeed: number, durationMs: number): Promise<void> {
+  let faults = 0;
+  // Long runs (churn) report how far they are every 30 s.
+  const progress = setInterval(() => {
+    console.log(
+      `[${elapsed()}] run ${index} ${scenario.name}: ${faults} faults so far; total ${totalFaults() + faults}`,
+    );
+  }, 30_000);
+  progress.unref();
+  const log = (line: string) => {
+    if (line.trimStart().startsWith('fault:')) faults += 1;
+    if (values.verbose) console.log(`    ${line}`);
+  };
+  const result = await runScenario(scenario, {
+    seed: runSeed,
+    memberScript,
+    durationMs,
+    signal: interrupt.signal,
+    resultsDir,
+    keep: values.keep ? 'always' : 'on-failure',
+    log,
+  }).finally(() => clearInterval(progress));
+  results.push(result);
+  const safety = result.violations.filter(isSafetyViolation).length;
+  console.log(
+    `[${elapsed()}] run ${index} ${scenario.name} seed ${runSeed}: ${result.passed ? 'ok' : 'FAILED'}, ` +
+      `${result.faults} faults, ${result.violations.length} violations (${safety} safety), ` +
+      `convergence ${formatMs(result.worstConvergenceMs)}, sink ${result.sinkAccepted}/${result.sinkRejected} ` +
+      `accepted/refused, ${(result.durationMs / 1000).toFixed(1)} s; total ${totalFaults()} faults`,
+  );
+  if (!result.passed) console.log(describeResult(result).replace(/^/gm, '    '));
+}
+
+let index = 0;
+try {
+  const fixed = scenarios.filter((s) => s.name !== 'churn');
+  const churn = scenarios.find((s) => s.name === 'churn');
+  for (let ran = true; ran && !interrupt.signal.aborted; ) {
+    ran = false;
+    for (const scenario of fixed) {
+      // A fixed scenario takes 10–20 s; do not start one that cannot finish in time.
+      if (deadline - performance.now() < 20_000 || interrupt.signal.aborted) break;
+      await runOne(scenario, index++, 0);
+      ran = true;
+    }
+    const left = deadline - performance.now() - 10_000;
+    if (churn && left > 5_000 && !interrupt.signal.aborted) {
+      await runOne(churn, index++, Math.min(churnMs, left));
+      ran = true;
+    }
+  }
+} catch (error) {
+  if (!interrupt.signal.aborted) {
+    console.error(`the soak stopped on an error: ${error instanceof Error ? (error.stack ?? error.message) : error}`);
+    process.exitCode = 1;
+  }
+} finally {
+  await stopAllRedis();
+  const leftovers = sweepLeftovers(root);
+  rmSync(root, { recursive: true, force: true });
+  if (leftovers.length > 0) console.error(`killed leftover processes ${leftovers.join(', ')}`);
+}
+
+printTable();
+if (results.some((r) => !r.passed) || broken.length > 0) process.exitCode = 1;
+if (interrupt.signal.aborted) process.exitCode = 130;
+// Member processes and servers are gone; nothing else should hold the loop open.
+process.exit();
+
+function printTable(): void {
+  const rows = scenarios
+    .map((scenario) => {
+      const runs = results.filter((r) => r.scenario === scenario.name);
+      const violations = runs.flatMap((r) => r.violations);
+      const safety = violations.filter(isSafetyViolation).length;
+      const convergence = runs.flatMap((r) => (r.worstConvergenceMs === undefined ? [] : [r.worstConvergenceMs]));
+      return [
+        scenario.name,
+        String(runs.length),
+        String(runs.reduce((n, r) => n + r.faults, 0)),
+        `${violations.length} (${safety} safety)`,
+        String(runs.filter((r) => r.unmet.length > 0).length),
+        formatMs(convergence.length > 0 ? Math.max(...convergence) : undefined),
+        String(runs.reduce((n, r) => n + r.sinkRejected, 0)),
+      ];
+    })
+    .filter((row) => row[1] !== '0');
+  const header = ['scenario', 'runs', 'faults', 'violations', 'unmet', 'worst convergence', 'stale writes refused'];
+  const total = [
+    'total',
+    String(results.length),
+    String(totalFaults()),
+    `${results.reduce((n, r) => n + r.violations.length, 0)} (${results.reduce((n, r) => n + r.violations.filter(isSafetyViolation).length, 0)} safety)`,
+    String(results.filter((r) => r.unmet.length > 0).length),
+    '',
+    String(results.reduce((n, r) => n + r.sinkRejected, 0)),
+  ];
+  const table = [header, ...rows, total];
+  const widths = header.map((_, i) => Math.max(...table.map((row) => (row[i] ?? '').length)));
+  const line = (row: string[]) => row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ');
+  console.log(`\nchaos soak, seed ${seed}: ${results.length} runs in ${elapsed()}`);
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const row of [...rows, total]) console.log(line(row));
+  for (const b of broken) console.log(`\ncould not run ${b.scenario} seed ${b.seed}: ${b.error}`);
+  const failed = results.filter((r) => !r.passed);
+  if (failed.length > 0) {
+    console.log(`\nfailed runs (replay: pnpm chaos --only <scenario> --seed-of-run <seed> --minutes 1):`);
+    for (const r of failed) console.log(`  ${r.scenario} seed ${r.seed}: ${r.dir ?? ''}`);
+  }
+}
