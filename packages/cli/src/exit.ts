@@ -7,6 +7,8 @@ export const ExitCode = Object.freeze({
   usage: 2,
   redisUnavailable: 3,
   paramMismatch: 4,
+  /** Redis's ACL refused the user a command, key or channel of the group (NOPERM). */
+  permissionDenied: 5,
   /** `run`: the command could not be executed (no permission). */
   cannotExecute: 126,
   /** `run`: the command was not found. */
@@ -19,6 +21,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   2    invalid usage or option
   3    Redis cannot be reached
   4    the group runs with another active goal or activation interval
+  5    Redis refused the user (ACL NOPERM): see understudy acl
   run: the command's own exit code when it exits while active (128 + n when killed by signal n),
        126 when it cannot be executed, 127 when it is not found`;
 
@@ -44,6 +47,8 @@ export function exitCodeOf(error: unknown): number {
         return ExitCode.redisUnavailable;
       case 'PARAM_MISMATCH':
         return ExitCode.paramMismatch;
+      case 'NO_PERMISSION':
+        return ExitCode.permissionDenied;
       default:
         return ExitCode.failure;
     }

@@ -19,11 +19,12 @@ describe('understudy', () => {
     const { code, stdout } = understudy('--help');
     expect(code).toBe(0);
     expect(stdout).toMatch(/^Usage: understudy \[options\] \[command\]/);
-    for (const command of ['run', 'monitor', 'status', 'group', 'demo']) {
+    for (const command of ['run', 'monitor', 'status', 'group', 'acl', 'demo']) {
       expect(stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
     }
     expect(stdout).toContain('Exit codes:');
     expect(stdout).toContain('3    Redis cannot be reached');
+    expect(stdout).toContain('5    Redis refused the user (ACL NOPERM)');
   });
 
   it('prints the package version with --version', () => {

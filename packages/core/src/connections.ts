@@ -1,5 +1,5 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { RedisUnavailableError, UnderstudyError } from './errors.js';
+import { PermissionError, permissionDenied, RedisUnavailableError, UnderstudyError } from './errors.js';
 
 /** What callers hand us: a client (we duplicate it), a URL, or connection options. */
 export type RedisSource = Redis | Cluster | string | RedisOptions;
@@ -58,6 +58,33 @@ function describeSource(source: RedisSource): string {
   if (source instanceof Cluster) return 'the Redis Cluster';
   const o = source instanceof Redis ? source.options : source;
   return `${o.host ?? 'localhost'}:${o.port ?? 6379}`;
+}
+
+/** The Redis user a source (or a connection opened from it) logs in as. */
+export function redisUser(source: RedisSource): string {
+  if (typeof source === 'string') {
+    try {
+      return decodeURIComponent(new URL(source).username) || 'default';
+    } catch {
+      return 'default';
+    }
+  }
+  if (source instanceof Cluster) return source.options.redisOptions?.username || 'default';
+  const options = source instanceof Redis ? source.options : source;
+  return options.username || 'default';
+}
+
+/** A PermissionError for an ACL refusal met while doing `operation`, else undefined. */
+export function permissionError(
+  error: unknown,
+  source: RedisSource,
+  operation: string,
+  group?: string,
+): PermissionError | undefined {
+  const reply = permissionDenied(error);
+  return reply === undefined
+    ? undefined
+    : new PermissionError(redisUser(source), operation, reply, group, { cause: error });
 }
 
 /**
@@ -285,13 +312,15 @@ export async function acquireLink(source: RedisSource, commandTimeout: number, c
 
 /**
  * Runs `work` on a short-lived connection of its own (admin calls, one-off reads). Failures
- * that are not the library's own errors become a RedisUnavailableError saying `what` failed.
+ * that are not the library's own errors become a PermissionError (ACL refusals) or a
+ * RedisUnavailableError saying `what` failed.
  */
 export async function withConnection<T>(
   source: RedisSource,
   timeoutMs: number,
   what: string,
   work: (connection: Connection) => Promise<T>,
+  group?: string,
 ): Promise<T> {
   const connection = open(source, {
     lazyConnect: true,
@@ -307,6 +336,8 @@ export async function withConnection<T>(
     return await work(connection);
   } catch (error) {
     if (error instanceof UnderstudyError) throw error;
+    const refused = permissionError(error, source, what, group);
+    if (refused) throw refused;
     throw new RedisUnavailableError(`${what}: ${error instanceof Error ? error.message : String(error)}`, {
       cause: error,
     });

@@ -7,6 +7,7 @@ export type UnderstudyErrorCode =
   | 'LEFT'
   | 'HANDLER_FAILED'
   | 'MEMBER_EXISTS'
+  | 'NO_PERMISSION'
   | 'SCRIPT';
 
 export abstract class UnderstudyError extends Error {
@@ -89,6 +90,31 @@ export class MemberExistsError extends UnderstudyError {
   }
 }
 
+/**
+ * Redis refused the user a command, key or channel (ACL, `NOPERM`): the user lacks the group's
+ * rules. Not retried: asking again gets the same answer.
+ */
+export class PermissionError extends UnderstudyError {
+  readonly code = 'NO_PERMISSION';
+  override readonly name = 'PermissionError';
+  constructor(
+    /** The Redis user the connection logged in as. */
+    readonly user: string,
+    /** What was refused, e.g. `join group orders`. */
+    readonly operation: string,
+    /** Redis's reply. */
+    readonly reply: string,
+    /** The group, when the operation concerns one. */
+    readonly group?: string,
+    options?: { cause?: unknown },
+  ) {
+    const hint = group
+      ? `give it the rules that \`understudy acl ${group}\` prints`
+      : 'see docs/SECURITY.md for the rules a user needs';
+    super(`Redis user ${user} may not ${operation}: ${reply}; ${hint}`, options);
+  }
+}
+
 /** A Lua script replied with an error the library did not expect. */
 export class ScriptError extends UnderstudyError {
   readonly code = 'SCRIPT';
@@ -100,6 +126,18 @@ export class ScriptError extends UnderstudyError {
   ) {
     super(`${script}: ${message}`, options);
   }
+}
+
+/** Redis's reply when ACL refused a command, key or channel (also from inside a script). */
+export function permissionDenied(error: unknown): string | undefined {
+  if (!(error instanceof Error)) return undefined;
+  if (!/^NOPERM |The user executing the script can't/.test(error.message)) return undefined;
+  return withoutScriptSuffix(error.message);
+}
+
+/** Drops the ` script: <sha>, on @user_script:<line>.` Redis adds to errors raised in scripts. */
+export function withoutScriptSuffix(message: string): string {
+  return message.replace(/ script: [0-9a-f]{40}, on @user_script:\d+\.$/, '');
 }
 
 function describe(value: unknown): string {

@@ -1,3 +1,4 @@
+export { type AclOptions, type AclUser, aclRules, MEMBER_COMMANDS, MONITOR_COMMANDS } from './acl.js';
 export { forgetGroup, type GroupAdminOptions, type SetActiveGoalOptions, setActiveGoal } from './admin.js';
 export type { RedisSource } from './connections.js';
 export {
@@ -7,6 +8,7 @@ export {
   LeftError,
   MemberExistsError,
   ParamMismatchError,
+  PermissionError,
   RedisUnavailableError,
   ScriptError,
   UnderstudyError,

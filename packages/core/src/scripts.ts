@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
+import { permissionError } from './connections.js';
 import { MemberExistsError, ParamMismatchError, ScriptError, UnderstudyError } from './errors.js';
 import type { GroupKeys } from './keys.js';
 import { luaSource } from './lua.js';
@@ -59,12 +60,14 @@ export async function runScript(
   try {
     return await call.call(connection, ...keyList, ...args);
   } catch (error) {
-    throw mapScriptError(name, keys.group, error);
+    throw mapScriptError(name, keys.group, error, connection);
   }
 }
 
-function mapScriptError(name: ScriptName, group: string, error: unknown): unknown {
+function mapScriptError(name: ScriptName, group: string, error: unknown, connection: Connection): unknown {
   if (!(error instanceof Error) || error instanceof UnderstudyError) return error;
+  const refused = permissionError(error, connection, `run the ${name} script on group ${group}`, group);
+  if (refused) return refused;
   const mismatch = /^PARAM_MISMATCH (activeGoal|activationInterval) (\d+) (\d+)/.exec(error.message);
   if (mismatch) {
     const [, field, requested, current] = mismatch as unknown as [string, 'activeGoal', string, string];

@@ -4,8 +4,15 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Cluster } from 'ioredis';
 import { type Logger, pino } from 'pino';
-import { acquireLink, type Link } from '../connections.js';
-import { ConfigError, HandlerError, LeftError, RedisUnavailableError, UnderstudyError } from '../errors.js';
+import { acquireLink, type Link, permissionError } from '../connections.js';
+import {
+  ConfigError,
+  HandlerError,
+  LeftError,
+  PermissionError,
+  RedisUnavailableError,
+  UnderstudyError,
+} from '../errors.js';
 import { DEFAULT_PREFIX, type GroupKeys, groupKeys } from '../keys.js';
 import {
   MEMBER_DEFAULTS,
@@ -239,7 +246,13 @@ export class Member extends EventEmitter<MemberEvents> {
       await this.#close();
       this.#transition('leaving');
       this.#transition('left');
-      throw error;
+      if (error instanceof UnderstudyError) throw error;
+      throw (
+        permissionError(error, this.#options.redis, `join group ${this.group}`, this.group) ??
+        new RedisUnavailableError(`member ${this.id} could not join group ${this.group}: ${describe(error)}`, {
+          cause: error,
+        })
+      );
     }
     this.#log.info({ weight: this.#weight, version: this.#version }, 'joined');
     signal?.addEventListener('abort', this.#onAbort, { once: true });
@@ -343,7 +356,7 @@ export class Member extends EventEmitter<MemberEvents> {
       if (describe(error).includes('timed out')) this.#link?.resetLease();
       if (!this.#redisDown) {
         this.#redisDown = true;
-        this.#advise('REDIS_UNAVAILABLE', `renewal failed: ${describe(error)}`, { error: describe(error) });
+        this.#advise(renewalFailure(error), `renewal failed: ${describe(error)}`, { error: describe(error) });
       }
       return;
     }
@@ -807,6 +820,11 @@ export class Member extends EventEmitter<MemberEvents> {
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** The advisory for a failed renewal: a refusal by ACL is not an outage. */
+function renewalFailure(error: unknown): AdvisoryCode {
+  return error instanceof PermissionError ? 'NO_PERMISSION' : 'REDIS_UNAVAILABLE';
 }
 
 /** Joins a group; resolves once the member is registered (activation, if any, follows). */

@@ -31,6 +31,8 @@ export type AdvisoryCode =
   | 'HANDLER_TIMEOUT'
   | 'LEASE_LOST'
   | 'REDIS_UNAVAILABLE'
+  /** Renewals are refused by Redis's ACL: the member's user lacks the group's rules. */
+  | 'NO_PERMISSION'
   | 'QUARANTINE'
   | 'TOO_FEW_ACTIVE'
   | 'TOO_MANY_ACTIVE';

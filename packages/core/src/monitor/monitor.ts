@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { type Logger, pino } from 'pino';
-import { acquireLink, type Link, type RedisSource } from '../connections.js';
+import { acquireLink, type Link, permissionError, type RedisSource } from '../connections.js';
 import { ConfigError, RedisUnavailableError, UnderstudyError } from '../errors.js';
 import { DEFAULT_PREFIX, type GroupKeys, groupKeys } from '../keys.js';
 import { validateGroupName, validatePrefix } from '../options.js';
@@ -91,7 +91,10 @@ export class Monitor extends EventEmitter<MonitorEvents> implements AsyncIterabl
     } catch (error) {
       await this.close();
       if (error instanceof UnderstudyError) throw error;
-      throw new RedisUnavailableError(`monitor group ${this.group}: ${describe(error)}`, { cause: error });
+      throw (
+        permissionError(error, this.#options.redis, `monitor group ${this.group}`, this.group) ??
+        new RedisUnavailableError(`monitor group ${this.group}: ${describe(error)}`, { cause: error })
+      );
     }
     signal?.addEventListener('abort', this.#onAbort, { once: true });
   }

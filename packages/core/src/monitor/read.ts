@@ -40,15 +40,23 @@ export async function describeGroup(
   options: ReadOptions & { group: string; lostInterval?: number },
 ): Promise<GroupSnapshot> {
   const keys = groupKeys(validateGroupName(options.group), validatePrefix(options.prefix ?? DEFAULT_PREFIX));
-  return withConnection(options.redis, options.timeout ?? 5000, `describe group ${options.group}`, (c) =>
-    readGroup(c, keys, options.lostInterval),
+  return withConnection(
+    options.redis,
+    options.timeout ?? 5000,
+    `describe group ${keys.group}`,
+    (c) => readGroup(c, keys, options.lostInterval),
+    keys.group,
   );
 }
 
 /** The last `count` transitions of a group (default 50), oldest first. */
 export async function readHistory(options: ReadOptions & { group: string; count?: number }): Promise<Transition[]> {
   const keys = groupKeys(validateGroupName(options.group), validatePrefix(options.prefix ?? DEFAULT_PREFIX));
-  return withConnection(options.redis, options.timeout ?? 5000, `read the history of group ${options.group}`, (c) =>
-    readTransitions(c, keys, options.count ?? 50),
+  return withConnection(
+    options.redis,
+    options.timeout ?? 5000,
+    `read the history of group ${keys.group}`,
+    (c) => readTransitions(c, keys, options.count ?? 50),
+    keys.group,
   );
 }

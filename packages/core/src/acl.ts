@@ -1,0 +1,122 @@
+import { ConfigError } from './errors.js';
+import { DEFAULT_PREFIX, groupKeys } from './keys.js';
+import { validateGroupName, validatePrefix } from './options.js';
+
+/**
+ * Commands a member sends: its scripts (EVALSHA, and EVAL when the server does not have a
+ * script yet), the announcements' subscription, WAIT for durability 'replicated', and the
+ * connection handshake (INFO is ioredis's ready check, CLIENT SETNAME names the connection).
+ */
+const MEMBER_CLIENT_COMMANDS = ['evalsha', 'eval', 'ssubscribe', 'sunsubscribe', 'wait', 'info', 'client|setname'];
+
+/**
+ * Commands the member scripts run inside Redis, which checks them against the calling user too:
+ * every `redis.call` of `lua/*.lua` except the monitor's observe.lua (INFO reads `run_id`).
+ */
+const MEMBER_SCRIPT_COMMANDS = [
+  'time',
+  'info',
+  'hmget',
+  'hget',
+  'hgetall',
+  'hset',
+  'hdel',
+  'hincrby',
+  'hexists',
+  'zadd',
+  'zrem',
+  'zrange',
+  'zrangebyscore',
+  'zcount',
+  'zcard',
+  'zscore',
+  'xadd',
+  'set',
+  'del',
+  'spublish',
+];
+
+/**
+ * Commands a monitor sends: the read-only script (EVALSHA_RO, EVAL_RO on NOSCRIPT: plain
+ * EVALSHA would need write access to its keys), the transition log, the subscription, the
+ * handshake.
+ */
+const MONITOR_CLIENT_COMMANDS = [
+  'evalsha_ro',
+  'eval_ro',
+  'xrevrange',
+  'xrange',
+  'ssubscribe',
+  'sunsubscribe',
+  'info',
+  'client|setname',
+];
+
+/** Commands observe.lua runs. */
+const MONITOR_SCRIPT_COMMANDS = ['time', 'hmget', 'zrange', 'hgetall'];
+
+const unique = (commands: readonly string[]) => Object.freeze([...new Set(commands)]);
+
+/** Every command a member's user needs, and nothing else. */
+export const MEMBER_COMMANDS: readonly string[] = unique([...MEMBER_CLIENT_COMMANDS, ...MEMBER_SCRIPT_COMMANDS]);
+/** Every command a monitor's user needs: reads and subscriptions only. */
+export const MONITOR_COMMANDS: readonly string[] = unique([...MONITOR_CLIENT_COMMANDS, ...MONITOR_SCRIPT_COMMANDS]);
+
+const USER_NAME = /^[A-Za-z0-9._:@-]{1,160}$/;
+
+export interface AclOptions {
+  group: string;
+  prefix?: string;
+  /** Name of the members' Redis user (default `understudy-<group>-member`). */
+  memberUser?: string;
+  /** Name of the monitors' Redis user (default `understudy-<group>-monitor`). */
+  monitorUser?: string;
+}
+
+/** One Redis user: its name and its ACL rules, without a password (add `>secret` or `#sha256`). */
+export interface AclUser {
+  user: string;
+  rules: readonly string[];
+}
+
+/**
+ * Redis ACL rules (Redis 7.0 or later) for one group: a member user that reaches only the
+ * group's keys and channel with only the commands the member scripts need, and a monitor user
+ * that may only read those keys (`%R~`) and subscribe. Each rule list starts from `reset`, so
+ * applying it again replaces whatever the user had; it ends with the user enabled but without
+ * a password, so nobody can log in as it until one is added.
+ */
+export function aclRules(options: AclOptions): { member: AclUser; monitor: AclUser } {
+  const group = validateGroupName(options.group);
+  const prefix = validatePrefix(options.prefix ?? DEFAULT_PREFIX);
+  const keys = groupKeys(group, prefix);
+  const keyPattern = `${globEscape(`${prefix}:{${group}}:`)}*`;
+  const channel = globEscape(keys.events);
+  const common = ['reset', 'resetchannels', 'on'];
+  return {
+    member: {
+      user: validateUser('memberUser', options.memberUser ?? `understudy-${group}-member`),
+      rules: [...common, `~${keyPattern}`, `&${channel}`, '-@all', ...MEMBER_COMMANDS.map((c) => `+${c}`)],
+    },
+    monitor: {
+      user: validateUser('monitorUser', options.monitorUser ?? `understudy-${group}-monitor`),
+      rules: [...common, `%R~${keyPattern}`, `&${channel}`, '-@all', ...MONITOR_COMMANDS.map((c) => `+${c}`)],
+    },
+  };
+}
+
+/**
+ * Escapes Redis glob characters, so that a key or channel pattern matches the name literally.
+ * Group names and prefixes have none of them today; the escape keeps a pattern from ever
+ * widening to other groups' keys should the name rules be relaxed.
+ */
+export function globEscape(literal: string): string {
+  return literal.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
+function validateUser(field: string, user: string): string {
+  if (!USER_NAME.test(user)) {
+    throw new ConfigError(field, user, 'a Redis user name is 1-160 characters of A-Z a-z 0-9 . _ : @ -');
+  }
+  return user;
+}
