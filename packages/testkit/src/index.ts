@@ -4,6 +4,7 @@ export { HistoryRecorder, type NewHistoryEvent, readHistory } from './history/re
 export type * from './history/types.js';
 export { maxOverlap } from './intervals.js';
 export { runTypeScript } from './node.js';
+export { type MetricSample, metricValue, parseMetrics } from './prometheus.js';
 export { RedisBinaryMissingError, redisServerBinary } from './redis/binary.js';
 export { type ClusterNodeInfo, RedisCluster, type StartClusterOptions, startCluster } from './redis/cluster.js';
 export { freePort } from './redis/ports.js';

@@ -13,7 +13,7 @@ if m then
   local s = by_member[id]
   if s and fmt(s.e) == epoch then
     free_slot(G, s, 'handover')
-    log_event(G, 'deactivate', id, { 'epoch', epoch, 'reason', 'disabled' })
+    log_event(G, 'deactivate', id, { 'epoch', epoch, 'slot', s.index, 'reason', 'disabled' })
     note(G, id, 'standby', s.e, s.index, 'disabled')
   end
   m.w = 0

@@ -10,9 +10,14 @@
 --                      n = nonce of the member object that joined }
 --   3 leases   zset    member id -> lease deadline (Redis ms)
 --   4 rank     zset    member id -> rank score (lower ranks first), see rank_score
---   5 slots    hash    slot index -> cjson { m = member, e = epoch, t = since, s = 'active' |
---                      'releasing', r = activation or release reason }
---   6 log      stream  transitions: join, leave, lapse, activate, deactivate, weight, goal
+--   5 slots    hash    slot index -> cjson { m = member, e = epoch, t = since (granted, or
+--                      asked back while releasing), s = 'active' | 'releasing',
+--                      r = activation or release reason }
+--   6 log      stream  transitions: join, leave, lapse, activate, deactivate, weight, goal;
+--                      a deactivate that frees a slot names it, and says since when the slot
+--                      has had no working holder where that is earlier than the entry: the
+--                      holder's last renewal (`renewed`, a lapse) or when the group asked for
+--                      the slot back (`requested`, a preemption or a lowered goal)
 
 local K = {
   config = KEYS[1], members = KEYS[2], leases = KEYS[3], rank = KEYS[4], slots = KEYS[5], log = KEYS[6],
@@ -169,9 +174,18 @@ end
 local function remove_member(G, id, kind, by_member)
   local s = by_member[id]
   if s then
+    local fields = { 'epoch', fmt(s.e), 'slot', s.index, 'reason', kind == 'lapse' and 'lease-lost' or 'leave' }
+    if s.s == 'releasing' then
+      fields[#fields + 1] = 'requested'
+      fields[#fields + 1] = fmt(s.t)
+    elseif kind == 'lapse' then
+      -- The lease deadline is the last renewal + A: metrics time a failover from the renewal.
+      fields[#fields + 1] = 'renewed'
+      fields[#fields + 1] = fmt(tonumber(redis.call('ZSCORE', K.leases, id)) - G.activation)
+    end
     free_slot(G, s, kind == 'lapse' and 'failover' or 'handover')
     by_member[id] = nil
-    log_event(G, 'deactivate', id, { 'epoch', fmt(s.e), 'reason', kind == 'lapse' and 'lease-lost' or 'leave' })
+    log_event(G, 'deactivate', id, fields)
   end
   redis.call('HDEL', K.members, id)
   members_memo[id] = false
@@ -257,6 +271,7 @@ local function reconcile(G)
   for _, s in pairs(slots) do
     if s.s == 'active' and not desired[s.m] then
       s.s = 'releasing'
+      s.t = G.now
       s.r = held > G.goal and 'goal-lowered' or 'preempted'
       write_slot(s)
       note(G, s.m, 'releasing', s.e, s.index, s.r)

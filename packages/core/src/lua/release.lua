@@ -12,8 +12,13 @@ local G = load_group(read_now())
 local _, by_member = read_slots()
 local s = by_member[id]
 if s and fmt(s.e) == epoch then
+  local fields = { 'epoch', epoch, 'slot', s.index, 'reason', reason }
+  if s.s == 'releasing' then
+    fields[#fields + 1] = 'requested'
+    fields[#fields + 1] = fmt(s.t)
+  end
   free_slot(G, s, 'handover')
-  log_event(G, 'deactivate', id, { 'epoch', epoch, 'reason', reason })
+  log_event(G, 'deactivate', id, fields)
   note(G, id, 'standby', s.e, s.index, reason)
 end
 if G.exists and G.goal > 0 then

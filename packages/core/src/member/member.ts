@@ -350,6 +350,7 @@ export class Member extends EventEmitter<MemberEvents> {
       this.#emitSafe('renewal', {
         outcome: 'failed',
         sentAt: this.#lastRenewalStart,
+        receivedAt: this.#lastRenewalStart,
         leaseDeadline: this.#leaseDeadline,
         error,
       });
@@ -390,7 +391,7 @@ export class Member extends EventEmitter<MemberEvents> {
     const s = this.#settings;
     const deadline = sentAt + s.activationInterval * (1 - s.clockDrift) - margin;
     if (deadline > this.#leaseDeadline) this.#leaseDeadline = deadline;
-    this.#emitSafe('renewal', { outcome, sentAt, leaseDeadline: this.#leaseDeadline });
+    this.#emitSafe('renewal', { outcome, sentAt, receivedAt: s.clock.now(), leaseDeadline: this.#leaseDeadline });
     if (this.#held) this.#armDeadline();
   }
 

@@ -50,6 +50,8 @@ export interface RenewalEvent {
   outcome: 'ok' | 'failed';
   /** Local clock (ms) when the renewal was sent. */
   sentAt: number;
+  /** Local clock (ms) when its reply (or its failure) was handled: `receivedAt − sentAt` is the round trip. */
+  receivedAt: number;
   /** The local lease deadline after this renewal (ms on the member's clock). */
   leaseDeadline: number;
   error?: unknown;

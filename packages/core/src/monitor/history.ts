@@ -18,7 +18,12 @@ export interface Transition {
   reason?: string;
   weight?: number;
   goal?: number;
+  /** The slot granted (activate) or freed (deactivate). */
   slot?: number;
+  /** A deactivate after a lapse: Redis time of the holder's last renewal. */
+  lastRenewal?: number;
+  /** A deactivate of a slot the group asked back (preempted, goal lowered): Redis time it asked. */
+  requestedAt?: number;
 }
 
 type StreamEntry = [string, string[]];
@@ -43,6 +48,10 @@ function parseEntry([id, flat]: StreamEntry): Transition {
   if (goal !== undefined) transition.goal = goal;
   const slot = number('slot');
   if (slot !== undefined) transition.slot = slot;
+  const renewed = number('renewed');
+  if (renewed !== undefined) transition.lastRenewal = renewed;
+  const requested = number('requested');
+  if (requested !== undefined) transition.requestedAt = requested;
   return transition;
 }
 
