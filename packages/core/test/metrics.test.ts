@@ -211,13 +211,19 @@ describe('member metrics', () => {
 });
 
 describe('createMetrics', () => {
-  it('gives one set of metrics per registry and prefix', () => {
+  it('gives one set of metrics per registry and prefix, registered when first used', async () => {
     const registry = new Registry();
     const a = createMetrics({ registry });
     expect(createMetrics({ registry })).toBe(a);
     const b = createMetrics({ registry, prefix: 'other_' });
     expect(b).not.toBe(a);
+    expect(registry.getMetricsAsArray()).toEqual([]);
+    const monitor = await monitorGroup({ redis: server().url, group: uniqueGroup() });
+    monitors.push(monitor);
+    stops.push(a.instrumentMonitor(monitor), b.instrumentMonitor(monitor));
+    expect(registry.getSingleMetric('understudy_group_active_members')).toBeDefined();
     expect(registry.getSingleMetric('other_group_active_members')).toBeDefined();
+    expect(registry.getSingleMetric('understudy_member_state')).toBeUndefined();
   });
 
   it('refuses a prefix that is not a metric name, naming it', () => {

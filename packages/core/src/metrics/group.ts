@@ -1,0 +1,108 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Transition } from '../monitor/history.js';
+import type { Monitor } from '../monitor/monitor.js';
+import type { GroupSnapshot } from '../monitor/observe.js';
+
+/** Seconds: a failover takes about the activation interval, a handover a handler and round trips. */
+const FAILOVER_BUCKETS = [0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300];
+const HANDOVER_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** What monitors report: the group as a whole, as Redis holds it. */
+export class GroupMetrics {
+  readonly #activeMembers: Gauge<'group'>;
+  readonly #activeGoal: Gauge<'group'>;
+  readonly #liveMembers: Gauge<'group'>;
+  readonly #transitions: Counter<'group' | 'type' | 'reason'>;
+  readonly #failover: Histogram<'group'>;
+  readonly #handover: Histogram<'group'>;
+  readonly #readFailures: Counter<'group'>;
+
+  constructor(registry: Registry, prefix: string) {
+    const registers = [registry];
+    this.#activeMembers = new Gauge({
+      name: `${prefix}group_active_members`,
+      help: 'Live members holding a slot (active, or releasing it for a handover), as the monitor last read',
+      labelNames: ['group'],
+      registers,
+    });
+    this.#activeGoal = new Gauge({
+      name: `${prefix}group_active_goal`,
+      help: "The group's active goal N (0 while the group has no members)",
+      labelNames: ['group'],
+      registers,
+    });
+    this.#liveMembers = new Gauge({
+      name: `${prefix}group_live_members`,
+      help: 'Live members of the group, active or not',
+      labelNames: ['group'],
+      registers,
+    });
+    this.#transitions = new Counter({
+      name: `${prefix}group_transitions_total`,
+      help: "Entries of the group's transition log, by type and reason",
+      labelNames: ['group', 'type', 'reason'],
+      registers,
+    });
+    this.#failover = new Histogram({
+      name: `${prefix}failover_duration_seconds`,
+      help: "Redis time from a lost holder's last renewal to the activation that refilled its slot",
+      labelNames: ['group'],
+      buckets: FAILOVER_BUCKETS,
+      registers,
+    });
+    this.#handover = new Histogram({
+      name: `${prefix}handover_duration_seconds`,
+      help: 'Redis time from the group asking for a slot back (or its holder leaving) to its next activation',
+      labelNames: ['group'],
+      buckets: HANDOVER_BUCKETS,
+      registers,
+    });
+    this.#readFailures = new Counter({
+      name: `${prefix}monitor_read_failures_total`,
+      help: 'Reads of the group by the monitor that failed (it retries)',
+      labelNames: ['group'],
+      registers,
+    });
+  }
+
+  instrument(monitor: Monitor): () => void {
+    const group = monitor.group;
+    const first = monitor.snapshot();
+    /** Transitions before the monitor's first read are history it may replay, not news. */
+    const since = first.serverTime;
+    /** Slot → Redis time since which it has had no working holder. */
+    const vacated = new Map<number, number>();
+    const onChange = (snapshot: GroupSnapshot) => {
+      this.#activeMembers.set({ group }, snapshot.activeCount);
+      this.#activeGoal.set({ group }, snapshot.activeGoal);
+      this.#liveMembers.set({ group }, snapshot.members.length);
+    };
+    const onTransition = (transition: Transition) => {
+      if (transition.time < since) return;
+      this.#transitions.inc({ group, type: transition.type, reason: transition.reason ?? '' });
+      const slot = transition.slot;
+      if (slot === undefined) return;
+      if (transition.type === 'deactivate') {
+        vacated.set(slot, transition.requestedAt ?? transition.lastRenewal ?? transition.time);
+      } else if (transition.type === 'activate') {
+        const from = vacated.get(slot);
+        vacated.delete(slot);
+        if (from === undefined) return;
+        const seconds = Math.max(0, transition.time - from) / 1000;
+        if (transition.reason === 'failover') this.#failover.observe({ group }, seconds);
+        else if (transition.reason === 'handover') this.#handover.observe({ group }, seconds);
+      }
+    };
+    const onError = () => this.#readFailures.inc({ group });
+    onChange(first);
+    monitor.on('change', onChange);
+    monitor.on('transition', onTransition);
+    monitor.on('error', onError);
+    return () => {
+      monitor.off('change', onChange);
+      monitor.off('transition', onTransition);
+      monitor.off('error', onError);
+      for (const gauge of [this.#activeMembers, this.#activeGoal, this.#liveMembers]) gauge.remove({ group });
+    };
+  }
+}
