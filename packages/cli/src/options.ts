@@ -1,6 +1,7 @@
+import { readFileSync } from 'node:fs';
 import type { RedisSource } from '@understudy/core';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { Cluster } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { CliError, ExitCode } from './exit.js';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -30,10 +31,24 @@ function addresses(value: string): { host: string; port: number }[] {
 export function withConnection(command: Command): Command {
   return command
     .addOption(
-      new Option('--redis <url>', 'Redis to coordinate through (redis://[user:password@]host:port[/db])')
+      new Option(
+        '--redis <url>',
+        'Redis to coordinate through (redis://[user:password@]host:port[/db]; rediss:// for TLS)',
+      )
         .env('REDIS_URL')
         .default(DEFAULT_REDIS_URL),
     )
+    .addOption(
+      new Option('--tls-ca <file>', 'TLS: trust the CA certificates in this PEM file (rediss:// only)').env(
+        'REDIS_TLS_CA',
+      ),
+    )
+    .addOption(
+      new Option('--tls-cert <file>', 'TLS: client certificate (PEM), for servers that require one').env(
+        'REDIS_TLS_CERT',
+      ),
+    )
+    .addOption(new Option('--tls-key <file>', 'TLS: the client certificate’s private key (PEM)').env('REDIS_TLS_KEY'))
     .addOption(
       new Option('--sentinel <host:port,...>', 'connect through Redis Sentinel instead (with --master-name)')
         .env('REDIS_SENTINELS')
@@ -50,6 +65,9 @@ export function withConnection(command: Command): Command {
 
 export interface ConnectionOptions {
   redis: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
   sentinel?: { host: string; port: number }[];
   masterName?: string;
   cluster?: { host: string; port: number }[];
@@ -65,7 +83,14 @@ export function redisSource(options: ConnectionOptions): RedisSource {
   if (options.sentinel && options.cluster) {
     throw new CliError('give --sentinel or --cluster, not both', ExitCode.usage);
   }
-  const url = new URL(options.redis);
+  const url = parseUrl(options.redis);
+  const tls = tlsOptions(options, url);
+  if (url.protocol === 'rediss:' && (options.sentinel || options.cluster)) {
+    throw new CliError(
+      'TLS (rediss://) works with a single Redis only here; Sentinel and Cluster over TLS need ioredis options in code',
+      ExitCode.usage,
+    );
+  }
   const auth = {
     ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
     ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
@@ -75,7 +100,47 @@ export function redisSource(options: ConnectionOptions): RedisSource {
     return { sentinels: options.sentinel, name: options.masterName, ...auth };
   }
   if (options.cluster) return new Cluster(options.cluster, { lazyConnect: true, redisOptions: auth });
+  // A client that never connects: the library opens its own connections from its options.
+  if (tls) return new Redis(options.redis, { lazyConnect: true, tls });
   return options.redis;
+}
+
+function parseUrl(redis: string): URL {
+  let url: URL;
+  try {
+    url = new URL(redis);
+  } catch {
+    throw new CliError(`--redis ${redis}: not a URL; give redis://host:port or rediss://host:port`, ExitCode.usage);
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    throw new CliError(`--redis ${redis}: the scheme must be redis:// or rediss:// (TLS)`, ExitCode.usage);
+  }
+  return url;
+}
+
+/** The CA, certificate and key files, read now so that a bad path fails before anything connects. */
+function tlsOptions(options: ConnectionOptions, url: URL): { ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined {
+  const files = { ca: options.tlsCa, cert: options.tlsCert, key: options.tlsKey };
+  const given = Object.entries(files).filter(([, file]) => file !== undefined) as [string, string][];
+  if (given.length === 0) return undefined;
+  if (url.protocol !== 'rediss:') {
+    throw new CliError(`--tls-${given[0]?.[0]} needs a rediss:// URL in --redis`, ExitCode.usage);
+  }
+  if ((files.cert === undefined) !== (files.key === undefined)) {
+    throw new CliError('--tls-cert and --tls-key go together', ExitCode.usage);
+  }
+  const tls: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
+  for (const [name, file] of given) {
+    try {
+      tls[name as 'ca' | 'cert' | 'key'] = readFileSync(file);
+    } catch (error) {
+      throw new CliError(
+        `--tls-${name} ${file}: ${error instanceof Error ? error.message : String(error)}`,
+        ExitCode.usage,
+      );
+    }
+  }
+  return tls;
 }
 
 /** The connection for messages, without credentials. */

@@ -357,7 +357,7 @@ describe('exit codes of the read and admin commands', { timeout: 90_000 }, () =>
 });
 
 describe('--help', { timeout: 90_000 }, () => {
-  it.each(['run', 'monitor', 'status', 'group', 'group set', 'demo'])(
+  it.each(['run', 'monitor', 'status', 'group', 'group set', 'acl', 'demo'])(
     'understudy %s --help prints its usage and exits 0',
     async (command) => {
       const { code, stdout, stderr } = await understudy([...command.split(' '), '--help']);
@@ -371,7 +371,7 @@ describe('--help', { timeout: 90_000 }, () => {
     const { code, stdout, stderr } = await understudy(['--help']);
 
     expect(code, stderr).toBe(0);
-    for (const command of ['run', 'monitor', 'status', 'group', 'demo']) {
+    for (const command of ['run', 'monitor', 'status', 'group', 'acl', 'demo']) {
       expect(stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
     }
   });

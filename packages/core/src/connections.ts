@@ -60,6 +60,43 @@ function describeSource(source: RedisSource): string {
   return `${o.host ?? 'localhost'}:${o.port ?? 6379}`;
 }
 
+/** Node's codes for a server certificate that no trusted CA signed. */
+const UNTRUSTED_CERTIFICATE = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+]);
+
+function tlsOptionsOf(source: RedisSource): RedisOptions['tls'] | undefined {
+  if (typeof source === 'string') return /^rediss:/i.test(source) ? {} : undefined;
+  if (source instanceof Cluster) return source.options.redisOptions?.tls;
+  return (source instanceof Redis ? source.options : source).tls;
+}
+
+/** What to do about a TLS failure, for the error message; empty for other failures. */
+function tlsHint(cause: unknown, source: RedisSource): string {
+  const tls = tlsOptionsOf(source);
+  if (!tls) return '';
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  const message = cause instanceof Error ? cause.message : '';
+  if (typeof code === 'string' && UNTRUSTED_CERTIFICATE.has(code)) {
+    return (
+      " (TLS: the server's certificate is not signed by a CA this client trusts; give the CA's " +
+      'certificate as tls.ca, or --tls-ca on the command line)'
+    );
+  }
+  const refusedDuringHandshake = code === 'ECONNRESET' || code === 'EPIPE' || /certificate required/i.test(message);
+  if (!refusedDuringHandshake) return '';
+  const closed =
+    ' (TLS: the server closed the connection during the handshake; if it requires client certificates (tls-auth-clients), ';
+  return typeof tls === 'object' && tls.cert
+    ? `${closed}it did not accept this one: is it signed by a CA the server trusts (tls-ca-cert-file)?)`
+    : `${closed}give one: tls.cert and tls.key, or --tls-cert and --tls-key)`;
+}
+
 /** The Redis user a source (or a connection opened from it) logs in as. */
 export function redisUser(source: RedisSource): string {
   if (typeof source === 'string') {
@@ -107,14 +144,18 @@ async function connect(connection: Connection, source: RedisSource, timeoutMs: n
   connection.on('error', onError);
   connection.once('ready', onReady);
   connection.once('end', onEnd);
+  // connect() itself only rejects with "Connection is closed."; the 'error' event says why.
+  let connectError: unknown;
   try {
-    connection.connect().catch(onError);
+    connection.connect().catch((error: unknown) => {
+      connectError = error;
+    });
     await ready;
   } catch (error) {
     connection.disconnect();
-    const cause = lastError ?? error;
+    const cause = lastError ?? connectError ?? error;
     throw new RedisUnavailableError(
-      `cannot reach Redis at ${describeSource(source)}: ${cause instanceof Error ? cause.message : String(cause)}`,
+      `cannot reach Redis at ${describeSource(source)}: ${cause instanceof Error ? cause.message : String(cause)}${tlsHint(cause, source)}`,
       { cause },
     );
   } finally {

@@ -11,6 +11,7 @@ export { freePort } from './redis/ports.js';
 export { liveServerCount, stopAllRedis, sweepLeftovers, testkitRoot } from './redis/registry.js';
 export { SentinelSet, type StartSentinelSetOptions, startSentinelSet } from './redis/sentinel.js';
 export { plainRedis, startRedis } from './redis/start.js';
+export { generateTlsFiles, type TlsFiles } from './redis/tls.js';
 export type { RedisServer, RestartOptions, StartRedisOptions } from './redis/types.js';
 export {
   type MemberSpec,

@@ -7,6 +7,7 @@ import { redisServerBinary } from './binary.js';
 import { freePort } from './ports.js';
 import { PID_FILE, type Stoppable, testkitRoot, track, untrack } from './registry.js';
 import { rawCommand } from './resp.js';
+import { generateTlsFiles, type TlsFiles } from './tls.js';
 import type { RedisServer, RestartOptions, StartRedisOptions } from './types.js';
 
 const TERMINATING = new Set<NodeJS.Signals>(['SIGKILL', 'SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGABRT']);
@@ -23,6 +24,7 @@ export class RedisProcess implements RedisServer, Stoppable {
   readonly kind = 'process';
   readonly host = '127.0.0.1';
   readonly dir: string;
+  readonly tls: TlsFiles | undefined;
   #port = 0;
   #child: ChildProcess | undefined;
   #exited: Promise<Exit> | undefined;
@@ -35,6 +37,7 @@ export class RedisProcess implements RedisServer, Stoppable {
   private constructor(options: StartRedisOptions) {
     this.#options = options;
     this.dir = mkdtempSync(join(testkitRoot(), 'redis-'));
+    this.tls = options.tls ? generateTlsFiles(this.dir) : undefined;
     if (options.acl) {
       const adminPassword = randomBytes(12).toString('hex');
       this.#adminAuth = [ADMIN_USER, adminPassword];
@@ -71,7 +74,7 @@ export class RedisProcess implements RedisServer, Stoppable {
 
   get url(): string {
     const auth = this.#options.password ? `:${encodeURIComponent(this.#options.password)}@` : '';
-    return `redis://${auth}${this.host}:${this.#port}`;
+    return `${this.tls ? 'rediss' : 'redis'}://${auth}${this.host}:${this.#port}`;
   }
 
   get pid(): number | undefined {
@@ -118,7 +121,10 @@ export class RedisProcess implements RedisServer, Stoppable {
   }
 
   admin(...args: string[]): Promise<string> {
-    return rawCommand(this.#port, args, this.#adminAuth ? { auth: this.#adminAuth } : {});
+    return rawCommand(this.#port, args, {
+      ...(this.#adminAuth ? { auth: this.#adminAuth } : {}),
+      ...(this.tls ? { tls: this.tls } : {}),
+    });
   }
 
   async stop(): Promise<void> {
@@ -176,6 +182,7 @@ export class RedisProcess implements RedisServer, Stoppable {
     }
     return flags({
       ...basic,
+      ...this.#tlsConfig(),
       save: '',
       appendonly: o.appendOnly ? 'yes' : 'no',
       ...(o.appendOnly ? { appendfsync: o.appendOnly } : {}),
@@ -184,6 +191,21 @@ export class RedisProcess implements RedisServer, Stoppable {
       ...(o.enableDebugCommand ? { 'enable-debug-command': 'local' } : {}),
       ...o.config,
     });
+  }
+
+  /** TLS only: the plain port is closed, the TLS port is the server's port. */
+  #tlsConfig(): Record<string, string> {
+    const tls = this.tls;
+    if (!tls) return {};
+    const authClients = typeof this.#options.tls === 'object' && this.#options.tls.authClients === true;
+    return {
+      port: '0',
+      'tls-port': String(this.#port),
+      'tls-cert-file': tls.serverCert,
+      'tls-key-file': tls.serverKey,
+      'tls-ca-cert-file': tls.ca,
+      'tls-auth-clients': authClients ? 'yes' : 'no',
+    };
   }
 
   async #launch(): Promise<void> {
@@ -220,7 +242,10 @@ export class RedisProcess implements RedisServer, Stoppable {
           `redis-server on port ${this.#port} exited during start-up (code ${exit.code}, signal ${exit.signal}):\n${log}`,
         );
       }
-      const reply = await rawCommand(this.#port, ['PING'], { timeoutMs: 500 }).catch(() => undefined);
+      const reply = await rawCommand(this.#port, ['PING'], {
+        timeoutMs: 500,
+        ...(this.tls ? { tls: this.tls } : {}),
+      }).catch(() => undefined);
       if (reply !== undefined && !reply.startsWith('-LOADING')) return;
       await sleep(10);
     }

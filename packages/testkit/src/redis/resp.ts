@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { connect as connectTls } from 'node:tls';
+import type { TlsFiles } from './tls.js';
 
 /**
  * Sends one command over a fresh TCP connection and returns its reply as text: status,
@@ -10,11 +13,21 @@ import { connect } from 'node:net';
 export function rawCommand(
   port: number,
   args: readonly string[],
-  options: { auth?: readonly string[]; timeoutMs?: number } = {},
+  options: { auth?: readonly string[]; timeoutMs?: number; tls?: TlsFiles } = {},
 ): Promise<string> {
   const commands = options.auth ? [['AUTH', ...options.auth], args] : [args];
+  const { tls } = options;
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port });
+    // Over TLS the kit presents its client certificate, which servers requiring one accept.
+    const socket = tls
+      ? connectTls({
+          host: '127.0.0.1',
+          port,
+          ca: readFileSync(tls.ca),
+          cert: readFileSync(tls.clientCert),
+          key: readFileSync(tls.clientKey),
+        })
+      : connect({ host: '127.0.0.1', port });
     let buffered = Buffer.alloc(0);
     let repliesWanted = commands.length;
     const fail = (error: Error) => {
@@ -25,7 +38,7 @@ export function rawCommand(
       fail(new Error(`no reply from 127.0.0.1:${port} to ${args[0]}`)),
     );
     socket.on('error', fail);
-    socket.on('connect', () => socket.write(commands.map(encode).join('')));
+    socket.on(tls ? 'secureConnect' : 'connect', () => socket.write(commands.map(encode).join('')));
     socket.on('data', (chunk: Buffer) => {
       buffered = Buffer.concat([buffered, chunk]);
       for (;;) {

@@ -10,7 +10,8 @@ let containerFallbackReported = false;
  * and a Docker engine answers. It answers commands when the promise resolves.
  */
 export async function startRedis(options: StartRedisOptions = {}): Promise<RedisServer> {
-  if (process.env.UNDERSTUDY_TEST_REDIS === 'container') {
+  // TLS servers need the certificates the kit writes next to the process: always processes.
+  if (process.env.UNDERSTUDY_TEST_REDIS === 'container' && !options.tls) {
     const container = await RedisContainerServer.start(options);
     if (container) return container;
     if (!containerFallbackReported) {

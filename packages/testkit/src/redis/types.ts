@@ -1,3 +1,5 @@
+import type { TlsFiles } from './tls.js';
+
 export interface StartRedisOptions {
   /** Turn on the append-only file; `always` fsyncs every write, so even SIGKILL loses nothing acknowledged. */
   appendOnly?: false | 'everysec' | 'always';
@@ -19,6 +21,12 @@ export interface StartRedisOptions {
   sentinel?: readonly string[];
   /** How long to wait for the server to answer, in ms (default 10 000). */
   startTimeoutMs?: number;
+  /**
+   * Serve TLS only (`--port 0 --tls-port`), with a CA, a server and a client certificate
+   * the kit generates into the server's directory; `authClients` requires the client
+   * certificate (`tls-auth-clients yes`). The URL becomes `rediss://`.
+   */
+  tls?: boolean | { authClients?: boolean };
 }
 
 export interface RestartOptions {
@@ -35,8 +43,10 @@ export interface RedisServer {
   readonly kind: 'process' | 'container' | 'external';
   readonly host: string;
   readonly port: number;
-  /** `redis://[:password@]host:port` */
+  /** `redis://[:password@]host:port`, or `rediss://…` for a TLS server. */
   readonly url: string;
+  /** For a TLS server: the CA clients trust, the server's certificate and a client certificate. */
+  readonly tls?: TlsFiles;
   /** Process id, for fault injection; undefined for containers and external servers. */
   readonly pid: number | undefined;
   /** Whether the server process is running (paused counts as running). */
