@@ -3,8 +3,12 @@ import type { Transition } from '../monitor/history.js';
 import type { Monitor } from '../monitor/monitor.js';
 import type { GroupSnapshot } from '../monitor/observe.js';
 
-/** Seconds: a failover takes about the activation interval, a handover a handler and round trips. */
-const FAILOVER_BUCKETS = [0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300];
+/**
+ * Seconds. A failover takes the activation interval A plus a round trip, so the buckets are
+ * dense around the usual A (1–5 s) and show a failover that took longer than its A.
+ */
+const FAILOVER_BUCKETS = [0.25, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 5, 6, 8, 10, 15, 20, 30, 60, 120, 300];
+/** Seconds: a handover takes the outgoing deactivate handler plus a few round trips. */
 const HANDOVER_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /** What monitors report: the group as a whole, as Redis holds it. */

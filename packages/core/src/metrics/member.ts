@@ -12,7 +12,9 @@ import type {
 /** Seconds: a renewal is one round trip to Redis. */
 const RENEWAL_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
-const MEMBER_STATES: readonly MemberState[] = ['standby', 'preparing', 'active', 'leaving', 'left'];
+/** A member's series go when it has left, so `left` never needs one. */
+type ReportedState = Exclude<MemberState, 'left'>;
+const MEMBER_STATES: readonly ReportedState[] = ['standby', 'preparing', 'active', 'leaving'];
 
 /** What the members of this process report about themselves. */
 export class MemberMetrics {
@@ -68,7 +70,7 @@ export class MemberMetrics {
     const group = member.group;
     const id = member.id;
     let removed = false;
-    const setState = (current: MemberState) => {
+    const setState = (current: ReportedState) => {
       for (const state of MEMBER_STATES) this.#state.set({ group, member: id, state }, state === current ? 1 : 0);
     };
     const removeSeries = () => {

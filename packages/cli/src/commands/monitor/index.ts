@@ -3,9 +3,10 @@ import { Command } from 'commander';
 import { createLogUpdate } from 'log-update';
 import { columns, headline, memberTable, transitionLine } from '../../format.js';
 import type { Io } from '../../io.js';
+import { type MetricsEndpoint, type MetricsOptions, serveMetrics, withMetrics } from '../../metrics.js';
 import { type ConnectionOptions, integer, redisSource, withConnection } from '../../options.js';
 
-interface MonitorOptions extends ConnectionOptions {
+interface MonitorOptions extends ConnectionOptions, MetricsOptions {
   json?: boolean;
   lostInterval?: number;
   history: number;
@@ -16,12 +17,14 @@ const REDRAW_MS = 200;
 const REREAD_MS = 500;
 
 export function monitorCommand(io: Io, exit: (code: number) => void): Command {
-  return withConnection(new Command('monitor'))
+  return withMetrics(withConnection(new Command('monitor')))
     .summary('watch a group live, or print JSON per change')
     .description(
       'Watch a group live: active count against the goal, members with rank, weight, state, ' +
         'epoch and lease, and the latest transitions. Read-only: works under a Redis user that ' +
-        'may not write. Stop with Ctrl-C.',
+        'may not write. With --metrics-port, it also serves the group’s Prometheus metrics ' +
+        '(active members against the goal, transitions, failover and handover durations; see ' +
+        'docs/METRICS.md). Stop with Ctrl-C.',
     )
     .argument('<group>', 'group to watch')
     .option('--json', 'print one JSON object per change (the first is the current state)')
@@ -37,6 +40,20 @@ export function monitorCommand(io: Io, exit: (code: number) => void): Command {
 }
 
 async function watch(group: string, options: MonitorOptions, io: Io): Promise<number> {
+  const endpoint = await serveMetrics(options);
+  try {
+    return await watchGroup(group, options, io, endpoint);
+  } finally {
+    await endpoint?.close();
+  }
+}
+
+async function watchGroup(
+  group: string,
+  options: MonitorOptions,
+  io: Io,
+  endpoint: MetricsEndpoint | undefined,
+): Promise<number> {
   const stop = new AbortController();
   const monitor = await monitorGroup({
     redis: redisSource(options),
@@ -46,6 +63,8 @@ async function watch(group: string, options: MonitorOptions, io: Io): Promise<nu
     signal: stop.signal,
     ...(options.lostInterval ? { lostInterval: options.lostInterval } : {}),
   });
+  const stopRecording = endpoint?.metrics.instrumentMonitor(monitor);
+  if (endpoint) io.stderr(`serving metrics at ${endpoint.url}\n`);
   const onSignal = () => stop.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -108,6 +127,7 @@ async function watch(group: string, options: MonitorOptions, io: Io): Promise<nu
   clearTimeout(timer);
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
+  stopRecording?.();
   await monitor.close();
   return 0;
 }

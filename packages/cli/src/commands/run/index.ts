@@ -2,10 +2,11 @@ import { joinGroup, type Member } from '@understudy/core';
 import { Command, Option } from 'commander';
 import { CliError, ExitCode } from '../../exit.js';
 import type { Io } from '../../io.js';
+import { type MetricsEndpoint, type MetricsOptions, serveMetrics, withMetrics } from '../../metrics.js';
 import { type ConnectionOptions, integer, redisSource, withConnection } from '../../options.js';
 import { Child, canTieToParent, describeExit, exitCodeOf, runShell } from './child.js';
 
-interface RunOptions extends ConnectionOptions {
+interface RunOptions extends ConnectionOptions, MetricsOptions {
   group: string;
   weight: number;
   activeGoal: number;
@@ -19,7 +20,7 @@ interface RunOptions extends ConnectionOptions {
 }
 
 export function runCommand(io: Io, exit: (code: number) => void): Command {
-  return withConnection(new Command('run'))
+  return withMetrics(withConnection(new Command('run')))
     .summary('run a program only while this member is active')
     .description(
       'Run a program as a member of a group: it runs only while this member is active. ' +
@@ -27,7 +28,9 @@ export function runCommand(io: Io, exit: (code: number) => void): Command {
         'UNDERSTUDY_MEMBER_ID in its environment) and is stopped on deactivate: SIGTERM, ' +
         'then SIGKILL after the stop timeout. If it exits by itself while active, the ' +
         'member leaves and `understudy run` exits with its code. SIGTERM or SIGINT leave ' +
-        'the group gracefully; a second one stops the program at once.',
+        'the group gracefully; a second one stops the program at once. With --metrics-port, it ' +
+        'serves this member’s Prometheus metrics (state, renewal latency, lease margin, actions, ' +
+        'advisories; see docs/METRICS.md) until it exits.',
     )
     .usage('--group <name> --weight <n> [options] -- <command> [args...]')
     .argument('<command...>', 'the program and its arguments, after --')
@@ -68,7 +71,25 @@ async function run(argv: string[], options: RunOptions, io: Io): Promise<number>
   if (!canTieToParent) {
     say('warning: setpriv is not available; if this wrapper is SIGKILLed, the program keeps running');
   }
+  const endpoint = await serveMetrics(options);
+  try {
+    return await runMember({ command, args, stopTimeout, options, say, endpoint });
+  } finally {
+    await endpoint?.close();
+  }
+}
 
+/** What `run` checked and set up before joining. */
+interface Launch {
+  command: string;
+  args: string[];
+  stopTimeout: number;
+  options: RunOptions;
+  say: (message: string) => void;
+  endpoint: MetricsEndpoint | undefined;
+}
+
+async function runMember({ command, args, stopTimeout, options, say, endpoint }: Launch): Promise<number> {
   let child: Child | undefined;
   let member: Member | undefined;
   let finished = false;
@@ -135,6 +156,8 @@ async function run(argv: string[], options: RunOptions, io: Io): Promise<number>
       say(`${command} stopped (${describeExit(result)})`);
     },
   });
+  endpoint?.metrics.instrumentMember(member);
+  if (endpoint) say(`serving metrics at ${endpoint.url}`);
   member.on('advisory', (advisory) => say(`${advisory.code}: ${advisory.message}`));
   member.on('state', ({ to }) => {
     if (to === 'standby') say('standing by');
