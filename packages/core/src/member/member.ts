@@ -7,6 +7,7 @@ import { type Logger, pino } from 'pino';
 import { acquireLink, type Link, permissionError } from '../connections.js';
 import {
   ConfigError,
+  CorruptStateError,
   HandlerError,
   LeftError,
   PermissionError,
@@ -20,9 +21,11 @@ import {
   validateClockDrift,
   validateDurability,
   validateGroupName,
+  validateHandler,
   validateIntervals,
   validateMemberId,
   validatePrefix,
+  validateRedisSource,
   validateWeight,
 } from '../options.js';
 import {
@@ -117,6 +120,8 @@ export class Member extends EventEmitter<MemberEvents> {
   /** The group's incarnation and version last applied: newer information only (S7). */
   #incarnation = 0;
   #version = -1;
+  /** When (member clock) the incarnation or version last changed: see `#applyView`. */
+  #versionLearntAt = Number.NEGATIVE_INFINITY;
   #leaseDeadline = Number.NEGATIVE_INFINITY;
   #prepared = false;
   #pendingActivation: number | undefined;
@@ -174,9 +179,10 @@ export class Member extends EventEmitter<MemberEvents> {
         'is not available with Redis Cluster yet (WAIT has no key to route by)',
       );
     }
-    if (options.redis === undefined || options.redis === null) {
-      throw new ConfigError('redis', options.redis, 'pass an ioredis client, a redis:// URL or options');
-    }
+    validateRedisSource(options.redis);
+    validateHandler('onPrepare', options.onPrepare);
+    validateHandler('onActivate', options.onActivate);
+    validateHandler('onDeactivate', options.onDeactivate);
     this.#options = options;
     this.#keys = groupKeys(this.group, validatePrefix(options.prefix ?? DEFAULT_PREFIX));
     this.#weight = this.#settings.weight;
@@ -216,7 +222,7 @@ export class Member extends EventEmitter<MemberEvents> {
       this.#settings.preparationInterval,
     ]);
     this.#weight = weight;
-    this.#applyView(view.view, view.midpoint);
+    this.#applyView(view);
   }
 
   /** Leaves the group: deactivates first if active (reason `leave`), then hands the slot over at once. Idempotent. */
@@ -238,10 +244,10 @@ export class Member extends EventEmitter<MemberEvents> {
     try {
       this.#link = await acquireLink(this.#options.redis, Math.max(5, Math.floor(h * 0.8)), a);
       await this.#link.subscriber.subscribe(this.#keys.events, this.#onMessage, this.#onResync, a);
-      const { view, midpoint, sentAt } = await this.#join();
-      this.#lastRenewalStart = sentAt;
-      this.#extendLease(sentAt, this.#margin(), 'ok');
-      this.#applyView(view, midpoint);
+      const joined = await this.#join();
+      this.#lastRenewalStart = joined.sentAt;
+      this.#extendLease(joined.sentAt, this.#margin(), 'ok');
+      this.#applyView(joined);
     } catch (error) {
       await this.#close();
       this.#transition('leaving');
@@ -372,7 +378,7 @@ export class Member extends EventEmitter<MemberEvents> {
     this.#extendLease(result.sentAt, margin, 'ok');
     if (result.view.rejoined)
       this.#log.warn('the group had dropped this member (lease lapsed or state lost); rejoined');
-    this.#applyView(result.view, result.midpoint);
+    this.#applyView(result);
   }
 
   /**
@@ -436,14 +442,30 @@ export class Member extends EventEmitter<MemberEvents> {
 
   // ---- what the group says -------------------------------------------------------------
 
-  #applyView(view: MemberView, midpoint: number): void {
+  /**
+   * Applies a script's reply: the word of the server this member renews on. A reply older than
+   * what the member knows (replies and announcements cross) is ignored — unless its request was
+   * sent after the member learnt that version: on one server the script then ran after that
+   * version was written, so an older version of the same incarnation means the version came
+   * from another server, a stale master (resumed after a failover) announcing a history of its
+   * own. The server the member renews on is the authority: its history is adopted.
+   */
+  #applyView({ view, midpoint, sentAt }: CallResult): void {
     if (view.activeGoal > 0) this.#groupGoal = view.activeGoal;
     if (view.role !== 'gone' && !this.#disabling) this.#weight = view.weight;
     // A disable that could not reach Redis is retried once nothing else is pending.
     if (this.#disabling && view.weight > 0 && view.role === 'standby' && this.#actions.idle) void this.#disable(0);
     this.#quarantined = view.quarantineUntil > view.serverNow;
     this.#checkGroupHealth(view);
-    if (this.#compare(view.incarnation, view.version) >= 0) {
+    const order = this.#compare(view.incarnation, view.version);
+    const forked = order < 0 && view.incarnation === this.#incarnation && sentAt > this.#versionLearntAt;
+    if (forked) {
+      this.#log.warn(
+        { known: this.#version, server: view.version },
+        'the group’s server is behind a version this member was told: it came from a stale server; following the server',
+      );
+    }
+    if (order >= 0 || forked) {
       this.#setVersion(view.incarnation, view.version);
       this.#server = { role: view.role, epoch: view.epoch, slot: view.slot, reason: view.reason };
     }
@@ -520,27 +542,35 @@ export class Member extends EventEmitter<MemberEvents> {
     else this.#applyAnnouncement(announcement);
   };
 
-  /** S7: announcements only speed things up; a gap in versions means "read": renew now. */
+  /**
+   * S7: announcements only speed things up; a gap in versions means "read": renew now. Any
+   * server may have sent one — a master that was frozen past a failover and resumed announces
+   * grants of its own — so an announcement may make a member stop (a held epoch released) or
+   * prepare, which is always safe, but never activate it or take away a slot it holds: for
+   * those the member renews, and the reply of the server it renews on decides.
+   */
   #applyAnnouncement(announcement: Announcement): void {
     if (this.#closing || this.#compare(announcement.incarnation, announcement.version) <= 0) return;
     const gap = announcement.incarnation !== this.#incarnation || announcement.version > this.#version + 1;
     this.#setVersion(announcement.incarnation, announcement.version);
+    let renew = gap;
     for (const change of announcement.changes) {
       if (change.member !== this.id) continue;
-      switch (change.role) {
-        case 'active':
-        case 'releasing':
-        case 'preparing':
-        case 'standby':
-          this.#server = { role: change.role, epoch: change.epoch, slot: change.slot, reason: change.reason };
-          break;
-        case 'gone':
-          this.#server = { role: 'gone', epoch: 0, slot: -1, reason: change.reason };
-          void this.#renew();
-          break;
+      const held = this.#held;
+      const stops = change.role === 'releasing' && held?.epoch === change.epoch;
+      const hints = (change.role === 'preparing' || change.role === 'standby') && !held;
+      if (stops || hints) {
+        this.#server = {
+          role: change.role as ServerRole,
+          epoch: change.epoch,
+          slot: change.slot,
+          reason: change.reason,
+        };
+      } else {
+        renew = true;
       }
     }
-    if (gap) void this.#renew();
+    if (renew) void this.#renew();
     this.#converge();
   }
 
@@ -564,6 +594,7 @@ export class Member extends EventEmitter<MemberEvents> {
       this.#incarnation = incarnation;
     }
     this.#version = version;
+    this.#versionLearntAt = this.#settings.clock.now();
     this.#emitSafe('version', version);
   }
 
@@ -710,11 +741,11 @@ export class Member extends EventEmitter<MemberEvents> {
     try {
       const disabling = this.#disabling;
       const p = this.#settings.preparationInterval;
-      const { view, midpoint } = disabling
+      const result = disabling
         ? await this.#call('disable', [this.#keys.events, this.id, String(epoch), p])
         : await this.#call('release', [this.#keys.events, this.id, String(epoch), reason, p]);
       if (disabling) this.#disabling = false;
-      if (!this.#closing) this.#applyView(view, midpoint);
+      if (!this.#closing) this.#applyView(result);
     } catch (error) {
       // The next renewal shows the slot still held, and converging releases it again.
       this.#log.warn({ epoch, error: describe(error) }, 'could not release the slot yet');
@@ -823,9 +854,11 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** The advisory for a failed renewal: a refusal by ACL is not an outage. */
+/** The advisory for a failed renewal: a refusal by ACL, or state someone else wrote, is not an outage. */
 function renewalFailure(error: unknown): AdvisoryCode {
-  return error instanceof PermissionError ? 'NO_PERMISSION' : 'REDIS_UNAVAILABLE';
+  if (error instanceof PermissionError) return 'NO_PERMISSION';
+  if (error instanceof CorruptStateError) return 'CORRUPT_STATE';
+  return 'REDIS_UNAVAILABLE';
 }
 
 /** Joins a group; resolves once the member is registered (activation, if any, follows). */
