@@ -23,6 +23,8 @@ export interface LogEntry {
   member: string;
   /** Redis ms of the script that wrote it. */
   time: number;
+  /** Every field of the entry (`epoch`, `reason`, a quarantine's `until`, …). */
+  fields: Record<string, string>;
 }
 
 /** The group's log entries written at or after `sinceRedisMs`. */
@@ -32,6 +34,6 @@ export async function readGroupLog(redis: Redis, group: string, sinceRedisMs: nu
   return entries.map(([, fields]) => {
     const record: Record<string, string> = {};
     for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i] as string] = fields[i + 1] as string;
-    return { type: record.type ?? '', member: record.member ?? '', time: Number(record.time) };
+    return { type: record.type ?? '', member: record.member ?? '', time: Number(record.time), fields: record };
   });
 }

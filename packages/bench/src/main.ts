@@ -1,12 +1,13 @@
-// `pnpm bench [--quick] [--wait-quiet]`: understudy and its peers, in one run, on one Redis,
-// with the same lease settings. Prints the tables; a full run also writes docs/BENCHMARKS.md
-// and the plots in docs/bench/.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+// `pnpm bench [--quick] [--wait-quiet] [--only ha]`: understudy and its peers, in one run, on one
+// Redis, with the same lease settings, then the failover of a group on Sentinel and Cluster.
+// Prints the tables; a full run also writes docs/BENCHMARKS.md and the plots in docs/bench/.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { type RedisServer, redisServerBinary, startRedis } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { mapClocks, sleep } from './clock.js';
 import type { BenchContext } from './context.js';
 import { ETCD_INSTALL_HINT, ETCD_TIMING, type EtcdServer, etcdBinary, killEtcdNow, startEtcd } from './etcd-server.js';
+import { haConsoleReport } from './ha-report.js';
 import { describeMachine, readLoadAverage } from './machine.js';
 import { markdownReport, writePlots } from './markdown.js';
 import { killAllChildren } from './processes.js';
@@ -14,21 +15,34 @@ import { type BenchResults, consoleReport } from './report.js';
 import { type ContestResult, runContest } from './scenarios/contest.js';
 import { type CrowdCost, measureCrowd, measureScriptOverhead } from './scenarios/cost.js';
 import { type DriverCost, measureDriven } from './scenarios/driver.js';
+import { HA_GOAL } from './scenarios/ha.js';
+import { type HaResults, runHaSuite } from './scenarios/ha-suite.js';
 import { runPreemption } from './scenarios/preemption.js';
 import { COST_LEASE, DRIVEN_LEASE, FULL, QUICK } from './settings.js';
 import { summarize } from './stats.js';
 import { SYSTEMS } from './systems.js';
 import { check, format, type TargetCheck } from './targets.js';
 
-const args = new Set(process.argv.slice(2));
+const argv = process.argv.slice(2);
+const args = new Set(argv);
 if (args.has('--help')) {
   process.stdout.write(
-    'pnpm bench [--quick] [--wait-quiet] [--report-only]\n' +
-      '  --quick        small counts (under 5 minutes); prints the tables, writes nothing\n' +
+    'pnpm bench [--quick] [--wait-quiet] [--only ha] [--report-only]\n' +
+      '  --quick        small counts, under 5 minutes; prints the tables, writes nothing;\n' +
+      '                 leaves out the failovers on Sentinel and Cluster unless given --only ha (3 minutes)\n' +
       '  --wait-quiet   first wait (up to 45 min) until the 1-minute load average is below 0.8\n' +
+      '  --only ha      only the failovers on Sentinel and Cluster and the durability trade; without --quick\n' +
+      '                 they replace the HA figures in docs/bench/results.json and the report is written again\n' +
       '  --report-only  measure nothing: write docs/BENCHMARKS.md and the plots again from docs/bench/results.json\n',
   );
   process.exit(0);
+}
+const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
+if (argv.includes('--only') && only !== 'ha') {
+  process.stderr.write(
+    `pnpm bench: --only takes "ha" (the only family that can run alone), not ${JSON.stringify(only)}\n`,
+  );
+  process.exit(2);
 }
 const quick = args.has('--quick');
 const settings = quick ? QUICK : FULL;
@@ -176,10 +190,13 @@ async function main(): Promise<void> {
   if (fleet) progress(`cost: ${fleet.members} members: Redis at ${fleet.redisCorePercent.toFixed(1)} % of a core`);
   progress('── cost: what a script pays before its first line of work');
   const overhead = await attempt('script overhead', () => measureScriptOverhead(context, settings.overheadCalls));
+  // The HA family runs on topologies of its own, after everything that shares the one Redis;
+  // a quick run leaves it out (`--quick --only ha` runs it alone) to stay within 5 minutes.
+  const ha = quick ? undefined : await runHa(machine.revision);
 
   const results: BenchResults = {
     quick,
-    command: ['pnpm bench', ...process.argv.slice(2)].join(' '),
+    command: command(),
     startedAt: new Date(Date.now() - (performance.now() - started)),
     durationS: (performance.now() - started) / 1000,
     machine,
@@ -193,6 +210,7 @@ async function main(): Promise<void> {
     fleet,
     idle: sizes.find((c) => c.members === 1000),
     overhead,
+    ...(ha ? { ha } : {}),
     targets: [],
     plots: [],
     failures,
@@ -208,20 +226,56 @@ async function main(): Promise<void> {
   }
 }
 
+function command(): string {
+  return ['pnpm bench', ...argv].join(' ');
+}
+
+function runHa(revision: string): Promise<HaResults> {
+  progress(
+    `── HA: ${settings.ha.rounds} master losses per case, ${settings.ha.handovers} handovers and ${settings.ha.rollbacks} lost grants per durability mode`,
+  );
+  return runHaSuite(settings.ha, { command: command(), revision }, progress);
+}
+
+/** `--only ha`: the HA family alone; a full-count run merges it into the last full run's figures. */
+async function mainHaOnly(): Promise<void> {
+  if (args.has('--wait-quiet')) await waitForQuiet();
+  const ha = await runHa(describeMachine(redisServerBinary(), undefined).revision);
+  process.stdout.write(`\n${haConsoleReport(ha)}\n`);
+  if (quick) return;
+  const file = new URL('bench/results.json', docs);
+  if (!existsSync(file)) {
+    throw new Error(
+      '--only ha merges into docs/bench/results.json, which a full run (pnpm bench) writes: there is none',
+    );
+  }
+  const results = loadResults();
+  results.ha = ha;
+  writeFileSync(file, `${JSON.stringify(results, null, 1)}\n`);
+  progress('wrote the HA figures into docs/bench/results.json');
+  results.targets = targets(results);
+  writeReport(results);
+}
+
 function writeReport(results: BenchResults): void {
   results.plots = writePlots(results, new URL('bench/', docs));
   writeFileSync(new URL('BENCHMARKS.md', docs), markdownReport(results));
   progress('wrote docs/BENCHMARKS.md and docs/bench/*.svg');
 }
 
-/** Rebuilds the report from the raw figures of the last full run. */
-function reportOnly(): void {
+/** The raw figures of the last full run (and of the last HA run). */
+function loadResults(): BenchResults {
   const raw = JSON.parse(readFileSync(new URL('bench/results.json', docs), 'utf8')) as BenchResults;
-  const results: BenchResults = {
+  return {
     ...raw,
     startedAt: new Date(raw.startedAt),
     contests: raw.contests.map((c) => ({ ...c, system: SYSTEMS.find((s) => s.kind === c.system.kind) ?? c.system })),
   };
+}
+
+/** Rebuilds the report from the raw figures of the last full run. */
+function reportOnly(): void {
+  const results = loadResults();
   results.targets = targets(results);
   process.stdout.write(`${consoleReport(results)}\n`);
   writeReport(results);
@@ -271,6 +325,36 @@ function targets(results: BenchResults): TargetCheck[] {
       ),
     );
   }
+  const ha = results.ha;
+  if (ha) {
+    const cases = ha.cases.filter((c) => c.rounds.length > 0);
+    checks.push(
+      check(
+        `Sentinel / Cluster failovers: members active at once (never more than the goal, ${HA_GOAL}), ${cases.length} cases`,
+        Math.max(...cases.map((c) => c.maxConcurrency)),
+        HA_GOAL,
+        '',
+      ),
+      check(
+        'Sentinel / Cluster failovers: activations whose epoch went back',
+        cases.reduce((s, c) => s + c.epochsBack, 0),
+        0,
+        '',
+      ),
+    );
+    const replicated = ha.durability.find((d) => d.durability === 'replicated');
+    const forced = replicated?.rollbacks.filter((r) => r.grantLost) ?? [];
+    if (forced.length) {
+      checks.push(
+        check(
+          `durability 'replicated': activations delivered while no surviving server held the grant (${forced.length} forced rounds)`,
+          forced.reduce((s, r) => s + r.beforeReplication + r.withoutGrant, 0),
+          0,
+          '',
+        ),
+      );
+    }
+  }
   const small = results.driven.find((c) => c.plan.size === 10);
   const large = results.driven.at(-1);
   if (small && large && large !== small) {
@@ -307,7 +391,7 @@ if (args.has('--report-only')) {
   process.exit(0);
 }
 try {
-  await main();
+  await (only === 'ha' ? mainHaOnly() : main());
 } catch (error) {
   progress(`FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   process.exitCode = 1;

@@ -1,9 +1,12 @@
+import { haConsoleReport } from './ha-report.js';
 import type { Machine } from './machine.js';
 import type { ContestResult } from './scenarios/contest.js';
 import type { CrowdCost, ScriptOverhead } from './scenarios/cost.js';
 import type { DriverCost } from './scenarios/driver.js';
+import type { HaResults } from './scenarios/ha-suite.js';
 import type { PreemptionResult } from './scenarios/preemption.js';
 import { type Summary, summarize } from './stats.js';
+import { table } from './table.js';
 import { format, type TargetCheck, verdict } from './targets.js';
 
 export interface BenchResults {
@@ -22,15 +25,12 @@ export interface BenchResults {
   fleet: CrowdCost | undefined;
   idle: CrowdCost | undefined;
   overhead: ScriptOverhead | undefined;
+  /** Failover of a group on Sentinel and Cluster, and the durability trade (possibly from a run of its own). */
+  ha?: HaResults;
   targets: TargetCheck[];
   plots: { file: string; title: string }[];
   /** Scenarios that failed and were left out. */
   failures: string[];
-}
-
-function table(header: string[], rows: string[][]): string {
-  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
-  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
 
 const ms = (v: number) => format(v);
@@ -348,6 +348,7 @@ export function consoleReport(results: BenchResults): string {
     drivenTable(results),
     anatomyTable(results),
     memberTable(results),
+    results.ha ? haConsoleReport(results.ha) : '',
     '## Targets',
     targetTable(results),
     ...(results.failures.length ? ['## Failed scenarios', results.failures.join('\n')] : []),

@@ -13,7 +13,28 @@ export interface RunSettings {
   costWindows: number;
   costWindowMs: number;
   overheadCalls: number;
+  ha: HaSettings;
 }
+
+/** Counts of the HA family (Sentinel and Cluster failovers, durability). */
+export interface HaSettings {
+  /** Master losses per case (topology × fault × lease × durability). */
+  rounds: number;
+  /** Graceful handovers per durability mode. */
+  handovers: number;
+  /** Master losses before replication, per durability mode. */
+  rollbacks: number;
+}
+
+/**
+ * Leases of the HA cases: A shorter than a Redis failover (the members' leases lapse first, so
+ * the new master quarantines and grants again), and A longer than one (the actives can keep
+ * their slots). H is the same as the other benchmarks'.
+ */
+export const HA_LEASES = Object.freeze([
+  Object.freeze({ activationMs: 1000, heartbeatMs: 200 }),
+  Object.freeze({ activationMs: 4000, heartbeatMs: 200 }),
+] as const);
 
 const LEASE = Object.freeze({ activationMs: 1000, heartbeatMs: 200 });
 
@@ -29,6 +50,7 @@ export const QUICK: RunSettings = Object.freeze({
   costWindows: 2,
   costWindowMs: 2000,
   overheadCalls: 5000,
+  ha: { rounds: 1, handovers: 10, rollbacks: 1 },
 });
 
 export const FULL: RunSettings = Object.freeze({
@@ -43,6 +65,7 @@ export const FULL: RunSettings = Object.freeze({
   costWindows: 5,
   costWindowMs: 3000,
   overheadCalls: 20_000,
+  ha: { rounds: 10, handovers: 100, rollbacks: 8 },
 });
 
 /** Intervals of the cost runs: understudy's defaults (H = 1 s, A = 3 s). */

@@ -1,5 +1,5 @@
 import { type Lock, Redlock } from '@sesamecare-oss/redlock';
-import { Redis } from 'ioredis';
+import { peerClient } from './connection.js';
 import type { StartCandidate } from './types.js';
 
 /**
@@ -8,7 +8,7 @@ import type { StartCandidate } from './types.js';
  * extension fails or the lock's validity (`expiration` = start + TTL − drift) runs out.
  */
 export const startRedlock: StartCandidate = async (config, { id }, emit) => {
-  const client = new Redis(config.redisUrl, { maxRetriesPerRequest: 0, commandTimeout: config.heartbeatMs });
+  const client = peerClient(config, { maxRetriesPerRequest: 0, commandTimeout: config.heartbeatMs });
   client.on('error', () => undefined);
   const redlock = new Redlock([client], { retryCount: 0 });
   const { retryDelay, retryJitter } = redlock.settings;

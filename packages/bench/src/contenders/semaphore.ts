@@ -1,5 +1,5 @@
-import { Redis } from 'ioredis';
 import { Mutex, Semaphore } from 'redis-semaphore';
+import { peerClient } from './connection.js';
 import type { StartCandidate } from './types.js';
 
 /**
@@ -8,7 +8,7 @@ import type { StartCandidate } from './types.js';
  * every H, and `onLockLost` fires when a refresh finds it gone.
  */
 export const startSemaphore: StartCandidate = async (config, { id }, emit) => {
-  const client = new Redis(config.redisUrl, { maxRetriesPerRequest: 0 });
+  const client = peerClient(config, { maxRetriesPerRequest: 0 });
   client.on('error', () => undefined);
   let holding = false;
   const options = {

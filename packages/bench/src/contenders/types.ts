@@ -1,12 +1,21 @@
 /** The systems compared. */
 export type ContenderKind = 'understudy' | 'redlock' | 'mutex' | 'semaphore' | 'etcd';
 
+/** A Redis with failover: the contender connects through Sentinel or to a Cluster instead of `redisUrl`. */
+export type ContenderTopology =
+  | { kind: 'sentinel'; sentinels: { host: string; port: number }[]; name: string }
+  | { kind: 'cluster'; nodes: { host: string; port: number }[] };
+
 /** How a contender process is set up (passed as JSON on its command line). */
 export interface ContenderConfig {
   kind: ContenderKind;
   /** Group, lock or election name. */
   key: string;
   redisUrl: string;
+  /** Connect through Sentinel or to a Cluster rather than to `redisUrl`. */
+  topology?: ContenderTopology;
+  /** understudy: `durability` of the member (default 'async'). */
+  durability?: 'async' | 'replicated';
   /** etcd client URLs, for `etcd`. */
   etcdHosts: string[];
   /** Lease length A (TTL), ms. */
