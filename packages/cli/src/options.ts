@@ -23,7 +23,9 @@ function addresses(value: string): { host: string; port: number }[] {
   return value.split(',').map((entry) => {
     const match = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(entry.trim());
     if (!match) throw new InvalidArgumentError(`"${entry}" is not host:port (give a comma-separated list).`);
-    return { host: match[1] as string, port: Number(match[2]) };
+    const port = Number(match[2]);
+    if (port < 1 || port > 65535) throw new InvalidArgumentError(`"${entry}": port ${port} is not from 1 to 65535.`);
+    return { host: match[1] as string, port };
   });
 }
 

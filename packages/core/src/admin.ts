@@ -1,6 +1,6 @@
 import { type RedisSource, withConnection } from './connections.js';
 import { DEFAULT_PREFIX, type GroupKeys, groupKeys } from './keys.js';
-import { validateActiveGoal, validateGroupName, validatePrefix } from './options.js';
+import { validateActiveGoal, validateGroupName, validatePrefix, validateRedisSource } from './options.js';
 import { runScript } from './scripts.js';
 
 export interface GroupAdminOptions {
@@ -16,6 +16,7 @@ export interface SetActiveGoalOptions extends GroupAdminOptions {
 }
 
 function keysOf(options: GroupAdminOptions): GroupKeys {
+  validateRedisSource(options.redis);
   return groupKeys(validateGroupName(options.group), validatePrefix(options.prefix ?? DEFAULT_PREFIX));
 }
 

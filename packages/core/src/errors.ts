@@ -8,6 +8,7 @@ export type UnderstudyErrorCode =
   | 'HANDLER_FAILED'
   | 'MEMBER_EXISTS'
   | 'NO_PERMISSION'
+  | 'CORRUPT_STATE'
   | 'SCRIPT';
 
 export abstract class UnderstudyError extends Error {
@@ -115,6 +116,39 @@ export class PermissionError extends UnderstudyError {
   }
 }
 
+/**
+ * A key of the group holds what understudy never writes there (another type, garbage in a
+ * field): someone else wrote it. The scripts refuse to decide anything on top of it, so the
+ * group stands still, with nobody active once leases run out, until the key is repaired or
+ * deleted.
+ */
+export class CorruptStateError extends UnderstudyError {
+  readonly code = 'CORRUPT_STATE';
+  override readonly name = 'CorruptStateError';
+  constructor(
+    readonly group: string,
+    /** The Redis key that holds the bad value. */
+    readonly key: string,
+    /** What is wrong with it. */
+    readonly problem: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `group ${group} has corrupt state: ${key} ${problem}; repair or delete that key ` +
+        `(understudy group forget ${group} deletes the group once no member is live)`,
+      options,
+    );
+  }
+}
+
+/** The CorruptStateError for a script's `CORRUPT <key> <problem>` reply, else undefined. */
+export function corruptState(group: string, error: unknown): CorruptStateError | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const match = /^CORRUPT (\S+) ([\s\S]*)$/.exec(withoutScriptSuffix(error.message));
+  if (!match) return undefined;
+  return new CorruptStateError(group, match[1] as string, match[2] as string, { cause: error });
+}
+
 /** A Lua script replied with an error the library did not expect. */
 export class ScriptError extends UnderstudyError {
   readonly code = 'SCRIPT';
@@ -137,7 +171,7 @@ export function permissionDenied(error: unknown): string | undefined {
 
 /** Drops the ` script: <sha>, on @user_script:<line>.` Redis adds to errors raised in scripts. */
 export function withoutScriptSuffix(message: string): string {
-  return message.replace(/ script: [0-9a-f]{40}, on @user_script:\d+\.$/, '');
+  return message.replace(/( script: [0-9a-f]{40}, on @user_script:\d+\.)+$/, '');
 }
 
 function describe(value: unknown): string {

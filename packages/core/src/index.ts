@@ -3,6 +3,7 @@ export { forgetGroup, type GroupAdminOptions, type SetActiveGoalOptions, setActi
 export type { RedisSource } from './connections.js';
 export {
   ConfigError,
+  CorruptStateError,
   HandlerError,
   LeaseLostError,
   LeftError,

@@ -17,6 +17,8 @@ const PREFIX = /^[A-Za-z0-9._:-]{1,64}$/;
 export const MAX_WEIGHT = 65535;
 export const MAX_ACTIVE_GOAL = 10_000;
 const MIN_INTERVAL = 10;
+/** One day: a longer lease is a mistake, and timers cannot wait much longer (2^31 ms). The scripts hold the same bound. */
+export const MAX_INTERVAL = 86_400_000;
 
 export function validateGroupName(group: unknown, field = 'group'): string {
   if (typeof group !== 'string' || group.length === 0) {
@@ -68,17 +70,25 @@ export interface Intervals {
   activationInterval: number;
 }
 
-/** 0 < H < A, and P = 0 or H < P < A; all whole milliseconds. */
+/** 0 < H, 2 H ≤ A, and P = 0 or H < P < A; all whole milliseconds, at most a day. */
 export function validateIntervals(intervals: Intervals): Intervals {
   const { heartbeatInterval: h, preparationInterval: p, activationInterval: a } = intervals;
   for (const [field, value] of Object.entries(intervals)) {
     if (!Number.isInteger(value) || value < 0) {
       throw new ConfigError(field, value, 'must be a whole number of milliseconds');
     }
+    if (value > MAX_INTERVAL) throw new ConfigError(field, value, `must be at most ${MAX_INTERVAL} ms (one day)`);
   }
   if (h < MIN_INTERVAL) throw new ConfigError('heartbeatInterval', h, `must be at least ${MIN_INTERVAL} ms`);
   if (a <= h) {
     throw new ConfigError('activationInterval', a, `must be greater than heartbeatInterval (${h} ms)`);
+  }
+  if (a < 2 * h) {
+    throw new ConfigError(
+      'activationInterval',
+      a,
+      `must be at least twice heartbeatInterval (${2 * h} ms): with less, one late renewal loses the lease`,
+    );
   }
   if (p !== 0 && (p <= h || p >= a)) {
     throw new ConfigError(
@@ -102,4 +112,47 @@ export function validateClockDrift(drift: unknown): number {
     throw new ConfigError('clockDrift', drift, 'must be a fraction from 0 to 0.5 (0.01 = 1 %)');
   }
   return drift;
+}
+
+/** A lost interval of a monitor: positive whole milliseconds, at most one day. */
+export function validateLostInterval(lostInterval: unknown): number {
+  if (!Number.isInteger(lostInterval) || (lostInterval as number) <= 0 || (lostInterval as number) > MAX_INTERVAL) {
+    throw new ConfigError(
+      'lostInterval',
+      lostInterval,
+      `must be a whole number of milliseconds from 1 to ${MAX_INTERVAL}`,
+    );
+  }
+  return lostInterval as number;
+}
+
+/** A handler is a function, or absent. */
+export function validateHandler(field: string, handler: unknown): void {
+  if (handler !== undefined && typeof handler !== 'function') {
+    throw new ConfigError(field, handler, 'must be a function (or left out)');
+  }
+}
+
+/**
+ * What to connect through: an ioredis client, connection options, or a URL. A string must be a
+ * redis:// or rediss:// URL (ioredis would read anything else as a host name).
+ */
+export function validateRedisSource(redis: unknown): void {
+  if (redis === undefined || redis === null || (typeof redis !== 'string' && typeof redis !== 'object')) {
+    throw new ConfigError('redis', redis, 'pass an ioredis client, a redis:// URL or options');
+  }
+  if (typeof redis !== 'string') return;
+  let url: URL | undefined;
+  try {
+    url = new URL(redis);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') {
+    throw new ConfigError(
+      'redis',
+      redis.replace(/\/\/[^@/]*@/, '//***@'),
+      'must be a redis://host:port or rediss://host:port URL',
+    );
+  }
 }

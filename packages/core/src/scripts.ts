@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import { permissionError } from './connections.js';
-import { MemberExistsError, ParamMismatchError, ScriptError, UnderstudyError } from './errors.js';
+import { corruptState, MemberExistsError, ParamMismatchError, ScriptError, UnderstudyError } from './errors.js';
 import type { GroupKeys } from './keys.js';
 import { luaSource } from './lua.js';
 
@@ -68,6 +68,8 @@ function mapScriptError(name: ScriptName, group: string, error: unknown, connect
   if (!(error instanceof Error) || error instanceof UnderstudyError) return error;
   const refused = permissionError(error, connection, `run the ${name} script on group ${group}`, group);
   if (refused) return refused;
+  const corrupt = corruptState(group, error);
+  if (corrupt) return corrupt;
   const mismatch = /^PARAM_MISMATCH (activeGoal|activationInterval) (\d+) (\d+)/.exec(error.message);
   if (mismatch) {
     const [, field, requested, current] = mismatch as unknown as [string, 'activeGoal', string, string];

@@ -7,11 +7,11 @@
 
 local channel, id = ARGV[1], ARGV[2]
 local G = load_group(read_now())
-if redis.call('HEXISTS', K.members, id) == 1 then
+if call('HEXISTS', K.members, id) == 1 then
   local _, by_member = read_slots()
   remove_member(G, id, 'leave', by_member)
   reconcile(G)
 end
-redis.call('DEL', KEYS[7])
+call('DEL', KEYS[7])
 commit(G, channel)
 return view(G, id, false)

@@ -3,6 +3,8 @@
 -- during a script while keys never expire mid-script). Epochs are integers below 2^53,
 -- formatted with %.0f so Lua never writes them in exponent notation.
 --
+-- Every script refuses state it did not write with the error `CORRUPT <key> <problem>` (guard.lua).
+--
 -- KEYS (the same order in every member script):
 --   1 config   hash    activeGoal, activationInterval, heartbeatInterval, createdAt, runId,
 --                      version, epoch, seq, quarantineUntil, next, preparing, freed:<slot>
@@ -19,6 +21,8 @@
 --                      holder's last renewal (`renewed`, a lapse) or when the group asked for
 --                      the slot back (`requested`, a preemption or a lowered goal)
 
+--@include guard.lua
+
 local K = {
   config = KEYS[1], members = KEYS[2], leases = KEYS[3], rank = KEYS[4], slots = KEYS[5], log = KEYS[6],
 }
@@ -27,13 +31,18 @@ local LOG_MAXLEN = 1000
 local TWO32 = 4294967296
 -- Scores below this belong to members with a positive weight.
 local ZERO_WEIGHT_BASE = 65535 * 2 * TWO32
+-- Bounds of what the scripts store (the library validates the same bounds on its side).
+local MAX_EPOCH = 9007199254740991 -- 2^53 - 1: epochs travel as JavaScript numbers
+local MAX_INTERVAL = 86400000 -- ms
+local MAX_GOAL = 10000
+local FREED_AS = { initial = true, failover = true, handover = true, ['goal-raised'] = true }
 
 local function fmt(n)
   return string.format('%.0f', n)
 end
 
 local function read_now()
-  local t = redis.call('TIME')
+  local t = call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
@@ -43,9 +52,33 @@ local function rank_score(weight, holding, seq)
   return (65535 - weight) * 2 * TWO32 + (holding and 0 or TWO32) + seq
 end
 
+-- A config field the scripts store as a whole number: absent, or within [0, high].
+local function config_number(c, i, name, high)
+  if c[i] ~= false and not whole(c[i], 0, high) then
+    corrupt(K.config, 'field ' .. name .. ' is not a whole number from 0 to ' .. string.format('%.0f', high))
+  end
+end
+
+local function config_member(c, i, name)
+  if c[i] ~= false and c[i] ~= '' and shown(c[i]) ~= c[i] then
+    corrupt(K.config, 'field ' .. name .. ' is not a member id')
+  end
+end
+
 local function load_group(now)
-  local c = redis.call('HMGET', K.config, 'activeGoal', 'activationInterval', 'heartbeatInterval', 'version',
-    'epoch', 'quarantineUntil', 'next', 'preparing', 'runId', 'createdAt')
+  local c = call('HMGET', K.config, 'activeGoal', 'activationInterval', 'heartbeatInterval', 'version',
+    'epoch', 'quarantineUntil', 'next', 'preparing', 'runId', 'createdAt', 'seq')
+  config_number(c, 1, 'activeGoal', MAX_GOAL)
+  config_number(c, 2, 'activationInterval', MAX_INTERVAL)
+  config_number(c, 3, 'heartbeatInterval', MAX_INTERVAL)
+  config_number(c, 4, 'version', MAX_EPOCH)
+  config_number(c, 5, 'epoch', MAX_EPOCH)
+  -- A quarantine lasts one activation interval from now at most.
+  config_number(c, 6, 'quarantineUntil', now + MAX_INTERVAL)
+  config_member(c, 7, 'next')
+  config_member(c, 8, 'preparing')
+  config_number(c, 10, 'createdAt', MAX_EPOCH)
+  config_number(c, 11, 'seq', TWO32 - 1)
   return {
     now = now,
     exists = c[10] ~= false,
@@ -66,7 +99,7 @@ local function load_group(now)
 end
 
 local function server_run_id()
-  return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+  return string.match(call('INFO', 'server'), 'run_id:(%x+)')
 end
 
 local function log_event(G, kind, member, fields)
@@ -75,7 +108,7 @@ local function log_event(G, kind, member, fields)
     args[#args + 1] = fields[i]
     args[#args + 1] = tostring(fields[i + 1])
   end
-  redis.call(unpack(args))
+  call(unpack(args))
 end
 
 -- Records a change of a member's role, to publish and to count in the version.
@@ -93,7 +126,7 @@ local function create_group(G, goal, activation, heartbeat)
   G.run_id = server_run_id()
   G.created = fmt(G.now)
   G.changed = true
-  redis.call('HSET', K.config, 'activeGoal', goal, 'activationInterval', activation, 'heartbeatInterval', heartbeat,
+  call('HSET', K.config, 'activeGoal', goal, 'activationInterval', activation, 'heartbeatInterval', heartbeat,
     'createdAt', fmt(G.now), 'quarantineUntil', fmt(G.quarantine_until), 'runId', G.run_id)
   log_event(G, 'goal', '', { 'goal', goal, 'reason', 'created' })
 end
@@ -101,7 +134,7 @@ end
 -- Sets the parameters of a group that exists but forgot them when it last became empty.
 local function adopt_parameters(G, goal, activation, heartbeat)
   G.goal, G.activation, G.heartbeat = goal, activation, heartbeat
-  redis.call('HSET', K.config, 'activeGoal', goal, 'activationInterval', activation, 'heartbeatInterval', heartbeat)
+  call('HSET', K.config, 'activeGoal', goal, 'activationInterval', activation, 'heartbeatInterval', heartbeat)
   log_event(G, 'goal', '', { 'goal', goal, 'reason', 'adopted' })
   G.changed = true
 end
@@ -120,19 +153,48 @@ end
 local slots_memo = nil
 local members_memo = {}
 
+local function read_member(id)
+  local memo = members_memo[id]
+  if memo == nil then
+    local raw = call('HGET', K.members, id)
+    memo = false
+    if raw then
+      memo = decode_object(K.members, id, raw)
+      if not whole(memo.w, 0, 65535) or not whole(memo.q, 0, TWO32 - 1) then
+        corrupt(K.members, 'field ' .. shown(id) .. ' has no valid weight (w) and join sequence (q)')
+      end
+    end
+    members_memo[id] = memo
+  end
+  return memo or nil
+end
+
+-- The member a slot or the ranking names must have a record: no script leaves one without.
+local function read_listed_member(key, id)
+  local m = read_member(id)
+  if not m then corrupt(key, 'names ' .. shown(id) .. ', which has no record in ' .. K.members) end
+  return m
+end
+
 local function read_slots()
   if slots_memo then return slots_memo[1], slots_memo[2], slots_memo[3] end
-  local flat = redis.call('HGETALL', K.slots)
+  local flat = call('HGETALL', K.slots)
   local slots, by_member, count = {}, {}, 0
   for i = 1, #flat, 2 do
     local index = tonumber(flat[i])
-    local s = cjson.decode(flat[i + 1])
+    local s = decode_object(K.slots, flat[i], flat[i + 1])
+    if not whole(index, 0, MAX_GOAL - 1) or type(s.m) ~= 'string' or not whole(s.e, 1, MAX_EPOCH)
+      or (s.s ~= 'active' and s.s ~= 'releasing') or by_member[s.m] then
+      corrupt(K.slots, 'field ' .. shown(flat[i]) .. ' is not a slot (index, holder, epoch, state)')
+    end
     s.index = index
     s.e = tonumber(s.e)
+    s.t = tonumber(s.t) or 0
     slots[index] = s
     by_member[s.m] = s
     count = count + 1
   end
+  for _, s in pairs(slots) do read_listed_member(K.slots, s.m) end
   slots_memo = { slots, by_member, count }
   return slots, by_member, count
 end
@@ -140,33 +202,23 @@ end
 local function write_slot(s)
   slots_memo = nil
   -- cjson writes numbers with 14 significant digits: epochs and times travel as strings.
-  redis.call('HSET', K.slots, s.index, cjson.encode({ m = s.m, e = fmt(s.e), t = fmt(s.t), s = s.s, r = s.r }))
-end
-
-local function read_member(id)
-  local memo = members_memo[id]
-  if memo == nil then
-    local raw = redis.call('HGET', K.members, id)
-    memo = raw and cjson.decode(raw) or false
-    members_memo[id] = memo
-  end
-  return memo or nil
+  call('HSET', K.slots, s.index, cjson.encode({ m = s.m, e = fmt(s.e), t = fmt(s.t), s = s.s, r = s.r }))
 end
 
 local function write_member(id, m)
   members_memo[id] = m
-  redis.call('HSET', K.members, id, cjson.encode(m))
+  call('HSET', K.members, id, cjson.encode(m))
 end
 
 local function set_rank(id, m, holding)
-  redis.call('ZADD', K.rank, rank_score(m.w, holding, m.q), id)
+  call('ZADD', K.rank, rank_score(m.w, holding, m.q), id)
 end
 
 -- Frees a slot; `reason` is how the next holder of the slot will be told it got it.
 local function free_slot(G, s, freed_as)
   slots_memo = nil
-  redis.call('HDEL', K.slots, s.index)
-  redis.call('HSET', K.config, 'freed:' .. s.index, freed_as)
+  call('HDEL', K.slots, s.index)
+  call('HSET', K.config, 'freed:' .. s.index, freed_as)
   local m = read_member(s.m)
   if m then set_rank(s.m, m, false) end
 end
@@ -181,33 +233,33 @@ local function remove_member(G, id, kind, by_member)
     elseif kind == 'lapse' then
       -- The lease deadline is the last renewal + A: metrics time a failover from the renewal.
       fields[#fields + 1] = 'renewed'
-      fields[#fields + 1] = fmt(tonumber(redis.call('ZSCORE', K.leases, id)) - G.activation)
+      fields[#fields + 1] = fmt(tonumber(call('ZSCORE', K.leases, id)) - G.activation)
     end
     free_slot(G, s, kind == 'lapse' and 'failover' or 'handover')
     by_member[id] = nil
     log_event(G, 'deactivate', id, fields)
   end
-  redis.call('HDEL', K.members, id)
+  call('HDEL', K.members, id)
   members_memo[id] = false
-  redis.call('ZREM', K.leases, id)
-  redis.call('ZREM', K.rank, id)
+  call('ZREM', K.leases, id)
+  call('ZREM', K.rank, id)
   if G.preparing == id then G.preparing = '' end
   log_event(G, kind, id, {})
   note(G, id, 'gone', s and s.e or 0, s and s.index or -1, kind)
 end
 
 local function expire_lapsed(G)
-  local lapsed = redis.call('ZRANGEBYSCORE', K.leases, '-inf', G.now)
+  local lapsed = call('ZRANGEBYSCORE', K.leases, '-inf', G.now)
   if #lapsed == 0 then return end
   local _, by_member = read_slots()
   for _, id in ipairs(lapsed) do remove_member(G, id, 'lapse', by_member) end
 end
 
 local function add_member(G, id, weight, host, pid, nonce, reason)
-  local seq = redis.call('HINCRBY', K.config, 'seq', 1)
+  local seq = call('HINCRBY', K.config, 'seq', 1)
   local m = { w = weight, q = seq, h = host, p = pid, n = nonce }
   write_member(id, m)
-  redis.call('ZADD', K.leases, G.now + G.activation, id)
+  call('ZADD', K.leases, G.now + G.activation, id)
   set_rank(id, m, false)
   log_event(G, 'join', id, { 'weight', weight, 'reason', reason })
   note(G, id, 'standby', 0, -1, reason)
@@ -216,13 +268,14 @@ end
 
 -- The member's visible heartbeat: its role, expiring with its lease.
 local function heartbeat_key(G, hb_key, role)
-  redis.call('SET', hb_key, role, 'PX', G.activation)
+  call('SET', hb_key, role, 'PX', G.activation)
 end
 
 local function next_epoch(G)
   local epoch = math.max(G.epoch + 1, G.now * 1000)
+  if epoch > MAX_EPOCH then corrupt(K.config, 'field epoch cannot grow past 2^53 - 1') end
   G.epoch = epoch
-  redis.call('HSET', K.config, 'epoch', fmt(epoch))
+  call('HSET', K.config, 'epoch', fmt(epoch))
   return epoch
 end
 
@@ -237,7 +290,7 @@ local function server_changed(G)
   if run_id == G.run_id then return false end
   G.run_id = run_id
   G.quarantine_until = G.now + G.activation
-  redis.call('HSET', K.config, 'runId', run_id, 'quarantineUntil', fmt(G.quarantine_until))
+  call('HSET', K.config, 'runId', run_id, 'quarantineUntil', fmt(G.quarantine_until))
   log_event(G, 'quarantine', '', { 'until', fmt(G.quarantine_until), 'reason', 'server-changed' })
   G.changed = true
   return true
@@ -246,10 +299,10 @@ end
 -- A group left with no members forgets its parameters (the next member sets them again);
 -- the epoch, version, join sequence and server id stay, so epochs keep increasing.
 local function forget_if_empty(G)
-  if redis.call('ZCARD', K.leases) > 0 or G.goal == 0 then return end
+  if call('ZCARD', K.leases) > 0 or G.goal == 0 then return end
   local fields = { 'activeGoal', 'activationInterval', 'heartbeatInterval', 'next', 'preparing' }
   for i = 0, G.goal - 1 do fields[#fields + 1] = 'freed:' .. i end
-  redis.call('HDEL', K.config, unpack(fields))
+  call('HDEL', K.config, unpack(fields))
   G.goal, G.activation, G.heartbeat, G.next, G.preparing = 0, 0, 0, '', ''
   log_event(G, 'goal', '', { 'goal', 0, 'reason', 'group-empty' })
   G.changed = true
@@ -259,14 +312,20 @@ end
 -- no member with a positive weight is live. Demote before promote: a slot is granted only
 -- once its holder has released it (or its lease lapsed).
 local function reconcile(G)
+  -- Leases last one activation interval: one ending later than a day from now was not written here.
+  local far = call('ZRANGEBYSCORE', K.leases, '(' .. fmt(G.now + MAX_INTERVAL), '+inf', 'LIMIT', 0, 1)
+  if #far > 0 then corrupt(K.leases, 'holds a lease of ' .. shown(far[1]) .. ' ending more than a day from now') end
   expire_lapsed(G)
-  local positive = redis.call('ZCOUNT', K.rank, '-inf', '(' .. fmt(ZERO_WEIGHT_BASE))
-  local pool = positive > 0 and positive or redis.call('ZCARD', K.rank)
+  local positive = call('ZCOUNT', K.rank, '-inf', '(' .. fmt(ZERO_WEIGHT_BASE))
+  local pool = positive > 0 and positive or call('ZCARD', K.rank)
   local wanted = math.min(G.goal, pool)
   local slots, by_member, held = read_slots()
-  local top = wanted > 0 and redis.call('ZRANGE', K.rank, 0, wanted - 1) or {}
+  local top = wanted > 0 and call('ZRANGE', K.rank, 0, wanted - 1) or {}
   local desired = {}
-  for _, id in ipairs(top) do desired[id] = true end
+  for _, id in ipairs(top) do
+    read_listed_member(K.rank, id)
+    desired[id] = true
+  end
 
   for _, s in pairs(slots) do
     if s.s == 'active' and not desired[s.m] then
@@ -289,7 +348,8 @@ local function reconcile(G)
         end
         local index = 0
         while slots[index] do index = index + 1 end
-        local reason = redis.call('HGET', K.config, 'freed:' .. index) or 'initial'
+        local reason = call('HGET', K.config, 'freed:' .. index) or 'initial'
+        if not FREED_AS[reason] then corrupt(K.config, 'field freed:' .. index .. ' is not an activation reason') end
         local s = { index = index, m = id, e = next_epoch(G), t = G.now, s = 'active', r = reason }
         write_slot(s)
         slots[index], by_member[id] = s, s
@@ -304,32 +364,33 @@ local function reconcile(G)
 
   -- Next in line: the best-ranked member that holds no slot. It watches the actives' leases.
   local next = ''
-  local candidates = redis.call('ZRANGE', K.rank, 0, held)
+  local candidates = call('ZRANGE', K.rank, 0, held)
   for _, id in ipairs(candidates) do
     if not by_member[id] then
+      read_listed_member(K.rank, id)
       next = id
       break
     end
   end
   if next ~= G.next then
     G.next = next
-    redis.call('HSET', K.config, 'next', next)
+    call('HSET', K.config, 'next', next)
   end
   if G.preparing ~= '' and G.preparing ~= next then
     note(G, G.preparing, 'standby', 0, -1, 'rank-changed')
     G.preparing = ''
   end
-  redis.call('HSET', K.config, 'preparing', G.preparing)
+  call('HSET', K.config, 'preparing', G.preparing)
   forget_if_empty(G)
 end
 
 -- Cheap test for whether a plain renewal must run the full reconcile: a lease lapsed, or a
 -- slot is free while someone could take it.
 local function needs_reconcile(G)
-  if #redis.call('ZRANGEBYSCORE', K.leases, '-inf', G.now, 'LIMIT', 0, 1) > 0 then return true end
+  if #call('ZRANGEBYSCORE', K.leases, '-inf', G.now, 'LIMIT', 0, 1) > 0 then return true end
   if quarantined(G) then return false end
   local _, _, held = read_slots()
-  return held < G.goal and held < redis.call('ZCARD', K.leases)
+  return held < G.goal and held < call('ZCARD', K.leases)
 end
 
 -- The earliest lease deadline among the slot holders (0 when nobody holds a slot).
@@ -337,7 +398,7 @@ local function earliest_holder_deadline()
   local slots = read_slots()
   local earliest = 0
   for _, s in pairs(slots) do
-    local d = tonumber(redis.call('ZSCORE', K.leases, s.m)) or 0
+    local d = tonumber(call('ZSCORE', K.leases, s.m)) or 0
     if earliest == 0 or d < earliest then earliest = d end
   end
   return earliest
@@ -351,11 +412,11 @@ local function update_prepare(G, id, preparation)
   local due = earliest > 0 and G.now >= earliest - G.activation + preparation
   if due and G.preparing ~= id then
     G.preparing = id
-    redis.call('HSET', K.config, 'preparing', id)
+    call('HSET', K.config, 'preparing', id)
     note(G, id, 'preparing', 0, -1, 'lease-aging')
   elseif not due and G.preparing == id then
     G.preparing = ''
-    redis.call('HSET', K.config, 'preparing', '')
+    call('HSET', K.config, 'preparing', '')
     note(G, id, 'standby', 0, -1, 'lease-renewed')
   end
 end
@@ -364,10 +425,10 @@ end
 local function commit(G, channel)
   if not G.changed then return end
   G.version = G.version + 1
-  redis.call('HSET', K.config, 'version', G.version)
+  call('HSET', K.config, 'version', G.version)
   -- Sharded pub/sub: in a Cluster the message stays on the group's shard (the channel has the
   -- group's hash tag); a single Redis treats it like PUBLISH.
-  redis.call('SPUBLISH', channel, cjson.encode({ i = G.created, v = G.version, c = G.changes }))
+  call('SPUBLISH', channel, cjson.encode({ i = G.created, v = G.version, c = G.changes }))
 end
 
 -- The reply every member script sends to its caller: the member's role and what it
@@ -397,6 +458,6 @@ local function view(G, id, rejoined)
   end
   return {
     role, fmt(epoch), slot, reason, G.version, G.goal, G.activation, G.heartbeat, fmt(G.now), fmt(watch),
-    fmt(G.quarantine_until), held, redis.call('ZCARD', K.leases), m and m.w or 0, rejoined and 1 or 0, G.created,
+    fmt(G.quarantine_until), held, call('ZCARD', K.leases), m and m.w or 0, rejoined and 1 or 0, G.created,
   }
 end

@@ -7,11 +7,13 @@
 -- Reply: { now, config fields { activeGoal, activationInterval, heartbeatInterval, version,
 --          epoch, quarantineUntil, next, preparing, createdAt },
 --          rank { id, score, ... } (best first), leases { id, deadline, ... },
---          members { id, json, ... }, slots { index, json, ... } }
+--          members { id, json, ... }, slots { index, json, ... } }, or an error:
+--   CORRUPT <key> ...   a key of the wrong type (see guard.lua)
+--@include guard.lua
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local config = redis.call('HMGET', KEYS[1], 'activeGoal', 'activationInterval', 'heartbeatInterval', 'version',
+local config = call('HMGET', KEYS[1], 'activeGoal', 'activationInterval', 'heartbeatInterval', 'version',
   'epoch', 'quarantineUntil', 'next', 'preparing', 'createdAt')
 for i = 1, #config do
   if config[i] == false then config[i] = '' end
@@ -19,8 +21,8 @@ end
 return {
   string.format('%.0f', now),
   config,
-  redis.call('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES'),
-  redis.call('ZRANGE', KEYS[3], 0, -1, 'WITHSCORES'),
-  redis.call('HGETALL', KEYS[2]),
-  redis.call('HGETALL', KEYS[5]),
+  call('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES'),
+  call('ZRANGE', KEYS[3], 0, -1, 'WITHSCORES'),
+  call('HGETALL', KEYS[2]),
+  call('HGETALL', KEYS[5]),
 }

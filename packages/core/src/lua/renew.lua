@@ -22,7 +22,7 @@ ensure_group(G, goal, activation, heartbeat)
 local m = read_member(id)
 local rejoined = false
 if m then
-  redis.call('ZADD', K.leases, G.now + G.activation, id)
+  call('ZADD', K.leases, G.now + G.activation, id)
 else
   m = add_member(G, id, weight, ARGV[8], ARGV[9], ARGV[12], 'rejoin')
   rejoined = true
@@ -39,7 +39,7 @@ if claimed_epoch > 0 then
     write_slot({ index = index, m = id, e = claimed_epoch, t = G.now, s = 'active', r = 'reclaimed' })
     if claimed_epoch > G.epoch then
       G.epoch = claimed_epoch
-      redis.call('HSET', K.config, 'epoch', fmt(claimed_epoch))
+      call('HSET', K.config, 'epoch', fmt(claimed_epoch))
     end
     set_rank(id, m, true)
     log_event(G, 'activate', id, { 'epoch', fmt(claimed_epoch), 'slot', index, 'reason', 'reclaimed' })

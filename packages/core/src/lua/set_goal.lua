@@ -12,9 +12,9 @@ local G = load_group(read_now())
 if G.goal == 0 then return redis.error_reply('NO_GROUP the group has no members') end
 local previous = G.goal
 if goal ~= previous then
-  for i = previous, goal - 1 do redis.call('HSET', K.config, 'freed:' .. i, 'goal-raised') end
+  for i = previous, goal - 1 do call('HSET', K.config, 'freed:' .. i, 'goal-raised') end
   G.goal = goal
-  redis.call('HSET', K.config, 'activeGoal', goal)
+  call('HSET', K.config, 'activeGoal', goal)
   log_event(G, 'goal', '', { 'goal', goal, 'previous', previous, 'reason', 'operator' })
   note(G, '', 'goal', 0, -1, tostring(goal))
   reconcile(G)

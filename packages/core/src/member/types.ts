@@ -33,6 +33,8 @@ export type AdvisoryCode =
   | 'REDIS_UNAVAILABLE'
   /** Renewals are refused by Redis's ACL: the member's user lacks the group's rules. */
   | 'NO_PERMISSION'
+  /** Renewals are refused because a key of the group holds what understudy never writes (CorruptStateError). */
+  | 'CORRUPT_STATE'
   | 'QUARANTINE'
   | 'TOO_FEW_ACTIVE'
   | 'TOO_MANY_ACTIVE';

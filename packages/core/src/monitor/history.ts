@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
+import { CorruptStateError } from '../errors.js';
 import type { GroupKeys } from '../keys.js';
 
 type Connection = Redis | Cluster;
@@ -27,6 +28,18 @@ export interface Transition {
 }
 
 type StreamEntry = [string, string[]];
+
+/** A log key of another type was written by someone else: say so, naming the key. */
+function wrongType(keys: GroupKeys): (error: unknown) => never {
+  return (error) => {
+    if (error instanceof Error && error.message.startsWith('WRONGTYPE')) {
+      throw new CorruptStateError(keys.group, keys.log, 'is not a stream (WRONGTYPE); understudy did not write it', {
+        cause: error,
+      });
+    }
+    throw error;
+  };
+}
 
 function parseEntry([id, flat]: StreamEntry): Transition {
   const fields = new Map<string, string>();
@@ -58,7 +71,9 @@ function parseEntry([id, flat]: StreamEntry): Transition {
 /** The last `count` transitions of a group, oldest first. */
 export async function readTransitions(connection: Connection, keys: GroupKeys, count: number): Promise<Transition[]> {
   if (count <= 0) return [];
-  const entries = (await connection.xrevrange(keys.log, '+', '-', 'COUNT', count)) as StreamEntry[];
+  const entries = (await connection
+    .xrevrange(keys.log, '+', '-', 'COUNT', count)
+    .catch(wrongType(keys))) as StreamEntry[];
   return entries.reverse().map(parseEntry);
 }
 
@@ -69,6 +84,8 @@ export async function readTransitionsAfter(
   afterId: string,
   count = 1000,
 ): Promise<Transition[]> {
-  const entries = (await connection.xrange(keys.log, `(${afterId}`, '+', 'COUNT', count)) as StreamEntry[];
+  const entries = (await connection
+    .xrange(keys.log, `(${afterId}`, '+', 'COUNT', count)
+    .catch(wrongType(keys))) as StreamEntry[];
   return entries.map(parseEntry);
 }

@@ -3,7 +3,13 @@ import { type Logger, pino } from 'pino';
 import { acquireLink, type Link, permissionError, type RedisSource } from '../connections.js';
 import { ConfigError, RedisUnavailableError, UnderstudyError } from '../errors.js';
 import { DEFAULT_PREFIX, type GroupKeys, groupKeys } from '../keys.js';
-import { validateGroupName, validatePrefix } from '../options.js';
+import {
+  MAX_INTERVAL,
+  validateGroupName,
+  validateLostInterval,
+  validatePrefix,
+  validateRedisSource,
+} from '../options.js';
 import { readTransitions, readTransitionsAfter, type Transition } from './history.js';
 import { type GroupSnapshot, nextLossAt, readGroup } from './observe.js';
 
@@ -56,9 +62,8 @@ export class Monitor extends EventEmitter<MonitorEvents> implements AsyncIterabl
   constructor(options: MonitorOptions) {
     super();
     this.group = validateGroupName(options.group);
-    if (options.lostInterval !== undefined && !(Number.isInteger(options.lostInterval) && options.lostInterval > 0)) {
-      throw new ConfigError('lostInterval', options.lostInterval, 'must be a positive whole number of milliseconds');
-    }
+    validateRedisSource(options.redis);
+    if (options.lostInterval !== undefined) validateLostInterval(options.lostInterval);
     if (options.history !== undefined && !(Number.isInteger(options.history) && options.history >= 0)) {
       throw new ConfigError('history', options.history, 'must be a whole number of transitions (0 or more)');
     }
@@ -217,7 +222,8 @@ export class Monitor extends EventEmitter<MonitorEvents> implements AsyncIterabl
   #arm(delayMs: number): void {
     clearTimeout(this.#timer);
     if (this.#closed) return;
-    this.#timer = setTimeout(() => void this.#refresh(), Math.max(0, delayMs));
+    // Never beyond a day (no lease lasts longer): a longer delay would overflow Node's timer into 1 ms.
+    this.#timer = setTimeout(() => void this.#refresh(), Math.min(MAX_INTERVAL, Math.max(0, delayMs)));
     this.#timer.unref();
   }
 

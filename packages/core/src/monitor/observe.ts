@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
-import { ScriptError } from '../errors.js';
+import { CorruptStateError, corruptState, ScriptError } from '../errors.js';
 import type { GroupKeys } from '../keys.js';
 import { luaSource } from '../lua.js';
+import { MAX_ACTIVE_GOAL, MAX_INTERVAL } from '../options.js';
 
 type Connection = Redis | Cluster;
 
@@ -55,11 +56,58 @@ async function observe(connection: Connection, keys: GroupKeys): Promise<unknown
   observeSha ??= createHash('sha1').update(source).digest('hex');
   const keyList = keys.scriptKeys.slice(0, 5);
   try {
-    return (await connection.call('EVALSHA_RO', observeSha, keyList.length, ...keyList)) as unknown[];
+    try {
+      return (await connection.call('EVALSHA_RO', observeSha, keyList.length, ...keyList)) as unknown[];
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      return (await connection.call('EVAL_RO', source, keyList.length, ...keyList)) as unknown[];
+    }
   } catch (error) {
-    if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-    return (await connection.call('EVAL_RO', source, keyList.length, ...keyList)) as unknown[];
+    throw corruptState(keys.group, error) ?? error;
   }
+}
+
+/** A value to show in a message: ids understudy writes are shown, anything else is not echoed. */
+function shown(value: string): string {
+  return /^[A-Za-z0-9._:@/-]{1,200}$/.test(value) ? value : '(a value understudy does not write)';
+}
+
+/** A JSON object stored in a hash field, or a CorruptStateError naming the key and field. */
+function parseObject(keys: GroupKeys, key: string, field: string, json: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    value = undefined;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new CorruptStateError(keys.group, key, `field ${shown(field)} is not a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** The config's numeric fields and their bounds, as the scripts check them (lua/lib.lua). */
+const CONFIG_NUMBERS: readonly [string, (now: number) => number][] = [
+  ['activeGoal', () => MAX_ACTIVE_GOAL],
+  ['activationInterval', () => MAX_INTERVAL],
+  ['heartbeatInterval', () => MAX_INTERVAL],
+  ['version', () => Number.MAX_SAFE_INTEGER],
+  ['epoch', () => Number.MAX_SAFE_INTEGER],
+  ['quarantineUntil', (now) => now + MAX_INTERVAL],
+];
+
+/** The config's numeric fields: absent (''), or whole numbers within their bounds. */
+function configNumbers(keys: GroupKeys, config: string[], now: number): number[] {
+  return CONFIG_NUMBERS.map(([name, bound], i) => {
+    const raw = config[i] ?? '';
+    if (raw === '') return 0;
+    const n = Number(raw);
+    const high = bound(now);
+    if (!Number.isSafeInteger(n) || n < 0 || n > high) {
+      throw new CorruptStateError(keys.group, keys.config, `field ${name} is not a whole number from 0 to ${high}`);
+    }
+    return n;
+  });
 }
 
 function pairs(flat: unknown): [string, string][] {
@@ -91,17 +139,39 @@ export async function readGroup(
   }
   const [nowRaw, config, rankFlat, leasesFlat, membersFlat, slotsFlat] = reply;
   const now = Number(nowRaw);
-  const [goal, activation, heartbeat, version, epoch, quarantineUntil, , preparing] = config as string[];
-  const activationInterval = Number(activation) || 0;
+  const [goal, activationInterval, heartbeat, version, epoch, quarantineUntil] = configNumbers(
+    keys,
+    config as string[],
+    now,
+  ) as [number, number, number, number, number, number];
+  const preparing = (config as string[])[7];
   const lost = lostInterval ?? activationInterval;
   const deadlines = new Map(pairs(leasesFlat).map(([id, d]) => [id, Number(d)]));
   const records = new Map(
-    pairs(membersFlat).map(([id, json]) => [id, JSON.parse(json) as { w: number; h?: string; p?: number }]),
+    pairs(membersFlat).map(([id, json]) => {
+      const record = parseObject(keys, keys.members, id, json);
+      if (!Number.isInteger(record.w)) {
+        throw new CorruptStateError(keys.group, keys.members, `field ${shown(id)} has no valid weight (w)`);
+      }
+      return [id, record as { w: number; h?: string; p?: number }];
+    }),
   );
   const slots = new Map<string, SlotRecord & { index: number }>();
   for (const [index, json] of pairs(slotsFlat)) {
-    const record = JSON.parse(json) as SlotRecord;
-    slots.set(record.m, { ...record, index: Number(index) });
+    const record = parseObject(keys, keys.slots, index, json);
+    if (typeof record.m !== 'string' || !Number.isSafeInteger(Number(record.e))) {
+      throw new CorruptStateError(keys.group, keys.slots, `field ${shown(index)} is not a slot (holder, epoch)`);
+    }
+    slots.set(record.m, { ...(record as unknown as SlotRecord), index: Number(index) });
+  }
+  for (const [holder, slot] of slots) {
+    if (!records.has(holder)) {
+      throw new CorruptStateError(
+        keys.group,
+        keys.slots,
+        `field ${slot.index} names ${shown(holder)}, which has no record`,
+      );
+    }
   }
   const members: MonitoredMember[] = [];
   for (const [id] of pairs(rankFlat)) {
@@ -126,12 +196,12 @@ export async function readGroup(
   return {
     group: keys.group,
     activeCount: members.filter((m) => m.state === 'active' || m.state === 'releasing').length,
-    activeGoal: Number(goal) || 0,
+    activeGoal: goal,
     activationInterval,
-    heartbeatInterval: Number(heartbeat) || 0,
-    version: Number(version) || 0,
-    epoch: Number(epoch) || 0,
-    quarantineRemainingMs: Math.max(0, (Number(quarantineUntil) || 0) - now),
+    heartbeatInterval: heartbeat,
+    version,
+    epoch,
+    quarantineRemainingMs: Math.max(0, quarantineUntil - now),
     members,
     serverTime: now,
   };

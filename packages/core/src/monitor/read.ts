@@ -1,7 +1,7 @@
 import { Cluster } from 'ioredis';
 import { type RedisSource, withConnection } from '../connections.js';
 import { DEFAULT_PREFIX, groupKeys } from '../keys.js';
-import { validateGroupName, validatePrefix } from '../options.js';
+import { validateGroupName, validateLostInterval, validatePrefix, validateRedisSource } from '../options.js';
 import { readTransitions, type Transition } from './history.js';
 import { type GroupSnapshot, readGroup } from './observe.js';
 
@@ -15,6 +15,7 @@ export interface ReadOptions {
 
 /** Names of every group on the server (SCAN over the groups' config keys, never KEYS), sorted. */
 export async function listGroups(options: ReadOptions): Promise<string[]> {
+  validateRedisSource(options.redis);
   const prefix = validatePrefix(options.prefix ?? DEFAULT_PREFIX);
   const pattern = `${prefix}:{*}:config`;
   return withConnection(options.redis, options.timeout ?? 5000, 'list groups', async (connection) => {
@@ -39,6 +40,8 @@ export async function listGroups(options: ReadOptions): Promise<string[]> {
 export async function describeGroup(
   options: ReadOptions & { group: string; lostInterval?: number },
 ): Promise<GroupSnapshot> {
+  validateRedisSource(options.redis);
+  if (options.lostInterval !== undefined) validateLostInterval(options.lostInterval);
   const keys = groupKeys(validateGroupName(options.group), validatePrefix(options.prefix ?? DEFAULT_PREFIX));
   return withConnection(
     options.redis,
@@ -51,6 +54,7 @@ export async function describeGroup(
 
 /** The last `count` transitions of a group (default 50), oldest first. */
 export async function readHistory(options: ReadOptions & { group: string; count?: number }): Promise<Transition[]> {
+  validateRedisSource(options.redis);
   const keys = groupKeys(validateGroupName(options.group), validatePrefix(options.prefix ?? DEFAULT_PREFIX));
   return withConnection(
     options.redis,

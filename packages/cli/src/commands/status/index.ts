@@ -26,7 +26,8 @@ export function statusCommand(io: Io, exit: (code: number) => void): Command {
 
 async function status(group: string | undefined, options: StatusOptions, io: Io): Promise<number> {
   const connection = { redis: redisSource(options), prefix: options.prefix };
-  const groups = group ? [group] : await listGroups(connection);
+  // An empty argument is a group name (refused as one), not "every group".
+  const groups = group !== undefined ? [group] : await listGroups(connection);
   const details = [];
   for (const name of groups) {
     const [snapshot, transitions] = await Promise.all([
@@ -36,7 +37,7 @@ async function status(group: string | undefined, options: StatusOptions, io: Io)
     details.push({ ...snapshot, transitions });
   }
   if (options.json) {
-    io.stdout(`${JSON.stringify(group ? details[0] : { groups: details }, null, 2)}\n`);
+    io.stdout(`${JSON.stringify(group !== undefined ? details[0] : { groups: details }, null, 2)}\n`);
     return 0;
   }
   if (details.length === 0) {

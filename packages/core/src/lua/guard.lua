@@ -1,0 +1,44 @@
+-- Refuses to work on state understudy did not write: a key of the wrong type, a field that is
+-- not what the scripts store. The script stops with `CORRUPT <key> <problem>` (the library
+-- raises CorruptStateError) instead of a Lua error, and before it grants anything on top of it.
+-- KEYS (the first five are the same in every script): 1 config  2 members  3 leases  4 rank
+-- 5 slots  6 log (not in observe.lua)
+
+local KIND = {
+  [KEYS[1]] = 'hash', [KEYS[2]] = 'hash', [KEYS[3]] = 'sorted set', [KEYS[4]] = 'sorted set', [KEYS[5]] = 'hash',
+}
+if KEYS[6] then KIND[KEYS[6]] = 'stream' end
+
+local function corrupt(key, problem)
+  error({ err = 'CORRUPT ' .. key .. ' ' .. problem })
+end
+
+-- redis.call, except that a key of the wrong type is reported as corrupt state, naming the key.
+local function call(...)
+  local reply = redis.pcall(...)
+  if type(reply) == 'table' and reply.err then
+    local key = select(2, ...)
+    if KIND[key] and string.sub(reply.err, 1, 9) == 'WRONGTYPE' then
+      corrupt(key, 'is not a ' .. KIND[key] .. ' (WRONGTYPE); understudy did not write it')
+    end
+    error(reply)
+  end
+  return reply
+end
+
+-- A value to show in a message: ids understudy writes are shown, anything else is not echoed.
+local function shown(value)
+  if type(value) == 'string' and #value <= 200 and string.match(value, '^[%w%._:@/%-]+$') then return value end
+  return '(a value understudy does not write)'
+end
+
+local function decode_object(key, field, raw)
+  local ok, value = pcall(cjson.decode, raw)
+  if not ok or type(value) ~= 'table' then corrupt(key, 'field ' .. shown(field) .. ' is not a JSON object') end
+  return value
+end
+
+local function whole(value, low, high)
+  local n = tonumber(value)
+  return n ~= nil and n == math.floor(n) and n >= low and n <= high
+end
