@@ -15,6 +15,7 @@ import type {
   ScenarioRun,
 } from '../../packages/testkit/src/index.js';
 import { churnScenario } from './churn.js';
+import { HA_SCENARIOS } from './ha.js';
 
 /**
  * H = 150 ms, A = 900 ms: short enough for CI, long enough for a loaded two-core machine (a
@@ -514,8 +515,13 @@ export const FIXED_SCENARIOS: readonly Scenario[] = [
   staleGrant,
 ];
 
-/** Every scenario: the fixed ones, then churn. CI runs each once; the soak, in rotation. */
-export const SCENARIOS: readonly Scenario[] = [...FIXED_SCENARIOS, churnScenario({ ...INTERVALS, activeGoal: 2 })];
+const CHURN = churnScenario({ ...INTERVALS, activeGoal: 2 });
+
+/** The CI profile's scenarios: every fixed one, then churn. CI runs each once. */
+export const SCENARIOS: readonly Scenario[] = [...FIXED_SCENARIOS, CHURN];
+
+/** Every scenario, for the soak's rotation: the fixed ones, the Sentinel and Cluster ones, then churn. */
+export const SOAK_SCENARIOS: readonly Scenario[] = [...FIXED_SCENARIOS, ...HA_SCENARIOS, CHURN];
 
 /** The seed of the CI profile. */
 export const CI_SEED = 20_251_129;

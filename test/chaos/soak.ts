@@ -20,7 +20,7 @@ import {
   stopAllRedis,
   sweepLeftovers,
 } from '../../packages/testkit/src/index.js';
-import { SCENARIOS } from './scenarios.js';
+import { SOAK_SCENARIOS as SCENARIOS } from './scenarios.js';
 
 const { values } = parseArgs({
   options: {
@@ -118,21 +118,41 @@ async function judge(scenario: Scenario, index: number, runSeed: number, duratio
     `[${elapsed()}] run ${index} ${scenario.name} seed ${runSeed}: ${result.passed ? 'ok' : 'FAILED'}, ` +
       `${result.faults} faults, ${result.violations.length} violations (${safety} safety), ` +
       `convergence ${formatMs(result.worstConvergenceMs)}, sink ${result.sinkAccepted}/${result.sinkRejected} ` +
-      `accepted/refused, ${(result.durationMs / 1000).toFixed(1)} s; total ${totalFaults()} faults`,
+      `accepted/refused, ${(result.durationMs / 1000).toFixed(1)} s; total ${totalFaults()} faults` +
+      describeMeasures(result),
   );
   if (!result.passed) console.log(describeResult(result).replace(/^/gm, '    '));
 }
 
+/** The scenario's own figures, for the run's line. */
+function describeMeasures(result: ScenarioResult): string {
+  const entries = Object.entries(result.measures);
+  if (entries.length === 0) return '';
+  return `; ${entries.map(([name, value]) => `${name} ${name.endsWith('Ms') ? formatMs(value) : (value ?? '-')}`).join(', ')}`;
+}
+
+function median(values: readonly number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+}
+
 let index = 0;
+// How long each scenario's last run took: do not start one that cannot finish before the deadline.
+const lastDuration = new Map<string, number>();
 try {
   const fixed = scenarios.filter((s) => s.name !== 'churn');
   const churn = scenarios.find((s) => s.name === 'churn');
   for (let ran = true; ran && !interrupt.signal.aborted; ) {
     ran = false;
     for (const scenario of fixed) {
-      // A fixed scenario takes 10–20 s; do not start one that cannot finish in time.
-      if (deadline - performance.now() < 20_000 || interrupt.signal.aborted) break;
+      // A fixed scenario takes 10–20 s on a single Redis, 15–45 s on Sentinel or Cluster.
+      const expectedMs = lastDuration.get(scenario.name) ?? 20_000;
+      if (deadline - performance.now() < expectedMs || interrupt.signal.aborted) break;
+      const startedAt = performance.now();
       await runOne(scenario, index++, 0);
+      lastDuration.set(scenario.name, performance.now() - startedAt);
       ran = true;
     }
     const left = deadline - performance.now() - 10_000;
@@ -172,12 +192,22 @@ function printTable(): void {
         String(runs.reduce((n, r) => n + r.faults, 0)),
         `${violations.length} (${safety} safety)`,
         String(runs.filter((r) => r.unmet.length > 0).length),
+        formatMs(median(convergence)),
         formatMs(convergence.length > 0 ? Math.max(...convergence) : undefined),
         String(runs.reduce((n, r) => n + r.sinkRejected, 0)),
       ];
     })
     .filter((row) => row[1] !== '0');
-  const header = ['scenario', 'runs', 'faults', 'violations', 'unmet', 'worst convergence', 'stale writes refused'];
+  const header = [
+    'scenario',
+    'runs',
+    'faults',
+    'violations',
+    'unmet',
+    'median convergence',
+    'worst convergence',
+    'stale writes refused',
+  ];
   const total = [
     'total',
     String(results.length),
@@ -185,19 +215,44 @@ function printTable(): void {
     `${results.reduce((n, r) => n + r.violations.length, 0)} (${results.reduce((n, r) => n + r.violations.filter(isSafetyViolation).length, 0)} safety)`,
     String(results.filter((r) => r.unmet.length > 0).length),
     '',
+    '',
     String(results.reduce((n, r) => n + r.sinkRejected, 0)),
   ];
-  const table = [header, ...rows, total];
-  const widths = header.map((_, i) => Math.max(...table.map((row) => (row[i] ?? '').length)));
-  const line = (row: string[]) => row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ');
   console.log(`\nchaos soak, seed ${seed}: ${results.length} runs in ${elapsed()}`);
-  console.log(line(header));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const row of [...rows, total]) console.log(line(row));
+  printRows(header, [...rows, total]);
+  // The scenarios' own figures (Sentinel and Cluster failover times, redirections): median and worst.
+  const measured = scenarios.flatMap((scenario) => {
+    const runs = results.filter((r) => r.scenario === scenario.name);
+    const names = [...new Set(runs.flatMap((r) => Object.keys(r.measures)))];
+    return names.map((name) => {
+      const values = runs.flatMap((r) => (r.measures[name] === undefined ? [] : [r.measures[name] as number]));
+      const show = (v: number | undefined) => (name.endsWith('Ms') ? formatMs(v) : v === undefined ? '-' : String(v));
+      return [
+        scenario.name,
+        name,
+        String(values.length),
+        show(median(values)),
+        show(values.length > 0 ? Math.max(...values) : undefined),
+      ];
+    });
+  });
+  if (measured.length > 0) {
+    console.log('');
+    printRows(['scenario', 'figure', 'runs', 'median', 'worst'], measured);
+  }
   for (const b of broken) console.log(`\ncould not run ${b.scenario} seed ${b.seed}: ${b.error}`);
   const failed = results.filter((r) => !r.passed);
   if (failed.length > 0) {
     console.log(`\nfailed runs (replay: pnpm chaos --only <scenario> --seed-of-run <seed> --minutes 1):`);
     for (const r of failed) console.log(`  ${r.scenario} seed ${r.seed}: ${r.dir ?? ''}`);
   }
+}
+
+function printRows(header: string[], rows: string[][]): void {
+  const table = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...table.map((row) => (row[i] ?? '').length)));
+  const line = (row: string[]) => row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ');
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const row of rows) console.log(line(row));
 }

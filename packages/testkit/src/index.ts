@@ -27,6 +27,7 @@ export type { GroupIntervals, MemberArgs, MemberCommand, MemberReport } from './
 export { type MemberExit, MemberProcess } from './scenario/member-process.js';
 export { deriveSeed, Random } from './scenario/random.js';
 export { describeResult, formatMs, isSafetyViolation } from './scenario/report.js';
-export { type ScriptExchange, type ScriptTap, tappedRedis } from './scenario/script-tap.js';
+export { type ScriptExchange, type ScriptTap, tappedCluster, tappedRedis } from './scenario/script-tap.js';
 export { FencedSink, redisClockOffset, type SinkDecision } from './scenario/sink.js';
+export type { MemberConnection, ScenarioTopology, TopologyKind } from './scenario/topology.js';
 export { hrNow, uniqueGroup, waitFor } from './wait.js';

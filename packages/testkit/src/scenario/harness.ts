@@ -6,6 +6,8 @@ import { type ChaosProxy, startChaosProxy } from '../chaos/proxy.js';
 import { checkHistory } from '../history/checker.js';
 import { HistoryRecorder, readHistory } from '../history/recorder.js';
 import type { HistoryEvent, Violation } from '../history/types.js';
+import type { RedisCluster } from '../redis/cluster.js';
+import type { SentinelSet } from '../redis/sentinel.js';
 import { startRedis } from '../redis/start.js';
 import type { RedisServer, StartRedisOptions } from '../redis/types.js';
 import { convergenceAfterFaults } from './measures.js';
@@ -14,6 +16,15 @@ import { type MemberExit, MemberProcess, untilMembers } from './member-process.j
 import { Random } from './random.js';
 import { describeResult } from './report.js';
 import { redisClockOffset } from './sink.js';
+import {
+  dataServers,
+  masterFor,
+  memberConnection,
+  type ScenarioTopology,
+  startTopology,
+  stopTopology,
+  type TopologyKind,
+} from './topology.js';
 
 export interface MemberSpec {
   /** Unique within a run; a restarted member gets a new id. */
@@ -33,7 +44,21 @@ export interface Scenario {
   criteria: string;
   params: GroupIntervals;
   members: readonly MemberSpec[];
+  /**
+   * Where the group lives (default `single`). On a single Redis every member reaches it
+   * through a chaos proxy of its own (`run.link()`); on `sentinel` and `cluster` members
+   * connect as Sentinel or Cluster clients, directly: those scenarios fault the servers, and a
+   * proxy would have to stand in for every node address the Sentinels or the Cluster announce.
+   */
+  topology?: TopologyKind;
+  /** Options of the single Redis (`topology` single only). */
   redis?: StartRedisOptions;
+  /**
+   * The checker's slack for this scenario's liveness rules, in ms (default 500, as in L1):
+   * after a failover, members must also find the new master, which a heal on a single
+   * server does not ask of them. A soak's `slackMs` option overrides it.
+   */
+  slackMs?: number;
   /**
    * Injects the faults. Before it, the harness has waited until the group converged and then
    * for a settling time; after it, it heals what is still open, waits for convergence and a
@@ -42,6 +67,8 @@ export interface Scenario {
   run(run: ScenarioRun): Promise<void>;
   /** Criteria beyond the checker's rules: returns those not met, in words. */
   verify?(outcome: ScenarioOutcome): string[];
+  /** Figures of the run worth reporting (ms), e.g. how long the Redis failover took; undefined if not seen. */
+  measure?(outcome: ScenarioOutcome): Record<string, number | undefined>;
 }
 
 export interface RunOptions {
@@ -58,7 +85,7 @@ export interface RunOptions {
   resultsDir?: string;
   /** Progress lines. */
   log?: (line: string) => void;
-  /** The checker's slack for its liveness rules, in ms (default 500, as in L1). */
+  /** The checker's slack for its liveness rules, in ms (default: the scenario's `slackMs`, else 500 as in L1). */
   slackMs?: number;
 }
 
@@ -82,6 +109,8 @@ export interface ScenarioResult {
   violations: Violation[];
   /** Scenario criteria not met (besides the checker's rules). */
   unmet: string[];
+  /** The scenario's own figures (`Scenario.measure`), in ms. */
+  measures: Record<string, number | undefined>;
   /** Worst time from a heal to convergence, in ms; undefined if no fault healed. */
   worstConvergenceMs: number | undefined;
   /** Fault episodes after which the group had not converged before the next fault or the end. */
@@ -107,7 +136,7 @@ export class ScenarioRun {
   readonly random: Random;
   readonly params: GroupIntervals;
   readonly group: string;
-  readonly redis: RedisServer;
+  readonly topology: ScenarioTopology;
   readonly sinkRedis: RedisServer;
   readonly signal: AbortSignal;
   readonly durationMs: number | undefined;
@@ -132,7 +161,7 @@ export class ScenarioRun {
   constructor(
     scenario: Scenario,
     options: RunOptions,
-    servers: { redis: RedisServer; sink: RedisServer; sinkOffset: bigint },
+    servers: { topology: ScenarioTopology; sink: RedisServer; sinkOffset: bigint },
     dir: string,
     signal: AbortSignal,
   ) {
@@ -140,7 +169,7 @@ export class ScenarioRun {
     this.random = new Random(options.seed);
     this.params = scenario.params;
     this.group = `chaos-${scenario.name}-${options.seed}`;
-    this.redis = servers.redis;
+    this.topology = servers.topology;
     this.sinkRedis = servers.sink;
     this.#sinkOffset = servers.sinkOffset;
     this.signal = signal;
@@ -162,7 +191,39 @@ export class ScenarioRun {
 
   /** The checker's settling time A + H + slack (ms): how long the group may take to converge. */
   get settleMs(): number {
-    return this.A + this.H + (this.#options.slackMs ?? 500);
+    return this.A + this.H + slackOf(this.scenario, this.#options);
+  }
+
+  /** The single Redis of a `single` scenario. */
+  get redis(): RedisServer {
+    if (this.topology.kind !== 'single') {
+      throw new Error(`${this.scenario.name} runs on ${this.topology.kind}: use run.master() for the group's server`);
+    }
+    return this.topology.server;
+  }
+
+  /** The Sentinel set of a `sentinel` scenario. */
+  get sentinelSet(): SentinelSet {
+    if (this.topology.kind !== 'sentinel')
+      throw new Error(`${this.scenario.name} runs on ${this.topology.kind}, not sentinel`);
+    return this.topology.set;
+  }
+
+  /** The Redis Cluster of a `cluster` scenario. */
+  get cluster(): RedisCluster {
+    if (this.topology.kind !== 'cluster')
+      throw new Error(`${this.scenario.name} runs on ${this.topology.kind}, not cluster`);
+    return this.topology.cluster;
+  }
+
+  /** A key in the group's slot (its hash tag alone): where a Cluster keeps the group. */
+  get groupSlotKey(): string {
+    return `{${this.group}}`;
+  }
+
+  /** The server that holds the group's keys now: the single Redis, the Sentinels' master, or the master of the group's slot. */
+  master(): Promise<RedisServer> {
+    return masterFor(this.topology, this.groupSlotKey);
   }
 
   get faultCount(): number {
@@ -256,22 +317,37 @@ export class ScenarioRun {
     return untilMembers(this.processes, probe, what, timeoutMs, this.signal);
   }
 
-  /** The member's link to Redis. */
+  /** The member's link to Redis (a single Redis only: see `Scenario.topology`). */
   link(member: MemberProcess): ChaosProxy {
     const link = this.#links.get(member.id);
-    if (!link) throw new Error(`no link for ${member.id}`);
+    if (!link) {
+      throw new Error(
+        this.topology.kind === 'single'
+          ? `no link for ${member.id}`
+          : `${member.id} has no chaos proxy: members of a ${this.topology.kind} scenario connect directly`,
+      );
+    }
     return link;
   }
 
-  /** Starts a member behind a chaos proxy of its own and waits until it has joined. */
+  /**
+   * Starts a member and waits until it has joined: on a single Redis behind a chaos proxy of
+   * its own, else as a Sentinel or Cluster client.
+   */
   async spawn(spec: MemberSpec): Promise<MemberProcess> {
-    const link = await startChaosProxy({ target: { host: this.redis.host, port: this.redis.port } });
-    this.#links.set(spec.id, link);
+    let url = '';
+    if (this.topology.kind === 'single') {
+      const { server } = this.topology;
+      const link = await startChaosProxy({ target: { host: server.host, port: server.port } });
+      this.#links.set(spec.id, link);
+      url = link.url();
+    }
     const member = new MemberProcess(
       this.#options.memberScript,
       {
         ...this.params,
-        url: link.url(),
+        ...memberConnection(this.topology),
+        url,
         group: this.group,
         id: spec.id,
         weight: spec.weight,
@@ -386,16 +462,22 @@ export class ScenarioRun {
     }
   }
 
-  /** Runs a command on the group's Redis as an administrator (not through any member's link). */
-  admin(...args: string[]): Promise<string> {
-    return this.redis.admin(...args);
+  /** Runs a command as an administrator on the server that holds the group now (not through any member's link). */
+  async admin(...args: string[]): Promise<string> {
+    return (await this.master()).admin(...args);
   }
 
-  /** Heals every link and resumes Redis and every stopped member; ends every open fault. */
+  /**
+   * Heals every link and resumes every paused server and stopped member; ends every open
+   * fault. A single Redis that is down is restarted empty; a dead node of a Sentinel set or
+   * Cluster stays dead (its replica took over).
+   */
   async healAll(): Promise<void> {
     for (const link of this.#links.values()) link.heal();
-    if (this.redis.paused) await this.redis.resume();
-    if (!this.redis.running) await this.redis.restart({ keepData: false });
+    for (const server of dataServers(this.topology)) if (server.paused) await server.resume();
+    if (this.topology.kind === 'single' && !this.topology.server.running) {
+      await this.topology.server.restart({ keepData: false });
+    }
     for (const member of this.live()) member.signal('SIGCONT');
     for (const description of [...this.#openFaults]) await this.heal(description);
   }
@@ -456,16 +538,19 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
   const controller = new AbortController();
   const onAbort = () => controller.abort(options.signal?.reason);
   options.signal?.addEventListener('abort', onAbort, { once: true });
-  const servers: RedisServer[] = [];
+  const servers: { stop(): Promise<void> }[] = [];
   let run: ScenarioRun | undefined;
   let passed = false;
   try {
-    const redis = await startRedis(scenario.redis);
-    servers.push(redis);
+    if (scenario.redis && (scenario.topology ?? 'single') !== 'single') {
+      throw new Error(`${scenario.name}: redis options apply to a single Redis, not to ${scenario.topology}`);
+    }
+    const topology = await startTopology(scenario.topology ?? 'single', scenario.redis);
+    servers.push({ stop: () => stopTopology(topology) });
     const sink = await startRedis();
     servers.push(sink);
     const sinkOffset = await redisClockOffset(sink.url);
-    run = new ScenarioRun(scenario, options, { redis, sink, sinkOffset }, dir, controller.signal);
+    run = new ScenarioRun(scenario, options, { topology, sink, sinkOffset }, dir, controller.signal);
     const r = run;
     await Promise.all(scenario.members.map((spec) => r.spawn(spec)));
     await r.untilConverged(CHILD_START_MS);
@@ -493,7 +578,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
         activationIntervalMs: params.activationInterval,
         heartbeatIntervalMs: params.heartbeatInterval,
       },
-      options.slackMs === undefined ? {} : { slackMs: options.slackMs },
+      { slackMs: slackOf(scenario, options) },
     );
     const outcome: ScenarioOutcome = { history, notes: r.notes, members: r.processes, victims: r.victims, params };
     unmet.push(...r.findings, ...verifyCommon(outcome), ...(scenario.verify?.(outcome) ?? []));
@@ -507,6 +592,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
       faults: r.faultCount,
       violations: check.violations,
       unmet,
+      measures: scenario.measure?.(outcome) ?? {},
       worstConvergenceMs: measured.length > 0 ? Math.max(...measured) : undefined,
       unconverged: convergence.length - measured.length,
       sinkAccepted: history.filter((e) => e.type === 'sink-accept').length,
@@ -524,6 +610,10 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
     await Promise.allSettled(servers.map((s) => s.stop()));
     if (passed && options.keep !== 'always') rmSync(dir, { recursive: true, force: true });
   }
+}
+
+function slackOf(scenario: Scenario, options: RunOptions): number {
+  return options.slackMs ?? scenario.slackMs ?? 500;
 }
 
 /** Criteria every scenario shares. */

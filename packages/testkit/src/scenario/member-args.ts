@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import type { MemberConnection, TopologyKind } from './topology.js';
 
 /** The intervals of a group, as `joinGroup` takes them (ms). */
 export interface GroupIntervals {
@@ -10,8 +11,8 @@ export interface GroupIntervals {
 }
 
 /** What a history-recording member process is started with (its command line). */
-export interface MemberArgs extends GroupIntervals {
-  /** Where it reaches Redis: usually its chaos proxy. */
+export interface MemberArgs extends GroupIntervals, MemberConnection {
+  /** Where it reaches a single Redis: its chaos proxy (empty for Sentinel and Cluster: see `nodes`). */
   url: string;
   group: string;
   id: string;
@@ -39,10 +40,25 @@ const NUMBERS = [
   'activationInterval',
   'clockRate',
 ] as const;
-const STRINGS = ['url', 'group', 'id', 'history', 'sinkHistory', 'sinkUrl', 'sinkKey', 'sinkClockOffset'] as const;
+const STRINGS = [
+  'url',
+  'nodes',
+  'masterName',
+  'group',
+  'id',
+  'history',
+  'sinkHistory',
+  'sinkUrl',
+  'sinkKey',
+  'sinkClockOffset',
+] as const;
+
+const TOPOLOGIES: readonly TopologyKind[] = ['single', 'sentinel', 'cluster'];
 
 export function parseMemberArgv(argv: readonly string[]): MemberArgs {
-  const options = Object.fromEntries([...NUMBERS, ...STRINGS].map((name) => [name, { type: 'string' as const }]));
+  const options = Object.fromEntries(
+    [...NUMBERS, ...STRINGS, 'topology'].map((name) => [name, { type: 'string' as const }]),
+  );
   const { values } = parseArgs({ args: [...argv], options, strict: true });
   const value = (name: string): string => {
     const v = values[name];
@@ -54,8 +70,15 @@ export function parseMemberArgv(argv: readonly string[]): MemberArgs {
     if (!Number.isFinite(n)) throw new Error(`history member: --${name} must be a number, got ${value(name)}`);
     return n;
   };
+  const topology = value('topology');
+  if (!TOPOLOGIES.includes(topology as TopologyKind)) {
+    throw new Error(`history member: --topology must be one of ${TOPOLOGIES.join(', ')}, got ${topology}`);
+  }
   return {
+    topology: topology as TopologyKind,
     url: value('url'),
+    nodes: value('nodes'),
+    masterName: value('masterName'),
     group: value('group'),
     id: value('id'),
     weight: number('weight'),
@@ -91,4 +114,6 @@ export type MemberReport =
   | { event: 'stall-end'; ms: number; active: boolean }
   /** A setWeight's outcome (ok false: unknown), or the weight the group turned out to have. */
   | { event: 'weight'; weight: number; ok: boolean }
+  /** A renewal that failed, with the client's error: a scenario can tell a redirection the client did not follow. */
+  | { event: 'renewal-failed'; error: string }
   | { event: 'left' };

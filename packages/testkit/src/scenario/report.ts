@@ -8,6 +8,13 @@ export function describeResult(result: ScenarioResult): string {
     `  faults ${result.faults}, violations ${result.violations.length}, worst convergence ${formatMs(result.worstConvergenceMs)}` +
       `${result.unconverged > 0 ? ` (${result.unconverged} episode(s) not converged before the next fault)` : ''}, ` +
       `sink accepted ${result.sinkAccepted} / rejected ${result.sinkRejected}`,
+    ...(Object.keys(result.measures).length > 0
+      ? [
+          `  ${Object.entries(result.measures)
+            .map(([name, value]) => `${name} ${name.endsWith('Ms') ? formatMs(value) : (value ?? '-')}`)
+            .join(', ')}`,
+        ]
+      : []),
     `  advisories: ${Object.entries(result.advisories)
       .map(([code, n]) => `${code} ${n}`)
       .join(', ')}`,
