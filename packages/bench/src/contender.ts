@@ -18,6 +18,11 @@ const config = JSON.parse(process.argv[2] ?? '{}') as ContenderConfig;
 const start = await STARTERS[config.kind]();
 const emit: Emit = (event, fields = {}) =>
   process.stdout.write(`${JSON.stringify({ t: hrNow(), event, ...fields })}\n`);
+// A client library that loses its Redis (a failover) may leave a rejected promise unhandled;
+// the contender reports it and competes on, rather than dying with its belief.
+process.on('unhandledRejection', (reason) =>
+  emit('error', { message: `unhandled rejection: ${reason instanceof Error ? reason.message : String(reason)}` }),
+);
 let candidate: Candidate | undefined;
 let work = Promise.resolve();
 

@@ -141,6 +141,71 @@ export function haResumeTable(ha: HaResults): string {
   );
 }
 
+/** The peers through the same Sentinel failovers, next to understudy's cases at the same lease. */
+export function haPeerTable(ha: HaResults): string {
+  if (!ha.peers.length) return '';
+  const ttl = ha.peers[0]?.plan.activationMs;
+  const rows = ha.cases
+    .filter((c) => c.plan.topology === 'sentinel' && c.plan.durability === 'async' && c.plan.activationMs === ttl)
+    .map((c) => {
+      const r = c.rounds;
+      return [
+        `understudy (goal ${HA_GOAL} of 3)`,
+        c.plan.fault,
+        String(r.length),
+        cell(r.map((x) => x.correct)),
+        cell(
+          r.map((x) => x.correct),
+          'p95',
+        ),
+        cell(
+          r.map((x) => x.correct),
+          'max',
+        ),
+        `${r.reduce((s, x) => s + x.keptActive, 0)} of ${r.length * HA_GOAL}`,
+        `${c.problems.filter((x) => x.startsWith('round ')).length} of ${r.length + c.problems.filter((x) => x.startsWith('round ')).length}`,
+        `${c.maxConcurrency} (${HA_GOAL})`,
+        format(c.overlapMs),
+      ];
+    });
+  for (const p of ha.peers) {
+    const r = p.rounds;
+    rows.push([
+      `${p.label} (${p.slots} of ${p.slots + 1})`,
+      p.plan.fault,
+      String(r.length),
+      cell(r.map((x) => x.holders)),
+      cell(
+        r.map((x) => x.holders),
+        'p95',
+      ),
+      cell(
+        r.map((x) => x.holders),
+        'max',
+      ),
+      `${r.reduce((s, x) => s + x.keptHolding, 0)} of ${r.length * p.slots}`,
+      `${r.filter((x) => x.holders === undefined).length} of ${r.length}`,
+      `${p.maxConcurrency} (${p.slots})`,
+      format(p.overlapMs),
+    ]);
+  }
+  return table(
+    [
+      `Sentinel, lease / TTL ${ttl} ms`,
+      'fault',
+      'n',
+      'fault → holders again, p50',
+      'p95',
+      'max',
+      'holders kept through',
+      'not back within 3 A + 20 s',
+      'most holding at once (allowed)',
+      'overlap, ms',
+    ],
+    rows,
+  );
+}
+
 function summaryRow(label: string, values: readonly number[]): string[] {
   const s = summarize(values);
   return [label, String(s.n), format(s.p50), format(s.p95), format(s.p99), format(s.max)];
@@ -260,6 +325,7 @@ export function haRunLine(ha: HaResults): string {
 export function haProblems(ha: HaResults): string[] {
   return [
     ...ha.cases.flatMap((c) => c.problems.map((p) => `${caseName(c)}, A = ${c.plan.activationMs}: ${p}`)),
+    ...ha.peers.flatMap((p) => p.problems.map((x) => `${p.label}, ${p.plan.fault}: ${x}`)),
     ...ha.durability.flatMap((d) => d.problems.map((p) => `durability ${d.durability}: ${p}`)),
     ...ha.failures,
   ];
@@ -274,6 +340,7 @@ export function haConsoleReport(ha: HaResults): string {
     haTimelineTable(ha),
     haOutcomeTable(ha),
     haResumeTable(ha),
+    haPeerTable(ha),
     '## Durability: async or replicated (Sentinel)',
     durabilityLatencyTable(ha),
     durabilityCommandTable(ha),
@@ -319,6 +386,14 @@ export function haMarkdown(ha: HaResults): string {
       `With A longer than the failover (A = ${long.activationMs} ms), the actives keep their slots when their renewals reach the new master before their leases end, and nothing is quarantined; ` +
         'when they do not, the round goes as with a short A. On Sentinel what counts is when the Sentinels publish +switch-master, not when the replica is promoted.',
     ].join(' '),
+    '### The peers through the same failovers',
+    "redlock's leader loop and redis-semaphore's Semaphore (2 permits) on the same Sentinel set, TTL = A of the shorter lease, refreshed every H, each holder and standby a process of its own. " +
+      'They take an ioredis client made from the same Sentinel options, set as in the single-Redis runs: `maxRetriesPerRequest: 0`, and for redlock a command timeout of H; ' +
+      'no `failoverDetector` or `reconnectOnError` (a client that keeps its connection to a paused master does not look for the new one until that connection breaks). ' +
+      '"Holders again": from then on (for 3 H) exactly as many processes believed they held as the lock allows; a round where that did not happen within 3 A + 20 s counts under "not back", and its processes are replaced before the next round. ' +
+      'A library\'s unhandled promise rejection is reported ("Problems" below) and its process competes on. ' +
+      'Neither peer keeps a quarantine: a lock the promoted replica lost is handed out again at once, while its old holder may still believe it holds it until its own refresh fails.',
+    haPeerTable(ha),
     '## Durability: async or replicated',
     [
       "`durability: 'replicated'` makes a member renew and send `WAIT 1` (timeout H / 2) before it delivers `activate`, so that the grant is on a replica first; it retries until a replica acknowledges. Measured side by side on the Sentinel set above:",

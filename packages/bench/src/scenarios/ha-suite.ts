@@ -4,6 +4,7 @@ import { HA_LEASES, type HaSettings } from '../settings.js';
 import { type HaTopology, startClusterTopology, startSentinelTopology, TOPOLOGY_SETTINGS } from '../topology.js';
 import { type DurabilityResult, runDurability } from './durability.js';
 import { type Fault, type HaPlan, type HaResult, runHaCase } from './ha.js';
+import { type PeerHaPlan, type PeerHaResult, runPeerHaCase } from './ha-peers.js';
 
 export interface HaResults {
   /** The HA family can be measured alone (`--only ha`): when, how and under what load. */
@@ -17,6 +18,8 @@ export interface HaResults {
   topologies: typeof TOPOLOGY_SETTINGS;
   leases: typeof HA_LEASES;
   cases: HaResult[];
+  /** The peers through the same Sentinel failovers (A = TTL of the shorter lease). */
+  peers: PeerHaResult[];
   durability: DurabilityResult[];
   failures: string[];
 }
@@ -32,6 +35,13 @@ export function haPlans(topology: HaTopology['kind'], rounds: number): HaPlan[] 
     if (topology === 'sentinel') plans.push({ topology, fault: 'SIGKILL', durability: 'replicated', ...lease, rounds });
   }
   return plans;
+}
+
+/** redlock's loop (one holder) and redis-semaphore's Semaphore (two, like the group's goal). */
+export function peerPlans(rounds: number): PeerHaPlan[] {
+  return (['redlock', 'semaphore'] as const).flatMap((kind) =>
+    (['SIGKILL', 'SIGSTOP'] as Fault[]).map((fault) => ({ kind, fault, ...HA_LEASES[0], rounds })),
+  );
 }
 
 export async function runHaSuite(
@@ -50,6 +60,7 @@ export async function runHaSuite(
     topologies: TOPOLOGY_SETTINGS,
     leases: HA_LEASES,
     cases: [],
+    peers: [],
     durability: [],
     failures: [],
   };
@@ -65,6 +76,10 @@ export async function runHaSuite(
         results.cases.push(await runHaCase(topology, plan, progress));
       }
       if (topology.kind === 'sentinel') {
+        for (const plan of peerPlans(settings.rounds)) {
+          progress(`── HA: ${plan.kind} on Sentinel, ${plan.fault} of the master, TTL ${plan.activationMs} ms`);
+          results.peers.push(await runPeerHaCase(topology, plan, progress));
+        }
         for (const durability of ['async', 'replicated'] as const) {
           progress(
             `── durability ${durability}: ${settings.handovers} handovers, ${settings.rollbacks} master losses before replication`,
