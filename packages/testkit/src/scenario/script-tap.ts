@@ -19,8 +19,11 @@ const SCRIPT_COMMANDS = new Set(['evalsha', 'eval']);
 /** Wraps a client's `sendCommand` so that script requests and their replies reach the tap. */
 function tapSend<C extends Redis | Cluster>(client: C, tap: ScriptTap): void {
   const send = client.sendCommand.bind(client) as (command: Command, ...rest: unknown[]) => unknown;
+  // A Cluster client sends a command through here again when it flushes its offline queue.
+  const seen = new WeakSet<Command>();
   (client as { sendCommand: (command: Command, ...rest: unknown[]) => unknown }).sendCommand = (command, ...rest) => {
-    if (!SCRIPT_COMMANDS.has(command.name)) return send(command, ...rest);
+    if (!SCRIPT_COMMANDS.has(command.name) || seen.has(command)) return send(command, ...rest);
+    seen.add(command);
     // A Cluster client follows MOVED / ASK below this call: the tap sees one request, sent at
     // its first attempt (still a bound below when Redis ran it), and its final reply.
     const sentAt = process.hrtime.bigint();
