@@ -52,44 +52,42 @@ local function rank_score(weight, holding, seq)
   return (65535 - weight) * 2 * TWO32 + (holding and 0 or TWO32) + seq
 end
 
--- A config field the scripts store as a whole number: absent, or within [0, high].
+-- A config field the scripts store as a whole number: absent (0), or within [0, high].
 local function config_number(c, i, name, high)
-  if c[i] ~= false and not whole(c[i], 0, high) then
+  local raw = c[i]
+  if raw == false then return 0 end
+  local n = tonumber(raw)
+  -- (NaN fails n % 1 == 0; infinities fail the bounds.)
+  if n == nil or n < 0 or n > high or n % 1 ~= 0 then
     corrupt(K.config, 'field ' .. name .. ' is not a whole number from 0 to ' .. string.format('%.0f', high))
   end
+  return n
 end
 
+-- A config field that holds a member id, or ''.
 local function config_member(c, i, name)
-  if c[i] ~= false and c[i] ~= '' and shown(c[i]) ~= c[i] then
-    corrupt(K.config, 'field ' .. name .. ' is not a member id')
-  end
+  local raw = c[i]
+  if raw == false then return '' end
+  if raw ~= '' and shown(raw) ~= raw then corrupt(K.config, 'field ' .. name .. ' is not a member id') end
+  return raw
 end
 
 local function load_group(now)
   local c = call('HMGET', K.config, 'activeGoal', 'activationInterval', 'heartbeatInterval', 'version',
-    'epoch', 'quarantineUntil', 'next', 'preparing', 'runId', 'createdAt', 'seq')
-  config_number(c, 1, 'activeGoal', MAX_GOAL)
-  config_number(c, 2, 'activationInterval', MAX_INTERVAL)
-  config_number(c, 3, 'heartbeatInterval', MAX_INTERVAL)
-  config_number(c, 4, 'version', MAX_EPOCH)
-  config_number(c, 5, 'epoch', MAX_EPOCH)
-  -- A quarantine lasts one activation interval from now at most.
-  config_number(c, 6, 'quarantineUntil', now + MAX_INTERVAL)
-  config_member(c, 7, 'next')
-  config_member(c, 8, 'preparing')
+    'epoch', 'quarantineUntil', 'next', 'preparing', 'runId', 'createdAt')
   config_number(c, 10, 'createdAt', MAX_EPOCH)
-  config_number(c, 11, 'seq', TWO32 - 1)
   return {
     now = now,
     exists = c[10] ~= false,
-    goal = tonumber(c[1]) or 0,
-    activation = tonumber(c[2]) or 0,
-    heartbeat = tonumber(c[3]) or 0,
-    version = tonumber(c[4]) or 0,
-    epoch = tonumber(c[5]) or 0,
-    quarantine_until = tonumber(c[6]) or 0,
-    next = c[7] or '',
-    preparing = c[8] or '',
+    goal = config_number(c, 1, 'activeGoal', MAX_GOAL),
+    activation = config_number(c, 2, 'activationInterval', MAX_INTERVAL),
+    heartbeat = config_number(c, 3, 'heartbeatInterval', MAX_INTERVAL),
+    version = config_number(c, 4, 'version', MAX_EPOCH),
+    epoch = config_number(c, 5, 'epoch', MAX_EPOCH),
+    -- A quarantine lasts one activation interval from now at most.
+    quarantine_until = config_number(c, 6, 'quarantineUntil', now + MAX_INTERVAL),
+    next = config_member(c, 7, 'next'),
+    preparing = config_member(c, 8, 'preparing'),
     run_id = c[9] or '',
     -- The group's incarnation: its versions count from 0 again after a loss of state.
     created = c[10] or '',
@@ -194,7 +192,12 @@ local function read_slots()
     by_member[s.m] = s
     count = count + 1
   end
-  for _, s in pairs(slots) do read_listed_member(K.slots, s.m) end
+  -- A holder without a record (only a planted slot has one): HEXISTS, cheaper than reading it.
+  for _, s in pairs(slots) do
+    if members_memo[s.m] == false or (members_memo[s.m] == nil and call('HEXISTS', K.members, s.m) == 0) then
+      corrupt(K.slots, 'field ' .. s.index .. ' names ' .. shown(s.m) .. ', which has no record in ' .. K.members)
+    end
+  end
   slots_memo = { slots, by_member, count }
   return slots, by_member, count
 end
@@ -256,7 +259,12 @@ local function expire_lapsed(G)
 end
 
 local function add_member(G, id, weight, host, pid, nonce, reason)
-  local seq = call('HINCRBY', K.config, 'seq', 1)
+  -- Checked here rather than on every renewal: only a join reads the join sequence.
+  local seq = redis.pcall('HINCRBY', K.config, 'seq', 1)
+  if type(seq) == 'table' then
+    if string.find(seq.err, 'not an integer', 1, true) then corrupt(K.config, 'field seq is not a whole number') end
+    error(seq)
+  end
   local m = { w = weight, q = seq, h = host, p = pid, n = nonce }
   write_member(id, m)
   call('ZADD', K.leases, G.now + G.activation, id)
