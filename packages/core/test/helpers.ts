@@ -1,3 +1,4 @@
+import { createHook } from 'node:async_hooks';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { forgetGroup, type JoinOptions, joinGroup, type Member, type RedisSource } from '@understudy/core';
@@ -198,3 +199,38 @@ afterEach(async () => {
   for (const member of children) member.child.kill('SIGKILL');
   await Promise.all(children.map((m) => m.exited));
 });
+
+/**
+ * Timers the library (or ioredis under it) creates from now on, until they have run or were
+ * cleared. An async hook sees unref'd timers too, which process.getActiveResourcesInfo() leaves out.
+ */
+export function trackLibraryTimers(): { expectAllEnded: () => Promise<void> } {
+  const live = new Set<number>();
+  const hook = createHook({
+    init(id, type) {
+      if (type !== 'Timeout') return;
+      const stack = new Error().stack ?? '';
+      if (stack.includes('/packages/core/src/') || stack.includes('/ioredis/')) live.add(id);
+    },
+    destroy(id) {
+      live.delete(id);
+    },
+  });
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 40;
+  hook.enable();
+  return {
+    async expectAllEnded() {
+      try {
+        await waitFor(
+          () => live.size === 0,
+          () => `the library's ${live.size} timers to end`,
+          3000,
+        );
+      } finally {
+        hook.disable();
+        Error.stackTraceLimit = limit;
+      }
+    },
+  };
+}

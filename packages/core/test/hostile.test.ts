@@ -14,7 +14,7 @@ import {
 } from '@understudy/core';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { FAST, fileServer, Timeline, uniqueGroup, waitFor } from './helpers.js';
+import { FAST, fileServer, Timeline, trackLibraryTimers, uniqueGroup, waitFor } from './helpers.js';
 
 // Hostile input, table by table: options a caller may pass, and state someone else planted
 // under a group's keys. Every row must end in a typed error or an advisory that names the
@@ -245,12 +245,14 @@ describe('hostile options', () => {
   it.each(optionCases.map((c) => [c.name, c] as const))(
     'refuses %s with a ConfigError naming the field and the rule, opening nothing',
     async (_name, { call, field, rule }) => {
+      const timers = trackLibraryTimers();
       const error = await failure(() => call(server().url));
       expect(error).toBeInstanceOf(ConfigError);
       expect(error).toMatchObject({ code: 'CONFIG', field });
       expect((error as Error).message).toContain(field);
       expect((error as Error).message).toMatch(rule);
       expect(await understudyConnections()).toBe(0);
+      await timers.expectAllEnded();
     },
   );
 });
@@ -482,6 +484,7 @@ describe('state someone else wrote under a group’s keys', () => {
   it.each(corruptCases.map((c) => [c.name, c] as const))(
     '%s: typed error or advisory naming the key, never two active, nothing left running',
     async (_name, c) => {
+      const timers = trackLibraryTimers();
       const group = uniqueGroup('hostile');
       const keys = groupKeys(group);
       const url = server().url;
@@ -567,6 +570,7 @@ describe('state someone else wrote under a group’s keys', () => {
       }
       for (const member of members) expect(member.state).toBe('left');
       await expectNoConnections();
+      await timers.expectAllEnded();
     },
   );
 
