@@ -34,8 +34,7 @@ afterEach(async () => {
 });
 
 /** An ioredis client that never connects: the library opens its own connections from its options. */
-const client = (options: RedisOptions) =>
-  new Redis(server.url, { lazyConnect: true, ...options });
+const client = (options: RedisOptions) => new Redis(server.url, { lazyConnect: true, ...options });
 
 async function failure(call: () => Promise<unknown>): Promise<unknown> {
   try {
