@@ -219,11 +219,12 @@ describe('a group with corrupt state, from the command line', { timeout: 120_000
     const admin = new Redis(server.url);
     try {
       await waitFor(() => member.isActive(), 'the member active', 5000);
-      await admin.hset(keys.members, member.id, '{not json');
+      await admin.hset(keys.config, 'activeGoal', 'many');
       const status = await understudy(['status', group, '--redis', server.url]);
       expect(status.code).toBe(1);
-      expect(status.stderr).toContain(`group ${group} has corrupt state: ${keys.members} field`);
-      expect(status.stderr).toContain('is not a JSON object');
+      expect(status.stderr).toContain(
+        `group ${group} has corrupt state: ${keys.config} field activeGoal is not a whole number from 0 to 10000`,
+      );
 
       const refused = await understudy([
         'run',
@@ -241,7 +242,7 @@ describe('a group with corrupt state, from the command line', { timeout: 120_000
         ...records.command('corrupt'),
       ]);
       expect(refused.code).toBe(1);
-      expect(refused.stderr).toContain(`group ${group} has corrupt state: ${keys.members}`);
+      expect(refused.stderr).toContain(`group ${group} has corrupt state: ${keys.config} field activeGoal`);
       expect(records.starts('corrupt')).toEqual([]);
       expect(processesOfGroup(group)).toEqual([]);
     } finally {
