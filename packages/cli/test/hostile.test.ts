@@ -65,9 +65,9 @@ const flagCases: FlagCase[] = [
     message: /-5 is below the minimum of 1/,
   },
   {
-    name: 'an activation interval below twice the heartbeat',
-    args: [...run('--weight', '1', '--heartbeat', '300', '--activation', '400'), '--', 'true'],
-    message: /activationInterval = 400: must be at least twice heartbeatInterval/,
+    name: 'an activation interval below the heartbeat',
+    args: [...run('--weight', '1', '--heartbeat', '500', '--activation', '400'), '--', 'true'],
+    message: /activationInterval = 400: must be greater than heartbeatInterval/,
   },
   {
     name: 'an activation interval of 10^11 ms',

@@ -70,7 +70,7 @@ export interface Intervals {
   activationInterval: number;
 }
 
-/** 0 < H, 2 H ≤ A, and P = 0 or H < P < A; all whole milliseconds, at most a day. */
+/** 0 < H < A, and P = 0 or H < P < A (DESIGN §1); all whole milliseconds, at most a day. */
 export function validateIntervals(intervals: Intervals): Intervals {
   const { heartbeatInterval: h, preparationInterval: p, activationInterval: a } = intervals;
   for (const [field, value] of Object.entries(intervals)) {
@@ -82,13 +82,6 @@ export function validateIntervals(intervals: Intervals): Intervals {
   if (h < MIN_INTERVAL) throw new ConfigError('heartbeatInterval', h, `must be at least ${MIN_INTERVAL} ms`);
   if (a <= h) {
     throw new ConfigError('activationInterval', a, `must be greater than heartbeatInterval (${h} ms)`);
-  }
-  if (a < 2 * h) {
-    throw new ConfigError(
-      'activationInterval',
-      a,
-      `must be at least twice heartbeatInterval (${2 * h} ms): with less, one late renewal loses the lease`,
-    );
   }
   if (p !== 0 && (p <= h || p >= a)) {
     throw new ConfigError(

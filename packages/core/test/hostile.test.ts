@@ -89,10 +89,10 @@ const optionCases: OptionCase[] = [
     rule: /at most 86400000 ms/,
   },
   {
-    name: 'an activation interval below twice the heartbeat',
-    call: joinWith({ heartbeatInterval: 300, activationInterval: 400 }),
+    name: 'an activation interval equal to the heartbeat',
+    call: joinWith({ heartbeatInterval: 400, activationInterval: 400 }),
     field: 'activationInterval',
-    rule: /at least twice heartbeatInterval \(600 ms\)/,
+    rule: /must be greater than heartbeatInterval \(400 ms\)/,
   },
   { name: 'a weight of NaN', call: joinWith({ weight: Number.NaN }), field: 'weight', rule: /integer from 1 to 65535/ },
   {

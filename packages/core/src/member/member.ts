@@ -261,6 +261,12 @@ export class Member extends EventEmitter<MemberEvents> {
       );
     }
     this.#log.info({ weight: this.#weight, version: this.#version }, 'joined');
+    if (a < 2 * h) {
+      this.#log.warn(
+        { heartbeatInterval: h, activationInterval: a },
+        'activationInterval is below twice heartbeatInterval: one late renewal will cost the lease',
+      );
+    }
     signal?.addEventListener('abort', this.#onAbort, { once: true });
     this.#scheduleRenewal(this.#lastRenewalStart + h);
     // Deliver the first actions after joinGroup() resolved, so listeners added then see them.
