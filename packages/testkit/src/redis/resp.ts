@@ -38,6 +38,11 @@ export function rawCommand(
       fail(new Error(`no reply from 127.0.0.1:${port} to ${args[0]}`)),
     );
     socket.on('error', fail);
+    // A server may close the connection without answering (Sentinel kills the clients of a
+    // master it turns into a replica; a server going down): that settles the call too.
+    socket.on('close', () =>
+      reject(new Error(`127.0.0.1:${port} closed the connection before replying to ${args[0]}`)),
+    );
     socket.on(tls ? 'secureConnect' : 'connect', () => socket.write(commands.map(encode).join('')));
     socket.on('data', (chunk: Buffer) => {
       buffered = Buffer.concat([buffered, chunk]);
