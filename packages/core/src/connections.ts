@@ -11,6 +11,9 @@ type Connection = Redis | Cluster;
  * No offline queue (nothing waits for a reconnect), no resend after a reconnect (a stale
  * renewal would extend a lease its member already gave up), no retries, and a command
  * timeout below the heartbeat interval, because a paused Redis keeps its socket open.
+ * A socket given up (a handshake that timed out on a frozen server) is dropped after the
+ * command timeout, not ioredis' default 2 s of waiting for the peer to close it: the next
+ * attempt may find the replica promoted meanwhile.
  */
 function leaseOptions(commandTimeout: number): RedisOptions {
   return {
@@ -19,6 +22,7 @@ function leaseOptions(commandTimeout: number): RedisOptions {
     maxRetriesPerRequest: 0,
     commandTimeout,
     connectTimeout: Math.max(commandTimeout, 1000),
+    disconnectTimeout: commandTimeout,
     retryStrategy: (attempt) => Math.min(attempt * 50, 500),
     connectionName: 'understudy-lease',
     lazyConnect: true,

@@ -329,6 +329,31 @@ describe('Redis paused', () => {
   });
 });
 
+describe('Redis frozen', () => {
+  it('keeps trying new lease connections while Redis is frozen, not one every two seconds', async () => {
+    const server = await ownServer();
+    await join({ group: uniqueGroup('frozen'), memberId: 'solo', weight: 10 });
+    await sleep(4 * H);
+    const received = async () =>
+      Number(/total_connections_received:(\d+)/.exec(await server.admin('INFO', 'stats'))?.[1]);
+    const before = await received();
+    const frozenMs = 3000;
+    await server.pause();
+    try {
+      await sleep(frozenMs);
+    } finally {
+      await server.resume();
+    }
+    await sleep(4 * H); // the server accepts what waited in its backlog
+    // Every attempt's handshake times out on the frozen server; the socket must then be dropped
+    // at once (ioredis' default disconnectTimeout waits 2 s for the peer to close it), or after a
+    // failover the member would reach the promoted replica up to 2 s late. One connection is ours.
+    const attempts = (await received()) - before - 1;
+    console.info(`frozen for ${frozenMs} ms: ${attempts} lease connection attempts`);
+    expect(attempts).toBeGreaterThanOrEqual(5);
+  });
+});
+
 describe('Redis restarted empty', () => {
   it('activates nobody for A after a restart that outlived every lease, then the top N again with larger epochs', async () => {
     const server = await ownServer();
