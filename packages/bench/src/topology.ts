@@ -87,6 +87,36 @@ export async function startSentinelTopology(): Promise<HaTopology> {
     return watcher;
   });
   await Promise.all(watchers.map((w) => w.subscribe('+switch-master')));
+  const askers = set.sentinels.map((sentinel) => {
+    const asker = new Redis({
+      host: sentinel.host,
+      port: sentinel.port,
+      connectionName: 'bench',
+      commandTimeout: 1000,
+      maxRetriesPerRequest: 0,
+    });
+    asker.on('error', () => undefined);
+    return asker;
+  });
+  /**
+   * Every Sentinel done with the last failover: the master flagged `master` only, and every
+   * replica `slave`, linked to it. (The test kit's healthy() only checks who they name.)
+   */
+  const sentinelsAtRest = async (master: RedisServer): Promise<boolean> => {
+    for (const asker of askers) {
+      const fields = (await asker.call('SENTINEL', 'MASTER', set.masterName)) as string[];
+      const field = (name: string) => fields[fields.indexOf(name) + 1];
+      if (field('flags') !== 'master' || Number(field('port')) !== master.port) return false;
+      const replicas = (await asker.call('SENTINEL', 'REPLICAS', set.masterName)) as string[][];
+      if (replicas.length !== set.servers.length - 1) return false;
+      for (const r of replicas) {
+        const value = (name: string) => r[r.indexOf(name) + 1];
+        if (value('flags') !== 'slave' || value('master-link-status') !== 'ok') return false;
+        if (Number(value('master-port')) !== master.port) return false;
+      }
+    }
+    return true;
+  };
   return {
     kind: 'sentinel',
     description: TOPOLOGY_SETTINGS.sentinel,
@@ -102,12 +132,30 @@ export async function startSentinelTopology(): Promise<HaTopology> {
         // Back empty; it must not serve as a master in the meantime: make it a replica at once
         // (the Sentinels would convert it too, but only after their next 10 s INFO round).
         await old.restart();
-        await old.admin('REPLICAOF', current.host, String(current.port));
+        const master = await set.master().catch(() => current);
+        await old.admin('REPLICAOF', master.host, String(master.port));
       }
       await set.waitUntilHealthy(HEAL_TIMEOUT_MS);
+      const deadline = hrNow() + HEAL_TIMEOUT_MS;
+      // The Sentinels may have moved on from `current` (a failover that timed out is tried again
+      // with another replica): at rest around whichever master they name.
+      while (!(await sentinelsAtRest(await set.master()).catch(() => false))) {
+        if (hrNow() > deadline) {
+          const views = await Promise.all(
+            askers.map(async (a) => [
+              await a.call('SENTINEL', 'MASTER', set.masterName).catch(String),
+              await a.call('SENTINEL', 'REPLICAS', set.masterName).catch(String),
+            ]),
+          );
+          throw new Error(
+            `the Sentinels were not at rest ${HEAL_TIMEOUT_MS} ms after a failover: ${JSON.stringify(views)}`,
+          );
+        }
+        await sleep(100);
+      }
     },
     async stop() {
-      for (const w of watchers) w.disconnect();
+      for (const w of [...watchers, ...askers]) w.disconnect();
       for (const s of set.servers) probe(s).client.disconnect();
       await set.stop();
     },

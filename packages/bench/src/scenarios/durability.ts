@@ -16,6 +16,7 @@ import {
   haConfig,
   startHaGroup,
   waitForPromotion,
+  waitForSettledRoles,
   want,
 } from './ha.js';
 
@@ -141,6 +142,7 @@ async function rollbacks(
   for (let round = 1; round <= rounds; round++) {
     const master = await topology.master(group);
     const replicas = await topology.successors(master);
+    await waitForSettledRoles(topology, master, replicas);
     const probe = topology.probe(master).client;
     await waitForCorrectSet(probe, group, want(contenders, 0), {
       stableMs: H,

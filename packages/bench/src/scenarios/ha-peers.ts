@@ -10,7 +10,7 @@ import { Contender } from '../processes.js';
 import { type Interval, maxConcurrency, overlapMs } from '../stats.js';
 import { SYSTEMS } from '../systems.js';
 import type { HaTopology } from '../topology.js';
-import { type Fault, waitForPromotion } from './ha.js';
+import { type Fault, waitForPromotion, waitForSettledRoles } from './ha.js';
 
 export interface PeerHaPlan {
   kind: Exclude<ContenderKind, 'understudy' | 'etcd'>;
@@ -131,6 +131,7 @@ export async function runPeerHaCase(
       const master: RedisServer = await topology.master(config.key);
       await sleep(H * (1 + Math.random()));
       const successors = await topology.successors(master);
+      await waitForSettledRoles(topology, master, successors);
       const marks = contenders.map((c) => c.mark);
       const fault = hrNow();
       await (plan.fault === 'SIGKILL' ? master.kill('SIGKILL') : master.pause());

@@ -50,6 +50,8 @@ export interface HaRound {
   waits: number;
   /** SIGSTOP: the old master resumed (once the set was correct) → it answers ROLE as a replica. */
   oldMasterDemoted?: number;
+  /** Something the report should say about this round. */
+  note?: string;
 }
 
 export interface HaResult {
@@ -130,6 +132,39 @@ export async function waitForPromotion(
   }
 }
 
+/**
+ * Before a fault: `master` answers ROLE as master and every successor as its connected replica.
+ * (A Sentinel's answer alone can be stale; killing a server that is not the master would time
+ * nothing.)
+ */
+export async function waitForSettledRoles(
+  topology: HaTopology,
+  master: RedisServer,
+  successors: readonly RedisServer[],
+  timeoutMs = 30_000,
+): Promise<void> {
+  const role = async (server: RedisServer) =>
+    ((await topology
+      .probe(server)
+      .client.role()
+      .catch(() => undefined)) ?? []) as unknown[];
+  const deadline = hrNow() + timeoutMs;
+  for (;;) {
+    const [own, ...others] = await Promise.all([master, ...successors].map(role));
+    const settled =
+      own?.[0] === 'master' &&
+      others.every((r) => r[0] === 'slave' && Number(r[2]) === master.port && r[3] === 'connected');
+    if (settled) return;
+    if (hrNow() > deadline) {
+      throw new Error(
+        `the master on port ${master.port} and its replicas did not settle within ${timeoutMs} ms: ` +
+          JSON.stringify([own, ...others].map((r) => r?.slice(0, 4))),
+      );
+    }
+    await sleep(50);
+  }
+}
+
 async function waitForRole(topology: HaTopology, server: RedisServer, role: string, timeoutMs: number) {
   const deadline = hrNow() + timeoutMs;
   for (;;) {
@@ -191,6 +226,7 @@ export async function runHaCase(
       try {
         const sample = await failOver(topology, plan, contenders, master);
         result.rounds.push(sample);
+        if (sample.note) result.problems.push(`round ${round}: ${sample.note}`);
         progress(
           `${name}: round ${round}/${plan.rounds}: promoted ${sample.promoted.toFixed(0)} ms, ` +
             `correct ${sample.correct.toFixed(0)} ms after the ${plan.fault}` +
@@ -234,6 +270,7 @@ async function failOver(
   const group = contenders[0]?.config.key ?? '';
   const successors = await topology.successors(master);
   if (successors.length === 0) throw new Error(`the master on port ${master.port} has no replica`);
+  await waitForSettledRoles(topology, master, successors);
   // Start from a correct set, at a random phase of the members' renewals.
   await waitForCorrectSet(topology.probe(master).client, group, want(contenders, 0), {
     stableMs: H,
@@ -292,6 +329,10 @@ async function failOver(
     if (demoted !== undefined) round.oldMasterDemoted = demoted - resumed;
   }
   await topology.heal(master, promotion.server);
+  const settled = await topology.master(group);
+  if (settled !== promotion.server) {
+    round.note = `the master moved again after the measured failover (port ${promotion.server.port} → ${settled.port})`;
+  }
   // Read late: a Sentinel may publish the switch after the members already found the new master.
   const switched = topology.switches.filter((t) => t > fault);
   if (switched.length) round.switchMaster = Math.min(...switched) - fault;
