@@ -12,6 +12,7 @@ export { liveServerCount, stopAllRedis, sweepLeftovers, testkitRoot } from './re
 export { SentinelSet, type StartSentinelSetOptions, startSentinelSet } from './redis/sentinel.js';
 export { plainRedis, startRedis } from './redis/start.js';
 export { generateTlsFiles, type TlsFiles } from './redis/tls.js';
+export { info as redisInfo } from './redis/topology.js';
 export type { RedisServer, RestartOptions, StartRedisOptions } from './redis/types.js';
 export {
   type MemberSpec,

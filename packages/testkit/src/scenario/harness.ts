@@ -317,6 +317,19 @@ export class ScenarioRun {
     return untilMembers(this.processes, probe, what, timeoutMs, this.signal);
   }
 
+  /**
+   * Polls an asynchronous probe of the servers every 50 ms until it holds (a probe that throws
+   * — a server that is down or frozen — counts as "not yet"); fails with `what` after
+   * `timeoutMs`, or at once when the run is aborted.
+   */
+  async untilServers(probe: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (!(await probe().catch(() => false))) {
+      if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      await this.sleep(50);
+    }
+  }
+
   /** The member's link to Redis (a single Redis only: see `Scenario.topology`). */
   link(member: MemberProcess): ChaosProxy {
     const link = this.#links.get(member.id);
