@@ -56,11 +56,15 @@ process.env.UNDERSTUDY_TESTKIT_ROOT = root;
 const resultsDir = join(tmpdir(), 'understudy-chaos');
 
 const interrupt = new AbortController();
-process.on('SIGINT', () => {
-  if (interrupt.signal.aborted) process.exit(130); // a second Ctrl-C: the exit guard kills what is left
-  console.log('\ninterrupted: stopping everything the soak started…');
+// SIGTERM (a CI timeout, `kill`) stops it as Ctrl-C does: by default Node would exit at once,
+// without the exit guard, and leave the servers and members of the run behind.
+const onSignal = (signal: NodeJS.Signals) => {
+  if (interrupt.signal.aborted) process.exit(signal === 'SIGINT' ? 130 : 143); // a second signal: the exit guard kills what is left
+  console.log(`\n${signal}: stopping everything the soak started…`);
   interrupt.abort(new Error('interrupted'));
-});
+};
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
 
 const started = performance.now();
 const deadline = started + minutes * 60_000;
