@@ -98,6 +98,8 @@ export function haOutcomeTable(ha: HaResults): string {
       `most active at once (goal ${HA_GOAL})`,
       'overlap, ms',
       'epochs going back',
+      'rounds that failed',
+      'master moved again',
     ],
     ha.cases.map((c) => {
       const r = c.rounds;
@@ -117,6 +119,8 @@ export function haOutcomeTable(ha: HaResults): string {
         String(c.maxConcurrency),
         format(c.overlapMs),
         String(c.epochsBack),
+        `${c.plan.rounds - r.length} of ${c.plan.rounds}`,
+        `${r.filter((x) => x.note?.includes('moved again')).length} of ${r.length}`,
       ];
     }),
   );
@@ -163,7 +167,7 @@ export function haPeerTable(ha: HaResults): string {
           'max',
         ),
         `${r.reduce((s, x) => s + x.keptActive, 0)} of ${r.length * HA_GOAL}`,
-        `${c.problems.filter((x) => x.startsWith('round ')).length} of ${r.length + c.problems.filter((x) => x.startsWith('round ')).length}`,
+        `${c.plan.rounds - r.length} of ${c.plan.rounds}`,
         `${c.maxConcurrency} (${HA_GOAL})`,
         format(c.overlapMs),
       ];
@@ -372,7 +376,8 @@ export function haMarkdown(ha: HaResults): string {
       '- **SIGSTOP**: once the set is correct the old master is resumed (SIGCONT). It calls itself master until the Sentinels reconfigure it, or the cluster bus tells it, which the last table times.',
       '- **Member scripts / WAIT per failover**: the `EVALSHA` + `EVAL` (and `WAIT`) calls the new master served from the fault to the correct set (`INFO commandstats`, after `CONFIG RESETSTAT` on every successor just before the fault; Sentinel and replication send no scripts).',
       "- **Most active at once / overlap**: every member's belief intervals over all rounds of a case, merged. **Epochs going back**: activations whose epoch is not above the epoch of an activation that had ended before they began (S2 as a downstream sees it).",
-      '- Percentiles are nearest-rank: with a dozen rounds, p95 and p99 are the largest value.',
+      "- **Master moved again**: rounds where, before coming to rest, the Sentinels named yet another replica master after the promotion timed here (a second failover). Those rounds' times end at the correct set on the first promoted replica; the safety columns cover the whole round.",
+      `- Percentiles are nearest-rank: with ${Math.max(...ha.cases.map((c) => c.plan.rounds))} rounds, p95 and p99 are the largest value.`,
     ].join('\n'),
     '### The steps, medians (ms after the signal)',
     haTimelineTable(ha),
@@ -390,7 +395,7 @@ export function haMarkdown(ha: HaResults): string {
     "redlock's leader loop and redis-semaphore's Semaphore (2 permits) on the same Sentinel set, TTL = A of the shorter lease, refreshed every H, each holder and standby a process of its own. " +
       'They take an ioredis client made from the same Sentinel options, set as in the single-Redis runs: `maxRetriesPerRequest: 0`, and for redlock a command timeout of H; ' +
       'no `failoverDetector` or `reconnectOnError` (a client that keeps its connection to a paused master does not look for the new one until that connection breaks). ' +
-      '"Holders again": from then on (for 3 H) exactly as many processes believed they held as the lock allows; a round where that did not happen within 3 A + 20 s counts under "not back", and its processes are replaced before the next round. ' +
+      '"Holders again": from then on (for 3 H) exactly as many processes believed they held as the lock allows (0: the holders never stopped believing, through a failover longer than their TTL); a round where that did not happen within 3 A + 20 s counts under "not back", and its processes are replaced before the next round. ' +
       'A library\'s unhandled promise rejection is reported ("Problems" below) and its process competes on. ' +
       'Neither peer keeps a quarantine: a lock the promoted replica lost is handed out again at once, while its old holder may still believe it holds it until its own refresh fails.',
     haPeerTable(ha),
