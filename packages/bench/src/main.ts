@@ -220,7 +220,7 @@ async function main(): Promise<void> {
   if (!quick) {
     mkdirSync(new URL('bench/', docs), { recursive: true });
     // The raw figures, so the report can be written again without measuring again.
-    writeFileSync(new URL('bench/results.json', docs), `${JSON.stringify(results, null, 1)}\n`);
+    writeFileSync(new URL('bench/results.json', docs), `${JSON.stringify(results, null, 2)}\n`);
     progress('wrote docs/bench/results.json');
     writeReport(results);
   }
@@ -251,7 +251,7 @@ async function mainHaOnly(): Promise<void> {
   }
   const results = loadResults();
   results.ha = ha;
-  writeFileSync(file, `${JSON.stringify(results, null, 1)}\n`);
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
   progress('wrote the HA figures into docs/bench/results.json');
   results.targets = targets(results);
   writeReport(results);
