@@ -220,7 +220,6 @@ async function checkNewMaster(run: ScenarioRun): Promise<void> {
   await run.untilConverged(run.settleMs + 5 * run.A).catch(() => undefined); // judged by the checker
   const lost = Number(run.notes.get('lost-at-redis-ms') ?? 0n);
   const log = await transitions(run);
-  run.notes.set('log-entries', BigInt(log.length));
   const grantsAfter = log.filter((e) => e.type === 'activate' && e.time >= lost);
   // With leases that outlive the failover, the active may keep its slot: nothing to grant.
   if (grantsAfter.length > 0 || run.A < 2000) for (const u of quarantineHeld(log, lost)) run.unmet(u);

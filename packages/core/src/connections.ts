@@ -350,9 +350,42 @@ export async function acquireLink(source: RedisSource, commandTimeout: number, c
   }
   const resetLease = () => {
     const connection = held.lease.connection;
-    if (!released && connection.status === 'ready') connection.disconnect(true);
+    if (released || connection.status !== 'ready') return;
+    if (connection instanceof Cluster) {
+      held.lease.connection = replaceCluster(connection, source, commandTimeout);
+      return;
+    }
+    connection.disconnect(true);
   };
-  return { lease: lease.connection, subscriber: sub.subscriber, release, resetLease };
+  return {
+    // Read at every use: a reset Cluster is replaced by a new client.
+    get lease() {
+      return held.lease.connection;
+    },
+    subscriber: sub.subscriber,
+    release,
+    resetLease,
+  };
+}
+
+/**
+ * A Cluster that disconnects in order to reconnect can stay 'disconnecting' for good (finding
+ * F11): when a command still in flight is answered MOVED meanwhile, ioredis (6.0.0) adds the
+ * node it was sent to into the pool it is emptying, the pool never drains, and every later
+ * command fails with "Cluster isn't ready". So the lease Cluster is replaced instead: a new
+ * client, which connects (and retries) on its own, and the old one closed — with any node a
+ * late redirection added to it once its commands have timed out.
+ */
+function replaceCluster(old: Cluster, source: RedisSource, commandTimeout: number): Cluster {
+  const fresh = open(source, leaseOptions(commandTimeout)) as Cluster;
+  fresh.on('error', () => undefined);
+  fresh.connect().catch(() => undefined); // a Cluster that cannot connect yet keeps retrying
+  old.disconnect();
+  const sweep = setTimeout(() => {
+    for (const node of old.nodes('all')) node.disconnect();
+  }, 2 * commandTimeout);
+  sweep.unref();
+  return fresh;
 }
 
 /**
