@@ -92,7 +92,12 @@ function tlsHint(cause: unknown, source: RedisSource): string {
       'certificate as tls.ca, or --tls-ca on the command line)'
     );
   }
-  const refusedDuringHandshake = code === 'ECONNRESET' || code === 'EPIPE' || /certificate required/i.test(message);
+  // The server refuses a client certificate either by closing the socket or, when the alert
+  // reaches the client first, with an alert: which one the client sees is a matter of timing.
+  const refusedDuringHandshake =
+    code === 'ECONNRESET' ||
+    code === 'EPIPE' ||
+    /certificate required|alert (unknown ca|bad certificate|certificate unknown)/i.test(message);
   if (!refusedDuringHandshake) return '';
   const closed =
     ' (TLS: the server closed the connection during the handshake; if it requires client certificates (tls-auth-clients), ';
