@@ -23,6 +23,8 @@ const MEMBER_SCRIPT_COMMANDS = [
   'hdel',
   'hincrby',
   'hexists',
+  'hlen',
+  'exists',
   'zadd',
   'zrem',
   'zrange',

@@ -1,3 +1,4 @@
+import { Cluster, Redis } from 'ioredis';
 import { ConfigError } from './errors.js';
 
 /** Defaults for every optional setting of a member, in one place. */
@@ -93,6 +94,33 @@ export function validateIntervals(intervals: Intervals): Intervals {
   return intervals;
 }
 
+/**
+ * A renewal sent at t0 holds the lease until t0 + A·(1−ρ) − δ; the next one is sent H later
+ * and may take a whole command timeout to answer. Intervals where that cannot fit never hold
+ * a lease for long (DESIGN §1).
+ */
+export function validateLeaseBudget(
+  intervals: Intervals,
+  clockDrift: number,
+  commandTimeout: number,
+  margin: number,
+): void {
+  const { heartbeatInterval: h, activationInterval: a } = intervals;
+  const usable = a * (1 - clockDrift) - margin;
+  if (usable <= h + commandTimeout) {
+    throw new ConfigError(
+      'activationInterval',
+      a,
+      `cannot hold a lease: A·(1−ρ) − δ = ${usable.toFixed(0)} ms must exceed heartbeatInterval plus the command timeout (${h} + ${commandTimeout} = ${h + commandTimeout} ms); raise activationInterval or lower heartbeatInterval`,
+    );
+  }
+}
+
+/** The command timeout of the lease connection: below H (S5), at least 5 ms. */
+export function commandTimeoutFor(heartbeatInterval: number): number {
+  return Math.max(5, Math.floor(heartbeatInterval * 0.8));
+}
+
 export function validateDurability(durability: unknown): 'async' | 'replicated' {
   if (durability !== 'async' && durability !== 'replicated') {
     throw new ConfigError('durability', durability, "must be 'async' or 'replicated'");
@@ -131,6 +159,23 @@ export function validateHandler(field: string, handler: unknown): void {
  * redis:// or rediss:// URL (ioredis would read anything else as a host name).
  */
 export function validateRedisSource(redis: unknown): void {
+  if (Array.isArray(redis)) {
+    throw new ConfigError(
+      'redis',
+      `an array of ${redis.length}`,
+      'one Redis deployment only: pass one URL, one options object or one ioredis client (several servers in an array would be quorum mode, which this version does not have)',
+    );
+  }
+  if (typeof redis === 'object' && redis !== null && !(redis instanceof Redis) && !(redis instanceof Cluster)) {
+    const proto = Object.getPrototypeOf(redis);
+    if (proto !== Object.prototype && proto !== null) {
+      throw new ConfigError(
+        'redis',
+        `a ${proto?.constructor?.name ?? 'class instance'}`,
+        'pass an ioredis client, a redis:// URL or a plain options object',
+      );
+    }
+  }
   if (redis === undefined || redis === null || (typeof redis !== 'string' && typeof redis !== 'object')) {
     throw new ConfigError('redis', redis, 'pass an ioredis client, a redis:// URL or options');
   }

@@ -129,6 +129,14 @@ const invalidJoins: InvalidCase[] = [
     rule: /greater than heartbeatInterval \(500 ms\)/,
   },
   {
+    // H = 100 ms: command timeout 80 ms; A·(1−ρ) − δ = 148.5 − 2 is not above 180 ms.
+    name: 'intervals that can never hold a lease (A·(1−ρ) − δ not above H plus the command timeout)',
+    options: { heartbeatInterval: 100, activationInterval: 150 },
+    field: 'activationInterval',
+    value: '150',
+    rule: /cannot hold a lease: .* must exceed heartbeatInterval plus the command timeout \(100 \+ 80 = 180 ms\)/,
+  },
+  {
     name: 'a preparation interval between 0 and the heartbeat interval',
     options: { preparationInterval: 30 },
     field: 'preparationInterval',

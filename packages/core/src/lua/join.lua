@@ -14,13 +14,16 @@ local weight, goal, activation = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(
 local heartbeat, preparation = tonumber(ARGV[6]), tonumber(ARGV[7])
 
 local G = load_group(read_now())
+-- Lapsed members go first: an id whose member crashed is free again once its lease ran out,
+-- and a group whose members all lapsed has forgotten its parameters.
 if G.exists and G.goal > 0 then
-  if goal ~= G.goal then
-    return redis.error_reply('PARAM_MISMATCH activeGoal ' .. goal .. ' ' .. G.goal)
-  end
-  if activation ~= G.activation then
-    return redis.error_reply('PARAM_MISMATCH activationInterval ' .. activation .. ' ' .. G.activation)
-  end
+  expire_lapsed(G)
+  forget_if_empty(G)
+end
+local mismatch = param_mismatch(G, goal, activation)
+if mismatch then
+  commit(G, channel)
+  return mismatch
 end
 local existing = read_member(id)
 if existing and existing.n ~= ARGV[10] then

@@ -72,11 +72,11 @@ local function config_member(c, i, name)
   return raw
 end
 
-local function load_group(now)
+local function read_config(now)
   local c = call('HMGET', K.config, 'activeGoal', 'activationInterval', 'heartbeatInterval', 'version',
-    'epoch', 'quarantineUntil', 'next', 'preparing', 'runId', 'createdAt')
+    'epoch', 'quarantineUntil', 'next', 'preparing', 'runId', 'createdAt', 'held')
   config_number(c, 10, 'createdAt', MAX_EPOCH)
-  return {
+  local G = {
     now = now,
     exists = c[10] ~= false,
     goal = config_number(c, 1, 'activeGoal', MAX_GOAL),
@@ -91,9 +91,12 @@ local function load_group(now)
     run_id = c[9] or '',
     -- The group's incarnation: its versions count from 0 again after a loss of state.
     created = c[10] or '',
+    -- Slots held, as the scripts counted them: a slots key that lost entries disagrees (S6).
+    held = c[11] ~= false and config_number(c, 11, 'held', MAX_GOAL) or nil,
     changes = {},
     changed = false,
   }
+  return G
 end
 
 local function server_run_id()
@@ -115,6 +118,9 @@ local function note(G, member, role, epoch, slot, reason)
   G.changes[#G.changes + 1] = { member, role, fmt(epoch or 0), slot or -1, reason or '' }
 end
 
+-- Defined below: makes a group's keys agree again after some were lost.
+local rebuild
+
 -- A fresh group, or one whose state was lost: remember the parameters, and grant nothing
 -- for one activation interval, so that an old active we cannot see has stopped first.
 local function create_group(G, goal, activation, heartbeat)
@@ -127,6 +133,8 @@ local function create_group(G, goal, activation, heartbeat)
   call('HSET', K.config, 'activeGoal', goal, 'activationInterval', activation, 'heartbeatInterval', heartbeat,
     'createdAt', fmt(G.now), 'quarantineUntil', fmt(G.quarantine_until), 'runId', G.run_id)
   log_event(G, 'goal', '', { 'goal', goal, 'reason', 'created' })
+  -- The config alone was lost (deleted, evicted): what the other keys hold must agree with it.
+  if call('HLEN', K.members) > 0 or call('EXISTS', K.slots) == 1 then rebuild(G) end
 end
 
 -- Sets the parameters of a group that exists but forgot them when it last became empty.
@@ -135,6 +143,18 @@ local function adopt_parameters(G, goal, activation, heartbeat)
   call('HSET', K.config, 'activeGoal', goal, 'activationInterval', activation, 'heartbeatInterval', heartbeat)
   log_event(G, 'goal', '', { 'goal', goal, 'reason', 'adopted' })
   G.changed = true
+end
+
+-- A join (or a rejoin) must match the group's parameters, unless the group has none.
+local function param_mismatch(G, goal, activation)
+  if not G.exists or G.goal == 0 then return nil end
+  if goal ~= G.goal then
+    return redis.error_reply('PARAM_MISMATCH activeGoal ' .. goal .. ' ' .. G.goal)
+  end
+  if activation ~= G.activation then
+    return redis.error_reply('PARAM_MISMATCH activationInterval ' .. activation .. ' ' .. G.activation)
+  end
+  return nil
 end
 
 -- Makes sure the group has parameters: creates it (with quarantine) if its state is missing.
@@ -202,6 +222,12 @@ local function read_slots()
   return slots, by_member, count
 end
 
+-- Keeps config `held` equal to the number of slots (S6: a slots key that lost entries is found).
+local function count_held(G, delta)
+  G.held = (G.held or 0) + delta
+  call('HSET', K.config, 'held', G.held)
+end
+
 local function write_slot(s)
   slots_memo = nil
   -- cjson writes numbers with 14 significant digits: epochs and times travel as strings.
@@ -221,6 +247,7 @@ end
 local function free_slot(G, s, freed_as)
   slots_memo = nil
   call('HDEL', K.slots, s.index)
+  count_held(G, -1)
   call('HSET', K.config, 'freed:' .. s.index, freed_as)
   local m = read_member(s.m)
   if m then set_rank(s.m, m, false) end
@@ -246,7 +273,10 @@ local function remove_member(G, id, kind, by_member)
   members_memo[id] = false
   call('ZREM', K.leases, id)
   call('ZREM', K.rank, id)
-  if G.preparing == id then G.preparing = '' end
+  if G.preparing == id then
+    G.preparing = ''
+    call('HSET', K.config, 'preparing', '')
+  end
   log_event(G, kind, id, {})
   note(G, id, 'gone', s and s.e or 0, s and s.index or -1, kind)
 end
@@ -360,12 +390,16 @@ local function reconcile(G)
         if not FREED_AS[reason] then corrupt(K.config, 'field freed:' .. index .. ' is not an activation reason') end
         local s = { index = index, m = id, e = next_epoch(G), t = G.now, s = 'active', r = reason }
         write_slot(s)
+        count_held(G, 1)
         slots[index], by_member[id] = s, s
         held = held + 1
         set_rank(id, read_member(id), true)
         log_event(G, 'activate', id, { 'epoch', fmt(s.e), 'slot', index, 'reason', reason })
         note(G, id, 'active', s.e, index, reason)
-        if G.preparing == id then G.preparing = '' end
+        if G.preparing == id then
+          G.preparing = ''
+          call('HSET', K.config, 'preparing', '')
+        end
       end
     end
   end
@@ -387,8 +421,8 @@ local function reconcile(G)
   if G.preparing ~= '' and G.preparing ~= next then
     note(G, G.preparing, 'standby', 0, -1, 'rank-changed')
     G.preparing = ''
+    call('HSET', K.config, 'preparing', '')
   end
-  call('HSET', K.config, 'preparing', G.preparing)
   forget_if_empty(G)
 end
 
@@ -398,7 +432,11 @@ local function needs_reconcile(G)
   if #call('ZRANGEBYSCORE', K.leases, '-inf', G.now, 'LIMIT', 0, 1) > 0 then return true end
   if quarantined(G) then return false end
   local _, _, held = read_slots()
-  return held < G.goal and held < call('ZCARD', K.leases)
+  if held >= G.goal then return false end
+  -- Members of weight 0 take a slot only when nobody with a positive weight is live: a slot
+  -- that only they could fill while someone positive is live stays free without a reconcile.
+  local positive = call('ZCOUNT', K.rank, '-inf', '(' .. fmt(ZERO_WEIGHT_BASE))
+  return held < (positive > 0 and positive or call('ZCARD', K.rank))
 end
 
 -- The earliest lease deadline among the slot holders (0 when nobody holds a slot).
@@ -468,4 +506,151 @@ local function view(G, id, rejoined)
     role, fmt(epoch), slot, reason, G.version, G.goal, G.activation, G.heartbeat, fmt(G.now), fmt(watch),
     fmt(G.quarantine_until), held, call('ZCARD', K.leases), m and m.w or 0, rejoined and 1 or 0, G.created,
   }
+end
+
+-- S6: lost state. The group's keys disagree with each other (one was deleted or evicted), or a
+-- member knows more than the server (a version, an incarnation or an epoch the server never
+-- reached: the server's copy is older than what it once said). Nothing is granted for one
+-- activation interval, and a slot is reported active only to a member that claims it.
+local function lost_state(G, what)
+  if G.activation > 0 then
+    G.quarantine_until = G.now + G.activation
+    call('HSET', K.config, 'quarantineUntil', fmt(G.quarantine_until))
+  end
+  log_event(G, 'quarantine', '', { 'until', fmt(G.quarantine_until), 'reason', 'lost-state', 'lost', what })
+  G.changed = true
+end
+
+-- Makes the keys agree again after some were lost: members without a lease get one (a dead
+-- one lapses after A), leases and ranks without a member record go (their member rejoins on
+-- its next renewal), slots whose holder has no record go (the holder reclaims by its claim),
+-- and the ranking, join sequence, epoch and slot count are rebuilt from what is left.
+rebuild = function(G)
+  local records = call('HGETALL', K.members)
+  local known, max_seq = {}, 0
+  for i = 1, #records, 2 do
+    local m = decode_object(K.members, records[i], records[i + 1])
+    if not whole(m.w, 0, 65535) or not whole(m.q, 0, TWO32 - 1) then
+      corrupt(K.members, 'field ' .. shown(records[i]) .. ' has no valid weight (w) and join sequence (q)')
+    end
+    known[records[i]] = m
+    members_memo[records[i]] = m
+    if m.q > max_seq then max_seq = m.q end
+  end
+  for _, key in ipairs({ K.leases, K.rank }) do
+    for _, id in ipairs(call('ZRANGE', key, 0, -1)) do
+      if not known[id] then call('ZREM', key, id) end
+    end
+  end
+  slots_memo = nil
+  local flat = call('HGETALL', K.slots)
+  for i = 1, #flat, 2 do
+    local ok, s = pcall(cjson.decode, flat[i + 1])
+    if ok and type(s) == 'table' and type(s.m) == 'string' and not known[s.m] then call('HDEL', K.slots, flat[i]) end
+  end
+  local slots, by_member, count = read_slots()
+  for id, m in pairs(known) do
+    if not call('ZSCORE', K.leases, id) then call('ZADD', K.leases, G.now + G.activation, id) end
+    set_rank(id, m, by_member[id] ~= nil)
+  end
+  for _, s in pairs(slots) do
+    if s.e > G.epoch then
+      G.epoch = s.e
+      call('HSET', K.config, 'epoch', fmt(s.e))
+    end
+  end
+  if tonumber(call('HGET', K.config, 'seq') or '0') < max_seq then call('HSET', K.config, 'seq', max_seq) end
+  G.held = count
+  call('HSET', K.config, 'held', count)
+end
+
+-- The keys of a group that exists must agree: as many leases and ranks as member records, as
+-- many slots as the scripts granted, and a transition log.
+local function verify_keys(G)
+  if not G.exists then return end
+  if G.held == nil then
+    -- A group written before the scripts counted slots: start counting.
+    G.held = call('HLEN', K.slots)
+    call('HSET', K.config, 'held', G.held)
+  end
+  local members = call('HLEN', K.members)
+  local lost = {}
+  if call('ZCARD', K.leases) ~= members then lost[#lost + 1] = 'leases' end
+  if call('ZCARD', K.rank) ~= members then lost[#lost + 1] = 'rank' end
+  if call('HLEN', K.slots) ~= G.held then lost[#lost + 1] = 'slots' end
+  if call('EXISTS', K.log) == 0 then lost[#lost + 1] = 'log' end
+  if #lost == 0 then return end
+  lost_state(G, table.concat(lost, ','))
+  rebuild(G)
+end
+
+local function load_group(now)
+  local G = read_config(now)
+  verify_keys(G)
+  return G
+end
+
+-- S6 for the member that renews: what it knows (the group's incarnation and version from its
+-- last reply, the highest epoch it has been told of for itself) may show that the server's
+-- copy is older than what the group once said.
+local function check_member_knowledge(G, incarnation, version, floor)
+  local created = tonumber(G.created) or 0
+  local behind = nil
+  if G.exists and incarnation > 0 and (incarnation > created or (incarnation == created and version > G.version)) then
+    behind = 'version'
+  end
+  if floor > G.epoch then
+    G.epoch = floor
+    call('HSET', K.config, 'epoch', fmt(floor))
+    if G.exists then behind = 'epoch' end
+  end
+  if behind and not quarantined(G) then lost_state(G, behind) end
+end
+
+-- Frees a slot whose grant the server can no longer vouch for (S6): the member it names did
+-- not claim it, and the server changed or lost state since. A grant never delivered is void.
+local function revoke(G, s)
+  free_slot(G, s, FREED_AS[s.r] and s.r or 'failover')
+  log_event(G, 'deactivate', s.m, { 'epoch', fmt(s.e), 'slot', s.index, 'reason', 'revoked' })
+  note(G, s.m, 'standby', s.e, s.index, 'revoked')
+end
+
+-- What the renewing member claims to hold (epoch 0: nothing), against what the server holds.
+-- A claim the server has no record of, or one newer than its record, shows lost state: the
+-- member keeps its slot and epoch (it may still be acting on them; nothing else was granted
+-- meanwhile, see `lost_state`). A slot listed for the member that it does not claim is
+-- reported only while the server vouches for its grant: same server, no lost state.
+local function settle_claim(G, id, m, claimed_epoch, claimed_slot, rejoined)
+  local slots, by_member = read_slots()
+  local s = by_member[id]
+  if claimed_epoch > 0 and not (s and s.e == claimed_epoch) then
+    local other = slots[claimed_slot]
+    local newer = not s or s.e < claimed_epoch
+    -- A rejoined member's slot lapsed with its lease: only lost state (or a new server) lets it keep it.
+    if newer and not rejoined and not quarantined(G) then lost_state(G, 'slot') end
+    if newer and (quarantined(G) or server_changed(G)) then
+      if s then revoke(G, s) end
+      if other and other.m ~= id and other.e < claimed_epoch then revoke(G, other) end
+      slots = read_slots()
+      local index = claimed_slot
+      if index < 0 or index >= G.goal or slots[index] then
+        index = 0
+        while slots[index] do index = index + 1 end
+      end
+      local _, _, held = read_slots()
+      if held < G.goal then
+        write_slot({ index = index, m = id, e = claimed_epoch, t = G.now, s = 'active', r = 'reclaimed' })
+        count_held(G, 1)
+        if claimed_epoch > G.epoch then
+          G.epoch = claimed_epoch
+          call('HSET', K.config, 'epoch', fmt(claimed_epoch))
+        end
+        set_rank(id, m, true)
+        log_event(G, 'activate', id, { 'epoch', fmt(claimed_epoch), 'slot', index, 'reason', 'reclaimed' })
+        note(G, id, 'active', claimed_epoch, index, 'reclaimed')
+      end
+      return
+    end
+  end
+  if s and s.s == 'active' and s.e ~= claimed_epoch and (quarantined(G) or server_changed(G)) then revoke(G, s) end
 end

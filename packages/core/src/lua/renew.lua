@@ -1,14 +1,17 @@
 -- renew: extends a member's lease by one activation interval. A member the group no longer
--- knows (its lease lapsed, or the group's state was lost) is added again. A member that
--- believes it holds a slot the group has no record of may reclaim it only while the group
--- is quarantined after lost state: then no slot was granted to anyone else meanwhile.
+-- knows (its lease lapsed, or the group's state was lost) is added again, checked like a join.
+-- The member says what it holds and what it knows; S6 (see `settle_claim` and
+-- `check_member_knowledge` in lib.lua) decides what a server that may have lost writes reports.
 -- Cheap when nothing changed: O(log n) in the group size, plus O(goal).
 -- KEYS: 1 config  2 members  3 leases  4 rank  5 slots  6 log  7 the member's heartbeat key
 -- ARGV: 1 channel  2 member id  3 weight  4 activeGoal  5 activationInterval (ms)
 --       6 heartbeatInterval (ms)  7 preparationInterval (ms)  8 host  9 pid
 --       10 claimed epoch (0 if the member believes it is not active)  11 claimed slot
---       12 nonce (see join.lua)
--- Reply: the member's view (see `view` in lib.lua).
+--       12 nonce (see join.lua)  13 the group's incarnation in the member's last reply (0: none)
+--       14 the group's version in that reply (-1: none)
+--       15 epoch floor: the highest epoch the member was told of for itself (0: none)
+-- Reply: the member's view (see `view` in lib.lua), or an error:
+--   PARAM_MISMATCH <field> <requested> <current>   rejoining a group that runs with other parameters
 --@include lib.lua
 
 local channel, id = ARGV[1], ARGV[2]
@@ -17,9 +20,22 @@ local heartbeat, preparation = tonumber(ARGV[6]), tonumber(ARGV[7])
 local claimed_epoch, claimed_slot = tonumber(ARGV[10]), tonumber(ARGV[11])
 
 local G = load_group(read_now())
-ensure_group(G, goal, activation, heartbeat)
-
 local m = read_member(id)
+if not m then
+  -- A rejoin is checked like a join (join.lua), once lapsed members are gone.
+  if G.exists and G.goal > 0 then
+    expire_lapsed(G)
+    forget_if_empty(G)
+  end
+  local mismatch = param_mismatch(G, goal, activation)
+  if mismatch then
+    commit(G, channel)
+    return mismatch
+  end
+end
+ensure_group(G, goal, activation, heartbeat)
+check_member_knowledge(G, tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]))
+
 local rejoined = false
 if m then
   call('ZADD', K.leases, G.now + G.activation, id)
@@ -27,25 +43,7 @@ else
   m = add_member(G, id, weight, ARGV[8], ARGV[9], ARGV[12], 'rejoin')
   rejoined = true
 end
-
-if claimed_epoch > 0 then
-  local slots, by_member, held = read_slots()
-  if not by_member[id] and held < G.goal and (quarantined(G) or server_changed(G)) then
-    local index = claimed_slot
-    if index < 0 or index >= G.goal or slots[index] then
-      index = 0
-      while slots[index] do index = index + 1 end
-    end
-    write_slot({ index = index, m = id, e = claimed_epoch, t = G.now, s = 'active', r = 'reclaimed' })
-    if claimed_epoch > G.epoch then
-      G.epoch = claimed_epoch
-      call('HSET', K.config, 'epoch', fmt(claimed_epoch))
-    end
-    set_rank(id, m, true)
-    log_event(G, 'activate', id, { 'epoch', fmt(claimed_epoch), 'slot', index, 'reason', 'reclaimed' })
-    note(G, id, 'active', claimed_epoch, index, 'reclaimed')
-  end
-end
+settle_claim(G, id, m, claimed_epoch, claimed_slot, rejoined)
 
 if G.changed or needs_reconcile(G) then reconcile(G) end
 update_prepare(G, id, preparation)

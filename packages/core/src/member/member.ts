@@ -10,12 +10,14 @@ import {
   CorruptStateError,
   HandlerError,
   LeftError,
+  ParamMismatchError,
   PermissionError,
   RedisUnavailableError,
   UnderstudyError,
 } from '../errors.js';
 import { DEFAULT_PREFIX, type GroupKeys, groupKeys } from '../keys.js';
 import {
+  commandTimeoutFor,
   MEMBER_DEFAULTS,
   validateActiveGoal,
   validateClockDrift,
@@ -23,6 +25,7 @@ import {
   validateGroupName,
   validateHandler,
   validateIntervals,
+  validateLeaseBudget,
   validateMemberId,
   validatePrefix,
   validateRedisSource,
@@ -66,6 +69,11 @@ interface ServerRoleView {
   epoch: number;
   slot: number;
   reason: string;
+  /**
+   * Said by a renewal, which carries what the member holds and knows: only such a reply may
+   * deliver an activation (S6: a server that lost writes reports a slot only to its claimant).
+   */
+  confirmed: boolean;
 }
 
 interface Held {
@@ -85,7 +93,11 @@ interface Settings {
   durability: 'async' | 'replicated';
 }
 
-const REMEMBERED_EPOCHS = 8;
+/** The group's incarnation (createdAt) and version, as one server said them. */
+interface GroupVersion {
+  incarnation: number;
+  version: number;
+}
 
 interface CallResult {
   view: MemberView;
@@ -115,18 +127,24 @@ export class Member extends EventEmitter<MemberEvents> {
   #weight: number;
   #groupGoal: number;
   #held: Held | undefined;
-  #server: ServerRoleView = { role: 'standby', epoch: 0, slot: -1, reason: '' };
+  #server: ServerRoleView = { role: 'standby', epoch: 0, slot: -1, reason: '', confirmed: false };
   #quarantined = false;
-  /** The group's incarnation and version last applied: newer information only (S7). */
-  #incarnation = 0;
-  #version = -1;
-  /** When (member clock) the incarnation or version last changed: see `#applyView`. */
-  #versionLearntAt = Number.NEGATIVE_INFINITY;
+  /** The group's incarnation and version in the latest reply of the server (sent with every renewal, S6). */
+  #known: GroupVersion = { incarnation: 0, version: -1 };
+  /** The latest announcement heard, or reply received: announcements only trigger renewals (S7). */
+  #heard: GroupVersion = { incarnation: 0, version: -1 };
+  /** The highest epoch the group told this member of for itself (sent with every renewal: S2, S6). */
+  #epochFloor = 0;
+  /**
+   * The epoch ledger's floor: every epoch up to it was delivered, released or revoked, and is
+   * never delivered (again). Epochs only grow, so one number is the whole ledger.
+   */
+  #retiredFloor = 0;
+  /** The group's activation interval, as its server said: the lease never outlasts it (S4). */
+  #groupActivation = 0;
   #leaseDeadline = Number.NEGATIVE_INFINITY;
   #prepared = false;
   #pendingActivation: number | undefined;
-  /** Epochs this member deactivated itself; the group may still list them until released. */
-  readonly #deactivated: number[] = [];
   /** Epochs whose deactivate handler has not settled: their slot must not be released yet. */
   readonly #settling = new Set<number>();
   readonly #releasing = new Set<number>();
@@ -172,6 +190,12 @@ export class Member extends EventEmitter<MemberEvents> {
       durability: validateDurability(options.durability ?? MEMBER_DEFAULTS.durability),
       clock: options.clock ?? monotonicClock,
     };
+    validateLeaseBudget(
+      intervals,
+      this.#settings.clockDrift,
+      commandTimeoutFor(intervals.heartbeatInterval),
+      lagMonitor.baseMargin,
+    );
     if (this.#settings.durability === 'replicated' && options.redis instanceof Cluster) {
       throw new ConfigError(
         'durability',
@@ -222,7 +246,7 @@ export class Member extends EventEmitter<MemberEvents> {
       this.#settings.preparationInterval,
     ]);
     this.#weight = weight;
-    this.#applyView(view);
+    this.#applyView(view, false);
   }
 
   /** Leaves the group: deactivates first if active (reason `leave`), then hands the slot over at once. Idempotent. */
@@ -242,17 +266,19 @@ export class Member extends EventEmitter<MemberEvents> {
     const { heartbeatInterval: h, activationInterval: a } = this.#settings;
     lagMonitor.acquire();
     try {
-      this.#link = await acquireLink(this.#options.redis, Math.max(5, Math.floor(h * 0.8)), a);
+      this.#link = await acquireLink(this.#options.redis, commandTimeoutFor(h), a);
+      signal?.throwIfAborted();
       await this.#link.subscriber.subscribe(this.#keys.events, this.#onMessage, this.#onResync, a);
+      signal?.throwIfAborted();
       const joined = await this.#join();
       this.#lastRenewalStart = joined.sentAt;
-      this.#extendLease(joined.sentAt, this.#margin(), 'ok');
-      this.#applyView(joined);
+      this.#extendLease(joined.sentAt, this.#margin(), joined.view.activationInterval);
+      this.#applyView(joined, false);
     } catch (error) {
       await this.#close();
       this.#transition('leaving');
       this.#transition('left');
-      if (error instanceof UnderstudyError) throw error;
+      if (error instanceof UnderstudyError || signal?.aborted) throw error;
       throw (
         permissionError(error, this.#options.redis, `join group ${this.group}`, this.group) ??
         new RedisUnavailableError(`member ${this.id} could not join group ${this.group}: ${describe(error)}`, {
@@ -260,7 +286,13 @@ export class Member extends EventEmitter<MemberEvents> {
         })
       );
     }
-    this.#log.info({ weight: this.#weight, version: this.#version }, 'joined');
+    // Aborted while the join script ran: the member is in the group, so it leaves it again.
+    if (signal?.aborted) {
+      await this.leave();
+      signal.throwIfAborted();
+    }
+    this.#log.info({ weight: this.#weight, version: this.#known.version }, 'joined');
+    void this.#checkEvictionPolicy();
     if (a < 2 * h) {
       this.#log.warn(
         { heartbeatInterval: h, activationInterval: a },
@@ -277,6 +309,30 @@ export class Member extends EventEmitter<MemberEvents> {
       for (const announcement of early) this.#applyAnnouncement(announcement);
       this.#converge();
     });
+  }
+
+  /**
+   * DESIGN §6: a Redis that may evict any key (an `allkeys-*` policy) can drop the group's state
+   * at any moment; the scripts notice and quarantine (S6), but every eviction costs a failover.
+   */
+  async #checkEvictionPolicy(): Promise<void> {
+    const lease = this.#link?.lease;
+    if (!lease) return;
+    try {
+      for (const node of lease instanceof Cluster ? lease.nodes('master') : [lease]) {
+        const policy = /maxmemory_policy:(\S+)/.exec(await node.info('memory'))?.[1];
+        if (policy?.startsWith('allkeys-')) {
+          this.#advise(
+            'EVICTION_POLICY',
+            `Redis may evict the group's keys (maxmemory-policy ${policy}); use noeviction or a volatile-* policy`,
+            { policy },
+          );
+          return;
+        }
+      }
+    } catch (error) {
+      this.#log.debug({ error: describe(error) }, 'could not read the eviction policy');
+    }
   }
 
   /**
@@ -356,8 +412,15 @@ export class Member extends EventEmitter<MemberEvents> {
         held?.epoch ?? 0,
         held?.slot ?? -1,
         this.#nonce,
+        this.#known.incarnation,
+        this.#known.version,
+        Math.max(this.#epochFloor, held?.epoch ?? 0),
       ]);
     } catch (error) {
+      if (error instanceof ParamMismatchError) {
+        this.#refused(error);
+        return;
+      }
       this.#lastRenewalStart = s.clock.now();
       this.#emitSafe('renewal', {
         outcome: 'failed',
@@ -381,10 +444,24 @@ export class Member extends EventEmitter<MemberEvents> {
     }
     // S4: a reply handled after the deadline (its timer not yet run) must not revive the lease.
     this.#checkDeadline();
-    this.#extendLease(result.sentAt, margin, 'ok');
+    this.#extendLease(result.sentAt, margin, result.view.activationInterval);
     if (result.view.rejoined)
       this.#log.warn('the group had dropped this member (lease lapsed or state lost); rejoined');
-    this.#applyView(result);
+    this.#applyView(result, true);
+  }
+
+  /**
+   * The group refused this member's rejoin: it runs with other parameters now (its members all
+   * left, and a member with other parameters formed it again). The member cannot be part of it.
+   */
+  #refused(error: ParamMismatchError): void {
+    this.#advise('PARAM_MISMATCH', error.message, {
+      field: error.field,
+      requested: error.requested,
+      current: error.current,
+    });
+    if (this.listenerCount('error') > 0) this.#emitSafe('error', error);
+    void this.leave();
   }
 
   /**
@@ -398,12 +475,22 @@ export class Member extends EventEmitter<MemberEvents> {
     return Math.min(lagMonitor.margin(), Math.max(lagMonitor.baseMargin, cap));
   }
 
-  /** S4: a renewal sent at t0 lets the member act until t0 + A·(1−ρ) − δ. */
-  #extendLease(sentAt: number, margin: number, outcome: 'ok'): void {
+  /**
+   * S4: a renewal sent at t0 lets the member act until t0 + A·(1−ρ) − δ, with the group's A
+   * where it is shorter than the member's own (Redis gives the lease the group's A).
+   */
+  #extendLease(sentAt: number, margin: number, groupActivation: number): void {
     const s = this.#settings;
-    const deadline = sentAt + s.activationInterval * (1 - s.clockDrift) - margin;
+    if (groupActivation > 0) this.#groupActivation = groupActivation;
+    const a = Math.min(s.activationInterval, this.#groupActivation || s.activationInterval);
+    const deadline = sentAt + a * (1 - s.clockDrift) - margin;
     if (deadline > this.#leaseDeadline) this.#leaseDeadline = deadline;
-    this.#emitSafe('renewal', { outcome, sentAt, receivedAt: s.clock.now(), leaseDeadline: this.#leaseDeadline });
+    this.#emitSafe('renewal', {
+      outcome: 'ok',
+      sentAt,
+      receivedAt: s.clock.now(),
+      leaseDeadline: this.#leaseDeadline,
+    });
     if (this.#held) this.#armDeadline();
   }
 
@@ -449,34 +536,38 @@ export class Member extends EventEmitter<MemberEvents> {
   // ---- what the group says -------------------------------------------------------------
 
   /**
-   * Applies a script's reply: the word of the server this member renews on. A reply older than
-   * what the member knows (replies and announcements cross) is ignored — unless its request was
-   * sent after the member learnt that version: on one server the script then ran after that
-   * version was written, so an older version of the same incarnation means the version came
-   * from another server, a stale master (resumed after a failover) announcing a history of its
-   * own. The server the member renews on is the authority: its history is adopted.
+   * Applies a script's reply: the word of the server this member renews on. Replies on the
+   * lease connection arrive in the order the server ran their scripts, so the latest one is the
+   * server's latest word, whatever the version it carries (a server that lost writes, or a new
+   * one after a failover, counts from where its copy stands: S6 is what makes its word safe).
+   * Only a renewal's reply may deliver an activation (`confirmed`): it carried the member's
+   * claim and knowledge, so the server could see that it lost state.
    */
-  #applyView({ view, midpoint, sentAt }: CallResult): void {
+  #applyView({ view, midpoint }: CallResult, confirmed: boolean): void {
     if (view.activeGoal > 0) this.#groupGoal = view.activeGoal;
     if (view.role !== 'gone' && !this.#disabling) this.#weight = view.weight;
     // A disable that could not reach Redis is retried once nothing else is pending.
     if (this.#disabling && view.weight > 0 && view.role === 'standby' && this.#actions.idle) void this.#disable(0);
     this.#quarantined = view.quarantineUntil > view.serverNow;
     this.#checkGroupHealth(view);
-    const order = this.#compare(view.incarnation, view.version);
-    const forked = order < 0 && view.incarnation === this.#incarnation && sentAt > this.#versionLearntAt;
-    if (forked) {
-      this.#log.warn(
-        { known: this.#version, server: view.version },
-        'the group’s server is behind a version this member was told: it came from a stale server; following the server',
-      );
+    this.#setVersion({ incarnation: view.incarnation, version: view.version });
+    if (view.role === 'active' || view.role === 'releasing') {
+      this.#epochFloor = Math.max(this.#epochFloor, view.epoch);
     }
-    if (order >= 0 || forked) {
-      this.#setVersion(view.incarnation, view.version);
-      this.#server = { role: view.role, epoch: view.epoch, slot: view.slot, reason: view.reason };
+    const pending = this.#pendingActivation;
+    if (pending !== undefined && !(view.role === 'active' && view.epoch === pending)) {
+      // Granted and then taken back before it was delivered: void for good.
+      this.#pendingActivation = undefined;
+      this.#retire(pending);
     }
+    this.#server = { role: view.role, epoch: view.epoch, slot: view.slot, reason: view.reason, confirmed };
     this.#armWatch(view, midpoint);
     this.#converge();
+  }
+
+  /** Epochs up to `epoch` are never delivered again (the ledger: released, revoked or delivered). */
+  #retire(epoch: number): void {
+    if (epoch > this.#retiredFloor) this.#retiredFloor = epoch;
   }
 
   #checkGroupHealth(view: MemberView): void {
@@ -549,59 +640,33 @@ export class Member extends EventEmitter<MemberEvents> {
   };
 
   /**
-   * S7: announcements only speed things up; a gap in versions means "read": renew now. Any
-   * server may have sent one — a master that was frozen past a failover and resumed announces
-   * grants of its own — so an announcement may make a member stop (a held epoch released) or
-   * prepare, which is always safe, but never activate it or take away a slot it holds: for
-   * those the member renews, and the reply of the server it renews on decides.
+   * S7: announcements only speed things up, and may come from any server — a master frozen
+   * past a failover and resumed, a replayed or forged message — so all they may do is trigger
+   * a renewal, whose reply decides. The member renews when an announcement names it, or when it
+   * is not the next one after what it last heard (a gap: it missed something). What it last
+   * heard is reset by every reply, so a message from the future silences nothing for longer
+   * than one heartbeat.
    */
   #applyAnnouncement(announcement: Announcement): void {
-    if (this.#closing || this.#compare(announcement.incarnation, announcement.version) <= 0) return;
-    const gap = announcement.incarnation !== this.#incarnation || announcement.version > this.#version + 1;
-    this.#setVersion(announcement.incarnation, announcement.version);
-    let renew = gap;
-    for (const change of announcement.changes) {
-      if (change.member !== this.id) continue;
-      const held = this.#held;
-      const stops = change.role === 'releasing' && held?.epoch === change.epoch;
-      const hints = (change.role === 'preparing' || change.role === 'standby') && !held;
-      if (stops || hints) {
-        this.#server = {
-          role: change.role as ServerRole,
-          epoch: change.epoch,
-          slot: change.slot,
-          reason: change.reason,
-        };
-      } else {
-        renew = true;
-      }
-    }
-    if (renew) void this.#renew();
-    this.#converge();
+    if (this.#closing) return;
+    const heard = this.#heard;
+    const same = announcement.incarnation === heard.incarnation;
+    if (same && announcement.version <= heard.version) return;
+    const gap = !same || announcement.version !== heard.version + 1;
+    this.#heard = { incarnation: announcement.incarnation, version: announcement.version };
+    if (gap || announcement.changes.some((change) => change.member === this.id)) void this.#renew();
   }
 
   #onResync = (): void => {
     void this.#renew();
   };
 
-  /**
-   * Orders what the group said: by incarnation first (a group recreated after Redis lost its
-   * state counts versions from 0 again, and a later incarnation is newer), then by version.
-   */
-  #compare(incarnation: number, version: number): number {
-    return incarnation - this.#incarnation || version - this.#version;
-  }
-
-  #setVersion(incarnation: number, version: number): void {
-    if (incarnation === this.#incarnation && version === this.#version) return;
-    if (incarnation !== this.#incarnation) {
-      // Whatever the old incarnation granted and was not delivered yet is void.
-      this.#pendingActivation = undefined;
-      this.#incarnation = incarnation;
-    }
-    this.#version = version;
-    this.#versionLearntAt = this.#settings.clock.now();
-    this.#emitSafe('version', version);
+  #setVersion(version: GroupVersion): void {
+    this.#heard = version;
+    const known = this.#known;
+    if (version.incarnation === known.incarnation && version.version === known.version) return;
+    this.#known = version;
+    this.#emitSafe('version', version.version);
   }
 
   // ---- converging on the group's word --------------------------------------------------
@@ -617,12 +682,22 @@ export class Member extends EventEmitter<MemberEvents> {
           if (held.epoch !== server.epoch) this.#demote('lease-lost', 'release');
           return;
         }
-        if (this.#deactivated.includes(server.epoch)) this.#releaseSettled(server.epoch, 'lease-lost');
-        else if (this.#pendingActivation !== server.epoch) this.#scheduleActivation(server);
+        // S6: an epoch delivered, released or revoked before is never delivered (again).
+        if (server.epoch <= this.#retiredFloor) this.#releaseSettled(server.epoch, 'lease-lost');
+        else if (this.#pendingActivation !== server.epoch) {
+          if (server.confirmed) this.#scheduleActivation(server);
+          else void this.#renew();
+        }
         return;
       case 'releasing':
-        if (held?.epoch === server.epoch) this.#demote(server.reason as DeactivateReason, 'release');
-        else if (!held) this.#releaseSettled(server.epoch, server.reason);
+        if (held?.epoch === server.epoch) {
+          this.#demote(server.reason as DeactivateReason, 'release');
+          return;
+        }
+        // Told to release an epoch it does not hold: the one it holds is unknown to the group.
+        if (held) this.#demote('lease-lost', 'release');
+        this.#retire(server.epoch);
+        this.#releaseSettled(server.epoch, server.reason);
         return;
       default:
         if (held) {
@@ -666,6 +741,7 @@ export class Member extends EventEmitter<MemberEvents> {
       this.#pendingActivation = undefined;
       const now = this.#server;
       if (this.#closing || this.#held || now.role !== 'active' || now.epoch !== epoch) return;
+      if (epoch <= this.#retiredFloor) return;
       // S4: check the lease again right before delivering activate.
       if (!(this.#settings.clock.now() < this.#leaseDeadline)) {
         void this.#renew();
@@ -720,8 +796,7 @@ export class Member extends EventEmitter<MemberEvents> {
     if (!held) return;
     this.#held = undefined;
     clearTimeout(this.#deadlineTimer);
-    this.#deactivated.push(held.epoch);
-    if (this.#deactivated.length > REMEMBERED_EPOCHS) this.#deactivated.shift();
+    this.#retire(held.epoch);
     this.#transition(this.#closing ? 'leaving' : 'standby');
     const info: DeactivateInfo = { epoch: held.epoch, reason };
     this.#log.info(info, 'deactivate');
@@ -751,7 +826,7 @@ export class Member extends EventEmitter<MemberEvents> {
         ? await this.#call('disable', [this.#keys.events, this.id, String(epoch), p])
         : await this.#call('release', [this.#keys.events, this.id, String(epoch), reason, p]);
       if (disabling) this.#disabling = false;
-      if (!this.#closing) this.#applyView(result);
+      if (!this.#closing) this.#applyView(result, false);
     } catch (error) {
       // The next renewal shows the slot still held, and converging releases it again.
       this.#log.warn({ epoch, error: describe(error) }, 'could not release the slot yet');

@@ -35,6 +35,8 @@ export type AdvisoryCode =
   | 'NO_PERMISSION'
   /** Renewals are refused because a key of the group holds what understudy never writes (CorruptStateError). */
   | 'CORRUPT_STATE'
+  /** Redis may evict any key (`maxmemory-policy allkeys-*`): the group's state can be lost at any time. */
+  | 'EVICTION_POLICY'
   | 'QUARANTINE'
   | 'TOO_FEW_ACTIVE'
   | 'TOO_MANY_ACTIVE';

@@ -1,0 +1,357 @@
+// S6 and its neighbours under lost writes, lost keys and stale words: the findings of an outside
+// review (docs/RELIABILITY.md, F13–F20). Each test failed on 54619f0, the main before the fixes.
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { type Advisory, groupKeys, joinGroup, type Member } from '@understudy/core';
+import { type RedisServer, startRedis } from '@understudy/testkit';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FAST, MemberProcess, memberFactory, Timeline, uniqueGroup, waitFor } from './helpers.js';
+
+const { heartbeatInterval: H, activationInterval: A } = FAST;
+const LATE_MS = 1000;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+let server: RedisServer;
+let observer: Redis;
+beforeAll(async () => {
+  server = await startRedis();
+  observer = new Redis(server.url, { connectionName: 'test-observer' });
+});
+afterAll(() => observer.disconnect());
+const join = memberFactory(() => server);
+
+/**
+ * A TCP forwarder whose target can be switched, dropping every open connection: what a client
+ * sees when a failover moves it to another server (its sockets break, it reconnects elsewhere).
+ */
+class Switch {
+  readonly #server: Server;
+  readonly #sockets = new Set<Socket>();
+  #target: number;
+
+  private constructor(target: number) {
+    this.#target = target;
+    this.#server = createServer((client) => {
+      const upstream = connect(this.#target, '127.0.0.1');
+      for (const socket of [client, upstream]) {
+        this.#sockets.add(socket);
+        socket.on('close', () => this.#sockets.delete(socket));
+        socket.on('error', () => {
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.pipe(upstream).pipe(client);
+    });
+  }
+
+  static async start(target: number): Promise<Switch> {
+    const forwarder = new Switch(target);
+    await new Promise<void>((resolve) => forwarder.#server.listen(0, '127.0.0.1', resolve));
+    return forwarder;
+  }
+
+  get url(): string {
+    const address = this.#server.address();
+    if (!address || typeof address === 'string') throw new Error('not listening');
+    return `redis://127.0.0.1:${address.port}`;
+  }
+
+  to(target: number): void {
+    this.#target = target;
+    for (const socket of this.#sockets) socket.destroy();
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy();
+    await new Promise((resolve) => this.#server.close(resolve));
+  }
+}
+
+async function snapshot(redis: Redis, keys: string[]): Promise<Map<string, Buffer>> {
+  const dumps = new Map<string, Buffer>();
+  for (const key of keys) {
+    const dump = await redis.dumpBuffer(key);
+    if (dump) dumps.set(key, dump);
+  }
+  return dumps;
+}
+
+async function restore(redis: Redis, dumps: Map<string, Buffer>): Promise<void> {
+  for (const [key, dump] of dumps) await redis.restore(key, 0, dump, 'REPLACE');
+}
+
+describe('a failover to a server that lost writes (F13)', () => {
+  it('never delivers a grant that was given back on the old master: the new server reports it to no one', async () => {
+    // DESIGN S6 / issue 13 finding 1, with H = 100, P = 400, A = 1500 ms.
+    const intervals = { heartbeatInterval: 100, preparationInterval: 400, activationInterval: 1500 };
+    const master = await startRedis();
+    const replica = await startRedis();
+    const forwarder = await Switch.start(master.port);
+    const group = uniqueGroup('lost-write');
+    const keys = groupKeys(group);
+    const timeline = new Timeline();
+    const admin = new Redis(master.url);
+    const promoted = new Redis(replica.url);
+    const members: Member[] = [];
+    try {
+      let prepares = 0;
+      // X's first prepare is slow: its activation waits behind it.
+      const x = await joinGroup({
+        ...intervals,
+        redis: forwarder.url,
+        group,
+        memberId: 'x',
+        weight: 10,
+        onPrepare: () => (prepares++ === 0 ? sleep(1200) : undefined),
+      });
+      members.push(x);
+      // Y reaches only the old master: it goes on believing on its word until its own deadline.
+      const y = await joinGroup({ ...intervals, redis: master.url, group, memberId: 'y', weight: 8 });
+      members.push(y);
+      timeline.watch(x);
+      timeline.watch(y);
+
+      // X is granted E1; what the replica will have is the group right after that grant.
+      const grant = await waitFor(
+        async () => {
+          const slot = await admin.hget(keys.slots, '0');
+          return slot && (JSON.parse(slot) as { m: string; e: string }).m === 'x' ? JSON.parse(slot) : undefined;
+        },
+        'x to be granted a slot',
+        3 * intervals.activationInterval,
+        2,
+      );
+      const e1 = Number(grant.e);
+      const copy = await snapshot(admin, [...keys.scriptKeys]);
+
+      // X's weight drops below Y's before it delivered E1: it gives E1 back, Y gets E2.
+      await x.setWeight(5);
+      await waitFor(() => y.isActive(), 'y active with E2', 3 * intervals.activationInterval);
+      const e2 = y.epoch as number;
+      expect(e2).toBeGreaterThan(e1);
+
+      // The master dies; the promoted replica holds the group as it was right after X's grant.
+      await restore(promoted, copy);
+      forwarder.to(replica.port);
+      await master.kill('SIGKILL');
+      await sleep(2.5 * intervals.activationInterval);
+
+      expect(timeline.maxConcurrentActive()).toBe(1);
+      expect(timeline.of('x', 'activate').map((e) => e.epoch)).not.toContain(e1);
+      expect(await promoted.xrange(keys.log, '-', '+')).toContainEqual([
+        expect.any(String),
+        expect.arrayContaining(['type', 'quarantine', 'reason', 'server-changed']),
+      ]);
+    } finally {
+      await Promise.allSettled(members.map((m) => m.leave()));
+      admin.disconnect();
+      promoted.disconnect();
+      await forwarder.close();
+      await Promise.all([master.stop(), replica.stop()]);
+    }
+  });
+});
+
+describe('a member that comes back (F14, F16)', () => {
+  it('is refused with PARAM_MISMATCH when the group formed again with another activation interval', async () => {
+    const forwarder = await Switch.start(server.port);
+    const group = uniqueGroup('rejoin-params');
+    const timeline = new Timeline();
+    const advisories: Advisory[] = [];
+    const errors: Error[] = [];
+    try {
+      const x = await join({ redis: forwarder.url, group, memberId: 'x', weight: 20, activationInterval: 1000 });
+      x.on('advisory', (a) => advisories.push(a));
+      x.on('error', (e) => errors.push(e));
+      timeline.watch(x);
+      await waitFor(() => x.isActive(), 'x active', 3000);
+      // X is cut off (its connections go nowhere) until Redis has dropped it.
+      const closed = await startRedis();
+      forwarder.to(closed.port);
+      await closed.stop();
+      await sleep(1000 + 2 * H);
+      // The group forgets A = 1000 and forms again with A = 400.
+      const z = await join({ group, memberId: 'z', weight: 10 });
+      timeline.watch(z);
+      await waitFor(() => z.isActive(), 'z active', 3 * A);
+      forwarder.to(server.port);
+      await waitFor(() => x.state === 'left', 'x to be refused and leave', 2000 + LATE_MS);
+      expect(advisories.map((a) => a.code)).toContain('PARAM_MISMATCH');
+      expect(errors[0]).toMatchObject({ code: 'PARAM_MISMATCH', field: 'activationInterval', current: 400 });
+      expect(z.isActive()).toBe(true);
+      expect(timeline.maxConcurrentActive()).toBe(1);
+    } finally {
+      await forwarder.close();
+    }
+  });
+
+  it('rejoins with the same id once its crashed predecessor’s lease lapsed, though no other member ran a script', async () => {
+    const group = uniqueGroup('fixed-id');
+    const crashed = new MemberProcess({ url: server.url, group, memberId: 'fixed', weight: 10 });
+    await crashed.waitFor('activate', 3 * A + LATE_MS);
+    await crashed.kill('SIGKILL');
+    await sleep(A + 2 * H);
+    const again = await join({ group, memberId: 'fixed', weight: 10 });
+    await waitFor(() => again.isActive(), 'the restarted member active', 3 * A + LATE_MS);
+  });
+});
+
+describe('announcements that are stale or forged (F15)', () => {
+  it('one with a future incarnation does not deafen a standby: it activates when the active leaves', async () => {
+    const group = uniqueGroup('forged');
+    const timeline = new Timeline();
+    const high = await join({ group, memberId: 'high', weight: 20 });
+    const low = await join({ group, memberId: 'low', weight: 10 });
+    timeline.watch(high);
+    timeline.watch(low);
+    await waitFor(() => high.isActive(), 'high active', 3 * A);
+    const keys = groupKeys(group);
+    const created = Number(await observer.hget(keys.config, 'createdAt'));
+    await observer.spublish(keys.events, JSON.stringify({ i: String(created + 1e9), v: 0, c: [] }));
+    await sleep(3 * H);
+    await high.leave();
+    await waitFor(() => low.isActive(), 'low active after high left', A + H + 500);
+    expect(timeline.maxConcurrentActive()).toBe(1);
+  });
+});
+
+describe('an AbortSignal aborted while joinGroup() runs (F17)', () => {
+  it.each([0, 1, 3, 10])('aborted after %i ms: the member leaves, and nothing stays in the group', async (delay) => {
+    const group = uniqueGroup('abort-join');
+    const controller = new AbortController();
+    const joining = joinGroup({
+      ...FAST,
+      redis: server.url,
+      group,
+      memberId: 'm',
+      weight: 10,
+      signal: controller.signal,
+    });
+    setTimeout(() => controller.abort(), delay);
+    const member = await joining.catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
+    if (member instanceof Error) expect(member.name).toBe('AbortError');
+    else await waitFor(() => member.state === 'left', 'the member to leave on abort', 2000);
+    await sleep(2 * H);
+    expect(await observer.hexists(groupKeys(group).members, 'm')).toBe(0);
+  });
+});
+
+describe('a group that loses one of its keys (F18)', () => {
+  it('DEL of the ranking: rebuilt, and the standby takes over once the active leaves', async () => {
+    const group = uniqueGroup('lost-rank');
+    const timeline = new Timeline();
+    const a = await join({ group, memberId: 'a', weight: 20 });
+    const b = await join({ group, memberId: 'b', weight: 10 });
+    timeline.watch(a);
+    timeline.watch(b);
+    await waitFor(() => a.isActive(), 'a active', 3 * A);
+    await observer.del(groupKeys(group).rank);
+    await sleep(2 * H);
+    await a.leave();
+    // Lost state: one activation interval of quarantine from the moment it was found.
+    await waitFor(() => b.isActive(), 'b active', 2 * A + H + 500);
+    expect(timeline.maxConcurrentActive()).toBe(1);
+  });
+
+  it('DEL of the slots: the holder keeps its slot and epoch, and the group is quarantined', async () => {
+    const group = uniqueGroup('lost-slots');
+    const keys = groupKeys(group);
+    const timeline = new Timeline();
+    const a = await join({ group, memberId: 'a', weight: 20 });
+    const b = await join({ group, memberId: 'b', weight: 10 });
+    timeline.watch(a);
+    timeline.watch(b);
+    await waitFor(() => a.isActive(), 'a active', 3 * A);
+    const epoch = a.epoch;
+    await observer.del(keys.slots);
+    await sleep(A + 4 * H);
+    expect(a.isActive()).toBe(true);
+    expect(a.epoch).toBe(epoch);
+    expect(timeline.of('a', 'deactivate')).toEqual([]);
+    expect(timeline.of('b', 'activate')).toEqual([]);
+    const slot = JSON.parse((await observer.hget(keys.slots, '0')) ?? '{}') as { m?: string; e?: string };
+    expect(slot).toMatchObject({ m: 'a', e: String(epoch) });
+    const log = await observer.xrange(keys.log, '-', '+');
+    expect(log).toContainEqual([expect.any(String), expect.arrayContaining(['reason', 'lost-state', 'lost', 'slots'])]);
+  });
+
+  it('DEL of the member records: every member stays, the active keeps its epoch', async () => {
+    const group = uniqueGroup('lost-members');
+    const keys = groupKeys(group);
+    const timeline = new Timeline();
+    const a = await join({ group, memberId: 'a', weight: 20 });
+    const b = await join({ group, memberId: 'b', weight: 10 });
+    timeline.watch(a);
+    timeline.watch(b);
+    await waitFor(() => a.isActive(), 'a active', 3 * A);
+    const epoch = a.epoch;
+    await observer.del(keys.members);
+    await sleep(A + 4 * H);
+    expect(a.epoch).toBe(epoch);
+    expect(timeline.of('a', 'deactivate')).toEqual([]);
+    expect(await observer.hlen(keys.members)).toBe(2);
+    expect(timeline.maxConcurrentActive()).toBe(1);
+  });
+
+  it('raises EVICTION_POLICY on a Redis that may evict any key', async () => {
+    const evicting = await startRedis({ config: { maxmemory: '64mb', 'maxmemory-policy': 'allkeys-lru' } });
+    try {
+      const advisories: Advisory[] = [];
+      const member = await join({ redis: evicting.url, group: uniqueGroup('evicting'), memberId: 'm', weight: 10 });
+      member.on('advisory', (a) => advisories.push(a));
+      await waitFor(() => advisories.find((a) => a.code === 'EVICTION_POLICY'), 'EVICTION_POLICY', 2000);
+      expect(advisories.find((a) => a.code === 'EVICTION_POLICY')?.message).toContain('allkeys-lru');
+      await member.leave();
+    } finally {
+      await evicting.stop();
+    }
+  });
+});
+
+describe('smaller findings (F19)', () => {
+  it('a member told to release an epoch other than the one it holds gives both up, and the preemptor takes over', async () => {
+    const group = uniqueGroup('other-epoch');
+    const keys = groupKeys(group);
+    const timeline = new Timeline();
+    const a = await join({ group, memberId: 'a', weight: 10 });
+    timeline.watch(a);
+    await waitFor(() => a.isActive(), 'a active', 3 * A);
+    const b = await join({ group, memberId: 'b', weight: 5 });
+    timeline.watch(b);
+    // The group asks a for an epoch it never delivered, while b (now heavier) waits for the slot.
+    const slot = JSON.parse((await observer.hget(keys.slots, '0')) ?? '{}') as Record<string, string>;
+    await observer.hset(
+      keys.slots,
+      '0',
+      JSON.stringify({ ...slot, e: String(Number(slot.e) + 5), s: 'releasing', r: 'preempted' }),
+    );
+    await b.setWeight(20);
+    await waitFor(() => b.isActive(), 'b active', 3 * A + LATE_MS);
+    expect(a.isActive()).toBe(false);
+    expect(timeline.maxConcurrentActive()).toBe(1);
+  });
+
+  it('a slot only a weight-0 member could fill costs a renewal no reconcile and no config write', async () => {
+    const group = uniqueGroup('zero-weight');
+    const disabled = await join({
+      group,
+      memberId: 'z',
+      weight: 5,
+      activeGoal: 2,
+      onActivate: () => {
+        throw new Error('cannot keep its resources');
+      },
+    });
+    await waitFor(() => disabled.weight === 0, 'z disabled', 3 * A + LATE_MS);
+    const p = await join({ group, memberId: 'p', weight: 10, activeGoal: 2 });
+    await waitFor(() => p.isActive(), 'p active', 3 * A);
+    await sleep(2 * H);
+    const hsets = async () => Number(/cmdstat_hset:calls=(\d+)/.exec(await observer.info('commandstats'))?.[1] ?? 0);
+    const before = await hsets();
+    await sleep(20 * H);
+    // About 40 renewals ran; each one used to write config `preparing` in a full reconcile.
+    expect((await hsets()) - before).toBeLessThanOrEqual(2);
+    expect(disabled.isActive()).toBe(false);
+  });
+});
