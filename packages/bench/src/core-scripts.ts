@@ -29,6 +29,9 @@ const KNOWN_ARGUMENTS = [
   'claimed epoch',
   'claimed slot',
   'nonce',
+  'the group’s incarnation',
+  'the group’s version',
+  'epoch floor',
 ] as const;
 
 export type ScriptArgument = (typeof KNOWN_ARGUMENTS)[number];

@@ -96,6 +96,10 @@ export async function measureDriven(context: BenchContext, plan: DriverPlan): Pr
       'claimed epoch': 0,
       'claimed slot': -1,
       nonce: `bench-${i}`,
+      // A member that knows nothing yet: no version or epoch to hold the server to (S6).
+      'the group’s incarnation': 0,
+      'the group’s version': -1,
+      'epoch floor': 0,
     };
     return order.map((name) => values[name]);
   };

@@ -7,8 +7,8 @@
 -- ARGV: 1 channel  2 member id  3 weight  4 activeGoal  5 activationInterval (ms)
 --       6 heartbeatInterval (ms)  7 preparationInterval (ms)  8 host  9 pid
 --       10 claimed epoch (0 if the member believes it is not active)  11 claimed slot
---       12 nonce (see join.lua)  13 the group's incarnation in the member's last reply (0: none)
---       14 the group's version in that reply (-1: none)
+--       12 nonce (see join.lua)  13 the group’s incarnation in the member's last reply (0: none)
+--       14 the group’s version in that reply (-1: none)
 --       15 epoch floor: the highest epoch the member was told of for itself (0: none)
 -- Reply: the member's view (see `view` in lib.lua), or an error:
 --   PARAM_MISMATCH <field> <requested> <current>   rejoining a group that runs with other parameters
