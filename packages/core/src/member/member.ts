@@ -278,7 +278,8 @@ export class Member extends EventEmitter<MemberEvents> {
       await this.#close();
       this.#transition('leaving');
       this.#transition('left');
-      if (error instanceof UnderstudyError || signal?.aborted) throw error;
+      if (signal?.aborted) throw signal.reason;
+      if (error instanceof UnderstudyError) throw error;
       throw (
         permissionError(error, this.#options.redis, `join group ${this.group}`, this.group) ??
         new RedisUnavailableError(`member ${this.id} could not join group ${this.group}: ${describe(error)}`, {
