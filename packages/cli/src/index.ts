@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { aclCommand } from './commands/acl/index.js';
+import { dashboardCommand } from './commands/dashboard/index.js';
 import { demoCommand } from './commands/demo/index.js';
 import { groupCommand } from './commands/group/index.js';
 import { monitorCommand } from './commands/monitor/index.js';
@@ -33,6 +34,7 @@ ${EXIT_CODES_HELP}`,
     runCommand(io, exit).passThroughOptions(),
     monitorCommand(io, exit),
     statusCommand(io, exit),
+    dashboardCommand(io, exit),
     groupCommand(io, exit),
     aclCommand(io, exit),
     demoCommand(io, exit),

@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createMetrics, type UnderstudyMetrics } from '@understudy/core/metrics';
 import { type Command, InvalidArgumentError, Option } from 'commander';
@@ -12,7 +12,7 @@ export interface MetricsOptions {
 }
 
 /** A TCP port, 0–65535 (0: any free port). */
-function port(value: string): number {
+export function port(value: string): number {
   const n = integer(0)(value);
   if (n > 65535) throw new InvalidArgumentError(`${n} is above the highest port, 65535.`);
   return n;
@@ -48,19 +48,11 @@ export async function serveMetrics(options: MetricsOptions): Promise<MetricsEndp
   const host = options.metricsHost;
   const registry = new Registry();
   const server = createServer((request, response) => void answer(registry, request, response));
-  await new Promise<void>((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException) => reject(listenError(error, host, options.metricsPort as number));
-    server.once('error', onError);
-    server.listen(options.metricsPort, host, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
-  const { port: bound } = server.address() as AddressInfo;
+  const origin = await listen(server, host, options.metricsPort, { port: '--metrics-port', host: '--metrics-host' });
   let closing: Promise<void> | undefined;
   return {
     metrics: createMetrics({ registry }),
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}/metrics`,
+    url: `${origin}/metrics`,
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -90,19 +82,46 @@ async function answer(registry: Registry, request: IncomingMessage, response: Se
   }
 }
 
-function listenError(error: NodeJS.ErrnoException, host: string, port: number): CliError {
+/**
+ * Listens on `host:port` and returns the origin it serves, e.g. `http://127.0.0.1:9464`. A port
+ * in use, a privileged port or a foreign address fails with a message naming the option.
+ */
+export async function listen(
+  server: Server,
+  host: string,
+  port: number,
+  option: { port: string; host: string },
+): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException) => reject(listenError(error, host, port, option));
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  const { port: bound } = server.address() as AddressInfo;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
+}
+
+function listenError(
+  error: NodeJS.ErrnoException,
+  host: string,
+  port: number,
+  option: { port: string; host: string },
+): CliError {
   const where = `${host}:${port}`;
   switch (error.code) {
     case 'EADDRINUSE':
-      return new CliError(`--metrics-port ${port}: ${where} is already in use; choose another port`);
+      return new CliError(`${option.port} ${port}: ${where} is already in use; choose another port`);
     case 'EACCES':
       return new CliError(
-        `--metrics-port ${port}: not allowed to listen on ${where} (ports below 1024 need privileges)`,
+        `${option.port} ${port}: not allowed to listen on ${where} (ports below 1024 need privileges)`,
       );
     case 'EADDRNOTAVAIL':
     case 'ENOTFOUND':
-      return new CliError(`--metrics-host ${host}: not an address of this machine (${error.code})`);
+      return new CliError(`${option.host} ${host}: not an address of this machine (${error.code})`);
     default:
-      return new CliError(`cannot serve metrics on ${where}: ${error.message}`);
+      return new CliError(`cannot serve on ${where}: ${error.message}`);
   }
 }
