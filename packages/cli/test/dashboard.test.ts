@@ -1,0 +1,223 @@
+import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { aclRules, forgetGroup, joinGroup, type Member, type RedisSource } from '@understudy/core';
+import { freePort, type RedisServer, startCluster, startRedis, type TlsFiles } from '@understudy/testkit';
+import { Cluster, Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { EventStream, readState, startDashboard } from './dashboard-helpers.js';
+import { killLeftoverClis, STARTUP_MS, understudy, uniqueGroup, waitFor } from './helpers.js';
+
+const H = 100;
+const A = 1000;
+const OPERATOR = ['operator', 'operator-password'] as const;
+const MONITOR_PASSWORD = 'monitor-password';
+/** The group whose monitor user the ACL test logs in as (the ACL file is written at start). */
+const WATCHED = uniqueGroup('dash-acl');
+
+let server: RedisServer;
+const members: Member[] = [];
+const streams: EventStream[] = [];
+
+beforeAll(async () => {
+  const { monitor } = aclRules({ group: WATCHED });
+  server = await startRedis({
+    acl: [
+      `user ${OPERATOR[0]} on >${OPERATOR[1]} ~* &* +@all`,
+      `user ${monitor.user} ${monitor.rules.join(' ')} >${MONITOR_PASSWORD}`,
+    ],
+  });
+});
+
+afterAll(async () => {
+  await server.stop();
+});
+
+afterEach(async () => {
+  for (const stream of streams.splice(0)) stream.close();
+  await Promise.allSettled(members.splice(0).map((m) => m.leave()));
+  await killLeftoverClis();
+});
+
+const url = (user: string, password: string) => `redis://${user}:${password}@127.0.0.1:${server.port}`;
+const operatorUrl = () => url(...OPERATOR);
+
+async function join(
+  group: string,
+  memberId: string,
+  weight: number,
+  redis: RedisSource = operatorUrl(),
+): Promise<Member> {
+  const member = await joinGroup({ redis, group, memberId, weight, heartbeatInterval: H, activationInterval: A });
+  members.push(member);
+  return member;
+}
+
+function events(dashboardUrl: string): EventStream {
+  const stream = new EventStream(dashboardUrl);
+  streams.push(stream);
+  return stream;
+}
+
+/** A raw request, to send what fetch would not (another Host header, another method). */
+function raw(target: string, options: { method?: string; host?: string; path?: string }) {
+  const { hostname, port } = new URL(target);
+  return new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = request(
+      {
+        hostname,
+        port,
+        path: options.path ?? '/',
+        method: options.method ?? 'GET',
+        headers: options.host ? { host: options.host } : {},
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (chunk: Buffer) => {
+          body += chunk.toString();
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('understudy dashboard', { timeout: 120_000 }, () => {
+  it('serves every group found by SCAN, follows groups appearing and going, and stops cleanly on SIGTERM', async () => {
+    const first = uniqueGroup('dash-first');
+    const a = await join(first, 'a', 20);
+    await join(first, 'b', 10);
+    await waitFor(() => a.isActive(), 'a active', A * 3);
+
+    const { cli, url: page } = await startDashboard(['--redis', operatorUrl(), '--scan-interval', '200']);
+    expect(cli.stdout).toContain(`every group under prefix understudy on redis://***@127.0.0.1:${server.port}`);
+    expect(cli.stdout).not.toContain(OPERATOR[1]);
+
+    const state = await readState(page);
+    expect(state.connection).not.toContain(OPERATOR[1]);
+    const shown = state.groups.find((g) => g.snapshot.group === first);
+    expect(shown?.snapshot.members.map((m) => `${m.id}:${m.state}`)).toEqual(['a:active', 'b:standby']);
+    expect(shown?.transitions.map((t) => t.type)).toContain('activate');
+
+    const stream = events(page);
+    await stream.next('hello', (d) => (d.groups as unknown[]).length >= 1);
+    const later = uniqueGroup('dash-later');
+    const c = await join(later, 'c', 5);
+    await stream.next('added', (d) => (d.view as { snapshot: { group: string } }).snapshot.group === later, 5000);
+    await c.leave();
+    await forgetGroup({ redis: operatorUrl(), group: later });
+    await stream.next('removed', (d) => d.group === later, 5000);
+
+    // The failover of `first` arrives as a snapshot with b active.
+    const before = stream.events.length;
+    await a.leave();
+    await stream.next(
+      'snapshot',
+      (d) => (d.snapshot as { members: { id: string; state: string }[] }).members[0]?.state === 'active',
+      5000,
+      before,
+    );
+
+    cli.signal('SIGTERM');
+    // The process ends by itself: nothing (monitor, timer, socket) is left open.
+    const result = await cli.result(10_000);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain('dashboard stopped');
+    await waitFor(() => stream.ended, 'the event stream to end', 5000);
+  });
+
+  it('is read-only and answers only to its own address', async () => {
+    const { cli, url: page } = await startDashboard(['--redis', operatorUrl(), uniqueGroup('dash-http')]);
+    const html = await fetch(page);
+    expect(html.status).toBe(200);
+    expect(html.headers.get('content-security-policy')).toContain("script-src 'self'");
+    expect(await html.text()).toContain('<script src="app.js"');
+    for (const path of ['/app.js', '/style.css', '/favicon.svg']) {
+      expect((await fetch(new URL(path, page))).status, path).toBe(200);
+    }
+    expect((await raw(page, { method: 'POST' })).status).toBe(405);
+    expect((await raw(page, { method: 'DELETE', path: '/state' })).status).toBe(405);
+    expect((await raw(page, { path: '/nothing' })).status).toBe(404);
+    // A page of another site reaching the port through its own DNS name (DNS rebinding).
+    expect((await raw(page, { host: `attacker.example:${new URL(page).port}` })).status).toBe(421);
+    expect((await raw(page, { host: `localhost:${new URL(page).port}` })).status).toBe(200);
+    cli.signal('SIGINT');
+    expect((await cli.result(10_000)).code).toBe(0);
+  });
+
+  it('runs under a group’s monitor user when given the group, and says to name groups when it may not SCAN', async () => {
+    const { monitor } = aclRules({ group: WATCHED });
+    await join(WATCHED, 'solo', 1);
+    const asMonitor = url(monitor.user, MONITOR_PASSWORD);
+
+    const { cli, url: page } = await startDashboard(['--redis', asMonitor, WATCHED]);
+    expect(cli.stdout).toContain(`group ${WATCHED} on`);
+    const state = await waitFor(async () => {
+      const s = await readState(page);
+      return s.groups[0]?.snapshot.members.length === 1 && s;
+    }, 'the member on the page');
+    expect(state.groups.map((g) => g.snapshot.group)).toEqual([WATCHED]);
+    cli.signal('SIGINT');
+    expect((await cli.result(10_000)).code).toBe(0);
+
+    const refused = await understudy(['dashboard', '--port', '0', '--redis', asMonitor]);
+    expect(refused.code).toBe(5);
+    expect(refused.stderr).toContain('name the groups to show instead');
+  });
+
+  it('fails at once, naming the option, when the port is taken or Redis cannot be reached', async () => {
+    const { cli, url: page } = await startDashboard(['--redis', operatorUrl(), uniqueGroup('dash-port')]);
+    const taken = new URL(page).port;
+    const busy = await understudy(['dashboard', '--port', taken, '--redis', operatorUrl()], STARTUP_MS);
+    expect(busy.code).toBe(1);
+    expect(busy.stderr).toContain(`--port ${taken}: 127.0.0.1:${taken} is already in use`);
+    cli.signal('SIGINT');
+    await cli.result(10_000);
+
+    const nowhere = await understudy(['dashboard', '--port', '0', '--redis', `redis://127.0.0.1:${await freePort()}`]);
+    expect(nowhere.code).toBe(3);
+  });
+});
+
+describe('understudy dashboard on other topologies', { timeout: 120_000 }, () => {
+  it('lists and watches the groups of a Redis Cluster (--cluster)', async () => {
+    const cluster = await startCluster();
+    const nodes = cluster.startupNodes.map((n) => `${n.host}:${n.port}`).join(',');
+    const group = uniqueGroup('dash-cluster');
+    const member = await join(group, 'on-cluster', 1, new Cluster(cluster.startupNodes, { lazyConnect: true }));
+    try {
+      const { cli, url: page } = await startDashboard(['--cluster', nodes]);
+      const state = await waitFor(async () => {
+        const s = await readState(page);
+        return s.groups.some((g) => g.snapshot.group === group && g.snapshot.activeCount === 1) && s;
+      }, 'the group on the page');
+      expect(state.connection).toBe(`Cluster ${nodes}`);
+      cli.signal('SIGINT');
+      expect((await cli.result(10_000)).code).toBe(0);
+    } finally {
+      await member.leave();
+      members.splice(members.indexOf(member), 1);
+      await cluster.stop();
+    }
+  });
+
+  it('watches a group over TLS (rediss:// with --tls-ca)', async () => {
+    const tls = await startRedis({ tls: true });
+    try {
+      const files = tls.tls as TlsFiles;
+      const group = uniqueGroup('dash-tls');
+      await join(group, 'over-tls', 1, new Redis(tls.url, { lazyConnect: true, tls: { ca: readFileSync(files.ca) } }));
+      const { cli, url: page } = await startDashboard(['--redis', tls.url, '--tls-ca', files.ca]);
+      await waitFor(async () => {
+        const s = await readState(page);
+        return s.groups.some((g) => g.snapshot.group === group && g.snapshot.activeCount === 1);
+      }, 'the group on the page');
+      cli.signal('SIGINT');
+      expect((await cli.result(10_000)).code).toBe(0);
+    } finally {
+      await Promise.allSettled(members.splice(0).map((m) => m.leave()));
+      await tls.stop();
+    }
+  });
+});
