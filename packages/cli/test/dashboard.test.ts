@@ -1,9 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { aclRules, forgetGroup, joinGroup, type Member, type RedisSource } from '@understudy/core';
+import {
+  aclRules,
+  forgetGroup,
+  type GroupSnapshot,
+  joinGroup,
+  type Member,
+  type RedisSource,
+  type Transition,
+} from '@understudy/core';
 import { freePort, type RedisServer, startCluster, startRedis, type TlsFiles } from '@understudy/testkit';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { timelineFromLog } from '../src/commands/dashboard/board.js';
 import { EventStream, readState, startDashboard } from './dashboard-helpers.js';
 import { killLeftoverClis, STARTUP_MS, understudy, uniqueGroup, waitFor } from './helpers.js';
 
@@ -219,5 +228,51 @@ describe('understudy dashboard on other topologies', { timeout: 120_000 }, () =>
       await Promise.allSettled(members.splice(0).map((m) => m.leave()));
       await tls.stop();
     }
+  });
+});
+
+describe('the timeline a dashboard starts with', () => {
+  it('is read back from the transition log: creation, a handover’s dip, a failover, a raised goal', () => {
+    const log: [number, Transition['type'], string, Partial<Transition>][] = [
+      [1000, 'goal', '', { reason: 'created', goal: 1 }],
+      [1500, 'join', 'a', { reason: 'join' }],
+      [2000, 'activate', 'a', { reason: 'initial' }],
+      [3000, 'deactivate', 'a', { reason: 'preempted' }],
+      [3000, 'activate', 'b', { reason: 'handover' }],
+      [4000, 'deactivate', 'b', { reason: 'lease-lost' }],
+      [4000, 'lapse', 'b', {}],
+      [5000, 'activate', 'a', { reason: 'failover' }],
+      [6000, 'goal', '', { reason: 'set', goal: 2 }],
+      [6000, 'activate', 'c', { reason: 'goal' }],
+    ];
+    const transitions = log.map(([time, type, member, rest], i) => ({
+      id: `${time}-${i}`,
+      time,
+      type,
+      member,
+      ...rest,
+    }));
+    const snapshot = { serverTime: 7000, activeCount: 2, activeGoal: 2 } as GroupSnapshot;
+
+    expect(timelineFromLog(snapshot, transitions).map((p) => `${p.time} ${p.active}/${p.goal}`)).toEqual([
+      '1000 0/0',
+      '1000 0/1',
+      '2000 1/1',
+      '3000 0/1',
+      '3000 1/1',
+      '4000 0/1',
+      '5000 1/1',
+      '6000 1/2',
+      '6000 2/2',
+    ]);
+  });
+
+  it('starts at a goal change whose previous goal the entries read do not tell', () => {
+    const transitions: Transition[] = [
+      { id: '1000-0', time: 1000, type: 'activate', member: 'a', reason: 'initial' },
+      { id: '2000-0', time: 2000, type: 'goal', member: '', reason: 'set', goal: 3 },
+    ];
+    const snapshot = { serverTime: 3000, activeCount: 1, activeGoal: 3 } as GroupSnapshot;
+    expect(timelineFromLog(snapshot, transitions)).toEqual([{ time: 2000, active: 1, goal: 3 }]);
   });
 });

@@ -6,6 +6,7 @@ import {
   monitorGroup,
   PermissionError,
   type RedisSource,
+  readHistory,
   type Transition,
 } from '@understudy/core';
 import { CliError, ExitCode } from '../../exit.js';
@@ -56,11 +57,13 @@ export interface BoardOptions {
 
 /** The timeline covers this much Redis time (the page draws the same window). */
 export const TIMELINE_MS = 10 * 60_000;
+/** Transitions read at start to draw the timeline from before the dashboard started. */
+const TIMELINE_HISTORY = 200;
 /**
  * While a page is open, each group is re-read this often so that lease bars show renewals:
  * announcements only carry changes. One read per group for every page together.
  */
-const LEASE_REFRESH_MS = 1000;
+const LEASE_REFRESH_MS = 500;
 
 interface Watched {
   monitor: Monitor;
@@ -122,24 +125,38 @@ export class Board extends EventEmitter<{ event: [BoardEvent] }> {
   }
 
   async #watch(group: string): Promise<void> {
-    const monitor = await monitorGroup({
-      redis: this.#options.redis,
-      prefix: this.#options.prefix,
-      group,
-      history: this.#options.history,
-    });
+    const connection = { redis: this.#options.redis, prefix: this.#options.prefix, group };
+    const monitor = await monitorGroup(connection);
+    const live: Transition[] = [];
+    const collect = (transition: Transition) => live.push(transition);
+    monitor.on('transition', collect);
+    let past: Transition[];
+    try {
+      past = await readHistory({ ...connection, count: Math.max(this.#options.history, TIMELINE_HISTORY) });
+    } catch (error) {
+      await monitor.close();
+      throw error;
+    } finally {
+      monitor.off('transition', collect);
+    }
     if (this.#closed) {
       await monitor.close();
       return;
     }
+    // Transitions logged while the log was read arrive live as well: each counts once.
+    const read = new Set(past.map((t) => t.id));
+    const transitions = [...past, ...live.filter((t) => !read.has(t.id))];
     const snapshot = monitor.snapshot();
     const watched: Watched = {
       monitor,
-      view: { snapshot, transitions: [], timeline: [pointOf(snapshot)] },
+      view: {
+        snapshot,
+        transitions: transitions.slice(-this.#options.history),
+        timeline: timelineFromLog(snapshot, transitions),
+      },
       sent: snapshot,
     };
     this.#watched.set(group, watched);
-    // The replayed history arrives as transition events right after the monitor's first read.
     monitor.on('transition', (transition) => {
       const { transitions } = watched.view;
       transitions.push(transition);
@@ -253,6 +270,40 @@ export class Board extends EventEmitter<{ event: [BoardEvent] }> {
   #send(event: BoardEvent): void {
     if (!this.#closed) this.emit('event', event);
   }
+}
+
+/**
+ * The timeline before the dashboard started, read back from the transition log: from the
+ * current state, undo each activation and deactivation, newest first. It starts at the oldest
+ * transition read, at the window's start, or at a goal change whose previous goal the entries
+ * read do not tell. Oldest first, one point per change (a handover's dip lasts 0 ms but shows).
+ */
+export function timelineFromLog(snapshot: GroupSnapshot, transitions: readonly Transition[]): TimelinePoint[] {
+  const newestFirst: TimelinePoint[] = [pointOf(snapshot)];
+  let { active, goal } = pointOf(snapshot);
+  const since = snapshot.serverTime - TIMELINE_MS;
+  const before = transitions.filter((t) => t.time <= snapshot.serverTime);
+  for (let i = before.length - 1; i >= 0; i--) {
+    const t = before[i] as Transition;
+    if (t.time < since) break;
+    newestFirst.push({ time: t.time, active, goal });
+    if (t.type === 'activate') active = Math.max(0, active - 1);
+    else if (t.type === 'deactivate') active += 1;
+    else if (t.type === 'goal') {
+      const previous = before.slice(0, i).findLast((p) => p.type === 'goal' && p.goal !== undefined);
+      if (previous) goal = previous.goal as number;
+      else if (t.reason === 'created') goal = 0;
+      else break;
+    }
+    if (t.type === 'goal' && t.reason === 'created') newestFirst.push({ time: t.time, active, goal });
+  }
+  const points: TimelinePoint[] = [];
+  for (const point of newestFirst.reverse()) {
+    const last = points.at(-1);
+    if (last && last.active === point.active && last.goal === point.goal) continue;
+    points.push(point);
+  }
+  return points;
 }
 
 function pointOf(snapshot: GroupSnapshot): TimelinePoint {

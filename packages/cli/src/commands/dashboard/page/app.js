@@ -5,7 +5,7 @@
 /** The window the server keeps points for (TIMELINE_MS in board.ts). */
 const TIMELINE_MS = 10 * 60_000;
 /** The shortest span the timeline shows, so that a new dashboard's first seconds are not stretched. */
-const MIN_SPAN_MS = 60_000;
+const MIN_SPAN_MS = 30_000;
 const SVG_WIDTH = 600;
 const SVG_HEIGHT = 60;
 
@@ -67,6 +67,7 @@ function createCard(view) {
       activeLine: part(root, '.active-line'),
       goalLine: part(root, '.goal-line'),
       span: part(root, '.span'),
+      top: part(root, '.y-top'),
       members: part(root, '.members'),
       rows: part(root, '.members tbody'),
       noMembers: part(root, '.no-members'),
@@ -98,7 +99,7 @@ function renderSnapshot(card) {
     `activation ${duration(s.activationInterval)}`,
   ];
   if (s.quarantineRemainingMs > 0) facts.push(`quarantine ${duration(s.quarantineRemainingMs)}`);
-  parts.facts.textContent = facts.join(' · ');
+  parts.facts.replaceChildren(...facts.map((fact) => element('span', 'fact', fact)));
   parts.readError.hidden = card.view.readError === undefined;
   parts.readError.textContent = card.view.readError ? `reads failing, retrying: ${card.view.readError}` : '';
 
@@ -167,8 +168,10 @@ function renderTimeline(card) {
   // From the first point the dashboard saw (at least a minute), up to the server's window.
   const span = Math.min(TIMELINE_MS, Math.max(MIN_SPAN_MS, now - points[0].time));
   const start = now - span;
-  card.parts.span.textContent = span < 90_000 ? 'last minute' : `last ${Math.round(span / 60_000)} min`;
+  card.parts.span.textContent =
+    span < 90_000 ? `last ${Math.round(span / 1000)} s` : `last ${Math.round(span / 60_000)} min`;
   const top = Math.max(1, ...points.map((p) => Math.max(p.active, p.goal)));
+  card.parts.top.textContent = String(top);
   card.parts.activeLine.setAttribute('points', stepLine(points, 'active', start, now, top));
   card.parts.goalLine.setAttribute('points', stepLine(points, 'goal', start, now, top));
 }
