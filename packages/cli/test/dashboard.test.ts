@@ -9,7 +9,14 @@ import {
   type RedisSource,
   type Transition,
 } from '@understudy/core';
-import { freePort, type RedisServer, startCluster, startRedis, type TlsFiles } from '@understudy/testkit';
+import {
+  freePort,
+  type RedisServer,
+  startCluster,
+  startRedis,
+  startSentinelSet,
+  type TlsFiles,
+} from '@understudy/testkit';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { timelineFromLog } from '../src/commands/dashboard/board.js';
@@ -20,6 +27,7 @@ const H = 100;
 const A = 1000;
 const OPERATOR = ['operator', 'operator-password'] as const;
 const MONITOR_PASSWORD = 'monitor-password';
+const DASHBOARD_PASSWORD = 'dashboard-password';
 /** The group whose monitor user the ACL test logs in as (the ACL file is written at start). */
 const WATCHED = uniqueGroup('dash-acl');
 
@@ -27,12 +35,21 @@ let server: RedisServer;
 const members: Member[] = [];
 const streams: EventStream[] = [];
 
+/** The user docs/DASHBOARD.md gives for a dashboard of every group, as written there. */
+function documentedDashboardUser(): string {
+  const docs = readFileSync(new URL('../../../docs/DASHBOARD.md', import.meta.url), 'utf8');
+  const line = /^ACL SETUSER dashboard (.*)$/m.exec(docs)?.[1];
+  if (!line) throw new Error('docs/DASHBOARD.md has no ACL SETUSER dashboard line');
+  return `user dashboard ${line.replace('>PASSWORD', `>${DASHBOARD_PASSWORD}`)}`;
+}
+
 beforeAll(async () => {
   const { monitor } = aclRules({ group: WATCHED });
   server = await startRedis({
     acl: [
       `user ${OPERATOR[0]} on >${OPERATOR[1]} ~* &* +@all`,
       `user ${monitor.user} ${monitor.rules.join(' ')} >${MONITOR_PASSWORD}`,
+      documentedDashboardUser(),
     ],
   });
 });
@@ -175,6 +192,19 @@ describe('understudy dashboard', { timeout: 120_000 }, () => {
     expect(refused.stderr).toContain('name the groups to show instead');
   });
 
+  it('lists and watches every group under the read-only user docs/DASHBOARD.md gives', async () => {
+    const group = uniqueGroup('dash-user');
+    await join(group, 'solo', 1);
+    const { cli, url: page } = await startDashboard(['--redis', url('dashboard', DASHBOARD_PASSWORD)]);
+    await waitFor(async () => {
+      const s = await readState(page);
+      return s.groups.some((g) => g.snapshot.group === group && g.snapshot.activeCount === 1);
+    }, 'the group on the page');
+    expect(cli.stderr).toBe('');
+    cli.signal('SIGINT');
+    expect((await cli.result(10_000)).code).toBe(0);
+  });
+
   it('fails at once, naming the option, when the port is taken or Redis cannot be reached', async () => {
     const { cli, url: page } = await startDashboard(['--redis', operatorUrl(), uniqueGroup('dash-port')]);
     const taken = new URL(page).port;
@@ -208,6 +238,25 @@ describe('understudy dashboard on other topologies', { timeout: 120_000 }, () =>
       await member.leave();
       members.splice(members.indexOf(member), 1);
       await cluster.stop();
+    }
+  });
+
+  it('lists and watches groups through Sentinel (--sentinel, --master-name)', async () => {
+    const set = await startSentinelSet();
+    const group = uniqueGroup('dash-sentinel');
+    try {
+      await join(group, 'via-sentinel', 1, { sentinels: set.sentinelAddresses, name: set.masterName });
+      const sentinels = set.sentinelAddresses.map((a) => `${a.host}:${a.port}`).join(',');
+      const { cli, url: page } = await startDashboard(['--sentinel', sentinels, '--master-name', set.masterName]);
+      await waitFor(async () => {
+        const s = await readState(page);
+        return s.groups.some((g) => g.snapshot.group === group && g.snapshot.activeCount === 1);
+      }, 'the group on the page');
+      cli.signal('SIGINT');
+      expect((await cli.result(10_000)).code).toBe(0);
+    } finally {
+      await Promise.allSettled(members.splice(0).map((m) => m.leave()));
+      await set.stop();
     }
   });
 
