@@ -20,7 +20,7 @@ import {
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { timelineFromLog } from '../src/commands/dashboard/board.js';
-import { EventStream, readState, startDashboard } from './dashboard-helpers.js';
+import { type DashboardState, EventStream, readState, startDashboard } from './dashboard-helpers.js';
 import { killLeftoverClis, STARTUP_MS, understudy, uniqueGroup, waitFor } from './helpers.js';
 
 const H = 100;
@@ -82,6 +82,19 @@ function events(dashboardUrl: string): EventStream {
   const stream = new EventStream(dashboardUrl);
   streams.push(stream);
   return stream;
+}
+
+/** Runs a dashboard with `args` until it shows `group` with one active member, then stops it. */
+async function showsActiveGroup(args: string[], group: string): Promise<{ state: DashboardState; stderr: string }> {
+  const { cli, url: page } = await startDashboard(args);
+  const state = await waitFor(async () => {
+    const s = await readState(page);
+    return s.groups.some((g) => g.snapshot.group === group && g.snapshot.activeCount === 1) && s;
+  }, `group ${group} on the page with one active member`);
+  cli.signal('SIGINT');
+  const { code, stderr } = await cli.result(10_000);
+  expect(code, stderr).toBe(0);
+  return { state, stderr };
 }
 
 /** A raw request, to send what fetch would not (another Host header, another method). */
@@ -195,14 +208,8 @@ describe('understudy dashboard', { timeout: 120_000 }, () => {
   it('lists and watches every group under the read-only user docs/DASHBOARD.md gives', async () => {
     const group = uniqueGroup('dash-user');
     await join(group, 'solo', 1);
-    const { cli, url: page } = await startDashboard(['--redis', url('dashboard', DASHBOARD_PASSWORD)]);
-    await waitFor(async () => {
-      const s = await readState(page);
-      return s.groups.some((g) => g.snapshot.group === group && g.snapshot.activeCount === 1);
-    }, 'the group on the page');
-    expect(cli.stderr).toBe('');
-    cli.signal('SIGINT');
-    expect((await cli.result(10_000)).code).toBe(0);
+    const { stderr } = await showsActiveGroup(['--redis', url('dashboard', DASHBOARD_PASSWORD)], group);
+    expect(stderr).toBe('');
   });
 
   it('fails at once, naming the option, when the port is taken or Redis cannot be reached', async () => {
@@ -226,14 +233,8 @@ describe('understudy dashboard on other topologies', { timeout: 120_000 }, () =>
     const group = uniqueGroup('dash-cluster');
     const member = await join(group, 'on-cluster', 1, new Cluster(cluster.startupNodes, { lazyConnect: true }));
     try {
-      const { cli, url: page } = await startDashboard(['--cluster', nodes]);
-      const state = await waitFor(async () => {
-        const s = await readState(page);
-        return s.groups.some((g) => g.snapshot.group === group && g.snapshot.activeCount === 1) && s;
-      }, 'the group on the page');
+      const { state } = await showsActiveGroup(['--cluster', nodes], group);
       expect(state.connection).toBe(`Cluster ${nodes}`);
-      cli.signal('SIGINT');
-      expect((await cli.result(10_000)).code).toBe(0);
     } finally {
       await member.leave();
       members.splice(members.indexOf(member), 1);
@@ -247,13 +248,7 @@ describe('understudy dashboard on other topologies', { timeout: 120_000 }, () =>
     try {
       await join(group, 'via-sentinel', 1, { sentinels: set.sentinelAddresses, name: set.masterName });
       const sentinels = set.sentinelAddresses.map((a) => `${a.host}:${a.port}`).join(',');
-      const { cli, url: page } = await startDashboard(['--sentinel', sentinels, '--master-name', set.masterName]);
-      await waitFor(async () => {
-        const s = await readState(page);
-        return s.groups.some((g) => g.snapshot.group === group && g.snapshot.activeCount === 1);
-      }, 'the group on the page');
-      cli.signal('SIGINT');
-      expect((await cli.result(10_000)).code).toBe(0);
+      await showsActiveGroup(['--sentinel', sentinels, '--master-name', set.masterName], group);
     } finally {
       await Promise.allSettled(members.splice(0).map((m) => m.leave()));
       await set.stop();
@@ -266,13 +261,7 @@ describe('understudy dashboard on other topologies', { timeout: 120_000 }, () =>
       const files = tls.tls as TlsFiles;
       const group = uniqueGroup('dash-tls');
       await join(group, 'over-tls', 1, new Redis(tls.url, { lazyConnect: true, tls: { ca: readFileSync(files.ca) } }));
-      const { cli, url: page } = await startDashboard(['--redis', tls.url, '--tls-ca', files.ca]);
-      await waitFor(async () => {
-        const s = await readState(page);
-        return s.groups.some((g) => g.snapshot.group === group && g.snapshot.activeCount === 1);
-      }, 'the group on the page');
-      cli.signal('SIGINT');
-      expect((await cli.result(10_000)).code).toBe(0);
+      await showsActiveGroup(['--redis', tls.url, '--tls-ca', files.ca], group);
     } finally {
       await Promise.allSettled(members.splice(0).map((m) => m.leave()));
       await tls.stop();
