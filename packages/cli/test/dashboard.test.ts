@@ -166,6 +166,16 @@ describe('understudy dashboard', { timeout: 120_000 }, () => {
     await waitFor(() => stream.ended, 'the event stream to end', 5000);
   });
 
+  it('explains itself with --help, and is listed among the commands', async () => {
+    const [help, top] = await Promise.all([understudy(['dashboard', '--help']), understudy(['--help'])]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: understudy dashboard \[options\] \[groups\.\.\.\]/);
+    expect(help.stdout).toMatch(/--port <port>.*\n?.*\(default: 8080\)/);
+    expect(help.stdout).toMatch(/--host <host>[\s\S]*\(default: "127\.0\.0\.1"\)/);
+    expect(help.stdout).toContain('understudy acl');
+    expect(top.stdout).toMatch(/^ {2}dashboard \[options\] \[groups\.\.\.\] +serve a live web page of every group$/m);
+  });
+
   it('is read-only and answers only to its own address', async () => {
     const { cli, url: page } = await startDashboard(['--redis', operatorUrl(), uniqueGroup('dash-http')]);
     const html = await fetch(page);
