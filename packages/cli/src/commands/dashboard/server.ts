@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import { listen } from '../../metrics.js';
-import type { Board, BoardEvent } from './board.js';
+import { type Board, type BoardEvent, TIMELINE_MS } from './board.js';
 
 /** The page: plain files, served as they are (no build step). */
 const PAGE_FILES = {
@@ -122,7 +122,7 @@ export async function serveDashboard(
 
 /** The whole state, first on every event stream: what the page needs to draw itself. */
 function hello(board: Board, options: { connection: string; history: number }) {
-  return { connection: options.connection, history: options.history, ...board.state() };
+  return { connection: options.connection, history: options.history, timelineMs: TIMELINE_MS, ...board.state() };
 }
 
 function send(response: ServerResponse, event: string, data: unknown): void {

@@ -2,8 +2,6 @@
 // (group names, member ids, hosts, reasons) is planted data: it only ever reaches the page as
 // text (textContent) or as a number, never as markup.
 
-/** The window the server keeps points for (TIMELINE_MS in board.ts). */
-const TIMELINE_MS = 10 * 60_000;
 /** The shortest span the timeline shows, so that a new dashboard's first seconds are not stretched. */
 const MIN_SPAN_MS = 30_000;
 const SVG_WIDTH = 600;
@@ -16,7 +14,9 @@ const live = document.getElementById('live');
 
 /** Group name → { view, receivedAt, root, parts }. */
 const cards = new Map();
-let historyLength = 10;
+/** Transitions kept per group, and the timeline's window in ms: the server says (hello). */
+let historyLength = 0;
+let timelineMs = 0;
 
 function part(root, selector) {
   return root.querySelector(selector);
@@ -166,7 +166,7 @@ function renderTimeline(card) {
   const now = serverNow(card);
   const points = card.view.timeline;
   // From the first point the dashboard saw (at least a minute), up to the server's window.
-  const span = Math.min(TIMELINE_MS, Math.max(MIN_SPAN_MS, now - points[0].time));
+  const span = Math.min(timelineMs, Math.max(MIN_SPAN_MS, now - points[0].time));
   const start = now - span;
   card.parts.span.textContent =
     span < 90_000 ? `last ${Math.round(span / 1000)} s` : `last ${Math.round(span / 60_000)} min`;
@@ -234,6 +234,7 @@ events.addEventListener('error', () => setLive('down', 'reconnecting…'));
 on('hello', (state) => {
   document.getElementById('connection').textContent = state.connection;
   historyLength = state.history;
+  timelineMs = state.timelineMs;
   for (const group of [...cards.keys()]) remove(group);
   for (const view of state.groups) add(view);
   showEmpty();
@@ -261,7 +262,7 @@ on('point', ({ group, point }) => {
   const { timeline } = card.view;
   timeline.push(point);
   // Keep one point from before the window, as the server does: it says what the window starts with.
-  while (timeline.length > 1 && timeline[1].time < point.time - TIMELINE_MS) timeline.shift();
+  while (timeline.length > 1 && timeline[1].time < point.time - timelineMs) timeline.shift();
   renderTimeline(card);
 });
 on('read-error', ({ group, message }) => {
