@@ -145,7 +145,7 @@ describe.skipIf(missing !== undefined)('the dashboard in a real browser', { time
 
       const orders = page.locator('article[data-group="orders"]');
       await expect
-        .poll(() => orders.locator('.transitions li[data-type="activate"]').first().textContent())
+        .poll(() => orders.locator('.transitions li[data-type="activate"]').first().textContent(), { timeout: 5000 })
         .toMatch(/host-b.*failover/);
       expect(await orders.locator('.active').textContent()).toBe('1');
       expect(await orders.locator('.goal').textContent()).toBe('1');
@@ -185,7 +185,7 @@ describe.skipIf(missing !== undefined)('the dashboard in a real browser', { time
 
       const card = page.locator('article[data-group="planted"]');
       await card.waitFor({ timeout: 5000 });
-      await expect.poll(() => card.locator('tbody .id').textContent()).toBe(planted);
+      await expect.poll(() => card.locator('tbody .id').textContent(), { timeout: 5000 }).toBe(planted);
       expect(await card.locator('.where').textContent()).toBe('<b>bold</b> · pid 1');
       expect(await card.locator('.transitions .who').first().textContent()).toBe(planted);
       expect(await card.locator('img, b, i').count()).toBe(0);
