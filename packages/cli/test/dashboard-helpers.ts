@@ -1,4 +1,4 @@
-import type { GroupSnapshot } from '@understudy/core';
+import type { BoardState } from '../src/commands/dashboard/board.js';
 import { Cli, STARTUP_MS, waitFor } from './helpers.js';
 
 /** A running `understudy dashboard` and the address it printed. */
@@ -23,10 +23,10 @@ export async function startDashboard(args: readonly string[]): Promise<RunningDa
 }
 
 /** What `/state` and the first event (`hello`) carry. */
-export interface DashboardState {
+export interface DashboardState extends BoardState {
   connection: string;
   history: number;
-  groups: { snapshot: GroupSnapshot; transitions: { type: string; member: string }[] }[];
+  timelineMs: number;
 }
 
 export async function readState(url: string): Promise<DashboardState> {

@@ -236,6 +236,29 @@ describe('understudy dashboard', { timeout: 120_000 }, () => {
   });
 });
 
+describe('understudy dashboard when Redis goes away', { timeout: 120_000 }, () => {
+  it('says a group’s reads fail while Redis is down, and clears it once Redis is back', async () => {
+    const own = await startRedis();
+    try {
+      const { cli, url: page } = await startDashboard(['--redis', own.url, 'outage']);
+      const stream = events(page);
+      await stream.next('hello', () => true);
+      await own.kill('SIGKILL');
+      const failed = await stream.next('read-error', (d) => d.group === 'outage', 15_000);
+      expect(String(failed.data.message)).not.toBe('');
+      expect((await readState(page)).groups[0]?.readError).toBe(failed.data.message);
+      const after = stream.events.length;
+      await own.restart();
+      await stream.next('snapshot', (d) => d.group === 'outage', 15_000, after);
+      expect((await readState(page)).groups[0]?.readError).toBeUndefined();
+      cli.signal('SIGINT');
+      expect((await cli.result(10_000)).code).toBe(0);
+    } finally {
+      await own.stop();
+    }
+  });
+});
+
 describe('understudy dashboard on other topologies', { timeout: 120_000 }, () => {
   it('lists and watches the groups of a Redis Cluster (--cluster)', async () => {
     const cluster = await startCluster();
