@@ -200,7 +200,8 @@ describe('understudy dashboard', { timeout: 120_000 }, () => {
     await join(WATCHED, 'solo', 1);
     const asMonitor = url(monitor.user, MONITOR_PASSWORD);
 
-    const { cli, url: page } = await startDashboard(['--redis', asMonitor, WATCHED]);
+    // Named twice: shown once, and still nothing left open at the end.
+    const { cli, url: page } = await startDashboard(['--redis', asMonitor, WATCHED, WATCHED]);
     expect(cli.stdout).toContain(`group ${WATCHED} on`);
     const state = await waitFor(async () => {
       const s = await readState(page);

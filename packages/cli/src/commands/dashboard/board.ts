@@ -110,7 +110,7 @@ export class Board extends EventEmitter<{ event: [BoardEvent] }> {
   }
 
   state(): BoardState {
-    return { groups: [...this.#watched.values()].map((w) => w.view).sort((a, b) => byName(a, b)) };
+    return { groups: [...this.#watched.values()].map((w) => w.view).sort(byName) };
   }
 
   /** Stops every monitor and timer. Idempotent. */

@@ -46,7 +46,8 @@ The page is also JSON at /state and a stream of server-sent events at /events.
 docs/DASHBOARD.md describes the page and the Redis user it needs.`,
     )
     .action(async (groups: string[], options: DashboardOptions) => {
-      exit(await dashboard(groups, options, io));
+      // A name given twice is one group, watched once.
+      exit(await dashboard([...new Set(groups)], options, io));
     });
 }
 
