@@ -9,11 +9,19 @@ export { RedisBinaryMissingError, redisServerBinary } from './redis/binary.js';
 export { type ClusterNodeInfo, RedisCluster, type StartClusterOptions, startCluster } from './redis/cluster.js';
 export { freePort } from './redis/ports.js';
 export { liveServerCount, stopAllRedis, sweepLeftovers, testkitRoot } from './redis/registry.js';
-export { SentinelSet, type StartSentinelSetOptions, startSentinelSet } from './redis/sentinel.js';
+export { ReplicatedPair, startReplicatedPair } from './redis/replicated.js';
+export {
+  SENTINEL_REPLICATION,
+  type SentinelLinks,
+  SentinelSet,
+  type StartSentinelSetOptions,
+  startSentinelSet,
+} from './redis/sentinel.js';
 export { plainRedis, startRedis } from './redis/start.js';
 export { generateTlsFiles, type TlsFiles } from './redis/tls.js';
 export { info as redisInfo } from './redis/topology.js';
 export type { RedisServer, RestartOptions, StartRedisOptions } from './redis/types.js';
+export { AnnouncementRecorder } from './scenario/announcements.js';
 export {
   type MemberSpec,
   type RunOptions,
@@ -22,6 +30,7 @@ export {
   type ScenarioOutcome,
   type ScenarioResult,
   ScenarioRun,
+  type SpawnUntil,
 } from './scenario/harness.js';
 export { type Convergence, convergenceAfterFaults } from './scenario/measures.js';
 export type { GroupIntervals, MemberArgs, MemberCommand, MemberReport } from './scenario/member-args.js';
@@ -30,5 +39,5 @@ export { deriveSeed, Random } from './scenario/random.js';
 export { describeResult, formatMs, isSafetyViolation } from './scenario/report.js';
 export { type ScriptExchange, type ScriptTap, tappedCluster, tappedRedis } from './scenario/script-tap.js';
 export { FencedSink, redisClockOffset, type SinkDecision } from './scenario/sink.js';
-export type { MemberConnection, ScenarioTopology, TopologyKind } from './scenario/topology.js';
+export type { MemberConnection, MemberTopology, ScenarioTopology, TopologyKind } from './scenario/topology.js';
 export { hrNow, uniqueGroup, waitFor } from './wait.js';

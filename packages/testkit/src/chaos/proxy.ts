@@ -22,12 +22,21 @@ export interface ChaosProxy {
   setDelay(delayMs: number, jitterMs?: number): void;
   /** While on, bytes in both directions are lost and nobody sees the connections close. */
   blackhole(on: boolean): void;
+  /** Whether the blackhole is on. */
+  readonly blackholed: boolean;
   /** Aborts every open connection with an RST to both the client and Redis. */
   reset(): void;
   /** While on, new connections are reset as soon as they are accepted; open ones are untouched. */
   refuse(on: boolean): void;
   /** Clears every fault: no delay, no blackhole, no refusal. Bytes already in flight keep their schedule. */
   heal(): void;
+  /**
+   * Points new connections at another server and resets the open ones: a floating address
+   * moved to a promoted replica. The target is not a fault; `heal()` keeps it.
+   */
+  retarget(target: { host: string; port: number }): void;
+  /** Where new connections go. */
+  readonly target: { readonly host: string; readonly port: number };
   /** Stops listening and destroys every connection. Idempotent. */
   close(): Promise<void>;
 }
@@ -48,7 +57,7 @@ interface Connection {
 
 class TcpChaosProxy implements ChaosProxy {
   readonly host = '127.0.0.1';
-  readonly #target: { host: string; port: number };
+  #target: { host: string; port: number };
   readonly #server: Server;
   readonly #connections = new Set<Connection>();
   readonly #faults: LinkFaults = { delayMs: 0, jitterMs: 0, blackhole: false };
@@ -104,6 +113,10 @@ class TcpChaosProxy implements ChaosProxy {
     this.#faults.jitterMs = jitterMs;
   }
 
+  get blackholed(): boolean {
+    return this.#faults.blackhole;
+  }
+
   blackhole(on: boolean): void {
     this.#faults.blackhole = on;
     if (!on) this.#pumpAll();
@@ -121,6 +134,15 @@ class TcpChaosProxy implements ChaosProxy {
     this.setDelay(0, 0);
     this.refuse(false);
     this.blackhole(false);
+  }
+
+  get target(): { host: string; port: number } {
+    return { ...this.#target };
+  }
+
+  retarget(target: { host: string; port: number }): void {
+    this.#target = { host: target.host, port: target.port };
+    this.reset();
   }
 
   close(): Promise<void> {

@@ -7,7 +7,8 @@ import { checkHistory } from '../history/checker.js';
 import { HistoryRecorder, readHistory } from '../history/recorder.js';
 import type { HistoryEvent, Violation } from '../history/types.js';
 import type { RedisCluster } from '../redis/cluster.js';
-import type { SentinelSet } from '../redis/sentinel.js';
+import type { ReplicatedPair } from '../redis/replicated.js';
+import type { SentinelSet, StartSentinelSetOptions } from '../redis/sentinel.js';
 import { startRedis } from '../redis/start.js';
 import type { RedisServer, StartRedisOptions } from '../redis/types.js';
 import { convergenceAfterFaults } from './measures.js';
@@ -18,6 +19,7 @@ import { describeResult } from './report.js';
 import { redisClockOffset } from './sink.js';
 import {
   dataServers,
+  type MemberConnection,
   masterFor,
   memberConnection,
   type ScenarioTopology,
@@ -27,12 +29,25 @@ import {
 } from './topology.js';
 
 export interface MemberSpec {
-  /** Unique within a run; a restarted member gets a new id. */
+  /** A member restarted with the same id (a supervisor's fixed `--member-id`) is the same member to the checker. */
   id: string;
   /** Distinct weights keep the expected ranking independent of join order. */
   weight: number;
   /** The member's clock runs this many times as fast as the real one (default 1). */
   clockRate?: number;
+  /** Intervals or goal other than the scenario's: a member restarted with other parameters. */
+  params?: Partial<GroupIntervals>;
+  /** Aborts the join's AbortSignal this many ms after the join began (inside it, or after it). */
+  abortJoinAfterMs?: number;
+}
+
+/** How long `spawn` waits: until the member joined (default), or until its first join attempt ended either way. */
+export type SpawnUntil = 'joined' | 'attempted';
+
+/** A member's own chaos proxies: to the group's Redis, and on a proxied Sentinel set to each Sentinel. */
+interface MemberLinks {
+  redis: ChaosProxy;
+  sentinels: ChaosProxy[];
 }
 
 /** A fault scenario: its group, its members, the faults it injects, and how it passes. */
@@ -45,14 +60,17 @@ export interface Scenario {
   params: GroupIntervals;
   members: readonly MemberSpec[];
   /**
-   * Where the group lives (default `single`). On a single Redis every member reaches it
-   * through a chaos proxy of its own (`run.link()`); on `sentinel` and `cluster` members
-   * connect as Sentinel or Cluster clients, directly: those scenarios fault the servers, and a
-   * proxy would have to stand in for every node address the Sentinels or the Cluster announce.
+   * Where the group lives (default `single`). On a single Redis (and on a `replicated` pair's
+   * primary) every member reaches it through a chaos proxy of its own (`run.link()`); on
+   * `sentinel` and `cluster` members connect as Sentinel or Cluster clients, directly — except
+   * on a `proxied` Sentinel set, where each member reaches the first master and each Sentinel
+   * through proxies of its own (`run.link()`, `run.sentinelLinks()`).
    */
   topology?: TopologyKind;
-  /** Options of the single Redis (`topology` single only). */
+  /** Options of the single Redis, or of both servers of a `replicated` pair. */
   redis?: StartRedisOptions;
+  /** Options of the Sentinel set (`topology` sentinel only). */
+  sentinel?: StartSentinelSetOptions;
   /**
    * The checker's slack for this scenario's liveness rules, in ms (default 500, as in L1):
    * after a failover, members must also find the new master, which a heal on a single
@@ -146,8 +164,10 @@ export class ScenarioRun {
   /** Scenario criteria found unmet while it ran (`unmet()`). */
   readonly findings: string[] = [];
   readonly processes: MemberProcess[] = [];
-  readonly #links = new Map<string, ChaosProxy>();
-  readonly #gone = new Set<string>();
+  readonly #links = new Map<MemberProcess, MemberLinks>();
+  readonly #gone = new Set<MemberProcess>();
+  /** How many processes each member id has had: a restart with the same id writes new files. */
+  readonly #incarnations = new Map<string, number>();
   readonly #openFaults: string[] = [];
   readonly #recorder: HistoryRecorder;
   readonly #dir: string;
@@ -192,6 +212,13 @@ export class ScenarioRun {
   /** The checker's settling time A + H + slack (ms): how long the group may take to converge. */
   get settleMs(): number {
     return this.A + this.H + slackOf(this.scenario, this.#options);
+  }
+
+  /** The master and replica of a `replicated` scenario. */
+  get pair(): ReplicatedPair {
+    if (this.topology.kind !== 'replicated')
+      throw new Error(`${this.scenario.name} runs on ${this.topology.kind}, not replicated`);
+    return this.topology.pair;
   }
 
   /** The single Redis of a `single` scenario. */
@@ -263,11 +290,12 @@ export class ScenarioRun {
 
   /** Members in the group as far as the harness knows: started, not killed, not left. */
   live(): MemberProcess[] {
-    return this.processes.filter((m) => m.running && !this.#gone.has(m.id));
+    return this.processes.filter((m) => m.running && !this.#gone.has(m));
   }
 
+  /** The latest process of member `id`. */
   member(id: string): MemberProcess {
-    const found = this.processes.find((m) => m.id === id);
+    const found = this.processes.findLast((m) => m.id === id);
     if (!found) throw new Error(`no member ${id} in this run`);
     return found;
   }
@@ -330,63 +358,107 @@ export class ScenarioRun {
     }
   }
 
-  /** The member's link to Redis (a single Redis only: see `Scenario.topology`). */
+  /** The member's link to the group's Redis (single, replicated, proxied Sentinel: see `Scenario.topology`). */
   link(member: MemberProcess): ChaosProxy {
-    const link = this.#links.get(member.id);
-    if (!link) {
+    return this.#linksOf(member).redis;
+  }
+
+  /** The member's links to each Sentinel (a proxied Sentinel set only). */
+  sentinelLinks(member: MemberProcess): readonly ChaosProxy[] {
+    return this.#linksOf(member).sentinels;
+  }
+
+  #linksOf(member: MemberProcess): MemberLinks {
+    const links = this.#links.get(member);
+    if (!links)
       throw new Error(
-        this.topology.kind === 'single'
-          ? `no link for ${member.id}`
-          : `${member.id} has no chaos proxy: members of a ${this.topology.kind} scenario connect directly`,
+        `${member.id} has no chaos proxy: members of this ${this.topology.kind} scenario connect directly`,
       );
-    }
-    return link;
+    return links;
   }
 
   /**
-   * Starts a member and waits until it has joined: on a single Redis behind a chaos proxy of
-   * its own, else as a Sentinel or Cluster client.
+   * Promotes the replica of a `replicated` scenario (`REPLICAOF NO ONE`) and moves every
+   * member's link to it, as a floating address would move; open connections are reset.
    */
-  async spawn(spec: MemberSpec): Promise<MemberProcess> {
-    let url = '';
-    if (this.topology.kind === 'single') {
-      const { server } = this.topology;
-      const link = await startChaosProxy({ target: { host: server.host, port: server.port } });
-      this.#links.set(spec.id, link);
-      url = link.url();
+  async promoteReplica(): Promise<RedisServer> {
+    const promoted = await this.pair.promote();
+    for (const links of this.#links.values()) links.redis.retarget(promoted);
+    return promoted;
+  }
+
+  /** A member's own proxies, and how it connects through them; none where members connect directly. */
+  async #connect(): Promise<{ links: MemberLinks | undefined; url: string; connection: MemberConnection }> {
+    const connection = memberConnection(this.topology);
+    const proxy = (target: { host: string; port: number }) => startChaosProxy({ target });
+    const topology = this.topology;
+    if (topology.kind === 'single' || topology.kind === 'replicated') {
+      const redis = await proxy(topology.kind === 'single' ? topology.server : topology.pair.primary);
+      return { links: { redis, sentinels: [] }, url: redis.url(), connection };
     }
+    const setLinks = topology.kind === 'sentinel' ? topology.set.links : undefined;
+    if (topology.kind === 'sentinel' && setLinks) {
+      const { set } = topology;
+      const first = set.servers[0] as RedisServer;
+      const redis = await proxy(first);
+      const sentinels = await Promise.all(set.sentinels.map(proxy));
+      const at = (p: ChaosProxy) => `${p.host}:${p.port}`;
+      return {
+        links: { redis, sentinels },
+        url: '',
+        // The Sentinels name the first master by their own proxy's address: this member goes through its own.
+        connection: {
+          ...connection,
+          nodes: sentinels.map(at).join(','),
+          natMap: `${at(setLinks.sentinels)}=${at(redis)}`,
+        },
+      };
+    }
+    return { links: undefined, url: '', connection };
+  }
+
+  /**
+   * Starts a member and waits until it has joined (or, with `until: 'attempted'`, until its
+   * first join attempt ended either way): on a single Redis behind a chaos proxy of its own,
+   * else as a Sentinel or Cluster client.
+   */
+  async spawn(spec: MemberSpec, until: SpawnUntil = 'joined'): Promise<MemberProcess> {
+    const { links, url, connection } = await this.#connect();
+    const incarnation = (this.#incarnations.get(spec.id) ?? 0) + 1;
+    this.#incarnations.set(spec.id, incarnation);
+    const file = incarnation === 1 ? spec.id : `${spec.id}.${incarnation}`;
     const member = new MemberProcess(
       this.#options.memberScript,
       {
         ...this.params,
-        ...memberConnection(this.topology),
+        ...spec.params,
+        ...connection,
         url,
         group: this.group,
         id: spec.id,
         weight: spec.weight,
         clockRate: spec.clockRate ?? 1,
-        history: join(this.#dir, `${spec.id}.jsonl`),
-        sinkHistory: join(this.#dir, `${spec.id}.sink.jsonl`),
+        history: join(this.#dir, `${file}.jsonl`),
+        sinkHistory: join(this.#dir, `${file}.sink.jsonl`),
         sinkUrl: this.sinkRedis.url,
         sinkKey: `sink:{${this.group}}`,
         sinkClockOffset: this.#sinkOffset,
+        abortJoinAfterMs: spec.abortJoinAfterMs ?? -1,
       },
-      join(this.#dir, `${spec.id}.stderr.log`),
+      join(this.#dir, `${file}.stderr.log`),
     );
+    if (links) this.#links.set(member, links);
     this.processes.push(member);
     void member.exited.then((exit) => this.#exitedOnItsOwn(member, exit));
+    const ended = () =>
+      member.joined ||
+      (until === 'attempted' && member.reports.some((r) => r.event === 'join-failed' || r.event === 'join-aborted'));
     try {
-      await untilMembers(
-        [member],
-        () => member.joined || !member.running,
-        `${spec.id} to join`,
-        CHILD_START_MS,
-        this.signal,
-      );
+      await untilMembers([member], () => ended() || !member.running, `${spec.id} to join`, CHILD_START_MS, this.signal);
     } catch (error) {
       throw new Error(`${describe(error)}\n${member.logTail()}`);
     }
-    if (!member.running) throw new Error(`${spec.id} exited before it joined:\n${member.logTail()}`);
+    if (!member.running && !member.left) throw new Error(`${spec.id} exited before it joined:\n${member.logTail()}`);
     return member;
   }
 
@@ -404,7 +476,7 @@ export class ScenarioRun {
 
   /** Graceful leave; waits for the process to exit (SIGKILL after `timeoutMs`). */
   async leave(member: MemberProcess, timeoutMs = 3 * this.A + 2000): Promise<void> {
-    this.#gone.add(member.id);
+    this.#gone.add(member);
     member.send({ cmd: 'leave' });
     member.child.stdin?.end();
     const exited = await Promise.race([member.exited.then(() => true), sleep(timeoutMs, false)]);
@@ -475,6 +547,21 @@ export class ScenarioRun {
     }
   }
 
+  /** The group's announcement channel (DESIGN §4 `…:events`). */
+  get channel(): string {
+    return `understudy:${this.groupSlotKey}:events`;
+  }
+
+  /** The name of one of the group's keys (`config`, `members`, `leases`, `rank`, `slots`, `log`). */
+  key(kind: string): string {
+    return `understudy:${this.groupSlotKey}:${kind}`;
+  }
+
+  /** Publishes a message on the group's channel as an administrator: what any publisher could send. */
+  announce(message: string): Promise<string> {
+    return this.admin('SPUBLISH', this.channel, message);
+  }
+
   /** Runs a command as an administrator on the server that holds the group now (not through any member's link). */
   async admin(...args: string[]): Promise<string> {
     return (await this.master()).admin(...args);
@@ -486,10 +573,19 @@ export class ScenarioRun {
    * Cluster stays dead (its replica took over).
    */
   async healAll(): Promise<void> {
-    for (const link of this.#links.values()) link.heal();
+    for (const links of this.#links.values()) for (const link of [links.redis, ...links.sentinels]) link.heal();
     for (const server of dataServers(this.topology)) if (server.paused) await server.resume();
     if (this.topology.kind === 'single' && !this.topology.server.running) {
       await this.topology.server.restart({ keepData: false });
+    }
+    // A server-side link that lost bytes is reset as it heals: a stream with a gap would not parse.
+    if (this.topology.kind === 'replicated') this.topology.pair.mend();
+    const setLinks = this.topology.kind === 'sentinel' ? this.topology.set.links : undefined;
+    for (const link of setLinks ? [...setLinks.replication, setLinks.sentinels] : []) {
+      if (link.blackholed) {
+        link.reset();
+        link.heal();
+      }
     }
     for (const member of this.live()) member.signal('SIGCONT');
     for (const description of [...this.#openFaults]) await this.heal(description);
@@ -505,7 +601,7 @@ export class ScenarioRun {
   async shutdown(): Promise<void> {
     this.#closed = true;
     await Promise.allSettled(this.processes.map((m) => m.stop()));
-    await Promise.allSettled([...this.#links.values()].map((l) => l.close()));
+    await Promise.allSettled([...this.#links.values()].flatMap((l) => [l.redis, ...l.sentinels]).map((l) => l.close()));
     this.#recorder.close();
   }
 
@@ -522,8 +618,10 @@ export class ScenarioRun {
    * history says so (as `killed`: it did not leave), and the run notes it as a criterion not met.
    */
   #exitedOnItsOwn(member: MemberProcess, exit: MemberExit): void {
-    if (this.#gone.has(member.id) || this.#closed) return;
-    this.#gone.add(member.id);
+    if (this.#gone.has(member) || this.#closed) return;
+    this.#gone.add(member);
+    // A member whose join's signal was aborted leaves and exits: it said so, and recorded its leave.
+    if (member.left && exit.code === 0) return;
     this.#recorder.record({ type: 'killed', member: member.id });
     this.unmet(
       `${member.id} exited on its own (${exit.signal ?? `code ${exit.code}`}); its stderr ends with:\n${member.logTail(12)}`,
@@ -531,7 +629,7 @@ export class ScenarioRun {
   }
 
   async #kill(member: MemberProcess): Promise<void> {
-    this.#gone.add(member.id);
+    this.#gone.add(member);
     member.signal('SIGKILL');
     await member.exited;
     this.#recorder.record({ type: 'killed', member: member.id });
@@ -555,10 +653,14 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
   let run: ScenarioRun | undefined;
   let passed = false;
   try {
-    if (scenario.redis && (scenario.topology ?? 'single') !== 'single') {
-      throw new Error(`${scenario.name}: redis options apply to a single Redis, not to ${scenario.topology}`);
+    if (scenario.redis && !['single', 'replicated'].includes(scenario.topology ?? 'single')) {
+      throw new Error(`${scenario.name}: redis options apply to a single Redis or a pair, not to ${scenario.topology}`);
     }
-    const topology = await startTopology(scenario.topology ?? 'single', scenario.redis);
+    const kind = scenario.topology ?? 'single';
+    if (scenario.sentinel && kind !== 'sentinel') {
+      throw new Error(`${scenario.name}: sentinel options apply to a Sentinel set, not to ${kind}`);
+    }
+    const topology = await startTopology(kind, scenario.redis, scenario.sentinel);
     servers.push({ stop: () => stopTopology(topology) });
     const sink = await startRedis();
     servers.push(sink);

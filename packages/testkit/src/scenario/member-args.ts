@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import type { MemberConnection, TopologyKind } from './topology.js';
+import type { MemberConnection, MemberTopology } from './topology.js';
 
 /** The intervals of a group, as `joinGroup` takes them (ms). */
 export interface GroupIntervals {
@@ -26,6 +26,11 @@ export interface MemberArgs extends GroupIntervals, MemberConnection {
   sinkKey: string;
   /** The sink Redis's clock minus the history's clock, in ns (see `redisClockOffset`). */
   sinkClockOffset: bigint;
+  /**
+   * Aborts the join's AbortSignal this many ms after `start()` was called (a random instant
+   * inside the join, or after it); -1 = never.
+   */
+  abortJoinAfterMs: number;
 }
 
 export function memberArgv(args: MemberArgs): string[] {
@@ -39,11 +44,13 @@ const NUMBERS = [
   'preparationInterval',
   'activationInterval',
   'clockRate',
+  'abortJoinAfterMs',
 ] as const;
 const STRINGS = [
   'url',
   'nodes',
   'masterName',
+  'natMap',
   'group',
   'id',
   'history',
@@ -53,7 +60,7 @@ const STRINGS = [
   'sinkClockOffset',
 ] as const;
 
-const TOPOLOGIES: readonly TopologyKind[] = ['single', 'sentinel', 'cluster'];
+const TOPOLOGIES: readonly MemberTopology[] = ['single', 'sentinel', 'cluster'];
 
 export function parseMemberArgv(argv: readonly string[]): MemberArgs {
   const options = Object.fromEntries(
@@ -71,14 +78,15 @@ export function parseMemberArgv(argv: readonly string[]): MemberArgs {
     return n;
   };
   const topology = value('topology');
-  if (!TOPOLOGIES.includes(topology as TopologyKind)) {
+  if (!TOPOLOGIES.includes(topology as MemberTopology)) {
     throw new Error(`history member: --topology must be one of ${TOPOLOGIES.join(', ')}, got ${topology}`);
   }
   return {
-    topology: topology as TopologyKind,
+    topology: topology as MemberTopology,
     url: value('url'),
     nodes: value('nodes'),
     masterName: value('masterName'),
+    natMap: value('natMap'),
     group: value('group'),
     id: value('id'),
     weight: number('weight'),
@@ -92,6 +100,7 @@ export function parseMemberArgv(argv: readonly string[]): MemberArgs {
     sinkUrl: value('sinkUrl'),
     sinkKey: value('sinkKey'),
     sinkClockOffset: BigInt(value('sinkClockOffset')),
+    abortJoinAfterMs: number('abortJoinAfterMs'),
   };
 }
 
@@ -106,7 +115,10 @@ export type MemberCommand =
 /** What a member reports on stdout, one JSON object per line (its history file has the details). */
 export type MemberReport =
   | { event: 'joined' }
-  | { event: 'join-failed'; error: string }
+  /** A join the library refused or could not make; `code` is the error's (PARAM_MISMATCH, …). */
+  | { event: 'join-failed'; error: string; code: string }
+  /** The join's AbortSignal was aborted (`abortJoinAfterMs`); `state` is the member's then. */
+  | { event: 'join-aborted'; state: string }
   | { event: 'prepare'; reason: string }
   | { event: 'activate'; epoch: string; reason: string }
   | { event: 'deactivate'; epoch: string; reason: string }

@@ -80,6 +80,11 @@ export class MemberProcess implements Stoppable {
     return false;
   }
 
+  /** Whether it reported that it left the group (a leave, or its join's signal aborted). */
+  get left(): boolean {
+    return this.reports.some((r) => r.event === 'left');
+  }
+
   get joined(): boolean {
     return this.reports.some((r) => r.event === 'joined');
   }
