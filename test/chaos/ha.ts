@@ -5,7 +5,6 @@
 // servers'. Every run is checked by the same history checker as the single-server scenarios.
 import type {
   GroupIntervals,
-  HistoryEvent,
   MemberSpec,
   RedisServer,
   Scenario,
@@ -13,6 +12,7 @@ import type {
   ScenarioRun,
 } from '../../packages/testkit/src/index.js';
 import { redisInfo } from '../../packages/testkit/src/index.js';
+import { activations, noteOf } from './reading.js';
 
 /** The fixed scenarios' intervals (scenarios.ts): every lease lapses during a failover of 2–4 s. */
 const SHORT: GroupIntervals = Object.freeze({
@@ -51,16 +51,6 @@ const TRIO: readonly MemberSpec[] = [
 const FAILOVER_TIMEOUT_MS = 30_000;
 
 // ---- reading a history and the group's log -------------------------------------------------
-
-type Activation = Extract<HistoryEvent, { type: 'activate' }>;
-
-const activations = (h: readonly HistoryEvent[]) => h.filter((e): e is Activation => e.type === 'activate');
-
-function noteOf(outcome: ScenarioOutcome, label: string): bigint {
-  const t = outcome.notes.get(label);
-  if (t === undefined) throw new Error(`the scenario never noted '${label}'`);
-  return t;
-}
 
 const msBetween = (from: bigint | undefined, to: bigint | undefined) =>
   from === undefined || to === undefined ? undefined : Number(to - from) / 1e6;

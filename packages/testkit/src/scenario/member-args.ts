@@ -34,7 +34,8 @@ export interface MemberArgs extends GroupIntervals, MemberConnection {
 }
 
 export function memberArgv(args: MemberArgs): string[] {
-  return Object.entries(args).flatMap(([key, value]) => [`--${key}`, String(value)]);
+  // `--key=value`: a value that starts with a dash (-1) is not taken for an option.
+  return Object.entries(args).map(([key, value]) => `--${key}=${String(value)}`);
 }
 
 const NUMBERS = [
