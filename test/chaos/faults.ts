@@ -344,7 +344,7 @@ const sameIdRestart: Scenario = {
 const paramChange: Scenario = {
   name: 'param-change-restart',
   title:
-    'a member restarted with another A or N is refused; the group forgets its parameters, z joins with A/2, and the cut-off old active comes back with A',
+    'a member restarted with another A or N is refused; the active is cut off, the group empties and forgets its parameters, z joins with A/2, and the old active comes back with A',
   criteria:
     'the restarted member is refused with PARAM_MISMATCH; the old active coming back is refused with PARAM_MISMATCH and never activates again (finding 2)',
   params: INTERVALS,
@@ -374,11 +374,14 @@ const paramChange: Scenario = {
     const link = run.link(a);
     run.note('cut');
     await run.fault(`blackhole ${a.id}`, () => link.blackhole(true));
-    await run.leave(restored);
-    // a's lease lapses on Redis; z's join finds nobody and gives the group its own A.
+    // b's renewals drop a once its lease lapsed; then b leaves, and the group, empty, forgets
+    // its parameters. z's join gives it its own A.
     await run.sleep(1.5 * A);
-    const z = await run.spawn({ id: 'z', weight: 10, params: { activationInterval: A / 2 } });
-    await z.until(() => z.active, 'z to activate', 4 * A, run.signal).catch(() => run.unmet('z never activated'));
+    await run.leave(restored);
+    const z = await run.spawn({ id: 'z', weight: 10, params: { activationInterval: A / 2 } }, 'attempted');
+    await z
+      .until(() => z.active, 'z to activate', 4 * A, run.signal)
+      .catch(() => run.unmet(`z (A = ${A / 2}) never activated in the group that forgot its parameters`));
     run.note('heal');
     await run.heal(`blackhole ${a.id}`, () => link.blackhole(false));
     await run.sleep(3 * A);

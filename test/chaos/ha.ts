@@ -47,7 +47,7 @@ const TRIO: readonly MemberSpec[] = [
   { id: 'c', weight: 10 },
 ];
 
-/** How long the harness waits for Redis to fail over (down-after / node timeout 1 s, then an election). */
+/** How long the harness waits for Redis to fail over (down-after 3 s / node timeout 1 s, then an election). */
 const FAILOVER_TIMEOUT_MS = 30_000;
 
 // ---- reading a history and the group's log -------------------------------------------------

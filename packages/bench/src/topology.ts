@@ -40,10 +40,10 @@ export interface HaTopology {
   stop(): Promise<void>;
 }
 
-/** How each scenario's topology is set up: the test kit's defaults (1 s down-after / node timeout). */
+/** How each scenario's topology is set up: the test kit's defaults (3 s down-after, 1 s node timeout). */
 export const TOPOLOGY_SETTINGS = Object.freeze({
   sentinel:
-    'Sentinel: 1 master, 2 replicas, 3 Sentinels (quorum 2), down-after-milliseconds 1000, failover-timeout 3000',
+    'Sentinel: 1 master, 2 replicas, 3 Sentinels (quorum 2), down-after-milliseconds 3000, failover-timeout 3000, min-replicas-to-write 1 with max-lag 1 s',
   cluster: 'Cluster: 3 masters with 1 replica each, cluster-node-timeout 1000, cluster-replica-validity-factor 0',
 });
 

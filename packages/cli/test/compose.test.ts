@@ -212,7 +212,7 @@ describe('docker-compose.yml', () => {
       expect(await sentinel.call('SENTINEL', 'CKQUORUM', 'understudy')).toMatch(/^OK 3 usable Sentinels/);
       const known = (await sentinel.call('SENTINEL', 'REPLICAS', 'understudy')) as string[][];
       expect(known.map((fields) => Number(fields[fields.indexOf('port') + 1])).sort()).toEqual([...replicas].sort());
-      // down-after 1 s: a replica takes over soon after the master dies, and the group follows.
+      // down-after 3 s: a replica takes over a few seconds after the master dies, and the group follows.
       set.processes.get('sentinel-master')?.kill('SIGKILL');
       await waitFor(
         async () => {

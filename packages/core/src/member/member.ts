@@ -31,6 +31,7 @@ import {
   validateRedisSource,
   validateWeight,
 } from '../options.js';
+import { guardReplication } from '../replication-guard.js';
 import {
   type Announcement,
   type MemberView,
@@ -267,6 +268,7 @@ export class Member extends EventEmitter<MemberEvents> {
     lagMonitor.acquire();
     try {
       this.#link = await acquireLink(this.#options.redis, commandTimeoutFor(h), a);
+      await guardReplication(this.#options.redis, this.#link.lease, a, this.#log);
       signal?.throwIfAborted();
       await this.#link.subscriber.subscribe(this.#keys.events, this.#onMessage, this.#onResync, a);
       signal?.throwIfAborted();
