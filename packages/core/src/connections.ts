@@ -15,6 +15,13 @@ type Connection = Redis | Cluster;
  * command timeout, not ioredis' default 2 s of waiting for the peer to close it: the next
  * attempt may find the replica promoted meanwhile.
  */
+/**
+ * Replies that say the server is no longer a master that may take the group's writes: one
+ * demoted to a replica (READONLY), one cut off from its replicas under `min-replicas-to-write`
+ * (NOREPLICAS), a replica that lost its master (MASTERDOWN).
+ */
+const NOT_THE_MASTER = /^(READONLY|NOREPLICAS|MASTERDOWN)\b/;
+
 function leaseOptions(commandTimeout: number): RedisOptions {
   return {
     enableOfflineQueue: false,
@@ -24,6 +31,9 @@ function leaseOptions(commandTimeout: number): RedisOptions {
     connectTimeout: Math.max(commandTimeout, 1000),
     disconnectTimeout: commandTimeout,
     retryStrategy: (attempt) => Math.min(attempt * 50, 500),
+    // Reconnect without resending (S5): a Sentinel client asks the Sentinels for the master
+    // again, instead of renewing on a stale one until Sentinel converts it (8 s and more).
+    reconnectOnError: (error) => (NOT_THE_MASTER.test(error.message) ? 1 : false),
     connectionName: 'understudy-lease',
     lazyConnect: true,
   };
