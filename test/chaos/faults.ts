@@ -2,8 +2,8 @@
 // lost keys, stale and forged announcements, members that come back with the same id or with
 // other parameters, aborts inside join / setWeight / leave, a slow link that is then cut, and
 // the split brain of a partitioned old master under Sentinel. Each one is a fault a service
-// running Redis lives with; each found a hole in the core when it was written (the findings
-// F12… of RELIABILITY.md §7 name the scenario and seed that showed it).
+// running Redis lives with; all but slow-then-cut made the core of 54619f0 break a rule (the
+// finding each one shows, F13–F18 of RELIABILITY.md §7, is named where the scenario checks it).
 import {
   AnnouncementRecorder,
   type GroupIntervals,
@@ -68,7 +68,7 @@ function freshWeight(run: ScenarioRun): number {
  * replication link is then cut (the replica keeps c's grant and nothing after it); c drops to
  * the bottom again, so it gives its grant back undelivered and a is granted anew and
  * activates. The master dies while a's lease runs, the lagging replica is promoted, and every
- * member's link moves to it. On the replica, c still holds the grant it gave back (finding 1).
+ * member's link moves to it. On the replica, c still holds the grant it gave back (F13).
  */
 const laggingReplica: Scenario = {
   name: 'lagging-replica',
@@ -130,7 +130,7 @@ const LOST_KEY_ROUNDS = 3;
 /**
  * One group key deleted (an operator's DEL, a bad script), then the active leaves: a script
  * that misses any key must treat the state as lost — quarantine, rebuild — and still hand the
- * slot on (finding 7: without `rank` the standby was never granted; without `slots` holders
+ * slot on (F18: without `rank` the standby was never granted; without `slots` holders
  * were re-granted at once with new epochs).
  */
 const lostKey: Scenario = {
@@ -152,7 +152,7 @@ const lostKey: Scenario = {
       const leaving = random.pick(run.actives());
       run.log(`  ${leaving.id} leaves`);
       await run.leave(leaving);
-      await convergedAfter(run, `DEL ${kind} and ${leaving.id}'s leave (finding 7)`);
+      await convergedAfter(run, `DEL ${kind} and ${leaving.id}'s leave (F18)`);
       await run.spawn({ id: `n${round}`, weight: freshWeight(run) });
       await convergedAfter(run, `n${round} joined`);
     }
@@ -182,7 +182,7 @@ const eviction: Scenario = {
   name: 'eviction',
   title:
     'maxmemory 4 MB with allkeys-lru, filled with unrelated keys for 3A while the group runs; then the active leaves',
-  criteria: 'every member raised EVICTION_POLICY; Redis evicted keys; the group converges after the leave (finding 7)',
+  criteria: 'every member raised EVICTION_POLICY; Redis evicted keys; the group converges after the leave (F18)',
   params: INTERVALS,
   members: TRIO,
   redis: { config: { maxmemory: '4mb', 'maxmemory-policy': 'allkeys-lru' } },
@@ -207,12 +207,12 @@ const eviction: Scenario = {
     const leaving = theActive(run);
     run.note('leave');
     await run.leave(leaving);
-    await convergedAfter(run, `${leaving.id}'s leave under eviction (finding 7)`);
+    await convergedAfter(run, `${leaving.id}'s leave under eviction (F18)`);
   },
   verify(outcome) {
     const unmet = outcome.members
       .filter((m) => !m.reported('advisory').some((a) => a.code === 'EVICTION_POLICY'))
-      .map((m) => `${m.id} raised no EVICTION_POLICY advisory under allkeys-lru (finding 7)`);
+      .map((m) => `${m.id} raised no EVICTION_POLICY advisory under allkeys-lru (F18)`);
     return [...unmet, ...someoneElseActivated(outcome, victimOf(outcome), 'leave')];
   },
   measure: (outcome) => ({
@@ -229,13 +229,13 @@ const ROLES = ['active', 'releasing', 'preparing', 'standby', 'gone'] as const;
  * Messages on the group's channel that no current script sent: copies of old announcements
  * (a delayed or stale publisher) and forged ones with random incarnations, versions and
  * changes. S7: an announcement may make a member renew, never decide for it — one with a
- * future incarnation used to deafen a standby for good (finding 3).
+ * future incarnation used to deafen a standby for good (F15).
  */
 const forgedAnnouncements: Scenario = {
   name: 'forged-announcements',
   title:
     'old announcements replayed and forged ones (random incarnations, versions, roles) for 2A; then the active leaves',
-  criteria: 'another member activates after the leave, within the settling time (finding 3)',
+  criteria: 'another member activates after the leave, within the settling time (F15)',
   params: INTERVALS,
   members: TRIO,
   async run(run) {
@@ -262,7 +262,7 @@ const forgedAnnouncements: Scenario = {
       };
       const end = performance.now() + 2 * A;
       await run.fault('stale and forged announcements');
-      // The shape of finding 3 first: one message from a later incarnation.
+      // The shape of F15 first: one message from a later incarnation.
       await run.announce(JSON.stringify({ i: String(created + 10 ** 7), v: 1, c: [] }));
       while (performance.now() < end) {
         await run.announce(forged());
@@ -276,7 +276,7 @@ const forgedAnnouncements: Scenario = {
     const leaving = theActive(run);
     run.note('leave');
     await run.leave(leaving);
-    await convergedAfter(run, `${leaving.id}'s leave after forged announcements (finding 3)`);
+    await convergedAfter(run, `${leaving.id}'s leave after forged announcements (F15)`);
   },
   verify: (outcome) => someoneElseActivated(outcome, victimOf(outcome), 'leave'),
 };
@@ -305,12 +305,12 @@ async function restart(run: ScenarioRun, spec: MemberSpec, why: string): Promise
 /**
  * Members killed and restarted with the same id, as a supervisor with fixed `--member-id`s
  * does: first one, while the others keep running scripts; then all of them, so that nobody
- * else expires the dead leases (finding 4: the join refused MEMBER_EXISTS for good).
+ * else expires the dead leases (F16: the join refused MEMBER_EXISTS for good).
  */
 const sameIdRestart: Scenario = {
   name: 'same-id-restart',
   title: 'members SIGKILLed and restarted with the same id: one while the others run, then all at once',
-  criteria: 'every restarted member joins within A + the settling time (finding 4); the group converges',
+  criteria: 'every restarted member joins within A + the settling time (F16); the group converges',
   params: INTERVALS,
   members: TRIO,
   async run(run) {
@@ -338,7 +338,7 @@ const sameIdRestart: Scenario = {
  * A member restarted with other parameters. While the group remembers its A and N, the join
  * is refused (PARAM_MISMATCH). Then the group forgets them: the active is cut off, the other
  * member leaves, and z joins with A/2 once the cut-off lease lapsed. When the old active's
- * link heals it must be refused too — a rejoin is checked like a join (finding 2): re-added,
+ * link heals it must be refused too — a rejoin is checked like a join (F14): re-added,
  * it would hold leases of A/2 on Redis while believing for A.
  */
 const paramChange: Scenario = {
@@ -346,7 +346,7 @@ const paramChange: Scenario = {
   title:
     'a member restarted with another A or N is refused; the active is cut off, the group empties and forgets its parameters, z joins with A/2, and the old active comes back with A',
   criteria:
-    'the restarted member is refused with PARAM_MISMATCH; the old active coming back is refused with PARAM_MISMATCH and never activates again (finding 2)',
+    'the restarted member is refused with PARAM_MISMATCH; the old active coming back is refused with PARAM_MISMATCH and never activates again (F14)',
   params: INTERVALS,
   members: [
     { id: 'a', weight: 30 },
@@ -401,10 +401,10 @@ const paramChange: Scenario = {
     const a = outcome.members.find((m) => m.id === 'a');
     const unmet: string[] = [];
     if (!a?.reported('advisory').some((r) => r.code === 'PARAM_MISMATCH' && r.at > heal)) {
-      unmet.push('a came back with A = 900 to a group with A = 450 and raised no PARAM_MISMATCH (finding 2)');
+      unmet.push('a came back with A = 900 to a group with A = 450 and raised no PARAM_MISMATCH (F14)');
     }
     for (const e of activations(outcome.history).filter((e) => e.member === 'a' && e.t > heal)) {
-      unmet.push(`a activated (epoch ${e.epoch}) after coming back with other parameters (finding 2)`);
+      unmet.push(`a activated (epoch ${e.epoch}) after coming back with other parameters (F14)`);
     }
     return unmet;
   },
@@ -419,14 +419,14 @@ const INTERRUPTION_ROUNDS = 4;
 /**
  * A join whose AbortSignal fires at a random instant inside it (or just after), and members
  * SIGKILLed a random instant after they began a setWeight or a leave. An aborted join must end
- * with the member gone, never active (finding 6); a request cut short must leave the group
+ * with the member gone, never active (F17); a request cut short must leave the group
  * consistent.
  */
 const aborts: Scenario = {
   name: 'aborts',
   title: `joins aborted at random instants (AbortSignal), members killed inside setWeight and leave, ${INTERRUPTION_ROUNDS} times`,
   criteria:
-    'a member whose join was aborted leaves within A and never activates after the abort (finding 6); the group converges after every round',
+    'a member whose join was aborted leaves within A and never activates after the abort (F17); the group converges after every round',
   params: INTERVALS,
   members: TRIO,
   async run(run) {
@@ -442,9 +442,7 @@ const aborts: Scenario = {
         await member
           .until(() => member.left || !member.running, 'it to leave after the abort', A + 2000, run.signal)
           .catch(() =>
-            run.unmet(
-              `${id}'s join was aborted after ${after} ms and it had not left ${A + 2000} ms later (finding 6)`,
-            ),
+            run.unmet(`${id}'s join was aborted after ${after} ms and it had not left ${A + 2000} ms later (F17)`),
           );
         await run.heal(`abort ${id}'s join after ${after} ms`);
         if (member.running) await run.leave(member);
@@ -470,8 +468,7 @@ const aborts: Scenario = {
       const aborted = member.reported('join-aborted')[0];
       if (!aborted) continue;
       const late = activations(outcome.history).filter((e) => e.member === member.id && e.t > aborted.at);
-      for (const e of late)
-        unmet.push(`${member.id} activated epoch ${e.epoch} after its join was aborted (finding 6)`);
+      for (const e of late) unmet.push(`${member.id} activated epoch ${e.epoch} after its join was aborted (F17)`);
     }
     return unmet;
   },

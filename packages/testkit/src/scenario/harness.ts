@@ -620,8 +620,11 @@ export class ScenarioRun {
   #exitedOnItsOwn(member: MemberProcess, exit: MemberExit): void {
     if (this.#gone.has(member) || this.#closed) return;
     this.#gone.add(member);
-    // A member whose join's signal was aborted leaves and exits: it said so, and recorded its leave.
-    if (member.left && exit.code === 0) return;
+    // A member whose join's signal was aborted, or whose rejoin the group refused, leaves and
+    // exits: it said so, and recorded its leave.
+    const mayLeave =
+      member.args.abortJoinAfterMs >= 0 || member.reported('advisory').some((a) => a.code === 'PARAM_MISMATCH');
+    if (member.left && exit.code === 0 && mayLeave) return;
     this.#recorder.record({ type: 'killed', member: member.id });
     this.unmet(
       `${member.id} exited on its own (${exit.signal ?? `code ${exit.code}`}); its stderr ends with:\n${member.logTail(12)}`,
