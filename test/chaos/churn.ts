@@ -9,6 +9,7 @@ import type {
   Scenario,
   ScenarioRun,
 } from '../../packages/testkit/src/index.js';
+import { forgedAnnouncement, GROUP_KEYS, incarnationOf } from './faults.js';
 
 type ChurnAction =
   | 'kill'
@@ -23,7 +24,10 @@ type ChurnAction =
   | 'client-pause'
   | 'stop-redis'
   | 'restart-redis'
-  | 'restart-redis-empty';
+  | 'restart-redis-empty'
+  | 'del-key'
+  | 'forge'
+  | 'restart-same-id';
 
 /** How often each action is drawn, relative to the others. */
 type ChurnMix = Readonly<Record<ChurnAction, number>>;
@@ -42,7 +46,13 @@ const MIX: ChurnMix = {
   'stop-redis': 1,
   'restart-redis': 0.5,
   'restart-redis-empty': 0.5,
+  'del-key': 0,
+  forge: 0,
+  'restart-same-id': 0,
 };
+
+/** The soak's mix: the fault kinds of issue 13 among the others (CI's churn keeps to MIX). */
+const SOAK_MIX: ChurnMix = { ...MIX, 'del-key': 1, forge: 1, 'restart-same-id': 2 };
 
 /**
  * Random faults, one after another and sometimes two at once, with member kills and
@@ -190,6 +200,31 @@ async function churn(run: ScenarioRun, mix: ChurnMix): Promise<void> {
         await run.fault('restart redis-server (data kept)');
         await run.heal('restart redis-server (data kept)', () => run.redis.restart({ keepData: true }));
         break;
+      case 'del-key': {
+        const kind = random.pick(GROUP_KEYS);
+        await run.fault(`DEL ${kind}`, () => run.admin('DEL', run.key(kind)));
+        await run.heal(`DEL ${kind}`);
+        break;
+      }
+      case 'forge': {
+        const created = await incarnationOf(run);
+        await run.fault('forged announcement', () => run.announce(forgedAnnouncement(run, created)));
+        await run.heal('forged announcement');
+        break;
+      }
+      case 'restart-same-id': {
+        if (!member || run.live().length <= 2) break;
+        const spec = { id: member.id, weight: run.weightOf(member) };
+        inBackground(
+          onMember(member, async () => {
+            await run.kill(member);
+            await run.sleep(random.between(0, 2) * A);
+            busy.add(spec.id);
+            await run.spawn(spec).finally(() => busy.delete(spec.id));
+          }),
+        );
+        break;
+      }
       case 'restart-redis-empty':
         await Promise.all(background);
         await run.fault('SIGKILL redis-server, restart empty', () => run.redis.kill('SIGKILL'));
@@ -218,15 +253,21 @@ const CHURN_MEMBERS: readonly MemberSpec[] = [
   { id: 'd', weight: 10 },
 ];
 
-/** Churn with every kind of fault, in a group with these parameters. */
-export function churnScenario(params: GroupIntervals): Scenario {
+/**
+ * Churn in a group with these parameters: with every kind of fault (`soak`), or without the
+ * fault kinds of issue 13 (CI, whose churn is short: those have scenarios of their own there).
+ */
+export function churnScenario(params: GroupIntervals, mix: 'ci' | 'soak'): Scenario {
   return {
     name: 'churn',
-    title: 'churn: random kills and restarts, weight changes, delays, blackholes, stalls, stops and Redis faults',
+    title:
+      mix === 'soak'
+        ? 'churn: random kills and restarts (also with the same id), weight changes, delays, blackholes, stalls, stops, Redis faults, deleted keys and forged announcements'
+        : 'churn: random kills and restarts, weight changes, delays, blackholes, stalls, stops and Redis faults',
     criteria:
       'the checker’s rules only (and no TOO_MANY_ACTIVE); the group converges in every quiet period; no member process exits on its own',
     params,
     members: CHURN_MEMBERS,
-    run: (run) => churn(run, MIX),
+    run: (run) => churn(run, mix === 'soak' ? SOAK_MIX : MIX),
   };
 }

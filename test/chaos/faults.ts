@@ -41,7 +41,7 @@ const TRIO: readonly MemberSpec[] = [
 ];
 
 /** The group's keys (DESIGN §4), each of which a script must miss as lost state (S6). */
-const GROUP_KEYS = ['config', 'members', 'leases', 'rank', 'slots', 'log'] as const;
+export const GROUP_KEYS = ['config', 'members', 'leases', 'rank', 'slots', 'log'] as const;
 
 const ms = (from: bigint, to: bigint) => Number(to - from) / 1e6;
 
@@ -225,6 +225,29 @@ const eviction: Scenario = {
 
 const ROLES = ['active', 'releasing', 'preparing', 'standby', 'gone'] as const;
 
+/** The group's incarnation (`createdAt` in its config), 0 if it has none now. */
+export async function incarnationOf(run: ScenarioRun): Promise<number> {
+  return Number(/\d+/.exec(await run.admin('HGET', run.key('config'), 'createdAt'))?.[0] ?? 0);
+}
+
+/**
+ * An announcement no script sent: an incarnation in the past, the future or the current one
+ * (`created`), a random version, and random changes naming the run's members.
+ */
+export function forgedAnnouncement(run: ScenarioRun, created: number): string {
+  const { random } = run;
+  const ids = run.processes.map((m) => m.id);
+  const incarnation = random.pick([created + random.int(1, 10 ** 9), created - random.int(1, 10 ** 6), created]);
+  const changes = Array.from({ length: random.int(0, 3) }, () => [
+    random.pick(ids),
+    random.pick(ROLES),
+    String(random.int(0, 2 ** 40)),
+    random.int(-1, 2),
+    'forged',
+  ]);
+  return JSON.stringify({ i: String(incarnation), v: random.int(0, 10 ** 6), c: changes });
+}
+
 /**
  * Messages on the group's channel that no current script sent: copies of old announcements
  * (a delayed or stale publisher) and forged ones with random incarnations, versions and
@@ -246,20 +269,11 @@ const forgedAnnouncements: Scenario = {
       const c = run.member('c');
       for (let weight = 11; weight <= 14; weight++) await run.setWeight(c, weight);
       await run.sleep(run.settleMs);
-      const created = Number(/\d+/.exec(await run.admin('HGET', run.key('config'), 'createdAt'))?.[0] ?? 0);
-      const ids = run.live().map((m) => m.id);
-      const forged = () => {
-        if (recorder.messages.length > 0 && random.chance(0.4)) return random.pick(recorder.messages);
-        const incarnation = random.pick([created + random.int(1, 10 ** 9), created - random.int(1, 10 ** 6), created]);
-        const changes = Array.from({ length: random.int(0, 3) }, () => [
-          random.pick(ids),
-          random.pick(ROLES),
-          String(random.int(0, 2 ** 40)),
-          random.int(-1, 2),
-          'forged',
-        ]);
-        return JSON.stringify({ i: String(incarnation), v: random.int(0, 10 ** 6), c: changes });
-      };
+      const created = await incarnationOf(run);
+      const forged = () =>
+        recorder.messages.length > 0 && random.chance(0.4)
+          ? random.pick(recorder.messages)
+          : forgedAnnouncement(run, created);
       const end = performance.now() + 2 * A;
       await run.fault('stale and forged announcements');
       // The shape of F15 first: one message from a later incarnation.

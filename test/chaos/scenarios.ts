@@ -479,7 +479,7 @@ export const FIXED_SCENARIOS: readonly Scenario[] = [
   staleGrant,
 ];
 
-const CHURN = churnScenario({ ...INTERVALS, activeGoal: 2 });
+const CHURN_PARAMS: GroupIntervals = { ...INTERVALS, activeGoal: 2 };
 
 /**
  * The Sentinel and Cluster scenarios CI runs: all five add almost two minutes to a profile of
@@ -496,11 +496,16 @@ export const SCENARIOS: readonly Scenario[] = [
   ...FIXED_SCENARIOS,
   ...FAULT_SCENARIOS.filter((s) => CI_FAULT_SCENARIOS.has(s.name)),
   ...HA_SCENARIOS.filter((s) => CI_HA_SCENARIOS.has(s.name)),
-  CHURN,
+  churnScenario(CHURN_PARAMS, 'ci'),
 ];
 
 /** Every scenario, for the soak's rotation: the fixed ones, the new fault kinds, the Sentinel and Cluster ones, then churn. */
-export const SOAK_SCENARIOS: readonly Scenario[] = [...FIXED_SCENARIOS, ...FAULT_SCENARIOS, ...HA_SCENARIOS, CHURN];
+export const SOAK_SCENARIOS: readonly Scenario[] = [
+  ...FIXED_SCENARIOS,
+  ...FAULT_SCENARIOS,
+  ...HA_SCENARIOS,
+  churnScenario(CHURN_PARAMS, 'soak'),
+];
 
 /** The seed of the CI profile. */
 export const CI_SEED = 20_251_129;
