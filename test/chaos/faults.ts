@@ -112,7 +112,6 @@ const laggingReplica: Scenario = {
     run.log(`  the replica on port ${pair.replica.port} took over, ${lag} bytes behind`);
     await run.heal(`SIGKILL of the master (port ${pair.master.port}), replica promoted`);
     await run.heal('replication link cut');
-    await run.sleep(slowPrepare);
   },
   verify(outcome) {
     const preempt = noteOf(outcome, 'preempt');
