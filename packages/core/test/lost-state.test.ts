@@ -134,6 +134,7 @@ describe('a failover to a server that lost writes (F13)', () => {
       // The master dies; the promoted replica holds the group as it was right after X's grant.
       await restore(promoted, copy);
       forwarder.to(replica.port);
+      admin.disconnect();
       await master.kill('SIGKILL');
       await sleep(2.5 * intervals.activationInterval);
 
@@ -143,6 +144,55 @@ describe('a failover to a server that lost writes (F13)', () => {
         expect.any(String),
         expect.arrayContaining(['type', 'quarantine', 'reason', 'server-changed']),
       ]);
+    } finally {
+      await Promise.allSettled(members.map((m) => m.leave()));
+      admin.disconnect();
+      promoted.disconnect();
+      await forwarder.close();
+      await Promise.all([master.stop(), replica.stop()]);
+    }
+  });
+});
+
+describe('a weight change lost in a failover (F21)', () => {
+  it('is made again by the member’s next renewal, and nobody is preempted on the stale ranking meanwhile', async () => {
+    const master = await startRedis();
+    const replica = await startRedis();
+    const forwarder = await Switch.start(master.port);
+    const group = uniqueGroup('lost-weight');
+    const keys = groupKeys(group);
+    const timeline = new Timeline();
+    const admin = new Redis(master.url);
+    const promoted = new Redis(replica.url);
+    const members: Member[] = [];
+    try {
+      const c = await joinGroup({ ...FAST, redis: forwarder.url, group, memberId: 'c', weight: 40 });
+      const a = await joinGroup({ ...FAST, redis: forwarder.url, group, memberId: 'a', weight: 20 });
+      members.push(c, a);
+      timeline.watch(a);
+      timeline.watch(c);
+      await waitFor(() => c.isActive(), 'c active', 3 * A);
+      // The replica has the group as it was before c's weight dropped.
+      const copy = await snapshot(admin, [...keys.scriptKeys]);
+      await c.setWeight(5);
+      await waitFor(() => a.isActive(), 'a active after c stepped back', 3 * A);
+      const handedOver = timeline.of('a', 'activate').length;
+
+      await restore(promoted, copy);
+      forwarder.to(replica.port);
+      admin.disconnect();
+      await master.kill('SIGKILL');
+      await waitFor(
+        async () => JSON.parse((await promoted.hget(keys.members, 'c')) ?? '{}').w === 5,
+        'the promoted replica to have c at weight 5 again',
+        10 * H,
+      );
+      await sleep(A + 4 * H);
+      expect(timeline.of('a', 'deactivate')).toEqual([]);
+      expect(timeline.of('a', 'activate')).toHaveLength(handedOver);
+      expect(a.isActive()).toBe(true);
+      expect(c.weight).toBe(5);
+      expect(timeline.maxConcurrentActive()).toBe(1);
     } finally {
       await Promise.allSettled(members.map((m) => m.leave()));
       admin.disconnect();
@@ -274,6 +324,23 @@ describe('a group that loses one of its keys (F18)', () => {
     expect(slot).toMatchObject({ m: 'a', e: String(epoch) });
     const log = await observer.xrange(keys.log, '-', '+');
     expect(log).toContainEqual([expect.any(String), expect.arrayContaining(['reason', 'lost-state', 'lost', 'slots'])]);
+  });
+
+  it('DEL of the config, then the active leaves: the group forms again and the standby takes over', async () => {
+    const group = uniqueGroup('lost-config');
+    const timeline = new Timeline();
+    const advisories: Advisory[] = [];
+    const a = await join({ group, memberId: 'a', weight: 20 });
+    const b = await join({ group, memberId: 'b', weight: 10 });
+    b.on('advisory', (advisory) => advisories.push(advisory));
+    timeline.watch(a);
+    timeline.watch(b);
+    await waitFor(() => a.isActive(), 'a active', 3 * A);
+    await observer.del(groupKeys(group).config);
+    await a.leave();
+    await waitFor(() => b.isActive(), 'b active', 2 * A + H + 500);
+    expect(advisories.map((x) => x.code)).not.toContain('CORRUPT_STATE');
+    expect(timeline.maxConcurrentActive()).toBe(1);
   });
 
   it('DEL of the member records: every member stays, the active keeps its epoch', async () => {

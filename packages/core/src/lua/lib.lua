@@ -223,8 +223,8 @@ local function read_slots()
 end
 
 -- Keeps config `held` equal to the number of slots (S6: a slots key that lost entries is found).
-local function count_held(G, delta)
-  G.held = (G.held or 0) + delta
+local function count_held(G)
+  G.held = call('HLEN', K.slots)
   call('HSET', K.config, 'held', G.held)
 end
 
@@ -243,11 +243,20 @@ local function set_rank(id, m, holding)
   call('ZADD', K.rank, rank_score(m.w, holding, m.q), id)
 end
 
+-- A member's new weight, ranked at once; the caller reconciles.
+local function change_weight(G, id, m, weight, holding)
+  m.w = weight
+  write_member(id, m)
+  set_rank(id, m, holding)
+  log_event(G, 'weight', id, { 'weight', weight })
+  note(G, id, 'weight', 0, -1, tostring(weight))
+end
+
 -- Frees a slot; `reason` is how the next holder of the slot will be told it got it.
 local function free_slot(G, s, freed_as)
   slots_memo = nil
   call('HDEL', K.slots, s.index)
-  count_held(G, -1)
+  count_held(G)
   call('HSET', K.config, 'freed:' .. s.index, freed_as)
   local m = read_member(s.m)
   if m then set_rank(s.m, m, false) end
@@ -366,7 +375,9 @@ local function reconcile(G)
   end
 
   for _, s in pairs(slots) do
-    if s.s == 'active' and not desired[s.m] then
+    -- A ranking on a server that lost writes may be stale (a weight change lost with the old
+    -- master, set again by the member's next renewal): during a quarantine nobody is preempted.
+    if s.s == 'active' and not desired[s.m] and (held > G.goal or not (quarantined(G) or server_changed(G))) then
       s.s = 'releasing'
       s.t = G.now
       s.r = held > G.goal and 'goal-lowered' or 'preempted'
@@ -390,7 +401,7 @@ local function reconcile(G)
         if not FREED_AS[reason] then corrupt(K.config, 'field freed:' .. index .. ' is not an activation reason') end
         local s = { index = index, m = id, e = next_epoch(G), t = G.now, s = 'active', r = reason }
         write_slot(s)
-        count_held(G, 1)
+        count_held(G)
         slots[index], by_member[id] = s, s
         held = held + 1
         set_rank(id, read_member(id), true)
@@ -640,7 +651,7 @@ local function settle_claim(G, id, m, claimed_epoch, claimed_slot, rejoined)
       local _, _, held = read_slots()
       if held < G.goal then
         write_slot({ index = index, m = id, e = claimed_epoch, t = G.now, s = 'active', r = 'reclaimed' })
-        count_held(G, 1)
+        count_held(G)
         if claimed_epoch > G.epoch then
           G.epoch = claimed_epoch
           call('HSET', K.config, 'epoch', fmt(claimed_epoch))

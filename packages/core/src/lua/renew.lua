@@ -4,7 +4,7 @@
 -- `check_member_knowledge` in lib.lua) decides what a server that may have lost writes reports.
 -- Cheap when nothing changed: O(log n) in the group size, plus O(goal).
 -- KEYS: 1 config  2 members  3 leases  4 rank  5 slots  6 log  7 the member's heartbeat key
--- ARGV: 1 channel  2 member id  3 weight  4 activeGoal  5 activationInterval (ms)
+-- ARGV: 1 channel  2 member id  3 weight (the member's own: a different one is set again)  4 activeGoal  5 activationInterval (ms)
 --       6 heartbeatInterval (ms)  7 preparationInterval (ms)  8 host  9 pid
 --       10 claimed epoch (0 if the member believes it is not active)  11 claimed slot
 --       12 nonce (see join.lua)  13 the group’s incarnation in the member's last reply (0: none)
@@ -39,6 +39,12 @@ check_member_knowledge(G, tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[
 local rejoined = false
 if m then
   call('ZADD', K.leases, G.now + G.activation, id)
+  -- The member is the authority on its weight: a change this server lost (a failover to a
+  -- lagging replica) is made again.
+  if m.w ~= weight then
+    local _, by_member = read_slots()
+    change_weight(G, id, m, weight, by_member[id] ~= nil)
+  end
 else
   m = add_member(G, id, weight, ARGV[8], ARGV[9], ARGV[12], 'rejoin')
   rejoined = true

@@ -10,12 +10,8 @@ local channel, id, weight = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local G = load_group(read_now())
 local m = read_member(id)
 if m and m.w ~= weight then
-  m.w = weight
-  write_member(id, m)
   local _, by_member = read_slots()
-  set_rank(id, m, by_member[id] ~= nil)
-  log_event(G, 'weight', id, { 'weight', weight })
-  note(G, id, 'weight', 0, -1, tostring(weight))
+  change_weight(G, id, m, weight, by_member[id] ~= nil)
   reconcile(G)
   update_prepare(G, id, tonumber(ARGV[4]))
 end

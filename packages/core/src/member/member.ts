@@ -240,13 +240,18 @@ export class Member extends EventEmitter<MemberEvents> {
     validateWeight(weight);
     if (this.#closing) throw new LeftError(`member ${this.id} has left group ${this.group}`);
     this.#disabling = false;
-    const view = await this.#call('set_weight', [
-      this.#keys.events,
-      this.id,
-      weight,
-      this.#settings.preparationInterval,
-    ]);
+    // The member is the authority on its weight: renewals sent from now on carry the new one, so
+    // a server that lost the change (a failover to a lagging replica) is told again. A call that
+    // fails takes it back: the renewals then carry the old one.
+    const previous = this.#weight;
     this.#weight = weight;
+    let view: CallResult;
+    try {
+      view = await this.#call('set_weight', [this.#keys.events, this.id, weight, this.#settings.preparationInterval]);
+    } catch (error) {
+      if (this.#weight === weight) this.#weight = previous;
+      throw error;
+    }
     this.#applyView(view, false);
   }
 
@@ -548,9 +553,6 @@ export class Member extends EventEmitter<MemberEvents> {
    */
   #applyView({ view, midpoint }: CallResult, confirmed: boolean): void {
     if (view.activeGoal > 0) this.#groupGoal = view.activeGoal;
-    if (view.role !== 'gone' && !this.#disabling) this.#weight = view.weight;
-    // A disable that could not reach Redis is retried once nothing else is pending.
-    if (this.#disabling && view.weight > 0 && view.role === 'standby' && this.#actions.idle) void this.#disable(0);
     this.#quarantined = view.quarantineUntil > view.serverNow;
     this.#checkGroupHealth(view);
     this.#setVersion({ incarnation: view.incarnation, version: view.version });
