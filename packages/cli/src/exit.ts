@@ -1,4 +1,4 @@
-import { UnderstudyError } from '@understudy/core';
+import { ConfigError, UnderstudyError } from '@understudy/core';
 
 /** Exit codes of `understudy`; `run` also passes on its command's own code. */
 export const ExitCode = Object.freeze({
@@ -22,6 +22,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   3    Redis cannot be reached
   4    the group runs with another active goal or activation interval
   5    Redis refused the user (ACL NOPERM): see understudy acl
+  run: 1 also when a live member of the group already uses --member-id
   run: the command's own exit code when it exits while active (128 + n when killed by signal n),
        126 when it cannot be executed, 127 when it is not found`;
 
@@ -54,4 +55,26 @@ export function exitCodeOf(error: unknown): number {
     }
   }
   return ExitCode.failure;
+}
+
+/** The library's option names and the flags that set them. */
+const FLAGS: Readonly<Record<string, string>> = {
+  heartbeatInterval: '--heartbeat',
+  activationInterval: '--activation',
+  preparationInterval: '--preparation',
+  activeGoal: '--active-goal',
+  weight: '--weight',
+  memberId: '--member-id',
+  prefix: '--prefix',
+  lostInterval: '--lost-interval',
+  history: '--history',
+};
+const FIELD = new RegExp(`\\b(${Object.keys(FLAGS).join('|')})\\b`, 'g');
+
+/** The message for the user: a library option error names the flag, not the library's field. */
+export function messageOf(error: unknown): string {
+  if (error instanceof ConfigError && FLAGS[error.field]) {
+    return `${FLAGS[error.field]} ${String(error.value)}: ${error.rule.replace(FIELD, (field) => FLAGS[field] ?? field)}`;
+  }
+  return error instanceof Error ? error.message : String(error);
 }

@@ -2,6 +2,23 @@ import { stripVTControlCharacters } from 'node:util';
 import type { GroupSnapshot, MonitoredState, Transition } from '@understudy/core';
 import pc from 'picocolors';
 
+/**
+ * Anything read from Redis, made safe for a terminal: control characters (C0, DEL, C1) and
+ * the invisible bidirectional and formatting marks are shown as \xNN / \uNNNN escapes, so a
+ * planted value can neither drive the terminal (titles, clears, cursor moves) nor disguise
+ * itself. A backslash is doubled, so an escape shown is never ambiguous.
+ */
+export function shown(text: string): string {
+  return text.replace(UNSAFE, (c) => {
+    if (c === '\\') return '\\\\';
+    const code = c.charCodeAt(0);
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters it escapes
+const UNSAFE = /[\\\u0000-\u001f\u007f-\u009f\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+
 /** Renders rows as left-aligned columns (ANSI colour codes do not count towards width). */
 export function columns(rows: readonly (readonly string[])[], gap = 2): string[] {
   const visible = (s: string) => stripVTControlCharacters(s).length;

@@ -7,7 +7,8 @@ import { groupCommand } from './commands/group/index.js';
 import { monitorCommand } from './commands/monitor/index.js';
 import { runCommand } from './commands/run/index.js';
 import { statusCommand } from './commands/status/index.js';
-import { EXIT_CODES_HELP, ExitCode, exitCodeOf } from './exit.js';
+import { EXIT_CODES_HELP, ExitCode, exitCodeOf, messageOf } from './exit.js';
+import { shown } from './format.js';
 import { type Io, processIo } from './io.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
@@ -67,7 +68,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
       // Help and version "errors" are commander's way of finishing early.
       return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
     }
-    io.stderr(`understudy: ${error instanceof Error ? error.message : String(error)}\n`);
+    io.stderr(`understudy: ${messageOf(error).split('\n').map(shown).join('\n')}\n`);
     return exitCodeOf(error);
   }
 }

@@ -223,3 +223,52 @@ export class ProgramRecords {
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+/** The timestamp writer (see its header). */
+export const WRITER = join(import.meta.dirname, 'fixtures/writer.mjs');
+
+/** One run of the writer: a process, from its first write to its last. */
+export interface WriterRun {
+  label: string;
+  pid: number;
+  first: number;
+  last: number;
+}
+
+/** The writer processes that wrote to `file`, each with its first and last write. */
+export function writerRuns(file: string): WriterRun[] {
+  const runs = new Map<string, WriterRun>();
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  for (const line of text.split('\n')) {
+    const [label, pid, at] = line.split(' ');
+    if (!label || !pid || !at) continue;
+    const time = Number(at);
+    const run = runs.get(pid);
+    if (run) {
+      run.first = Math.min(run.first, time);
+      run.last = Math.max(run.last, time);
+    } else runs.set(pid, { label, pid: Number(pid), first: time, last: time });
+  }
+  return [...runs.values()].sort((a, b) => a.first - b.first);
+}
+
+/**
+ * How long writers of different labels (members) both wrote, in ms: the sum over every pair
+ * of runs with different labels of the overlap of their [first, last] spans. 0 means the
+ * program never ran on two members at once.
+ */
+export function overlapMs(runs: readonly WriterRun[]): number {
+  let total = 0;
+  for (const [i, a] of runs.entries()) {
+    for (const b of runs.slice(i + 1)) {
+      if (a.label === b.label) continue;
+      total += Math.max(0, Math.min(a.last, b.last) - Math.max(a.first, b.first));
+    }
+  }
+  return total;
+}

@@ -1,11 +1,12 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeGroup, joinGroup, type Member, readHistory } from '@understudy/core';
-import { freePort, type RedisServer, startRedis } from '@understudy/testkit';
+import { freePort, type RedisServer, startChaosProxy, startRedis } from '@understudy/testkit';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   Cli,
+  hrNow,
   isAlive,
   killLeftoverClis,
   ProgramRecords,
@@ -227,17 +228,51 @@ describe('understudy run', { timeout: 120_000 }, () => {
     await leaveGracefully(low);
   });
 
-  it('leaves the group on SIGINT like on SIGTERM, stopping the program with SIGTERM and exiting 0', async () => {
-    const group = newGroup('sigint');
-    const wrapper = run({ group, memberId: 'only', weight: 100 });
-    const started = await programOf(wrapper, 'only', A + 10_000);
+  it.each(['SIGINT', 'SIGHUP'] as const)(
+    'leaves the group on %s like on SIGTERM, stopping the program with SIGTERM and exiting 0',
+    async (signal) => {
+      const group = newGroup(signal.toLowerCase());
+      const wrapper = run({ group, memberId: 'only', weight: 100 });
+      const started = await programOf(wrapper, 'only', A + 10_000);
 
-    wrapper.signal('SIGINT');
-    const { code, stderr } = await wrapper.result();
+      wrapper.signal(signal);
+      const { code, stderr } = await wrapper.result();
 
-    expect(code, stderr).toBe(0);
-    expect(records.terms('only').map((t) => t.pid)).toEqual([started.pid]);
-    expect((await describeGroup({ redis: server.url, group })).members).toEqual([]);
+      expect(code, stderr).toBe(0);
+      expect(records.terms('only').map((t) => t.pid)).toEqual([started.pid]);
+      expect((await describeGroup({ redis: server.url, group })).members).toEqual([]);
+    },
+  );
+
+  it('leaves at once, rather than when its lease lapses, on a SIGTERM that comes while it is still joining', async () => {
+    const group = newGroup('term-joining');
+    const activation = 10_000;
+    const proxy = await startChaosProxy({ target: { host: server.host, port: server.port } });
+    try {
+      // Every reply takes 200 ms more: the join takes a second or more, and the SIGTERM lands in it.
+      proxy.setDelay(100);
+      const wrapper = new Cli(
+        runArgs(
+          {
+            group,
+            memberId: 'slow',
+            weight: 100,
+            activation,
+            options: ['--redis', proxy.url(server.url), '--active-goal', '1'],
+          },
+          records.command('slow'),
+        ),
+      );
+      await waitFor(() => proxy.connectionCount >= 2, 'the wrapper to connect', 30_000);
+      wrapper.signal('SIGTERM');
+      const { code, stderr } = await wrapper.result();
+
+      expect(code, stderr).toBe(0);
+      // Well before the lease (10 s) could have lapsed, nobody is left in the group.
+      expect((await describeGroup({ redis: server.url, group })).members).toEqual([]);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('leaves the group and exits with the code of a program that exits by itself while active', async () => {
@@ -279,6 +314,82 @@ describe('understudy run', { timeout: 120_000 }, () => {
     expect((await describeGroup({ redis: server.url, group })).members).toEqual([]);
   });
 
+  it('exits 127 at once on a standby too: a misspelled program is not found only at failover', async () => {
+    const group = newGroup('not-found-standby');
+    const active = run({ group, memberId: 'active', weight: 200 });
+    await programOf(active, 'active', A + 10_000);
+
+    const { code, stderr } = await understudy(
+      runArgs({ group, memberId: 'standby', weight: 100 }, ['understudy-test-no-such-program']),
+    );
+
+    expect(code, stderr).toBe(127);
+    expect(stderr).toContain('understudy-test-no-such-program: not found in PATH');
+    expect(stderr).not.toContain('joined group');
+    await leaveGracefully(active);
+  });
+
+  it('exits 1 and names --member-id when a live member already uses the id', async () => {
+    const group = newGroup('duplicate');
+    const first = run({ group, memberId: 'same', weight: 100 });
+    await first.waitForStderr(/joined group/);
+
+    const { code, stderr } = await understudy(
+      runArgs({ group, memberId: 'same', weight: 200 }, records.command('twin')),
+    );
+
+    expect(code, stderr).toBe(1);
+    expect(stderr).toContain('--member-id same: a live member of group');
+    await leaveGracefully(first);
+  });
+
+  it('follows the group’s active goal when --active-goal is not given', async () => {
+    const group = newGroup('follow-goal');
+    const first = run({ group, memberId: 'first', weight: 200, options: ['--active-goal', '1'] });
+    await programOf(first, 'first', A + 10_000);
+    expect((await understudy(['group', 'set', group, '--redis', server.url, '--active-goal', '2'])).code).toBe(0);
+
+    const second = run({ group, memberId: 'second', weight: 100 });
+    await programOf(second, 'second', A + 10_000);
+
+    expect((await describeGroup({ redis: server.url, group })).activeCount).toBe(2);
+    await leaveGracefully(second);
+    await leaveGracefully(first);
+  });
+
+  it('says why the first member of a new group waits before it activates', async () => {
+    const group = newGroup('first-wait');
+    const wrapper = run({ group, memberId: 'only', weight: 100 });
+    await programOf(wrapper, 'only', A + 10_000);
+
+    expect(wrapper.stderr).toMatch(/no member is activated for \d+\.\d s: the group is new/);
+    await leaveGracefully(wrapper);
+  });
+
+  it('bounds a hanging --prepare-cmd by --preparation and kills it with its process group', async () => {
+    const group = newGroup('prepare-hangs');
+    const activation = 3000;
+    const preparation = 300;
+    const pidFile = join(records.dir, 'prepare.pid');
+    const wrapper = run({
+      group,
+      memberId: 'only',
+      weight: 100,
+      activation,
+      options: ['--preparation', String(preparation), '--prepare-cmd', `sleep 1000 & echo $! > ${pidFile}; wait`],
+    });
+    await wrapper.waitForStderr(/preparing/);
+    const preparingAt = hrNow();
+    const started = await records.waitForStart('only', activation + 5000);
+    await wrapper.waitForStderr(/did not end within --preparation 300 ms: killing it/);
+
+    const sleeper = Number(readFileSync(pidFile, 'utf8'));
+    expect(await whenDead(sleeper, 2000)).toBeGreaterThan(0);
+    // Activation waited for the prepare command's bound, not for a whole activation interval.
+    expect(started.startedAt - preparingAt).toBeLessThan(activation - 500);
+    await leaveGracefully(wrapper);
+  });
+
   it('exits 126 when the program cannot be executed', async () => {
     const group = newGroup('not-executable');
 
@@ -300,9 +411,31 @@ describe('understudy run', { timeout: 120_000 }, () => {
       message: /weight.*65536/,
     },
     {
-      problem: '--stop-timeout not below --activation',
-      options: ['--group', 'G', '--weight', '100', '--activation', '400', '--stop-timeout', '400'],
-      message: /--stop-timeout 400 must be below --activation 400/,
+      problem: '--stop-timeout beyond what the lease leaves after a missed heartbeat',
+      options: [
+        '--group',
+        'G',
+        '--weight',
+        '100',
+        '--heartbeat',
+        '100',
+        '--activation',
+        '1000',
+        '--stop-timeout',
+        '700',
+      ],
+      message: /--stop-timeout 700 is too long for --activation 1000 and --heartbeat 100 \(at most 690 here\)/,
+    },
+    {
+      problem: '--activation too short to stop the program in',
+      options: ['--group', 'G', '--weight', '100', '--heartbeat', '500', '--activation', '1000'],
+      message: /--activation 1000 with --heartbeat 500 leaves no time to stop the program/,
+    },
+    {
+      problem: '--preparation outside (H, A): the flags are named, not the library options',
+      options: ['--group', 'G', '--weight', '100', '--heartbeat', '100', '--activation', '1000', '--preparation', '50'],
+      message:
+        /^understudy: --preparation 50: must be 0 \(no prepare hints\) or between --heartbeat \(100 ms\) and --activation/m,
     },
     { problem: 'no command after --', options: ['--group', 'G', '--weight', '100', '--'], message: /command/ },
   ])('exits 2 and names the problem on invalid usage: $problem', async ({ options, message }) => {
@@ -348,9 +481,9 @@ describe('understudy run', { timeout: 120_000 }, () => {
   });
 
   it.each([
-    { parameter: 'activeGoal', options: ['--active-goal', '2'] },
-    { parameter: 'activationInterval', options: ['--activation', String(A + 100)] },
-  ])('exits 4 when the group runs with another $parameter', async ({ parameter, options }) => {
+    { flag: '--active-goal', options: ['--active-goal', '2'], advice: /leave --active-goal out/ },
+    { flag: '--activation', options: ['--activation', String(A + 100)], advice: new RegExp(`give --activation ${A}`) },
+  ])('exits 4 when the group runs with another $flag, and says what to do', async ({ flag, options, advice }) => {
     const group = newGroup('mismatch');
     const first = run({ group, memberId: 'first', weight: 100 });
     await first.waitForStderr(/joined group/);
@@ -361,7 +494,8 @@ describe('understudy run', { timeout: 120_000 }, () => {
     );
 
     expect(code, stderr).toBe(4);
-    expect(stderr).toContain(parameter);
+    expect(stderr).toContain(`runs with ${flag} `);
+    expect(stderr).toMatch(advice);
     expect(records.starts('second')).toEqual([]);
     expect(first.running).toBe(true);
     await leaveGracefully(first);

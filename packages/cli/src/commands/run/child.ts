@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
 import { constants as os } from 'node:os';
+import { delimiter, join } from 'node:path';
 
 export interface Exit {
   code: number | null;
@@ -40,14 +41,49 @@ export function tiedToParent(command: string, args: readonly string[], signal: '
 }
 
 /**
- * The wrapped program. It runs in a process group of its own (so stopping it reaches its
- * children too), and on Linux under `setpriv --pdeathsig KILL`: if the wrapper dies, even
- * by SIGKILL, the kernel kills the program at once, long before the wrapper's lease lapses
- * and a standby starts its own copy.
+ * Why `command` cannot be started, the way the shell would say it (and the exit code that
+ * goes with it), or undefined when it looks executable: a program name is looked up in PATH.
+ */
+export function whyNotExecutable(
+  command: string,
+  env: NodeJS.ProcessEnv,
+): { message: string; code: 126 | 127 } | undefined {
+  const candidates = command.includes('/')
+    ? [command]
+    : (env.PATH ?? '').split(delimiter).map((dir) => join(dir || '.', command));
+  let found = false;
+  for (const file of candidates) {
+    try {
+      if (!statSync(file).isFile()) continue;
+      found = true;
+      accessSync(file, constants.X_OK);
+      return undefined;
+    } catch {
+      // not here, or not executable
+    }
+  }
+  return found
+    ? { message: `${command}: permission denied (not executable)`, code: 126 }
+    : { message: `${command}: not found${command.includes('/') ? '' : ' in PATH'}`, code: 127 };
+}
+
+/** How often a stopping process group is looked at once its main process has exited. */
+const GROUP_POLL_MS = 10;
+
+/**
+ * A process group we started: the wrapped program, or the prepare command. It runs in a
+ * process group (and session) of its own, so stopping it reaches every process it started
+ * that stayed in the group; on Linux its main process also runs under `setpriv --pdeathsig
+ * KILL`: if the wrapper dies, even by SIGKILL, the kernel kills it at once, long before the
+ * wrapper's lease lapses and a standby starts its own copy.
  */
 export class Child {
+  /** The main process's exit. */
   readonly exited: Promise<Exit>;
   #stopping = false;
+  #stopped: Promise<Exit> | undefined;
+  #killAt = Number.POSITIVE_INFINITY;
+  #killTimer: NodeJS.Timeout | undefined;
 
   private constructor(readonly child: ChildProcess) {
     this.exited = new Promise((resolve) => {
@@ -61,7 +97,7 @@ export class Child {
     return this.#stopping;
   }
 
-  /** Starts the program; rejects if it cannot be spawned at all. */
+  /** Starts a program; rejects if it cannot be spawned at all. */
   static start(command: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<Child> {
     const [file, argv] = tiedToParent(command, args, 'KILL');
     const child = spawn(file, argv, { env, stdio: 'inherit', detached: true });
@@ -75,40 +111,94 @@ export class Child {
     });
   }
 
-  /** SIGTERM to its process group, SIGKILL after `graceMs`; resolves when it has exited. */
-  async stop(graceMs: number): Promise<Exit> {
-    this.#stopping = true;
-    this.#signal('SIGTERM');
-    const timer = setTimeout(() => this.#signal('SIGKILL'), graceMs);
-    try {
-      return await this.exited;
-    } finally {
-      clearTimeout(timer);
-    }
+  /** Runs a shell command (`/bin/sh -c`) in a process group of its own. */
+  static shell(command: string, env: NodeJS.ProcessEnv): Promise<Child> {
+    return Child.start('/bin/sh', ['-c', command], env);
   }
 
-  /** SIGKILL now (the wrapper is being forced down). */
-  kill(): void {
+  /**
+   * SIGTERM to the process group, SIGKILL to it after `graceMs` (or earlier, see `killBy`);
+   * resolves when every process of the group has exited, with the main process's exit.
+   * Calling it again shortens the grace, never lengthens it.
+   */
+  stop(graceMs: number): Promise<Exit> {
+    this.killBy(performance.now() + graceMs);
+    if (!this.#stopped) {
+      this.#stopping = true;
+      this.#signal('SIGTERM');
+      this.#stopped = this.#gone();
+    }
+    return this.#stopped;
+  }
+
+  /** SIGKILL to the process group at `at` (performance.now() time) unless it is gone by then. */
+  killBy(at: number): void {
+    if (at >= this.#killAt) return;
+    this.#killAt = at;
+    clearTimeout(this.#killTimer);
+    this.#killTimer = setTimeout(() => this.kill(), Math.max(0, at - performance.now()));
+  }
+
+  /** SIGKILL to the process group now; resolves when every process of it has exited. */
+  kill(): Promise<Exit> {
     this.#stopping = true;
+    this.#killAt = performance.now();
     this.#signal('SIGKILL');
+    this.#stopped ??= this.#gone();
+    return this.#stopped;
+  }
+
+  /** The main process's exit, once no process of the group is left. */
+  async #gone(): Promise<Exit> {
+    const exit = await this.exited;
+    const pid = this.child.pid;
+    // The group's other processes were re-parented to init (or a subreaper): all we can do is
+    // look until none is left. SIGKILL reaches them too if they outstay the grace.
+    while (pid !== undefined && groupExists(pid)) {
+      await new Promise((resolve) => setTimeout(resolve, GROUP_POLL_MS));
+      if (performance.now() >= this.#killAt) signalGroup(pid, 'SIGKILL');
+    }
+    clearTimeout(this.#killTimer);
+    return exit;
   }
 
   #signal(signal: NodeJS.Signals): void {
-    const { pid, exitCode, signalCode } = this.child;
-    if (pid === undefined || exitCode !== null || signalCode !== null) return;
-    try {
-      process.kill(-pid, signal);
-    } catch {
-      // the group is gone already
-    }
+    if (this.child.pid !== undefined) signalGroup(this.child.pid, signal);
   }
 }
 
-/** Runs a shell command (the prepare hook) to completion; resolves with its exit. */
-export function runShell(command: string, env: NodeJS.ProcessEnv): Promise<Exit> {
-  return new Promise((resolve, reject) => {
-    const shell = spawn('/bin/sh', ['-c', command], { env, stdio: 'inherit' });
-    shell.once('error', reject);
-    shell.once('exit', (code, signal) => resolve({ code, signal }));
-  });
+function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch {
+    return false; // the group is gone
+  }
+}
+
+/**
+ * Whether any process of the group is left. A zombie has exited (it only awaits its parent):
+ * where /proc tells, the group is gone once only zombies are left, so that a PID 1 that does
+ * not reap orphans cannot keep the wrapper waiting.
+ */
+function groupExists(pgid: number): boolean {
+  if (!signalGroup(pgid, 0)) return false;
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return true;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(pgrp) === pgid && state !== 'Z') return true;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return false;
 }

@@ -1,15 +1,16 @@
-import { joinGroup, type Member } from '@understudy/core';
+import { describeGroup, MEMBER_DEFAULTS, Member, MemberExistsError, ParamMismatchError } from '@understudy/core';
 import { Command, Option } from 'commander';
-import { CliError, ExitCode } from '../../exit.js';
+import { CliError, ExitCode, exitCodeOf as exitCodeOfError } from '../../exit.js';
+import { shown } from '../../format.js';
 import type { Io } from '../../io.js';
 import { type MetricsEndpoint, type MetricsOptions, serveMetrics, withMetrics } from '../../metrics.js';
 import { type ConnectionOptions, integer, redisSource, withConnection } from '../../options.js';
-import { Child, canTieToParent, describeExit, exitCodeOf, runShell } from './child.js';
+import { Child, canTieToParent, describeExit, exitCodeOf, whyNotExecutable } from './child.js';
 
 interface RunOptions extends ConnectionOptions, MetricsOptions {
   group: string;
   weight: number;
-  activeGoal: number;
+  activeGoal?: number;
   heartbeat: number;
   preparation: number;
   activation: number;
@@ -19,34 +20,51 @@ interface RunOptions extends ConnectionOptions, MetricsOptions {
   quiet?: boolean;
 }
 
+/**
+ * How long before the lease deadline the program must be gone (SIGKILL sent): room for the
+ * kill to take effect and for this process's timers to run late.
+ */
+export const KILL_MARGIN_MS = 100;
+
 export function runCommand(io: Io, exit: (code: number) => void): Command {
   return withMetrics(withConnection(new Command('run')))
     .summary('run a program only while this member is active')
     .description(
       'Run a program as a member of a group: it runs only while this member is active. ' +
         'The program starts on activate (with UNDERSTUDY_EPOCH, UNDERSTUDY_GROUP and ' +
-        'UNDERSTUDY_MEMBER_ID in its environment) and is stopped on deactivate: SIGTERM, ' +
-        'then SIGKILL after the stop timeout. If it exits by itself while active, the ' +
-        'member leaves and `understudy run` exits with its code. SIGTERM or SIGINT leave ' +
-        'the group gracefully; a second one stops the program at once. With --metrics-port, it ' +
-        'serves this member’s Prometheus metrics (state, renewal latency, lease margin, actions, ' +
-        'advisories; see docs/METRICS.md) until it exits.',
+        'UNDERSTUDY_MEMBER_ID in its environment) in a process group of its own, and is ' +
+        'stopped on deactivate: SIGTERM to the process group, then SIGKILL after the stop ' +
+        'timeout; the wrapper waits until every process of the group is gone. Cut off from ' +
+        'Redis, it begins stopping the program early enough that it is gone before the lease ' +
+        'can lapse. If the program exits by itself while active, what is left of its process ' +
+        'group is stopped, the member leaves and `understudy run` exits with its code. ' +
+        'SIGTERM, SIGINT or SIGHUP leave the group gracefully; a second one stops the program ' +
+        'at once. Ctrl-Z (SIGTSTP) is refused. With --metrics-port, it serves this member’s ' +
+        'Prometheus metrics (state, renewal latency, lease margin, actions, advisories; see ' +
+        'docs/METRICS.md) until it exits.',
     )
     .usage('--group <name> --weight <n> [options] -- <command> [args...]')
     .argument('<command...>', 'the program and its arguments, after --')
     .requiredOption('--group <name>', 'group to join')
     .requiredOption('--weight <n>', 'rank weight, 1-65535 (higher ranks first)', integer(1))
-    .option('--active-goal <n>', 'how many members are active at once (N)', integer(1), 1)
+    .option(
+      '--active-goal <n>',
+      'how many members are active at once (N); default: the group’s current goal, or 1 for a new group',
+      integer(1),
+    )
     .option('--heartbeat <ms>', 'heartbeat interval H', integer(1), 1000)
     .option('--preparation <ms>', 'preparation interval P (0 = no prepare hints)', integer(0), 0)
     .option('--activation <ms>', 'activation interval A: a silent active is replaced after it', integer(1), 3000)
     .addOption(
       new Option(
         '--stop-timeout <ms>',
-        'grace between SIGTERM and SIGKILL (default: half the activation interval)',
+        'grace between SIGTERM and SIGKILL; at most A·(1−ρ) − 2·H − 100 (default: half of A, or that bound if lower)',
       ).argParser(integer(0)),
     )
-    .option('--prepare-cmd <command>', 'shell command run on prepare (a hint that activation may follow)')
+    .option(
+      '--prepare-cmd <command>',
+      'shell command run on prepare (a hint that activation may follow); killed with its process group after --preparation ms',
+    )
     .option('--member-id <id>', 'member id (default host:pid:random)')
     .option('-q, --quiet', 'print nothing but errors')
     .action(async (argv: string[], options: RunOptions) => {
@@ -54,17 +72,43 @@ export function runCommand(io: Io, exit: (code: number) => void): Command {
     });
 }
 
-async function run(argv: string[], options: RunOptions, io: Io): Promise<number> {
-  const [command, ...args] = argv;
-  if (!command) throw new CliError('give the program to run after --', ExitCode.usage);
-  const stopTimeout = options.stopTimeout ?? Math.floor(options.activation / 2);
-  if (stopTimeout >= options.activation) {
+/**
+ * The stop budget: the grace between SIGTERM and SIGKILL. The wrapper begins stopping the
+ * program at the lease deadline − grace − KILL_MARGIN_MS when no renewal came, so the lease
+ * must leave room for the grace after a missed heartbeat: grace ≤ A·(1−ρ) − 2·H − margin.
+ */
+export function stopBudget(options: Pick<RunOptions, 'activation' | 'heartbeat' | 'stopTimeout'>): number {
+  const { activation: a, heartbeat: h } = options;
+  const max = Math.floor(a * (1 - MEMBER_DEFAULTS.clockDrift)) - 2 * h - KILL_MARGIN_MS;
+  const rule =
+    `the program must be gone (SIGKILL included) ${KILL_MARGIN_MS} ms before the lease can lapse, ` +
+    `and a lease must outlast a missed heartbeat: --stop-timeout ≤ --activation × ${1 - MEMBER_DEFAULTS.clockDrift} − ` +
+    `2 × --heartbeat − ${KILL_MARGIN_MS}`;
+  if (max < 0) {
     throw new CliError(
-      `--stop-timeout ${stopTimeout} must be below --activation ${options.activation}: the slot is handed ` +
-        'over after the activation interval, and the program must be gone by then',
+      `--activation ${a} with --heartbeat ${h} leaves no time to stop the program: ${rule}. ` +
+        'Raise --activation or lower --heartbeat',
       ExitCode.usage,
     );
   }
+  if (options.stopTimeout === undefined) return Math.min(Math.floor(a / 2), max);
+  if (options.stopTimeout > max) {
+    throw new CliError(
+      `--stop-timeout ${options.stopTimeout} is too long for --activation ${a} and --heartbeat ${h} ` +
+        `(at most ${max} here): ${rule}. Lower --stop-timeout, or raise --activation`,
+      ExitCode.usage,
+    );
+  }
+  return options.stopTimeout;
+}
+
+async function run(argv: string[], options: RunOptions, io: Io): Promise<number> {
+  const [command, ...args] = argv;
+  if (!command) throw new CliError('give the program to run after --', ExitCode.usage);
+  const stopTimeout = stopBudget(options);
+  // A misspelled program must fail now, not on a standby at failover time.
+  const unusable = whyNotExecutable(command, process.env);
+  if (unusable) throw new CliError(`cannot run ${unusable.message}`, unusable.code);
   const say = (message: string) => {
     if (!options.quiet) io.stderr(`[understudy] ${message}\n`);
   };
@@ -73,7 +117,7 @@ async function run(argv: string[], options: RunOptions, io: Io): Promise<number>
   }
   const endpoint = await serveMetrics(options);
   try {
-    return await runMember({ command, args, stopTimeout, options, say, endpoint });
+    return await new Wrapper({ command, args, stopTimeout, options, say, endpoint }).run();
   } finally {
     await endpoint?.close();
   }
@@ -89,99 +133,324 @@ interface Launch {
   endpoint: MetricsEndpoint | undefined;
 }
 
-async function runMember({ command, args, stopTimeout, options, say, endpoint }: Launch): Promise<number> {
-  let child: Child | undefined;
-  let member: Member | undefined;
-  let finished = false;
-  let resolveExit: (code: number) => void = () => undefined;
-  const exitCode = new Promise<number>((resolve) => {
-    resolveExit = resolve;
-  });
-  const finish = async (code: number) => {
-    if (finished) return;
-    finished = true;
-    await member?.leave();
-    resolveExit(code);
-  };
+const LEAVE_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 
-  const environment = (epoch?: number): NodeJS.ProcessEnv => ({
-    ...process.env,
-    UNDERSTUDY_GROUP: options.group,
-    UNDERSTUDY_MEMBER_ID: member?.id ?? options.memberId ?? '',
-    ...(epoch === undefined ? {} : { UNDERSTUDY_EPOCH: String(epoch) }),
+/**
+ * One `understudy run`: a member, and the program it runs while active. The program may run
+ * only while the member holds a lease with time left to stop it: it is started on activate,
+ * and stopped on deactivate or when the lease deadline comes so near that a stop begun later
+ * could outlast it (then started again if a renewal comes back while still active).
+ */
+class Wrapper {
+  readonly #launch: Launch;
+  #member: Member | undefined;
+  #child: Child | undefined;
+  #prepare: Child | undefined;
+  /** The epoch the member holds, while active. */
+  #epoch: number | undefined;
+  #leaseDeadline = Number.NEGATIVE_INFINITY;
+  #guard: NodeJS.Timeout | undefined;
+  #finished = false;
+  #signals = 0;
+  #memberError: Error | undefined;
+  /** The join finished: leaving is possible (a leave during the join would race it). */
+  #joined = false;
+  readonly #abort = new AbortController();
+  #resolveExit: (code: number) => void = () => undefined;
+  readonly #exitCode = new Promise<number>((resolve) => {
+    this.#resolveExit = resolve;
   });
 
-  member = await joinGroup({
-    redis: redisSource(options),
-    prefix: options.prefix,
-    group: options.group,
-    weight: options.weight,
-    activeGoal: options.activeGoal,
-    heartbeatInterval: options.heartbeat,
-    preparationInterval: options.preparation,
-    activationInterval: options.activation,
-    ...(options.memberId ? { memberId: options.memberId } : {}),
-    onPrepare: async () => {
-      if (!options.prepareCmd) return;
-      say(`preparing: ${options.prepareCmd}`);
-      const result = await runShell(options.prepareCmd, environment());
-      if (result.code !== 0) say(`the prepare command ended with ${describeExit(result)}`);
-    },
-    onActivate: async ({ epoch, reason }) => {
-      say(`active (epoch ${epoch}, ${reason}): starting ${command}`);
-      let started: Child;
+  constructor(launch: Launch) {
+    this.#launch = launch;
+  }
+
+  get #say() {
+    return this.#launch.say;
+  }
+
+  async run(): Promise<number> {
+    const { options } = this.#launch;
+    // Signals count from the start: one that comes during the join leaves right after it.
+    for (const signal of LEAVE_SIGNALS) process.on(signal, this.#onSignal);
+    process.on('SIGTSTP', this.#onSuspend);
+    try {
+      let member: Member;
       try {
-        started = await Child.start(command, args, environment(epoch));
+        member = await this.#join();
       } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code === 'ENOENT' ? ExitCode.notFound : ExitCode.cannotExecute;
-        say(`cannot start ${command}: ${(error as Error).message}`);
-        void finish(code);
+        if (this.#abort.signal.aborted && !(error instanceof CliError)) return ExitCode.ok;
         throw error;
       }
-      child = started;
-      void started.exited.then((result) => {
-        if (started.stopping) return;
-        if (child === started) child = undefined;
-        say(`${command} ended with ${describeExit(result)} while active; leaving the group`);
-        void finish(exitCodeOf(result));
-      });
-    },
-    onDeactivate: async ({ reason }) => {
-      const running = child;
-      if (!running) return;
-      say(`deactivating (${reason}): stopping ${command}`);
-      // `child` stays set while it stops, so a second SIGTERM / SIGINT can still kill it.
-      const result = await running.stop(stopTimeout);
-      if (child === running) child = undefined;
-      say(`${command} stopped (${describeExit(result)})`);
-    },
-  });
-  endpoint?.metrics.instrumentMember(member);
-  if (endpoint) say(`serving metrics at ${endpoint.url}`);
-  member.on('advisory', (advisory) => say(`${advisory.code}: ${advisory.message}`));
-  member.on('state', ({ to }) => {
-    if (to === 'standby') say('standing by');
-  });
-  say(`joined group ${options.group} as ${member.id} (weight ${options.weight})`);
-
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    signals += 1;
-    if (signals === 1) {
-      say(`${signal}: leaving the group`);
-      void finish(ExitCode.ok);
-    } else {
-      say(`${signal} again: stopping ${command} now`);
-      child?.kill();
-      resolveExit(128 + (signal === 'SIGINT' ? 2 : 15));
+      this.#joined = true;
+      this.#launch.endpoint?.metrics.instrumentMember(member);
+      if (this.#launch.endpoint) this.#say(`serving metrics at ${this.#launch.endpoint.url}`);
+      this.#say(`joined group ${options.group} as ${shown(member.id)} (weight ${options.weight})`);
+      if (this.#abort.signal.aborted) void this.#finish(ExitCode.ok);
+      else await this.#explainWait(member);
+      return await this.#exitCode;
+    } finally {
+      clearTimeout(this.#guard);
+      for (const signal of LEAVE_SIGNALS) process.off(signal, this.#onSignal);
+      process.off('SIGTSTP', this.#onSuspend);
     }
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-  try {
-    return await exitCode;
-  } finally {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
   }
+
+  /** Joins with the group's own goal unless --active-goal was given (retried if it changes meanwhile). */
+  async #join(): Promise<Member> {
+    const { options } = this.#launch;
+    for (let attempt = 1; ; attempt++) {
+      const activeGoal = options.activeGoal ?? (await this.#groupGoal());
+      try {
+        return await this.#start(activeGoal);
+      } catch (error) {
+        if (error instanceof ParamMismatchError && error.field === 'activeGoal' && options.activeGoal === undefined) {
+          if (attempt < 3) continue;
+        }
+        throw explain(error, options);
+      }
+    }
+  }
+
+  async #groupGoal(): Promise<number> {
+    const { options } = this.#launch;
+    const snapshot = await describeGroup({ redis: redisSource(options), prefix: options.prefix, group: options.group });
+    return snapshot.activeGoal > 0 ? snapshot.activeGoal : MEMBER_DEFAULTS.activeGoal;
+  }
+
+  async #start(activeGoal: number): Promise<Member> {
+    const { options } = this.#launch;
+    // Constructed and started in two steps (what joinGroup() does) so that the first
+    // renewal event, the join's, is heard: the lease guard needs its deadline.
+    const member = new Member({
+      redis: redisSource(options),
+      prefix: options.prefix,
+      group: options.group,
+      weight: options.weight,
+      activeGoal,
+      heartbeatInterval: options.heartbeat,
+      preparationInterval: options.preparation,
+      activationInterval: options.activation,
+      signal: this.#abort.signal,
+      ...(options.memberId ? { memberId: options.memberId } : {}),
+      onPrepare: () => this.#onPrepare(),
+      onActivate: ({ epoch, reason }) => this.#onActivate(epoch, reason),
+      onDeactivate: ({ reason }) => this.#onDeactivate(reason),
+    });
+    this.#member = member;
+    member.on('renewal', ({ leaseDeadline }) => {
+      this.#leaseDeadline = leaseDeadline;
+      this.#guardLease();
+    });
+    member.on('advisory', (advisory) => this.#say(`${advisory.code}: ${shown(advisory.message)}`));
+    member.on('error', (error) => {
+      this.#memberError = error;
+    });
+    member.on('state', ({ to }) => {
+      if (to === 'standby') this.#say('standing by');
+      // The member ended without being asked to (a rejoin refused, say): so does the wrapper.
+      if (to === 'left' && this.#joined && !this.#finished) {
+        const error = this.#memberError;
+        this.#say(`the member left the group${error ? `: ${shown(error.message)}` : ''}`);
+        void this.#finish(error ? exitCodeOfError(error) : ExitCode.failure);
+      }
+    });
+    await member.start();
+    return member;
+  }
+
+  /** The first member of a new group (or of one whose state was lost) waits in quarantine: say so. */
+  async #explainWait(member: Member): Promise<void> {
+    if (member.state !== 'standby') return;
+    const { options } = this.#launch;
+    try {
+      const snapshot = await describeGroup({
+        redis: redisSource(options),
+        prefix: options.prefix,
+        group: options.group,
+      });
+      if (snapshot.quarantineRemainingMs > 0 && member.state === 'standby') {
+        this.#say(
+          `no member is activated for ${(snapshot.quarantineRemainingMs / 1000).toFixed(1)} s: the group is new or ` +
+            'its state was lost, and a program started under an earlier lease may still run until that lease has surely lapsed',
+        );
+      }
+    } catch {
+      // only an explanation: the member itself reports trouble with Redis
+    }
+  }
+
+  // ---- the program -----------------------------------------------------------------------
+
+  async #onActivate(epoch: number, reason: string): Promise<void> {
+    this.#epoch = epoch;
+    if (this.#finished) return; // leaving: the leave deactivates at once
+    this.#say(`active (epoch ${epoch}, ${reason}): starting ${this.#launch.command}`);
+    await this.#startProgram(epoch);
+  }
+
+  async #startProgram(epoch: number): Promise<void> {
+    const { command, args } = this.#launch;
+    let started: Child;
+    try {
+      started = await Child.start(command, args, this.#environment(epoch));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code === 'ENOENT' ? ExitCode.notFound : ExitCode.cannotExecute;
+      this.#say(`cannot start ${command}: ${(error as Error).message}`);
+      void this.#finish(code);
+      throw error;
+    }
+    this.#child = started;
+    this.#guardLease();
+    void started.exited.then((result) => {
+      if (started.stopping) return;
+      this.#say(`${command} ended with ${describeExit(result)} while active; leaving the group`);
+      // What it left running in its process group goes before the member leaves.
+      void this.#stopProgram(started);
+      void this.#finish(exitCodeOf(result));
+    });
+  }
+
+  async #onDeactivate(reason: string): Promise<void> {
+    this.#epoch = undefined;
+    const running = this.#child;
+    if (!running) return;
+    if (!running.stopping) this.#say(`deactivating (${reason}): stopping ${this.#launch.command}`);
+    const result = await this.#stopProgram(running);
+    this.#say(`${this.#launch.command} stopped (${describeExit(result)})`);
+  }
+
+  /** SIGTERM, SIGKILL after the grace or KILL_MARGIN_MS before the lease deadline, whichever is first. */
+  async #stopProgram(running: Child) {
+    const stopped = running.stop(this.#launch.stopTimeout);
+    running.killBy(this.#leaseDeadline - KILL_MARGIN_MS);
+    // `#child` stays set while it stops, so a second signal can still kill it.
+    const result = await stopped;
+    if (this.#child === running) this.#child = undefined;
+    return result;
+  }
+
+  /**
+   * Keeps the program inside the lease: once the deadline is nearer than the stop budget, the
+   * program is stopped (a renewal may come back: then it is started again, same epoch).
+   */
+  #guardLease(): void {
+    clearTimeout(this.#guard);
+    const { stopTimeout, command } = this.#launch;
+    const stopAt = this.#leaseDeadline - stopTimeout - KILL_MARGIN_MS;
+    const running = this.#child;
+    if (running && !running.stopping) {
+      const delay = stopAt - performance.now();
+      if (delay > 0) {
+        this.#guard = setTimeout(() => this.#guardLease(), delay);
+        return;
+      }
+      this.#say(`no renewal for too long: stopping ${command} now, so that it is gone before the lease can lapse`);
+      void this.#stopProgram(running);
+      return;
+    }
+    const epoch = this.#epoch;
+    if (!running && epoch !== undefined && !this.#finished && this.#member?.state === 'active') {
+      if (stopAt - performance.now() > this.#launch.options.heartbeat) {
+        this.#say(`the lease is renewed again (epoch ${epoch}): starting ${command} again`);
+        void this.#startProgram(epoch).catch(() => undefined);
+      }
+    }
+  }
+
+  // ---- the prepare command ---------------------------------------------------------------
+
+  async #onPrepare(): Promise<void> {
+    const { prepareCmd, preparation } = this.#launch.options;
+    if (!prepareCmd || this.#finished) return;
+    this.#say(`preparing: ${prepareCmd}`);
+    const started = await Child.shell(prepareCmd, this.#environment());
+    this.#prepare = started;
+    const timer = setTimeout(() => {
+      this.#say(`the prepare command did not end within --preparation ${preparation} ms: killing it`);
+      void started.kill();
+    }, preparation);
+    try {
+      const result = await started.exited;
+      // It is over: nothing it started may run on in its process group.
+      await started.kill();
+      if (result.code !== 0) this.#say(`the prepare command ended with ${describeExit(result)}`);
+    } finally {
+      clearTimeout(timer);
+      if (this.#prepare === started) this.#prepare = undefined;
+    }
+  }
+
+  // ---- leaving ---------------------------------------------------------------------------
+
+  #environment(epoch?: number): NodeJS.ProcessEnv {
+    const { options } = this.#launch;
+    return {
+      ...process.env,
+      UNDERSTUDY_GROUP: options.group,
+      UNDERSTUDY_MEMBER_ID: this.#member?.id ?? options.memberId ?? '',
+      ...(epoch === undefined ? {} : { UNDERSTUDY_EPOCH: String(epoch) }),
+    };
+  }
+
+  async #finish(code: number): Promise<void> {
+    if (this.#finished) return;
+    this.#finished = true;
+    void this.#prepare?.kill();
+    await this.#member?.leave();
+    this.#resolveExit(code);
+  }
+
+  #onSignal = (signal: NodeJS.Signals): void => {
+    this.#signals += 1;
+    if (this.#signals === 1) {
+      this.#say(`${signal}: leaving the group`);
+      this.#abort.abort();
+      if (this.#joined) void this.#finish(ExitCode.ok);
+      return;
+    }
+    this.#say(`${signal} again: stopping ${this.#launch.command} now`);
+    void this.#prepare?.kill();
+    const running = this.#child;
+    const gone = running ? running.kill() : Promise.resolve();
+    void Promise.race([gone, new Promise((resolve) => setTimeout(resolve, 1000))]).then(() =>
+      this.#resolveExit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGHUP' ? 1 : 15)),
+    );
+  };
+
+  /**
+   * Ctrl-Z would stop this wrapper, not the program (it runs in a session of its own): the
+   * lease would lapse while the program ran on, and another member would start a second copy.
+   */
+  #onSuspend = (): void => {
+    this.#say(
+      'understudy run cannot be suspended (Ctrl-Z): the program would keep running after the lease lapsed; ' +
+        'press Ctrl-C to leave the group',
+    );
+  };
+}
+
+/** A join error in the command line's terms: flags, not library fields, and what to do. */
+function explain(error: unknown, options: RunOptions): unknown {
+  if (error instanceof ParamMismatchError) {
+    const flag = error.field === 'activeGoal' ? '--active-goal' : '--activation';
+    const what =
+      error.field === 'activeGoal'
+        ? `give --active-goal ${error.current} or leave --active-goal out (run then follows the group's goal), ` +
+          `or change the group's goal first: understudy group set ${options.group} --active-goal <n>`
+        : `give --activation ${error.current}: a group keeps its activation interval until every member has left`;
+    return new CliError(
+      `group ${options.group} runs with ${flag} ${error.current}; this member asked for ${error.requested}: ${what}`,
+      ExitCode.paramMismatch,
+    );
+  }
+  if (error instanceof MemberExistsError) {
+    return new CliError(
+      `--member-id ${shown(error.memberId)}: a live member of group ${options.group} already uses it ` +
+        `(another wrapper, or a crashed one whose lease has not lapsed yet: wait --activation ${options.activation} ms); ` +
+        'choose another id',
+      ExitCode.failure,
+    );
+  }
+  return error;
 }
