@@ -63,18 +63,21 @@ const FLAGS: Readonly<Record<string, string>> = {
   activationInterval: '--activation',
   preparationInterval: '--preparation',
   activeGoal: '--active-goal',
-  weight: '--weight',
-  memberId: '--member-id',
-  prefix: '--prefix',
   lostInterval: '--lost-interval',
+  memberId: '--member-id',
+  weight: '--weight',
+  prefix: '--prefix',
   history: '--history',
 };
-const FIELD = new RegExp(`\\b(${Object.keys(FLAGS).join('|')})\\b`, 'g');
+/** Library names that only appear in rules as names (not plain words like "weight"). */
+const FIELD_IN_RULE =
+  /\b(heartbeatInterval|activationInterval|preparationInterval|activeGoal|lostInterval|memberId)\b/g;
 
 /** The message for the user: a library option error names the flag, not the library's field. */
 export function messageOf(error: unknown): string {
-  if (error instanceof ConfigError && FLAGS[error.field]) {
-    return `${FLAGS[error.field]} ${String(error.value)}: ${error.rule.replace(FIELD, (field) => FLAGS[field] ?? field)}`;
+  if (error instanceof ConfigError && FLAGS[error.field] && error.message.startsWith(`${error.field} = `)) {
+    const value = error.message.slice(`${error.field} = `.length, error.message.length - error.rule.length - 2);
+    return `${FLAGS[error.field]} ${value}: ${error.rule.replace(FIELD_IN_RULE, (field) => FLAGS[field] ?? field)}`;
   }
   return error instanceof Error ? error.message : String(error);
 }

@@ -6,18 +6,17 @@ import pc from 'picocolors';
  * Anything read from Redis, made safe for a terminal: control characters (C0, DEL, C1) and
  * the invisible bidirectional and formatting marks are shown as \xNN / \uNNNN escapes, so a
  * planted value can neither drive the terminal (titles, clears, cursor moves) nor disguise
- * itself. A backslash is doubled, so an escape shown is never ambiguous.
+ * itself.
  */
 export function shown(text: string): string {
   return text.replace(UNSAFE, (c) => {
-    if (c === '\\') return '\\\\';
     const code = c.charCodeAt(0);
     return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
   });
 }
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters it escapes
-const UNSAFE = /[\\\u0000-\u001f\u007f-\u009f\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
 
 /** Renders rows as left-aligned columns (ANSI colour codes do not count towards width). */
 export function columns(rows: readonly (readonly string[])[], gap = 2): string[] {
@@ -58,25 +57,41 @@ export function clock(ms: number): string {
   return new Date(ms).toISOString().slice(11, 23);
 }
 
+/** `1 member`, `2 members`. */
+export function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
 export function headline(s: GroupSnapshot, colour: boolean): string {
   const count = `${s.activeCount}/${s.activeGoal} active`;
   const healthy = s.activeCount === Math.min(s.activeGoal, s.members.length);
   const counted = colour ? (healthy ? pc.green(count) : pc.yellow(count)) : count;
   const quarantine = s.quarantineRemainingMs > 0 ? ` · quarantine ${(s.quarantineRemainingMs / 1000).toFixed(1)}s` : '';
-  return `group ${s.group} · ${counted} · ${s.members.length} members · version ${s.version}${quarantine}`;
+  return `group ${shown(s.group)} · ${counted} · ${plural(s.members.length, 'member')} · version ${s.version}${quarantine}`;
 }
 
-/** The members table; `elapsedMs` ages the leases since the snapshot was read. */
-export function memberTable(s: GroupSnapshot, colour: boolean, elapsedMs = 0): string[] {
+/**
+ * The members table; `elapsedMs` ages the leases since the snapshot was read; ids longer
+ * than `idWidth` are cut (with …).
+ */
+export function memberTable(
+  s: GroupSnapshot,
+  colour: boolean,
+  elapsedMs = 0,
+  idWidth = Number.POSITIVE_INFINITY,
+): string[] {
   const header = ['RANK', 'MEMBER', 'WEIGHT', 'STATE', 'EPOCH', 'LEASE'];
-  const rows = s.members.map((m) => [
-    String(m.rank),
-    m.id,
-    String(m.weight),
-    state(m.state, colour),
-    m.epoch === undefined ? '-' : String(m.epoch),
-    leaseBar(m.leaseRemainingMs - elapsedMs, s.activationInterval),
-  ]);
+  const rows = s.members.map((m) => {
+    const id = shown(m.id);
+    return [
+      String(m.rank),
+      id.length > idWidth ? `${id.slice(0, idWidth - 1)}…` : id,
+      String(m.weight),
+      state(m.state, colour),
+      m.epoch === undefined ? '-' : String(m.epoch),
+      leaseBar(m.leaseRemainingMs - elapsedMs, s.activationInterval),
+    ];
+  });
   return columns([colour ? header.map((h) => pc.bold(h)) : header, ...rows]);
 }
 
@@ -85,7 +100,20 @@ export function transitionLine(t: Transition): string[] {
     t.epoch === undefined ? '' : `epoch ${t.epoch}`,
     t.weight === undefined ? '' : `weight ${t.weight}`,
     t.goal === undefined ? '' : `goal ${t.goal}`,
-    t.reason ?? '',
+    t.reason ? shown(t.reason) : '',
   ].filter(Boolean);
-  return [clock(t.time), t.type, t.member || '-', details.join(' ')];
+  return [clock(t.time), shown(t.type), t.member ? shown(t.member) : '-', details.join(' ')];
 }
+
+/**
+ * JSON for the terminal: JSON.stringify escapes C0 control characters but not DEL, the C1
+ * controls (U+0080–U+009F, which some terminals obey) or the invisible bidirectional marks.
+ */
+export function json(value: unknown, indent?: number): string {
+  return JSON.stringify(value, null, indent).replace(
+    UNSAFE_IN_JSON,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+const UNSAFE_IN_JSON = /[\u007f-\u009f\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;

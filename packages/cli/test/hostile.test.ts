@@ -2,7 +2,15 @@ import { groupKeys, joinGroup } from '@understudy/core';
 import { type RedisServer, startRedis } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { killLeftoverClis, ProgramRecords, processesOfGroup, understudy, uniqueGroup, waitFor } from './helpers.js';
+import {
+  Cli,
+  killLeftoverClis,
+  ProgramRecords,
+  processesOfGroup,
+  understudy,
+  uniqueGroup,
+  waitFor,
+} from './helpers.js';
 
 // Hostile command lines: every one ends with exit code 2 and a message naming the bad input,
 // before anything runs (no program started, no process of the group left).
@@ -56,7 +64,7 @@ const flagCases: FlagCase[] = [
   {
     name: 'a weight of 70000',
     args: [...run('--weight', '70000'), '--', 'true'],
-    message: /weight = 70000: must be an integer from 1 to 65535/,
+    message: /--weight 70000: must be an integer from 1 to 65535/,
   },
   { name: 'a weight of 1.5', args: [...run('--weight', '1.5'), '--', 'true'], message: /"1.5" is not a whole number/ },
   {
@@ -67,12 +75,12 @@ const flagCases: FlagCase[] = [
   {
     name: 'an activation interval below the heartbeat',
     args: [...run('--weight', '1', '--heartbeat', '500', '--activation', '400'), '--', 'true'],
-    message: /activationInterval = 400: must be greater than heartbeatInterval/,
+    message: /--activation 400 with --heartbeat 500 leaves no time to stop the program/,
   },
   {
     name: 'an activation interval of 10^11 ms',
     args: [...run('--weight', '1', '--activation', '100000000000'), '--', 'true'],
-    message: /activationInterval = 100000000000: must be at most 86400000 ms/,
+    message: /--activation 100000000000: must be at most 86400000 ms/,
   },
   {
     name: 'an activation interval beyond 2^53',
@@ -87,17 +95,17 @@ const flagCases: FlagCase[] = [
   {
     name: 'a preparation interval below the heartbeat',
     args: [...run('--weight', '1', '--preparation', '500'), '--', 'true'],
-    message: /preparationInterval = 500: must be 0 \(no prepare hints\) or between heartbeatInterval/,
+    message: /--preparation 500: must be 0 \(no prepare hints\) or between --heartbeat/,
   },
   {
     name: 'a member id with a space',
     args: [...run('--weight', '1', '--member-id', 'a b'), '--', 'true'],
-    message: /memberId = "a b": a member id is 1-200 characters/,
+    message: /--member-id "a b": a member id is 1-200 characters/,
   },
   {
     name: 'a stop timeout as long as the activation interval',
     args: [...run('--weight', '1', '--stop-timeout', '3000'), '--', 'true'],
-    message: /--stop-timeout 3000 must be below --activation 3000/,
+    message: /--stop-timeout 3000 is too long for --activation 3000 and --heartbeat 1000 \(at most 870 here\)/,
   },
   {
     name: 'a group name with a brace',
@@ -122,7 +130,7 @@ const flagCases: FlagCase[] = [
   {
     name: 'a key prefix with a space',
     args: ['status', 'g', '--redis', 'REDIS', '--prefix', 'a b'],
-    message: /prefix = "a b": a key prefix is 1-64 characters/,
+    message: /--prefix "a b": a key prefix is 1-64 characters/,
   },
   {
     name: 'an http:// URL',
@@ -170,7 +178,7 @@ const flagCases: FlagCase[] = [
   {
     name: 'a monitor lost interval of 10^12 ms',
     args: ['monitor', 'g', '--redis', 'REDIS', '--lost-interval', '1000000000000'],
-    message: /lostInterval = 1000000000000: must be a whole number of milliseconds from 1 to 86400000/,
+    message: /--lost-interval 1000000000000: must be a whole number of milliseconds from 1 to 86400000/,
   },
   {
     name: 'a history of -1',
@@ -185,7 +193,7 @@ const flagCases: FlagCase[] = [
   {
     name: 'an active goal of 20000 for group set',
     args: ['group', 'set', 'g', '--redis', 'REDIS', '--active-goal', '20000'],
-    message: /activeGoal = 20000: must be an integer from 1 to 10000/,
+    message: /--active-goal 20000: must be an integer from 1 to 10000/,
   },
 ];
 
@@ -245,6 +253,58 @@ describe('a group with corrupt state, from the command line', { timeout: 120_000
       expect(refused.stderr).toContain(`group ${group} has corrupt state: ${keys.config} field activeGoal`);
       expect(records.starts('corrupt')).toEqual([]);
       expect(processesOfGroup(group)).toEqual([]);
+    } finally {
+      await member.leave();
+      await admin.del(...keys.scriptKeys);
+      admin.disconnect();
+    }
+  });
+});
+
+describe('values planted in Redis, printed (issue 19 item 7)', { timeout: 120_000 }, () => {
+  // ESC ] 2 ; … BEL sets the terminal's title, ESC [ 2 J clears the screen, CSI (U+009B) is
+  // ESC [ on some terminals, U+202E reverses the text that follows.
+  const evil = '\u001b]2;pwned\u0007\u001b[2J\u009b31m\u202e';
+  const escaped = '\\x1b]2;pwned\\x07\\x1b[2J\\x9b31m\\u202e';
+  const raw = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202e]/;
+
+  it('never reach the terminal unescaped: status, status --json and monitor', async () => {
+    const group = uniqueGroup('hostile-cli-planted');
+    const keys = groupKeys(group);
+    const member = await joinGroup({
+      redis: server.url,
+      group,
+      memberId: 'a',
+      weight: 1,
+      heartbeatInterval: 100,
+      activationInterval: 1000,
+    });
+    const admin = new Redis(server.url);
+    try {
+      await waitFor(() => member.isActive(), 'the member active', 5000);
+      // A member entry and a log entry with the planted id, copied from the real member's.
+      const record = (await admin.hget(keys.members, 'a')) as string;
+      const lease = Number(await admin.zscore(keys.leases, 'a'));
+      await admin.hset(keys.members, evil, record);
+      await admin.zadd(keys.leases, lease + 60_000, evil);
+      await admin.zadd(keys.rank, Number(await admin.zscore(keys.rank, 'a')) - 1, evil);
+      await admin.xadd(keys.log, '*', 'type', 'join', 'member', evil, 'reason', evil);
+
+      const status = await understudy(['status', group, '--redis', server.url]);
+      const asJson = await understudy(['status', group, '--json', '--redis', server.url]);
+      const watcher = new Cli(['monitor', group, '--history', '5', '--redis', server.url]);
+      await waitFor(
+        () => watcher.stdout.includes(`join  ${escaped}`),
+        'the monitor to show the planted transition',
+        30_000,
+      );
+      watcher.signal('SIGINT');
+      await watcher.result();
+
+      for (const out of [status.stdout, asJson.stdout, watcher.stdout]) expect(out).not.toMatch(raw);
+      expect(watcher.stdout).toContain(`${escaped}=standby`);
+      expect(status.stdout).toContain(escaped);
+      expect(JSON.parse(asJson.stdout).members.map((m: { id: string }) => m.id)).toContain(evil);
     } finally {
       await member.leave();
       await admin.del(...keys.scriptKeys);

@@ -275,11 +275,11 @@ describe('understudy status', { timeout: 90_000 }, () => {
     ]);
   });
 
-  it('prints a readable table with the group name and member ids without --json', async () => {
+  it('prints one group as a readable table with the group name and member ids without --json', async () => {
     const group = uniqueGroup('status-table');
     await activeAndStandby(group);
 
-    const { code, stdout, stderr } = await understudy(['status', '--redis', server.url]);
+    const { code, stdout, stderr } = await understudy(['status', group, '--redis', server.url]);
 
     expect(code, stderr).toBe(0);
     expect(stdout).toContain(`group ${group} · 1/1 active · 2 members`);
@@ -287,6 +287,42 @@ describe('understudy status', { timeout: 90_000 }, () => {
     expect(stdout).toMatch(/^\s+1\s+a\s+300\s+active\s+\d+/m);
     expect(stdout).toMatch(/^\s+2\s+b\s+100\s+standby\s+-/m);
     expect(stdout).not.toContain('\u001b['); // no colour when stdout is not a terminal
+  });
+
+  it('prints every group as one sorted table line each, "1 member" in the singular', async () => {
+    const db = `${server.url}/3`;
+    const names = ['zeta', 'alpha', 'mid'].map((n) => uniqueGroup(`table-${n}`));
+    // Database 3 of the server: only these groups.
+    for (const [i, group] of names.entries()) {
+      const member = await joinGroup({
+        redis: db,
+        group,
+        memberId: `m${i}`,
+        weight: 10,
+        heartbeatInterval: H,
+        activationInterval: A,
+      });
+      members.push(member);
+      await untilActive(member);
+    }
+    const one = await understudy(['status', names[0] as string, '--redis', db]);
+    const { code, stdout, stderr } = await understudy(['status', '--redis', db]);
+
+    expect(one.stdout).toContain('· 1 member ·');
+    expect(code, stderr).toBe(0);
+    const lines = stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^GROUP\s+ACTIVE\s+MEMBERS\s+VERSION\s+QUARANTINE\s+LAST TRANSITION$/);
+    expect(lines.slice(1, -1).map((l) => l.split(/\s+/)[0])).toEqual([...names].sort());
+    for (const line of lines.slice(1, -1)) expect(line).toMatch(/^\S+\s+1\/1\s+1\s+\d+\s+-\s+\S+ activate m\d/);
+    expect(lines.at(-1)).toBe('3 groups · details: understudy status <group>');
+  });
+
+  it('exits 1 and says so for a group that does not exist', async () => {
+    const { code, stdout, stderr } = await understudy(['status', uniqueGroup('nosuchgroup'), '--redis', server.url]);
+
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr).toMatch(/^understudy: no group nosuchgroup-\S+ under prefix understudy on redis:/);
   });
 
   it('says so when the server has no groups', async () => {

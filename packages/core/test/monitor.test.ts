@@ -2,12 +2,12 @@ import {
   describeGroup,
   type GroupSnapshot,
   listGroups,
-  type Monitor,
+  Monitor,
   monitorGroup,
   readHistory,
   setActiveGoal,
 } from '@understudy/core';
-import { type RedisServer, startRedis } from '@understudy/testkit';
+import { type RedisServer, startChaosProxy, startRedis } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FAST, MemberProcess, memberFactory, uniqueGroup, waitFor } from './helpers.js';
@@ -210,5 +210,41 @@ describe('reading groups', () => {
     const described = await describeGroup({ redis: server.url, group: groups[0] as string });
     expect(described.members.map((m) => [m.id, m.weight, m.rank])).toEqual([['m', 7, 1]]);
     expect(described.activeGoal).toBe(1);
+  });
+});
+
+describe('monitorGroup interrupted while it starts (issue 13 item 6, issue 19 item 10)', () => {
+  async function slowProxy() {
+    const proxy = await startChaosProxy({ target: { host: server.host, port: server.port } });
+    proxy.setDelay(150); // every step of the start takes a few hundred ms
+    return proxy;
+  }
+
+  it('rejects when its signal is aborted during the start, and leaves no connection open', async () => {
+    const proxy = await slowProxy();
+    try {
+      const controller = new AbortController();
+      const started = monitorGroup({ redis: proxy.url(), group: uniqueGroup(), signal: controller.signal });
+      await waitFor(() => proxy.connectionCount > 0, 'the monitor to connect');
+      controller.abort();
+      await expect(started).rejects.toMatchObject({ name: 'AbortError' });
+      await waitFor(() => proxy.connectionCount === 0, 'every connection to close', 2000);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('rejects when it is closed during the start, and leaves no connection open', async () => {
+    const proxy = await slowProxy();
+    try {
+      const monitor = new Monitor({ redis: proxy.url(), group: uniqueGroup() });
+      const started = monitor.start();
+      await waitFor(() => proxy.connectionCount > 0, 'the monitor to connect');
+      await monitor.close();
+      await expect(started).rejects.toMatchObject({ name: 'AbortError' });
+      await waitFor(() => proxy.connectionCount === 0, 'every connection to close', 2000);
+    } finally {
+      await proxy.close();
+    }
   });
 });

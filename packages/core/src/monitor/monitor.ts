@@ -31,6 +31,10 @@ export interface MonitorEvents {
   change: [GroupSnapshot];
   /** A new entry in the group's transition log. */
   transition: [Transition];
+  /** A read failed after the last one succeeded: Redis is unreachable (or refuses) since `since` (ms, wall clock). */
+  unreachable: [{ since: number; error: Error }];
+  /** A read succeeded again after `unreachable`; a `change` follows if the group changed meanwhile. */
+  reachable: [{ since: number; downMs: number }];
   error: [Error];
 }
 
@@ -56,6 +60,7 @@ export class Monitor extends EventEmitter<MonitorEvents> implements AsyncIterabl
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
+  #unreachableSince: number | undefined;
   readonly #wakers = new Set<() => void>();
 
   /** Use `monitorGroup()`. */
@@ -79,29 +84,60 @@ export class Monitor extends EventEmitter<MonitorEvents> implements AsyncIterabl
     return this.#snapshot;
   }
 
-  /** @internal Connects, subscribes, reads; called once by `monitorGroup`. */
+  /**
+   * @internal Connects, subscribes, reads; called once by `monitorGroup`. Aborting the signal
+   * or closing the monitor meanwhile makes it reject (with the signal's reason, or an
+   * AbortError) once the step under way is over, and leaves nothing open.
+   */
   async start(): Promise<void> {
     const { signal } = this.#options;
     signal?.throwIfAborted();
+    signal?.addEventListener('abort', this.#onAbort, { once: true });
+    let link: Link | undefined;
     try {
-      this.#link = await acquireLink(this.#options.redis as RedisSource, READ_TIMEOUT_MS, READ_TIMEOUT_MS);
-      await this.#link.subscriber.subscribe(this.#keys.events, this.#onMessage, this.#onResync, READ_TIMEOUT_MS);
-      const history = await readTransitions(this.#link.lease, this.#keys, Math.max(1, this.#options.history ?? 0));
+      link = await acquireLink(this.#options.redis as RedisSource, READ_TIMEOUT_MS, READ_TIMEOUT_MS);
+      this.#link = link;
+      this.#throwIfStopped();
+      await link.subscriber.subscribe(this.#keys.events, this.#onMessage, this.#onResync, READ_TIMEOUT_MS);
+      this.#throwIfStopped();
+      const history = await readTransitions(link.lease, this.#keys, Math.max(1, this.#options.history ?? 0));
+      this.#throwIfStopped();
       this.#lastLogId = history.at(-1)?.id ?? '0-0';
       const replay = (this.#options.history ?? 0) > 0 ? history : [];
-      this.#accept(await readGroup(this.#link.lease, this.#keys, this.#options.lostInterval), performance.now());
+      const snapshot = await readGroup(link.lease, this.#keys, this.#options.lostInterval);
+      this.#throwIfStopped();
+      this.#accept(snapshot, performance.now());
       setImmediate(() => {
         for (const transition of replay) this.emit('transition', transition);
       });
     } catch (error) {
       await this.close();
-      if (error instanceof UnderstudyError) throw error;
+      // close() may have run while a step was under way (before the connection was acquired,
+      // or before the subscription was in place): undo what start did (both are idempotent).
+      link?.subscriber.unsubscribe(this.#keys.events, this.#onMessage, this.#onResync);
+      link?.release();
+      if (signal?.aborted) throw signal.reason;
+      if (error instanceof UnderstudyError || isAbortError(error)) throw error;
       throw (
         permissionError(error, this.#options.redis, `monitor group ${this.group}`, this.group) ??
         new RedisUnavailableError(`monitor group ${this.group}: ${describe(error)}`, { cause: error })
       );
     }
-    signal?.addEventListener('abort', this.#onAbort, { once: true });
+  }
+
+  /** During start: an abort or a close() ends it. */
+  #throwIfStopped(): void {
+    this.#options.signal?.throwIfAborted();
+    if (this.#closed)
+      throw new DOMException(`the monitor of group ${this.group} was closed while it started`, 'AbortError');
+  }
+
+  /**
+   * Since when (ms, wall clock) reads have been failing, or undefined while Redis answers. The
+   * snapshot is then the last one read, and may be stale: watchers should say so.
+   */
+  get unreachableSince(): number | undefined {
+    return this.#unreachableSince;
   }
 
   /** Reads the group now (live views call it to show renewals; changes are read on their own). */
@@ -187,6 +223,11 @@ export class Monitor extends EventEmitter<MonitorEvents> implements AsyncIterabl
     try {
       const snapshot = await readGroup(link.lease, this.#keys, this.#options.lostInterval);
       if (this.#closed) return;
+      const since = this.#unreachableSince;
+      if (since !== undefined) {
+        this.#unreachableSince = undefined;
+        this.emit('reachable', { since, downMs: Date.now() - since });
+      }
       this.#accept(snapshot, (sentAt + performance.now()) / 2);
       for (const transition of await readTransitionsAfter(link.lease, this.#keys, this.#lastLogId)) {
         this.#lastLogId = transition.id;
@@ -195,9 +236,12 @@ export class Monitor extends EventEmitter<MonitorEvents> implements AsyncIterabl
     } catch (error) {
       if (this.#closed) return;
       this.#log.warn({ error: describe(error) }, 'read failed; retrying');
-      if (this.listenerCount('error') > 0) {
-        this.emit('error', error instanceof Error ? error : new Error(String(error)));
+      const failure = error instanceof Error ? error : new Error(String(error));
+      if (this.#unreachableSince === undefined) {
+        this.#unreachableSince = Date.now();
+        this.emit('unreachable', { since: this.#unreachableSince, error: failure });
       }
+      if (this.listenerCount('error') > 0) this.emit('error', failure);
       this.#arm(RETRY_AFTER_FAILURE_MS);
     }
   }
@@ -246,6 +290,10 @@ class UnderstudyMonitorNotStarted extends Error {
   constructor() {
     super('the monitor has not read the group yet; use the monitor that monitorGroup() resolves with');
   }
+}
+
+function isAbortError(error: unknown): boolean {
+  return error instanceof Error && error.name === 'AbortError';
 }
 
 function describe(error: unknown): string {

@@ -1,10 +1,11 @@
-import { type GroupSnapshot, monitorGroup, type Transition } from '@understudy/core';
+import { type GroupSnapshot, type Monitor, monitorGroup, type Transition } from '@understudy/core';
 import { Command } from 'commander';
 import { createLogUpdate } from 'log-update';
-import { columns, headline, memberTable, transitionLine } from '../../format.js';
+import { headline, json, shown as shownText, transitionLine } from '../../format.js';
 import type { Io } from '../../io.js';
 import { type MetricsEndpoint, type MetricsOptions, serveMetrics, withMetrics } from '../../metrics.js';
 import { type ConnectionOptions, integer, redisSource, withConnection } from '../../options.js';
+import { liveView } from './view.js';
 
 interface MonitorOptions extends ConnectionOptions, MetricsOptions {
   json?: boolean;
@@ -55,67 +56,87 @@ async function watchGroup(
   endpoint: MetricsEndpoint | undefined,
 ): Promise<number> {
   const stop = new AbortController();
-  const monitor = await monitorGroup({
-    redis: redisSource(options),
-    prefix: options.prefix,
-    group,
-    history: options.json ? 0 : options.history,
-    signal: stop.signal,
-    ...(options.lostInterval ? { lostInterval: options.lostInterval } : {}),
-  });
-  const stopRecording = endpoint?.metrics.instrumentMonitor(monitor);
-  if (endpoint) io.stderr(`serving metrics at ${endpoint.url}\n`);
   const onSignal = () => stop.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  let monitor: Monitor;
+  try {
+    monitor = await monitorGroup({
+      redis: redisSource(options),
+      prefix: options.prefix,
+      group,
+      history: options.json ? 0 : options.history,
+      signal: stop.signal,
+      ...(options.lostInterval ? { lostInterval: options.lostInterval } : {}),
+    });
+  } catch (error) {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (stop.signal.aborted) return 0;
+    throw error;
+  }
+  const stopRecording = endpoint?.metrics.instrumentMonitor(monitor);
+  if (endpoint) io.stderr(`serving metrics at ${endpoint.url}\n`);
   const transitions: Transition[] = [];
   let render: (() => void) | undefined;
-  let timer: NodeJS.Timeout | undefined;
+  let unreachableError = '';
 
   if (options.json) {
-    const print = (s: GroupSnapshot) => io.stdout(`${JSON.stringify(s)}\n`);
+    const print = (s: GroupSnapshot) => io.stdout(`${json(s)}\n`);
     print(monitor.snapshot());
     monitor.on('change', print);
+    monitor.on('unreachable', ({ since, error }) =>
+      io.stdout(
+        `${json({ group, unreachable: { since: new Date(since).toISOString(), error: error.message }, lastKnown: monitor.snapshot() })}\n`,
+      ),
+    );
+    // Back: the current state, changed or not, so a reader knows the last line holds again.
+    monitor.on('reachable', () => setImmediate(() => print(monitor.snapshot())));
   } else if (io.isTTY) {
     const screen = createLogUpdate(process.stdout, { showCursor: false });
     let shown: GroupSnapshot | undefined;
     let readAt = 0;
-    let lastReread = 0;
     render = () => {
       const s = monitor.snapshot();
       if (s !== shown) {
         shown = s;
         readAt = performance.now();
       }
-      const recent = columns(transitions.slice(-options.history).map(transitionLine));
+      const since = monitor.unreachableSince;
       screen(
-        [
-          headline(s, true),
-          '',
-          ...(s.members.length ? memberTable(s, true, performance.now() - readAt) : ['(no members)']),
-          '',
-          options.history > 0 ? 'Latest transitions' : '',
-          ...recent.map((line) => `  ${line}`),
-        ].join('\n'),
+        liveView(s, {
+          width: process.stdout.columns ?? 80,
+          height: process.stdout.rows ?? 24,
+          colour: true,
+          elapsedMs: performance.now() - readAt,
+          transitions,
+          history: options.history,
+          ...(since === undefined ? {} : { unreachable: { since, error: unreachableError, now: Date.now() } }),
+        }).join('\n'),
       );
     };
-    const tick = () => {
-      if (performance.now() - lastReread >= REREAD_MS) {
-        lastReread = performance.now();
-        void monitor.refresh();
-      }
-      render?.();
-      timer = setTimeout(tick, REDRAW_MS);
-    };
-    tick();
     stop.signal.addEventListener('abort', () => screen.done(), { once: true });
   } else {
     const print = (s: GroupSnapshot) =>
-      io.stdout(`${headline(s, false)}: ${s.members.map((m) => `${m.id}=${m.state}`).join(' ')}\n`);
+      io.stdout(`${headline(s, false)}: ${s.members.map((m) => `${shownText(m.id)}=${m.state}`).join(' ')}\n`);
     print(monitor.snapshot());
     monitor.on('change', print);
     monitor.on('transition', (t) => io.stdout(`  ${transitionLine(t).join('  ')}\n`));
+    monitor.on('unreachable', ({ since, error }) =>
+      io.stdout(
+        `group ${group} · Redis unreachable since ${new Date(since).toISOString()}: ${shownText(error.message)}; ` +
+          `last known: ${headline(monitor.snapshot(), false)}\n`,
+      ),
+    );
+    monitor.on('reachable', ({ downMs }) => {
+      io.stdout(`group ${group} · Redis answers again after ${(downMs / 1000).toFixed(1)} s\n`);
+      setImmediate(() => print(monitor.snapshot()));
+    });
   }
+  monitor.on('unreachable', ({ error }) => {
+    unreachableError = shownText(error.message);
+    render?.();
+  });
   monitor.on('change', () => render?.());
   monitor.on('transition', (t) => {
     transitions.push(t);
@@ -123,7 +144,24 @@ async function watchGroup(
     render?.();
   });
 
-  await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
+  // Reads now and then in every mode: announcements only carry changes, the live view shows
+  // renewals, and a Redis that went away is noticed (and said) even when nothing changes.
+  let lastReread = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const tick = () => {
+    if (performance.now() - lastReread >= REREAD_MS) {
+      lastReread = performance.now();
+      void monitor.refresh();
+    }
+    render?.();
+    timer = setTimeout(tick, render ? REDRAW_MS : REREAD_MS);
+  };
+  tick();
+
+  await new Promise<void>((resolve) => {
+    if (stop.signal.aborted) resolve();
+    stop.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
   clearTimeout(timer);
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
