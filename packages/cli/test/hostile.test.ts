@@ -261,6 +261,38 @@ describe('a group with corrupt state, from the command line', { timeout: 120_000
   });
 });
 
+describe('status of every group, one of them corrupt (issue 19 item 10)', { timeout: 120_000 }, () => {
+  it('lists the healthy groups, the corrupt one with its error, and exits 1', async () => {
+    const db = `${server.url}/5`;
+    const [healthy, corrupt] = [uniqueGroup('a-healthy'), uniqueGroup('b-corrupt')];
+    const members = await Promise.all(
+      [healthy, corrupt].map((group) =>
+        joinGroup({ redis: db, group, memberId: 'm', weight: 1, heartbeatInterval: 100, activationInterval: 1000 }),
+      ),
+    );
+    const admin = new Redis(db);
+    try {
+      await waitFor(() => members.every((m) => m.isActive()), 'both members active', 5000);
+      await admin.hset(groupKeys(corrupt).config, 'activeGoal', 'many');
+
+      const { code, stdout } = await understudy(['status', '--redis', db]);
+      const asJson = await understudy(['status', '--json', '--redis', db]);
+
+      expect(code).toBe(1);
+      expect(stdout).toMatch(new RegExp(`^${healthy}\\s+1/1\\s+1\\s`, 'm'));
+      expect(stdout).toMatch(new RegExp(`^${corrupt}\\s+\\?.*cannot be read: group ${corrupt} has corrupt state`, 'm'));
+      expect(asJson.code).toBe(1);
+      const parsed = JSON.parse(asJson.stdout) as { groups: { group: string }[]; failed: { group: string }[] };
+      expect(parsed.groups.map((g) => g.group)).toEqual([healthy]);
+      expect(parsed.failed.map((f) => f.group)).toEqual([corrupt]);
+    } finally {
+      await Promise.all(members.map((m) => m.leave()));
+      await admin.flushdb();
+      admin.disconnect();
+    }
+  });
+});
+
 describe('values planted in Redis, printed (issue 19 item 7)', { timeout: 120_000 }, () => {
   // ESC ] 2 ; … BEL sets the terminal's title, ESC [ 2 J clears the screen, CSI (U+009B) is
   // ESC [ on some terminals, U+202E reverses the text that follows.

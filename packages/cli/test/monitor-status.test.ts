@@ -1,5 +1,5 @@
 import { type GroupSnapshot, joinGroup, type Member } from '@understudy/core';
-import { freePort, type RedisServer, startRedis } from '@understudy/testkit';
+import { freePort, type RedisServer, startChaosProxy, startRedis } from '@understudy/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   Cli,
@@ -189,6 +189,50 @@ describe('understudy monitor --json', { timeout: 90_000 }, () => {
     expect((await watcher.result()).code).toBe(0);
     expect(processesOfGroup(group)).toEqual([]);
   });
+
+  it.each([
+    {
+      mode: 'JSON',
+      flags: ['--json'],
+      down: /"unreachable":\{"since":"[^"]+","error":"[^"]+"\},"lastKnown":\{"group"/,
+    },
+    {
+      mode: 'plain',
+      flags: [],
+      down: /Redis unreachable since \S+: .+; last known: group \S+ · 1\/1 active · 1 member/,
+    },
+  ])(
+    'says when Redis goes away, since when and what it last knew, then that it is back ($mode)',
+    async ({ flags, down }) => {
+      const group = uniqueGroup('monitor-unreachable');
+      const a = await join(group, 'a', 100);
+      await untilActive(a);
+      const proxy = await startChaosProxy({ target: { host: server.host, port: server.port } });
+      try {
+        const watcher = new Cli(['monitor', group, ...flags, '--redis', proxy.url(server.url)]);
+        await waitFor(() => watcher.lines().length > 0, 'the first line', STARTUP_MS);
+
+        proxy.blackhole(true);
+        await waitFor(
+          () => down.test(watcher.stdout),
+          () => `the outage to be reported; it printed:\n${watcher.stdout}`,
+          10_000,
+        );
+        const printedDown = watcher.lines().length;
+        proxy.heal();
+        proxy.reset();
+        await waitFor(
+          () => watcher.lines().length > printedDown && watcher.lines().at(-1)?.includes(group),
+          () => `the monitor to print the group again; it printed:\n${watcher.stdout}`,
+          15_000,
+        );
+        watcher.signal('SIGINT');
+        expect((await watcher.result()).code).toBe(0);
+      } finally {
+        await proxy.close();
+      }
+    },
+  );
 
   it('stops on SIGINT and exits 0', async () => {
     const watcher = monitor(uniqueGroup('monitor-sigint'));
