@@ -155,6 +155,13 @@ describe('understudy run never runs the program on two members at once', { timeo
     expect(await overlapAfterTakeover(p, 1500)).toBe(0);
   });
 
+  it('takes the program’s whole process group with it when the wrapper is SIGKILLed', async () => {
+    const p = await pair('sigkill-fork', writer('--fork'));
+    p.high.signal('SIGKILL');
+    expect((await p.high.result()).signal).toBe('SIGKILL');
+    expect(await overlapAfterTakeover(p, 1500)).toBe(0);
+  });
+
   it('item 3: cut off from Redis, stops the program (SIGKILL included) before its lease can lapse', async () => {
     const proxy = await startChaosProxy({ target: { host: server.host, port: server.port } });
     proxies.push(proxy);

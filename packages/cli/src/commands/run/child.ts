@@ -71,11 +71,34 @@ export function whyNotExecutable(
 const GROUP_POLL_MS = 10;
 
 /**
+ * Kills process group `pgid` when this process dies, however it dies (SIGKILL included): a
+ * shell in a session of its own that waits for the end of a pipe only this process holds,
+ * then SIGKILLs the group. (setpriv's pdeathsig reaches the main process only; what it
+ * forked would run on.)
+ */
+function guardGroup(pgid: number): ChildProcess {
+  const guard = spawn(
+    '/bin/sh',
+    ['-c', 'read line; kill -s 9 -- "-$1" 2>/dev/null', 'understudy-guard', String(pgid)],
+    {
+      stdio: ['pipe', 'ignore', 'ignore'],
+      detached: true,
+    },
+  );
+  guard.on('error', () => undefined);
+  guard.stdin?.on('error', () => undefined);
+  // Neither may keep this process alive: it is gone with the group (see Child.#gone).
+  guard.unref();
+  (guard.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+  return guard;
+}
+
+/**
  * A process group we started: the wrapped program, or the prepare command. It runs in a
  * process group (and session) of its own, so stopping it reaches every process it started
- * that stayed in the group; on Linux its main process also runs under `setpriv --pdeathsig
- * KILL`: if the wrapper dies, even by SIGKILL, the kernel kills it at once, long before the
- * wrapper's lease lapses and a standby starts its own copy.
+ * that stayed in the group. If the wrapper dies, even by SIGKILL, the group dies with it, long
+ * before the wrapper's lease lapses and a standby starts its own copy: on Linux the main
+ * process runs under `setpriv --pdeathsig KILL`, and a guard process kills the whole group.
  */
 export class Child {
   /** The main process's exit. */
@@ -84,11 +107,17 @@ export class Child {
   #stopped: Promise<Exit> | undefined;
   #killAt = Number.POSITIVE_INFINITY;
   #killTimer: NodeJS.Timeout | undefined;
+  readonly #guard: ChildProcess | undefined;
 
   private constructor(readonly child: ChildProcess) {
     this.exited = new Promise((resolve) => {
       // A killed process has exitCode null and signalCode set: listen for 'exit', not codes.
       child.once('exit', (code, signal) => resolve({ code, signal }));
+    });
+    this.#guard = child.pid === undefined ? undefined : guardGroup(child.pid);
+    // Whoever stops it, or however it ends, the guard goes once the group is gone.
+    void this.exited.then(() => {
+      this.#stopped ??= this.#gone();
     });
   }
 
@@ -123,11 +152,11 @@ export class Child {
    */
   stop(graceMs: number): Promise<Exit> {
     this.killBy(performance.now() + graceMs);
-    if (!this.#stopped) {
+    if (!this.#stopping) {
       this.#stopping = true;
       this.#signal('SIGTERM');
-      this.#stopped = this.#gone();
     }
+    this.#stopped ??= this.#gone();
     return this.#stopped;
   }
 
@@ -159,6 +188,7 @@ export class Child {
       if (performance.now() >= this.#killAt) signalGroup(pid, 'SIGKILL');
     }
     clearTimeout(this.#killTimer);
+    this.#guard?.kill('SIGKILL');
     return exit;
   }
 
