@@ -15,9 +15,9 @@ export const ExitCode = Object.freeze({
   notFound: 127,
 });
 
-export const EXIT_CODES_HELP = `Exit codes:
+export const EXIT_CODES_HELP = `Exit codes (see docs/CLI.md):
   0    success
-  1    failure
+  1    failure; status: no such group, or a group that cannot be read
   2    invalid usage or option
   3    Redis cannot be reached
   4    the group runs with another active goal or activation interval

@@ -22,8 +22,9 @@ describe('understudy', () => {
     for (const command of ['run', 'monitor', 'status', 'group', 'acl', 'demo']) {
       expect(stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
     }
-    expect(stdout).toContain('Exit codes:');
+    expect(stdout).toContain('Exit codes (see docs/CLI.md):');
     expect(stdout).toContain('3    Redis cannot be reached');
+    expect(stdout).toContain('run: 1 also when a live member of the group already uses --member-id');
     expect(stdout).toContain('5    Redis refused the user (ACL NOPERM)');
   });
 
