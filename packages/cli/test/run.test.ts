@@ -501,6 +501,38 @@ describe('understudy run', { timeout: 120_000 }, () => {
     await leaveGracefully(first);
   });
 
+  it('exits 4 when a rejoin finds the group re-formed with another activation interval', async () => {
+    const group = newGroup('rejoin-mismatch');
+    const proxy = await startChaosProxy({ target: { host: server.host, port: server.port } });
+    try {
+      const wrapper = run({ group, memberId: 'old', weight: 100, options: ['--redis', proxy.url(server.url)] });
+      const started = await programOf(wrapper, 'old', A + 10_000);
+      // Cut off until its lease lapsed; meanwhile the group re-forms with another A.
+      proxy.blackhole(true);
+      await whenDead(started.pid, 2 * A);
+      await sleep(A + 500);
+      placeholders.push(
+        await joinGroup({
+          redis: server.url,
+          group,
+          memberId: 'new',
+          weight: 50,
+          heartbeatInterval: H,
+          activationInterval: 2 * A,
+        }),
+      );
+      proxy.heal();
+      proxy.reset();
+
+      const { code, stderr } = await wrapper.result();
+      expect(code, stderr).toBe(4);
+      expect(stderr).toContain('PARAM_MISMATCH');
+      expect(records.starts('old')).toHaveLength(1);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('SIGKILLs a program that ignores SIGTERM once --stop-timeout has passed', async () => {
     const group = newGroup('stop-timeout');
     const activation = 1000;

@@ -1,6 +1,6 @@
 import { describeGroup, MEMBER_DEFAULTS, Member, MemberExistsError, ParamMismatchError } from '@understudy/core';
 import { Command, Option } from 'commander';
-import { CliError, ExitCode, exitCodeOf as exitCodeOfError } from '../../exit.js';
+import { CliError, ExitCode, exitCodeOf as exitCodeOfError, messageOf } from '../../exit.js';
 import { shown } from '../../format.js';
 import type { Io } from '../../io.js';
 import { type MetricsEndpoint, type MetricsOptions, serveMetrics, withMetrics } from '../../metrics.js';
@@ -250,8 +250,8 @@ class Wrapper {
       if (to === 'standby') this.#say('standing by');
       // The member ended without being asked to (a rejoin refused, say): so does the wrapper.
       if (to === 'left' && this.#joined && !this.#finished) {
-        const error = this.#memberError;
-        this.#say(`the member left the group${error ? `: ${shown(error.message)}` : ''}`);
+        const error = this.#memberError && explain(this.#memberError, options);
+        this.#say(`the member left the group${error ? `: ${shown(messageOf(error))}` : ''}`);
         void this.#finish(error ? exitCodeOfError(error) : ExitCode.failure);
       }
     });
