@@ -28,8 +28,10 @@ export function liveView(s: GroupSnapshot, o: ViewOptions): string[] {
   if (s.members.length === 0) return fit([...top, '', '(no members)'].slice(0, rows), o.width);
   const busy = s.members.filter((m) => m.state !== 'standby');
   const standbys = s.members.filter((m) => m.state === 'standby');
-  // Headline, blank, table header, then the busy members and a summary line if some are hidden.
-  const fixed = top.length + 2;
+  // Headline, blank line, table header, the busy members and a summary line; the blank line
+  // goes first when room is short.
+  const gap = rows >= top.length + 2 + busy.length + (standbys.length > 0 ? 1 : 0) ? [''] : [];
+  const fixed = top.length + gap.length + 1;
   const recent = o.history > 0 ? o.transitions.slice(-o.history) : [];
   const transitionRoom = Math.max(0, Math.min(recent.length, rows - fixed - busy.length - 1 - 2));
   const memberRoom = Math.max(1, rows - fixed - (transitionRoom > 0 ? transitionRoom + 2 : 0));
@@ -43,7 +45,7 @@ export function liveView(s: GroupSnapshot, o: ViewOptions): string[] {
   }
   const hidden = s.members.length - shown.length;
   const table = memberTable({ ...s, members: shown }, o.colour, o.elapsedMs, idWidth(o.width));
-  const lines = [...top, '', ...table];
+  const lines = [...top, ...gap, ...table];
   if (hidden > 0) lines.push(summary(s.members, shown, hidden));
   if (transitionRoom > 0) {
     lines.push(
