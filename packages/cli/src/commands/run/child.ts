@@ -109,12 +109,15 @@ export class Child {
   #killTimer: NodeJS.Timeout | undefined;
   readonly #guard: ChildProcess | undefined;
 
-  private constructor(readonly child: ChildProcess) {
+  private constructor(
+    readonly child: ChildProcess,
+    guard: ChildProcess | undefined,
+  ) {
     this.exited = new Promise((resolve) => {
       // A killed process has exitCode null and signalCode set: listen for 'exit', not codes.
       child.once('exit', (code, signal) => resolve({ code, signal }));
     });
-    this.#guard = child.pid === undefined ? undefined : guardGroup(child.pid);
+    this.#guard = guard;
     // Whoever stops it, or however it ends, the guard goes once the group is gone.
     void this.exited.then(() => {
       this.#stopped ??= this.#gone();
@@ -130,12 +133,19 @@ export class Child {
   static start(command: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<Child> {
     const [file, argv] = tiedToParent(command, args, 'KILL');
     const child = spawn(file, argv, { env, stdio: 'inherit', detached: true });
+    // At once, in this turn of the event loop: the program runs already, and this process
+    // could be killed before the next.
+    const guard = child.pid === undefined ? undefined : guardGroup(child.pid);
     return new Promise((resolve, reject) => {
-      child.once('error', reject);
+      const failed = (error: Error) => {
+        guard?.kill('SIGKILL');
+        reject(error);
+      };
+      child.once('error', failed);
       child.once('spawn', () => {
-        child.off('error', reject);
+        child.off('error', failed);
         child.on('error', () => undefined); // later errors (signalling a dead group) are harmless
-        resolve(new Child(child));
+        resolve(new Child(child, guard));
       });
     });
   }
