@@ -144,7 +144,7 @@ describe('understudy run never runs the program on two members at once', { timeo
       p.high.signal('SIGTERM');
       const { code, stderr } = await p.high.result();
       expect(code, stderr).toBe(0);
-      expect(await overlapAfterTakeover(p, 1500)).toBe(0);
+      expect(await overlapAfterTakeover(p, 1000)).toBe(0);
     },
   );
 
@@ -152,14 +152,14 @@ describe('understudy run never runs the program on two members at once', { timeo
     const p = await pair('exit-early', writer('--fork', '--exit-after', '300'));
     const { code, stderr } = await p.high.result();
     expect(code, stderr).toBe(0);
-    expect(await overlapAfterTakeover(p, 1500)).toBe(0);
+    expect(await overlapAfterTakeover(p, 1000)).toBe(0);
   });
 
   it('takes the program’s whole process group with it when the wrapper is SIGKILLed', async () => {
     const p = await pair('sigkill-fork', writer('--fork'));
     p.high.signal('SIGKILL');
     expect((await p.high.result()).signal).toBe('SIGKILL');
-    expect(await overlapAfterTakeover(p, 1500)).toBe(0);
+    expect(await overlapAfterTakeover(p, 1000)).toBe(0);
   });
 
   it('item 3: cut off from Redis, stops the program (SIGKILL included) before its lease can lapse', async () => {
@@ -170,7 +170,7 @@ describe('understudy run never runs the program on two members at once', { timeo
       wrapper: ['--stop-timeout', '500'],
     });
     proxy.blackhole(true);
-    expect(await overlapAfterTakeover(p, 1500)).toBe(0);
+    expect(await overlapAfterTakeover(p, 1000)).toBe(0);
   });
 
   it('item 4: refuses Ctrl-Z (SIGTSTP): it stays active and the program alone keeps running', async () => {
