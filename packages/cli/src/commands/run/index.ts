@@ -196,26 +196,26 @@ class Wrapper {
     }
   }
 
-  /** Joins with the group's own goal unless --active-goal was given (retried if it changes meanwhile). */
+  /**
+   * Joins with the group's own goal unless --active-goal was given: the group's refusal names
+   * its goal, and the join is tried again with it (no read needed, so it works under the
+   * member's ACL user; a goal that changes meanwhile is followed the same way).
+   */
   async #join(): Promise<Member> {
     const { options } = this.#launch;
+    let activeGoal = options.activeGoal ?? MEMBER_DEFAULTS.activeGoal;
     for (let attempt = 1; ; attempt++) {
-      const activeGoal = options.activeGoal ?? (await this.#groupGoal());
       try {
         return await this.#start(activeGoal);
       } catch (error) {
-        if (error instanceof ParamMismatchError && error.field === 'activeGoal' && options.activeGoal === undefined) {
-          if (attempt < 3) continue;
+        const follow = options.activeGoal === undefined && attempt < 3;
+        if (follow && error instanceof ParamMismatchError && error.field === 'activeGoal') {
+          activeGoal = error.current;
+          continue;
         }
         throw explain(error, options);
       }
     }
-  }
-
-  async #groupGoal(): Promise<number> {
-    const { options } = this.#launch;
-    const snapshot = await describeGroup({ redis: redisSource(options), prefix: options.prefix, group: options.group });
-    return snapshot.activeGoal > 0 ? snapshot.activeGoal : MEMBER_DEFAULTS.activeGoal;
   }
 
   async #start(activeGoal: number): Promise<Member> {
