@@ -217,7 +217,13 @@ let handovers = 0;
 for (let i = 1; i < timeline.length; i++) if (timeline[i]?.label !== timeline[i - 1]?.label) handovers += 1;
 const started = runs[0]?.first ?? 0;
 const finished = Math.max(...runs.map((r) => r.last));
-const written = runs.reduce((sum, r) => sum + (r.last - r.first), 0);
+// Time some program wrote: the union of the writers' spans (a forking program has two).
+let written = 0;
+let reach = Number.NEGATIVE_INFINITY;
+for (const run of timeline) {
+  written += Math.max(0, run.last - Math.max(run.first, reach));
+  reach = Math.max(reach, run.last);
+}
 
 console.info(
   `seed ${seed}: ${minutes} min, ${memberCount} members, ${slots.reduce((n, s) => n + s.incarnation, 0)} wrapper starts`,
