@@ -298,6 +298,7 @@ describe('values planted in Redis, printed (issue 19 item 7)', { timeout: 120_00
   // ESC [ on some terminals, U+202E reverses the text that follows.
   const evil = '\u001b]2;pwned\u0007\u001b[2J\u009b31m\u202e';
   const escaped = '\\x1b]2;pwned\\x07\\x1b[2J\\x9b31m\\u202e';
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the characters that must not reach a terminal
   const raw = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202e]/;
 
   it('never reach the terminal unescaped: status, status --json and monitor', async () => {
