@@ -32,6 +32,7 @@ const KNOWN_ARGUMENTS = [
   'the group’s incarnation',
   'the group’s version',
   'epoch floor',
+  'lease end',
 ] as const;
 
 export type ScriptArgument = (typeof KNOWN_ARGUMENTS)[number];

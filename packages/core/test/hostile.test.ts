@@ -490,14 +490,6 @@ const corruptCases: CorruptCase[] = [
     monitor: 'refused',
   },
   {
-    name: 'a slot held by a member without a record',
-    plant: (r, k) => r.hset(k.slots, '0', '{"m":"phantom","e":"5","t":"0","s":"active","r":"initial"}'),
-    key: (k) => k.slots,
-    problem: /names phantom, which has no record/,
-    refused: 'all',
-    monitor: 'refused',
-  },
-  {
     name: 'a slot in an unknown state',
     plant: async (r, k) => {
       const slot = JSON.parse((await r.hget(k.slots, '0')) ?? '{}') as Record<string, string>;

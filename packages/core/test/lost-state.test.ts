@@ -343,6 +343,27 @@ describe('a group that loses one of its keys (F18)', () => {
     expect(timeline.maxConcurrentActive()).toBe(1);
   });
 
+  it('a slot naming a member without a record (slots older than the records): dropped, and the holder reclaims its own', async () => {
+    const group = uniqueGroup('orphan-slot');
+    const keys = groupKeys(group);
+    const timeline = new Timeline();
+    const advisories: Advisory[] = [];
+    const a = await join({ group, memberId: 'a', weight: 20 });
+    const b = await join({ group, memberId: 'b', weight: 10 });
+    a.on('advisory', (advisory) => advisories.push(advisory));
+    timeline.watch(a);
+    timeline.watch(b);
+    await waitFor(() => a.isActive(), 'a active', 3 * A);
+    const epoch = a.epoch;
+    await observer.hset(keys.slots, '0', '{"m":"phantom","e":"5","t":"0","s":"active","r":"initial"}');
+    await sleep(A + 4 * H);
+    expect(a.epoch).toBe(epoch);
+    expect(timeline.of('a', 'deactivate')).toEqual([]);
+    expect(advisories.map((x) => x.code)).not.toContain('CORRUPT_STATE');
+    expect(JSON.parse((await observer.hget(keys.slots, '0')) ?? '{}')).toMatchObject({ m: 'a', e: String(epoch) });
+    expect(timeline.maxConcurrentActive()).toBe(1);
+  });
+
   it('DEL of the member records: every member stays, the active keeps its epoch', async () => {
     const group = uniqueGroup('lost-members');
     const keys = groupKeys(group);

@@ -100,6 +100,7 @@ export async function measureDriven(context: BenchContext, plan: DriverPlan): Pr
       'the group’s incarnation': 0,
       'the group’s version': -1,
       'epoch floor': 0,
+      'lease end': 0,
     };
     return order.map((name) => values[name]);
   };

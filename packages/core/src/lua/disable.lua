@@ -2,12 +2,16 @@
 -- slot in the same script: a renewal in between would hand the slot straight back.
 -- KEYS: 1 config  2 members  3 leases  4 rank  5 slots  6 log
 -- ARGV: 1 channel  2 member id  3 epoch of the slot to release  4 preparationInterval (ms)
--- Reply: the member's view (see `view` in lib.lua).
+--       5 nonce (see join.lua)
+-- Reply: the member's view (see `view` in lib.lua), or an error:
+--   MEMBER_EXISTS <id>   another member object holds the id now
 --@include lib.lua
 
 local channel, id, epoch = ARGV[1], ARGV[2], ARGV[3]
 local G = load_group(read_now())
 local m = read_member(id)
+local gone = replaced(m, id, ARGV[5])
+if gone then return gone end
 if m then
   local _, by_member = read_slots()
   local s = by_member[id]

@@ -33,7 +33,7 @@ end
 ensure_group(G, goal, activation, heartbeat)
 if existing then
   -- This member's own join, retried after its reply timed out: it is in already.
-  call('ZADD', K.leases, G.now + G.activation, id)
+  call('ZADD', K.leases, 'GT', G.now + G.activation, id)
 else
   add_member(G, id, weight, ARGV[8], ARGV[9], ARGV[10], 'join')
 end

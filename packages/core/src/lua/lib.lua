@@ -6,7 +6,7 @@
 -- Every script refuses state it did not write with the error `CORRUPT <key> <problem>` (guard.lua).
 --
 -- KEYS (the same order in every member script):
---   1 config   hash    activeGoal, activationInterval, heartbeatInterval, createdAt, runId,
+--   1 config   hash    activeGoal, activationInterval, heartbeatInterval, createdAt, replId,
 --                      version, epoch, seq, quarantineUntil, next, preparing, freed:<slot>
 --   2 members  hash    member id -> cjson { w = weight, q = join sequence, h = host, p = pid,
 --                      n = nonce of the member object that joined }
@@ -74,7 +74,7 @@ end
 
 local function read_config(now)
   local c = call('HMGET', K.config, 'activeGoal', 'activationInterval', 'heartbeatInterval', 'version',
-    'epoch', 'quarantineUntil', 'next', 'preparing', 'runId', 'createdAt', 'held')
+    'epoch', 'quarantineUntil', 'next', 'preparing', 'replId', 'createdAt', 'held')
   config_number(c, 10, 'createdAt', MAX_EPOCH)
   local G = {
     now = now,
@@ -88,7 +88,7 @@ local function read_config(now)
     quarantine_until = config_number(c, 6, 'quarantineUntil', now + MAX_INTERVAL),
     next = config_member(c, 7, 'next'),
     preparing = config_member(c, 8, 'preparing'),
-    run_id = c[9] or '',
+    repl_id = c[9] or '',
     -- The group's incarnation: its versions count from 0 again after a loss of state.
     created = c[10] or '',
     -- Slots held, as the scripts counted them: a slots key that lost entries disagrees (S6).
@@ -99,8 +99,10 @@ local function read_config(now)
   return G
 end
 
-local function server_run_id()
-  return string.match(call('INFO', 'server'), 'run_id:(%x+)')
+-- The server's replication history: a new one on every start and every promotion of a replica,
+-- so a failover back to a server that wrote the group before (and lagged since) is seen too.
+local function server_repl_id()
+  return string.match(call('INFO', 'replication'), 'master_replid:(%x+)')
 end
 
 local function log_event(G, kind, member, fields)
@@ -118,8 +120,8 @@ local function note(G, member, role, epoch, slot, reason)
   G.changes[#G.changes + 1] = { member, role, fmt(epoch or 0), slot or -1, reason or '' }
 end
 
--- Defined below: makes a group's keys agree again after some were lost.
-local rebuild
+-- Defined below: mark the group's state as lost (quarantine), and make its keys agree again.
+local lost_state, rebuild
 
 -- A fresh group, or one whose state was lost: remember the parameters, and grant nothing
 -- for one activation interval, so that an old active we cannot see has stopped first.
@@ -127,11 +129,11 @@ local function create_group(G, goal, activation, heartbeat)
   G.exists = true
   G.goal, G.activation, G.heartbeat = goal, activation, heartbeat
   G.quarantine_until = G.now + activation
-  G.run_id = server_run_id()
+  G.repl_id = server_repl_id()
   G.created = fmt(G.now)
   G.changed = true
   call('HSET', K.config, 'activeGoal', goal, 'activationInterval', activation, 'heartbeatInterval', heartbeat,
-    'createdAt', fmt(G.now), 'quarantineUntil', fmt(G.quarantine_until), 'runId', G.run_id)
+    'createdAt', fmt(G.now), 'quarantineUntil', fmt(G.quarantine_until), 'replId', G.repl_id)
   log_event(G, 'goal', '', { 'goal', goal, 'reason', 'created' })
   -- The config alone was lost (deleted, evicted): what the other keys hold must agree with it.
   if call('HLEN', K.members) > 0 or call('EXISTS', K.slots) == 1 then rebuild(G) end
@@ -143,6 +145,13 @@ local function adopt_parameters(G, goal, activation, heartbeat)
   call('HSET', K.config, 'activeGoal', goal, 'activationInterval', activation, 'heartbeatInterval', heartbeat)
   log_event(G, 'goal', '', { 'goal', goal, 'reason', 'adopted' })
   G.changed = true
+end
+
+-- A request from a member object other than the one whose record holds the id (the record was
+-- dropped and another object joined with the id since): it is not this object's group any more.
+local function replaced(m, id, nonce)
+  if m and m.n ~= nil and m.n ~= nonce then return redis.error_reply('MEMBER_EXISTS ' .. id) end
+  return nil
 end
 
 -- A join (or a rejoin) must match the group's parameters, unless the group has none.
@@ -187,17 +196,10 @@ local function read_member(id)
   return memo or nil
 end
 
--- The member a slot or the ranking names must have a record: no script leaves one without.
-local function read_listed_member(key, id)
-  local m = read_member(id)
-  if not m then corrupt(key, 'names ' .. shown(id) .. ', which has no record in ' .. K.members) end
-  return m
-end
-
 local function read_slots()
   if slots_memo then return slots_memo[1], slots_memo[2], slots_memo[3] end
   local flat = call('HGETALL', K.slots)
-  local slots, by_member, count = {}, {}, 0
+  local slots, by_member, count, orphans = {}, {}, 0, 0
   for i = 1, #flat, 2 do
     local index = tonumber(flat[i])
     local s = decode_object(K.slots, flat[i], flat[i + 1])
@@ -208,18 +210,18 @@ local function read_slots()
     s.index = index
     s.e = tonumber(s.e)
     s.t = tonumber(s.t) or 0
-    slots[index] = s
-    by_member[s.m] = s
-    count = count + 1
-  end
-  -- A holder without a record (only a planted slot has one): HEXISTS, cheaper than reading it.
-  for _, s in pairs(slots) do
+    -- A holder without a record (a slots key older than the members key): lost state, left out
+    -- here and dropped by the rebuild (`verify_keys`). HEXISTS: cheaper than reading it.
     if members_memo[s.m] == false or (members_memo[s.m] == nil and call('HEXISTS', K.members, s.m) == 0) then
-      corrupt(K.slots, 'field ' .. s.index .. ' names ' .. shown(s.m) .. ', which has no record in ' .. K.members)
+      orphans = orphans + 1
+    else
+      slots[index] = s
+      by_member[s.m] = s
+      count = count + 1
     end
   end
-  slots_memo = { slots, by_member, count }
-  return slots, by_member, count
+  slots_memo = { slots, by_member, count, orphans }
+  return slots, by_member, count, orphans
 end
 
 -- Keeps config `held` equal to the number of slots (S6: a slots key that lost entries is found).
@@ -230,8 +232,9 @@ end
 
 local function write_slot(s)
   slots_memo = nil
-  -- cjson writes numbers with 14 significant digits: epochs and times travel as strings.
-  call('HSET', K.slots, s.index, cjson.encode({ m = s.m, e = fmt(s.e), t = fmt(s.t), s = s.s, r = s.r }))
+  -- cjson writes numbers with 14 significant digits: epochs and times travel as strings. `n`:
+  -- the nonce of the member object it was granted to (another object with the id never has it).
+  call('HSET', K.slots, s.index, cjson.encode({ m = s.m, e = fmt(s.e), t = fmt(s.t), s = s.s, r = s.r, n = s.n }))
 end
 
 local function write_member(id, m)
@@ -333,11 +336,11 @@ end
 -- Before granting on a server that did not write the group last (restart, failover), hold
 -- every grant for one activation interval: data written to the old server may be lost.
 local function server_changed(G)
-  local run_id = server_run_id()
-  if run_id == G.run_id then return false end
-  G.run_id = run_id
+  local repl_id = server_repl_id()
+  if repl_id == G.repl_id then return false end
+  G.repl_id = repl_id
   G.quarantine_until = G.now + G.activation
-  call('HSET', K.config, 'runId', run_id, 'quarantineUntil', fmt(G.quarantine_until))
+  call('HSET', K.config, 'replId', repl_id, 'quarantineUntil', fmt(G.quarantine_until))
   log_event(G, 'quarantine', '', { 'until', fmt(G.quarantine_until), 'reason', 'server-changed' })
   G.changed = true
   return true
@@ -370,7 +373,12 @@ local function reconcile(G)
   local top = wanted > 0 and call('ZRANGE', K.rank, 0, wanted - 1) or {}
   local desired = {}
   for _, id in ipairs(top) do
-    read_listed_member(K.rank, id)
+    -- A rank without a member record: the ranking is older than the records (lost state).
+    if not read_member(id) then
+      lost_state(G, 'rank')
+      rebuild(G)
+      return reconcile(G)
+    end
     desired[id] = true
   end
 
@@ -399,7 +407,7 @@ local function reconcile(G)
         while slots[index] do index = index + 1 end
         local reason = call('HGET', K.config, 'freed:' .. index) or 'initial'
         if not FREED_AS[reason] then corrupt(K.config, 'field freed:' .. index .. ' is not an activation reason') end
-        local s = { index = index, m = id, e = next_epoch(G), t = G.now, s = 'active', r = reason }
+        local s = { index = index, m = id, e = next_epoch(G), t = G.now, s = 'active', r = reason, n = read_member(id).n }
         write_slot(s)
         count_held(G)
         slots[index], by_member[id] = s, s
@@ -420,7 +428,11 @@ local function reconcile(G)
   local candidates = call('ZRANGE', K.rank, 0, held)
   for _, id in ipairs(candidates) do
     if not by_member[id] then
-      read_listed_member(K.rank, id)
+      if not read_member(id) then
+        lost_state(G, 'rank')
+        rebuild(G)
+        return reconcile(G)
+      end
       next = id
       break
     end
@@ -523,7 +535,7 @@ end
 -- member knows more than the server (a version, an incarnation or an epoch the server never
 -- reached: the server's copy is older than what it once said). Nothing is granted for one
 -- activation interval, and a slot is reported active only to a member that claims it.
-local function lost_state(G, what)
+lost_state = function(G, what)
   if G.activation > 0 then
     G.quarantine_until = G.now + G.activation
     call('HSET', K.config, 'quarantineUntil', fmt(G.quarantine_until))
@@ -588,7 +600,8 @@ local function verify_keys(G)
   local lost = {}
   if call('ZCARD', K.leases) ~= members then lost[#lost + 1] = 'leases' end
   if call('ZCARD', K.rank) ~= members then lost[#lost + 1] = 'rank' end
-  if call('HLEN', K.slots) ~= G.held then lost[#lost + 1] = 'slots' end
+  local _, _, _, orphans = read_slots()
+  if call('HLEN', K.slots) ~= G.held or orphans > 0 then lost[#lost + 1] = 'slots' end
   if call('EXISTS', K.log) == 0 then lost[#lost + 1] = 'log' end
   if #lost == 0 then return end
   lost_state(G, table.concat(lost, ','))
@@ -634,6 +647,13 @@ end
 local function settle_claim(G, id, m, claimed_epoch, claimed_slot, rejoined)
   local slots, by_member = read_slots()
   local s = by_member[id]
+  -- Granted to another object with this id (a copy of the slots older than its restart): never
+  -- this one's.
+  if s and s.n and s.n ~= m.n then
+    revoke(G, s)
+    slots, by_member = read_slots()
+    s = nil
+  end
   if claimed_epoch > 0 and not (s and s.e == claimed_epoch) then
     local other = slots[claimed_slot]
     local newer = not s or s.e < claimed_epoch
@@ -650,7 +670,7 @@ local function settle_claim(G, id, m, claimed_epoch, claimed_slot, rejoined)
       end
       local _, _, held = read_slots()
       if held < G.goal then
-        write_slot({ index = index, m = id, e = claimed_epoch, t = G.now, s = 'active', r = 'reclaimed' })
+        write_slot({ index = index, m = id, e = claimed_epoch, t = G.now, s = 'active', r = 'reclaimed', n = m.n })
         count_held(G)
         if claimed_epoch > G.epoch then
           G.epoch = claimed_epoch

@@ -10,8 +10,10 @@
 --       12 nonce (see join.lua)  13 the group’s incarnation in the member's last reply (0: none)
 --       14 the group’s version in that reply (-1: none)
 --       15 epoch floor: the highest epoch the member was told of for itself (0: none)
+--       16 lease end: when its lease ends as the server last told it (Redis ms; 0: none)
 -- Reply: the member's view (see `view` in lib.lua), or an error:
---   PARAM_MISMATCH <field> <requested> <current>   rejoining a group that runs with other parameters
+--   PARAM_MISMATCH <field> <requested> <current>   the group runs with other parameters
+--   MEMBER_EXISTS <id>                             another member object holds the id now
 --@include lib.lua
 
 local channel, id = ARGV[1], ARGV[2]
@@ -21,7 +23,22 @@ local claimed_epoch, claimed_slot = tonumber(ARGV[10]), tonumber(ARGV[11])
 
 local G = load_group(read_now())
 local m = read_member(id)
-if not m then
+local gone = replaced(m, id, ARGV[12])
+if gone then return gone end
+-- S6: a lease that ends before the member was told (the leases, or the whole group, restored
+-- from an older copy), or a record dropped before then, would drop a live holder as lapsed.
+local lease_end = tonumber(ARGV[16])
+if lease_end > 0 and G.exists and not quarantined(G) then
+  local score = m and tonumber(call('ZSCORE', K.leases, id))
+  if (m and (score == nil or score < lease_end)) or (not m and lease_end > G.now) then lost_state(G, 'leases') end
+end
+if m then
+  -- A it once joined with, whatever became of the group's config since (a lost config recreated).
+  if G.exists and G.activation > 0 and G.activation ~= activation then
+    commit(G, channel)
+    return redis.error_reply('PARAM_MISMATCH activationInterval ' .. activation .. ' ' .. G.activation)
+  end
+else
   -- A rejoin is checked like a join (join.lua), once lapsed members are gone.
   if G.exists and G.goal > 0 then
     expire_lapsed(G)
@@ -38,7 +55,8 @@ check_member_knowledge(G, tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[
 
 local rejoined = false
 if m then
-  call('ZADD', K.leases, G.now + G.activation, id)
+  -- GT: a lease is never shortened.
+  call('ZADD', K.leases, 'GT', G.now + G.activation, id)
   -- The member is the authority on its weight: a change this server lost (a failover to a
   -- lagging replica) is made again.
   if m.w ~= weight then

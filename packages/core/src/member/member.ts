@@ -10,6 +10,7 @@ import {
   CorruptStateError,
   HandlerError,
   LeftError,
+  MemberExistsError,
   ParamMismatchError,
   PermissionError,
   RedisUnavailableError,
@@ -141,6 +142,8 @@ export class Member extends EventEmitter<MemberEvents> {
    * never delivered (again). Epochs only grow, so one number is the whole ledger.
    */
   #retiredFloor = 0;
+  /** When the server said this member's lease ends (Redis ms), sent with every renewal (S6). */
+  #serverLeaseEnd = 0;
   /** The group's activation interval, as its server said: the lease never outlasts it (S4). */
   #groupActivation = 0;
   #leaseDeadline = Number.NEGATIVE_INFINITY;
@@ -247,12 +250,19 @@ export class Member extends EventEmitter<MemberEvents> {
     this.#weight = weight;
     let view: CallResult;
     try {
-      view = await this.#call('set_weight', [this.#keys.events, this.id, weight, this.#settings.preparationInterval]);
+      view = await this.#call('set_weight', [
+        this.#keys.events,
+        this.id,
+        weight,
+        this.#settings.preparationInterval,
+        this.#nonce,
+      ]);
     } catch (error) {
       if (this.#weight === weight) this.#weight = previous;
+      if (error instanceof MemberExistsError) this.#expelled(error);
       throw error;
     }
-    this.#applyView(view, false);
+    this.#applyView(view, 'other');
   }
 
   /** Leaves the group: deactivates first if active (reason `leave`), then hands the slot over at once. Idempotent. */
@@ -280,7 +290,7 @@ export class Member extends EventEmitter<MemberEvents> {
       const joined = await this.#join();
       this.#lastRenewalStart = joined.sentAt;
       this.#extendLease(joined.sentAt, this.#margin(), joined.view.activationInterval);
-      this.#applyView(joined, false);
+      this.#applyView(joined, 'join');
     } catch (error) {
       await this.#close();
       this.#transition('leaving');
@@ -423,10 +433,11 @@ export class Member extends EventEmitter<MemberEvents> {
         this.#known.incarnation,
         this.#known.version,
         Math.max(this.#epochFloor, held?.epoch ?? 0),
+        this.#serverLeaseEnd,
       ]);
     } catch (error) {
-      if (error instanceof ParamMismatchError) {
-        this.#refused(error);
+      if (error instanceof ParamMismatchError || error instanceof MemberExistsError) {
+        this.#expelled(error);
         return;
       }
       this.#lastRenewalStart = s.clock.now();
@@ -455,19 +466,24 @@ export class Member extends EventEmitter<MemberEvents> {
     this.#extendLease(result.sentAt, margin, result.view.activationInterval);
     if (result.view.rejoined)
       this.#log.warn('the group had dropped this member (lease lapsed or state lost); rejoined');
-    this.#applyView(result, true);
+    this.#applyView(result, 'renewal');
   }
 
   /**
-   * The group refused this member's rejoin: it runs with other parameters now (its members all
-   * left, and a member with other parameters formed it again). The member cannot be part of it.
+   * The group no longer takes this member object: it runs with other parameters now (its
+   * members all left, or its config was lost, and a member with other parameters formed it
+   * again), or another object holds the id (this one was dropped meanwhile). It stops and leaves.
    */
-  #refused(error: ParamMismatchError): void {
-    this.#advise('PARAM_MISMATCH', error.message, {
-      field: error.field,
-      requested: error.requested,
-      current: error.current,
-    });
+  #expelled(error: ParamMismatchError | MemberExistsError): void {
+    if (error instanceof ParamMismatchError) {
+      this.#advise('PARAM_MISMATCH', error.message, {
+        field: error.field,
+        requested: error.requested,
+        current: error.current,
+      });
+    } else {
+      this.#log.error({ error: error.message }, 'another member object holds this id now; leaving');
+    }
     if (this.listenerCount('error') > 0) this.#emitSafe('error', error);
     void this.leave();
   }
@@ -551,11 +567,17 @@ export class Member extends EventEmitter<MemberEvents> {
    * Only a renewal's reply may deliver an activation (`confirmed`): it carried the member's
    * claim and knowledge, so the server could see that it lost state.
    */
-  #applyView({ view, midpoint }: CallResult, confirmed: boolean): void {
+  #applyView({ view, midpoint }: CallResult, source: 'join' | 'renewal' | 'other'): void {
+    const confirmed = source === 'renewal';
     if (view.activeGoal > 0) this.#groupGoal = view.activeGoal;
     this.#quarantined = view.quarantineUntil > view.serverNow;
     this.#checkGroupHealth(view);
-    this.#setVersion({ incarnation: view.incarnation, version: view.version });
+    // What the member sends back with its renewals: only what the scripts that check it said.
+    if (source !== 'other') {
+      this.#setVersion({ incarnation: view.incarnation, version: view.version });
+      // Both scripts set the lease to now + A: the latest word of the server, on its clock.
+      this.#serverLeaseEnd = view.role === 'gone' ? 0 : view.serverNow + view.activationInterval;
+    }
     if (view.role === 'active' || view.role === 'releasing') {
       this.#epochFloor = Math.max(this.#epochFloor, view.epoch);
     }
@@ -828,11 +850,12 @@ export class Member extends EventEmitter<MemberEvents> {
       const disabling = this.#disabling;
       const p = this.#settings.preparationInterval;
       const result = disabling
-        ? await this.#call('disable', [this.#keys.events, this.id, String(epoch), p])
-        : await this.#call('release', [this.#keys.events, this.id, String(epoch), reason, p]);
+        ? await this.#call('disable', [this.#keys.events, this.id, String(epoch), p, this.#nonce])
+        : await this.#call('release', [this.#keys.events, this.id, String(epoch), reason, p, this.#nonce]);
       if (disabling) this.#disabling = false;
-      if (!this.#closing) this.#applyView(result, false);
+      if (!this.#closing) this.#applyView(result, 'other');
     } catch (error) {
+      if (error instanceof MemberExistsError) this.#expelled(error);
       // The next renewal shows the slot still held, and converging releases it again.
       this.#log.warn({ epoch, error: describe(error) }, 'could not release the slot yet');
     } finally {
@@ -879,7 +902,7 @@ export class Member extends EventEmitter<MemberEvents> {
     this.#renewalsStopped = true;
     clearTimeout(this.#renewTimer);
     try {
-      await this.#call('leave', [this.#keys.events, this.id]);
+      await this.#call('leave', [this.#keys.events, this.id, this.#nonce]);
       this.#log.info('left');
     } catch (error) {
       this.#log.warn({ error: describe(error) }, 'could not announce the leave; the lease lapses on its own');
