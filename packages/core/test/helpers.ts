@@ -1,5 +1,6 @@
 import { createHook } from 'node:async_hooks';
 import { type ChildProcess, spawn } from 'node:child_process';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { forgetGroup, type JoinOptions, joinGroup, type Member, type RedisSource } from '@understudy/core';
 import { hrNow, maxOverlap, type RedisServer, runTypeScript, startRedis, waitFor } from '@understudy/testkit';
@@ -233,4 +234,67 @@ export function trackLibraryTimers(): { expectAllEnded: () => Promise<void> } {
       }
     },
   };
+}
+
+/**
+ * A TCP forwarder whose target can be switched, dropping every open connection: what a client
+ * sees when a failover moves it to another server (its sockets break, it reconnects elsewhere).
+ */
+export class Switch {
+  readonly #server: Server;
+  readonly #sockets = new Set<Socket>();
+  #target: number;
+
+  private constructor(target: number) {
+    this.#target = target;
+    this.#server = createServer((client) => {
+      const upstream = connect(this.#target, '127.0.0.1');
+      for (const socket of [client, upstream]) {
+        this.#sockets.add(socket);
+        socket.on('close', () => this.#sockets.delete(socket));
+        socket.on('error', () => {
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.pipe(upstream).pipe(client);
+    });
+  }
+
+  static async start(target: number): Promise<Switch> {
+    const forwarder = new Switch(target);
+    await new Promise<void>((resolve) => forwarder.#server.listen(0, '127.0.0.1', resolve));
+    return forwarder;
+  }
+
+  get url(): string {
+    const address = this.#server.address();
+    if (!address || typeof address === 'string') throw new Error('not listening');
+    return `redis://127.0.0.1:${address.port}`;
+  }
+
+  to(target: number): void {
+    this.#target = target;
+    for (const socket of this.#sockets) socket.destroy();
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy();
+    await new Promise((resolve) => this.#server.close(resolve));
+  }
+}
+
+/** DUMPs of the given keys (those that exist): an older copy of a group, to RESTORE later. */
+export async function snapshot(redis: Redis, keys: string[]): Promise<Map<string, Buffer>> {
+  const dumps = new Map<string, Buffer>();
+  for (const key of keys) {
+    const dump = await redis.dumpBuffer(key);
+    if (dump) dumps.set(key, dump);
+  }
+  return dumps;
+}
+
+/** Puts keys back as a `snapshot` had them, replacing what they hold now. */
+export async function restore(redis: Redis, dumps: Map<string, Buffer>): Promise<void> {
+  for (const [key, dump] of dumps) await redis.restore(key, 0, dump, 'REPLACE');
 }

@@ -1,11 +1,20 @@
 // S6 and its neighbours under lost writes, lost keys and stale words: the findings of an outside
 // review (docs/RELIABILITY.md, F13–F20). Each test failed on 54619f0, the main before the fixes.
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { type Advisory, groupKeys, joinGroup, type Member } from '@understudy/core';
 import { type RedisServer, startRedis } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FAST, MemberProcess, memberFactory, Timeline, uniqueGroup, waitFor } from './helpers.js';
+import {
+  FAST,
+  MemberProcess,
+  memberFactory,
+  restore,
+  Switch,
+  snapshot,
+  Timeline,
+  uniqueGroup,
+  waitFor,
+} from './helpers.js';
 
 const { heartbeatInterval: H, activationInterval: A } = FAST;
 const LATE_MS = 1000;
@@ -19,67 +28,6 @@ beforeAll(async () => {
 });
 afterAll(() => observer.disconnect());
 const join = memberFactory(() => server);
-
-/**
- * A TCP forwarder whose target can be switched, dropping every open connection: what a client
- * sees when a failover moves it to another server (its sockets break, it reconnects elsewhere).
- */
-class Switch {
-  readonly #server: Server;
-  readonly #sockets = new Set<Socket>();
-  #target: number;
-
-  private constructor(target: number) {
-    this.#target = target;
-    this.#server = createServer((client) => {
-      const upstream = connect(this.#target, '127.0.0.1');
-      for (const socket of [client, upstream]) {
-        this.#sockets.add(socket);
-        socket.on('close', () => this.#sockets.delete(socket));
-        socket.on('error', () => {
-          client.destroy();
-          upstream.destroy();
-        });
-      }
-      client.pipe(upstream).pipe(client);
-    });
-  }
-
-  static async start(target: number): Promise<Switch> {
-    const forwarder = new Switch(target);
-    await new Promise<void>((resolve) => forwarder.#server.listen(0, '127.0.0.1', resolve));
-    return forwarder;
-  }
-
-  get url(): string {
-    const address = this.#server.address();
-    if (!address || typeof address === 'string') throw new Error('not listening');
-    return `redis://127.0.0.1:${address.port}`;
-  }
-
-  to(target: number): void {
-    this.#target = target;
-    for (const socket of this.#sockets) socket.destroy();
-  }
-
-  async close(): Promise<void> {
-    for (const socket of this.#sockets) socket.destroy();
-    await new Promise((resolve) => this.#server.close(resolve));
-  }
-}
-
-async function snapshot(redis: Redis, keys: string[]): Promise<Map<string, Buffer>> {
-  const dumps = new Map<string, Buffer>();
-  for (const key of keys) {
-    const dump = await redis.dumpBuffer(key);
-    if (dump) dumps.set(key, dump);
-  }
-  return dumps;
-}
-
-async function restore(redis: Redis, dumps: Map<string, Buffer>): Promise<void> {
-  for (const [key, dump] of dumps) await redis.restore(key, 0, dump, 'REPLACE');
-}
 
 describe('a failover to a server that lost writes (F13)', () => {
   it('never delivers a grant that was given back on the old master: the new server reports it to no one', async () => {
