@@ -1,0 +1,132 @@
+// An attacker's review of the S6 fixes (issue 13, 6ca8e7e): interleavings in which an older copy
+// of one group key, or a lost config key, still breaks S1, S2 or L1. Each test fails on 6ca8e7e.
+import { type Advisory, groupKeys, type Member } from '@understudy/core';
+import { type RedisServer, startRedis } from '@understudy/testkit';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FAST, memberFactory, restore, Switch, snapshot, Timeline, uniqueGroup, waitFor } from './helpers.js';
+
+const { heartbeatInterval: H, activationInterval: A } = FAST;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+let server: RedisServer;
+let observer: Redis;
+/** A port nothing listens on: a member switched to it is cut off from Redis. */
+let nowhere: number;
+beforeAll(async () => {
+  server = await startRedis();
+  observer = new Redis(server.url, { connectionName: 'test-observer' });
+  const closed = await startRedis();
+  nowhere = closed.port;
+  await closed.stop();
+});
+afterAll(() => observer.disconnect());
+const join = memberFactory(() => server);
+
+describe('the slots key restored from an older DUMP, counts unchanged', () => {
+  it('a member restarted with the same id is not handed the grant of its predecessor while another holds the slot', async () => {
+    const group = uniqueGroup('old-slots-same-id');
+    const keys = groupKeys(group);
+    const timeline = new Timeline();
+    const link = await Switch.start(server.port);
+    try {
+      const first = await join({ group, memberId: 'x', weight: 20 });
+      timeline.watch(first);
+      await waitFor(() => first.isActive(), 'x active', 3 * A);
+      const e1 = first.epoch as number;
+      const old = await snapshot(observer, [keys.slots]);
+
+      const y = await join({ redis: link.url, group, memberId: 'y', weight: 10 });
+      timeline.watch(y);
+      await first.leave();
+      await waitFor(() => y.isActive(), 'y active after x left', 3 * A);
+      const e2 = y.epoch as number;
+      // x comes back under a supervisor with the same id (lighter now: it does not preempt y).
+      const again = await join({ group, memberId: 'x', weight: 5 });
+      timeline.watch(again);
+      await sleep(3 * H);
+
+      // y's link is slow for a moment (it goes on believing: its lease has not run out), and the
+      // slots key goes back to the DUMP taken under x: one slot, as many as config `held` says.
+      link.to(nowhere);
+      await restore(observer, old);
+      await sleep(4 * H);
+      link.to(server.port);
+      await sleep(A);
+
+      // Seen on 6ca8e7e: the restarted x is told "active e1" (it claims nothing, same server, no
+      // quarantine), delivers e1 < e2 while y still believes in e2; y's next renewal takes the
+      // slot back and x deactivates — two actives with N = 1, and an epoch the group took back.
+      expect(e2).toBeGreaterThan(e1);
+      expect(timeline.of('x', 'activate').map((e) => e.epoch)).toEqual([e1]);
+      expect(timeline.maxConcurrentActive()).toBe(1);
+    } finally {
+      await link.close();
+    }
+  });
+
+  it('naming a member that has left: the group rebuilds instead of refusing every script as CORRUPT', async () => {
+    const group = uniqueGroup('old-slots-gone');
+    const keys = groupKeys(group);
+    const advisories: Advisory[] = [];
+    const x = await join({ group, memberId: 'x', weight: 20 });
+    await waitFor(() => x.isActive(), 'x active', 3 * A);
+    const old = await snapshot(observer, [keys.slots]);
+    const y = await join({ group, memberId: 'y', weight: 10 });
+    y.on('advisory', (a) => advisories.push(a));
+    await x.leave();
+    await waitFor(() => y.isActive(), 'y active after x left', 3 * A);
+
+    await restore(observer, old);
+    // L1: the group converges again within A + H + 0.5 s (plus one quarantine of A for the lost state).
+    await sleep(2 * A + H + 500);
+    // Seen on 6ca8e7e: `held` still matches, so no script finds the state lost; every one of them
+    // (renew, release, join) fails with "CORRUPT …:slots field 0 names x, which has no record":
+    // y loses its lease and nobody is ever active again.
+    expect(advisories.map((a) => a.code)).not.toContain('CORRUPT_STATE');
+    expect(y.isActive()).toBe(true);
+  });
+});
+
+describe('the config key lost, then recreated by a joiner with a shorter activation interval', () => {
+  it('the active, whose record survived, is not left believing for longer than the group’s A', async () => {
+    const group = uniqueGroup('lost-config-a');
+    const keys = groupKeys(group);
+    const timeline = new Timeline();
+    const link = await Switch.start(server.port);
+    const long = { heartbeatInterval: 100, activationInterval: 3000 };
+    const short = { heartbeatInterval: 100, activationInterval: 1000 };
+    let x: Member | undefined;
+    try {
+      x = await join({ ...long, redis: link.url, group, memberId: 'x', weight: 20 });
+      timeline.watch(x);
+      await waitFor(() => x?.isActive(), 'x active', 3 * long.activationInterval);
+
+      // x is cut off for a moment; meanwhile the config key is lost (DEL, eviction) and z, with
+      // A = 1 s, joins first: it creates the group again with its A, and the rebuild keeps x's record.
+      link.to(nowhere);
+      await observer.del(keys.config);
+      const z = await join({ ...short, group, memberId: 'z', weight: 10 });
+      timeline.watch(z);
+      expect(await observer.hget(keys.config, 'activationInterval')).toBe('1000');
+
+      // x is back: its renewal is accepted (no PARAM_MISMATCH: its record exists), Redis gives it
+      // leases of 1 s, and x keeps the deadline it took from its last 3 s lease.
+      link.to(server.port);
+      const renewed = new Promise<void>((resolve) => {
+        x?.on('renewal', (r) => {
+          if (r.outcome === 'ok') resolve();
+        });
+      });
+      await renewed;
+      link.to(nowhere);
+      await sleep(long.activationInterval + 500);
+
+      // Seen on 6ca8e7e: z activates ~1 s after x's last renewal, while x believes until ~3 s
+      // after the renewal before the cut: about 1.5 s of two actives with N = 1.
+      expect(timeline.maxConcurrentActive()).toBe(1);
+    } finally {
+      await link.close();
+    }
+  });
+});
