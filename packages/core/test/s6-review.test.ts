@@ -130,3 +130,36 @@ describe('the config key lost, then recreated by a joiner with a shorter activat
     }
   });
 });
+
+describe('the leases key restored from an older DUMP, counts unchanged', () => {
+  it('the active, whose old lease score has passed, is not dropped and replaced while it still believes', async () => {
+    const group = uniqueGroup('old-leases');
+    const keys = groupKeys(group);
+    const timeline = new Timeline();
+    const link = await Switch.start(server.port);
+    try {
+      const x = await join({ redis: link.url, group, memberId: 'x', weight: 20 });
+      const y = await join({ group, memberId: 'y', weight: 10 });
+      timeline.watch(x);
+      timeline.watch(y);
+      await waitFor(() => x.isActive(), 'x active', 3 * A);
+      const old = await snapshot(observer, [keys.leases]);
+      // The DUMP's lease scores are in the past once one activation interval has gone by.
+      await sleep(A + 2 * H);
+
+      // x's link is slow for a moment (it believes until its own deadline), and the leases key
+      // goes back to the DUMP: the same two members, so every count still agrees.
+      link.to(nowhere);
+      await restore(observer, old);
+      await sleep(A);
+      link.to(server.port);
+      await sleep(A);
+
+      // Seen on 6ca8e7e: y's next renewal finds x's (old) lease lapsed, drops x and is granted the
+      // slot at once — same server, no quarantine — while x believes for up to one more lease.
+      expect(timeline.maxConcurrentActive()).toBe(1);
+    } finally {
+      await link.close();
+    }
+  });
+});
