@@ -163,3 +163,40 @@ describe('the leases key restored from an older DUMP, counts unchanged', () => {
     }
   });
 });
+
+describe('two member objects with the same id', () => {
+  it('the old one, cut off while a supervisor started its replacement, is not told the replacement’s grant', async () => {
+    const group = uniqueGroup('same-id-twice');
+    const link = await Switch.start(server.port);
+    try {
+      const old = await join({ redis: link.url, group, memberId: 'x', weight: 20 });
+      const oldActivations: number[] = [];
+      old.on('activate', (info) => oldActivations.push(info.epoch));
+      await waitFor(() => old.isActive(), 'the old x active', 3 * A);
+      // Cut off: the old x deactivates at its deadline and Redis drops it once its lease lapsed.
+      link.to(nowhere);
+      await sleep(A + 2 * H);
+      expect(old.isActive()).toBe(false);
+
+      // The replacement joins with the same id (the old lease lapsed: no MEMBER_EXISTS) and is granted.
+      const fresh = await join({ group, memberId: 'x', weight: 20 });
+      await waitFor(() => fresh.isActive(), 'the new x active', 3 * A);
+
+      // The partition heals: the old object renews with its own nonce and claims nothing.
+      link.to(server.port);
+      let both = 0;
+      const until = Date.now() + 2 * A;
+      while (Date.now() < until) {
+        if (old.isActive() && fresh.isActive()) both++;
+        await sleep(H / 5);
+      }
+      // Seen on 6ca8e7e: renew ignores the record's nonce, finds "x active E2", and tells the old
+      // object so: it activates E2 too, and both keep renewing the same lease — two processes
+      // believe for good.
+      expect(oldActivations).toHaveLength(1);
+      expect(both).toBe(0);
+    } finally {
+      await link.close();
+    }
+  });
+});
