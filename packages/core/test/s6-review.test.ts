@@ -199,4 +199,41 @@ describe('two member objects with the same id', () => {
       await link.close();
     }
   });
+
+  it('the old one’s leave does not remove the replacement, which holds the slot', async () => {
+    const group = uniqueGroup('same-id-leave');
+    const timeline = new Timeline();
+    const oldLink = await Switch.start(server.port);
+    const freshLink = await Switch.start(server.port);
+    try {
+      const old = await join({ redis: oldLink.url, group, memberId: 'x', weight: 20 });
+      await waitFor(() => old.isActive(), 'the old x active', 3 * A);
+      oldLink.to(nowhere);
+      await sleep(A + 2 * H);
+      const fresh = await join({ redis: freshLink.url, group, memberId: 'x', weight: 20 });
+      timeline.watch(fresh);
+      const y = await join({ group, memberId: 'y', weight: 10 });
+      timeline.watch(y);
+      await waitFor(() => fresh.isActive(), 'the new x active', 3 * A);
+
+      // The old process is stopped once the partition heals; the new one's link is slow just then.
+      oldLink.to(server.port);
+      await new Promise<void>((resolve) => {
+        old.on('renewal', (r) => {
+          if (r.outcome === 'ok') resolve();
+        });
+      });
+      freshLink.to(nowhere);
+      await old.leave();
+      await sleep(A);
+      freshLink.to(server.port);
+      await sleep(A);
+
+      // Seen on 6ca8e7e: leave.lua removes member "x" whatever object asks, so the replacement's
+      // slot is freed and y is granted it at once while the replacement still believes.
+      expect(timeline.maxConcurrentActive()).toBe(1);
+    } finally {
+      await Promise.all([oldLink.close(), freshLink.close()]);
+    }
+  });
 });
