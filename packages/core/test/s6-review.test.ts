@@ -1,6 +1,6 @@
 // An attacker's review of the S6 fixes (issue 13, 6ca8e7e): interleavings in which an older copy
 // of one group key, or a lost config key, still breaks S1, S2 or L1. Each test fails on 6ca8e7e.
-import { type Advisory, groupKeys, type Member } from '@understudy/core';
+import { type Advisory, type GroupKeys, groupKeys, type Member } from '@understudy/core';
 import { type RedisServer, startRedis } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -131,37 +131,44 @@ describe('the config key lost, then recreated by a joiner with a shorter activat
   });
 });
 
-describe('the leases key restored from an older DUMP, counts unchanged', () => {
-  it('the active, whose old lease score has passed, is not dropped and replaced while it still believes', async () => {
-    const group = uniqueGroup('old-leases');
-    const keys = groupKeys(group);
-    const timeline = new Timeline();
-    const link = await Switch.start(server.port);
-    try {
-      const x = await join({ redis: link.url, group, memberId: 'x', weight: 20 });
-      const y = await join({ group, memberId: 'y', weight: 10 });
-      timeline.watch(x);
-      timeline.watch(y);
-      await waitFor(() => x.isActive(), 'x active', 3 * A);
-      const old = await snapshot(observer, [keys.leases]);
-      // The DUMP's lease scores are in the past once one activation interval has gone by.
-      await sleep(A + 2 * H);
+describe('an older DUMP of a quiet group restored: counts and version unchanged', () => {
+  it.each([
+    ['the leases key', (keys: GroupKeys) => [keys.leases]],
+    ['every key of the group', (keys: GroupKeys) => [...keys.scriptKeys]],
+  ])(
+    '%s: the active, whose old lease score has passed, is not dropped and replaced while it still believes',
+    async (_, restored) => {
+      const group = uniqueGroup('old-leases');
+      const keys = groupKeys(group);
+      const timeline = new Timeline();
+      const link = await Switch.start(server.port);
+      try {
+        const x = await join({ redis: link.url, group, memberId: 'x', weight: 20 });
+        const y = await join({ group, memberId: 'y', weight: 10 });
+        timeline.watch(x);
+        timeline.watch(y);
+        await waitFor(() => x.isActive(), 'x active', 3 * A);
+        const old = await snapshot(observer, restored(keys));
+        // The DUMP's lease scores are in the past once one activation interval has gone by.
+        await sleep(A + 2 * H);
 
-      // x's link is slow for a moment (it believes until its own deadline), and the leases key
-      // goes back to the DUMP: the same two members, so every count still agrees.
-      link.to(nowhere);
-      await restore(observer, old);
-      await sleep(A);
-      link.to(server.port);
-      await sleep(A);
+        // x's link is slow for a moment (it believes until its own deadline), and the keys go back
+        // to the DUMP: the same two members and the same version (only renewals ran since), so every
+        // count agrees and no member knows a newer version.
+        link.to(nowhere);
+        await restore(observer, old);
+        await sleep(A);
+        link.to(server.port);
+        await sleep(A);
 
-      // Seen on 6ca8e7e: y's next renewal finds x's (old) lease lapsed, drops x and is granted the
-      // slot at once — same server, no quarantine — while x believes for up to one more lease.
-      expect(timeline.maxConcurrentActive()).toBe(1);
-    } finally {
-      await link.close();
-    }
-  });
+        // Seen on 6ca8e7e: y's next renewal finds x's (old) lease lapsed, drops x and is granted the
+        // slot at once — same server, no quarantine — while x believes for up to one more lease.
+        expect(timeline.maxConcurrentActive()).toBe(1);
+      } finally {
+        await link.close();
+      }
+    },
+  );
 });
 
 describe('two member objects with the same id', () => {
