@@ -267,10 +267,14 @@ export class Switch {
     return forwarder;
   }
 
-  get url(): string {
+  get port(): number {
     const address = this.#server.address();
     if (!address || typeof address === 'string') throw new Error('not listening');
-    return `redis://127.0.0.1:${address.port}`;
+    return address.port;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
   }
 
   to(target: number): void {

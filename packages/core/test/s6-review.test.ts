@@ -1,6 +1,6 @@
 // An attacker's review of the S6 fixes (issue 13, 6ca8e7e): interleavings in which an older copy
 // of one group key, or a lost config key, still breaks S1, S2 or L1. Each test fails on 6ca8e7e.
-import { type Advisory, type GroupKeys, groupKeys, type Member } from '@understudy/core';
+import { type Advisory, type GroupKeys, groupKeys, joinGroup, type Member } from '@understudy/core';
 import { type RedisServer, startRedis } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -241,6 +241,68 @@ describe('two member objects with the same id', () => {
       expect(timeline.maxConcurrentActive()).toBe(1);
     } finally {
       await Promise.all([oldLink.close(), freshLink.close()]);
+    }
+  });
+});
+
+describe('a failover back to a server that wrote the group before and lags', () => {
+  it('the lagging old master, promoted again, does not drop the active and grant its slot at once', async () => {
+    // M → R → M, as a flapping Sentinel failover does: R never needed to record its run_id (it
+    // granted nothing), so config `runId` still names M when M, lagging behind R, takes over again.
+    const m = await startRedis();
+    const r = await startRedis();
+    const toX = await Switch.start(m.port);
+    const toY = await Switch.start(m.port);
+    const replication = await Switch.start(r.port);
+    const adminM = new Redis(m.url);
+    const adminR = new Redis(r.url);
+    const group = uniqueGroup('failback');
+    const keys = groupKeys(group);
+    const timeline = new Timeline();
+    const members: Member[] = [];
+    const linked = (admin: Redis) =>
+      waitFor(async () => /master_link_status:up/.test(await admin.info('replication')), 'replication link up', 5000);
+    try {
+      await adminR.call('REPLICAOF', '127.0.0.1', String(m.port));
+      await linked(adminR);
+      const x = await joinGroup({ ...FAST, redis: toX.url, group, memberId: 'x', weight: 20 });
+      const y = await joinGroup({ ...FAST, redis: toY.url, group, memberId: 'y', weight: 10 });
+      members.push(x, y);
+      timeline.watch(x);
+      timeline.watch(y);
+      await waitFor(() => x.isActive(), 'x active', 3 * A);
+      const writtenBy = await adminM.hget(keys.config, 'runId');
+
+      // Failover to R: the members move; x holds its slot and renews there.
+      await adminR.call('REPLICAOF', 'NO', 'ONE');
+      toX.to(r.port);
+      toY.to(r.port);
+      await sleep(3 * H);
+      // M comes back as R's replica, through a link that is then cut: M falls behind.
+      await adminM.call('REPLICAOF', '127.0.0.1', String(replication.port));
+      await linked(adminM);
+      await sleep(3 * H);
+      replication.to(nowhere);
+      await sleep(A + 2 * H);
+      expect(await adminR.hget(keys.config, 'runId')).toBe(writtenBy);
+
+      // Failover back to the lagging M; x's link is slow just then (it believes until its deadline).
+      await adminM.call('REPLICAOF', 'NO', 'ONE');
+      toX.to(nowhere);
+      toY.to(m.port);
+      await sleep(A);
+      toX.to(m.port);
+      await sleep(A);
+
+      // Seen on 6ca8e7e: on M, y's renewal finds x's lease (as M last had it) lapsed, drops x and
+      // is granted at once: M's run_id is the one config names, so no quarantine; x still believes.
+      expect(timeline.maxConcurrentActive()).toBe(1);
+    } finally {
+      await Promise.allSettled(members.map((member) => member.leave()));
+      adminM.disconnect();
+      adminR.disconnect();
+      await Promise.all([toX.close(), toY.close(), replication.close()]);
+      await Promise.all([m.stop(), r.stop()]);
     }
   });
 });
