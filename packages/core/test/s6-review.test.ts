@@ -1,5 +1,7 @@
 // An attacker's review of the S6 fixes (issue 13, 6ca8e7e): interleavings in which an older copy
-// of one group key, or a lost config key, still breaks S1, S2 or L1. Each test fails on 6ca8e7e.
+// of group keys (a RESTORE, or a failover back to a lagging server the group's run_id still names),
+// a lost config key, or two member objects with the same id still break S1, S2 or L1. Each test
+// fails on 6ca8e7e (and on main d458609).
 import { type Advisory, type GroupKeys, groupKeys, joinGroup, type Member } from '@understudy/core';
 import { type RedisServer, startRedis } from '@understudy/testkit';
 import { Redis } from 'ioredis';
