@@ -1,0 +1,525 @@
+// The scripts as a state machine, checked with random sequences (fast-check). Simulated
+// members — not the Member class, but the member's rules written down here — call the real
+// Lua scripts on two real redis-servers M and R, with A of tens of ms, while the test loses
+// state the way deployments do: a failover to a replica that lags (an earlier snapshot of the
+// group's keys, DUMPed from the current server, RESTOREd into the other one, whose run_id
+// differs) and older copies of one key or of all keys restored in place (eviction, DEL, a
+// crash with `appendfsync everysec`). After every step it checks S1 (no more than N members
+// can believe they hold a slot at one instant) and S2 (delivered epochs only grow: per member,
+// per slot, and after any belief that ended before the delivery).
+//
+// The member's rules (DESIGN S4, S6):
+// - it believes it holds (slot, epoch) from the moment it delivers a grant until
+//   t0 + A·(1−ρ) − δ of its latest successful renewal (t0 taken before sending), or until a
+//   reply says otherwise: then it stops at once;
+// - it renews claiming what it holds, with the incarnation and version of its last reply and
+//   the highest epoch it has seen for itself;
+// - it never delivers an epoch it has seen released, revoked or delivered already;
+// - it releases a slot it was told to release, and an epoch it gave up.
+//
+// Replay a failure with the seed and path fast-check prints:
+//   UNDERSTUDY_MODEL_SEED=<seed> UNDERSTUDY_MODEL_PATH=<path> pnpm exec vitest run --project core packages/core/test/scripts-model.test.ts
+// UNDERSTUDY_MODEL_RUNS and UNDERSTUDY_MODEL_SECONDS run it longer.
+import { randomUUID } from 'node:crypto';
+import { type GroupKeys, groupKeys } from '@understudy/core';
+import { hrNow, type RedisServer, startRedis, uniqueGroup } from '@understudy/testkit';
+import fc from 'fast-check';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, it } from 'vitest';
+import { type MemberView, parseView, runScript, type ScriptName } from '../src/scripts.js';
+
+const H = 10;
+const A = 60;
+const RHO = 0.01;
+/** δ: the member's safety margin. Beliefs are computed from timestamps, not timers: a stalled test loses nothing. */
+const DELTA = 2;
+const MEMBERS = 4;
+const KEY_KINDS = ['config', 'members', 'leases', 'rank', 'slots', 'log'] as const;
+
+const env = process.env;
+const RUNS = Number(env.UNDERSTUDY_MODEL_RUNS ?? 200);
+const SECONDS = Number(env.UNDERSTUDY_MODEL_SECONDS ?? 40);
+
+type Step =
+  | { kind: 'join'; m: number }
+  | { kind: 'renew'; m: number; deliver: boolean }
+  | { kind: 'tick'; ticks: number; deliver: boolean }
+  | { kind: 'deliver'; m: number }
+  | { kind: 'setWeight'; m: number; weight: number }
+  | { kind: 'leave'; m: number }
+  | { kind: 'lapse'; m: number }
+  | { kind: 'resume'; m: number }
+  | { kind: 'crash'; m: number }
+  | { kind: 'setGoal'; goal: number }
+  | { kind: 'wait'; ms: number }
+  | { kind: 'snapshot' }
+  | { kind: 'failover'; back: number }
+  | { kind: 'restore'; back: number; key: number };
+
+const member = fc.integer({ min: 0, max: MEMBERS - 1 });
+const weight = fc.integer({ min: 1, max: 4 });
+const stepArbitrary: fc.Arbitrary<Step> = fc.oneof(
+  { arbitrary: fc.record({ kind: fc.constant('join'), m: member }), weight: 3 },
+  { arbitrary: fc.record({ kind: fc.constant('renew'), m: member, deliver: fc.boolean() }), weight: 4 },
+  {
+    arbitrary: fc.record({ kind: fc.constant('tick'), ticks: fc.integer({ min: 1, max: 3 }), deliver: fc.boolean() }),
+    weight: 10,
+  },
+  { arbitrary: fc.record({ kind: fc.constant('deliver'), m: member }), weight: 3 },
+  { arbitrary: fc.record({ kind: fc.constant('setWeight'), m: member, weight }), weight: 3 },
+  { arbitrary: fc.record({ kind: fc.constant('leave'), m: member }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant('lapse'), m: member }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant('resume'), m: member }), weight: 2 },
+  { arbitrary: fc.record({ kind: fc.constant('crash'), m: member }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant('setGoal'), goal: fc.integer({ min: 1, max: 3 }) }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant('wait'), ms: fc.integer({ min: 1, max: A + H }) }), weight: 3 },
+  { arbitrary: fc.record({ kind: fc.constant('snapshot') }), weight: 3 },
+  { arbitrary: fc.record({ kind: fc.constant('failover'), back: fc.nat(3) }), weight: 2 },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant('restore'),
+      back: fc.nat(3),
+      key: fc.integer({ min: -1, max: KEY_KINDS.length - 1 }), // -1: every key
+    }),
+    weight: 2,
+  },
+) as fc.Arbitrary<Step>;
+
+const scenarioArbitrary = fc.record({
+  goal: fc.integer({ min: 1, max: 2 }),
+  // A member that comes back with another A (DESIGN §1: a rejoin is checked like a join).
+  activations: fc.array(fc.constantFrom(A, A, A, 2 * A), { minLength: MEMBERS, maxLength: MEMBERS }),
+  weights: fc.array(weight, { minLength: MEMBERS, maxLength: MEMBERS }),
+  steps: fc.array(stepArbitrary, { minLength: 10, maxLength: 70 }),
+});
+type Scenario = fc.infer<typeof scenarioArbitrary>;
+
+/** A member's belief that it holds a slot: [start, end) on the hrNow() clock. */
+interface Belief {
+  member: string;
+  slot: number;
+  epoch: number;
+  start: number;
+  end: number;
+  open: boolean;
+}
+
+/** Thrown when a rule of DESIGN §2 is broken; carries the trace of the run. */
+class Violation extends Error {}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** One simulated member object (a restart makes a new one with the same id and no memory). */
+class SimMember {
+  nonce = randomUUID();
+  joined = false;
+  lapsing = false;
+  deadline = Number.NEGATIVE_INFINITY;
+  view: MemberView | undefined;
+  belief: Belief | undefined;
+  /** Epochs it must never deliver: released, revoked or delivered already. */
+  readonly seen = new Set<number>();
+  /** Epochs it gave up and has to hand back (a lapsed belief) once it reaches Redis. */
+  readonly toRelease = new Set<number>();
+  incarnation = 0;
+  version = -1;
+  floor = 0;
+  goal: number;
+
+  constructor(
+    readonly id: string,
+    readonly activation: number,
+    public weight: number,
+    goal: number,
+  ) {
+    this.goal = goal;
+  }
+}
+
+class World {
+  current = 0;
+  readonly keys: GroupKeys;
+  readonly members: SimMember[];
+  readonly beliefs: Belief[] = [];
+  /** Every delivery: per member id and per slot, epochs must grow. */
+  readonly deliveries: Belief[] = [];
+  /** The group's goal as the test saw it: [time, goal]. */
+  readonly goals: [number, number][] = [];
+  readonly snapshots: { at: number; server: number; dumps: (Buffer | null)[] }[] = [];
+  readonly trace: string[] = [];
+  readonly began = hrNow();
+
+  constructor(
+    readonly servers: readonly Redis[],
+    readonly scenario: Scenario,
+  ) {
+    this.keys = groupKeys(uniqueGroup('model'));
+    this.members = scenario.activations.map(
+      (activation, i) => new SimMember(`m${i}`, activation, scenario.weights[i] ?? 1, scenario.goal),
+    );
+  }
+
+  get redis(): Redis {
+    return this.servers[this.current] as Redis;
+  }
+
+  note(line: string): void {
+    this.trace.push(`${(hrNow() - this.began).toFixed(1).padStart(7)} ms  ${line}`);
+  }
+
+  fail(problem: string): never {
+    throw new Violation(`${problem}\n  trace (test clock, since the run began):\n    ${this.trace.slice(-60).join('\n    ')}`);
+  }
+
+  // ---- the member's rules ---------------------------------------------------------------
+
+  /** Ends a belief at `at` (a reply said otherwise, or the deadline passed). */
+  stop(m: SimMember, at: number, why: string): void {
+    const b = m.belief;
+    if (!b) return;
+    b.end = Math.min(at, m.deadline);
+    b.open = false;
+    m.belief = undefined;
+    m.seen.add(b.epoch);
+    this.note(`${m.id} stops believing slot ${b.slot} epoch ${b.epoch} (${why})`);
+  }
+
+  /** S4: at its deadline a member stops on its own, and hands the epoch back when it can. */
+  expire(m: SimMember, now: number): void {
+    if (m.belief && now >= m.deadline) {
+      const epoch = m.belief.epoch;
+      this.stop(m, m.deadline, 'lease deadline passed');
+      m.toRelease.add(epoch);
+    }
+  }
+
+  async script(m: SimMember, name: ScriptName, args: (string | number)[]): Promise<MemberView | undefined> {
+    try {
+      const view = parseView(name, await runScript(this.redis, name, this.keys, args, m.id));
+      this.note(
+        `${m.id} ${name} → ${view.role} epoch ${view.epoch} slot ${view.slot} v${view.version} i${view.incarnation} A${view.activationInterval} q${Math.max(0, view.quarantineUntil - view.serverNow)}`,
+      );
+      return view;
+    } catch (error) {
+      this.note(`${m.id} ${name} failed: ${(error as Error).message.split('\n')[0]}`);
+      return undefined;
+    }
+  }
+
+  /** Applies a reply; `sentAt` is t0 for a call that renews the lease (join, renew). */
+  async apply(m: SimMember, view: MemberView, sentAt?: number): Promise<void> {
+    const now = hrNow();
+    this.expire(m, now);
+    if (sentAt !== undefined && view.role !== 'gone') {
+      m.deadline = Math.max(m.deadline, sentAt + m.activation * (1 - RHO) - DELTA);
+      if (m.belief) m.belief.end = m.deadline;
+    }
+    m.view = view;
+    m.incarnation = view.incarnation;
+    m.version = view.version;
+    if (view.activeGoal > 0) m.goal = view.activeGoal;
+    if (view.role === 'active' || view.role === 'releasing') m.floor = Math.max(m.floor, view.epoch);
+    const held = m.belief;
+    if (view.role === 'active') {
+      if (held && held.epoch !== view.epoch) this.stop(m, now, `the reply says epoch ${view.epoch}`);
+      if (!m.belief && m.seen.has(view.epoch)) m.toRelease.add(view.epoch);
+    } else if (view.role === 'releasing') {
+      if (held) this.stop(m, now, `the reply says releasing epoch ${view.epoch}`);
+      m.seen.add(view.epoch);
+      m.toRelease.add(view.epoch);
+    } else if (held) {
+      this.stop(m, now, `the reply says ${view.role}`);
+    }
+    await this.releaseGivenUp(m);
+  }
+
+  /** Hands back every epoch the member gave up (its deactivate handler is instant here). */
+  async releaseGivenUp(m: SimMember): Promise<void> {
+    if (m.lapsing || !m.joined) return;
+    for (const epoch of [...m.toRelease]) {
+      m.toRelease.delete(epoch);
+      const view = await this.script(m, 'release', [this.keys.events, m.id, epoch, 'lease-lost', 0]);
+      if (view) await this.apply(m, view);
+    }
+  }
+
+  /** Delivers `activate` if the member's rules allow it. */
+  deliver(m: SimMember): void {
+    const now = hrNow();
+    this.expire(m, now);
+    const view = m.view;
+    if (!m.joined || m.belief || view?.role !== 'active') return;
+    if (m.seen.has(view.epoch) || now >= m.deadline) return;
+    const belief: Belief = { member: m.id, slot: view.slot, epoch: view.epoch, start: now, end: m.deadline, open: true };
+    m.seen.add(view.epoch);
+    m.belief = belief;
+    this.beliefs.push(belief);
+    this.note(`${m.id} delivers slot ${view.slot} epoch ${view.epoch} until +${(m.deadline - now).toFixed(1)} ms`);
+    this.checkDelivery(belief);
+    this.deliveries.push(belief);
+  }
+
+  async join(m: SimMember): Promise<void> {
+    if (m.joined) return;
+    const sentAt = hrNow();
+    const view = await this.script(m, 'join', [
+      this.keys.events,
+      m.id,
+      m.weight,
+      m.goal,
+      m.activation,
+      H,
+      0,
+      'model',
+      0,
+      m.nonce,
+    ]);
+    if (!view) return;
+    m.joined = true;
+    await this.apply(m, view, sentAt);
+  }
+
+  async renew(m: SimMember, deliver: boolean): Promise<void> {
+    if (!m.joined || m.lapsing) return;
+    this.expire(m, hrNow());
+    await this.releaseGivenUp(m);
+    const held = m.belief;
+    const sentAt = hrNow();
+    const view = await this.script(m, 'renew', [
+      this.keys.events,
+      m.id,
+      m.weight,
+      m.goal,
+      m.activation,
+      H,
+      0,
+      'model',
+      0,
+      held?.epoch ?? 0,
+      held?.slot ?? -1,
+      m.nonce,
+      m.incarnation,
+      m.version,
+      m.floor,
+    ]);
+    if (!view) return;
+    await this.apply(m, view, sentAt);
+    if (deliver) this.deliver(m);
+  }
+
+  /** One heartbeat interval passes: every member that is not lapsing renews. */
+  async tick(deliver: boolean): Promise<void> {
+    await sleep(H);
+    for (const m of this.members) await this.renew(m, deliver);
+  }
+
+  async setWeight(m: SimMember, w: number): Promise<void> {
+    if (!m.joined || m.lapsing) return;
+    const view = await this.script(m, 'set_weight', [this.keys.events, m.id, w, 0]);
+    if (!view) return;
+    m.weight = w;
+    await this.apply(m, view);
+  }
+
+  async leave(m: SimMember): Promise<void> {
+    if (!m.joined || m.lapsing) return;
+    this.stop(m, hrNow(), 'leave');
+    const view = await this.script(m, 'leave', [this.keys.events, m.id]);
+    if (view) this.restart(m, 'left');
+  }
+
+  /** A new member object with the same id: nothing of the old one's memory. */
+  restart(m: SimMember, why: string): void {
+    this.stop(m, hrNow(), why);
+    const i = this.members.indexOf(m);
+    this.members[i] = new SimMember(m.id, m.activation, m.weight, this.scenario.goal);
+  }
+
+  async setGoal(goal: number): Promise<void> {
+    try {
+      await runScript(this.redis, 'set_goal', this.keys, [this.keys.events, goal]);
+      this.note(`operator sets the goal to ${goal}`);
+    } catch (error) {
+      this.note(`set_goal ${goal} failed: ${(error as Error).message}`);
+    }
+  }
+
+  // ---- lost state ---------------------------------------------------------------------
+
+  async snapshot(): Promise<void> {
+    const dumps = await Promise.all(this.keys.scriptKeys.map((key) => this.redis.dumpBuffer(key)));
+    this.snapshots.push({ at: hrNow(), server: this.current, dumps });
+    this.note(`snapshot #${this.snapshots.length - 1} of server ${this.current}`);
+  }
+
+  pick(back: number) {
+    return this.snapshots[this.snapshots.length - 1 - (back % this.snapshots.length)];
+  }
+
+  async restoreInto(redis: Redis, dumps: (Buffer | null)[], only: number): Promise<void> {
+    for (const [i, key] of this.keys.scriptKeys.entries()) {
+      if (only >= 0 && i !== only) continue;
+      const dump = dumps[i];
+      if (dump) await redis.restore(key, 0, dump, 'REPLACE');
+      else await redis.del(key);
+    }
+  }
+
+  /** A lagging replica promoted: an earlier state on a server with another run_id; everyone moves to it. */
+  async failover(back: number): Promise<void> {
+    const snapshot = this.pick(back);
+    if (!snapshot) return;
+    const target = 1 - this.current;
+    await this.restoreInto(this.servers[target] as Redis, snapshot.dumps, -1);
+    this.current = target;
+    this.note(`failover to server ${target} holding snapshot taken at ${(snapshot.at - this.began).toFixed(1)} ms`);
+  }
+
+  /** An older copy of one key (or of all) on the same server: eviction, DEL, a crash that lost writes. */
+  async restore(back: number, key: number): Promise<void> {
+    const snapshot = this.pick(back);
+    if (!snapshot) return;
+    await this.restoreInto(this.redis, snapshot.dumps, key);
+    const what = key < 0 ? 'every key' : KEY_KINDS[key];
+    this.note(`restore ${what} from the snapshot taken at ${(snapshot.at - this.began).toFixed(1)} ms`);
+  }
+
+  async recordGoal(): Promise<void> {
+    const goal = Number(await this.redis.hget(this.keys.config, 'activeGoal'));
+    if (goal > 0) this.goals.push([hrNow(), goal]);
+  }
+
+  // ---- the checks ---------------------------------------------------------------------
+
+  /** S2: a delivered epoch is above every epoch delivered before it by this member id, for this slot, or before it ended. */
+  checkDelivery(d: Belief): void {
+    for (const e of this.deliveries) {
+      if (d.epoch > e.epoch) continue;
+      if (e.member === d.member) this.fail(`S2: ${d.member} delivered epoch ${d.epoch} after epoch ${e.epoch}`);
+      if (e.slot === d.slot) {
+        this.fail(`S2: slot ${d.slot} delivered to ${d.member} with epoch ${d.epoch} after epoch ${e.epoch} (${e.member})`);
+      }
+      if (!e.open && e.end <= d.start) {
+        this.fail(`S2: ${d.member} delivered epoch ${d.epoch} after ${e.member}'s epoch ${e.epoch} had ended`);
+      }
+    }
+  }
+
+  /** The goal bound at `t`: the largest goal in force during the longest lease before it (lowering it demotes, it does not revoke). */
+  goalBound(t: number): number {
+    const window = 2 * A;
+    let bound = 0;
+    let before = 0;
+    for (const [at, goal] of this.goals) {
+      if (at <= t - window) before = goal;
+      else if (at <= t) bound = Math.max(bound, goal);
+    }
+    return Math.max(bound, before);
+  }
+
+  /** S1: at the start of every belief, count the beliefs that overlap it. */
+  checkBeliefs(): void {
+    for (const b of this.beliefs) {
+      const overlapping = this.beliefs.filter((o) => o.start <= b.start && b.start < o.end);
+      const bound = this.goalBound(b.start);
+      if (overlapping.length > bound) {
+        const who = overlapping.map(
+          (o) =>
+            `${o.member} slot ${o.slot} epoch ${o.epoch} [${(o.start - this.began).toFixed(1)}, ${(o.end - this.began).toFixed(1)})`,
+        );
+        this.fail(`S1: ${overlapping.length} members believe they hold a slot at once, goal ${bound}: ${who.join('; ')}`);
+      }
+    }
+  }
+
+  // ---- steps --------------------------------------------------------------------------
+
+  async run(step: Step): Promise<void> {
+    const m = 'm' in step ? (this.members[step.m] as SimMember) : undefined;
+    switch (step.kind) {
+      case 'join':
+        return this.join(m as SimMember);
+      case 'renew':
+        return this.renew(m as SimMember, step.deliver);
+      case 'tick':
+        for (let i = 0; i < step.ticks; i++) await this.tick(step.deliver);
+        return;
+      case 'deliver':
+        return this.deliver(m as SimMember);
+      case 'setWeight':
+        return this.setWeight(m as SimMember, step.weight);
+      case 'leave':
+        return this.leave(m as SimMember);
+      case 'lapse':
+        if (m?.joined) {
+          m.lapsing = true;
+          this.note(`${m.id} stops renewing`);
+        }
+        return;
+      case 'resume':
+        if (m?.lapsing) {
+          m.lapsing = false;
+          this.note(`${m.id} renews again`);
+        }
+        return;
+      case 'crash':
+        return this.restart(m as SimMember, 'crash');
+      case 'setGoal':
+        return this.setGoal(step.goal);
+      case 'wait':
+        await sleep(step.ms);
+        return;
+      case 'snapshot':
+        return this.snapshot();
+      case 'failover':
+        return this.failover(step.back);
+      case 'restore':
+        return this.restore(step.back, step.key);
+    }
+  }
+}
+
+let servers: RedisServer[] = [];
+let clients: Redis[] = [];
+beforeAll(async () => {
+  servers = await Promise.all([startRedis(), startRedis()]);
+  clients = servers.map((s) => new Redis(s.url, { connectionName: 'model-member' }));
+});
+afterAll(async () => {
+  for (const client of clients) client.disconnect();
+  await Promise.all(servers.map((s) => s.stop()));
+});
+
+describe('the scripts as a state machine', () => {
+  it(
+    'never let more than N members believe they hold a slot, and delivered epochs only grow',
+    async () => {
+      const property = fc.asyncProperty(scenarioArbitrary, async (scenario) => {
+        const world = new World(clients, scenario);
+        try {
+          // Prelude: everyone joins, and the group's first quarantine (one A) runs out.
+          for (const m of world.members) await world.join(m);
+          await world.recordGoal();
+          while (hrNow() - world.began < A + 2 * H) await world.tick(true);
+          for (const step of scenario.steps) {
+            await world.recordGoal();
+            await world.run(step);
+            await world.recordGoal();
+            for (const m of world.members) world.expire(m, hrNow());
+            world.checkBeliefs();
+          }
+        } finally {
+          await Promise.all(clients.map((c) => c.del(...world.keys.scriptKeys)));
+        }
+      });
+      await fc.assert(property, {
+        numRuns: RUNS,
+        interruptAfterTimeLimit: SECONDS * 1000,
+        markInterruptAsFailure: false,
+        ...(env.UNDERSTUDY_MODEL_SEED ? { seed: Number(env.UNDERSTUDY_MODEL_SEED) } : {}),
+        ...(env.UNDERSTUDY_MODEL_PATH ? { path: env.UNDERSTUDY_MODEL_PATH } : {}),
+      });
+    },
+    (SECONDS + 30) * 1000,
+  );
+});
