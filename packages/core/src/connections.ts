@@ -1,4 +1,4 @@
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { Cluster, type ClusterOptions, type Command, Redis, type RedisOptions } from 'ioredis';
 import { PermissionError, permissionDenied, RedisUnavailableError, UnderstudyError } from './errors.js';
 
 /** What callers hand us: a client (we duplicate it), a URL, or connection options. */
@@ -40,6 +40,43 @@ function leaseOptions(commandTimeout: number): RedisOptions {
 }
 
 /**
+ * The Cluster-wide part of the lease settings (finding F12-cluster-resend). ioredis 6's Cluster
+ * retries a command from its own timers on CLUSTERDOWN, TRYAGAIN, MOVED and a closed connection,
+ * up to 16 times and 100 ms apart by default, and sends it even after the command timeout has
+ * rejected the call: a renewal rejected at 81 ms ran on Redis 1.7 s later. So no delayed retry
+ * and no resend after a closed connection (the command may have run); a redirection (the node
+ * refused the command, it did not run) is followed at once, a few times at most. And whatever
+ * path ioredis takes, a command whose caller has seen it settle is never written again
+ * (`sendNowOrNever`): a MOVED reply that arrives after the timeout also retries it.
+ */
+const LEASE_CLUSTER_OPTIONS: ClusterOptions = {
+  retryDelayOnClusterDown: 0,
+  retryDelayOnFailover: 0,
+  retryDelayOnTryAgain: 0,
+  retryDelayOnMoved: 0,
+  maxRedirections: 3,
+};
+
+/** A lease connection (S5): `leaseOptions`, and for a Cluster its own retry settings and the resend guard. */
+function openLease(source: RedisSource, commandTimeout: number): Connection {
+  const connection = open(source, leaseOptions(commandTimeout), LEASE_CLUSTER_OPTIONS);
+  if (connection instanceof Cluster) sendNowOrNever(connection);
+  return connection;
+}
+
+/**
+ * Every node connection of `cluster` refuses to write a command that has settled: its caller
+ * saw the reply or the rejection, and a copy sent now would run after the caller gave up.
+ */
+function sendNowOrNever(cluster: Cluster): void {
+  cluster.on('+node', (node: Redis) => {
+    const send = node.sendCommand.bind(node);
+    node.sendCommand = (command: Command, stream?: Parameters<Redis['sendCommand']>[1]) =>
+      command.isSettled ? command.promise : send(command, stream);
+  });
+}
+
+/**
  * Settings of the subscriber connection. No command timeout: ioredis re-subscribes on its own
  * after a reconnect and nothing awaits that promise, so a timeout there would be an unhandled
  * rejection that ends the process. On a single Redis, `acquireLink` turns that off and
@@ -53,9 +90,10 @@ const SUBSCRIBER_OPTIONS: RedisOptions = {
   lazyConnect: true,
 };
 
-function open(source: RedisSource, options: RedisOptions): Connection {
+function open(source: RedisSource, options: RedisOptions, clusterOptions: ClusterOptions = {}): Connection {
   if (source instanceof Cluster) {
     return source.duplicate(undefined, {
+      ...clusterOptions,
       enableOfflineQueue: options.enableOfflineQueue ?? true,
       lazyConnect: true,
       shardedSubscribers: true,
@@ -319,7 +357,7 @@ export async function acquireLink(source: RedisSource, commandTimeout: number, c
   const shared = sharedFor(source);
   let lease = shared.leases.get(commandTimeout);
   if (!lease) {
-    const connection = open(source, leaseOptions(commandTimeout));
+    const connection = openLease(source, commandTimeout);
     connection.on('error', () => undefined); // each command reports its own failure
     lease = { connection, users: 0, ready: connect(connection, source, connectTimeout) };
     shared.leases.set(commandTimeout, lease);
@@ -392,7 +430,7 @@ export async function acquireLink(source: RedisSource, commandTimeout: number, c
  * late redirection added to it once its commands have timed out.
  */
 function replaceCluster(old: Cluster, source: RedisSource, commandTimeout: number): Cluster {
-  const fresh = open(source, leaseOptions(commandTimeout)) as Cluster;
+  const fresh = openLease(source, commandTimeout) as Cluster;
   fresh.on('error', () => undefined);
   fresh.connect().catch(() => undefined); // a Cluster that cannot connect yet keeps retrying
   old.disconnect();
