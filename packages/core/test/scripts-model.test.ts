@@ -351,6 +351,8 @@ class World {
   async setGoal(goal: number): Promise<void> {
     try {
       await runScript(this.redis, 'set_goal', this.keys, [this.keys.events, goal]);
+      // In force from here, even if the group forgets it at once (its last lease was lost).
+      this.goals.push([hrNow(), goal]);
       this.note(`operator sets the goal to ${goal}`);
     } catch (error) {
       this.note(`set_goal ${goal} failed: ${(error as Error).message}`);
@@ -388,6 +390,8 @@ class World {
     this.current = target;
     this.currentSince = hrNow();
     this.note(`failover to server ${target} holding snapshot taken at ${(snapshot.at - this.began).toFixed(1)} ms`);
+    // What the new master's own replica holds right after the promotion: a failover back may restore it.
+    await this.snapshot();
   }
 
   /** One key lost: evicted, or deleted by an operator. */
