@@ -27,7 +27,7 @@
 // UNDERSTUDY_MODEL_RUNS and UNDERSTUDY_MODEL_SECONDS run it longer.
 import { randomUUID } from 'node:crypto';
 import { type GroupKeys, groupKeys } from '@understudy/core';
-import { hrNow, type RedisServer, startRedis, uniqueGroup } from '@understudy/testkit';
+import { freePort, hrNow, type RedisServer, startRedis, uniqueGroup } from '@understudy/testkit';
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, it } from 'vitest';
@@ -155,6 +155,7 @@ class World {
 
   constructor(
     readonly servers: readonly Redis[],
+    readonly closedPort: number,
     readonly scenario: Scenario,
   ) {
     this.keys = groupKeys(uniqueGroup('model'));
@@ -386,7 +387,12 @@ class World {
     const snapshot = this.pick(back);
     if (!snapshot) return;
     const target = 1 - this.current;
-    await this.restoreInto(this.servers[target] as Redis, snapshot.dumps);
+    const promoted = this.servers[target] as Redis;
+    // A promotion starts a new replication history (a new master_replid), as Sentinel's and
+    // Cluster's do: the server was a replica (of a port where nothing listens) until now.
+    await promoted.replicaof('127.0.0.1', this.closedPort);
+    await promoted.replicaof('NO', 'ONE');
+    await this.restoreInto(promoted, snapshot.dumps);
     this.current = target;
     this.currentSince = hrNow();
     this.note(`failover to server ${target} holding snapshot taken at ${(snapshot.at - this.began).toFixed(1)} ms`);
@@ -501,7 +507,9 @@ class World {
 
 let servers: RedisServer[] = [];
 let clients: Redis[] = [];
+let closedPort = 0;
 beforeAll(async () => {
+  closedPort = await freePort();
   servers = await Promise.all([startRedis(), startRedis()]);
   clients = servers.map((s) => new Redis(s.url, { connectionName: 'model-member' }));
 });
@@ -515,7 +523,7 @@ describe('the scripts as a state machine', () => {
     'never let more than N members believe they hold a slot, and delivered epochs only grow',
     async () => {
       const property = fc.asyncProperty(scenarioArbitrary, async (scenario) => {
-        const world = new World(clients, scenario);
+        const world = new World(clients, closedPort, scenario);
         try {
           // Prelude: everyone joins, and the group's first quarantine (one A) runs out.
           for (const m of world.members) await world.join(m);
