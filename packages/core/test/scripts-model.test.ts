@@ -2,11 +2,12 @@
 // members — not the Member class, but the member's rules written down here — call the real
 // Lua scripts on two real redis-servers M and R, with A of tens of ms, while the test loses
 // state the way deployments do: a failover to a replica that lags (an earlier snapshot of the
-// group's keys, DUMPed from the current server, RESTOREd into the other one, whose run_id
-// differs; the same for a crash with `appendfsync everysec`, since a restarted server has a
-// new run_id), failovers back and forth, and one key lost (eviction, DEL). A snapshot used is
-// always one of the current server's history since it became current: what a replica of it
-// can hold. After every step it checks S1 (no more than N members can believe they hold a
+// group's keys, DUMPed from the current server, RESTOREd into the other one, which is promoted:
+// its run_id differs from the first one's and its master_replid is new; a crash with
+// `appendfsync everysec` looks the same, a restarted server has a new run_id), failovers back
+// and forth (Sentinel's ping-pong: the first master, a lagging replica of the second one
+// meanwhile, is promoted again), and one key lost (eviction, DEL). A snapshot used is always
+// one of the current server's history since it became current: what a replica of it can hold. After every step it checks S1 (no more than N members can believe they hold a
 // slot at one instant) and S2 (delivered epochs only grow, per member id and per slot).
 //
 // Not in this menu: an older copy of one key restored by hand, writes lost with no change of
