@@ -84,7 +84,7 @@ const stepArbitrary: fc.Arbitrary<Step> = fc.oneof(
   { arbitrary: fc.record({ kind: fc.constant('setGoal'), goal: fc.integer({ min: 1, max: 3 }) }), weight: 1 },
   { arbitrary: fc.record({ kind: fc.constant('wait'), ms: fc.integer({ min: 1, max: A + H }) }), weight: 3 },
   { arbitrary: fc.record({ kind: fc.constant('snapshot') }), weight: 4 },
-  { arbitrary: fc.record({ kind: fc.constant('failover'), back: fc.nat(3) }), weight: 5 },
+  { arbitrary: fc.record({ kind: fc.constant('failover'), back: fc.nat(3) }), weight: 8 },
   { arbitrary: fc.record({ kind: fc.constant('lose'), key: fc.nat(KEY_KINDS.length - 1) }), weight: 2 },
 ) as fc.Arbitrary<Step>;
 
