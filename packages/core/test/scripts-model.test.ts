@@ -18,8 +18,11 @@
 // - it believes it holds (slot, epoch) from the moment it delivers a grant until
 //   t0 + A·(1−ρ) − δ of its latest successful renewal (t0 taken before sending), or until a
 //   reply says otherwise: then it stops at once;
-// - it renews claiming what it holds, with the incarnation and version of its last reply and
-//   the highest epoch it has seen for itself;
+// - it renews claiming what it holds, with the incarnation and version of its last join or renew
+//   reply, the highest epoch it has seen for itself and when that reply said its lease ends;
+// - only a renewal's reply delivers a grant;
+// - a refusal of its object (MEMBER_EXISTS: another object holds the id; PARAM_MISMATCH) ends it:
+//   it stops believing at once, and a new object with the id may join later;
 // - it never delivers an epoch it has seen released, revoked or delivered already;
 // - it releases a slot it was told to release, and an epoch it gave up.
 //
@@ -119,6 +122,10 @@ class SimMember {
   lapsing = false;
   deadline = Number.NEGATIVE_INFINITY;
   view: MemberView | undefined;
+  /** Whether `view` came from a renewal: only such a reply delivers a grant. */
+  viewFromRenewal = false;
+  /** When the server said its lease ends (its latest join or renew reply), 0 if none. */
+  leaseEnd = 0;
   belief: Belief | undefined;
   /** Epochs it must never deliver: released, revoked or delivered already. */
   readonly seen = new Set<number>();
@@ -202,6 +209,7 @@ class World {
   }
 
   async script(m: SimMember, name: ScriptName, args: (string | number)[]): Promise<MemberView | undefined> {
+    const object = m;
     try {
       const view = parseView(name, await runScript(this.redis, name, this.keys, args, m.id));
       this.note(
@@ -209,13 +217,19 @@ class World {
       );
       return view;
     } catch (error) {
-      this.note(`${m.id} ${name} failed: ${(error as Error).message.split('\n')[0]}`);
+      const message = (error as Error).message.split('\n')[0] ?? '';
+      this.note(`${m.id} ${name} failed: ${message}`);
+      // The object is refused for good: it stops and leaves; a new object may join later.
+      const code = (error as { code?: string }).code;
+      if ((code === 'MEMBER_EXISTS' || code === 'PARAM_MISMATCH') && this.members.includes(object)) {
+        this.restart(object, `refused: ${code}`);
+      }
       return undefined;
     }
   }
 
   /** Applies a reply; `sentAt` is t0 for a call that renews the lease (join, renew). */
-  async apply(m: SimMember, view: MemberView, sentAt?: number): Promise<void> {
+  async apply(m: SimMember, view: MemberView, sentAt?: number, renewal = false): Promise<void> {
     const now = hrNow();
     this.expire(m, now);
     if (sentAt !== undefined && view.role !== 'gone') {
@@ -223,8 +237,13 @@ class World {
       if (m.belief) m.belief.end = m.deadline;
     }
     m.view = view;
-    m.incarnation = view.incarnation;
-    m.version = view.version;
+    m.viewFromRenewal = renewal;
+    if (sentAt !== undefined) {
+      // Join and renew replies only: the scripts that check what the member sends back.
+      m.incarnation = view.incarnation;
+      m.version = view.version;
+      m.leaseEnd = view.role === 'gone' ? 0 : view.serverNow + view.activationInterval;
+    }
     if (view.activeGoal > 0) m.goal = view.activeGoal;
     if (view.role === 'active' || view.role === 'releasing') m.floor = Math.max(m.floor, view.epoch);
     const held = m.belief;
@@ -246,7 +265,7 @@ class World {
     if (m.lapsing || !m.joined) return;
     for (const epoch of [...m.toRelease]) {
       m.toRelease.delete(epoch);
-      const view = await this.script(m, 'release', [this.keys.events, m.id, epoch, 'lease-lost', 0]);
+      const view = await this.script(m, 'release', [this.keys.events, m.id, epoch, 'lease-lost', 0, m.nonce]);
       if (view) await this.apply(m, view);
     }
   }
@@ -256,7 +275,7 @@ class World {
     const now = hrNow();
     this.expire(m, now);
     const view = m.view;
-    if (!m.joined || m.belief || view?.role !== 'active') return;
+    if (!m.joined || m.belief || view?.role !== 'active' || !m.viewFromRenewal) return;
     if (m.seen.has(view.epoch) || now >= m.deadline) return;
     const belief: Belief = {
       member: m.id,
@@ -316,9 +335,10 @@ class World {
       m.incarnation,
       m.version,
       m.floor,
+      m.leaseEnd,
     ]);
     if (!view) return;
-    await this.apply(m, view, sentAt);
+    await this.apply(m, view, sentAt, true);
     if (deliver) this.deliver(m);
   }
 
@@ -330,7 +350,7 @@ class World {
 
   async setWeight(m: SimMember, w: number): Promise<void> {
     if (!m.joined || m.lapsing) return;
-    const view = await this.script(m, 'set_weight', [this.keys.events, m.id, w, 0]);
+    const view = await this.script(m, 'set_weight', [this.keys.events, m.id, w, 0, m.nonce]);
     if (!view) return;
     m.weight = w;
     await this.apply(m, view);
@@ -339,7 +359,7 @@ class World {
   async leave(m: SimMember): Promise<void> {
     if (!m.joined || m.lapsing) return;
     this.stop(m, hrNow(), 'leave');
-    const view = await this.script(m, 'leave', [this.keys.events, m.id]);
+    const view = await this.script(m, 'leave', [this.keys.events, m.id, m.nonce]);
     if (view) this.restart(m, 'left');
   }
 
