@@ -7,6 +7,7 @@ import {
   type GroupParams,
   type HistoryEvent,
   HistoryRecorder,
+  isSafetyViolation,
   readHistory,
   testkitRoot,
 } from '../src/index.js';
@@ -134,6 +135,19 @@ function selfDemotion(): HistoryEvent[] {
 
 function rulesOf(result: CheckResult): number[] {
   return result.violations.map((v) => v.rule).sort();
+}
+
+/** The violation of `rule`. */
+function violationOf(result: CheckResult, rule: number) {
+  return result.violations.find((v) => v.rule === rule);
+}
+
+/** The safety rules broken: histories that stop early leave the liveness rules unsettled. */
+function safetyRulesOf(result: CheckResult): number[] {
+  return result.violations
+    .filter(isSafetyViolation)
+    .map((v) => v.rule)
+    .sort();
 }
 
 function explain(result: CheckResult): string {
@@ -290,6 +304,234 @@ describe('checkHistory reports', () => {
       /b missed version 3: a observed it .*learned it only 4005\.0 ms later/,
     );
     expect(result.violations[0]?.window).toEqual([observe(10, 'b', 2), observe(3000, 'a', 3), observe(7005, 'b', 4)]);
+  });
+});
+
+/** An ok renewal as the fixture records it: with the tap's send and reply instants. */
+const renewTapped = (
+  ms: number,
+  member: string,
+  { sentMs = ms - 1, deadlineMs, repliedMs = ms }: { sentMs?: number; deadlineMs?: number; repliedMs?: number } = {},
+): HistoryEvent => ({
+  t: at(ms),
+  member,
+  type: 'renewal',
+  outcome: 'ok',
+  deadline: at(deadlineMs ?? sentMs + LEASE),
+  sentAt: at(sentMs),
+  claimedSentAt: at(sentMs - 0.01),
+  repliedAt: at(repliedMs),
+});
+const renewTappedEvery = (member: string, fromMs: number, toMs: number): HistoryEvent[] =>
+  Array.from({ length: Math.floor((toMs - fromMs) / H) + 1 }, (_, i) => renewTapped(fromMs + i * H, member));
+const work = (ms: number, member: string, epoch: string): HistoryEvent => ({ t: at(ms), member, type: 'work', epoch });
+const settled = (ms: number, member: string, epoch: string): HistoryEvent => ({
+  t: at(ms),
+  member,
+  type: 'deactivate-settled',
+  epoch,
+});
+const weight = (ms: number, member: string, w: number): HistoryEvent => ({
+  t: at(ms),
+  member,
+  type: 'weight',
+  weight: w,
+});
+const redisState = (ms: number, goal: number, slots: [string, string, string, boolean?][]): HistoryEvent => ({
+  t: at(ms),
+  member: 'redis',
+  type: 'redis-state',
+  goal,
+  slots: slots.map(([member, epoch, state, recorded = true], index) => ({ index, member, epoch, state, recorded })),
+});
+
+/**
+ * a (weight 100) is active and renews through the tap; b (weight 50) stands by. At 5000 b's
+ * weight rises to 200: a is asked to release, deactivates at 5010 and its handler settles at
+ * `settledMs`; b activates at `bActivatesMs`.
+ */
+function preemption({ settledMs = 6000, bActivatesMs = 6010 } = {}): HistoryEvent[] {
+  return [
+    join_(0, 'a', 100),
+    join_(10, 'b', 50),
+    ...renewTappedEvery('a', 0, 9000),
+    ...renewTappedEvery('b', 10, 9010),
+    activate(3000, 'a', E1),
+    weight(5000, 'b', 200),
+    deactivate(5010, 'a', E1, 'preempted'),
+    settled(settledMs, 'a', E1),
+    activate(bActivatesMs, 'b', E2),
+  ];
+}
+
+describe('checkHistory, on what the member and Redis reported besides its actions', () => {
+  it('accepts tapped renewals whose deadlines keep to t0 + A(1−ρ), and work inside the belief', () => {
+    const history = [
+      join_(0, 'a'),
+      ...renewTappedEvery('a', 0, 6000),
+      activate(3000, 'a', E1),
+      work(3001, 'a', E1),
+      work(5500, 'a', E1),
+    ];
+    const result = checkHistory(history, params);
+    expect(safetyRulesOf(result), explain(result)).toEqual([]);
+  });
+
+  it('reports a deadline beyond the request’s send instant + A(1−ρ) (rule 7)', () => {
+    const history = [join_(0, 'a'), renewTapped(1000, 'a', { sentMs: 999, deadlineMs: 999 + 2975 })];
+    const result = checkHistory(history, params);
+    expect(safetyRulesOf(result), explain(result)).toEqual([7]);
+    expect(violationOf(result, 7)?.message).toMatch(/deadline 2975\.0 ms after .* beyond A\(1−ρ\)\/r = 2970\.0 ms/);
+  });
+
+  it('scales the bound by the member’s clock rate: a slow clock’s lease lasts longer in real time', () => {
+    const slow = { ...join_(0, 'a'), clockRate: 0.991 } as HistoryEvent;
+    const within = checkHistory([slow, renewTapped(1000, 'a', { sentMs: 999, deadlineMs: 999 + 2995 })], params);
+    expect(safetyRulesOf(within), explain(within)).toEqual([]);
+    const beyond = checkHistory([slow, renewTapped(1000, 'a', { sentMs: 999, deadlineMs: 999 + 3000 })], params);
+    expect(safetyRulesOf(beyond), explain(beyond)).toEqual([7]);
+  });
+
+  it('reports a member that takes its t0 after its request left (rule 7)', () => {
+    const late = { ...renewTapped(1000, 'a', { sentMs: 999 }), claimedSentAt: at(999.8) } as HistoryEvent;
+    const result = checkHistory([join_(0, 'a'), late], params);
+    expect(safetyRulesOf(result), explain(result)).toEqual([7]);
+    expect(violationOf(result, 7)?.message).toMatch(/took its t0 0\.8 ms after its request was sent/);
+  });
+
+  it('reports work after the lease deadline, though no other member was active (rule 8)', () => {
+    // a's last renewal (sent 3999) runs out at 6899; it works at 6950.
+    const history = [join_(0, 'a'), ...renewTappedEvery('a', 0, 4000), activate(3000, 'a', E1), work(6950, 'a', E1)];
+    const result = checkHistory(history, params);
+    expect(safetyRulesOf(result), explain(result)).toEqual([8]);
+    expect(violationOf(result, 8)?.message).toMatch(/a worked with epoch 9007199254740992 at .* outside any belief/);
+  });
+
+  it('reports work stamped with an epoch other than the one the member activated with (rule 8)', () => {
+    const history = [join_(0, 'a'), ...renewTappedEvery('a', 0, 6000), activate(3000, 'a', E2), work(3500, 'a', E1)];
+    const result = checkHistory(history, params);
+    expect(safetyRulesOf(result), explain(result)).toEqual([8]);
+  });
+
+  it('keeps a belief whose renewal reply arrived before the deadline though it was recorded after it', () => {
+    // The lease runs out at 6899; the reply to a request sent at 4500 arrives at 6898.99, 10 µs
+    // before, and is recorded at 6899.05; the member works on its new lease.
+    const history = [
+      join_(0, 'a'),
+      ...renewTappedEvery('a', 0, 4000),
+      activate(3000, 'a', E1),
+      renewTapped(6899.05, 'a', { sentMs: 4500, repliedMs: 6898.99 }),
+      work(6900, 'a', E1),
+    ];
+    const result = checkHistory(history, params);
+    expect(safetyRulesOf(result), explain(result)).toEqual([]);
+  });
+
+  it('reports a renewal reply that arrives after the deadline and finds the slot still held (rule 9)', () => {
+    // a's lease (sent 3999) runs out at 6899; a reply arrives at 7100 with no deactivate before.
+    const history = [
+      join_(0, 'a'),
+      ...renewTappedEvery('a', 0, 4000),
+      activate(3000, 'a', E1),
+      renewTapped(7100, 'a', { sentMs: 6000 }),
+    ];
+    const result = checkHistory(history, params);
+    expect(safetyRulesOf(result), explain(result)).toEqual([9]);
+    expect(violationOf(result, 9)?.message).toMatch(
+      /ran out at .* a renewal reply 201\.0 ms later found it still holding/,
+    );
+  });
+
+  it('accepts the same late reply when the member deactivated on it first', () => {
+    const history = [
+      join_(0, 'a'),
+      ...renewTappedEvery('a', 0, 4000),
+      activate(3000, 'a', E1),
+      deactivate(7100.02, 'a', E1, 'lease-lost'),
+      renewTapped(7100.05, 'a', { sentMs: 6000, repliedMs: 7100 }),
+    ];
+    const result = checkHistory(history, params);
+    expect(safetyRulesOf(result), explain(result)).toEqual([]);
+  });
+
+  it('reports a script request sent twice (rule 10)', () => {
+    const resend: HistoryEvent = { t: at(4200), member: 'a', type: 'resend', firstSentAt: at(3000) };
+    const result = checkHistory([join_(0, 'a'), ...renewTappedEvery('a', 0, 6000), resend], params);
+    expect(safetyRulesOf(result), explain(result)).toEqual([10]);
+    expect(violationOf(result, 10)?.message).toMatch(/a sent a script request again .* 1200\.0 ms after/);
+  });
+
+  it('reports Redis holding a releasing slot and a second one with goal 1, once for the episode (rule 11)', () => {
+    const history = [
+      ...preemption(),
+      redisState(3000, 1, [['a', E1, 'active']]),
+      redisState(5005, 1, [['a', E1, 'releasing']]),
+      redisState(5006, 1, [
+        ['a', E1, 'releasing'],
+        ['b', E2, 'active'],
+      ]),
+      redisState(5500, 1, [
+        ['a', E1, 'releasing'],
+        ['b', E2, 'active'],
+      ]),
+      redisState(6005, 1, [['b', E2, 'active']]),
+    ];
+    const result = checkHistory(history, params);
+    expect(safetyRulesOf(result), explain(result)).toEqual([11]);
+    expect(violationOf(result, 11)?.message).toMatch(
+      /Redis held 2 slots \(1 active, 1 releasing\) with goal 1; slot 1 \(b, .*\) is not below the goal 1 \(for 494\.0 ms\)/,
+    );
+  });
+
+  it('reports a slot holder without a member record outside faults only (rule 11)', () => {
+    const base = [join_(0, 'a'), ...renewTappedEvery('a', 0, 12_000), activate(3000, 'a', E1)];
+    const during = checkHistory(
+      [
+        ...base,
+        fault(5000, 'DEL members'),
+        heal(5001, 'DEL members'),
+        redisState(5002, 1, [['a', E1, 'active', false]]),
+      ],
+      params,
+    );
+    expect(safetyRulesOf(during), explain(during)).toEqual([]);
+    const steady = checkHistory([...base, redisState(6000, 1, [['a', E1, 'active', false]])], params);
+    expect(safetyRulesOf(steady), explain(steady)).toEqual([11]);
+    expect(violationOf(steady, 11)?.message).toMatch(/slot 0 names a, which has no member record/);
+  });
+
+  it('accepts a preemption whose new active activates after the old one’s deactivate handler settled', () => {
+    const result = checkHistory(preemption(), params);
+    expect(safetyRulesOf(result), explain(result)).toEqual([]);
+  });
+
+  it('reports an activation while the old holder’s deactivate handler runs on a live lease (rule 12)', () => {
+    const result = checkHistory(preemption({ bActivatesMs: 5500 }), params);
+    expect(safetyRulesOf(result), explain(result)).toEqual([12]);
+    expect(violationOf(result, 12)?.message).toMatch(
+      /b activated at .* while the deactivate handler of a \(deactivating epoch 9007199254740992 since 490\.0 ms, holding its slot 500\.0 ms longer\) still ran/,
+    );
+  });
+
+  it('accepts an activation while a cut-off member’s handler runs, once its lease may have lapsed', () => {
+    // a's last ok renewal left at 3999: Redis may lapse it from 6999 on; a deactivates at its
+    // deadline (6899) and its handler runs until 8000; b activates at 7010.
+    const history = [
+      join_(0, 'a', 100),
+      join_(10, 'b', 100),
+      ...renewTappedEvery('a', 0, 4000),
+      ...renewTappedEvery('b', 10, 14_010),
+      activate(3000, 'a', E1),
+      fault(4500, 'blackhole a'),
+      deactivate(6899, 'a', E1, 'lease-lost'),
+      activate(7010, 'b', E2),
+      settled(8000, 'a', E1),
+      heal(8000, 'blackhole a'),
+    ];
+    const result = checkHistory(history, params);
+    expect(safetyRulesOf(result), explain(result)).toEqual([]);
+    const early = history.map((e) => (e.type === 'activate' && e.member === 'b' ? activate(6950, 'b', E2) : e));
+    expect(safetyRulesOf(checkHistory(early, params))).toEqual([12]);
   });
 });
 

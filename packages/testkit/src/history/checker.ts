@@ -1,5 +1,8 @@
 import { checkEveryoneLearns } from './awareness.js';
 import { checkConvergence } from './convergence.js';
+import { checkDemoteBeforePromote } from './handover.js';
+import { checkLeaseBound, checkNoRevival, checkWorkInsideBelief } from './lease.js';
+import { checkNoResend, checkRedisState } from './redis-side.js';
 import { checkEpochsIncrease, checkNeverAboveGoal, checkSinkNeverStale } from './safety.js';
 import { checkNoFlapping } from './steadiness.js';
 import { Timeline } from './timeline.js';
@@ -16,9 +19,13 @@ export interface CheckOptions {
  * unique and strictly increase; (3) the sink never accepts a stale epoch; (4) the group
  * converges within A + H + slack after faults heal and after membership changes; (5) nothing
  * activates or deactivates in steady periods; (6) every live member learns every group
- * version within H + slack (from `observe` events).
- * Safety rules (1–3) hold at all times, faults or not; liveness rules (4–6) are suspended
- * while a fault is open.
+ * version within H + slack (from `observe` events); (7) every lease deadline is within
+ * t0 + A(1−ρ)/r of its request; (8) a member works only inside its belief; (9) no late reply
+ * revives a lapsed lease; (10) no script request is sent twice; (11) Redis holds no more
+ * slots than the goal, each below it and with a member record; (12) demote before promote:
+ * nobody activates while a deactivate handler still holds the slot it needs.
+ * Safety rules (1–3, 7–12) hold at all times, faults or not; liveness rules (4–6) are
+ * suspended while a fault is open.
  */
 export function checkHistory(history: History, params: GroupParams, options: CheckOptions = {}): CheckResult {
   validate(params, options);
@@ -32,6 +39,12 @@ export function checkHistory(history: History, params: GroupParams, options: Che
     ...checkConvergence(timeline, params, settleNs),
     ...checkNoFlapping(timeline, settleNs),
     ...checkEveryoneLearns(timeline, nanoseconds(params.heartbeatIntervalMs) + slackNs),
+    ...checkLeaseBound(timeline, params),
+    ...checkWorkInsideBelief(timeline),
+    ...checkNoRevival(timeline),
+    ...checkNoResend(timeline),
+    ...checkRedisState(timeline, settleNs),
+    ...checkDemoteBeforePromote(timeline, params),
   ];
   return { ok: violations.length === 0, violations };
 }
@@ -48,6 +61,7 @@ function validate(params: GroupParams, options: CheckOptions): void {
     ['activationIntervalMs', params.activationIntervalMs],
     ['heartbeatIntervalMs', params.heartbeatIntervalMs],
     ['slackMs', options.slackMs ?? 0],
+    ['clockDrift', params.clockDrift ?? 0],
   ] as const) {
     if (!Number.isFinite(value) || value < 0)
       throw new RangeError(`${field} must be a finite number ≥ 0, got ${value}`);

@@ -7,10 +7,23 @@ const RULE_TITLES: Record<RuleNumber, string> = {
   4: 'convergence after faults and changes',
   5: 'no flapping in steady periods',
   6: 'every live member learns every change',
+  7: 'a lease ends by t0 + A(1−ρ) − δ',
+  8: 'a member works only while it believes it holds the lease',
+  9: 'a lapsed lease is never revived',
+  10: 'no script request is sent twice',
+  11: 'Redis never holds more slots than the goal',
+  12: 'demote before promote',
 };
 
+/** Liveness rules, judged outside fault windows; every other rule is a safety rule, judged always. */
+const LIVENESS_RULES: ReadonlySet<RuleNumber> = new Set([4, 5, 6]);
+
+export function isSafetyRule(rule: RuleNumber): boolean {
+  return !LIVENESS_RULES.has(rule);
+}
+
 /** Fields shown as times relative to the window rather than as raw hrtime values. */
-const TIME_FIELDS = new Set(['deadline', 'requestSentAt']);
+const TIME_FIELDS = new Set(['deadline', 'requestSentAt', 'sentAt', 'claimedSentAt', 'repliedAt', 'firstSentAt']);
 
 /** A duration in nanoseconds as milliseconds, e.g. `1500.0`. */
 export function ms(ns: bigint): string {
@@ -63,7 +76,7 @@ function describeFields(event: HistoryEvent, origin: bigint): string {
   for (const [key, value] of Object.entries(event)) {
     if (key === 't' || key === 'member' || key === 'type') continue;
     if (TIME_FIELDS.has(key) && typeof value === 'bigint') parts.push(`${key}=${offset(value - origin)}`);
-    else parts.push(`${key}=${String(value)}`);
+    else parts.push(`${key}=${typeof value === 'object' ? JSON.stringify(value) : String(value)}`);
   }
   return parts.length > 0 ? ` ${parts.join(' ')}` : '';
 }

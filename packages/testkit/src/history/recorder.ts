@@ -71,15 +71,25 @@ export function byTime(a: HistoryEvent, b: HistoryEvent): number {
   return a.t < b.t ? -1 : a.t > b.t ? 1 : 0;
 }
 
-type FieldKind = 'string' | 'number' | 'decimal' | 'bigint';
+type FieldKind = 'string' | 'number' | 'decimal' | 'bigint' | 'slots';
 
 /** The fields each event type needs beyond t, member and type; `?` marks optional ones. */
 const FIELDS: Record<HistoryEventType, Record<string, FieldKind>> = {
-  join: { weight: 'number' },
-  renewal: { outcome: 'string', 'deadline?': 'bigint' },
+  join: { weight: 'number', 'clockRate?': 'number' },
+  renewal: {
+    outcome: 'string',
+    'deadline?': 'bigint',
+    'sentAt?': 'bigint',
+    'claimedSentAt?': 'bigint',
+    'repliedAt?': 'bigint',
+  },
   prepare: {},
   activate: { epoch: 'decimal', 'requestSentAt?': 'bigint' },
   deactivate: { epoch: 'decimal', reason: 'string' },
+  'deactivate-settled': { epoch: 'decimal' },
+  work: { epoch: 'decimal' },
+  resend: { firstSentAt: 'bigint' },
+  'redis-state': { goal: 'number', slots: 'slots' },
   leave: {},
   killed: {},
   fault: { fault: 'string' },
@@ -115,7 +125,9 @@ export function parseEvent(line: string, where: string): HistoryEvent {
       if (!optional) fail(`missing ${name}`);
       continue;
     }
-    if (kind === 'bigint' || kind === 'decimal') {
+    if (kind === 'slots') {
+      if (!Array.isArray(value) || !value.every(isSlot)) fail(`${name} must be a list of slots`);
+    } else if (kind === 'bigint' || kind === 'decimal') {
       if (typeof value !== 'string' || !DECIMAL.test(value)) fail(`${name} must be a decimal string`);
       if (kind === 'bigint') event[name] = BigInt(value as string);
     } else if (typeof value !== kind) {
@@ -127,4 +139,18 @@ export function parseEvent(line: string, where: string): HistoryEvent {
     if (raw.outcome === 'ok' && raw.deadline === undefined) fail('an ok renewal needs its deadline');
   }
   return event as unknown as HistoryEvent;
+}
+
+function isSlot(value: unknown): boolean {
+  const s = value as Record<string, unknown>;
+  return (
+    typeof s === 'object' &&
+    s !== null &&
+    typeof s.index === 'number' &&
+    typeof s.member === 'string' &&
+    typeof s.epoch === 'string' &&
+    DECIMAL.test(s.epoch) &&
+    typeof s.state === 'string' &&
+    typeof s.recorded === 'boolean'
+  );
 }

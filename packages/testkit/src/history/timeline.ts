@@ -48,18 +48,23 @@ export class Timeline {
   readonly memberships: Membership[] = [];
   readonly faults: FaultEpisode[] = [];
   readonly #okRenewals = new Map<string, OkRenewal[]>();
+  readonly #byMember = new Map<string, HistoryEvent[]>();
 
   constructor(history: History) {
     this.events = [...history].sort(byTime);
     this.start = this.events[0]?.t ?? 0n;
     this.end = this.events.at(-1)?.t ?? 0n;
-    const byMember = new Map<string, HistoryEvent[]>();
     for (const event of this.events) {
-      const own = byMember.get(event.member) ?? [];
+      const own = this.#byMember.get(event.member) ?? [];
       own.push(event);
-      byMember.set(event.member, own);
+      this.#byMember.set(event.member, own);
     }
-    for (const [member, events] of byMember) this.#followMember(member, events);
+    for (const [member, events] of this.#byMember) {
+      this.#followMember(
+        member,
+        [...events].sort((a, b) => compare(handledAt(a), handledAt(b))),
+      );
+    }
     this.#followFaults();
   }
 
@@ -84,6 +89,16 @@ export class Timeline {
     return this.#okRenewals.get(member)?.findLast((r) => r.t <= t);
   }
 
+  /** The member's events, in history order. */
+  eventsOf(member: string): readonly HistoryEvent[] {
+    return this.#byMember.get(member) ?? [];
+  }
+
+  /** The member's stay in the group at instant t, if it was in it. */
+  membershipAt(member: string, t: bigint): Membership | undefined {
+    return this.memberships.findLast((m) => m.member === member && m.join.t <= t);
+  }
+
   /** Whether a fault is open just after the events at t. */
   faultOpenAt(t: bigint): boolean {
     return this.faults.some((f) => f.start <= t && (f.end === undefined || t < f.end));
@@ -106,7 +121,7 @@ export class Timeline {
     };
     for (const event of events) {
       // A deadline that passed before this event ended the belief then; nothing later revives it.
-      if (believing && deadline !== undefined && deadline <= event.t) stopBelieving(deadline, undefined);
+      if (believing && deadline !== undefined && deadline <= handledAt(event)) stopBelieving(deadline, undefined);
       switch (event.type) {
         case 'join':
           deadline = undefined;
@@ -162,4 +177,20 @@ export class Timeline {
       }
     }
   }
+}
+
+/**
+ * When the member acted on an event: an ok renewal's reply reached it at `repliedAt` (when
+ * known), a moment before the event was recorded; every other event when it was recorded.
+ * A reply that arrived before the deadline extends the belief even if its event was stamped
+ * a moment after it.
+ */
+export function handledAt(event: HistoryEvent): bigint {
+  return event.type === 'renewal' && event.outcome === 'ok' && event.repliedAt !== undefined
+    ? event.repliedAt
+    : event.t;
+}
+
+function compare(a: bigint, b: bigint): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -14,6 +14,8 @@ interface At {
 export interface JoinEvent extends At {
   type: 'join';
   weight: number;
+  /** The member's clock runs this many times as fast as the real one (default 1): rule 7 scales its lease by it. */
+  clockRate?: number;
 }
 
 /** When the renewal's reply (or failure) arrives. */
@@ -22,6 +24,15 @@ export type RenewalEvent = At & { type: 'renewal' } & (
         outcome: 'ok';
         /** The member's safe lease deadline on this clock: after it, `isActive()` is false. */
         deadline: bigint;
+        /**
+         * Optional, from the script tap: when the request this reply answers was written (a
+         * bound above the member's t0, which it takes before sending). Rules 7 and 12 need it.
+         */
+        sentAt?: bigint;
+        /** Optional: the t0 the member says it took before sending, on this clock (rule 7). */
+        claimedSentAt?: bigint;
+        /** Optional, from the script tap: when the reply arrived, before the member handled it (rule 9). */
+        repliedAt?: bigint;
       }
     | { outcome: 'failed' | 'unknown' }
   );
@@ -49,6 +60,53 @@ export interface DeactivateEvent extends At {
   type: 'deactivate';
   epoch: string;
   reason: string;
+}
+
+/** When the deactivate handler settled (the member may give its slot back only from then on). */
+export interface DeactivateSettledEvent extends At {
+  type: 'deactivate-settled';
+  epoch: string;
+}
+
+/**
+ * Each time `isActive()` is true right before the member works on the sink, stamped just
+ * before that check: the member acts as the holder of `epoch` now (rule 8).
+ */
+export interface WorkEvent extends At {
+  type: 'work';
+  epoch: string;
+}
+
+/**
+ * A script request handed to the connection a second time (an offline queue flushed, or a
+ * request resent after a reconnect): S5 forbids both on the lease connection (rule 10).
+ */
+export interface ResendEvent extends At {
+  type: 'resend';
+  /** When the request was first handed to the connection. */
+  firstSentAt: bigint;
+}
+
+/** One slot as Redis held it. */
+export interface RedisSlot {
+  index: number;
+  member: string;
+  epoch: string;
+  /** 'active' or 'releasing'. */
+  state: string;
+  /** Whether the holder has a member record. */
+  recorded: boolean;
+}
+
+/**
+ * The group's slots as an administrator read them from Redis, in one atomic read, when they
+ * changed (scenario/invariants.ts). `goal` is 0 when the group has no parameters (forgotten
+ * or lost): rule 11 does not judge those.
+ */
+export interface RedisStateEvent extends At {
+  type: 'redis-state';
+  goal: number;
+  slots: RedisSlot[];
 }
 
 /** When `leave()` is called. */
@@ -97,6 +155,10 @@ export type HistoryEvent =
   | PrepareEvent
   | ActivateEvent
   | DeactivateEvent
+  | DeactivateSettledEvent
+  | WorkEvent
+  | ResendEvent
+  | RedisStateEvent
   | LeaveEvent
   | KilledEvent
   | FaultEvent
@@ -113,9 +175,11 @@ export interface GroupParams {
   activeGoal: number;
   activationIntervalMs: number;
   heartbeatIntervalMs: number;
+  /** ρ, the clock drift members allow for (default 0.01, as in DESIGN S1). */
+  clockDrift?: number;
 }
 
-export type RuleNumber = 1 | 2 | 3 | 4 | 5 | 6;
+export type RuleNumber = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11 | 12;
 
 export interface Violation {
   rule: RuleNumber;

@@ -1,3 +1,4 @@
+import { isSafetyRule } from '../history/format.js';
 import type { Violation } from '../history/types.js';
 import type { ScenarioResult } from './harness.js';
 
@@ -29,7 +30,7 @@ export function formatMs(ms: number | undefined): string {
   return ms === undefined ? '-' : `${Math.round(ms)} ms`;
 }
 
-/** Safety rules (1–3) hold at all times; liveness rules (4–6) outside fault windows. */
+/** Safety rules (1–3, 7–12) hold at all times; liveness rules (4–6) outside fault windows. */
 export function isSafetyViolation(violation: Violation): boolean {
-  return violation.rule <= 3;
+  return isSafetyRule(violation.rule);
 }
