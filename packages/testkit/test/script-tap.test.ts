@@ -12,10 +12,16 @@ afterEach(() => {
 function recorder() {
   const sent: bigint[] = [];
   const replies: ScriptExchange[] = [];
+  const resent: bigint[] = [];
   return {
     sent,
     replies,
-    tap: { onSend: (t: bigint) => sent.push(t), onReply: (e: ScriptExchange) => replies.push(e) },
+    resent,
+    tap: {
+      onSend: (t: bigint) => sent.push(t),
+      onReply: (e: ScriptExchange) => replies.push(e),
+      onResend: (first: bigint) => resent.push(first),
+    },
   };
 }
 
@@ -31,6 +37,22 @@ describe('the script tap', () => {
     expect(sent).toHaveLength(1);
     expect(replies.map((r) => r.reply)).toEqual([7]);
     expect(replies[0]?.sentAt).toBe(sent[0]);
+    expect(replies[0]?.repliedAt).toBeGreaterThan(sent[0] ?? 0n);
+  });
+
+  it('reports a script that went through the offline queue as sent twice, and none without the queue', async () => {
+    const server = await startRedis();
+    const { sent, resent, tap } = recorder();
+    const client = tappedRedis(server.url, tap);
+    // Not connected yet: with the offline queue the request waits, and is handed over again once connected.
+    const queued = client.duplicate({ enableOfflineQueue: true });
+    const direct = client.duplicate({ enableOfflineQueue: false });
+    clients.push(client, queued, direct);
+    expect(await queued.eval('return 1', 0)).toBe(1);
+    expect(resent).toEqual([sent[0]]);
+    await direct.connect();
+    expect(await direct.eval('return 2', 0)).toBe(2);
+    expect(resent).toHaveLength(1);
   });
 
   it('sees the scripts of a Cluster client’s duplicates, once per request, with the final reply', async () => {

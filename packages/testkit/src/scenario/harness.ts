@@ -11,6 +11,7 @@ import type { ReplicatedPair } from '../redis/replicated.js';
 import type { SentinelSet, StartSentinelSetOptions } from '../redis/sentinel.js';
 import { startRedis } from '../redis/start.js';
 import type { RedisServer, StartRedisOptions } from '../redis/types.js';
+import { REDIS_STATE_FILE, watchRedisState } from './invariants.js';
 import { convergenceAfterFaults } from './measures.js';
 import type { GroupIntervals } from './member-args.js';
 import { type MemberExit, MemberProcess, untilMembers } from './member-process.js';
@@ -39,6 +40,8 @@ export interface MemberSpec {
   params?: Partial<GroupIntervals>;
   /** Aborts the join's AbortSignal this many ms after the join began (inside it, or after it). */
   abortJoinAfterMs?: number;
+  /** How long its deactivate handler takes, in ms (default 0; below A). */
+  deactivateMs?: number;
 }
 
 /** How long `spawn` waits: until the member joined (default), or until its first join attempt ended either way. */
@@ -438,6 +441,7 @@ export class ScenarioRun {
         id: spec.id,
         weight: spec.weight,
         clockRate: spec.clockRate ?? 1,
+        deactivateMs: spec.deactivateMs ?? 0,
         history: join(this.#dir, `${file}.jsonl`),
         sinkHistory: join(this.#dir, `${file}.sink.jsonl`),
         sinkUrl: this.sinkRedis.url,
@@ -609,6 +613,7 @@ export class ScenarioRun {
   historyFiles(): string[] {
     return [
       join(this.#dir, 'harness.jsonl'),
+      join(this.#dir, REDIS_STATE_FILE),
       ...this.processes.flatMap((m) => [m.args.history, m.args.sinkHistory]),
     ].filter((path) => existsSync(path));
   }
@@ -670,6 +675,8 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
     const sinkOffset = await redisClockOffset(sink.url);
     run = new ScenarioRun(scenario, options, { topology, sink, sinkOffset }, dir, controller.signal);
     const r = run;
+    const watch = watchRedisState(r);
+    servers.push({ stop: () => watch.stop() });
     await Promise.all(scenario.members.map((spec) => r.spawn(spec)));
     await r.untilConverged(CHILD_START_MS);
     await r.sleep(r.settleMs);
@@ -684,6 +691,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
     });
     await r.sleep(r.settleMs);
     await r.finish();
+    await watch.stop();
     await r.shutdown();
     await Promise.allSettled(servers.map((s) => s.stop()));
 

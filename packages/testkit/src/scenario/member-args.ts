@@ -19,6 +19,8 @@ export interface MemberArgs extends GroupIntervals, MemberConnection {
   weight: number;
   /** Its clock runs this many times as fast as the real one (1 = no drift). */
   clockRate: number;
+  /** How long its deactivate handler takes, in ms (below A: a handler is abandoned after A). */
+  deactivateMs: number;
   /** Its history file; sink decisions go to `sinkHistory`. */
   history: string;
   sinkHistory: string;
@@ -46,6 +48,7 @@ const NUMBERS = [
   'activationInterval',
   'clockRate',
   'abortJoinAfterMs',
+  'deactivateMs',
 ] as const;
 const STRINGS = [
   'url',
@@ -96,6 +99,7 @@ export function parseMemberArgv(argv: readonly string[]): MemberArgs {
     preparationInterval: number('preparationInterval'),
     activationInterval: number('activationInterval'),
     clockRate: number('clockRate'),
+    deactivateMs: number('deactivateMs'),
     history: value('history'),
     sinkHistory: value('sinkHistory'),
     sinkUrl: value('sinkUrl'),

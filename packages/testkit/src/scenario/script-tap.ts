@@ -4,6 +4,8 @@ import { parseNodes } from './topology.js';
 export interface ScriptExchange {
   /** `process.hrtime.bigint()` just before the request was written: a bound below when Redis ran it. */
   sentAt: bigint;
+  /** When the reply arrived, before the caller saw it: a bound above when Redis ran it. */
+  repliedAt: bigint;
   reply: unknown;
 }
 
@@ -12,6 +14,11 @@ export interface ScriptTap {
   onSend?(sentAt: bigint): void;
   /** Every script reply that arrived in time, with its request's send time. */
   onReply?(exchange: ScriptExchange): void;
+  /**
+   * A script request handed to the client again: an offline queue flushed after a reconnect,
+   * or an unfinished request resent. The connection that carries leases must never do either (S5).
+   */
+  onResend?(firstSentAt: bigint): void;
 }
 
 const SCRIPT_COMMANDS = new Set(['evalsha', 'eval']);
@@ -19,18 +26,24 @@ const SCRIPT_COMMANDS = new Set(['evalsha', 'eval']);
 /** Wraps a client's `sendCommand` so that script requests and their replies reach the tap. */
 function tapSend<C extends Redis | Cluster>(client: C, tap: ScriptTap): void {
   const send = client.sendCommand.bind(client) as (command: Command, ...rest: unknown[]) => unknown;
-  // A Cluster client sends a command through here again when it flushes its offline queue.
-  const seen = new WeakSet<Command>();
+  // A client sends a command through here again when it flushes its offline queue or resends
+  // what was unfinished at a reconnect: the tap reports that, and times the first attempt.
+  const firstSent = new WeakMap<Command, bigint>();
   (client as { sendCommand: (command: Command, ...rest: unknown[]) => unknown }).sendCommand = (command, ...rest) => {
-    if (!SCRIPT_COMMANDS.has(command.name) || seen.has(command)) return send(command, ...rest);
-    seen.add(command);
+    if (!SCRIPT_COMMANDS.has(command.name)) return send(command, ...rest);
+    const first = firstSent.get(command);
+    if (first !== undefined) {
+      tap.onResend?.(first);
+      return send(command, ...rest);
+    }
     // A Cluster client follows MOVED / ASK below this call: the tap sees one request, sent at
     // its first attempt (still a bound below when Redis ran it), and its final reply.
     const sentAt = process.hrtime.bigint();
+    firstSent.set(command, sentAt);
     tap.onSend?.(sentAt);
     const result = send(command, ...rest);
     command.promise.then(
-      (reply: unknown) => tap.onReply?.({ sentAt, reply }),
+      (reply: unknown) => tap.onReply?.({ sentAt, repliedAt: process.hrtime.bigint(), reply }),
       () => undefined,
     );
     return result;

@@ -1,0 +1,84 @@
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { HistoryRecorder } from '../history/recorder.js';
+import type { RedisSlot } from '../history/types.js';
+import type { ScenarioRun } from './harness.js';
+
+/** The file, in a run's folder, that holds the `redis-state` events. */
+export const REDIS_STATE_FILE = 'redis-state.jsonl';
+
+/**
+ * Reads the goal and the slots in one step, each slot with whether its holder has a member
+ * record. Keys: 1 config, 2 slots, 3 members (DESIGN §4, with the default prefix). A slot it
+ * cannot read comes back as `unreadable`: the data model changed, and so must this script.
+ */
+const READ_STATE = `
+local goal = tonumber(redis.call('HGET', KEYS[1], 'activeGoal') or '0') or 0
+local flat = redis.call('HGETALL', KEYS[2])
+local slots, unreadable = {}, {}
+for i = 1, #flat, 2 do
+  local ok, s = pcall(cjson.decode, flat[i + 1])
+  if ok and type(s) == 'table' and type(s.m) == 'string' and tonumber(flat[i]) then
+    slots[#slots + 1] = { index = tonumber(flat[i]), member = s.m, epoch = tostring(s.e), state = tostring(s.s),
+      recorded = redis.call('HEXISTS', KEYS[3], s.m) == 1 }
+  else
+    unreadable[#unreadable + 1] = flat[i] .. '=' .. flat[i + 1]
+  end
+end
+return cjson.encode({ goal = goal, slots = slots, unreadable = unreadable })
+`;
+
+const EVERY_MS = 25;
+
+export interface RedisStateWatch {
+  /** Stops reading and closes the file; idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Reads the group's state from Redis as an administrator every 25 ms, on whichever server
+ * holds the group now, and records a `redis-state` event whenever it changed (checker rule
+ * 11). EVAL_RO, so that nothing counts it among the scripts members ran. A read that fails (a
+ * server down, frozen or moving) is skipped; a slot it cannot read is a criterion not met.
+ */
+export function watchRedisState(run: ScenarioRun): RedisStateWatch {
+  let readAt = 0n;
+  const recorder = new HistoryRecorder(join(run.historyDir, REDIS_STATE_FILE), 'redis', () => readAt);
+  const key = (kind: string) => `understudy:{${run.group}}:${kind}`;
+  let stopped = false;
+  let reportedUnreadable = false;
+  const loop = (async () => {
+    let last = '';
+    while (!stopped && !run.signal.aborted) {
+      readAt = process.hrtime.bigint();
+      try {
+        const server = await run.master();
+        const text = await server.admin('EVAL_RO', READ_STATE, '3', key('config'), key('slots'), key('members'));
+        const state = JSON.parse(text) as { goal: number; slots: RedisSlot[] | object; unreadable: string[] | object };
+        const slots = Array.isArray(state.slots) ? state.slots : [];
+        const unreadable = Array.isArray(state.unreadable) ? state.unreadable : [];
+        if (unreadable.length > 0 && !reportedUnreadable) {
+          reportedUnreadable = true;
+          run.unmet(
+            `the Redis state watch could not read slots ${unreadable.join(', ')}: update scenario/invariants.ts`,
+          );
+        }
+        const snapshot = JSON.stringify([state.goal, slots]);
+        if (snapshot !== last && !stopped) {
+          last = snapshot;
+          recorder.record({ type: 'redis-state', goal: state.goal, slots });
+        }
+      } catch {
+        // not readable now: a fault is at work
+      }
+      await sleep(EVERY_MS);
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      recorder.close();
+    },
+  };
+}
