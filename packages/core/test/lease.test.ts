@@ -1,0 +1,71 @@
+import { type Clock, joinGroup, type Member } from '@understudy/core';
+import { plainRedis, type RedisServer, tappedRedis } from '@understudy/testkit';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { FAST, uniqueGroup, waitFor } from './helpers.js';
+
+// S4 at the instants where timers cannot help: a member's clock is made to jump past its lease
+// deadline between two of its own steps, so only the checks S4 asks for can notice.
+
+let server: RedisServer;
+beforeAll(async () => {
+  server = await plainRedis();
+});
+const members: Member[] = [];
+afterEach(async () => {
+  await Promise.allSettled(members.splice(0).map((m) => m.leave()));
+});
+
+/** The real monotonic clock, plus a jump a test can add. */
+function jumpingClock(): Clock & { jump(ms: number): void } {
+  let offset = 0;
+  return {
+    now: () => performance.now() + offset,
+    jump(ms: number) {
+      offset += ms;
+    },
+  };
+}
+
+describe('the lease deadline (S4)', () => {
+  it('makes isActive() false the moment it passes, before the member’s own deadline timer ran', async () => {
+    const clock = jumpingClock();
+    const member = await joinGroup({ redis: server.url, group: uniqueGroup('s4'), weight: 1, ...FAST, clock });
+    members.push(member);
+    await waitFor(() => member.isActive(), 'the member to activate', 5000);
+
+    clock.jump(FAST.activationInterval);
+    // Synchronously after the jump: no timer, no reply has run, the state is still 'active'.
+    expect(member.state).toBe('active');
+    expect(member.isActive()).toBe(false);
+  });
+
+  it('is not extended by a renewal reply that arrives after it passed: the member deactivates first', async () => {
+    const clock = jumpingClock();
+    let leaseDeadline = 0;
+    let armed = false;
+    let jumped = false;
+    // The jump happens as a renewal request leaves, after the member took its t0: by the time
+    // the reply arrives, the lease that renewal would extend has run out on the member's clock.
+    const redis = tappedRedis(server.url, {
+      onSend: () => {
+        if (!armed || jumped) return;
+        jumped = true;
+        clock.jump(leaseDeadline - clock.now() + 1);
+      },
+    });
+    const member = await joinGroup({ redis, group: uniqueGroup('s4'), weight: 1, ...FAST, clock });
+    members.push(member);
+    const seen: string[] = [];
+    member.on('renewal', (r) => {
+      leaseDeadline = r.leaseDeadline;
+      if (jumped) seen.push(`renewal ${r.outcome}`);
+    });
+    member.on('deactivate', (info) => seen.push(`deactivate ${info.reason}`));
+    await waitFor(() => member.isActive(), 'the member to activate', 5000);
+    armed = true;
+
+    await waitFor(() => seen.length > 0, 'the reply to the renewal sent at the jump', 5000);
+    expect(seen[0]).toBe('deactivate lease-lost');
+    redis.disconnect();
+  });
+});

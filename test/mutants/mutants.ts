@@ -1,0 +1,168 @@
+// Semantic mutants of the core (`pnpm mutants`, docs/RELIABILITY.md "Mutants"): each breaks one
+// rule of DESIGN §2 (or the demote-before-promote handover of §1) with a small edit, and names
+// the tests of the default run that must catch it. `find` must occur exactly once in `file`:
+// when the code moves, the runner says the mutant no longer applies, and it is updated here.
+
+export interface MutantTest {
+  /** A test file of the default run, from the repository root. */
+  file: string;
+  /** Only the tests whose full name contains this (vitest `-t`); all of the file's when absent. */
+  name?: string;
+}
+
+export interface Mutant {
+  id: string;
+  /** The rule it breaks: S1–S7, L1–L3 (DESIGN §2) or `handover` (§1). */
+  rule: string;
+  /** What the mutant does, in words. */
+  breaks: string;
+  file: string;
+  find: string;
+  replace: string;
+  /** Tried in order; the first that fails kills the mutant. */
+  tests: readonly MutantTest[];
+}
+
+const MEMBER = 'packages/core/src/member/member.ts';
+const LIB = 'packages/core/src/lua/lib.lua';
+const FAULTS = 'test/fault-injection.test.ts';
+
+export const MUTANTS: readonly Mutant[] = [
+  // ---- the seven of issue 13 ----
+  {
+    id: 's4-t0-after-reply',
+    rule: 'S4',
+    breaks: 'the lease is extended from the reply’s arrival instead of from t0 taken before sending',
+    file: MEMBER,
+    find: "    this.#extendLease(result.sentAt, margin, 'ok');",
+    replace: "    this.#extendLease(s.clock.now(), margin, 'ok');",
+    tests: [{ file: FAULTS, name: 'no fault' }],
+  },
+  {
+    id: 's4-isactive-ignores-deadline',
+    rule: 'S4',
+    breaks: '`isActive()` ignores the lease deadline',
+    file: MEMBER,
+    find: "    return this.#state === 'active' && this.#held !== undefined && this.#settings.clock.now() < this.#leaseDeadline;",
+    replace: "    return this.#state === 'active' && this.#held !== undefined;",
+    tests: [{ file: 'packages/core/test/lease.test.ts' }],
+  },
+  {
+    id: 's6-no-quarantine-on-server-change',
+    rule: 'S6',
+    breaks: 'no quarantine when the script runs on another server than the one that last wrote the group',
+    file: LIB,
+    find: '  G.quarantine_until = G.now + G.activation\n',
+    replace: '  G.quarantine_until = G.now\n',
+    tests: [
+      { file: 'packages/core/test/failover.test.ts', name: 'holds every grant for A when the group was last written' },
+    ],
+  },
+  {
+    id: 's2-epoch-stored-plus-one',
+    rule: 'S2',
+    breaks: 'the epoch is only the stored epoch + 1, not also above Redis’s time',
+    file: LIB,
+    find: '  local epoch = math.max(G.epoch + 1, G.now * 1000)',
+    replace: '  local epoch = G.epoch + 1',
+    tests: [
+      { file: 'packages/core/test/failover.test.ts', name: 'activates nobody for A after a restart that outlived' },
+    ],
+  },
+  {
+    id: 'handover-releasing-not-held',
+    rule: 'handover',
+    breaks: 'a releasing slot is not counted as held, so the preemptor is granted before the old holder stopped',
+    file: LIB,
+    find: '    count = count + 1\n',
+    replace: "    if s.s == 'active' then count = count + 1 end\n",
+    tests: [
+      { file: 'packages/core/test/handover.test.ts', name: 'waits for its handler before activating the newcomer' },
+      { file: FAULTS, name: 'pub/sub connections killed during a preemption' },
+    ],
+  },
+  {
+    id: 's5-offline-queue',
+    rule: 'S5',
+    breaks: 'the lease connection queues commands while disconnected and resends them after a reconnect',
+    file: 'packages/core/src/connections.ts',
+    find: '    enableOfflineQueue: false,\n    autoResendUnfulfilledCommands: false,\n',
+    replace: '    enableOfflineQueue: true,\n    autoResendUnfulfilledCommands: true,\n',
+    tests: [{ file: FAULTS, name: 'blackhole of an active' }],
+  },
+  {
+    id: 's4-late-reply-extends',
+    rule: 'S4',
+    breaks: 'a renewal reply handled after the deadline extends the lease instead of finding it lost',
+    file: MEMBER,
+    find: "    this.#checkDeadline();\n    this.#extendLease(result.sentAt, margin, 'ok');",
+    replace: "    this.#extendLease(result.sentAt, margin, 'ok');",
+    tests: [{ file: 'packages/core/test/lease.test.ts' }],
+  },
+  // ---- at least one per rule of DESIGN §2 ----
+  {
+    id: 's1-lease-ignores-drift',
+    rule: 'S1',
+    breaks: 'a member believes for A after t0, ignoring clock drift (ρ) and event-loop lag (δ)',
+    file: MEMBER,
+    find: '    const deadline = sentAt + s.activationInterval * (1 - s.clockDrift) - margin;',
+    replace: '    const deadline = sentAt + s.activationInterval;',
+    tests: [{ file: FAULTS, name: 'member clocks drifting at the bound' }],
+  },
+  {
+    id: 's3-coarse-redis-clock',
+    rule: 'S3',
+    breaks: 'scripts read Redis’s clock to the second, so leases lapse up to a second early',
+    file: LIB,
+    find: '  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)',
+    replace: '  return tonumber(t[1]) * 1000',
+    tests: [
+      { file: 'packages/core/test/failover.test.ts', name: 'activates the ranking standby within A of a SIGKILL' },
+      { file: FAULTS, name: 'SIGKILL of the active' },
+    ],
+  },
+  {
+    id: 's7-activate-on-announcement',
+    rule: 'S7',
+    breaks: 'an announcement naming the member active is taken as a grant, without the server’s reply',
+    file: MEMBER,
+    find: "      const hints = (change.role === 'preparing' || change.role === 'standby') && !held;",
+    replace:
+      "      const hints = (change.role === 'preparing' || change.role === 'standby' || change.role === 'active') && !held;",
+    tests: [{ file: 'packages/core/test/stale-server.test.ts' }],
+  },
+  {
+    id: 'l1-lowest-ranked-desired',
+    rule: 'L1',
+    breaks: 'the group keeps the lowest-ranked live members active instead of the top ones',
+    file: LIB,
+    find: "  local top = wanted > 0 and call('ZRANGE', K.rank, 0, wanted - 1) or {}",
+    replace: "  local top = wanted > 0 and call('ZRANGE', K.rank, -wanted, -1) or {}",
+    tests: [{ file: 'packages/core/test/ranking.test.ts' }],
+  },
+  {
+    id: 'l2-no-takeover-timer',
+    rule: 'L2',
+    breaks: 'the next in line arms no timer at the actives’ lease deadline: it notices a lapse at its next renewal',
+    file: MEMBER,
+    find: '    if (view.watchDeadline <= 0 || this.#held || this.#closing) return;',
+    replace: '    if (view.watchDeadline > -1 || this.#held || this.#closing) return;',
+    tests: [
+      { file: 'packages/core/test/failover.test.ts', name: 'activates the ranking standby within A of a SIGKILL' },
+    ],
+  },
+  {
+    id: 'l3-leave-without-script',
+    rule: 'L3',
+    breaks: 'leave() gives nothing back: the next member waits for the lease to lapse',
+    file: MEMBER,
+    find: "      await this.#call('leave', [this.#keys.events, this.id]);",
+    replace: '      await Promise.resolve();',
+    tests: [
+      {
+        file: 'packages/core/test/handover.test.ts',
+        name: 'activates the next member at once when the active one leaves',
+      },
+    ],
+  },
+];
