@@ -66,6 +66,7 @@ export const MUTANTS: readonly Mutant[] = [
     find: '  local epoch = math.max(G.epoch + 1, G.now * 1000)',
     replace: '  local epoch = G.epoch + 1',
     tests: [
+      { file: 'packages/core/test/epochs.test.ts' },
       { file: 'packages/core/test/failover.test.ts', name: 'activates nobody for A after a restart that outlived' },
     ],
   },
@@ -147,9 +148,7 @@ export const MUTANTS: readonly Mutant[] = [
     file: MEMBER,
     find: '    if (view.watchDeadline <= 0 || this.#held || this.#closing) return;',
     replace: '    if (view.watchDeadline > -1 || this.#held || this.#closing) return;',
-    tests: [
-      { file: 'packages/core/test/failover.test.ts', name: 'activates the ranking standby within A of a SIGKILL' },
-    ],
+    tests: [{ file: 'packages/core/test/takeover.test.ts' }],
   },
   {
     id: 'l3-leave-without-script',
