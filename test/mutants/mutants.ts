@@ -34,8 +34,8 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'S4',
     breaks: 'the lease is extended from the reply’s arrival instead of from t0 taken before sending',
     file: MEMBER,
-    find: "    this.#extendLease(result.sentAt, margin, 'ok');",
-    replace: "    this.#extendLease(s.clock.now(), margin, 'ok');",
+    find: '    this.#extendLease(result.sentAt, margin, result.view.activationInterval);',
+    replace: '    this.#extendLease(s.clock.now(), margin, result.view.activationInterval);',
     tests: [{ file: FAULTS, name: 'no fault' }],
   },
   {
@@ -52,8 +52,8 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'S6',
     breaks: 'no quarantine when the script runs on another server than the one that last wrote the group',
     file: LIB,
-    find: '  G.quarantine_until = G.now + G.activation\n',
-    replace: '  G.quarantine_until = G.now\n',
+    find: '  G.run_id = run_id\n  G.quarantine_until = G.now + G.activation\n',
+    replace: '  G.run_id = run_id\n  G.quarantine_until = G.now\n',
     tests: [
       { file: 'packages/core/test/failover.test.ts', name: 'holds every grant for A when the group was last written' },
     ],
@@ -96,9 +96,33 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'S4',
     breaks: 'a renewal reply handled after the deadline extends the lease instead of finding it lost',
     file: MEMBER,
-    find: "    this.#checkDeadline();\n    this.#extendLease(result.sentAt, margin, 'ok');",
-    replace: "    this.#extendLease(result.sentAt, margin, 'ok');",
+    find: '    this.#checkDeadline();\n    this.#extendLease(result.sentAt, margin, result.view.activationInterval);',
+    replace: '    this.#extendLease(result.sentAt, margin, result.view.activationInterval);',
     tests: [{ file: 'packages/core/test/lease.test.ts' }],
+  },
+  // ---- the findings of issue 13 that the core fixes, one each ----
+  {
+    id: 's6-delivers-retired-epoch',
+    rule: 'S6',
+    breaks: 'the member keeps no ledger: it may deliver an epoch it has seen released or revoked',
+    file: MEMBER,
+    find: '    if (epoch > this.#retiredFloor) this.#retiredFloor = epoch;\n',
+    replace: '',
+    tests: [
+      {
+        file: 'packages/core/test/lost-state.test.ts',
+        name: 'never delivers a grant that was given back on the old master',
+      },
+    ],
+  },
+  {
+    id: 's6-missing-key-not-lost',
+    rule: 'S6',
+    breaks: 'a group key that is missing (deleted, evicted) is not treated as lost state',
+    file: LIB,
+    find: "  lost_state(G, table.concat(lost, ','))\n",
+    replace: '',
+    tests: [{ file: 'packages/core/test/lost-state.test.ts', name: 'DEL of the' }],
   },
   // ---- at least one per rule of DESIGN §2 ----
   {
@@ -106,8 +130,8 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'S1',
     breaks: 'a member believes for A after t0, ignoring clock drift (ρ) and event-loop lag (δ)',
     file: MEMBER,
-    find: '    const deadline = sentAt + s.activationInterval * (1 - s.clockDrift) - margin;',
-    replace: '    const deadline = sentAt + s.activationInterval;',
+    find: '    const deadline = sentAt + a * (1 - s.clockDrift) - margin;',
+    replace: '    const deadline = sentAt + a;',
     tests: [{ file: FAULTS, name: 'member clocks drifting at the bound' }],
   },
   {
@@ -123,14 +147,19 @@ export const MUTANTS: readonly Mutant[] = [
     ],
   },
   {
-    id: 's7-activate-on-announcement',
+    id: 's7-deaf-after-a-future-version',
     rule: 'S7',
-    breaks: 'an announcement naming the member active is taken as a grant, without the server’s reply',
+    breaks: 'a reply no longer resets what the member last heard: one announcement from the future deafens it',
     file: MEMBER,
-    find: "      const hints = (change.role === 'preparing' || change.role === 'standby') && !held;",
-    replace:
-      "      const hints = (change.role === 'preparing' || change.role === 'standby' || change.role === 'active') && !held;",
-    tests: [{ file: 'packages/core/test/stale-server.test.ts' }],
+    find: '    this.#heard = version;\n    const known = this.#known;',
+    replace: '    const known = this.#known;',
+    tests: [
+      { file: 'packages/core/test/stale-server.test.ts' },
+      {
+        file: 'packages/core/test/lost-state.test.ts',
+        name: 'one with a future incarnation does not deafen a standby',
+      },
+    ],
   },
   {
     id: 'l1-lowest-ranked-desired',

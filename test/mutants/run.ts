@@ -56,9 +56,13 @@ const chosen = only.length > 0 ? MUTANTS.filter((m) => only.includes(m.id)) : MU
 
 if (values.list) {
   for (const m of chosen) {
-    console.log(`${m.id} (${m.rule}): ${m.breaks}\n  ${m.file}\n  killed by: ${m.tests.map(describeTest).join('; ')}`);
+    const why = inapplicable(m, ROOT);
+    console.log(
+      `${m.id} (${m.rule}): ${m.breaks}\n  ${m.file}: ${why ? `NOT APPLICABLE: ${why}` : 'applies'}\n` +
+        `  killed by: ${m.tests.map(describeTest).join('; ')}`,
+    );
   }
-  process.exit(0);
+  process.exit(chosen.some((m) => inapplicable(m, ROOT)) ? 1 : 0);
 }
 
 const scratch = makeScratchCopy();
@@ -118,18 +122,23 @@ function makeScratchCopy(): string {
 
 // ---- running -------------------------------------------------------------------------------
 
+/** Why the mutant cannot be applied to the tree at `root`, or undefined if it can. */
+function inapplicable(mutant: Mutant, root: string): string | undefined {
+  const path = join(root, mutant.file);
+  if (!existsSync(path)) return `${mutant.file} does not exist: update the mutant`;
+  const occurrences = readFileSync(path, 'utf8').split(mutant.find).length - 1;
+  return occurrences === 1
+    ? undefined
+    : `its find snippet occurs ${occurrences} times in ${mutant.file} (it must occur once): update the mutant`;
+}
+
 async function runMutant(mutant: Mutant): Promise<Verdict> {
+  const why = inapplicable(mutant, scratch);
+  if (why) return { kind: 'not applicable', why };
   const path = join(scratch, mutant.file);
-  if (!existsSync(path)) return { kind: 'not applicable', why: `${mutant.file} does not exist: update the mutant` };
   const original = readFileSync(path, 'utf8');
-  const occurrences = original.split(mutant.find).length - 1;
-  if (occurrences !== 1) {
-    return {
-      kind: 'not applicable',
-      why: `its find snippet occurs ${occurrences} times in ${mutant.file} (it must occur once): update the mutant`,
-    };
-  }
-  writeFileSync(path, original.replace(mutant.find, mutant.replace));
+  // A function, so that `$` in the replacement is taken literally.
+  writeFileSync(path, original.replace(mutant.find, () => mutant.replace));
   const started = performance.now();
   try {
     for (const [index, test] of mutant.tests.entries()) {
