@@ -153,13 +153,7 @@ export const MUTANTS: readonly Mutant[] = [
     file: MEMBER,
     find: '    this.#heard = version;\n    const known = this.#known;',
     replace: '    const known = this.#known;',
-    tests: [
-      { file: 'packages/core/test/stale-server.test.ts' },
-      {
-        file: 'packages/core/test/lost-state.test.ts',
-        name: 'one with a future incarnation does not deafen a standby',
-      },
-    ],
+    tests: [{ file: 'packages/core/test/announcements.test.ts' }, { file: 'packages/core/test/stale-server.test.ts' }],
   },
   {
     id: 'l1-lowest-ranked-desired',

@@ -138,7 +138,10 @@ async function runMutant(mutant: Mutant): Promise<Verdict> {
   const path = join(scratch, mutant.file);
   const original = readFileSync(path, 'utf8');
   // A function, so that `$` in the replacement is taken literally.
-  writeFileSync(path, original.replace(mutant.find, () => mutant.replace));
+  writeFileSync(
+    path,
+    original.replace(mutant.find, () => mutant.replace),
+  );
   const started = performance.now();
   try {
     for (const [index, test] of mutant.tests.entries()) {
