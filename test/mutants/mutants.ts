@@ -109,6 +109,7 @@ export const MUTANTS: readonly Mutant[] = [
     find: '    if (epoch > this.#retiredFloor) this.#retiredFloor = epoch;\n',
     replace: '',
     tests: [
+      { file: 'packages/core/test/ledger.test.ts' },
       {
         file: 'packages/core/test/lost-state.test.ts',
         name: 'never delivers a grant that was given back on the old master',
