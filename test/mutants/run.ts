@@ -162,8 +162,14 @@ async function runMutant(mutant: Mutant): Promise<Verdict> {
 async function baseline(mutants: readonly Mutant[]): Promise<boolean> {
   const specs = new Map(mutants.flatMap((m) => m.tests.map((t) => [describeTest(t), t] as const)));
   let ok = true;
-  for (const [description, test] of specs) {
-    const outcome = await runTest(test, `baseline-${[...specs.keys()].indexOf(description)}`);
+  for (const [index, [description, test]] of [...specs].entries()) {
+    let outcome = await runTest(test, `baseline-${index}`);
+    if (outcome.kind === 'failed') {
+      // A timing test may fail once on a loaded machine: say so, and let a second run decide.
+      console.log(`baseline ${description}: failed once (${outcome.test}); running it again`);
+      outcome = await runTest(test, `baseline-${index}-again`);
+      if (outcome.kind === 'passed') console.log(`  passed the second time: a kill by it alone may be spurious`);
+    }
     console.log(`baseline ${description}: ${outcome.kind === 'failed' ? `FAILED (${outcome.test})` : outcome.kind}`);
     if (outcome.kind !== 'passed') ok = false;
   }
