@@ -52,8 +52,8 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'S6',
     breaks: 'no quarantine when the script runs on another server than the one that last wrote the group',
     file: LIB,
-    find: '  G.run_id = run_id\n  G.quarantine_until = G.now + G.activation\n',
-    replace: '  G.run_id = run_id\n  G.quarantine_until = G.now\n',
+    find: '  G.repl_id = repl_id\n  G.quarantine_until = G.now + G.activation\n',
+    replace: '  G.repl_id = repl_id\n  G.quarantine_until = G.now\n',
     tests: [
       { file: 'packages/core/test/failover.test.ts', name: 'holds every grant for A when the group was last written' },
     ],
@@ -179,7 +179,7 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'L3',
     breaks: 'leave() gives nothing back: the next member waits for the lease to lapse',
     file: MEMBER,
-    find: "      await this.#call('leave', [this.#keys.events, this.id]);",
+    find: "      await this.#call('leave', [this.#keys.events, this.id, this.#nonce]);",
     replace: '      await Promise.resolve();',
     tests: [
       {
