@@ -29,6 +29,21 @@ beforeAll(async () => {
 afterAll(() => observer.disconnect());
 const join = memberFactory(() => server);
 
+/** A group with `a` (20) active and `b` (10) standing by, both watched, with their advisories. */
+async function activePair(label: string) {
+  const group = uniqueGroup(label);
+  const timeline = new Timeline();
+  const advisories: Advisory[] = [];
+  const a = await join({ group, memberId: 'a', weight: 20 });
+  const b = await join({ group, memberId: 'b', weight: 10 });
+  for (const member of [a, b]) {
+    timeline.watch(member);
+    member.on('advisory', (advisory) => advisories.push(advisory));
+  }
+  await waitFor(() => a.isActive(), 'a active', 3 * A);
+  return { group, keys: groupKeys(group), timeline, advisories, a, b };
+}
+
 describe('a failover to a server that lost writes (F13)', () => {
   it('never delivers a grant that was given back on the old master: the new server reports it to no one', async () => {
     // DESIGN S6 / issue 13 finding 1, with H = 100, P = 400, A = 1500 ms.
@@ -237,14 +252,8 @@ describe('an AbortSignal aborted while joinGroup() runs (F17)', () => {
 
 describe('a group that loses one of its keys (F18)', () => {
   it('DEL of the ranking: rebuilt, and the standby takes over once the active leaves', async () => {
-    const group = uniqueGroup('lost-rank');
-    const timeline = new Timeline();
-    const a = await join({ group, memberId: 'a', weight: 20 });
-    const b = await join({ group, memberId: 'b', weight: 10 });
-    timeline.watch(a);
-    timeline.watch(b);
-    await waitFor(() => a.isActive(), 'a active', 3 * A);
-    await observer.del(groupKeys(group).rank);
+    const { keys, timeline, a, b } = await activePair('lost-rank');
+    await observer.del(keys.rank);
     await sleep(2 * H);
     await a.leave();
     // Lost state: one activation interval of quarantine from the moment it was found.
@@ -253,14 +262,7 @@ describe('a group that loses one of its keys (F18)', () => {
   });
 
   it('DEL of the slots: the holder keeps its slot and epoch, and the group is quarantined', async () => {
-    const group = uniqueGroup('lost-slots');
-    const keys = groupKeys(group);
-    const timeline = new Timeline();
-    const a = await join({ group, memberId: 'a', weight: 20 });
-    const b = await join({ group, memberId: 'b', weight: 10 });
-    timeline.watch(a);
-    timeline.watch(b);
-    await waitFor(() => a.isActive(), 'a active', 3 * A);
+    const { keys, timeline, a } = await activePair('lost-slots');
     const epoch = a.epoch;
     await observer.del(keys.slots);
     await sleep(A + 4 * H);
@@ -275,16 +277,8 @@ describe('a group that loses one of its keys (F18)', () => {
   });
 
   it('DEL of the config, then the active leaves: the group forms again and the standby takes over', async () => {
-    const group = uniqueGroup('lost-config');
-    const timeline = new Timeline();
-    const advisories: Advisory[] = [];
-    const a = await join({ group, memberId: 'a', weight: 20 });
-    const b = await join({ group, memberId: 'b', weight: 10 });
-    b.on('advisory', (advisory) => advisories.push(advisory));
-    timeline.watch(a);
-    timeline.watch(b);
-    await waitFor(() => a.isActive(), 'a active', 3 * A);
-    await observer.del(groupKeys(group).config);
+    const { keys, timeline, advisories, a, b } = await activePair('lost-config');
+    await observer.del(keys.config);
     await a.leave();
     await waitFor(() => b.isActive(), 'b active', 2 * A + H + 500);
     expect(advisories.map((x) => x.code)).not.toContain('CORRUPT_STATE');
@@ -292,16 +286,7 @@ describe('a group that loses one of its keys (F18)', () => {
   });
 
   it('a slot naming a member without a record (slots older than the records): dropped, and the holder reclaims its own', async () => {
-    const group = uniqueGroup('orphan-slot');
-    const keys = groupKeys(group);
-    const timeline = new Timeline();
-    const advisories: Advisory[] = [];
-    const a = await join({ group, memberId: 'a', weight: 20 });
-    const b = await join({ group, memberId: 'b', weight: 10 });
-    a.on('advisory', (advisory) => advisories.push(advisory));
-    timeline.watch(a);
-    timeline.watch(b);
-    await waitFor(() => a.isActive(), 'a active', 3 * A);
+    const { keys, timeline, advisories, a } = await activePair('orphan-slot');
     const epoch = a.epoch;
     await observer.hset(keys.slots, '0', '{"m":"phantom","e":"5","t":"0","s":"active","r":"initial"}');
     await sleep(A + 4 * H);
@@ -313,14 +298,7 @@ describe('a group that loses one of its keys (F18)', () => {
   });
 
   it('DEL of the member records: every member stays, the active keeps its epoch', async () => {
-    const group = uniqueGroup('lost-members');
-    const keys = groupKeys(group);
-    const timeline = new Timeline();
-    const a = await join({ group, memberId: 'a', weight: 20 });
-    const b = await join({ group, memberId: 'b', weight: 10 });
-    timeline.watch(a);
-    timeline.watch(b);
-    await waitFor(() => a.isActive(), 'a active', 3 * A);
+    const { keys, timeline, a } = await activePair('lost-members');
     const epoch = a.epoch;
     await observer.del(keys.members);
     await sleep(A + 4 * H);

@@ -14,17 +14,8 @@ local weight, goal, activation = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(
 local heartbeat, preparation = tonumber(ARGV[6]), tonumber(ARGV[7])
 
 local G = load_group(read_now())
--- Lapsed members go first: an id whose member crashed is free again once its lease ran out,
--- and a group whose members all lapsed has forgotten its parameters.
-if G.exists and G.goal > 0 then
-  expire_lapsed(G)
-  forget_if_empty(G)
-end
-local mismatch = param_mismatch(G, goal, activation)
-if mismatch then
-  commit(G, channel)
-  return mismatch
-end
+local refused = admit(G, channel, goal, activation)
+if refused then return refused end
 local existing = read_member(id)
 if existing and existing.n ~= ARGV[10] then
   return redis.error_reply('MEMBER_EXISTS ' .. id)

@@ -500,6 +500,20 @@ local function commit(G, channel)
   call('SPUBLISH', channel, cjson.encode({ i = G.created, v = G.version, c = G.changes }))
 end
 
+-- Checks a join, or a rejoin, like the first member's: lapsed members go first (an id whose
+-- member crashed is free again once its lease ran out, and a group whose members all lapsed
+-- has forgotten its parameters), then the parameters must match the group's. Returns the
+-- error to reply with, after announcing what the expiry changed, or nil.
+local function admit(G, channel, goal, activation)
+  if G.exists and G.goal > 0 then
+    expire_lapsed(G)
+    forget_if_empty(G)
+  end
+  local mismatch = param_mismatch(G, goal, activation)
+  if mismatch then commit(G, channel) end
+  return mismatch
+end
+
 -- The reply every member script sends to its caller: the member's role and what it
 -- needs to arm its timers.
 --   1 role ('active' | 'releasing' | 'preparing' | 'standby' | 'gone')  2 epoch (string)

@@ -39,16 +39,9 @@ if m then
     return redis.error_reply('PARAM_MISMATCH activationInterval ' .. activation .. ' ' .. G.activation)
   end
 else
-  -- A rejoin is checked like a join (join.lua), once lapsed members are gone.
-  if G.exists and G.goal > 0 then
-    expire_lapsed(G)
-    forget_if_empty(G)
-  end
-  local mismatch = param_mismatch(G, goal, activation)
-  if mismatch then
-    commit(G, channel)
-    return mismatch
-  end
+  -- A rejoin is checked like a join.
+  local refused = admit(G, channel, goal, activation)
+  if refused then return refused end
 end
 ensure_group(G, goal, activation, heartbeat)
 check_member_knowledge(G, tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]))
