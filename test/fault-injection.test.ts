@@ -1,6 +1,7 @@
 // The CI profile of the reliability suite (docs/RELIABILITY.md): every fixed fault scenario
-// once, two of the Sentinel and Cluster ones, then churn for a short while. Each scenario runs once and is judged twice: safety
-// (rules 1–3 of the history checker, and Redis never counting more actives than the goal),
+// once, some of the fault kinds of issue 13, three of the Sentinel and Cluster ones, then churn
+// for a short while. Each scenario runs once and is judged twice: safety (rules 1–3 and 7–12 of
+// the history checker, and Redis never counting more actives than the goal),
 // then liveness (rules 4–6 outside fault windows) and the scenario's own criteria. A failure
 // prints the checker's windows, the seed and the folder that keeps the histories;
 // `pnpm chaos --only <scenario> --seed-of-run <seed> --minutes 1` replays the same plan.

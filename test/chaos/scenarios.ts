@@ -1,7 +1,9 @@
 // The fault scenarios of the reliability suite (docs/RELIABILITY.md): each one a group of
 // history-recording member processes, the faults it injects, and how it passes. Every run is
 // checked against DESIGN.md §2 by the test kit's history checker: rules 1–3 (never more than
-// the goal, increasing epochs, a sink that accepts nothing stale) at all times, rules 4–6
+// the goal, increasing epochs, a sink that accepts nothing stale) and 7–12 (the S4 arithmetic,
+// work inside the belief, no revived lease, no resent script, Redis-side slot invariants,
+// demote before promote) at all times, rules 4–6
 // (convergence, no flapping, everyone learns every change) outside fault windows. A scenario's
 // `verify` adds what must have happened for the run to prove anything (a failover did occur,
 // the stale write did reach the sink and was refused, …).
