@@ -210,7 +210,8 @@ const pubsubKilled: Scenario = {
   title: 'pub/sub connections killed during a preemption: members catch up by renewing (S7)',
   criteria: 'the handover completes: the old active deactivates (preempted), then the new top member activates',
   params: INTERVALS,
-  members: TRIO,
+  // The actives' deactivate handlers take a while: the challenger must wait for them (rule 12).
+  members: TRIO.map((m) => ({ ...m, deactivateMs: 200 })),
   async run(run) {
     const active = theActive(run);
     const challenger = run.member('c');
