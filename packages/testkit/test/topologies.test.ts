@@ -7,6 +7,16 @@ afterEach(() => {
   for (const client of clients.splice(0)) client.disconnect();
 });
 
+async function replicationOffset(port: number, field: string): Promise<number> {
+  const node = new Redis({ host: '127.0.0.1', port, lazyConnect: true });
+  try {
+    await node.connect();
+    return Number(new RegExp(`${field}:(\\d+)`).exec(await node.info('replication'))?.[1] ?? -1);
+  } finally {
+    node.disconnect();
+  }
+}
+
 describe('startCluster', () => {
   it('serves every slot, and a replica takes over when a master is SIGKILLed', async () => {
     const cluster = await startCluster();
@@ -24,6 +34,11 @@ describe('startCluster', () => {
 
     const owner = await cluster.masterFor('{orders}:probe');
     const replica = topology.find((n) => n.masterId === topology.find((m) => m.port === owner.port)?.id);
+    // Replication is asynchronous: kill the master only once its replica has the write.
+    const written = await replicationOffset(owner.port, 'master_repl_offset');
+    await expect
+      .poll(() => replicationOffset(replica?.port ?? 0, 'slave_repl_offset'), { timeout: 5000 })
+      .toBeGreaterThanOrEqual(written);
     await owner.kill('SIGKILL');
     await cluster.waitUntilHealthy();
     const promoted = await cluster.masterFor('{orders}:probe');
