@@ -437,7 +437,7 @@ describe('Redis restarted empty', () => {
 });
 
 describe('Redis restarted with its data', () => {
-  it('holds every grant for A when the group was last written by another server (run_id changed)', async () => {
+  it('holds every grant for A when the group was last written by another server (its replication id changed)', async () => {
     const server = await ownServer();
     const group = uniqueGroup('runid');
     const timeline = new Timeline();
