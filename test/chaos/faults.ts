@@ -546,7 +546,7 @@ function lastOkRenewal(outcome: ScenarioOutcome, member: string, from: bigint, t
  * runs with `min-replicas-to-write 1`, so it refuses writes once no replica acknowledged for
  * `min-replicas-max-lag` s, and Sentinel's down-after is above that bound plus Redis's 2 s of
  * granularity (checked at join) — the old master stops extending leases before the replica is
- * promoted, and the promoted replica grants nothing for A after its run_id changed (S6).
+ * promoted, and the promoted replica grants nothing for A after its replication id changed (S6).
  */
 const partitionedMaster: Scenario = {
   name: 'sentinel-partitioned-master',

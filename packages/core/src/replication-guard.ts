@@ -15,7 +15,7 @@ export const MIN_REPLICAS_SLACK_MS = 2000;
  * The split brain of asynchronous replication, under Sentinel: a master partitioned from the
  * Sentinels and its replicas, but not from an active member, keeps extending that member's
  * lease while the Sentinels promote a replica — and the promoted replica grants the slot once
- * its quarantine (A after the run_id change, S6) is over. It is safe only if the old master
+ * its quarantine (A after the change of replication id, S6) is over. It is safe only if the old master
  * stops taking writes before the promotion can happen: `min-replicas-to-write` ≥ 1, and
  * Sentinel's `down-after-milliseconds` ≥ 1000 × (`min-replicas-max-lag` + 2). Then the old
  * master's last renewal precedes the promotion, its lease ends (on the member's clock) before
