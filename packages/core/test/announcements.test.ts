@@ -1,7 +1,7 @@
 import { groupKeys, joinGroup, type Member } from '@understudy/core';
-import { type RedisServer, startRedis, uniqueGroup, waitFor } from '@understudy/testkit';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { uniqueGroup, waitFor } from '@understudy/testkit';
+import { afterAll, describe, expect, it } from 'vitest';
+import { fileServer } from './helpers.js';
 
 // S7: announcements only speed things up, and every reply says where the group stands. A
 // forged announcement from the future must not cost a member its speed for longer than one
@@ -14,17 +14,10 @@ const STANDBY_H = 450;
 const HANDOVER_LIMIT_MS = 100;
 const ROUNDS = 3;
 
-let server: RedisServer;
-let observer: Redis;
+const { server, observer } = fileServer();
 const members: Member[] = [];
-beforeAll(async () => {
-  server = await startRedis();
-  observer = new Redis(server.url, { maxRetriesPerRequest: 1 });
-});
 afterAll(async () => {
   await Promise.allSettled(members.map((m) => m.leave()));
-  observer.disconnect();
-  await server.stop();
 });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -35,7 +28,7 @@ describe('announcements (S7)', () => {
     const keys = groupKeys(group);
     const joinHigh = async () => {
       const high = await joinGroup({
-        redis: server.url,
+        redis: server().url,
         group,
         memberId: 'high',
         weight: 20,
@@ -47,7 +40,7 @@ describe('announcements (S7)', () => {
     };
     let high = await joinHigh();
     const low = await joinGroup({
-      redis: server.url,
+      redis: server().url,
       group,
       memberId: 'low',
       weight: 10,
@@ -58,8 +51,8 @@ describe('announcements (S7)', () => {
     const handovers: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       await waitFor(() => high.isActive() && !low.isActive(), 'high to be the active', 10 * A);
-      const [created, version] = await observer.hmget(keys.config, 'createdAt', 'version');
-      await observer.spublish(keys.events, JSON.stringify({ i: created, v: Number(version) + 1000, c: [] }));
+      const [created, version] = await observer().hmget(keys.config, 'createdAt', 'version');
+      await observer().spublish(keys.events, JSON.stringify({ i: created, v: Number(version) + 1000, c: [] }));
       // Every member renews at least once meanwhile: its reply says where the group really is.
       await sleep(2 * STANDBY_H);
       await high.leave();

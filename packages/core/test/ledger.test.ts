@@ -1,7 +1,7 @@
 import { groupKeys, joinGroup, type Member } from '@understudy/core';
-import { type RedisServer, startRedis, uniqueGroup, waitFor } from '@understudy/testkit';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { uniqueGroup, waitFor } from '@understudy/testkit';
+import { afterAll, describe, expect, it } from 'vitest';
+import { fileServer } from './helpers.js';
 
 // S6's last line: a member never delivers an epoch it has seen released or revoked, whatever
 // a server says. Here the server is fooled on purpose — its slots are put back as they were
@@ -10,24 +10,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-let server: RedisServer;
-let observer: Redis;
+const { server, observer } = fileServer();
 const members: Member[] = [];
-beforeAll(async () => {
-  server = await startRedis();
-  observer = new Redis(server.url, { maxRetriesPerRequest: 1 });
-});
 afterAll(async () => {
   await Promise.allSettled(members.map((m) => m.leave()));
-  observer.disconnect();
-  await server.stop();
 });
 
 describe('the epoch ledger (S6)', () => {
   it('never delivers a grant the member gave back, even when its server reports it again', async () => {
     const group = uniqueGroup('ledger');
     const keys = groupKeys(group);
-    const common = { redis: server.url, group, preparationInterval: 400, activationInterval: 1500 };
+    const common = { redis: server().url, group, preparationInterval: 400, activationInterval: 1500 };
     let prepares = 0;
     let slowPrepareDone = false;
     // X renews often and its first prepare is slow: its first grant waits behind it.
@@ -50,7 +43,7 @@ describe('the epoch ledger (S6)', () => {
 
     const granted = await waitFor(
       async () => {
-        const slot = await observer.hget(keys.slots, '0');
+        const slot = await observer().hget(keys.slots, '0');
         return slot && (JSON.parse(slot) as { m: string }).m === 'x' ? (JSON.parse(slot) as { e: string }) : undefined;
       },
       'x to be granted a slot',
@@ -58,7 +51,7 @@ describe('the epoch ledger (S6)', () => {
       2,
     );
     const e1 = Number(granted.e);
-    const slotsAtGrant = await observer.dumpBuffer(keys.slots);
+    const slotsAtGrant = await observer().dumpBuffer(keys.slots);
     // X gives E1 back before delivering it; Y gets E2.
     await x.setWeight(5);
     await waitFor(() => y.isActive(), 'y to activate', 5000);
@@ -66,7 +59,7 @@ describe('the epoch ledger (S6)', () => {
     // Once nothing queues X's actions, right after one of Y's renewals, the slots go back to X holding E1.
     await waitFor(() => slowPrepareDone, 'the slow prepare to settle', 5000);
     await new Promise<void>((resolve) => y.once('renewal', () => resolve()));
-    await observer.restore(keys.slots, 0, slotsAtGrant as Buffer, 'REPLACE');
+    await observer().restore(keys.slots, 0, slotsAtGrant as Buffer, 'REPLACE');
     await sleep(1000);
     expect(delivered).not.toContain(e1);
   });
