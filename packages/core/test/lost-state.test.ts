@@ -44,20 +44,53 @@ async function activePair(label: string) {
   return { group, keys: groupKeys(group), timeline, advisories, a, b };
 }
 
+interface LaggingFailover {
+  /** What members join through: the master until `failOver`, the promoted server after it. */
+  forwarder: Switch;
+  /** The old master itself, and a plain client on it. */
+  master: RedisServer;
+  admin: Redis;
+  /** A plain client on the server that will be promoted. */
+  promoted: Redis;
+  /** Members to leave at the end. */
+  members: Member[];
+  /** The master dies; the promoted server holds `copy` of the group's keys (an older state). */
+  failOver(copy: Map<string, Buffer>): Promise<void>;
+}
+
+/** A master, an empty server to promote with an older copy of the group, and clean-up after `body`. */
+async function withLaggingFailover(body: (f: LaggingFailover) => Promise<void>): Promise<void> {
+  const master = await startRedis();
+  const replica = await startRedis();
+  const forwarder = await Switch.start(master.port);
+  const admin = new Redis(master.url);
+  const promoted = new Redis(replica.url);
+  const members: Member[] = [];
+  const failOver = async (copy: Map<string, Buffer>) => {
+    await restore(promoted, copy);
+    forwarder.to(replica.port);
+    admin.disconnect();
+    await master.kill('SIGKILL');
+  };
+  try {
+    await body({ forwarder, master, admin, promoted, members, failOver });
+  } finally {
+    await Promise.allSettled(members.map((m) => m.leave()));
+    admin.disconnect();
+    promoted.disconnect();
+    await forwarder.close();
+    await Promise.all([master.stop(), replica.stop()]);
+  }
+}
+
 describe('a failover to a server that lost writes (F13)', () => {
   it('never delivers a grant that was given back on the old master: the new server reports it to no one', async () => {
     // DESIGN S6 / issue 13 finding 1, with H = 100, P = 400, A = 1500 ms.
     const intervals = { heartbeatInterval: 100, preparationInterval: 400, activationInterval: 1500 };
-    const master = await startRedis();
-    const replica = await startRedis();
-    const forwarder = await Switch.start(master.port);
     const group = uniqueGroup('lost-write');
     const keys = groupKeys(group);
     const timeline = new Timeline();
-    const admin = new Redis(master.url);
-    const promoted = new Redis(replica.url);
-    const members: Member[] = [];
-    try {
+    await withLaggingFailover(async ({ forwarder, master, admin, promoted, members, failOver }) => {
       let prepares = 0;
       // X's first prepare is slow: its activation waits behind it.
       const x = await joinGroup({
@@ -95,10 +128,7 @@ describe('a failover to a server that lost writes (F13)', () => {
       expect(e2).toBeGreaterThan(e1);
 
       // The master dies; the promoted replica holds the group as it was right after X's grant.
-      await restore(promoted, copy);
-      forwarder.to(replica.port);
-      admin.disconnect();
-      await master.kill('SIGKILL');
+      await failOver(copy);
       await sleep(2.5 * intervals.activationInterval);
 
       expect(timeline.maxConcurrentActive()).toBe(1);
@@ -107,28 +137,16 @@ describe('a failover to a server that lost writes (F13)', () => {
         expect.any(String),
         expect.arrayContaining(['type', 'quarantine', 'reason', 'server-changed']),
       ]);
-    } finally {
-      await Promise.allSettled(members.map((m) => m.leave()));
-      admin.disconnect();
-      promoted.disconnect();
-      await forwarder.close();
-      await Promise.all([master.stop(), replica.stop()]);
-    }
+    });
   });
 });
 
 describe('a weight change lost in a failover (F21)', () => {
   it('is made again by the member’s next renewal, and nobody is preempted on the stale ranking meanwhile', async () => {
-    const master = await startRedis();
-    const replica = await startRedis();
-    const forwarder = await Switch.start(master.port);
     const group = uniqueGroup('lost-weight');
     const keys = groupKeys(group);
     const timeline = new Timeline();
-    const admin = new Redis(master.url);
-    const promoted = new Redis(replica.url);
-    const members: Member[] = [];
-    try {
+    await withLaggingFailover(async ({ forwarder, admin, promoted, members, failOver }) => {
       const c = await joinGroup({ ...FAST, redis: forwarder.url, group, memberId: 'c', weight: 40 });
       const a = await joinGroup({ ...FAST, redis: forwarder.url, group, memberId: 'a', weight: 20 });
       members.push(c, a);
@@ -141,10 +159,7 @@ describe('a weight change lost in a failover (F21)', () => {
       await waitFor(() => a.isActive(), 'a active after c stepped back', 3 * A);
       const handedOver = timeline.of('a', 'activate').length;
 
-      await restore(promoted, copy);
-      forwarder.to(replica.port);
-      admin.disconnect();
-      await master.kill('SIGKILL');
+      await failOver(copy);
       await waitFor(
         async () => JSON.parse((await promoted.hget(keys.members, 'c')) ?? '{}').w === 5,
         'the promoted replica to have c at weight 5 again',
@@ -156,13 +171,7 @@ describe('a weight change lost in a failover (F21)', () => {
       expect(a.isActive()).toBe(true);
       expect(c.weight).toBe(5);
       expect(timeline.maxConcurrentActive()).toBe(1);
-    } finally {
-      await Promise.allSettled(members.map((m) => m.leave()));
-      admin.disconnect();
-      promoted.disconnect();
-      await forwarder.close();
-      await Promise.all([master.stop(), replica.stop()]);
-    }
+    });
   });
 });
 
