@@ -7,6 +7,13 @@ export type RedisSource = Redis | Cluster | string | RedisOptions;
 type Connection = Redis | Cluster;
 
 /**
+ * Replies that say the server is no longer a master that may take the group's writes: one
+ * demoted to a replica (READONLY), one cut off from its replicas under `min-replicas-to-write`
+ * (NOREPLICAS), a replica that lost its master (MASTERDOWN).
+ */
+const NOT_THE_MASTER = /^(READONLY|NOREPLICAS|MASTERDOWN)\b/;
+
+/**
  * Settings of the connection that carries leases (S5): a command is sent now or never.
  * No offline queue (nothing waits for a reconnect), no resend after a reconnect (a stale
  * renewal would extend a lease its member already gave up), no retries, and a command
@@ -15,13 +22,6 @@ type Connection = Redis | Cluster;
  * command timeout, not ioredis' default 2 s of waiting for the peer to close it: the next
  * attempt may find the replica promoted meanwhile.
  */
-/**
- * Replies that say the server is no longer a master that may take the group's writes: one
- * demoted to a replica (READONLY), one cut off from its replicas under `min-replicas-to-write`
- * (NOREPLICAS), a replica that lost its master (MASTERDOWN).
- */
-const NOT_THE_MASTER = /^(READONLY|NOREPLICAS|MASTERDOWN)\b/;
-
 function leaseOptions(commandTimeout: number): RedisOptions {
   return {
     enableOfflineQueue: false,
