@@ -154,16 +154,20 @@ local function replaced(m, id, nonce)
   return nil
 end
 
+-- A member's activation interval must be the group's (once the group has one): Redis gives
+-- leases of the group's A, the member believes for its own.
+local function activation_mismatch(G, activation)
+  if not G.exists or G.activation == 0 or activation == G.activation then return nil end
+  return redis.error_reply('PARAM_MISMATCH activationInterval ' .. activation .. ' ' .. G.activation)
+end
+
 -- A join (or a rejoin) must match the group's parameters, unless the group has none.
 local function param_mismatch(G, goal, activation)
   if not G.exists or G.goal == 0 then return nil end
   if goal ~= G.goal then
     return redis.error_reply('PARAM_MISMATCH activeGoal ' .. goal .. ' ' .. G.goal)
   end
-  if activation ~= G.activation then
-    return redis.error_reply('PARAM_MISMATCH activationInterval ' .. activation .. ' ' .. G.activation)
-  end
-  return nil
+  return activation_mismatch(G, activation)
 end
 
 -- Makes sure the group has parameters: creates it (with quarantine) if its state is missing.

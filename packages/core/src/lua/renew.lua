@@ -34,9 +34,10 @@ if lease_end > 0 and G.exists and not quarantined(G) then
 end
 if m then
   -- A it once joined with, whatever became of the group's config since (a lost config recreated).
-  if G.exists and G.activation > 0 and G.activation ~= activation then
+  local mismatch = activation_mismatch(G, activation)
+  if mismatch then
     commit(G, channel)
-    return redis.error_reply('PARAM_MISMATCH activationInterval ' .. activation .. ' ' .. G.activation)
+    return mismatch
   end
 else
   -- A rejoin is checked like a join.
