@@ -1,6 +1,7 @@
 import { Cluster, type Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { MemberView } from '../scripts.js';
+import { describe } from './calls.js';
 import type { Clock } from './clock.js';
 import type { AdvisoryCode } from './types.js';
 
@@ -75,11 +76,42 @@ export class GroupHealth {
 }
 
 /**
+ * Warnings about the deployment, once after joining: a Redis that may evict the group's keys,
+ * an activation interval that one late renewal costs.
+ */
+export async function checkSetup(
+  lease: Redis | Cluster | undefined,
+  s: HealthSettings,
+  advise: Advise,
+  log: Logger,
+): Promise<void> {
+  const { heartbeatInterval: h, activationInterval: a } = s;
+  if (a < 2 * h) {
+    log.warn(
+      { heartbeatInterval: h, activationInterval: a },
+      'activationInterval is below twice heartbeatInterval: one late renewal will cost the lease',
+    );
+  }
+  if (!lease) return;
+  try {
+    const policy = await evictingPolicy(lease);
+    if (!policy) return;
+    advise(
+      'EVICTION_POLICY',
+      `Redis may evict the group's keys (maxmemory-policy ${policy}); use noeviction or a volatile-* policy`,
+      { policy },
+    );
+  } catch (error) {
+    log.debug({ error: describe(error) }, 'could not read the eviction policy');
+  }
+}
+
+/**
  * DESIGN §6: a Redis that may evict any key (an `allkeys-*` policy) can drop the group's state
  * at any moment; the scripts notice and quarantine (S6), but every eviction costs a failover.
  * Returns the policy when it is one of those.
  */
-export async function evictingPolicy(lease: Redis | Cluster): Promise<string | undefined> {
+async function evictingPolicy(lease: Redis | Cluster): Promise<string | undefined> {
   for (const node of lease instanceof Cluster ? lease.nodes('master') : [lease]) {
     const policy = /maxmemory_policy:(\S+)/.exec(await node.info('memory'))?.[1];
     if (policy?.startsWith('allkeys-')) return policy;

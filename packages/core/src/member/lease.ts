@@ -1,5 +1,10 @@
+import type { Logger } from 'pino';
+import { CorruptStateError, PermissionError } from '../errors.js';
 import type { MemberView } from '../scripts.js';
+import { type Call, describe } from './calls.js';
 import { type Clock, lagMonitor } from './clock.js';
+import type { Advise } from './health.js';
+import type { AdvisoryCode, RenewalEvent } from './types.js';
 
 export interface LeaseSettings {
   heartbeatInterval: number;
@@ -7,6 +12,32 @@ export interface LeaseSettings {
   preparationInterval: number;
   clockDrift: number;
   clock: Clock;
+}
+
+/** What the lease keeper needs of its member: a narrow interface, in the manner of BullMQ's LockManager. */
+export interface LeaseHost {
+  /** Sends one renewal. */
+  send(): Promise<Call>;
+  /** A renewal's reply, after the lease was extended by it. */
+  renewed(reply: Call): void;
+  /** A failed renewal the member takes as its own (it was expelled): not an outage. */
+  refused(error: unknown): boolean;
+  /** False once the member leaves: replies extend nothing any more. */
+  accepting(): boolean;
+  /** The deadline passed while the member held a slot. */
+  lapsed(): void;
+  /** A reply that never came would pair later replies with the wrong requests: reopen the connection. */
+  resetConnection(): void;
+  emit(event: RenewalEvent): void;
+  advise: Advise;
+  log: Logger;
+}
+
+/** The advisory for a failed renewal: a refusal by ACL, or state someone else wrote, is not an outage. */
+function renewalFailure(error: unknown): AdvisoryCode {
+  if (error instanceof PermissionError) return 'NO_PERMISSION';
+  if (error instanceof CorruptStateError) return 'CORRUPT_STATE';
+  return 'REDIS_UNAVAILABLE';
 }
 
 /**
@@ -17,8 +48,7 @@ export interface LeaseSettings {
  */
 export class LeaseKeeper {
   readonly #s: LeaseSettings;
-  readonly #renewOnce: () => Promise<void>;
-  readonly #onLapse: () => void;
+  readonly #host: LeaseHost;
   #deadline = Number.NEGATIVE_INFINITY;
   /** The group's activation interval, as its server said: the lease never outlasts it (S4). */
   #groupActivation = 0;
@@ -32,10 +62,9 @@ export class LeaseKeeper {
   #watchTimer: NodeJS.Timeout | undefined;
   #prepareTimer: NodeJS.Timeout | undefined;
 
-  constructor(settings: LeaseSettings, renewOnce: () => Promise<void>, onLapse: () => void) {
+  constructor(settings: LeaseSettings, host: LeaseHost) {
     this.#s = settings;
-    this.#renewOnce = renewOnce;
-    this.#onLapse = onLapse;
+    this.#host = host;
   }
 
   /** The local lease deadline (ms on the member's clock). */
@@ -65,32 +94,52 @@ export class LeaseKeeper {
    * handled after the deadline (its timer not yet run) must not revive the lease: the caller
    * checks the deadline first.
    */
-  extend(sentAt: number, margin: number, groupActivation: number): void {
+  #extend({ sentAt, view }: Call, margin: number): void {
     const s = this.#s;
-    if (groupActivation > 0) this.#groupActivation = groupActivation;
+    if (view.activationInterval > 0) this.#groupActivation = view.activationInterval;
     const a = Math.min(s.activationInterval, this.#groupActivation || s.activationInterval);
     const deadline = sentAt + a * (1 - s.clockDrift) - margin;
     if (deadline > this.#deadline) this.#deadline = deadline;
     if (this.#deadlineTimer) this.arm();
+    this.#host.emit({ outcome: 'ok', sentAt, receivedAt: s.clock.now(), leaseDeadline: this.#deadline });
   }
 
-  /** A renewal failed: the next is due one H after it. True when Redis answered until now (an outage begins). */
-  failed(): boolean {
-    this.#lastStart = this.#s.clock.now();
-    const began = !this.#down;
-    this.#down = true;
-    return began;
+  /** The join's reply: the first lease. */
+  joined(reply: Call): void {
+    this.#lastStart = reply.sentAt;
+    this.#extend(reply, this.margin());
   }
 
-  /**
-   * A renewal sent at `sentAt` was answered: the next is due one H after it. True when the
-   * failures before it ended (Redis answers again).
-   */
-  answered(sentAt: number): boolean {
-    this.#lastStart = sentAt;
-    const ended = this.#down;
+  async #renewOnce(): Promise<void> {
+    const margin = this.margin();
+    let reply: Call;
+    try {
+      reply = await this.#host.send();
+    } catch (error) {
+      if (!this.#host.refused(error)) this.#failed(error);
+      return;
+    }
+    // The next is due one H after this one's start.
+    this.#lastStart = reply.sentAt;
+    const recovered = this.#down;
     this.#down = false;
-    return ended;
+    if (!this.#host.accepting()) return;
+    if (recovered) this.#host.log.info('Redis answers again');
+    // S4: a reply handled after the deadline (its timer not yet run) must not revive the lease.
+    this.check();
+    this.#extend(reply, margin);
+    this.#host.renewed(reply);
+  }
+
+  /** A renewal failed: the next is due one H after it; the first failure of an outage is an advisory. */
+  #failed(error: unknown): void {
+    const now = this.#s.clock.now();
+    this.#lastStart = now;
+    this.#host.emit({ outcome: 'failed', sentAt: now, receivedAt: now, leaseDeadline: this.#deadline, error });
+    if (describe(error).includes('timed out')) this.#host.resetConnection();
+    if (this.#down) return;
+    this.#down = true;
+    this.#host.advise(renewalFailure(error), `renewal failed: ${describe(error)}`, { error: describe(error) });
   }
 
   /** Watches the deadline while the member holds a slot: `onLapse` runs once it really passed. */
@@ -114,7 +163,7 @@ export class LeaseKeeper {
       return;
     }
     this.disarm();
-    this.#onLapse();
+    this.#host.lapsed();
   }
 
   /** Starts the heartbeat: the first renewal one H after the last one's start. */

@@ -59,9 +59,9 @@ export class EpochLedger {
     this.#pending = epoch;
   }
 
-  /** The pending activation will not be delivered by this member object (it left, or it was voided). */
-  unpend(): void {
-    this.#pending = undefined;
+  /** The pending activation (or `epoch`, if it is the pending one) is no longer waiting: it was taken up, or the member leaves. */
+  unpend(epoch?: number): void {
+    if (epoch === undefined || this.#pending === epoch) this.#pending = undefined;
   }
 
   /** Granted and then taken back before it was delivered: void for good. */

@@ -18,6 +18,12 @@ export interface ActivateInfo {
   /** Slot index, 0 to activeGoal − 1. */
   slot: number;
   reason: ActivateReason;
+  /**
+   * Aborted when this activation ends (lease lost, preempted, leave, quarantine…), before
+   * `deactivate` is delivered: work started on activation can stop without polling `isActive()`.
+   * Its `reason` is an ActivationEndedError naming the epoch and the deactivate reason.
+   */
+  signal: AbortSignal;
 }
 
 export interface DeactivateInfo {

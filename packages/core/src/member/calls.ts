@@ -1,0 +1,196 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { acquireLink, type Link, permissionError, type RedisSource } from '../connections.js';
+import { RedisUnavailableError, UnderstudyError } from '../errors.js';
+import { commandTimeoutFor } from '../options.js';
+import { guardReplication } from '../replication-guard.js';
+import { type MemberView, parseView, runScript, type ScriptName } from '../scripts.js';
+import type { MemberSettings } from './settings.js';
+import type { Knowledge } from './view.js';
+
+/** A script's reply, timed on the member's clock. */
+export interface Call {
+  view: MemberView;
+  /** When the script was sent, and halfway between sending and the reply. */
+  sentAt: number;
+  midpoint: number;
+}
+
+/** What a renewal says besides the settings: the member's weight, claim and knowledge (S2, S6). */
+export interface RenewalClaim {
+  weight: number;
+  activeGoal: number;
+  held: { epoch: number; slot: number } | undefined;
+  knows: Knowledge;
+}
+
+export type Listener = (message: string) => void;
+
+/**
+ * One member object's way to its group: the lease and subscriber connections, and the member
+ * scripts run on the lease connection, each timed on the member's clock. Every script carries
+ * the object's nonce, which tells its join apart from another object's with the same id.
+ */
+export class MemberCalls {
+  readonly #s: MemberSettings;
+  readonly #log: Logger;
+  readonly #host = hostname();
+  readonly #nonce = randomBytes(6).toString('hex');
+  #link: Link | undefined;
+  #listeners: [Listener, () => void] | undefined;
+
+  constructor(settings: MemberSettings, log: Logger) {
+    this.#s = settings;
+    this.#log = log;
+  }
+
+  /** The lease connection, while connected. */
+  get lease(): Link['lease'] | undefined {
+    return this.#link?.lease;
+  }
+
+  /** Opens (or shares) the connections, checks the replication settings, subscribes to the group's channel. */
+  async connect(redis: RedisSource, onMessage: Listener, onResync: () => void, signal?: AbortSignal): Promise<void> {
+    const { heartbeatInterval: h, activationInterval: a, keys } = this.#s;
+    this.#link = await acquireLink(redis, commandTimeoutFor(h), a);
+    await guardReplication(redis, this.#link.lease, a, this.#log);
+    signal?.throwIfAborted();
+    this.#listeners = [onMessage, onResync];
+    await this.#link.subscriber.subscribe(keys.events, onMessage, onResync, a);
+  }
+
+  /**
+   * Runs the join script; a reply that timed out (a busy process, a slow Redis) is retried
+   * until one activation interval has passed: the nonce makes a join that did run idempotent.
+   */
+  async join(weight: number): Promise<Call> {
+    const s = this.#s;
+    const args = [
+      s.keys.events,
+      s.id,
+      weight,
+      s.activeGoal,
+      s.activationInterval,
+      s.heartbeatInterval,
+      s.preparationInterval,
+      this.#host,
+      process.pid,
+      this.#nonce,
+    ];
+    const giveUpAt = s.clock.now() + s.activationInterval;
+    for (;;) {
+      try {
+        return await this.#call('join', args);
+      } catch (error) {
+        if (!(error instanceof RedisUnavailableError) || s.clock.now() >= giveUpAt) throw error;
+        this.#log.debug({ error: describe(error) }, 'join did not answer in time; retrying');
+        await sleep(Math.min(50, s.heartbeatInterval));
+      }
+    }
+  }
+
+  renew({ weight, activeGoal, held, knows }: RenewalClaim): Promise<Call> {
+    const s = this.#s;
+    return this.#call('renew', [
+      s.keys.events,
+      s.id,
+      weight,
+      activeGoal,
+      s.activationInterval,
+      s.heartbeatInterval,
+      s.preparationInterval,
+      this.#host,
+      process.pid,
+      held?.epoch ?? 0,
+      held?.slot ?? -1,
+      this.#nonce,
+      knows.incarnation,
+      knows.version,
+      knows.epochFloor,
+      knows.leaseEnd,
+    ]);
+  }
+
+  setWeight(weight: number): Promise<Call> {
+    const s = this.#s;
+    return this.#call('set_weight', [s.keys.events, s.id, weight, s.preparationInterval, this.#nonce]);
+  }
+
+  /** Gives a slot back; `disable` also sets the weight to 0 in the same step (a failed activate handler). */
+  release(epoch: number, reason: string, disable: boolean): Promise<Call> {
+    const s = this.#s;
+    const p = s.preparationInterval;
+    return disable
+      ? this.#call('disable', [s.keys.events, s.id, String(epoch), p, this.#nonce])
+      : this.#call('release', [s.keys.events, s.id, String(epoch), reason, p, this.#nonce]);
+  }
+
+  leave(): Promise<Call> {
+    return this.#call('leave', [this.#s.keys.events, this.#s.id, this.#nonce]);
+  }
+
+  /**
+   * durability 'replicated': a renewal (a write on this connection, after the grant in Redis's
+   * replication stream) followed by WAIT 1: once a replica acknowledged it, it has the grant.
+   */
+  async replicated(renew: () => Promise<void>): Promise<boolean> {
+    await renew();
+    const lease = this.#link?.lease;
+    if (!lease) return false;
+    const timeout = Math.max(1, Math.floor(this.#s.heartbeatInterval / 2));
+    try {
+      if (Number(await lease.call('WAIT', 1, timeout)) >= 1) return true;
+      this.#log.warn({ timeoutMs: timeout }, 'no replica acknowledged the grant yet; activation waits');
+    } catch (error) {
+      this.#log.warn({ error: describe(error) }, 'WAIT failed; activation waits');
+    }
+    return false;
+  }
+
+  /** A reply that never came would pair later replies with the wrong requests: reopen the lease connection. */
+  resetLease(): void {
+    this.#link?.resetLease();
+  }
+
+  /** Unsubscribes and releases the connections. */
+  close(): void {
+    const link = this.#link;
+    this.#link = undefined;
+    if (!link) return;
+    if (this.#listeners) link.subscriber.unsubscribe(this.#s.keys.events, ...this.#listeners);
+    link.release();
+  }
+
+  async #call(name: ScriptName, args: (string | number)[]): Promise<Call> {
+    const s = this.#s;
+    const link = this.#link;
+    if (!link) throw new RedisUnavailableError(`member ${s.id} has no connection`);
+    const sentAt = s.clock.now();
+    let reply: unknown;
+    try {
+      reply = await runScript(link.lease, name, s.keys, args, s.id);
+    } catch (error) {
+      if (error instanceof UnderstudyError) throw error;
+      throw new RedisUnavailableError(`${name} for member ${s.id} of group ${s.group}: ${describe(error)}`, {
+        cause: error,
+      });
+    }
+    const receivedAt = s.clock.now();
+    return { view: parseView(name, reply), sentAt, midpoint: (sentAt + receivedAt) / 2 };
+  }
+}
+
+/** The error a failed join becomes: a refusal by ACL, or Redis unavailable. */
+export function joinFailure(error: unknown, redis: RedisSource, s: MemberSettings): Error {
+  if (error instanceof UnderstudyError) return error;
+  return (
+    permissionError(error, redis, `join group ${s.group}`, s.group) ??
+    new RedisUnavailableError(`member ${s.id} could not join group ${s.group}: ${describe(error)}`, { cause: error })
+  );
+}
+
+export function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
