@@ -1,9 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { decide, type ServerWord, type Situation, type Step } from '../src/member/decide.js';
 import { EpochLedger } from '../src/member/ledger.js';
+import { GroupView } from '../src/member/view.js';
+import type { MemberView } from '../src/scripts.js';
 
 // The table of docs/member-state-machine.md ("Converging"), row by row, without Redis: what the
-// member does given the group's word and its own ledger.
+// member does given the group's word and its own ledger; and the ledger and the group view,
+// the pure parts it decides from.
 
 /** A row gives what differs from a standby member with nothing held; `settling` lists epochs whose handler runs. */
 type Given = Partial<Omit<Situation, 'server' | 'settling'>> & { server: Partial<ServerWord>; settling?: number[] };
@@ -194,5 +197,77 @@ describe('the epoch ledger', () => {
     expect(ledger.beginRelease(2)).toBe(false);
     ledger.endRelease(2);
     expect(ledger.beginRelease(2)).toBe(true);
+  });
+});
+
+describe('the group view', () => {
+  const reply = (over: Partial<MemberView> = {}): MemberView => ({
+    role: 'standby',
+    epoch: 0,
+    slot: -1,
+    reason: '',
+    version: 4,
+    activeGoal: 1,
+    activationInterval: 3000,
+    heartbeatInterval: 1000,
+    serverNow: 1_000_000,
+    watchDeadline: 0,
+    quarantineUntil: 0,
+    slotsHeld: 1,
+    liveMembers: 2,
+    weight: 10,
+    rejoined: false,
+    incarnation: 77,
+    ...over,
+  });
+  const announcement = (incarnation: number, version: number, member = 'other') => ({
+    incarnation,
+    version,
+    changes: [{ member, role: 'standby', epoch: 0, slot: -1, reason: '' }],
+  });
+
+  it('sends back what join and renewal replies said, never what other replies said (S6)', () => {
+    const view = new GroupView(1);
+    expect(view.apply(reply(), 'renewal')).toBe(true);
+    expect(view.knowledge(0)).toEqual({ incarnation: 77, version: 4, epochFloor: 0, leaseEnd: 1_003_000 });
+    expect(view.apply(reply({ version: 9, incarnation: 80 }), 'other')).toBe(false);
+    expect(view.knowledge(0)).toMatchObject({ incarnation: 77, version: 4 });
+    expect(view.apply(reply({ role: 'gone' }), 'join')).toBe(false);
+    expect(view.knowledge(0).leaseEnd).toBe(0);
+  });
+
+  it('keeps the highest epoch it was told of for itself, and what it holds', () => {
+    const view = new GroupView(1);
+    view.apply(reply({ role: 'active', epoch: 12, slot: 0 }), 'renewal');
+    view.apply(reply({ role: 'standby' }), 'renewal');
+    expect(view.knowledge(0).epochFloor).toBe(12);
+    expect(view.knowledge(15).epochFloor).toBe(15);
+  });
+
+  it('only a renewal reply is confirmed: others may not deliver an activation', () => {
+    const view = new GroupView(1);
+    view.apply(reply({ role: 'active', epoch: 3, slot: 0 }), 'other');
+    expect(view.server.confirmed).toBe(false);
+    view.apply(reply({ role: 'active', epoch: 3, slot: 0 }), 'renewal');
+    expect(view.server.confirmed).toBe(true);
+  });
+
+  it('renews on an announcement that names the member or leaves a gap, and on nothing older (S7)', () => {
+    const view = new GroupView(1);
+    view.apply(reply(), 'renewal'); // heard: incarnation 77, version 4
+    expect(view.hear(announcement(77, 4, 'me'), 'me')).toBe(false); // not newer
+    expect(view.hear(announcement(77, 5), 'me')).toBe(false); // the next one, about another member
+    expect(view.hear(announcement(77, 6, 'me'), 'me')).toBe(true); // names it
+    expect(view.hear(announcement(77, 8), 'me')).toBe(true); // a gap: 7 was missed
+    expect(view.hear(announcement(78, 1), 'me')).toBe(true); // another incarnation
+  });
+
+  it('is deafened by a forged future announcement only until the next reply (F15)', () => {
+    const view = new GroupView(1);
+    view.apply(reply(), 'renewal');
+    expect(view.hear(announcement(77, 1_000_000), 'me')).toBe(true);
+    expect(view.hear(announcement(77, 5, 'me'), 'me')).toBe(false);
+    view.apply(reply(), 'renewal');
+    expect(view.hear(announcement(77, 5, 'me'), 'me')).toBe(true);
   });
 });
