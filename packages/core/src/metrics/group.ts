@@ -1,7 +1,8 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Transition } from '../monitor/history.js';
 import type { Monitor } from '../monitor/monitor.js';
 import type { GroupSnapshot } from '../monitor/observe.js';
+import { MetricDefinitions } from './define.js';
 
 /**
  * Seconds. A failover takes the activation interval A plus a round trip, so the buckets are
@@ -22,51 +23,40 @@ export class GroupMetrics {
   readonly #readFailures: Counter<'group'>;
 
   constructor(registry: Registry, prefix: string) {
-    const registers = [registry];
-    this.#activeMembers = new Gauge({
-      name: `${prefix}group_active_members`,
-      help: 'Live members holding a slot (active, or releasing it for a handover), as the monitor last read',
-      labelNames: ['group'],
-      registers,
-    });
-    this.#activeGoal = new Gauge({
-      name: `${prefix}group_active_goal`,
-      help: "The group's active goal N (0 while the group has no members)",
-      labelNames: ['group'],
-      registers,
-    });
-    this.#liveMembers = new Gauge({
-      name: `${prefix}group_live_members`,
-      help: 'Live members of the group, active or not',
-      labelNames: ['group'],
-      registers,
-    });
-    this.#transitions = new Counter({
-      name: `${prefix}group_transitions_total`,
-      help: "Entries of the group's transition log, by type and reason",
-      labelNames: ['group', 'type', 'reason'],
-      registers,
-    });
-    this.#failover = new Histogram({
-      name: `${prefix}failover_duration_seconds`,
-      help: "Redis time from a lost holder's last renewal to the activation that refilled its slot",
-      labelNames: ['group'],
-      buckets: FAILOVER_BUCKETS,
-      registers,
-    });
-    this.#handover = new Histogram({
-      name: `${prefix}handover_duration_seconds`,
-      help: 'Redis time from the group asking for a slot back (or its holder leaving) to its next activation',
-      labelNames: ['group'],
-      buckets: HANDOVER_BUCKETS,
-      registers,
-    });
-    this.#readFailures = new Counter({
-      name: `${prefix}monitor_read_failures_total`,
-      help: 'Reads of the group by the monitor that failed (it retries)',
-      labelNames: ['group'],
-      registers,
-    });
+    const define = new MetricDefinitions(registry, prefix);
+    this.#activeMembers = define.gauge(
+      'group_active_members',
+      'Live members holding a slot (active, or releasing it for a handover), as the monitor last read',
+      ['group'],
+    );
+    this.#activeGoal = define.gauge(
+      'group_active_goal',
+      "The group's active goal N (0 while the group has no members)",
+      ['group'],
+    );
+    this.#liveMembers = define.gauge('group_live_members', 'Live members of the group, active or not', ['group']);
+    this.#transitions = define.counter(
+      'group_transitions_total',
+      "Entries of the group's transition log, by type and reason",
+      ['group', 'type', 'reason'],
+    );
+    this.#failover = define.histogram(
+      'failover_duration_seconds',
+      "Redis time from a lost holder's last renewal to the activation that refilled its slot",
+      ['group'],
+      FAILOVER_BUCKETS,
+    );
+    this.#handover = define.histogram(
+      'handover_duration_seconds',
+      'Redis time from the group asking for a slot back (or its holder leaving) to its next activation',
+      ['group'],
+      HANDOVER_BUCKETS,
+    );
+    this.#readFailures = define.counter(
+      'monitor_read_failures_total',
+      'Reads of the group by the monitor that failed (it retries)',
+      ['group'],
+    );
   }
 
   instrument(monitor: Monitor): () => void {

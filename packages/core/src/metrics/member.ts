@@ -1,13 +1,16 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { EventEmitter } from 'node:events';
+import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Member } from '../member/member.js';
 import type {
   ActivateInfo,
   Advisory,
   DeactivateInfo,
+  MemberEvents,
   MemberState,
   PrepareInfo,
   RenewalEvent,
 } from '../member/types.js';
+import { MetricDefinitions } from './define.js';
 
 /** Seconds: a renewal is one round trip to Redis. */
 const RENEWAL_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
@@ -26,44 +29,37 @@ export class MemberMetrics {
   readonly #advisories: Counter<'group' | 'code'>;
 
   constructor(registry: Registry, prefix: string) {
-    const registers = [registry];
-    this.#state = new Gauge({
-      name: `${prefix}member_state`,
-      help: 'A member of this process: 1 for its current state, 0 for the others',
-      labelNames: ['group', 'member', 'state'],
-      registers,
-    });
-    this.#leaseMargin = new Gauge({
-      name: `${prefix}member_lease_margin_seconds`,
-      help: 'A member of this process: its lease deadline minus the time of its last renewal reply or failure',
-      labelNames: ['group', 'member'],
-      registers,
-    });
-    this.#actions = new Counter({
-      name: `${prefix}member_actions_total`,
-      help: 'Actions delivered to members of this process (prepare, activate, deactivate), by reason',
-      labelNames: ['group', 'action', 'reason'],
-      registers,
-    });
-    this.#renewal = new Histogram({
-      name: `${prefix}renewal_duration_seconds`,
-      help: 'Round trip of the successful renewals of members of this process',
-      labelNames: ['group'],
-      buckets: RENEWAL_BUCKETS,
-      registers,
-    });
-    this.#renewalFailures = new Counter({
-      name: `${prefix}renewal_failures_total`,
-      help: 'Renewals of members of this process that failed or timed out',
-      labelNames: ['group'],
-      registers,
-    });
-    this.#advisories = new Counter({
-      name: `${prefix}advisories_total`,
-      help: 'Advisories raised by members of this process, by code',
-      labelNames: ['group', 'code'],
-      registers,
-    });
+    const define = new MetricDefinitions(registry, prefix);
+    this.#state = define.gauge('member_state', 'A member of this process: 1 for its current state, 0 for the others', [
+      'group',
+      'member',
+      'state',
+    ]);
+    this.#leaseMargin = define.gauge(
+      'member_lease_margin_seconds',
+      'A member of this process: its lease deadline minus the time of its last renewal reply or failure',
+      ['group', 'member'],
+    );
+    this.#actions = define.counter(
+      'member_actions_total',
+      'Actions delivered to members of this process (prepare, activate, deactivate), by reason',
+      ['group', 'action', 'reason'],
+    );
+    this.#renewal = define.histogram(
+      'renewal_duration_seconds',
+      'Round trip of the successful renewals of members of this process',
+      ['group'],
+      RENEWAL_BUCKETS,
+    );
+    this.#renewalFailures = define.counter(
+      'renewal_failures_total',
+      'Renewals of members of this process that failed or timed out',
+      ['group'],
+    );
+    this.#advisories = define.counter('advisories_total', 'Advisories raised by members of this process, by code', [
+      'group',
+      'code',
+    ]);
   }
 
   instrument(member: Member): () => void {
@@ -90,25 +86,22 @@ export class MemberMetrics {
       if (to === 'left') removeSeries();
       else if (!removed) setState(to);
     };
-    const onPrepare = ({ reason }: PrepareInfo) => this.#actions.inc({ group, action: 'prepare', reason });
-    const onActivate = ({ reason }: ActivateInfo) => this.#actions.inc({ group, action: 'activate', reason });
-    const onDeactivate = ({ reason }: DeactivateInfo) => this.#actions.inc({ group, action: 'deactivate', reason });
-    const onAdvisory = ({ code }: Advisory) => this.#advisories.inc({ group, code });
-    member.on('renewal', onRenewal);
-    member.on('state', onState);
-    member.on('prepare', onPrepare);
-    member.on('activate', onActivate);
-    member.on('deactivate', onDeactivate);
-    member.on('advisory', onAdvisory);
+    const listeners: { [E in keyof MemberEvents]?: (...args: MemberEvents[E]) => void } = {
+      renewal: onRenewal,
+      state: onState,
+      prepare: ({ reason }: PrepareInfo) => this.#actions.inc({ group, action: 'prepare', reason }),
+      activate: ({ reason }: ActivateInfo) => this.#actions.inc({ group, action: 'activate', reason }),
+      deactivate: ({ reason }: DeactivateInfo) => this.#actions.inc({ group, action: 'deactivate', reason }),
+      advisory: ({ code }: Advisory) => this.#advisories.inc({ group, code }),
+    };
+    // The map above is typed per event; Node's untyped view of the emitter adds and removes them alike.
+    const emitter = member as unknown as EventEmitter;
+    const entries = Object.entries(listeners) as [string, (...args: unknown[]) => void][];
+    for (const [event, listener] of entries) emitter.on(event, listener);
     if (member.state === 'left') removeSeries();
     else setState(member.state);
     return () => {
-      member.off('renewal', onRenewal);
-      member.off('state', onState);
-      member.off('prepare', onPrepare);
-      member.off('activate', onActivate);
-      member.off('deactivate', onDeactivate);
-      member.off('advisory', onAdvisory);
+      for (const [event, listener] of entries) emitter.off(event, listener);
       removeSeries();
     };
   }
