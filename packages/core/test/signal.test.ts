@@ -44,7 +44,11 @@ describe('the activation signal', () => {
     await waitFor(() => seen.deactivations.length > 0, 'a to be preempted', 5000);
     const [ended] = seen.deactivations;
     expect(ended).toMatchObject({ reason: 'preempted', abortedBefore: true });
-    expect(ended?.abortReason).toMatchObject({ name: 'ActivationEndedError', epoch: ended?.epoch, reason: 'preempted' });
+    expect(ended?.abortReason).toMatchObject({
+      name: 'ActivationEndedError',
+      epoch: ended?.epoch,
+      reason: 'preempted',
+    });
     expect(handedSignal?.aborted).toBe(true);
   });
 
