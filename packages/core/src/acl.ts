@@ -4,10 +4,24 @@ import { validateGroupName, validatePrefix } from './options.js';
 
 /**
  * Commands a member sends: its scripts (EVALSHA, and EVAL when the server does not have a
- * script yet), the announcements' subscription, WAIT for durability 'replicated', and the
- * connection handshake (INFO is ioredis's ready check, CLIENT SETNAME names the connection).
+ * script yet), the announcements' subscription, WAIT for durability 'replicated', the group
+ * feed (publish's XADD; the reader's XREAD, XRANGE, XINFO STREAM and the slots' commits), and
+ * the connection handshake (INFO is ioredis's ready check, CLIENT SETNAME names the connection).
  */
-const MEMBER_CLIENT_COMMANDS = ['evalsha', 'eval', 'ssubscribe', 'sunsubscribe', 'wait', 'info', 'client|setname'];
+const MEMBER_CLIENT_COMMANDS = [
+  'evalsha',
+  'eval',
+  'ssubscribe',
+  'sunsubscribe',
+  'wait',
+  'xadd',
+  'xread',
+  'xrange',
+  'xinfo|stream',
+  'hget',
+  'info',
+  'client|setname',
+];
 
 /**
  * Commands the member scripts run inside Redis, which checks them against the calling user too:
@@ -33,6 +47,8 @@ const MEMBER_SCRIPT_COMMANDS = [
   'zcard',
   'zscore',
   'xadd',
+  'xrevrange',
+  'xtrim',
   'set',
   'del',
   'spublish',

@@ -90,7 +90,8 @@ const SUBSCRIBER_OPTIONS: RedisOptions = {
   lazyConnect: true,
 };
 
-function open(source: RedisSource, options: RedisOptions, clusterOptions: ClusterOptions = {}): Connection {
+/** A connection of its own from `source` (a client is duplicated, never used), not connected yet. */
+export function open(source: RedisSource, options: RedisOptions, clusterOptions: ClusterOptions = {}): Connection {
   if (source instanceof Cluster) {
     return source.duplicate(undefined, {
       ...clusterOptions,
@@ -186,7 +187,7 @@ export function permissionError(
  * connection retries on its own (a busy process can miss a handshake reply's timeout):
  * only the deadline, or a connection that gave up ('end'), fails.
  */
-async function connect(connection: Connection, source: RedisSource, timeoutMs: number): Promise<void> {
+export async function connect(connection: Connection, source: RedisSource, timeoutMs: number): Promise<void> {
   let lastError: unknown;
   const onError = (error: unknown) => {
     lastError = error;

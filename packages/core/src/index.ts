@@ -15,6 +15,8 @@ export {
   UnderstudyError,
   type UnderstudyErrorCode,
 } from './errors.js';
+export type { FeedData, FeedMessage, JsonValue } from './feed/encoding.js';
+export { FEED_DEFAULTS, type PublishOptions, publish } from './feed/publish.js';
 export { DEFAULT_PREFIX, type GroupKeys, groupKeys } from './keys.js';
 export { type Clock, driftingClock, monotonicClock } from './member/clock.js';
 export { joinGroup, Member } from './member/member.js';

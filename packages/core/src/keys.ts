@@ -7,6 +7,10 @@ export interface GroupKeys {
   readonly rank: string;
   readonly slots: string;
   readonly log: string;
+  /** Stream: the group feed, every published message (DESIGN §10). */
+  readonly feed: string;
+  /** Hash: slot index → id of the last feed message that slot's holders committed. */
+  readonly commits: string;
   /** Pub/sub channel for change announcements (not a key). */
   readonly events: string;
   /** The six keys every member script takes first, in the order its header lists them. */
@@ -29,6 +33,8 @@ export function groupKeys(group: string, prefix: string = DEFAULT_PREFIX): Group
   return Object.freeze({
     group,
     ...keys,
+    feed: `${base}feed`,
+    commits: `${base}commits`,
     events: `${base}events`,
     scriptKeys: Object.freeze([keys.config, keys.members, keys.leases, keys.rank, keys.slots, keys.log]),
     heartbeat: (memberId: string) => `${base}hb:${memberId}`,

@@ -20,9 +20,15 @@ const SCRIPTS = {
   disable: 6,
   set_goal: 6,
   forget: 6,
+  commit: 5,
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;
+
+/** Scripts whose KEYS are not the group scripts' (the six, and the heartbeat key for seven). */
+const OWN_KEYS: Partial<Record<ScriptName, (keys: GroupKeys) => string[]>> = {
+  commit: (keys) => [keys.config, keys.leases, keys.slots, keys.commits, keys.feed],
+};
 
 const defined = new WeakSet<Redis | Cluster>();
 
@@ -56,7 +62,9 @@ export async function runScript(
   defineScripts(connection);
   const call = (connection as unknown as Record<string, ScriptCall>)[commandName(name)];
   if (!call) throw new ScriptError(name, 'script is not defined on this connection');
-  const keyList = SCRIPTS[name] === 7 ? [...keys.scriptKeys, keys.heartbeat(memberId ?? '')] : keys.scriptKeys;
+  const keyList =
+    OWN_KEYS[name]?.(keys) ??
+    (SCRIPTS[name] === 7 ? [...keys.scriptKeys, keys.heartbeat(memberId ?? '')] : keys.scriptKeys);
   try {
     return await call.call(connection, ...keyList, ...args);
   } catch (error) {

@@ -1,13 +1,21 @@
 -- Refuses to work on state understudy did not write: a key of the wrong type, a field that is
 -- not what the scripts store. The script stops with `CORRUPT <key> <problem>` (the library
 -- raises CorruptStateError) instead of a Lua error, and before it grants anything on top of it.
--- KEYS (the first five are the same in every script): 1 config  2 members  3 leases  4 rank
--- 5 slots  6 log (not in observe.lua)
+-- KEYS of the group scripts (the first five are the same in each): 1 config  2 members
+-- 3 leases  4 rank  5 slots  6 log (not in observe.lua). A script whose KEYS differ names
+-- their kinds itself with `key_kinds`.
 
-local KIND = {
-  [KEYS[1]] = 'hash', [KEYS[2]] = 'hash', [KEYS[3]] = 'sorted set', [KEYS[4]] = 'sorted set', [KEYS[5]] = 'hash',
-}
-if KEYS[6] then KIND[KEYS[6]] = 'stream' end
+local KIND = {}
+
+-- The type of each of KEYS, in order, for naming a key of the wrong type.
+local function key_kinds(kinds)
+  KIND = {}
+  for i, kind in ipairs(kinds) do
+    if KEYS[i] then KIND[KEYS[i]] = kind end
+  end
+end
+
+key_kinds({ 'hash', 'hash', 'sorted set', 'sorted set', 'hash', 'stream' })
 
 local function corrupt(key, problem)
   error({ err = 'CORRUPT ' .. key .. ' ' .. problem })
