@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join as joinPath } from 'node:path';
 import {
+  type ActivateInfo,
   type Advisory,
   aclRules,
   ConfigError,
@@ -12,12 +13,15 @@ import {
   type Monitor,
   monitorGroup,
   PermissionError,
+  publish,
   readHistory,
 } from '@understudy/core';
 import { type RedisServer, startRedis } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { globEscape } from '../src/acl.js';
+import { commitMessage } from '../src/feed/commit.js';
+import { FeedReader } from '../src/feed/reader.js';
 import { FAST, MemberProcess, memberFactory, uniqueGroup, waitFor } from './helpers.js';
 
 const A = FAST.activationInterval;
@@ -207,6 +211,55 @@ describe('a group under its own users', () => {
     } finally {
       await replica.stop();
     }
+  });
+});
+
+describe('the group feed under the member user', () => {
+  it('publishes, reads, replays and commits; the monitor user may not publish', async () => {
+    const user = rulesA.member.user;
+    const keys = groupKeys(groupA);
+    let activation: ActivateInfo | undefined;
+    const member = await join({
+      group: groupA,
+      memberId: 'feeder',
+      weight: 10,
+      redis: urlOf(user),
+      onActivate: (i) => void (activation = i),
+    });
+    await waitFor(() => member.isActive() && activation, 'the member active', A * 2 + LATE_MS);
+    const { slot, epoch } = activation as ActivateInfo;
+    const reader = await FeedReader.open({
+      redis: urlOf(user),
+      group: groupA,
+      commandTimeout: 200,
+      connectTimeout: 2000,
+    });
+    const errors: Error[] = [];
+    const connection = new Redis(urlOf(user));
+    try {
+      const received: string[] = [];
+      await reader.start((m) => void received.push(m.id));
+      const ids = [
+        await publish({ redis: urlOf(user), group: groupA }, 'one'),
+        await publish({ redis: connection, group: groupA }, 2),
+      ];
+      await waitFor(() => received.length === 2, 'both messages');
+      expect(received).toEqual(ids);
+      const nonce = (JSON.parse((await connection.hget(keys.members, member.id)) as string) as { n: string }).n;
+      const request = { memberId: member.id, nonce, slot, epoch, id: ids[0] as string };
+      expect(await commitMessage(connection, keys, request)).toMatchObject({ outcome: 'committed' });
+      expect(await reader.readCommit(slot)).toBe(ids[0]);
+      const replayed: string[] = [];
+      await reader.replay(ids[0], '+', (m) => void replayed.push(m.id));
+      expect(replayed).toEqual(ids.slice(1));
+      expect(errors).toEqual([]);
+    } finally {
+      connection.disconnect();
+      await reader.stop();
+    }
+    const refused = await failure(() => publish({ redis: urlOf(rulesA.monitor.user), group: groupA }, 'x'));
+    expect(refused).toBeInstanceOf(PermissionError);
+    expect(refused).toMatchObject({ user: rulesA.monitor.user, group: groupA });
   });
 });
 
