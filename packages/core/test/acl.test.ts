@@ -224,7 +224,9 @@ describe('the group feed under the member user', () => {
       memberId: 'feeder',
       weight: 10,
       redis: urlOf(user),
-      onActivate: (i) => void (activation = i),
+      onActivate: (i) => {
+        activation = i;
+      },
     });
     await waitFor(() => member.isActive() && activation, 'the member active', A * 2 + LATE_MS);
     const { slot, epoch } = activation as ActivateInfo;

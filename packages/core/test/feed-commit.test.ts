@@ -9,33 +9,17 @@ import {
   publish,
 } from '@understudy/core';
 import type { Redis } from 'ioredis';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type CommitRequest, commitMessage } from '../src/feed/commit.js';
-import { type FeedGap, FeedReader, type FeedReaderOptions } from '../src/feed/reader.js';
-import { FAST, fileServer, memberFactory, uniqueGroup, waitFor } from './helpers.js';
+import type { FeedGap } from '../src/feed/reader.js';
+import { FAST, feedReaderFactory, fileServer, memberFactory, uniqueGroup, waitFor } from './helpers.js';
 
 const A = FAST.activationInterval;
 const LATE_MS = 1000;
 const { server, observer } = fileServer();
 const join = memberFactory(server);
 
-const readers: FeedReader[] = [];
-afterEach(async () => {
-  await Promise.allSettled(readers.splice(0).map((r) => r.stop()));
-});
-
-async function openReader(group: string, options: Partial<FeedReaderOptions> = {}): Promise<FeedReader> {
-  const reader = await FeedReader.open({
-    redis: server().url,
-    group,
-    commandTimeout: 200,
-    connectTimeout: 2000,
-    block: 200,
-    ...options,
-  });
-  readers.push(reader);
-  return reader;
-}
+const openReader = feedReaderFactory(server);
 
 interface Holder {
   member: Member;
@@ -52,7 +36,9 @@ async function activeMember(
   options: Partial<JoinOptions> = {},
 ): Promise<Holder> {
   let activation: ActivateInfo | undefined;
-  const onActivate = (i: ActivateInfo) => void (activation = i);
+  const onActivate = (i: ActivateInfo) => {
+    activation = i;
+  };
   const member = await join({ group, memberId, weight, onActivate, ...options });
   await waitFor(() => member.isActive() && activation, `${memberId} active`, 2 * A + LATE_MS);
   const { slot, epoch } = activation as ActivateInfo;

@@ -1,28 +1,12 @@
 // The group feed, phase 1 (DESIGN §10): publish, the data kinds, and the feed reader.
 import { ConfigError, CorruptStateError, type FeedMessage, groupKeys, publish } from '@understudy/core';
-import { afterEach, describe, expect, it } from 'vitest';
-import { type FeedGap, FeedReader, type FeedReaderOptions } from '../src/feed/reader.js';
-import { fileServer, uniqueGroup, waitFor } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import type { FeedGap, FeedReaderOptions } from '../src/feed/reader.js';
+import { feedReaderFactory, fileServer, uniqueGroup, waitFor } from './helpers.js';
 
 const { server, observer } = fileServer();
 
-const readers: FeedReader[] = [];
-afterEach(async () => {
-  await Promise.allSettled(readers.splice(0).map((r) => r.stop()));
-});
-
-async function openReader(group: string, options: Partial<FeedReaderOptions> = {}): Promise<FeedReader> {
-  const reader = await FeedReader.open({
-    redis: server().url,
-    group,
-    commandTimeout: 200,
-    connectTimeout: 2000,
-    block: 200,
-    ...options,
-  });
-  readers.push(reader);
-  return reader;
-}
+const openReader = feedReaderFactory(server);
 
 /** A started reader and what it delivered. */
 async function listen(group: string, options: Partial<FeedReaderOptions> = {}) {

@@ -6,6 +6,7 @@ import { forgetGroup, type JoinOptions, joinGroup, type Member, type RedisSource
 import { hrNow, maxOverlap, type RedisServer, runTypeScript, startRedis, waitFor } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll } from 'vitest';
+import { FeedReader, type FeedReaderOptions } from '../src/feed/reader.js';
 
 /** Short intervals for tests: H = 50 ms, A = 400 ms. */
 export const FAST = Object.freeze({ heartbeatInterval: 50, activationInterval: 400 });
@@ -116,6 +117,26 @@ export function memberFactory(server: () => RedisServer, defaults: Partial<JoinO
     const member = await joinGroup({ ...FAST, ...defaults, ...options, redis });
     joined.push(member);
     return member;
+  };
+}
+
+/** Opens feed readers on the test file's server (short timeouts), stopped when each test ends. */
+export function feedReaderFactory(server: () => RedisServer) {
+  const readers: FeedReader[] = [];
+  afterEach(async () => {
+    await Promise.allSettled(readers.splice(0).map((r) => r.stop()));
+  });
+  return async (group: string, options: Partial<FeedReaderOptions> = {}): Promise<FeedReader> => {
+    const reader = await FeedReader.open({
+      redis: server().url,
+      group,
+      commandTimeout: 200,
+      connectTimeout: 2000,
+      block: 200,
+      ...options,
+    });
+    readers.push(reader);
+    return reader;
   };
 }
 
