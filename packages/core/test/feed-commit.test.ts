@@ -140,6 +140,16 @@ describe('a commit', () => {
     const [ms] = second.split('-');
     expect(await commit(group, holder, `${Number(ms) + 1000}-0`)).toEqual({ outcome: 'ahead', last: second });
   });
+  it('says CorruptStateError when the commits key holds what understudy never writes there', async () => {
+    const group = uniqueGroup('commit-corrupt');
+    const holder = await activeMember(group, 'holder', 10);
+    const [id] = (await publishMany(group, 1)) as [string];
+    await observer().hset(groupKeys(group).commits, String(holder.slot), 'not an id');
+    await expect(commit(group, holder, id)).rejects.toMatchObject({
+      code: 'CORRUPT_STATE',
+      key: groupKeys(group).commits,
+    });
+  });
 });
 
 describe('trimming by commits', () => {

@@ -207,4 +207,19 @@ describe('the feed reader', () => {
     expect(received.map((m) => m.id)).toEqual(ids);
     expect(gaps).toEqual([]);
   });
+
+  it('reports a feed that lost its messages (S6) once, as reason reset, and reads what comes next', async () => {
+    const group = uniqueGroup('feed-reset');
+    const gaps: FeedGap[] = [];
+    const { received } = await listen(group, { onGap: (g) => gaps.push(g) });
+    const first = await publish({ redis: observer(), group }, 1);
+    await waitFor(() => received.length === 1, 'the first message');
+    await observer().del(groupKeys(group).feed);
+    await waitFor(() => gaps.length > 0, 'the reset to be reported');
+    await new Promise((resolve) => setTimeout(resolve, 500)); // a few more reads: reported once
+    const second = await publish({ redis: observer(), group }, 2);
+    await waitFor(() => received.length === 2, 'the message after the loss');
+    expect(received.map((m) => m.id)).toEqual([first, second]);
+    expect(gaps).toEqual([{ after: first, reason: 'reset' }]);
+  });
 });
