@@ -255,4 +255,23 @@ describe('the replay on activation', () => {
     expect(gaps).toEqual([{ after: ids[0], reason: 'trimmed' }]);
     expect(replayed).toEqual(await feedIds(group));
   });
+
+  it('stops after the delivery in progress once its signal aborts (the activation ended)', async () => {
+    const group = uniqueGroup('replay-abort');
+    const ids = await publishMany(group, 10);
+    const reader = await openReader(group);
+    const ended = new AbortController();
+    const replayed: string[] = [];
+    const { last } = await reader.replay(
+      undefined,
+      '+',
+      (m) => {
+        replayed.push(m.id);
+        if (replayed.length === 3) ended.abort();
+      },
+      ended.signal,
+    );
+    expect(replayed).toEqual(ids.slice(0, 3));
+    expect(last).toBe(ids[2]);
+  });
 });

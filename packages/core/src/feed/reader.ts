@@ -133,9 +133,16 @@ export class FeedReader {
    * Delivers again the messages after `after` (a slot's last commit; undefined: the slot has none,
    * so every message the feed keeps) up to and including `until`, in order. Reports a gap when
    * the commit's own message is no longer kept: messages after it may have been trimmed (a
-   * slot's own commit is never trimmed by commits, only by the cap of publish).
+   * slot's own commit is never trimmed by commits, only by the cap of publish). Stops after the
+   * delivery in progress once `signal` aborts (the activation ended).
    */
-  async replay(after: string | undefined, until: string, deliver: Deliver): Promise<{ last: string | undefined }> {
+  async replay(
+    after: string | undefined,
+    until: string,
+    deliver: Deliver,
+    signal?: AbortSignal,
+  ): Promise<{ last: string | undefined }> {
+    const stopped = () => this.#stopped.signal.aborted || signal?.aborted === true;
     let from = after ?? FEED_START;
     const info = await this.#info();
     if (after !== undefined && info) {
@@ -145,11 +152,12 @@ export class FeedReader {
       }
     }
     let last: string | undefined;
-    while (!this.#stopped.signal.aborted) {
+    while (!stopped()) {
       const page = (await this.#read(this.#reads, (c) =>
         c.xrangeBuffer(this.#keys.feed, `(${from}`, until, 'COUNT', this.#count),
       )) as [Buffer, Buffer[]][];
       for (const [rawId, fields] of page) {
+        if (stopped()) return { last };
         const id = rawId.toString('latin1');
         await this.#deliverOne(deliver, id, fields);
         from = last = id;
