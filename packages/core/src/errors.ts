@@ -71,7 +71,7 @@ export class HandlerError extends UnderstudyError {
   readonly code = 'HANDLER_FAILED';
   override readonly name = 'HandlerError';
   constructor(
-    readonly action: 'prepare' | 'activate' | 'deactivate',
+    readonly action: 'prepare' | 'activate' | 'deactivate' | 'message',
     message: string,
     options?: { cause?: unknown },
   ) {

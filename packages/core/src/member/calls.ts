@@ -4,11 +4,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { acquireLink, type Link, permissionError, type RedisSource } from '../connections.js';
 import { RedisUnavailableError, UnderstudyError } from '../errors.js';
+import { type CommitResult, commitMessage } from '../feed/commit.js';
 import { commandTimeoutFor } from '../options.js';
 import { guardReplication } from '../replication-guard.js';
 import { type MemberView, parseView, runScript, type ScriptName } from '../scripts.js';
 import type { MemberSettings } from './settings.js';
-import type { Knowledge } from './view.js';
+import type { GroupView } from './view.js';
 
 /** A script's reply, timed on the member's clock. */
 export interface Call {
@@ -16,14 +17,6 @@ export interface Call {
   /** When the script was sent, and halfway between sending and the reply. */
   sentAt: number;
   midpoint: number;
-}
-
-/** What a renewal says besides the settings: the member's weight, claim and knowledge (S2, S6). */
-export interface RenewalClaim {
-  weight: number;
-  activeGoal: number;
-  held: { epoch: number; slot: number } | undefined;
-  knows: Knowledge;
 }
 
 export type Listener = (message: string) => void;
@@ -91,13 +84,15 @@ export class MemberCalls {
     }
   }
 
-  renew({ weight, activeGoal, held, knows }: RenewalClaim): Promise<Call> {
+  /** A renewal carries the member's weight, what it holds, and what it knows of the group (S2, S6). */
+  renew(weight: number, held: { epoch: number; slot: number } | undefined, view: GroupView): Promise<Call> {
     const s = this.#s;
+    const knows = view.knowledge(held?.epoch ?? 0);
     return this.#call('renew', [
       s.keys.events,
       s.id,
       weight,
-      activeGoal,
+      view.activeGoal,
       s.activationInterval,
       s.heartbeatInterval,
       s.preparationInterval,
@@ -125,6 +120,13 @@ export class MemberCalls {
     return disable
       ? this.#call('disable', [s.keys.events, s.id, String(epoch), p, this.#nonce])
       : this.#call('release', [s.keys.events, s.id, String(epoch), reason, p, this.#nonce]);
+  }
+
+  /** Commits the feed up to message `id` for the slot this object holds with `epoch` (DESIGN §10). */
+  commit(slot: number, epoch: number, id: string): Promise<CommitResult> {
+    const lease = this.#link?.lease;
+    if (!lease) return Promise.reject(new RedisUnavailableError(`member ${this.#s.id} has no connection`));
+    return commitMessage(lease, this.#s.keys, { memberId: this.#s.id, nonce: this.#nonce, slot, epoch, id });
   }
 
   leave(): Promise<Call> {

@@ -25,7 +25,6 @@ export interface Situation {
   pending: number | undefined;
   /** Epochs whose deactivate handler has not settled. */
   settling: (epoch: number) => boolean;
-  prepared: boolean;
   state: MemberState;
   quarantined: boolean;
   /** No handler runs or waits. */
@@ -83,7 +82,7 @@ export function decide(s: Situation): Step[] {
         const reason = s.quarantined ? 'quarantine' : 'lease-lost';
         steps.push({ do: 'deactivate', reason, release: false, advise: true });
       }
-      if (server.role === 'preparing' && !s.prepared) steps.push({ do: 'prepare' });
+      if (server.role === 'preparing' && s.state !== 'preparing') steps.push({ do: 'prepare' });
       if (server.role === 'standby' && s.state === 'preparing' && s.idle) steps.push({ do: 'withdraw-prepare' });
       return steps;
   }

@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import { HandlerError, type MemberExistsError, ParamMismatchError } from '../errors.js';
 import type { Outcome } from './actions.js';
 import { describe } from './calls.js';
-import type { AdvisoryCode, MemberEvents, MemberState } from './types.js';
+import type { Advise } from './health.js';
+import type { MemberEvents, MemberState } from './types.js';
 
 /** The transitions a member may make; anything else is a bug and throws. */
 const TRANSITIONS: Readonly<Record<MemberState, readonly MemberState[]>> = Object.freeze({
@@ -49,9 +50,15 @@ export abstract class MemberEmitter extends EventEmitter<MemberEvents> {
     this.emitSafe('state', { from, to });
   }
 
-  protected advise(code: AdvisoryCode, message: string, details: Record<string, unknown> = {}): void {
+  /** Logs an advisory and emits it; a bound function, so the member's parts can be handed it. */
+  protected readonly advise: Advise = (code, message, details = {}) => {
     this.log.warn({ code, ...details }, message);
     this.emitSafe('advisory', { code, message, group: this.group, member: this.id, ...details });
+  };
+
+  /** `error` is emitted only where someone listens: an unheard `error` event would end the process. */
+  protected reportError(error: Error): void {
+    if (this.listenerCount('error') > 0) this.emitSafe('error', error);
   }
 
   /** Listeners must not break the member: a throwing listener is logged and reported. */
@@ -67,7 +74,7 @@ export abstract class MemberEmitter extends EventEmitter<MemberEvents> {
   }
 
   /** A handler that threw or timed out: logged, an advisory on timeout, and `error` for whoever listens. */
-  protected handlerFailed(action: 'prepare' | 'activate' | 'deactivate', outcome: Outcome): void {
+  protected handlerFailed(action: HandlerError['action'], outcome: Outcome): void {
     if (outcome.ok) return;
     if (outcome.timedOut) {
       this.advise('HANDLER_TIMEOUT', `the ${action} handler did not settle within the activation interval`, {
@@ -78,7 +85,7 @@ export abstract class MemberEmitter extends EventEmitter<MemberEvents> {
     const error = new HandlerError(action, `${action} handler failed: ${describe(outcome.error)}`, {
       cause: outcome.error,
     });
-    if (this.listenerCount('error') > 0) this.emitSafe('error', error);
+    this.reportError(error);
   }
 
   /**
@@ -96,7 +103,7 @@ export abstract class MemberEmitter extends EventEmitter<MemberEvents> {
     } else {
       this.log.error({ error: error.message }, 'another member object holds this id now; leaving');
     }
-    if (this.listenerCount('error') > 0) this.emitSafe('error', error);
+    this.reportError(error);
     void this.leave();
   }
 }

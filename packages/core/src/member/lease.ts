@@ -128,6 +128,8 @@ export class LeaseKeeper {
     // S4: a reply handled after the deadline (its timer not yet run) must not revive the lease.
     this.check();
     this.#extend(reply, margin);
+    if (reply.view.rejoined)
+      this.#host.log.warn('the group had dropped this member (lease lapsed or state lost); rejoined');
     this.#host.renewed(reply);
   }
 

@@ -2,11 +2,12 @@ import { pino } from 'pino';
 import { LeftError, MemberExistsError, ParamMismatchError } from '../errors.js';
 import { validateWeight } from '../options.js';
 import { type Announcement, parseAnnouncement } from '../scripts.js';
-import { ActionQueue, runHandler } from './actions.js';
+import { ActionQueue, type Outcome, runHandler } from './actions.js';
 import { type Call, describe, joinFailure, MemberCalls } from './calls.js';
 import { lagMonitor } from './clock.js';
 import { decide, type Step } from './decide.js';
 import { MemberEmitter } from './emitter.js';
+import { type FeedHost, MemberFeed } from './feed.js';
 import { checkSetup, GroupHealth } from './health.js';
 import { type LeaseHost, LeaseKeeper } from './lease.js';
 import { EpochLedger } from './ledger.js';
@@ -42,6 +43,7 @@ export class Member extends MemberEmitter {
   readonly #lease: LeaseKeeper;
   readonly #health: GroupHealth;
   readonly #calls: MemberCalls;
+  #feed: MemberFeed | undefined;
   #phase: Phase = 'joining';
   #weight: number;
   /** The activate handler failed: the weight stays 0 until the group has it (the disable script ran). */
@@ -61,7 +63,7 @@ export class Member extends MemberEmitter {
     this.#view = new GroupView(this.#s.activeGoal);
     this.#calls = new MemberCalls(this.#s, this.log);
     this.#lease = new LeaseKeeper(this.#s, this.#leaseHost());
-    this.#health = new GroupHealth(this.#s, (code, message, details) => this.advise(code, message, details), this.log);
+    this.#health = new GroupHealth(this.#s, this.advise, this.log);
   }
 
   /** Fencing epoch of the current activation, or undefined when not active. */
@@ -73,6 +75,16 @@ export class Member extends MemberEmitter {
     return this.#weight;
   }
 
+  /** The id of the last feed message committed by this member's slot (DESIGN §10); undefined while it holds none. */
+  get committed(): string | undefined {
+    return this.#feed?.committed;
+  }
+
+  /** Joining or running: not leaving, not stopped. */
+  get #live(): boolean {
+    return this.#phase === 'joining' || this.#phase === 'running';
+  }
+
   /** Synchronous: active, and the lease deadline (S4) has not passed. Guard critical sections with it. */
   isActive(): boolean {
     return this.state === 'active' && this.#ledger.held !== undefined && this.#lease.valid();
@@ -81,9 +93,7 @@ export class Member extends MemberEmitter {
   /** Changes this member's rank at run time (1–65535). */
   async setWeight(weight: number): Promise<void> {
     validateWeight(weight);
-    if (this.#phase === 'leaving' || this.#phase === 'stopped') {
-      throw new LeftError(`member ${this.id} has left group ${this.group}`);
-    }
+    if (!this.#live) throw new LeftError(`member ${this.id} has left group ${this.group}`);
     this.#disabling = false;
     // The member is the authority on its weight: renewals sent from now on carry the new one, so
     // a server that lost the change (a failover to a lagging replica) is told again. A call that
@@ -118,6 +128,8 @@ export class Member extends MemberEmitter {
     lagMonitor.acquire();
     try {
       await this.#calls.connect(this.#options.redis, this.#onMessage, this.#onResync, signal);
+      // Reading starts before the join: every message published after its reply is read.
+      this.#feed = await MemberFeed.open(this.#options, this.#s, this.#feedHost());
       signal?.throwIfAborted();
       const joined = await this.#calls.join(this.#weight);
       this.#lease.joined(joined);
@@ -135,59 +147,50 @@ export class Member extends MemberEmitter {
       signal.throwIfAborted();
     }
     this.log.info({ weight: this.#weight, version: this.#view.version }, 'joined');
-    void checkSetup(
-      this.#calls.lease,
-      this.#s,
-      (code, message, details) => this.advise(code, message, details),
-      this.log,
-    );
+    void checkSetup(this.#calls.lease, this.#s, this.advise, this.log);
     signal?.addEventListener('abort', this.#onAbort, { once: true });
     this.#lease.start();
     // Deliver the first actions after joinGroup() resolved, so listeners added then see them.
     setImmediate(() => {
       if (this.#phase !== 'joining') return;
       this.#phase = 'running';
+      this.#feed?.begin();
       for (const announcement of this.#early.splice(0)) this.#hear(announcement);
       this.#converge();
     });
   }
 
-  // ---- renewals ------------------------------------------------------------------------
+  #feedHost(): FeedHost {
+    return {
+      enqueue: (step) => this.#actions.enqueue(step),
+      held: () => this.#ledger.held,
+      isActive: () => this.isActive(),
+      commit: (slot, epoch, id) => this.#calls.commit(slot, epoch, id),
+      failed: (outcome, held) =>
+        held ? this.#disable('message', held.epoch, outcome) : this.handlerFailed('message', outcome),
+      error: (error) => this.reportError(error),
+      advise: this.advise,
+      log: this.log,
+    };
+  }
 
   #leaseHost(): LeaseHost {
     return {
-      send: () => {
-        const held = this.#ledger.held;
-        const knows = this.#view.knowledge(held?.epoch ?? 0);
-        return this.#calls.renew({ weight: this.#weight, activeGoal: this.#view.activeGoal, held, knows });
-      },
-      renewed: (reply) => {
-        if (reply.view.rejoined)
-          this.log.warn('the group had dropped this member (lease lapsed or state lost); rejoined');
-        this.#applyReply(reply, 'renewal');
-      },
+      send: () => this.#calls.renew(this.#weight, this.#ledger.held, this.#view),
+      renewed: (reply) => this.#applyReply(reply, 'renewal'),
       refused: (error) => {
         if (!(error instanceof ParamMismatchError || error instanceof MemberExistsError)) return false;
         this.expelled(error);
         return true;
       },
-      accepting: () => this.#phase === 'joining' || this.#phase === 'running',
-      lapsed: () => {
-        const held = this.#ledger.held;
-        if (!held) return;
-        this.advise('LEASE_LOST', 'no renewal succeeded before the lease deadline; deactivating', {
-          epoch: held.epoch,
-        });
-        this.#demote('lease-lost', 'release');
-      },
+      accepting: () => this.#live,
+      lapsed: () => this.#leaseLost('no renewal succeeded before the lease deadline; deactivating', 'release'),
       resetConnection: () => this.#calls.resetLease(),
       emit: (event) => this.emitSafe('renewal', event),
-      advise: (code, message, details) => this.advise(code, message, details),
+      advise: this.advise,
       log: this.log,
     };
   }
-
-  // ---- what the group says, and what the member does about it ---------------------------
 
   /**
    * Takes a script's reply as the server's latest word (see GroupView.apply). Only a renewal's
@@ -199,26 +202,22 @@ export class Member extends MemberEmitter {
     const changed = this.#view.apply(view, source);
     this.#health.check(view, this.#view.quarantined);
     if (changed) this.emitSafe('version', view.version);
-    const live = this.#phase === 'joining' || this.#phase === 'running';
-    this.#lease.watch(view, reply.midpoint, live && this.#ledger.held === undefined);
+    this.#lease.watch(view, reply.midpoint, this.#live && this.#ledger.held === undefined);
     this.#converge();
   }
 
+  /** An announcement: heard once running (those heard while joining wait), it may only trigger a renewal (S7). */
   #onMessage = (message: string): void => {
     const announcement = parseAnnouncement(message);
-    if (!announcement) return;
-    if (this.#phase === 'joining') this.#early.push(announcement);
-    else this.#hear(announcement);
+    if (announcement && this.#phase === 'joining') this.#early.push(announcement);
+    else if (announcement) this.#hear(announcement);
   };
 
   #hear(announcement: Announcement): void {
-    if (this.#phase !== 'running') return;
-    if (this.#view.hear(announcement, this.id)) void this.#lease.renew();
+    if (this.#phase === 'running' && this.#view.hear(announcement, this.id)) void this.#lease.renew();
   }
 
-  #onResync = (): void => {
-    void this.#lease.renew();
-  };
+  #onResync = (): void => void this.#lease.renew();
 
   /** Brings the member's own state in line with its role in the group (the decision table). */
   #converge(): void {
@@ -230,7 +229,6 @@ export class Member extends MemberEmitter {
       floor: ledger.floor,
       pending: ledger.pending,
       settling: (epoch) => ledger.isSettling(epoch),
-      prepared: this.state === 'preparing',
       state: this.state,
       quarantined: this.#view.quarantined,
       idle: this.#actions.idle,
@@ -246,15 +244,16 @@ export class Member extends MemberEmitter {
     else if (step.do === 'release') void this.#release(step.epoch, step.reason);
     else if (step.do === 'prepare') this.#schedulePrepare('lease-aging');
     else if (step.do === 'withdraw-prepare') this.transition('standby');
-    else {
-      const held = this.#ledger.held;
-      if (step.advise && held) {
-        this.advise('LEASE_LOST', 'the group no longer counts this member as active; deactivating', {
-          epoch: held.epoch,
-        });
-      }
-      this.#demote(step.reason, step.release ? 'release' : 'none');
-    }
+    else if (!step.advise) this.#demote(step.reason, step.release ? 'release' : 'none');
+    else this.#leaseLost('the group no longer counts this member as active; deactivating', 'none', step.reason);
+  }
+
+  /** Advisory LEASE_LOST, then deactivate. */
+  #leaseLost(message: string, afterwards: 'release' | 'none', reason: DeactivateReason = 'lease-lost'): void {
+    const held = this.#ledger.held;
+    if (!held) return;
+    this.advise('LEASE_LOST', message, { epoch: held.epoch });
+    this.#demote(reason, afterwards);
   }
 
   #schedulePrepare(reason: PrepareInfo['reason']): void {
@@ -295,17 +294,23 @@ export class Member extends MemberEmitter {
       this.log.info({ epoch, slot: held.slot, reason: held.reason }, 'activate');
       this.emitSafe('activate', info);
       const outcome = await runHandler(this.#options.onActivate, info, this.#s.activationInterval);
-      if (!outcome.ok) {
-        this.handlerFailed('activate', outcome);
-        this.#weight = 0;
-        this.#disabling = true;
-        this.advise('DISABLED', 'the activate handler failed: weight set to 0 until setWeight() is called', {
-          epoch,
-        });
-        if (this.#ledger.held?.epoch === epoch) this.#demote('disabled', 'release');
-        else void this.#release(epoch, 'disabled');
-      }
+      if (!outcome.ok) this.#disable('activate', epoch, outcome);
+      else if (this.#feed && this.#ledger.held === held) await this.#feed.activated(held);
     });
+  }
+
+  /**
+   * A handler failed while the member acted for its slot (onActivate, or onMessage while
+   * active): weight 0, deactivate (`disabled`), and the disable script gives the slot back; its
+   * next holder starts again after the slot's last commit.
+   */
+  #disable(action: 'activate' | 'message', epoch: number, outcome: Outcome): void {
+    this.handlerFailed(action, outcome);
+    this.#weight = 0;
+    this.#disabling = true;
+    this.advise('DISABLED', `the ${action} handler failed: weight set to 0 until setWeight() is called`, { epoch });
+    if (this.#ledger.held?.epoch === epoch) this.#demote('disabled', 'release');
+    else void this.#release(epoch, 'disabled');
   }
 
   /**
@@ -345,11 +350,7 @@ export class Member extends MemberEmitter {
     }
   }
 
-  // ---- leaving -------------------------------------------------------------------------
-
-  #onAbort = (): void => {
-    void this.leave();
-  };
+  #onAbort = (): void => void this.leave();
 
   async #leave(): Promise<void> {
     if (this.state === 'left') return;
@@ -359,6 +360,7 @@ export class Member extends MemberEmitter {
     if (this.#ledger.held) this.#demote('leave', 'none');
     else if (this.state !== 'leaving') this.transition('leaving');
     // Renewals go on while the deactivate handler runs: the slot must not lapse under it.
+    await this.#feed?.stop();
     await this.#actions.drained();
     // A renewal in flight was sent before the leave script, on the same connection, so Redis
     // runs it first; none is sent after, so none can add the member back.
@@ -379,6 +381,7 @@ export class Member extends MemberEmitter {
     this.#phase = 'stopped';
     this.#lease.stop();
     this.#options.signal?.removeEventListener('abort', this.#onAbort);
+    await this.#feed?.stop();
     this.#calls.close();
     lagMonitor.release();
   }

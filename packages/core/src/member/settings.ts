@@ -73,5 +73,6 @@ export function memberSettings(options: JoinOptions): MemberSettings {
   validateHandler('onPrepare', options.onPrepare);
   validateHandler('onActivate', options.onActivate);
   validateHandler('onDeactivate', options.onDeactivate);
+  validateHandler('onMessage', options.onMessage);
   return settings;
 }

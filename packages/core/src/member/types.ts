@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { RedisSource } from '../connections.js';
+import type { FeedData } from '../feed/encoding.js';
 import type { Clock } from './clock.js';
 
 export type MemberState = 'standby' | 'preparing' | 'active' | 'leaving' | 'left';
@@ -26,6 +27,18 @@ export interface ActivateInfo {
   signal: AbortSignal;
 }
 
+/** A message of the group feed (DESIGN §10), as `onMessage` receives it. */
+export interface GroupMessage {
+  /** The feed's id for it (a Redis stream id): publish order. */
+  id: string;
+  data: FeedData;
+  /** True when this member acts on it for its slot: it is committed once `onMessage` resolves. */
+  active: boolean;
+  /** The activation it is acted on under, when `active`. */
+  epoch?: number;
+  slot?: number;
+}
+
 export interface DeactivateInfo {
   epoch: number;
   reason: DeactivateReason;
@@ -44,6 +57,8 @@ export type AdvisoryCode =
   /** Redis may evict any key (`maxmemory-policy allkeys-*`): the group's state can be lost at any time. */
   | 'EVICTION_POLICY'
   | 'QUARANTINE'
+  /** The feed no longer holds messages this member wanted (trimmed by feedMaxLength, or the feed was lost). */
+  | 'FEED_GAP'
   | 'TOO_FEW_ACTIVE'
   | 'TOO_MANY_ACTIVE';
 
@@ -101,6 +116,12 @@ export interface JoinOptions {
   onPrepare?: (info: PrepareInfo) => unknown;
   onActivate?: (info: ActivateInfo) => unknown;
   onDeactivate?: (info: DeactivateInfo) => unknown;
+  /**
+   * The group feed (DESIGN §10): every message published after the member joined, in order,
+   * serialized with the other handlers. While active, a message is committed for the slot once
+   * this resolves. Without it the member reads no feed.
+   */
+  onMessage?: (message: GroupMessage) => unknown;
   /** Key prefix (default `understudy`). */
   prefix?: string;
   /** ρ: the bound on this machine's clock drift against Redis's (default 0.01). */
