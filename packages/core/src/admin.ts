@@ -1,7 +1,7 @@
 import { type RedisSource, withConnection } from './connections.js';
 import { DEFAULT_PREFIX, type GroupKeys, groupKeys } from './keys.js';
 import { validateActiveGoal, validateGroupName, validatePrefix, validateRedisSource } from './options.js';
-import { runScript } from './scripts.js';
+import { scripts } from './scripts.js';
 
 export interface GroupAdminOptions {
   redis: RedisSource;
@@ -27,14 +27,8 @@ function keysOf(options: GroupAdminOptions): GroupKeys {
 export async function setActiveGoal(options: SetActiveGoalOptions): Promise<{ version: number; previous: number }> {
   const keys = keysOf(options);
   const activeGoal = validateActiveGoal(options.activeGoal);
-  return withConnection(
-    options.redis,
-    options.timeout ?? 5000,
-    `set the active goal of group ${keys.group}`,
-    async (c) => {
-      const [version, previous] = (await runScript(c, 'set_goal', keys, [keys.events, activeGoal])) as [number, number];
-      return { version, previous };
-    },
+  return withConnection(options.redis, options.timeout ?? 5000, `set the active goal of group ${keys.group}`, (c) =>
+    scripts.set_goal(c, keys, { channel: keys.events, activeGoal }),
   );
 }
 
@@ -42,6 +36,6 @@ export async function setActiveGoal(options: SetActiveGoalOptions): Promise<{ ve
 export async function forgetGroup(options: GroupAdminOptions): Promise<{ deletedKeys: number }> {
   const keys = keysOf(options);
   return withConnection(options.redis, options.timeout ?? 5000, `forget group ${keys.group}`, async (c) => ({
-    deletedKeys: Number(await runScript(c, 'forget', keys, [])),
+    deletedKeys: await scripts.forget(c, keys, {}),
   }));
 }

@@ -35,7 +35,8 @@ import { freePort, hrNow, type RedisServer, startRedis, uniqueGroup } from '@und
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import { type MemberView, parseView, runScript, type ScriptName } from '../src/scripts.js';
+import type { MemberScriptName, MemberView, ScriptArgs } from '../src/script-specs.js';
+import { scripts } from '../src/scripts.js';
 
 const H = 10;
 const A = 60;
@@ -208,10 +209,14 @@ class World {
     }
   }
 
-  async script(m: SimMember, name: ScriptName, args: (string | number)[]): Promise<MemberView | undefined> {
+  async script<N extends MemberScriptName>(
+    m: SimMember,
+    name: N,
+    args: ScriptArgs<N>,
+  ): Promise<MemberView | undefined> {
     const object = m;
     try {
-      const view = parseView(name, await runScript(this.redis, name, this.keys, args, m.id));
+      const view = await scripts[name](this.redis, this.keys, args);
       this.note(
         `${m.id} ${name} → ${view.role} epoch ${view.epoch} slot ${view.slot} v${view.version} i${view.incarnation} A${view.activationInterval} q${Math.max(0, view.quarantineUntil - view.serverNow)}`,
       );
@@ -265,7 +270,14 @@ class World {
     if (m.lapsing || !m.joined) return;
     for (const epoch of [...m.toRelease]) {
       m.toRelease.delete(epoch);
-      const view = await this.script(m, 'release', [this.keys.events, m.id, epoch, 'lease-lost', 0, m.nonce]);
+      const view = await this.script(m, 'release', {
+        channel: this.keys.events,
+        memberId: m.id,
+        epoch,
+        reason: 'lease-lost',
+        preparationInterval: 0,
+        nonce: m.nonce,
+      });
       if (view) await this.apply(m, view);
     }
   }
@@ -293,21 +305,25 @@ class World {
     this.deliveries.push(belief);
   }
 
+  /** What a member sends about itself on joining and every renewal. */
+  memberArgs(m: SimMember) {
+    return {
+      channel: this.keys.events,
+      memberId: m.id,
+      weight: m.weight,
+      activeGoal: m.goal,
+      activationInterval: m.activation,
+      heartbeatInterval: H,
+      preparationInterval: 0,
+      host: 'model',
+      pid: 0,
+    };
+  }
+
   async join(m: SimMember): Promise<void> {
     if (m.joined) return;
     const sentAt = hrNow();
-    const view = await this.script(m, 'join', [
-      this.keys.events,
-      m.id,
-      m.weight,
-      m.goal,
-      m.activation,
-      H,
-      0,
-      'model',
-      0,
-      m.nonce,
-    ]);
+    const view = await this.script(m, 'join', { ...this.memberArgs(m), nonce: m.nonce });
     if (!view) return;
     m.joined = true;
     await this.apply(m, view, sentAt);
@@ -319,24 +335,16 @@ class World {
     await this.releaseGivenUp(m);
     const held = m.belief;
     const sentAt = hrNow();
-    const view = await this.script(m, 'renew', [
-      this.keys.events,
-      m.id,
-      m.weight,
-      m.goal,
-      m.activation,
-      H,
-      0,
-      'model',
-      0,
-      held?.epoch ?? 0,
-      held?.slot ?? -1,
-      m.nonce,
-      m.incarnation,
-      m.version,
-      m.floor,
-      m.leaseEnd,
-    ]);
+    const view = await this.script(m, 'renew', {
+      ...this.memberArgs(m),
+      claimedEpoch: held?.epoch ?? 0,
+      claimedSlot: held?.slot ?? -1,
+      nonce: m.nonce,
+      knownIncarnation: m.incarnation,
+      knownVersion: m.version,
+      epochFloor: m.floor,
+      leaseEnd: m.leaseEnd,
+    });
     if (!view) return;
     await this.apply(m, view, sentAt, true);
     if (deliver) this.deliver(m);
@@ -350,7 +358,13 @@ class World {
 
   async setWeight(m: SimMember, w: number): Promise<void> {
     if (!m.joined || m.lapsing) return;
-    const view = await this.script(m, 'set_weight', [this.keys.events, m.id, w, 0, m.nonce]);
+    const view = await this.script(m, 'set_weight', {
+      channel: this.keys.events,
+      memberId: m.id,
+      weight: w,
+      preparationInterval: 0,
+      nonce: m.nonce,
+    });
     if (!view) return;
     m.weight = w;
     await this.apply(m, view);
@@ -359,7 +373,7 @@ class World {
   async leave(m: SimMember): Promise<void> {
     if (!m.joined || m.lapsing) return;
     this.stop(m, hrNow(), 'leave');
-    const view = await this.script(m, 'leave', [this.keys.events, m.id, m.nonce]);
+    const view = await this.script(m, 'leave', { channel: this.keys.events, memberId: m.id, nonce: m.nonce });
     if (view) this.restart(m, 'left');
   }
 
@@ -372,7 +386,7 @@ class World {
 
   async setGoal(goal: number): Promise<void> {
     try {
-      await runScript(this.redis, 'set_goal', this.keys, [this.keys.events, goal]);
+      await scripts.set_goal(this.redis, this.keys, { channel: this.keys.events, activeGoal: goal });
       // In force from here, even if the group forgets it at once (its last lease was lost).
       this.goals.push([hrNow(), goal]);
       this.note(`operator sets the goal to ${goal}`);

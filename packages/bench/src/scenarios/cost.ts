@@ -1,6 +1,6 @@
+import { luaSource } from '@understudy/core/internal';
 import { sleep } from '../clock.js';
 import { type BenchContext, uniqueKey } from '../context.js';
-import { coreScript } from '../core-scripts.js';
 import type { CrowdConfig } from '../crowd.js';
 import { Child } from '../processes.js';
 
@@ -223,7 +223,7 @@ export interface ScriptOverhead {
  * every call, so the ~30 function definitions of the shared lib.lua are built again each time.
  */
 export async function measureScriptOverhead(context: BenchContext, calls: number): Promise<ScriptOverhead> {
-  const lib = coreScript('lib');
+  const lib = luaSource('lib.lua');
   const timeOf = async (body: string) => {
     const sha = (await context.redis.script('LOAD', body)) as string;
     const keys = Array.from({ length: 6 }, (_, i) => `bench-overhead:{x}:${i}`);

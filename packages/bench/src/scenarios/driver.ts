@@ -1,12 +1,13 @@
+import { groupKeys } from '@understudy/core';
+import { luaSource, parseReply, scriptInvocation } from '@understudy/core/internal';
 import { sleep } from '../clock.js';
 import { type BenchContext, uniqueKey } from '../context.js';
-import { coreScript, type ScriptArgument, scriptArguments } from '../core-scripts.js';
 import { type CommandCost, commandStats, redisCpuSeconds } from './cost.js';
 
 /**
  * Redis cost of a renewal against group size, without n member objects: the benchmark joins
  * n members with core's own join script and renews them with core's renew script (the
- * arguments a member sends, see the scripts' headers), one command at a time, round robin.
+ * arguments a member sends, laid out by core's script specs), one command at a time, round robin.
  * Real members cannot be used for 10,000 in one group: every member of a process parses
  * every announcement of its group, so joining them is quadratic (see the report).
  */
@@ -34,7 +35,6 @@ export interface DriverCost {
   nested: Record<string, { perRenewal: number; usPerRenewal: number }>;
 }
 
-const ROLES = new Set(['active', 'releasing', 'preparing', 'standby', 'gone']);
 const HOT_BATCH = 1000;
 const HOT_BATCHES = 5;
 
@@ -73,48 +73,44 @@ const TICK_MS = 5;
 export async function measureDriven(context: BenchContext, plan: DriverPlan): Promise<DriverCost> {
   const { redis } = context;
   const group = uniqueKey(`driven${plan.size}`);
-  const base = `understudy:{${group}}:`;
-  const keys = ['config', 'members', 'leases', 'rank', 'slots', 'log'].map((k) => base + k);
-  const channel = `${base}events`;
-  const join = (await redis.script('LOAD', coreScript('join'))) as string;
-  const renew = (await redis.script('LOAD', coreScript('renew'))) as string;
+  const keys = groupKeys(group);
+  const join = (await redis.script('LOAD', luaSource('join.lua'))) as string;
+  const renew = (await redis.script('LOAD', luaSource('renew.lua'))) as string;
   const ids = Array.from({ length: plan.size }, (_, i) => `d${i}`);
-  const joinOrder = scriptArguments('join');
-  const renewOrder = scriptArguments('renew');
-  // What a member sends: see the headers of join.lua and renew.lua.
-  const argumentsFor = (order: ScriptArgument[], i: number) => {
-    const values: Record<ScriptArgument, string | number> = {
-      channel,
-      'member id': ids[i] as string,
-      weight: 1 + (i % 100),
-      activeGoal: 1,
-      activationInterval: plan.activationMs,
-      heartbeatInterval: plan.heartbeatMs,
-      preparationInterval: 0,
-      host: 'bench',
-      pid: process.pid,
-      'claimed epoch': 0,
-      'claimed slot': -1,
-      nonce: `bench-${i}`,
-      // A member that knows nothing yet: no version or epoch to hold the server to (S6).
-      'the group’s incarnation': 0,
-      'the group’s version': -1,
-      'epoch floor': 0,
-      'lease end': 0,
-    };
-    return order.map((name) => values[name]);
-  };
+  // What a member sends on joining and renewing.
+  const member = (i: number) => ({
+    channel: keys.events,
+    memberId: ids[i] as string,
+    weight: 1 + (i % 100),
+    activeGoal: 1,
+    activationInterval: plan.activationMs,
+    heartbeatInterval: plan.heartbeatMs,
+    preparationInterval: 0,
+    host: 'bench',
+    pid: process.pid,
+    nonce: `bench-${i}`,
+  });
+  const joinCall = (i: number) => scriptInvocation('join', keys, member(i));
+  // A member that knows nothing yet: no version or epoch to hold the server to (S6).
+  const renewCall = (i: number) =>
+    scriptInvocation('renew', keys, {
+      ...member(i),
+      claimedEpoch: 0,
+      claimedSlot: -1,
+      knownIncarnation: 0,
+      knownVersion: -1,
+      epochFloor: 0,
+      leaseEnd: 0,
+    });
   for (let i = 0; i < ids.length; i += 500) {
     const pipeline = redis.pipeline();
     for (let j = i; j < Math.min(ids.length, i + 500); j++) {
-      pipeline.evalsha(join, 7, ...keys, `${base}hb:${ids[j]}`, ...argumentsFor(joinOrder, j));
+      const call = joinCall(j);
+      pipeline.evalsha(join, call.keys.length, ...call.keys, ...call.argv);
     }
     for (const [error, reply] of (await pipeline.exec()) ?? []) {
-      if (error || !Array.isArray(reply) || !ROLES.has(String(reply[0]))) {
-        throw new Error(
-          `core's join script answered ${String(error ?? JSON.stringify(reply))}: its arguments changed? Update packages/bench/src/scenarios/driver.ts`,
-        );
-      }
+      if (error) throw new Error(`core's join script failed: ${error.message}`, { cause: error });
+      parseReply('join', reply);
     }
   }
   let next = 0;
@@ -124,11 +120,10 @@ export async function measureDriven(context: BenchContext, plan: DriverPlan): Pr
     const i = next;
     next = (next + 1) % ids.length;
     sent += 1;
+    const call = renewCall(i);
     redis
-      .evalsha(renew, 7, ...keys, `${base}hb:${ids[i]}`, ...argumentsFor(renewOrder, i))
-      .then((reply) => {
-        if (!Array.isArray(reply) || !ROLES.has(String(reply[0]))) failures += 1;
-      })
+      .evalsha(renew, call.keys.length, ...call.keys, ...call.argv)
+      .then((reply) => parseReply('renew', reply))
       .catch(() => {
         failures += 1;
       });
@@ -165,7 +160,8 @@ export async function measureDriven(context: BenchContext, plan: DriverPlan): Pr
       for (let k = 0; k < HOT_BATCH; k++) {
         const i = next;
         next = (next + 1) % ids.length;
-        commands.push([renew, 7, ...keys, `${base}hb:${ids[i]}`, ...argumentsFor(renewOrder, i)]);
+        const call = renewCall(i);
+        commands.push([renew, call.keys.length, ...call.keys, ...call.argv]);
       }
       return commands;
     });

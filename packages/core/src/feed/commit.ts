@@ -2,7 +2,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { ConfigError, ScriptError } from '../errors.js';
 import type { GroupKeys } from '../keys.js';
 import { MAX_ACTIVE_GOAL, validateMemberId } from '../options.js';
-import { runScript } from '../scripts.js';
+import { scripts } from '../scripts.js';
 import { validateStreamId } from './stream-id.js';
 
 /** A slot holder's commit of the feed up to one message (lua/commit.lua). */
@@ -51,11 +51,10 @@ export async function commitMessage(
   }
   if (!Number.isSafeInteger(epoch) || epoch < 1) throw new ConfigError('epoch', epoch, 'must be a fencing epoch');
   validateStreamId('id', id);
-  const reply = await runScript(connection, 'commit', keys, [memberId, nonce, slot, String(epoch), id]);
-  const [outcome, detail] = Array.isArray(reply) ? (reply as unknown[]) : [];
+  const { outcome, detail } = await scripts.commit(connection, keys, { memberId, nonce, slot, epoch, id });
   if (outcome === 'committed') return { outcome, trimmed: Number(detail) };
   if (outcome === 'stale' && STALE.has(String(detail))) return { outcome, reason: detail as StaleReason };
   if (outcome === 'behind') return { outcome, current: String(detail) };
   if (outcome === 'ahead') return { outcome, last: detail ? String(detail) : undefined };
-  throw new ScriptError('commit', `unexpected reply ${JSON.stringify(reply)}`);
+  throw new ScriptError('commit', `unexpected reply ${JSON.stringify([outcome, detail])}`);
 }

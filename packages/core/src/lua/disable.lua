@@ -1,7 +1,7 @@
 -- disable: a member whose activate handler failed drops its weight to 0 and releases its
 -- slot in the same script: a renewal in between would hand the slot straight back.
 -- KEYS: 1 config  2 members  3 leases  4 rank  5 slots  6 log
--- ARGV: 1 channel  2 member id  3 epoch of the slot to release  4 preparationInterval (ms)
+-- ARGV: 1 channel  2 memberId  3 epoch (of the slot to release)  4 preparationInterval (ms)
 --       5 nonce (see join.lua)
 -- Reply: the member's view (see `view` in lib.lua), or an error:
 --   MEMBER_EXISTS <id>   another member object holds the id now

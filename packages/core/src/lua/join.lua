@@ -1,7 +1,7 @@
 -- join: adds a member to its group (creating the group, or adopting its parameters if it
 -- has none), then ranks the group.
--- KEYS: 1 config  2 members  3 leases  4 rank  5 slots  6 log  7 the member's heartbeat key
--- ARGV: 1 channel  2 member id  3 weight  4 activeGoal  5 activationInterval (ms)
+-- KEYS: 1 config  2 members  3 leases  4 rank  5 slots  6 log  7 heartbeat (the member's key)
+-- ARGV: 1 channel  2 memberId  3 weight  4 activeGoal  5 activationInterval (ms)
 --       6 heartbeatInterval (ms)  7 preparationInterval (ms)  8 host  9 pid
 --       10 nonce (random per member object: a join retried after a timeout finds itself)
 -- Reply: the member's view (see `view` in lib.lua), or an error:

@@ -1,8 +1,8 @@
 -- leave: removes a member from its group, releasing its slot (its deactivate handler has
 -- settled), and ranks the group again so the next member activates without waiting.
--- KEYS: 1 config  2 members  3 leases  4 rank  5 slots  6 log  7 the member's heartbeat key
--- ARGV: 1 channel  2 member id  3 nonce (see join.lua): another object that holds the id now
---       is left alone, and so is its heartbeat key
+-- KEYS: 1 config  2 members  3 leases  4 rank  5 slots  6 log  7 heartbeat (the member's key)
+-- ARGV: 1 channel  2 memberId  3 nonce (see join.lua; another object that holds the id now
+--       is left alone, and so is its heartbeat key)
 -- Reply: the member's view; its role is 'gone'.
 --@include lib.lua
 

@@ -520,12 +520,12 @@ end
 
 -- The reply every member script sends to its caller: the member's role and what it
 -- needs to arm its timers.
---   1 role ('active' | 'releasing' | 'preparing' | 'standby' | 'gone')  2 epoch (string)
+-- View: 1 role ('active' | 'releasing' | 'preparing' | 'standby' | 'gone')  2 epoch (string)
 --   3 slot (-1 if none)  4 reason  5 version  6 activeGoal  7 activationInterval
---   8 heartbeatInterval  9 now  10 watch deadline (next in line: earliest lease deadline of
---   the slot holders, else 0)  11 quarantineUntil  12 slots held  13 live members
---   14 weight  15 rejoined (1 if the member had been dropped and was added again)
---   16 createdAt (the group's incarnation: versions are ordered within one)
+--   8 heartbeatInterval  9 serverNow (Redis time)  10 watchDeadline (next in line: earliest
+--   lease deadline of the slot holders, else 0)  11 quarantineUntil  12 slotsHeld
+--   13 liveMembers  14 weight  15 rejoined (1 if the member had been dropped and was added
+--   again)  16 incarnation (createdAt: versions are ordered within one)
 local function view(G, id, rejoined)
   local role, epoch, slot, reason = 'standby', 0, -1, ''
   local m = read_member(id)

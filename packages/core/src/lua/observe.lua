@@ -4,8 +4,8 @@
 -- lapsed leases are the reader's: this script only reports, with Redis's clock.
 -- KEYS: 1 config  2 members  3 leases  4 rank  5 slots
 -- ARGV: none
--- Reply: { now, config fields { activeGoal, activationInterval, heartbeatInterval, version,
---          epoch, quarantineUntil, next, preparing, createdAt },
+-- Reply: { now, config (fields { activeGoal, activationInterval, heartbeatInterval, version,
+--          epoch, quarantineUntil, next, preparing, createdAt }),
 --          rank { id, score, ... } (best first), leases { id, deadline, ... },
 --          members { id, json, ... }, slots { index, json, ... } }, or an error:
 --   CORRUPT <key> ...   a key of the wrong type (see guard.lua)

@@ -2,7 +2,7 @@
 -- handler settled (demote before promote), then the group is ranked again so the next
 -- member can take the slot at once. Releasing a slot the member no longer holds is a no-op.
 -- KEYS: 1 config  2 members  3 leases  4 rank  5 slots  6 log
--- ARGV: 1 channel  2 member id  3 epoch  4 reason (why the member deactivated)
+-- ARGV: 1 channel  2 memberId  3 epoch  4 reason (why the member deactivated)
 --       5 preparationInterval (ms)  6 nonce (see join.lua)
 -- Reply: the member's view (see `view` in lib.lua), or an error:
 --   MEMBER_EXISTS <id>   another member object holds the id now

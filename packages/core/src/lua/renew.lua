@@ -3,14 +3,14 @@
 -- The member says what it holds and what it knows; S6 (see `settle_claim` and
 -- `check_member_knowledge` in lib.lua) decides what a server that may have lost writes reports.
 -- Cheap when nothing changed: O(log n) in the group size, plus O(goal).
--- KEYS: 1 config  2 members  3 leases  4 rank  5 slots  6 log  7 the member's heartbeat key
--- ARGV: 1 channel  2 member id  3 weight (the member's own: a different one is set again)  4 activeGoal  5 activationInterval (ms)
+-- KEYS: 1 config  2 members  3 leases  4 rank  5 slots  6 log  7 heartbeat (the member's key)
+-- ARGV: 1 channel  2 memberId  3 weight (the member's own: a different one is set again)  4 activeGoal  5 activationInterval (ms)
 --       6 heartbeatInterval (ms)  7 preparationInterval (ms)  8 host  9 pid
---       10 claimed epoch (0 if the member believes it is not active)  11 claimed slot
---       12 nonce (see join.lua)  13 the group’s incarnation in the member's last reply (0: none)
---       14 the group’s version in that reply (-1: none)
---       15 epoch floor: the highest epoch the member was told of for itself (0: none)
---       16 lease end: when its lease ends as the server last told it (Redis ms; 0: none)
+--       10 claimedEpoch (0 if the member believes it is not active)  11 claimedSlot
+--       12 nonce (see join.lua)  13 knownIncarnation (the group's, in the member's last reply; 0: none)
+--       14 knownVersion (the group's, in that reply; -1: none)
+--       15 epochFloor (the highest epoch the member was told of for itself; 0: none)
+--       16 leaseEnd (when its lease ends as the server last told it, Redis ms; 0: none)
 -- Reply: the member's view (see `view` in lib.lua), or an error:
 --   PARAM_MISMATCH <field> <requested> <current>   the group runs with other parameters
 --   MEMBER_EXISTS <id>                             another member object holds the id now

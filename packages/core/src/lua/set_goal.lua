@@ -2,7 +2,7 @@
 -- activates the next ranked members, a lowered one demotes the lowest-ranked actives.
 -- KEYS: 1 config  2 members  3 leases  4 rank  5 slots  6 log
 -- ARGV: 1 channel  2 activeGoal
--- Reply: { version, previous goal }, or an error:
+-- Reply: { version, previous (goal) }, or an error:
 --   NO_GROUP ...   the group has no members (a group's parameters are set by its first member)
 --@include lib.lua
 

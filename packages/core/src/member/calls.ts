@@ -7,7 +7,8 @@ import { RedisUnavailableError, UnderstudyError } from '../errors.js';
 import { type CommitResult, commitMessage } from '../feed/commit.js';
 import { commandTimeoutFor } from '../options.js';
 import { guardReplication } from '../replication-guard.js';
-import { type MemberView, parseView, runScript, type ScriptName } from '../scripts.js';
+import type { MemberScriptName, MemberView, ScriptArgs } from '../script-specs.js';
+import { scripts } from '../scripts.js';
 import type { MemberSettings } from './settings.js';
 import type { GroupView } from './view.js';
 
@@ -60,18 +61,7 @@ export class MemberCalls {
    */
   async join(weight: number): Promise<Call> {
     const s = this.#s;
-    const args = [
-      s.keys.events,
-      s.id,
-      weight,
-      s.activeGoal,
-      s.activationInterval,
-      s.heartbeatInterval,
-      s.preparationInterval,
-      this.#host,
-      process.pid,
-      this.#nonce,
-    ];
+    const args = { ...this.#member(weight, s.activeGoal), nonce: this.#nonce };
     const giveUpAt = s.clock.now() + s.activationInterval;
     for (;;) {
       try {
@@ -86,40 +76,41 @@ export class MemberCalls {
 
   /** A renewal carries the member's weight, what it holds, and what it knows of the group (S2, S6). */
   renew(weight: number, held: { epoch: number; slot: number } | undefined, view: GroupView): Promise<Call> {
-    const s = this.#s;
     const knows = view.knowledge(held?.epoch ?? 0);
-    return this.#call('renew', [
-      s.keys.events,
-      s.id,
-      weight,
-      view.activeGoal,
-      s.activationInterval,
-      s.heartbeatInterval,
-      s.preparationInterval,
-      this.#host,
-      process.pid,
-      held?.epoch ?? 0,
-      held?.slot ?? -1,
-      this.#nonce,
-      knows.incarnation,
-      knows.version,
-      knows.epochFloor,
-      knows.leaseEnd,
-    ]);
+    return this.#call('renew', {
+      ...this.#member(weight, view.activeGoal),
+      claimedEpoch: held?.epoch ?? 0,
+      claimedSlot: held?.slot ?? -1,
+      nonce: this.#nonce,
+      knownIncarnation: knows.incarnation,
+      knownVersion: knows.version,
+      epochFloor: knows.epochFloor,
+      leaseEnd: knows.leaseEnd,
+    });
   }
 
   setWeight(weight: number): Promise<Call> {
     const s = this.#s;
-    return this.#call('set_weight', [s.keys.events, s.id, weight, s.preparationInterval, this.#nonce]);
+    return this.#call('set_weight', {
+      channel: s.keys.events,
+      memberId: s.id,
+      weight,
+      preparationInterval: s.preparationInterval,
+      nonce: this.#nonce,
+    });
   }
 
   /** Gives a slot back; `disable` also sets the weight to 0 in the same step (a failed activate handler). */
   release(epoch: number, reason: string, disable: boolean): Promise<Call> {
     const s = this.#s;
-    const p = s.preparationInterval;
-    return disable
-      ? this.#call('disable', [s.keys.events, s.id, String(epoch), p, this.#nonce])
-      : this.#call('release', [s.keys.events, s.id, String(epoch), reason, p, this.#nonce]);
+    const slot = {
+      channel: s.keys.events,
+      memberId: s.id,
+      epoch,
+      preparationInterval: s.preparationInterval,
+      nonce: this.#nonce,
+    };
+    return disable ? this.#call('disable', slot) : this.#call('release', { ...slot, reason });
   }
 
   /** Commits the feed up to message `id` for the slot this object holds with `epoch` (DESIGN §10). */
@@ -130,7 +121,7 @@ export class MemberCalls {
   }
 
   leave(): Promise<Call> {
-    return this.#call('leave', [this.#s.keys.events, this.#s.id, this.#nonce]);
+    return this.#call('leave', { channel: this.#s.keys.events, memberId: this.#s.id, nonce: this.#nonce });
   }
 
   /**
@@ -165,14 +156,30 @@ export class MemberCalls {
     link.release();
   }
 
-  async #call(name: ScriptName, args: (string | number)[]): Promise<Call> {
+  /** What the member sends about itself and the group's parameters, on joining and every renewal. */
+  #member(weight: number, activeGoal: number) {
+    const s = this.#s;
+    return {
+      channel: s.keys.events,
+      memberId: s.id,
+      weight,
+      activeGoal,
+      activationInterval: s.activationInterval,
+      heartbeatInterval: s.heartbeatInterval,
+      preparationInterval: s.preparationInterval,
+      host: this.#host,
+      pid: process.pid,
+    };
+  }
+
+  async #call<N extends MemberScriptName>(name: N, args: ScriptArgs<N>): Promise<Call> {
     const s = this.#s;
     const link = this.#link;
     if (!link) throw new RedisUnavailableError(`member ${s.id} has no connection`);
     const sentAt = s.clock.now();
-    let reply: unknown;
+    let view: MemberView;
     try {
-      reply = await runScript(link.lease, name, s.keys, args, s.id);
+      view = await scripts[name](link.lease, s.keys, args);
     } catch (error) {
       if (error instanceof UnderstudyError) throw error;
       throw new RedisUnavailableError(`${name} for member ${s.id} of group ${s.group}: ${describe(error)}`, {
@@ -180,7 +187,7 @@ export class MemberCalls {
       });
     }
     const receivedAt = s.clock.now();
-    return { view: parseView(name, reply), sentAt, midpoint: (sentAt + receivedAt) / 2 };
+    return { view, sentAt, midpoint: (sentAt + receivedAt) / 2 };
   }
 }
 

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
-import { CorruptStateError, corruptState, ScriptError } from '../errors.js';
+import { CorruptStateError, corruptState } from '../errors.js';
 import type { GroupKeys } from '../keys.js';
 import { luaSource } from '../lua.js';
 import { MAX_ACTIVE_GOAL, MAX_INTERVAL } from '../options.js';
+import { parseReply, type ScriptReply, scriptInvocation } from '../script-specs.js';
 
 type Connection = Redis | Cluster;
 
@@ -43,7 +44,6 @@ export interface GroupSnapshot {
   serverTime: number;
 }
 
-const OBSERVE = 'observe.lua';
 let observeSha: string | undefined;
 
 /**
@@ -51,20 +51,22 @@ let observeSha: string | undefined;
  * (ioredis's defineCommand always sends EVALSHA / EVAL, which a user without write
  * permission may not run.)
  */
-async function observe(connection: Connection, keys: GroupKeys): Promise<unknown[]> {
-  const source = luaSource(OBSERVE);
+async function observe(connection: Connection, keys: GroupKeys): Promise<ScriptReply<'observe'>> {
+  const source = luaSource('observe.lua');
   observeSha ??= createHash('sha1').update(source).digest('hex');
-  const keyList = keys.scriptKeys.slice(0, 5);
+  const keyList = scriptInvocation('observe', keys, {}).keys;
+  let reply: unknown;
   try {
     try {
-      return (await connection.call('EVALSHA_RO', observeSha, keyList.length, ...keyList)) as unknown[];
+      reply = await connection.call('EVALSHA_RO', observeSha, keyList.length, ...keyList);
     } catch (error) {
       if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return (await connection.call('EVAL_RO', source, keyList.length, ...keyList)) as unknown[];
+      reply = await connection.call('EVAL_RO', source, keyList.length, ...keyList);
     }
   } catch (error) {
     throw corruptState(keys.group, error) ?? error;
   }
+  return parseReply('observe', reply);
 }
 
 /** A value to show in a message: ids understudy writes are shown, anything else is not echoed. */
@@ -133,12 +135,14 @@ export async function readGroup(
   keys: GroupKeys,
   lostInterval?: number,
 ): Promise<GroupSnapshot> {
-  const reply = await observe(connection, keys);
-  if (!Array.isArray(reply) || reply.length !== 6) {
-    throw new ScriptError('observe', `unexpected reply ${JSON.stringify(reply)}`);
-  }
-  const [nowRaw, config, rankFlat, leasesFlat, membersFlat, slotsFlat] = reply;
-  const now = Number(nowRaw);
+  const {
+    now,
+    config,
+    rank: rankFlat,
+    leases: leasesFlat,
+    members: membersFlat,
+    slots: slotsFlat,
+  } = await observe(connection, keys);
   const [goal, activationInterval, heartbeat, version, epoch, quarantineUntil] = configNumbers(
     keys,
     config as string[],

@@ -1,0 +1,15 @@
+/**
+ * For the repository's own tools (the benchmark), not for applications: the scripts' spec table
+ * and their source as Redis runs it. No compatibility promise: it follows core's scripts.
+ */
+export { luaSource } from './lua.js';
+export {
+  type MemberView,
+  parseReply,
+  SCRIPT_SPECS,
+  type ScriptArgs,
+  type ScriptInvocation,
+  type ScriptName,
+  type ScriptReply,
+  scriptInvocation,
+} from './script-specs.js';

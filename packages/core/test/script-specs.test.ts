@@ -1,0 +1,114 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { SCRIPT_SPECS, type ScriptName, type ScriptSpec, VIEW_FIELDS } from '../src/script-specs.js';
+
+/**
+ * Every Lua script's header names its KEYS, ARGV and reply as the spec table does (and `view`
+ * in lib.lua its fields as VIEW_FIELDS does). The normalisation: a header entry is `<n> <name>`
+ * with anything in parentheses dropped; the names must be the spec's, in the spec's order.
+ */
+
+const LUA = new URL('../src/lua/', import.meta.url);
+const read = (file: string) => readFileSync(new URL(file, LUA), 'utf8');
+
+/** The text of a header entry (`-- LABEL: …`) and the comment lines that continue it. */
+function headerText(source: string, label: string): string | undefined {
+  const lines = source.split('\n');
+  const start = lines.findIndex((line) => line.startsWith(`-- ${label}:`));
+  if (start < 0) return undefined;
+  const parts = [(lines[start] as string).slice(`-- ${label}:`.length)];
+  for (const line of lines.slice(start + 1)) {
+    if (!/^--\s{2,}\S/.test(line)) break;
+    parts.push(line.slice(2));
+  }
+  return parts.join(' ').replace(/\([^()]*\)/g, ' ');
+}
+
+/** `1 config  2 members …` as names; `none` as no names; positions must count up from 1. */
+function numberedNames(text: string): string[] {
+  if (text.trim() === 'none') return [];
+  const entries = text.trim().split(/\s+(?=\d+ )/);
+  return entries.map((entry, i) => {
+    const [, position, name] = /^(\d+) (.*)$/.exec(entry.trim()) ?? [];
+    return Number(position) === i + 1 ? (name ?? '').trim() : `position ${position ?? '?'} out of order: ${entry}`;
+  });
+}
+
+/** The top-level names of a `{ a, b { … }, c }` reply. */
+function fieldNames(text: string): string[] | undefined {
+  const open = text.indexOf('{');
+  if (open < 0 || text.slice(0, open).trim() !== '') return undefined;
+  let depth = 0;
+  let inner = '';
+  for (const char of text.slice(open)) {
+    depth += char === '{' ? 1 : char === '}' ? -1 : 0;
+    if (depth === 0) break;
+    inner += depth === 1 && char !== '{' ? char : char === ',' ? '' : ' ';
+  }
+  return inner.split(',').map((name) => name.trim().split(/\s+/)[0] ?? '');
+}
+
+function replyProblem(spec: ScriptSpec, text: string): string | undefined {
+  const reply = spec.reply;
+  const said = text.trim();
+  if (reply.shape === 'view') return said.startsWith("the member's view") ? undefined : `reply "${said}"`;
+  if (reply.shape === 'count') return said.startsWith(`the number of ${reply.of}`) ? undefined : `reply "${said}"`;
+  const names = fieldNames(said);
+  const expected = Object.keys(reply.fields);
+  return JSON.stringify(names) === JSON.stringify(expected) ? undefined : `reply fields ${JSON.stringify(names)}`;
+}
+
+/** How a script's header disagrees with its spec (empty: it agrees). */
+function headerProblems(name: ScriptName, source: string): string[] {
+  const spec: ScriptSpec = SCRIPT_SPECS[name];
+  const problems: string[] = [];
+  const compare = (label: string, expected: readonly string[]) => {
+    const text = headerText(source, label);
+    const found = text === undefined ? undefined : numberedNames(text);
+    if (JSON.stringify(found) !== JSON.stringify(expected)) {
+      problems.push(`${label} ${JSON.stringify(found)}, the spec ${JSON.stringify(expected)}`);
+    }
+  };
+  compare('KEYS', spec.keys);
+  compare('ARGV', Object.keys(spec.argv));
+  const reply = headerText(source, 'Reply');
+  const problem = reply === undefined ? 'no Reply line' : replyProblem(spec, reply);
+  if (problem) problems.push(problem);
+  return problems;
+}
+
+const files = readdirSync(LUA).filter((file) => file.endsWith('.lua'));
+const included = new Set(files.flatMap((file) => [...read(file).matchAll(/^--@include (\S+)$/gm)].map((m) => m[1])));
+const scriptNames = Object.keys(SCRIPT_SPECS) as ScriptName[];
+
+describe('script specs', () => {
+  it('list every Lua file that runs as a script, and no other', () => {
+    const runnable = files.filter((file) => !included.has(file)).map((file) => file.replace(/\.lua$/, ''));
+    expect(scriptNames.sort()).toEqual(runnable.sort());
+  });
+
+  it.each(scriptNames)('hold the header of %s.lua to the spec', (name) => {
+    expect(headerProblems(name, read(`${name}.lua`))).toEqual([]);
+  });
+
+  it("hold the fields of lib.lua's view to the member view", () => {
+    expect(numberedNames(headerText(read('lib.lua'), 'View') ?? '')).toEqual(Object.keys(VIEW_FIELDS));
+  });
+
+  it('take the member id of a script that takes its heartbeat key', () => {
+    for (const name of scriptNames) {
+      const spec: ScriptSpec = SCRIPT_SPECS[name];
+      if (spec.keys.includes('heartbeat')) expect(Object.keys(spec.argv), name).toContain('memberId');
+    }
+  });
+
+  it('notice a header that disagrees with the spec', () => {
+    const renew = read('renew.lua');
+    const swapped = renew.replace('14 knownVersion', '14 epochFloor').replace('15 epochFloor', '15 knownVersion');
+    expect(headerProblems('renew', swapped)).toHaveLength(1);
+    expect(headerProblems('renew', renew.replace(' 7 heartbeat', ''))).toHaveLength(1);
+    expect(headerProblems('set_goal', read('set_goal.lua').replace('{ version,', '{ epoch,'))).toHaveLength(1);
+    expect(headerProblems('forget', read('forget.lua').replace('keys deleted', 'members'))).toHaveLength(1);
+    expect(headerProblems('leave', read('leave.lua').replace("member's view", 'reply'))).toHaveLength(1);
+  });
+});
