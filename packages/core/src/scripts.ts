@@ -66,6 +66,7 @@ async function runScript<N extends ScriptName>(
   return parseReply(name, reply);
 }
 
+/** Every script but observe.lua, which the monitor runs with EVALSHA_RO (monitor/observe.ts). */
 type WritingScriptName = Exclude<ScriptName, 'observe'>;
 
 /** One typed function per script: `scripts.renew(connection, keys, { channel, memberId, … })`. */
