@@ -86,7 +86,7 @@ export const MUTANTS: readonly Mutant[] = [
     id: 's5-offline-queue',
     rule: 'S5',
     breaks: 'the lease connection queues commands while disconnected and resends them after a reconnect',
-    file: 'packages/core/src/connections.ts',
+    file: 'packages/core/src/connections/settings.ts',
     find: '    enableOfflineQueue: false,\n    autoResendUnfulfilledCommands: false,\n',
     replace: '    enableOfflineQueue: true,\n    autoResendUnfulfilledCommands: true,\n',
     tests: [{ file: FAULTS, name: 'blackhole of an active' }],

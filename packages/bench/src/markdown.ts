@@ -271,7 +271,7 @@ function joiningText(r: BenchResults): string {
     );
   }
   parts.push(
-    'Members of one group usually live in different processes, so this bites only when one process runs many members of the same group; parsing each announcement once per process and handing the parsed form to the members (connections.ts `Subscriber`, member.ts `#onMessage`) would make it linear.',
+    'Members of one group usually live in different processes, so this bites only when one process runs many members of the same group; parsing each announcement once per process and handing the parsed form to the members (connections/subscriber.ts `Subscriber`, member.ts `#onMessage`) would make it linear.',
   );
   return parts.join(' ');
 }

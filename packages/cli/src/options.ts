@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { RedisSource } from '@understudy/core';
+import { redact } from '@understudy/core/failures';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { Cluster, Redis } from 'ioredis';
 import { CliError, ExitCode } from './exit.js';
@@ -151,5 +152,5 @@ export function describeConnection(options: ConnectionOptions): string {
     return `Sentinel master ${options.masterName} via ${options.sentinel.map((a) => `${a.host}:${a.port}`).join(',')}`;
   }
   if (options.cluster) return `Cluster ${options.cluster.map((a) => `${a.host}:${a.port}`).join(',')}`;
-  return options.redis.replace(/\/\/[^@/]*@/, '//***@');
+  return redact(options.redis);
 }

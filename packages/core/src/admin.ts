@@ -1,4 +1,5 @@
-import { type RedisSource, withConnection } from './connections.js';
+import { withConnection } from './connections/pool.js';
+import type { RedisSource } from './connections/settings.js';
 import { DEFAULT_PREFIX, type GroupKeys, groupKeys } from './keys.js';
 import { validateActiveGoal, validateGroupName, validatePrefix, validateRedisSource } from './options.js';
 import { scripts } from './scripts.js';

@@ -3,16 +3,18 @@ export type UnderstudyErrorCode =
   | 'CONFIG'
   | 'PARAM_MISMATCH'
   | 'REDIS_UNAVAILABLE'
-  | 'LEASE_LOST'
   | 'LEFT'
   | 'HANDLER_FAILED'
   | 'MEMBER_EXISTS'
   | 'NO_PERMISSION'
   | 'CORRUPT_STATE'
-  | 'SCRIPT';
+  | 'SCRIPT'
+  | 'NOT_STARTED';
 
 export abstract class UnderstudyError extends Error {
   abstract readonly code: UnderstudyErrorCode;
+  /** Whether trying the same thing again may succeed (Redis unreachable or slow); false for a refusal or bad input. */
+  readonly retryable: boolean = false;
 }
 
 /** An option is invalid; the message names the field, the value and the rule it breaks. */
@@ -24,7 +26,7 @@ export class ConfigError extends UnderstudyError {
     readonly value: unknown,
     readonly rule: string,
   ) {
-    super(`${field} = ${describe(value)}: ${rule}`);
+    super(`${field} = ${shown(value)}: ${rule}`);
   }
 }
 
@@ -45,19 +47,20 @@ export class ParamMismatchError extends UnderstudyError {
   }
 }
 
-/** Redis could not be reached or did not answer in time. */
+/** Redis could not be reached or did not answer in time. Retryable. */
 export class RedisUnavailableError extends UnderstudyError {
   readonly code = 'REDIS_UNAVAILABLE';
   override readonly name = 'RedisUnavailableError';
-  constructor(message: string, options?: { cause?: unknown }) {
+  override readonly retryable = true;
+  /**
+   * A command got no reply within the command timeout. Its connection may still deliver that
+   * reply later, paired with the wrong request: reset the connection before using it again.
+   */
+  readonly timedOut: boolean;
+  constructor(message: string, options?: { cause?: unknown; timedOut?: boolean }) {
     super(message, options);
+    this.timedOut = options?.timedOut ?? false;
   }
-}
-
-/** The member's lease lapsed (or its membership was removed) while it believed it was in the group. */
-export class LeaseLostError extends UnderstudyError {
-  readonly code = 'LEASE_LOST';
-  override readonly name = 'LeaseLostError';
 }
 
 /** The member has left; it cannot be used any more. */
@@ -141,14 +144,6 @@ export class CorruptStateError extends UnderstudyError {
   }
 }
 
-/** The CorruptStateError for a script's `CORRUPT <key> <problem>` reply, else undefined. */
-export function corruptState(group: string, error: unknown): CorruptStateError | undefined {
-  if (!(error instanceof Error)) return undefined;
-  const match = /^CORRUPT (\S+) ([\s\S]*)$/.exec(withoutScriptSuffix(error.message));
-  if (!match) return undefined;
-  return new CorruptStateError(group, match[1] as string, match[2] as string, { cause: error });
-}
-
 /** A Lua script replied with an error the library did not expect. */
 export class ScriptError extends UnderstudyError {
   readonly code = 'SCRIPT';
@@ -162,19 +157,19 @@ export class ScriptError extends UnderstudyError {
   }
 }
 
-/** Redis's reply when ACL refused a command, key or channel (also from inside a script). */
-export function permissionDenied(error: unknown): string | undefined {
-  if (!(error instanceof Error)) return undefined;
-  if (!/^NOPERM |The user executing the script can't/.test(error.message)) return undefined;
-  return withoutScriptSuffix(error.message);
+/** The monitor was used before `monitorGroup()` resolved with it: it has not read the group yet. */
+export class MonitorNotStartedError extends UnderstudyError {
+  readonly code = 'NOT_STARTED';
+  override readonly name = 'MonitorNotStartedError';
+  constructor(readonly group: string) {
+    super(
+      `the monitor of group ${group} has not read the group yet; use the monitor that monitorGroup() resolves with`,
+    );
+  }
 }
 
-/** Drops the ` script: <sha>, on @user_script:<line>.` Redis adds to errors raised in scripts. */
-export function withoutScriptSuffix(message: string): string {
-  return message.replace(/( script: [0-9a-f]{40}, on @user_script:\d+\.)+$/, '');
-}
-
-function describe(value: unknown): string {
+/** A value for a ConfigError's message. */
+function shown(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
   try {

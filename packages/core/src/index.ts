@@ -1,13 +1,13 @@
 export { type AclOptions, type AclUser, aclRules, MEMBER_COMMANDS, MONITOR_COMMANDS } from './acl.js';
 export { forgetGroup, type GroupAdminOptions, type SetActiveGoalOptions, setActiveGoal } from './admin.js';
-export type { RedisSource } from './connections.js';
+export type { RedisSource } from './connections/settings.js';
 export {
   ConfigError,
   CorruptStateError,
   HandlerError,
-  LeaseLostError,
   LeftError,
   MemberExistsError,
+  MonitorNotStartedError,
   ParamMismatchError,
   PermissionError,
   RedisUnavailableError,

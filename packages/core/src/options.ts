@@ -1,5 +1,6 @@
 import { Cluster, Redis } from 'ioredis';
 import { ConfigError } from './errors.js';
+import { redact } from './failures.js';
 
 /** Defaults for every optional setting of a member, in one place. */
 export const MEMBER_DEFAULTS = Object.freeze({
@@ -187,10 +188,6 @@ export function validateRedisSource(redis: unknown): void {
     url = undefined;
   }
   if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') {
-    throw new ConfigError(
-      'redis',
-      redis.replace(/\/\/[^@/]*@/, '//***@'),
-      'must be a redis://host:port or rediss://host:port URL',
-    );
+    throw new ConfigError('redis', redact(redis), 'must be a redis://host:port or rediss://host:port URL');
   }
 }

@@ -1,6 +1,6 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
-import type { RedisSource } from './connections.js';
+import type { RedisSource } from './connections/settings.js';
 import { ConfigError } from './errors.js';
 
 /**

@@ -1,6 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
-import { permissionError } from './connections.js';
-import { corruptState, MemberExistsError, ParamMismatchError, ScriptError, UnderstudyError } from './errors.js';
+import { redisUser } from './connections/diagnosis.js';
+import { ScriptError } from './errors.js';
+import { classify } from './failures.js';
 import type { GroupKeys } from './keys.js';
 import { luaSource } from './lua.js';
 import {
@@ -45,7 +46,7 @@ function defineScripts(connection: Connection): void {
 
 /**
  * Runs a script on a group's keys with its named arguments, and names the entries of its
- * reply; its error replies become the library's error classes, in this one place.
+ * reply; every failure becomes one of the library's errors (`classify`), in this one place.
  */
 async function runScript<N extends ScriptName>(
   connection: Connection,
@@ -61,7 +62,14 @@ async function runScript<N extends ScriptName>(
   try {
     reply = await call.call(connection, ...invocation.keys, ...invocation.argv);
   } catch (error) {
-    throw mapScriptError(name, keys.group, error, connection);
+    const memberId = (args as { memberId?: string }).memberId;
+    throw classify(error, {
+      operation: `run the ${name} script on group ${keys.group}`,
+      user: redisUser(connection),
+      group: keys.group,
+      actor: memberId === undefined ? undefined : `member ${memberId}`,
+      script: name,
+    });
   }
   return parseReply(name, reply);
 }
@@ -91,30 +99,6 @@ export const scripts: { readonly [N in WritingScriptName]: ScriptFunction<N> } =
   forget: script('forget'),
   commit: script('commit'),
 };
-
-function mapScriptError(name: ScriptName, group: string, error: unknown, connection: Connection): unknown {
-  if (!(error instanceof Error) || error instanceof UnderstudyError) return error;
-  const refused = permissionError(error, connection, `run the ${name} script on group ${group}`, group);
-  if (refused) return refused;
-  const corrupt = corruptState(group, error);
-  if (corrupt) return corrupt;
-  const mismatch = /^PARAM_MISMATCH (activeGoal|activationInterval) (\d+) (\d+)/.exec(error.message);
-  if (mismatch) {
-    const [, field, requested, current] = mismatch as unknown as [string, 'activeGoal', string, string];
-    return new ParamMismatchError(group, field, Number(requested), Number(current));
-  }
-  const exists = /^MEMBER_EXISTS (.*)$/.exec(error.message);
-  if (exists) return new MemberExistsError(group, exists[1] ?? '');
-  if (error.message.startsWith('GROUP_NOT_EMPTY')) {
-    const live = error.message.split(' ')[1];
-    return new ScriptError(name, `group ${group} still has ${live} live members`, { cause: error });
-  }
-  if (error.message.startsWith('NO_GROUP')) {
-    return new ScriptError(name, `group ${group} has no members`, { cause: error });
-  }
-  if (/^ERR |^NOSCRIPT|user_script/.test(error.message)) return new ScriptError(name, error.message, { cause: error });
-  return error; // connection errors and timeouts: the caller decides what they mean
-}
 
 /** One role change announced on the group's channel: [member, role, epoch, slot, reason]. */
 export interface Announcement {

@@ -7,7 +7,7 @@
 import { hrNow, type RedisCluster, startCluster } from '@understudy/testkit';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { acquireLink, type Link } from '../src/connections.js';
+import { acquireLink, type Link } from '../src/connections/pool.js';
 import { uniqueGroup, waitFor } from './helpers.js';
 
 const COMMAND_TIMEOUT = 80;

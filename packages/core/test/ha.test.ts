@@ -2,7 +2,7 @@ import { groupKeys, Member, monitorGroup } from '@understudy/core';
 import { type RedisCluster, type SentinelSet, startCluster, startSentinelSet } from '@understudy/testkit';
 import { Cluster, Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { acquireLink } from '../src/connections.js';
+import { acquireLink } from '../src/connections/pool.js';
 import { hrNow, memberFactory, Timeline, uniqueGroup, waitFor } from './helpers.js';
 
 // Long enough to outlast a failover (node timeout / down-after 1 s, plus the election).

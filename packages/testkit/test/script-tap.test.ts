@@ -59,7 +59,7 @@ describe('the script tap', () => {
     const cluster = await startCluster();
     const { sent, replies, tap } = recorder();
     const client = tappedCluster(cluster.startupNodes.map((n) => `${n.host}:${n.port}`).join(','), tap);
-    // The library duplicates the client with options of its own, as core's connections.ts does.
+    // The library duplicates the client with options of its own, as core's connections/settings.ts does.
     const duplicate = client.duplicate(undefined, { enableOfflineQueue: true });
     clients.push(client, duplicate);
     duplicate.on('error', () => undefined);

@@ -1,6 +1,9 @@
 import { Cluster, Redis } from 'ioredis';
-import { permissionError, type RedisSource, withConnection } from '../connections.js';
-import { ConfigError, CorruptStateError, RedisUnavailableError, UnderstudyError } from '../errors.js';
+import { redisUser } from '../connections/diagnosis.js';
+import { withConnection } from '../connections/pool.js';
+import type { RedisSource } from '../connections/settings.js';
+import { ConfigError } from '../errors.js';
+import { classify } from '../failures.js';
 import { DEFAULT_PREFIX, groupKeys } from '../keys.js';
 import { validateGroupName, validatePrefix, validateRedisSource } from '../options.js';
 import { encodeData } from './encoding.js';
@@ -59,19 +62,10 @@ export function validateFeedMaxLength(value: unknown): number {
 }
 
 /**
- * The library's error for a failed feed command: a PermissionError for an ACL refusal, a
- * CorruptStateError when the feed key holds something else than a stream, else a
+ * The library's error for a failed feed command (`classify`): a PermissionError for an ACL
+ * refusal, a CorruptStateError when the feed key holds something else than a stream, else a
  * RedisUnavailableError saying what failed.
  */
 export function feedFailure(error: unknown, source: RedisSource, what: string, group: string, key: string): Error {
-  if (error instanceof UnderstudyError) return error;
-  const refused = permissionError(error, source, what, group);
-  if (refused) return refused;
-  const message = error instanceof Error ? error.message : String(error);
-  if (message.startsWith('WRONGTYPE')) {
-    return new CorruptStateError(group, key, 'is not a stream (WRONGTYPE); understudy did not write it', {
-      cause: error,
-    });
-  }
-  return new RedisUnavailableError(`${what}: ${message}`, { cause: error });
+  return classify(error, { operation: what, user: redisUser(source), group, key: { name: key, type: 'stream' } });
 }

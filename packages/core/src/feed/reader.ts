@@ -1,6 +1,7 @@
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
-import { connect, open, type RedisSource } from '../connections.js';
-import { CorruptStateError } from '../errors.js';
+import { connect } from '../connections/pool.js';
+import { open, type RedisSource } from '../connections/settings.js';
+import { CorruptStateError, RedisUnavailableError } from '../errors.js';
 import { DEFAULT_PREFIX, type GroupKeys, groupKeys } from '../keys.js';
 import { validateGroupName, validatePrefix, validateRedisSource } from '../options.js';
 import { decodeData, type FeedMessage } from './encoding.js';
@@ -205,9 +206,9 @@ export class FeedReader {
         pause = MIN_PAUSE;
       } catch (error) {
         if (this.#stopped.signal.aborted) return;
-        this.#report(error);
+        const failure = this.#report(error);
         // A paused server keeps its socket open: a read that timed out gets a new connection.
-        if (error instanceof Error && /timed out/.test(error.message)) this.#replaceBlocking();
+        if (failure instanceof RedisUnavailableError && failure.timedOut) this.#replaceBlocking();
         await this.#pause(pause);
         pause = Math.min(pause * 2, MAX_PAUSE);
       }
@@ -276,7 +277,8 @@ export class FeedReader {
     this.#options.onGap?.(gap);
   }
 
-  #report(error: unknown): void {
+  /** Hands the library's error for `error` to `onError`, and returns it. */
+  #report(error: unknown): Error {
     const failure = feedFailure(
       error,
       this.#options.redis,
@@ -285,6 +287,7 @@ export class FeedReader {
       this.#keys.feed,
     );
     this.#options.onError?.(failure);
+    return failure;
   }
 
   #open(commandTimeout: number): Connection {

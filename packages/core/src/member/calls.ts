@@ -2,8 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { acquireLink, type Link, permissionError, type RedisSource } from '../connections.js';
+import { redisUser } from '../connections/diagnosis.js';
+import { acquireLink, type Link } from '../connections/pool.js';
+import type { RedisSource } from '../connections/settings.js';
 import { RedisUnavailableError, UnderstudyError } from '../errors.js';
+import { classify, describe } from '../failures.js';
 import { type CommitResult, commitMessage } from '../feed/commit.js';
 import { commandTimeoutFor } from '../options.js';
 import { guardReplication } from '../replication-guard.js';
@@ -67,7 +70,7 @@ export class MemberCalls {
       try {
         return await this.#call('join', args);
       } catch (error) {
-        if (!(error instanceof RedisUnavailableError) || s.clock.now() >= giveUpAt) throw error;
+        if (!(error instanceof UnderstudyError && error.retryable) || s.clock.now() >= giveUpAt) throw error;
         this.#log.debug({ error: describe(error) }, 'join did not answer in time; retrying');
         await sleep(Math.min(50, s.heartbeatInterval));
       }
@@ -177,29 +180,18 @@ export class MemberCalls {
     const link = this.#link;
     if (!link) throw new RedisUnavailableError(`member ${s.id} has no connection`);
     const sentAt = s.clock.now();
-    let view: MemberView;
-    try {
-      view = await scripts[name](link.lease, s.keys, args);
-    } catch (error) {
-      if (error instanceof UnderstudyError) throw error;
-      throw new RedisUnavailableError(`${name} for member ${s.id} of group ${s.group}: ${describe(error)}`, {
-        cause: error,
-      });
-    }
+    const view = await scripts[name](link.lease, s.keys, args);
     const receivedAt = s.clock.now();
     return { view, sentAt, midpoint: (sentAt + receivedAt) / 2 };
   }
 }
 
-/** The error a failed join becomes: a refusal by ACL, or Redis unavailable. */
+/** The error a failed join becomes (`classify`): a refusal by ACL, or Redis unavailable. */
 export function joinFailure(error: unknown, redis: RedisSource, s: MemberSettings): Error {
-  if (error instanceof UnderstudyError) return error;
-  return (
-    permissionError(error, redis, `join group ${s.group}`, s.group) ??
-    new RedisUnavailableError(`member ${s.id} could not join group ${s.group}: ${describe(error)}`, { cause: error })
-  );
-}
-
-export function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  return classify(error, {
+    operation: `join group ${s.group}`,
+    user: redisUser(redis),
+    group: s.group,
+    actor: `member ${s.id}`,
+  });
 }

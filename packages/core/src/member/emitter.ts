@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { HandlerError, type MemberExistsError, ParamMismatchError } from '../errors.js';
+import { describe } from '../failures.js';
 import type { Outcome } from './actions.js';
-import { describe } from './calls.js';
 import type { Advise } from './health.js';
 import type { MemberEvents, MemberState } from './types.js';
 

@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
+import { describe } from '../failures.js';
 import type { CommitResult } from '../feed/commit.js';
 import type { FeedMessage } from '../feed/encoding.js';
 import { FeedReader } from '../feed/reader.js';
 import { compareStreamIds, FEED_START } from '../feed/stream-id.js';
 import { commandTimeoutFor } from '../options.js';
 import { type Outcome, runHandler } from './actions.js';
-import { describe } from './calls.js';
 import type { Advise } from './health.js';
 import type { Held } from './ledger.js';
 import type { MemberSettings } from './settings.js';

@@ -1,7 +1,7 @@
 import { Cluster, type Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { describe } from '../failures.js';
 import type { MemberView } from '../scripts.js';
-import { describe } from './calls.js';
 import type { Clock } from './clock.js';
 import type { AdvisoryCode } from './types.js';
 

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
-import { CorruptStateError, PermissionError } from '../errors.js';
+import { CorruptStateError, PermissionError, RedisUnavailableError } from '../errors.js';
+import { describe } from '../failures.js';
 import type { MemberView } from '../scripts.js';
-import { type Call, describe } from './calls.js';
+import type { Call } from './calls.js';
 import { type Clock, lagMonitor } from './clock.js';
 import type { Advise } from './health.js';
 import type { AdvisoryCode, RenewalEvent } from './types.js';
@@ -138,7 +139,7 @@ export class LeaseKeeper {
     const now = this.#s.clock.now();
     this.#lastStart = now;
     this.#host.emit({ outcome: 'failed', sentAt: now, receivedAt: now, leaseDeadline: this.#deadline, error });
-    if (describe(error).includes('timed out')) this.#host.resetConnection();
+    if (error instanceof RedisUnavailableError && error.timedOut) this.#host.resetConnection();
     if (this.#down) return;
     this.#down = true;
     this.#host.advise(renewalFailure(error), `renewal failed: ${describe(error)}`, { error: describe(error) });

@@ -1,9 +1,10 @@
 import { pino } from 'pino';
 import { LeftError, MemberExistsError, ParamMismatchError } from '../errors.js';
+import { describe } from '../failures.js';
 import { validateWeight } from '../options.js';
 import { type Announcement, parseAnnouncement } from '../scripts.js';
 import { ActionQueue, type Outcome, runHandler } from './actions.js';
-import { type Call, describe, joinFailure, MemberCalls } from './calls.js';
+import { type Call, joinFailure, MemberCalls } from './calls.js';
 import { lagMonitor } from './clock.js';
 import { decide, type Step } from './decide.js';
 import { MemberEmitter } from './emitter.js';

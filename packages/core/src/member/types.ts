@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { RedisSource } from '../connections.js';
+import type { RedisSource } from '../connections/settings.js';
 import type { FeedData } from '../feed/encoding.js';
 import type { Clock } from './clock.js';
 

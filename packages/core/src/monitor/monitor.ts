@@ -1,7 +1,10 @@
 import { EventEmitter } from 'node:events';
 import { type Logger, pino } from 'pino';
-import { acquireLink, type Link, permissionError, type RedisSource } from '../connections.js';
-import { ConfigError, RedisUnavailableError, UnderstudyError } from '../errors.js';
+import { redisUser } from '../connections/diagnosis.js';
+import { acquireLink, type Link } from '../connections/pool.js';
+import type { RedisSource } from '../connections/settings.js';
+import { ConfigError, MonitorNotStartedError } from '../errors.js';
+import { classify, describe } from '../failures.js';
 import { DEFAULT_PREFIX, type GroupKeys, groupKeys } from '../keys.js';
 import {
   MAX_INTERVAL,
@@ -80,7 +83,7 @@ export class Monitor extends EventEmitter<MonitorEvents> implements AsyncIterabl
 
   /** The latest state (read when the monitor started, then after every change). */
   snapshot(): GroupSnapshot {
-    if (!this.#snapshot) throw new UnderstudyMonitorNotStarted();
+    if (!this.#snapshot) throw new MonitorNotStartedError(this.group);
     return this.#snapshot;
   }
 
@@ -117,11 +120,12 @@ export class Monitor extends EventEmitter<MonitorEvents> implements AsyncIterabl
       link?.subscriber.unsubscribe(this.#keys.events, this.#onMessage, this.#onResync);
       link?.release();
       if (signal?.aborted) throw signal.reason;
-      if (error instanceof UnderstudyError || isAbortError(error)) throw error;
-      throw (
-        permissionError(error, this.#options.redis, `monitor group ${this.group}`, this.group) ??
-        new RedisUnavailableError(`monitor group ${this.group}: ${describe(error)}`, { cause: error })
-      );
+      if (isAbortError(error)) throw error;
+      throw classify(error, {
+        operation: `monitor group ${this.group}`,
+        user: redisUser(this.#options.redis),
+        group: this.group,
+      });
     }
   }
 
@@ -286,18 +290,8 @@ export class Monitor extends EventEmitter<MonitorEvents> implements AsyncIterabl
   }
 }
 
-class UnderstudyMonitorNotStarted extends Error {
-  constructor() {
-    super('the monitor has not read the group yet; use the monitor that monitorGroup() resolves with');
-  }
-}
-
 function isAbortError(error: unknown): boolean {
   return error instanceof Error && error.name === 'AbortError';
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** Starts watching a group; resolves after the first read. Works for empty or unknown groups. */

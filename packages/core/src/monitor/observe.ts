@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
-import { CorruptStateError, corruptState } from '../errors.js';
+import { CorruptStateError, ScriptError } from '../errors.js';
+import { corruptState } from '../failures.js';
 import type { GroupKeys } from '../keys.js';
 import { luaSource } from '../lua.js';
 import { MAX_ACTIVE_GOAL, MAX_INTERVAL } from '../options.js';

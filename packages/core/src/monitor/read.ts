@@ -1,5 +1,6 @@
 import { Cluster } from 'ioredis';
-import { type RedisSource, withConnection } from '../connections.js';
+import { withConnection } from '../connections/pool.js';
+import type { RedisSource } from '../connections/settings.js';
 import { DEFAULT_PREFIX, groupKeys } from '../keys.js';
 import { validateGroupName, validateLostInterval, validatePrefix, validateRedisSource } from '../options.js';
 import { readTransitions, type Transition } from './history.js';

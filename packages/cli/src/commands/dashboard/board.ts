@@ -9,6 +9,7 @@ import {
   readHistory,
   type Transition,
 } from '@understudy/core';
+import { describe } from '@understudy/core/failures';
 import { CliError, ExitCode } from '../../exit.js';
 
 /** One point of a group's timeline: from Redis time `time` on, `active` of `goal` were active. */
@@ -312,8 +313,4 @@ function pointOf(snapshot: GroupSnapshot): TimelinePoint {
 
 function byName(a: GroupView, b: GroupView): number {
   return a.snapshot.group < b.snapshot.group ? -1 : a.snapshot.group > b.snapshot.group ? 1 : 0;
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -4,6 +4,7 @@ import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { redact } from '@understudy/core/failures';
 import { CliError, ExitCode } from '../../exit.js';
 
 export interface DemoRedis {
@@ -86,7 +87,7 @@ async function startTemporary(binary: string): Promise<DemoRedis> {
  */
 export async function demoRedis(given: string | undefined): Promise<DemoRedis> {
   const keep = async () => undefined;
-  if (given) return { url: given, origin: given.replace(/\/\/[^@/]*@/, '//***@'), stop: keep };
+  if (given) return { url: given, origin: redact(given), stop: keep };
   if (await answersPing(LOCAL.host, LOCAL.port, 300)) {
     return { url: `redis://${LOCAL.host}:${LOCAL.port}`, origin: 'the Redis on localhost:6379', stop: keep };
   }
