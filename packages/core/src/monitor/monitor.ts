@@ -13,6 +13,7 @@ import {
   validatePrefix,
   validateRedisSource,
 } from '../options.js';
+import { SingleFlight } from '../single-flight.js';
 import { readTransitions, readTransitionsAfter, type Transition } from './history.js';
 import { type GroupSnapshot, nextLossAt, readGroup } from './observe.js';
 
@@ -58,8 +59,11 @@ export class Monitor extends EventEmitter<MonitorEvents> implements AsyncIterabl
   #snapshot: GroupSnapshot | undefined;
   #digest = '';
   #lastLogId = '0-0';
-  #reading = false;
-  #readAgain = false;
+  /** Reads now, or right after the read in flight. */
+  readonly #reads = new SingleFlight(
+    () => this.#readOnce(),
+    () => this.#closed,
+  );
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -144,9 +148,12 @@ export class Monitor extends EventEmitter<MonitorEvents> implements AsyncIterabl
     return this.#unreachableSince;
   }
 
-  /** Reads the group now (live views call it to show renewals; changes are read on their own). */
+  /**
+   * Reads the group now, or right after the read in flight; settles when that read is done
+   * (live views call it to show renewals; changes are read on their own).
+   */
   refresh(): Promise<void> {
-    return this.#refresh();
+    return this.#reads.run();
   }
 
   /** Stops watching; iterators end. Idempotent. */
@@ -191,34 +198,16 @@ export class Monitor extends EventEmitter<MonitorEvents> implements AsyncIterabl
   }
 
   #onMessage = (): void => {
-    void this.#refresh();
+    void this.#reads.run();
   };
 
   #onResync = (): void => {
-    void this.#refresh();
+    void this.#reads.run();
   };
 
   #onAbort = (): void => {
     void this.close();
   };
-
-  /** Reads now, or right after the read in flight. */
-  async #refresh(): Promise<void> {
-    if (this.#closed) return;
-    if (this.#reading) {
-      this.#readAgain = true;
-      return;
-    }
-    this.#reading = true;
-    try {
-      do {
-        this.#readAgain = false;
-        await this.#readOnce();
-      } while (this.#readAgain && !this.#closed);
-    } finally {
-      this.#reading = false;
-    }
-  }
 
   async #readOnce(): Promise<void> {
     const link = this.#link;
@@ -271,7 +260,7 @@ export class Monitor extends EventEmitter<MonitorEvents> implements AsyncIterabl
     clearTimeout(this.#timer);
     if (this.#closed) return;
     // Never beyond a day (no lease lasts longer): a longer delay would overflow Node's timer into 1 ms.
-    this.#timer = setTimeout(() => void this.#refresh(), Math.min(MAX_INTERVAL, Math.max(0, delayMs)));
+    this.#timer = setTimeout(() => void this.#reads.run(), Math.min(MAX_INTERVAL, Math.max(0, delayMs)));
     this.#timer.unref();
   }
 
