@@ -41,7 +41,9 @@ export function classify(error: unknown, context: FailureContext): UnderstudyErr
     const corrupt = corruptState(context.group, error) ?? wrongType(context.group, context.key, error);
     if (corrupt) return corrupt;
   }
-  if (context.script !== undefined && context.group !== undefined && error instanceof Error) {
+  // A script refused by a server that may not take writes wrote nothing: that is Redis
+  // unavailable for the group (retryable once the master is back), not a broken script.
+  if (context.script !== undefined && context.group !== undefined && error instanceof Error && !isNotTheMaster(error)) {
     const refused = scriptReply(context.script, context.group, error);
     if (refused) return refused;
   }

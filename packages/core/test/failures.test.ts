@@ -87,6 +87,17 @@ describe('classify', () => {
     expect(classify(new Error('MEMBER_EXISTS m1'), context)).toBeInstanceOf(RedisUnavailableError);
   });
 
+  it('makes a script refused by a server that may not take writes unavailable and retryable, not a ScriptError', () => {
+    for (const reply of [
+      'NOREPLICAS Not enough good replicas to write.',
+      "READONLY You can't write against a read only replica.",
+    ]) {
+      const error = classify(new Error(`${reply}${SUFFIX}`), inScript);
+      expect(error).toBeInstanceOf(RedisUnavailableError);
+      expect(error.retryable).toBe(true);
+    }
+  });
+
   it("returns the library's own errors as they are", () => {
     const own = new ConfigError('weight', -1, 'must be positive');
     expect(classify(own, context)).toBe(own);
