@@ -87,6 +87,17 @@ describe('classify', () => {
     expect(classify(new Error('MEMBER_EXISTS m1'), context)).toBeInstanceOf(RedisUnavailableError);
   });
 
+  it('makes WRONGTYPE on the key the command worked on corrupt state, naming the key and the type', () => {
+    const wrong = new Error('WRONGTYPE Operation against a key holding the wrong kind of value');
+    const error = classify(wrong, { ...context, key: { name: '{orders}:feed', type: 'stream' } });
+    expect(error).toBeInstanceOf(CorruptStateError);
+    expect(error).toMatchObject({
+      key: '{orders}:feed',
+      problem: 'is not a stream (WRONGTYPE); understudy did not write it',
+    });
+    expect(classify(wrong, context)).toBeInstanceOf(RedisUnavailableError);
+  });
+
   it('makes a script refused by a server that may not take writes unavailable and retryable, not a ScriptError', () => {
     for (const reply of [
       'NOREPLICAS Not enough good replicas to write.',
