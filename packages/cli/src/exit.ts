@@ -1,4 +1,5 @@
 import { ConfigError, UnderstudyError } from '@understudy/core';
+import { describe } from '@understudy/core/failures';
 
 /** Exit codes of `understudy`; `run` also passes on its command's own code. */
 export const ExitCode = Object.freeze({
@@ -79,5 +80,5 @@ export function messageOf(error: unknown): string {
     const value = error.message.slice(`${error.field} = `.length, error.message.length - error.rule.length - 2);
     return `${FLAGS[error.field]} ${value}: ${error.rule.replace(FIELD_IN_RULE, (field) => FLAGS[field] ?? field)}`;
   }
-  return error instanceof Error ? error.message : String(error);
+  return describe(error);
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { RedisSource } from '@understudy/core';
-import { redact } from '@understudy/core/failures';
+import { describe, redact } from '@understudy/core/failures';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { Cluster, Redis } from 'ioredis';
 import { CliError, ExitCode } from './exit.js';
@@ -137,10 +137,7 @@ function tlsOptions(options: ConnectionOptions, url: URL): { ca?: Buffer; cert?:
     try {
       tls[name as 'ca' | 'cert' | 'key'] = readFileSync(file);
     } catch (error) {
-      throw new CliError(
-        `--tls-${name} ${file}: ${error instanceof Error ? error.message : String(error)}`,
-        ExitCode.usage,
-      );
+      throw new CliError(`--tls-${name} ${file}: ${describe(error)}`, ExitCode.usage);
     }
   }
   return tls;

@@ -2,6 +2,7 @@ import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { RedisSource } from './connections/settings.js';
 import { ConfigError } from './errors.js';
+import { describe } from './failures.js';
 
 /**
  * Redis's own slack in the min-replicas check: a replica's last acknowledgement is kept in
@@ -73,7 +74,7 @@ async function readConfig(lease: Redis | Cluster, name: string, log: Logger): Pr
     const [, value] = (await lease.call('CONFIG', 'GET', name)) as string[];
     return value === undefined ? undefined : Number(value);
   } catch (error) {
-    log.warn({ error: error instanceof Error ? error.message : String(error) }, `CONFIG GET ${name} was refused`);
+    log.warn({ error: describe(error) }, `CONFIG GET ${name} was refused`);
     return undefined;
   }
 }
@@ -108,7 +109,7 @@ async function readDownAfter(
       if (value !== undefined) return Number(value);
     } catch (error) {
       log.warn(
-        { sentinel: `${address.host}:${address.port}`, error: error instanceof Error ? error.message : String(error) },
+        { sentinel: `${address.host}:${address.port}`, error: describe(error) },
         `SENTINEL MASTER ${name} failed`,
       );
     } finally {

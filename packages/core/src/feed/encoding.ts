@@ -1,4 +1,5 @@
 import { ConfigError } from '../errors.js';
+import { describe } from '../failures.js';
 
 /** A JSON value: what `JSON.parse` returns. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
@@ -46,11 +47,7 @@ export function encodeData(data: unknown): [string, string | Buffer] {
   try {
     json = JSON.stringify(data);
   } catch (error) {
-    throw new ConfigError(
-      'data',
-      typeof data,
-      `must be a string, a Buffer or a JSON value (${error instanceof Error ? error.message : String(error)})`,
-    );
+    throw new ConfigError('data', typeof data, `must be a string, a Buffer or a JSON value (${describe(error)})`);
   }
   if (json === undefined) {
     throw new ConfigError('data', typeof data, 'must be a string, a Buffer or a JSON value');

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type AclUser, aclRules } from '@understudy/core';
+import { describe } from '@understudy/core/failures';
 import { Command, Option } from 'commander';
 import { CliError, ExitCode } from '../../exit.js';
 import type { Io } from '../../io.js';
@@ -95,7 +96,7 @@ function withPassword(user: AclUser, file: string | undefined, flag: string, io:
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new CliError(`${flag} ${file}: ${error instanceof Error ? error.message : String(error)}`, ExitCode.usage);
+    throw new CliError(`${flag} ${file}: ${describe(error)}`, ExitCode.usage);
   }
   const password = text.replace(/\r?\n$/, '');
   if (password.length === 0 || /[\r\n]/.test(password)) {
