@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
-import { CorruptStateError, ScriptError } from '../errors.js';
+import { CorruptStateError } from '../errors.js';
 import { corruptState } from '../failures.js';
 import type { GroupKeys } from '../keys.js';
 import { luaSource } from '../lua.js';
