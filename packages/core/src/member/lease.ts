@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { CorruptStateError, PermissionError, RedisUnavailableError } from '../errors.js';
 import { describe } from '../failures.js';
 import type { MemberView } from '../scripts.js';
+import { SingleFlight } from '../single-flight.js';
 import type { Call } from './calls.js';
 import { type Clock, lagMonitor } from './clock.js';
 import type { Advise } from './health.js';
@@ -55,8 +56,10 @@ export class LeaseKeeper {
   #groupActivation = 0;
   #lastStart = 0;
   #stopped = false;
-  #renewing = false;
-  #again = false;
+  readonly #flight = new SingleFlight(
+    () => this.#renewOnce(),
+    () => this.#stopped,
+  );
   #down = false;
   #renewTimer: NodeJS.Timeout | undefined;
   #deadlineTimer: NodeJS.Timeout | undefined;
@@ -176,20 +179,7 @@ export class LeaseKeeper {
 
   /** Renews now, or right after the renewal in flight. Never more than one in flight. */
   async renew(): Promise<void> {
-    if (this.#stopped) return;
-    if (this.#renewing) {
-      this.#again = true;
-      return;
-    }
-    this.#renewing = true;
-    try {
-      do {
-        this.#again = false;
-        await this.#renewOnce();
-      } while (this.#again && !this.#stopped);
-    } finally {
-      this.#renewing = false;
-    }
+    await this.#flight.run();
     this.#schedule(this.#lastStart + this.#s.heartbeatInterval);
   }
 
