@@ -17,6 +17,20 @@ export type Connection = Redis | Cluster;
  */
 function leaseOptions(commandTimeout: number): RedisOptions {
   return {
+    ...nowOrNeverOptions(commandTimeout, 'understudy-lease'),
+    // Reconnect without resending (S5): a Sentinel client asks the Sentinels for the master
+    // again, instead of renewing on a stale one until Sentinel converts it (8 s and more).
+    reconnectOnError: (error) => (isNotTheMaster(error) ? 1 : false),
+  };
+}
+
+/**
+ * A connection whose commands are sent now or never: no offline queue, no resend after a
+ * reconnect, no retries, a command timeout (a paused server keeps its socket open), and a
+ * socket given up dropped after that timeout. The lease connection, and the feed reader's.
+ */
+export function nowOrNeverOptions(commandTimeout: number, connectionName: string): RedisOptions {
+  return {
     enableOfflineQueue: false,
     autoResendUnfulfilledCommands: false,
     maxRetriesPerRequest: 0,
@@ -24,10 +38,7 @@ function leaseOptions(commandTimeout: number): RedisOptions {
     connectTimeout: Math.max(commandTimeout, 1000),
     disconnectTimeout: commandTimeout,
     retryStrategy: (attempt) => Math.min(attempt * 50, 500),
-    // Reconnect without resending (S5): a Sentinel client asks the Sentinels for the master
-    // again, instead of renewing on a stale one until Sentinel converts it (8 s and more).
-    reconnectOnError: (error) => (isNotTheMaster(error) ? 1 : false),
-    connectionName: 'understudy-lease',
+    connectionName,
     lazyConnect: true,
   };
 }

@@ -1,6 +1,6 @@
-import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { connect } from '../connections/pool.js';
-import { open, type RedisSource } from '../connections/settings.js';
+import { nowOrNeverOptions, open, type RedisSource } from '../connections/settings.js';
 import { CorruptStateError, RedisUnavailableError } from '../errors.js';
 import { DEFAULT_PREFIX, type GroupKeys, groupKeys } from '../keys.js';
 import { validateGroupName, validatePrefix, validateRedisSource } from '../options.js';
@@ -290,8 +290,9 @@ export class FeedReader {
     return failure;
   }
 
+  /** Nothing waits in an offline queue (the loop reads again from its position), and a paused server is noticed. */
   #open(commandTimeout: number): Connection {
-    const connection = open(this.#options.redis, readerOptions(commandTimeout));
+    const connection = open(this.#options.redis, nowOrNeverOptions(commandTimeout, 'understudy-feed'));
     connection.on('error', () => undefined); // each read reports its own failure
     return connection;
   }
@@ -315,23 +316,6 @@ export class FeedReader {
       }
     });
   }
-}
-
-/**
- * Settings of the reader's connections: reads are idempotent, so unlike the lease connection
- * nothing forbids a resend; still nothing waits in an offline queue (the loop reads again from
- * its position), and a command timeout notices a paused server, which keeps its socket open.
- */
-function readerOptions(commandTimeout: number): RedisOptions {
-  return {
-    enableOfflineQueue: false,
-    autoResendUnfulfilledCommands: false,
-    maxRetriesPerRequest: 0,
-    commandTimeout,
-    retryStrategy: (attempt) => Math.min(attempt * 50, 500),
-    connectionName: 'understudy-feed',
-    lazyConnect: true,
-  };
 }
 
 /** XINFO STREAM on a feed that does not exist (yet, or any more) answers "no such key". */
