@@ -1,3 +1,5 @@
+import type { DeactivateReason } from './member/types.js';
+
 /** Stable codes of every error the library raises; match on `error.code`, never on messages. */
 export type UnderstudyErrorCode =
   | 'CONFIG'
@@ -9,7 +11,8 @@ export type UnderstudyErrorCode =
   | 'NO_PERMISSION'
   | 'CORRUPT_STATE'
   | 'SCRIPT'
-  | 'NOT_STARTED';
+  | 'NOT_STARTED'
+  | 'ACTIVATION_ENDED';
 
 export abstract class UnderstudyError extends Error {
   abstract readonly code: UnderstudyErrorCode;
@@ -176,5 +179,20 @@ function shown(value: unknown): string {
     return JSON.stringify(value);
   } catch {
     return Object.prototype.toString.call(value);
+  }
+}
+
+/**
+ * The reason of an activation's `signal` (onActivate's info) once that activation ended: it
+ * names the epoch and the deactivate reason (lease lost, preempted, leave, quarantine…).
+ */
+export class ActivationEndedError extends UnderstudyError {
+  readonly code = 'ACTIVATION_ENDED';
+  override readonly name = 'ActivationEndedError';
+  constructor(
+    readonly epoch: number,
+    readonly reason: DeactivateReason,
+  ) {
+    super(`activation ${epoch} ended: ${reason}`);
   }
 }

@@ -2,6 +2,7 @@ export { type AclOptions, type AclUser, aclRules, MEMBER_COMMANDS, MONITOR_COMMA
 export { forgetGroup, type GroupAdminOptions, type SetActiveGoalOptions, setActiveGoal } from './admin.js';
 export type { RedisSource } from './connections/settings.js';
 export {
+  ActivationEndedError,
   ConfigError,
   CorruptStateError,
   HandlerError,

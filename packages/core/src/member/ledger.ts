@@ -1,3 +1,4 @@
+import { ActivationEndedError } from '../errors.js';
 import type { ActivateReason, DeactivateReason } from './types.js';
 
 /** The activation the member holds: delivered, not yet ended. */
@@ -7,19 +8,6 @@ export interface Held {
   readonly reason: ActivateReason;
   /** Aborted when this activation ends; handed to the application with `activate`. */
   readonly signal: AbortSignal;
-}
-
-/** Why an activation's signal aborted: the deactivate reason, as an error the application can log. */
-export class ActivationEndedError extends Error {
-  override readonly name = 'ActivationEndedError';
-  readonly epoch: number;
-  readonly reason: DeactivateReason;
-
-  constructor(epoch: number, reason: DeactivateReason) {
-    super(`activation ${epoch} ended: ${reason}`);
-    this.epoch = epoch;
-    this.reason = reason;
-  }
 }
 
 /**
