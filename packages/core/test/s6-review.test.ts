@@ -251,10 +251,12 @@ describe('two member objects with the same id', () => {
 
 describe('a failover back to a server that wrote the group before and lags', () => {
   it('the lagging old master, promoted again, does not drop the active and grant its slot at once', async () => {
-    // M → R → M, as a flapping Sentinel failover does: R never needed to record its run_id (it
-    // granted nothing), so config `runId` still names M when M, lagging behind R, takes over again.
-    const m = await startRedis();
-    const r = await startRedis();
+    // M → R → M, as a flapping Sentinel failover does: R never needed to record its replication
+    // id (it granted nothing), so config `replId` still names M's when M, lagging behind R, takes
+    // over again. (A full sync waits repl-diskless-sync-delay, 5 s by default: none here.)
+    const config = { 'repl-diskless-sync-delay': '0' };
+    const m = await startRedis({ config });
+    const r = await startRedis({ config });
     const toX = await Switch.start(m.port);
     const toY = await Switch.start(m.port);
     const replication = await Switch.start(r.port);
@@ -275,7 +277,8 @@ describe('a failover back to a server that wrote the group before and lags', () 
       timeline.watch(x);
       timeline.watch(y);
       await waitFor(() => x.isActive(), 'x active', 3 * A);
-      const writtenBy = await adminM.hget(keys.config, 'runId');
+      const writtenBy = await adminM.hget(keys.config, 'replId');
+      expect(writtenBy).toMatch(/^[0-9a-f]{40}$/);
 
       // Failover to R: the members move; x holds its slot and renews there.
       await adminR.call('REPLICAOF', 'NO', 'ONE');
@@ -288,7 +291,7 @@ describe('a failover back to a server that wrote the group before and lags', () 
       await sleep(3 * H);
       replication.to(nowhere);
       await sleep(A + 2 * H);
-      expect(await adminR.hget(keys.config, 'runId')).toBe(writtenBy);
+      expect(await adminR.hget(keys.config, 'replId')).toBe(writtenBy);
 
       // Failover back to the lagging M; x's link is slow just then (it believes until its deadline).
       await adminM.call('REPLICAOF', 'NO', 'ONE');
@@ -299,7 +302,7 @@ describe('a failover back to a server that wrote the group before and lags', () 
       await sleep(A);
 
       // Seen on 6ca8e7e: on M, y's renewal finds x's lease (as M last had it) lapsed, drops x and
-      // is granted at once: M's run_id is the one config names, so no quarantine; x still believes.
+      // is granted at once: config named M's run_id (then the server's mark), so no quarantine; x still believes.
       expect(timeline.maxConcurrentActive()).toBe(1);
     } finally {
       await Promise.allSettled(members.map((member) => member.leave()));
