@@ -1,4 +1,5 @@
-import { groupKeys, joinGroup } from '@understudy/core';
+import { joinGroup } from '@understudy/core';
+import { groupKeys } from '@understudy/core/testing';
 import { type RedisServer, startRedis } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';

@@ -18,12 +18,12 @@ export {
 } from './errors.js';
 export type { FeedData, FeedMessage, JsonValue } from './feed/encoding.js';
 export { FEED_DEFAULTS, type PublishOptions, publish } from './feed/publish.js';
-export { DEFAULT_PREFIX, type GroupKeys, groupKeys } from './keys.js';
-export { type Clock, driftingClock, monotonicClock } from './member/clock.js';
-export { joinGroup, Member } from './member/member.js';
+export type { Clock } from './member/clock.js';
+export { joinGroup } from './member/join.js';
+export type { Member } from './member/member.js';
 export type * from './member/types.js';
 export type { Transition, TransitionType } from './monitor/history.js';
-export { Monitor, type MonitorEvents, type MonitorOptions, monitorGroup } from './monitor/monitor.js';
+export { type Monitor, type MonitorEvents, type MonitorOptions, monitorGroup } from './monitor/monitor.js';
 export type { GroupSnapshot, MonitoredMember, MonitoredState } from './monitor/observe.js';
 export { describeGroup, listGroups, type ReadOptions, readHistory } from './monitor/read.js';
 export { MEMBER_DEFAULTS } from './options.js';

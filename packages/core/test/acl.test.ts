@@ -6,7 +6,6 @@ import {
   aclRules,
   ConfigError,
   describeGroup,
-  groupKeys,
   joinGroup,
   MEMBER_COMMANDS,
   MONITOR_COMMANDS,
@@ -16,6 +15,7 @@ import {
   publish,
   readHistory,
 } from '@understudy/core';
+import { groupKeys } from '@understudy/core/testing';
 import { type RedisServer, startRedis } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';

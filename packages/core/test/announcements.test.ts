@@ -1,4 +1,5 @@
-import { groupKeys, joinGroup, type Member } from '@understudy/core';
+import { joinGroup, type Member } from '@understudy/core';
+import { groupKeys } from '@understudy/core/testing';
 import { uniqueGroup, waitFor } from '@understudy/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fileServer } from './helpers.js';

@@ -1,12 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  type Advisory,
-  type DeactivateInfo,
-  groupKeys,
-  type JoinOptions,
-  type Member,
-  type RenewalEvent,
-} from '@understudy/core';
+import type { Advisory, DeactivateInfo, JoinOptions, Member, RenewalEvent } from '@understudy/core';
+import { groupKeys } from '@understudy/core/testing';
 import { type RedisServer, startRedis } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';

@@ -1,5 +1,6 @@
 // The group feed on a Redis Cluster: every command on the group's one hash slot.
-import { type FeedMessage, groupKeys, publish } from '@understudy/core';
+import { type FeedMessage, publish } from '@understudy/core';
+import { groupKeys } from '@understudy/core/testing';
 import { type RedisCluster, startCluster, uniqueGroup } from '@understudy/testkit';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';

@@ -1,13 +1,7 @@
 // The group feed, phase 1 (DESIGN §10): commits fenced by slot and epoch, trimming to the lowest
 // commit, the cap, FEED_GAP and the replay on activation.
-import {
-  type ActivateInfo,
-  type FeedMessage,
-  groupKeys,
-  type JoinOptions,
-  type Member,
-  publish,
-} from '@understudy/core';
+import { type ActivateInfo, type FeedMessage, type JoinOptions, type Member, publish } from '@understudy/core';
+import { groupKeys } from '@understudy/core/testing';
 import type { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { type CommitRequest, commitMessage } from '../src/feed/commit.js';

@@ -1,5 +1,6 @@
 // The group feed, phase 1 (DESIGN §10): publish, the data kinds, and the feed reader.
-import { ConfigError, CorruptStateError, type FeedMessage, groupKeys, publish } from '@understudy/core';
+import { ConfigError, CorruptStateError, type FeedMessage, publish } from '@understudy/core';
+import { groupKeys } from '@understudy/core/testing';
 import { describe, expect, it } from 'vitest';
 import type { FeedGap, FeedReaderOptions } from '../src/feed/reader.js';
 import { feedReaderFactory, fileServer, uniqueGroup, waitFor } from './helpers.js';

@@ -1,4 +1,5 @@
-import { groupKeys, Member, monitorGroup } from '@understudy/core';
+import { joinGroup, type Member, monitorGroup } from '@understudy/core';
+import { groupKeys } from '@understudy/core/testing';
 import { type RedisCluster, type SentinelSet, startCluster, startSentinelSet } from '@understudy/testkit';
 import { Cluster, Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -201,7 +202,7 @@ describe("durability 'replicated'", () => {
     });
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect(member.isActive()).toBe(false);
-    expect(() => new Member({ redis: new Cluster([]), group, weight: 1, durability: 'replicated' })).toThrow(
+    await expect(joinGroup({ redis: new Cluster([]), group, weight: 1, durability: 'replicated' })).rejects.toThrow(
       /durability = "replicated": is not available with Redis Cluster/,
     );
   });

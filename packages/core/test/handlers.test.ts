@@ -1,4 +1,5 @@
-import { type Advisory, groupKeys, HandlerError, type Member } from '@understudy/core';
+import { type Advisory, HandlerError, type Member } from '@understudy/core';
+import { groupKeys } from '@understudy/core/testing';
 import { describe, expect, it } from 'vitest';
 import { FAST, fileServer, maxOverlap, memberFactory, Timeline, uniqueGroup, waitFor } from './helpers.js';
 

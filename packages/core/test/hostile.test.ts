@@ -4,14 +4,13 @@ import {
   ConfigError,
   CorruptStateError,
   describeGroup,
-  type GroupKeys,
-  groupKeys,
   joinGroup,
   type Member,
   monitorGroup,
   readHistory,
   setActiveGoal,
 } from '@understudy/core';
+import { type GroupKeys, groupKeys } from '@understudy/core/testing';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { FAST, fileServer, Timeline, trackLibraryTimers, uniqueGroup, waitFor } from './helpers.js';

@@ -1,6 +1,7 @@
 // S6 and its neighbours under lost writes, lost keys and stale words: the findings of an outside
 // review (docs/RELIABILITY.md, F13–F20). Each test failed on 54619f0, the main before the fixes.
-import { type Advisory, groupKeys, joinGroup, type Member } from '@understudy/core';
+import { type Advisory, joinGroup, type Member } from '@understudy/core';
+import { groupKeys } from '@understudy/core/testing';
 import { type RedisServer, startRedis } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -2,7 +2,6 @@ import {
   describeGroup,
   type GroupSnapshot,
   listGroups,
-  Monitor,
   monitorGroup,
   readHistory,
   setActiveGoal,
@@ -10,6 +9,7 @@ import {
 import { type RedisServer, startChaosProxy, startRedis } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Monitor } from '../src/monitor/monitor.js';
 import { FAST, MemberProcess, memberFactory, uniqueGroup, waitFor } from './helpers.js';
 
 let server: RedisServer;

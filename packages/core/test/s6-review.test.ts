@@ -2,7 +2,8 @@
 // of group keys (a RESTORE, or a failover back to a lagging server the group's run_id still names),
 // a lost config key, or two member objects with the same id still broke S1, S2 or L1. Each test
 // failed on 6ca8e7e (and on main d458609) and passes since 945eb82 (finding F22, RELIABILITY.md).
-import { type Advisory, type GroupKeys, groupKeys, joinGroup, type Member } from '@understudy/core';
+import { type Advisory, joinGroup, type Member } from '@understudy/core';
+import { type GroupKeys, groupKeys } from '@understudy/core/testing';
 import { type RedisServer, startRedis } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -30,7 +30,7 @@
 //   UNDERSTUDY_MODEL_SEED=<seed> UNDERSTUDY_MODEL_PATH=<path> pnpm exec vitest run --project core packages/core/test/scripts-model.test.ts
 // UNDERSTUDY_MODEL_RUNS and UNDERSTUDY_MODEL_SECONDS run it longer.
 import { randomUUID } from 'node:crypto';
-import { type GroupKeys, groupKeys } from '@understudy/core';
+import { type GroupKeys, groupKeys } from '@understudy/core/testing';
 import { freePort, hrNow, type RedisServer, startRedis, uniqueGroup } from '@understudy/testkit';
 import fc from 'fast-check';
 import { Redis } from 'ioredis';

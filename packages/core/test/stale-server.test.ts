@@ -3,7 +3,8 @@
 // and announces them, with versions of its own, to the subscribers still connected to it
 // (finding F8, docs/RELIABILITY.md). These tests stand in for it with a forged announcement on
 // the group's channel, shaped like the stale master's: same incarnation, a version ahead.
-import { groupKeys, type Member } from '@understudy/core';
+import type { Member } from '@understudy/core';
+import { groupKeys } from '@understudy/core/testing';
 import { plainRedis, type RedisServer } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

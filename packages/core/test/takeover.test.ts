@@ -1,4 +1,5 @@
-import { groupKeys, joinGroup, type Member } from '@understudy/core';
+import { joinGroup, type Member } from '@understudy/core';
+import { groupKeys } from '@understudy/core/testing';
 import {
   type ChaosProxy,
   type RedisServer,

@@ -1,7 +1,6 @@
 import { createServer, type Socket } from 'node:net';
 import {
   ConfigError,
-  groupKeys,
   type JoinOptions,
   joinGroup,
   LeftError,
@@ -9,9 +8,11 @@ import {
   MemberExistsError,
   ParamMismatchError,
   RedisUnavailableError,
+  type RenewalEvent,
   setActiveGoal,
   UnderstudyError,
 } from '@understudy/core';
+import { groupKeys } from '@understudy/core/testing';
 import { freePort } from '@understudy/testkit';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -213,6 +214,13 @@ const invalidJoins: InvalidCase[] = [
   { name: 'a key prefix with a space', options: { prefix: 'u s' }, field: 'prefix', value: '"u s"', rule: /1-64/ },
   { name: 'a clock drift of 50 %', options: { clockDrift: 0.5 }, field: 'clockDrift', value: '0.5', rule: /fraction/ },
   {
+    name: 'a listener that is not a function',
+    options: { listeners: { renewal: 'log' as unknown as () => void } },
+    field: 'listeners.renewal',
+    value: '"log"',
+    rule: /must be a function/,
+  },
+  {
     name: 'a missing Redis',
     options: { redis: undefined as unknown as string },
     field: 'redis',
@@ -229,6 +237,14 @@ describe('joinGroup validates its options', () => {
       await expectConnections(0);
     },
   );
+
+  it('attaches the listeners it is given before the join, so that they hear the join’s own renewal', async () => {
+    const renewals: RenewalEvent[] = [];
+    const listeners = { renewal: (event: RenewalEvent) => renewals.push(event) };
+    await join({ group: uniqueGroup('v'), memberId: 'heard', weight: 10, listeners });
+    expect(renewals).toHaveLength(1);
+    expect(renewals[0]).toMatchObject({ outcome: 'ok' });
+  });
 
   it('accepts a group name of 128 characters', async () => {
     const group = `${uniqueGroup('v')}-`.padEnd(128, 'x');

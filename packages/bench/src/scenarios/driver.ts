@@ -1,5 +1,5 @@
-import { groupKeys } from '@understudy/core';
 import { luaSource, parseReply, scriptInvocation } from '@understudy/core/internal';
+import { groupKeys } from '@understudy/core/testing';
 import { sleep } from '../clock.js';
 import { type BenchContext, uniqueKey } from '../context.js';
 import { type CommandCost, commandStats, redisCpuSeconds } from './cost.js';

@@ -4,7 +4,7 @@ import { HandlerError, type MemberExistsError, ParamMismatchError } from '../err
 import { describe } from '../failures.js';
 import type { Outcome } from './actions.js';
 import type { Advise } from './health.js';
-import type { MemberEvents, MemberState } from './types.js';
+import type { Advisory, AdvisoryCode, MemberEvents, MemberState } from './types.js';
 
 /** The transitions a member may make; anything else is a bug and throws. */
 const TRANSITIONS: Readonly<Record<MemberState, readonly MemberState[]>> = Object.freeze({
@@ -51,9 +51,10 @@ export abstract class MemberEmitter extends EventEmitter<MemberEvents> {
   }
 
   /** Logs an advisory and emits it; a bound function, so the member's parts can be handed it. */
-  protected readonly advise: Advise = (code, message, details = {}) => {
-    this.log.warn({ code, ...details }, message);
-    this.emitSafe('advisory', { code, message, group: this.group, member: this.id, ...details });
+  protected readonly advise: Advise = (code, message, details) => {
+    const fields: { code: AdvisoryCode } = { code, ...details };
+    this.log.warn(fields, message);
+    this.emitSafe('advisory', { ...fields, message, group: this.group, member: this.id } as Advisory);
   };
 
   /** `error` is emitted only where someone listens: an unheard `error` event would end the process. */

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { describe } from '../failures.js';
 import type { MemberView } from '../scripts.js';
 import type { Clock } from './clock.js';
-import type { AdvisoryCode } from './types.js';
+import type { AdvisoryCode, AdvisoryDetails } from './types.js';
 
 interface HealthSettings {
   heartbeatInterval: number;
@@ -11,7 +11,8 @@ interface HealthSettings {
   clock: Clock;
 }
 
-export type Advise = (code: AdvisoryCode, message: string, details?: Record<string, unknown>) => void;
+/** Raises an advisory: the details are those of its code. */
+export type Advise = <C extends AdvisoryCode>(code: C, message: string, details: AdvisoryDetails[C]) => void;
 
 /**
  * The member's advisories about the group as a whole, read off each reply: a quarantine, more

@@ -6,7 +6,7 @@ import { SingleFlight } from '../single-flight.js';
 import type { Call } from './calls.js';
 import { type Clock, lagMonitor } from './clock.js';
 import type { Advise } from './health.js';
-import type { AdvisoryCode, RenewalEvent } from './types.js';
+import type { RenewalEvent } from './types.js';
 
 export interface LeaseSettings {
   heartbeatInterval: number;
@@ -36,7 +36,7 @@ export interface LeaseHost {
 }
 
 /** The advisory for a failed renewal: a refusal by ACL, or state someone else wrote, is not an outage. */
-function renewalFailure(error: unknown): AdvisoryCode {
+function renewalFailure(error: unknown): 'NO_PERMISSION' | 'CORRUPT_STATE' | 'REDIS_UNAVAILABLE' {
   if (error instanceof PermissionError) return 'NO_PERMISSION';
   if (error instanceof CorruptStateError) return 'CORRUPT_STATE';
   return 'REDIS_UNAVAILABLE';

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { RedisSource } from '../connections/settings.js';
 import type { FeedData } from '../feed/encoding.js';
+import type { FeedGap } from '../feed/reader.js';
 import type { Clock } from './clock.js';
 
 export type MemberState = 'standby' | 'preparing' | 'active' | 'leaving' | 'left';
@@ -44,31 +45,43 @@ export interface DeactivateInfo {
   reason: DeactivateReason;
 }
 
-export type AdvisoryCode =
-  | 'PARAM_MISMATCH'
-  | 'DISABLED'
-  | 'HANDLER_TIMEOUT'
-  | 'LEASE_LOST'
-  | 'REDIS_UNAVAILABLE'
+/** What each advisory says besides its message, by code. */
+export interface AdvisoryDetails {
+  /** The group refused this member's parameters (ParamMismatchError): the member leaves. */
+  PARAM_MISMATCH: { field: 'activeGoal' | 'activationInterval'; requested: number; current: number };
+  /** The activate handler failed: the member gave up the activation and set its weight to 0. */
+  DISABLED: { epoch: number };
+  /** A handler did not settle within the activation interval. */
+  HANDLER_TIMEOUT: { action: 'prepare' | 'activate' | 'deactivate' | 'message' };
+  LEASE_LOST: { epoch: number };
+  /** Renewals fail: `error` describes the first failure of the outage. */
+  REDIS_UNAVAILABLE: { error: string };
   /** Renewals are refused by Redis's ACL: the member's user lacks the group's rules. */
-  | 'NO_PERMISSION'
+  NO_PERMISSION: { error: string };
   /** Renewals are refused because a key of the group holds what understudy never writes (CorruptStateError). */
-  | 'CORRUPT_STATE'
+  CORRUPT_STATE: { error: string };
   /** Redis may evict any key (`maxmemory-policy allkeys-*`): the group's state can be lost at any time. */
-  | 'EVICTION_POLICY'
-  | 'QUARANTINE'
+  EVICTION_POLICY: { policy: string };
+  /** The group lost its state or changed server: nobody activates for `remainingMs` more. */
+  QUARANTINE: { remainingMs: number };
   /** The feed no longer holds messages this member wanted (trimmed by feedMaxLength, or the feed was lost). */
-  | 'FEED_GAP'
-  | 'TOO_FEW_ACTIVE'
-  | 'TOO_MANY_ACTIVE';
+  FEED_GAP: FeedGap;
+  TOO_FEW_ACTIVE: { active: number; expected: number };
+  TOO_MANY_ACTIVE: { active: number; activeGoal: number };
+}
 
-export interface Advisory {
-  code: AdvisoryCode;
+export type AdvisoryCode = keyof AdvisoryDetails;
+
+/** An advisory of one code: `code`, `message`, who raised it, and that code's details. */
+export type AdvisoryOf<C extends AdvisoryCode> = {
+  code: C;
   message: string;
   group: string;
   member: string;
-  [detail: string]: unknown;
-}
+} & AdvisoryDetails[C];
+
+/** Advisories, told apart by `code`: `if (a.code === 'LEASE_LOST') a.epoch`. */
+export type Advisory = { [C in AdvisoryCode]: AdvisoryOf<C> }[AdvisoryCode];
 
 /** Diagnostics for every renewal attempt (tests and history recorders use them). */
 export interface RenewalEvent {
@@ -93,6 +106,12 @@ export interface MemberEvents {
   /** The member learned a newer group version (from a renewal reply or an announcement). */
   version: [number];
 }
+
+/**
+ * Listeners that `joinGroup` attaches before it joins, so that they also hear what the join
+ * itself emits (its renewal, the group's version) before `joinGroup` resolves.
+ */
+export type MemberListeners = { [E in keyof MemberEvents]?: (...args: MemberEvents[E]) => void };
 
 export interface JoinOptions {
   /** An ioredis client or Cluster (duplicated, never used directly), a URL, or options. */
@@ -122,6 +141,8 @@ export interface JoinOptions {
    * this resolves. Without it the member reads no feed.
    */
   onMessage?: (message: GroupMessage) => unknown;
+  /** Event listeners attached before the join (the same as `member.on(…)` after it, plus the join's own events). */
+  listeners?: MemberListeners;
   /** Key prefix (default `understudy`). */
   prefix?: string;
   /** ρ: the bound on this machine's clock drift against Redis's (default 0.01). */

@@ -70,7 +70,7 @@ export class Monitor extends EventEmitter<MonitorEvents> implements AsyncIterabl
   #unreachableSince: number | undefined;
   readonly #wakers = new Set<() => void>();
 
-  /** Use `monitorGroup()`. */
+  /** @internal Use `monitorGroup()`. */
   constructor(options: MonitorOptions) {
     super();
     this.group = validateGroupName(options.group);

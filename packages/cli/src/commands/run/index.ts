@@ -1,4 +1,11 @@
-import { describeGroup, MEMBER_DEFAULTS, Member, MemberExistsError, ParamMismatchError } from '@understudy/core';
+import {
+  describeGroup,
+  joinGroup,
+  MEMBER_DEFAULTS,
+  type Member,
+  MemberExistsError,
+  ParamMismatchError,
+} from '@understudy/core';
 import { Command, Option } from 'commander';
 import { CliError, ExitCode, exitCodeOf as exitCodeOfError, messageOf } from '../../exit.js';
 import { shown } from '../../format.js';
@@ -220,9 +227,7 @@ class Wrapper {
 
   async #start(activeGoal: number): Promise<Member> {
     const { options } = this.#launch;
-    // Constructed and started in two steps (what joinGroup() does) so that the first
-    // renewal event, the join's, is heard: the lease guard needs its deadline.
-    const member = new Member({
+    const member = await joinGroup({
       redis: redisSource(options),
       prefix: options.prefix,
       group: options.group,
@@ -236,26 +241,30 @@ class Wrapper {
       onPrepare: () => this.#onPrepare(),
       onActivate: ({ epoch, reason }) => this.#onActivate(epoch, reason),
       onDeactivate: ({ reason }) => this.#onDeactivate(reason),
+      // Attached before the join, so that its first renewal event, the join's, is heard: the
+      // lease guard needs its deadline.
+      listeners: {
+        renewal: ({ leaseDeadline }) => {
+          this.#leaseDeadline = leaseDeadline;
+          this.#guardLease();
+        },
+        advisory: (advisory) => this.#say(`${advisory.code}: ${shown(advisory.message)}`),
+        error: (error) => {
+          this.#memberError = error;
+        },
+        state: ({ to }) => {
+          if (to === 'standby') this.#say('standing by');
+          // The member ended without being asked to (a rejoin refused, say): so does the wrapper.
+          if (to === 'left' && this.#joined && !this.#finished) {
+            const error = this.#memberError && explain(this.#memberError, options);
+            this.#say(`the member left the group${error ? `: ${shown(messageOf(error))}` : ''}`);
+            void this.#finish(error ? exitCodeOfError(error) : ExitCode.failure);
+          }
+        },
+      },
     });
+    // The member delivers its first actions only after joinGroup() resolved: its handlers see it here.
     this.#member = member;
-    member.on('renewal', ({ leaseDeadline }) => {
-      this.#leaseDeadline = leaseDeadline;
-      this.#guardLease();
-    });
-    member.on('advisory', (advisory) => this.#say(`${advisory.code}: ${shown(advisory.message)}`));
-    member.on('error', (error) => {
-      this.#memberError = error;
-    });
-    member.on('state', ({ to }) => {
-      if (to === 'standby') this.#say('standing by');
-      // The member ended without being asked to (a rejoin refused, say): so does the wrapper.
-      if (to === 'left' && this.#joined && !this.#finished) {
-        const error = this.#memberError && explain(this.#memberError, options);
-        this.#say(`the member left the group${error ? `: ${shown(messageOf(error))}` : ''}`);
-        void this.#finish(error ? exitCodeOfError(error) : ExitCode.failure);
-      }
-    });
-    await member.start();
     return member;
   }
 
