@@ -14,6 +14,8 @@ export const ExitCode = Object.freeze({
   cannotExecute: 126,
   /** `run`: the command was not found. */
   notFound: 127,
+  /** `demo`: stopped by SIGINT or SIGTERM (128 + SIGINT's 2, as a shell reports it). */
+  interrupted: 130,
 });
 
 export const EXIT_CODES_HELP = `Exit codes (see docs/CLI.md):
@@ -25,7 +27,8 @@ export const EXIT_CODES_HELP = `Exit codes (see docs/CLI.md):
   5    Redis refused the user (ACL NOPERM): see understudy acl
   run: 1 also when a live member of the group already uses --member-id
   run: the command's own exit code when it exits while active (128 + n when killed by signal n),
-       126 when it cannot be executed, 127 when it is not found`;
+       126 when it cannot be executed, 127 when it is not found
+  demo: 130 when interrupted (SIGINT or SIGTERM)`;
 
 /** An error with a message meant for the user and the exit code that goes with it. */
 export class CliError extends Error {

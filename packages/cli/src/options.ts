@@ -31,7 +31,7 @@ function addresses(value: string): { host: string; port: number }[] {
 }
 
 /** The connection options every command shares. */
-export function withConnection(command: Command): Command {
+export function withConnectionOptions(command: Command): Command {
   return command
     .addOption(
       new Option(

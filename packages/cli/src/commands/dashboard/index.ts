@@ -1,7 +1,14 @@
 import { Command, Option } from 'commander';
+import { ExitCode } from '../../exit.js';
 import type { Io } from '../../io.js';
 import { port } from '../../metrics.js';
-import { type ConnectionOptions, describeConnection, integer, redisSource, withConnection } from '../../options.js';
+import {
+  type ConnectionOptions,
+  describeConnection,
+  integer,
+  redisSource,
+  withConnectionOptions,
+} from '../../options.js';
 import { Board } from './board.js';
 import { serveDashboard } from './server.js';
 
@@ -13,7 +20,7 @@ interface DashboardOptions extends ConnectionOptions {
 }
 
 export function dashboardCommand(io: Io, exit: (code: number) => void): Command {
-  return withConnection(new Command('dashboard'))
+  return withConnectionOptions(new Command('dashboard'))
     .summary('serve a live web page of every group')
     .description(
       'Serve a live web page of every group (or of the groups named): active count against the ' +
@@ -92,5 +99,5 @@ async function dashboard(groups: string[], options: DashboardOptions, io: Io): P
   await server.close();
   await board.close();
   io.stdout('dashboard stopped\n');
-  return 0;
+  return ExitCode.ok;
 }

@@ -8,7 +8,7 @@ import { CliError, ExitCode } from '../../exit.js';
 import { headline, memberTable } from '../../format.js';
 import type { Io } from '../../io.js';
 import { integer } from '../../options.js';
-import { tiedToParent } from '../run/child.js';
+import { tiedToParent } from '../../tie-to-parent.js';
 import { type DemoRedis, demoRedis } from './redis.js';
 
 interface DemoOptions {
@@ -91,7 +91,7 @@ class Demo {
     } catch (error) {
       if (this.#interrupted.signal.aborted) {
         this.#say('\ninterrupted: the demo members leave and the demo group is removed');
-        return 130;
+        return ExitCode.interrupted;
       }
       throw error;
     } finally {

@@ -1,7 +1,8 @@
 import { forgetGroup, setActiveGoal } from '@understudy/core';
 import { Command } from 'commander';
+import { ExitCode } from '../../exit.js';
 import type { Io } from '../../io.js';
-import { type ConnectionOptions, integer, redisSource, withConnection } from '../../options.js';
+import { type ConnectionOptions, integer, redisSource, withConnectionOptions } from '../../options.js';
 
 interface SetOptions extends ConnectionOptions {
   activeGoal: number;
@@ -12,7 +13,7 @@ export function groupCommand(io: Io, exit: (code: number) => void): Command {
     .summary('change a group’s active goal, or forget an empty group')
     .description('Change a group’s parameters (the operator’s side).');
   group.addCommand(
-    withConnection(new Command('set'))
+    withConnectionOptions(new Command('set'))
       .description(
         'Set the active goal N of a group. Members follow at once: a raised goal activates the ' +
           'next ranked members, a lowered one deactivates the lowest-ranked actives first.',
@@ -27,17 +28,17 @@ export function groupCommand(io: Io, exit: (code: number) => void): Command {
           activeGoal: options.activeGoal,
         });
         io.stdout(`group ${name}: active goal ${previous} -> ${options.activeGoal} (version ${version})\n`);
-        exit(0);
+        exit(ExitCode.ok);
       }),
   );
   group.addCommand(
-    withConnection(new Command('forget'))
+    withConnectionOptions(new Command('forget'))
       .description('Delete a group that has no live members: its parameters, ranking and transition log.')
       .argument('<group>', 'the group')
       .action(async (name: string, options: ConnectionOptions) => {
         const { deletedKeys } = await forgetGroup({ redis: redisSource(options), prefix: options.prefix, group: name });
         io.stdout(`group ${name}: forgotten (${deletedKeys} keys deleted)\n`);
-        exit(0);
+        exit(ExitCode.ok);
       }),
   );
   return group;

@@ -1,10 +1,11 @@
 import { type GroupSnapshot, type Monitor, monitorGroup, type Transition } from '@understudy/core';
 import { Command } from 'commander';
 import { createLogUpdate } from 'log-update';
+import { ExitCode } from '../../exit.js';
 import { headline, json, shown as shownText, transitionLine } from '../../format.js';
 import type { Io } from '../../io.js';
 import { type MetricsEndpoint, type MetricsOptions, serveMetrics, withMetrics } from '../../metrics.js';
-import { type ConnectionOptions, integer, redisSource, withConnection } from '../../options.js';
+import { type ConnectionOptions, integer, redisSource, withConnectionOptions } from '../../options.js';
 import { liveView } from './view.js';
 
 interface MonitorOptions extends ConnectionOptions, MetricsOptions {
@@ -18,7 +19,7 @@ const REDRAW_MS = 200;
 const REREAD_MS = 500;
 
 export function monitorCommand(io: Io, exit: (code: number) => void): Command {
-  return withMetrics(withConnection(new Command('monitor')))
+  return withMetrics(withConnectionOptions(new Command('monitor')))
     .summary('watch a group live, or print JSON per change')
     .description(
       'Watch a group live: active count against the goal, members with rank, weight, state, ' +
@@ -72,7 +73,7 @@ async function watchGroup(
   } catch (error) {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    if (stop.signal.aborted) return 0;
+    if (stop.signal.aborted) return ExitCode.ok;
     throw error;
   }
   const stopRecording = endpoint?.metrics.instrumentMonitor(monitor);
@@ -167,5 +168,5 @@ async function watchGroup(
   process.off('SIGTERM', onSignal);
   stopRecording?.();
   await monitor.close();
-  return 0;
+  return ExitCode.ok;
 }

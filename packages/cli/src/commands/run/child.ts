@@ -2,6 +2,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
 import { constants as os } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { ExitCode } from '../../exit.js';
+import { tiedToParent } from '../../tie-to-parent.js';
 
 export interface Exit {
   code: number | null;
@@ -9,35 +11,13 @@ export interface Exit {
 }
 
 /** The exit code a shell would report: the code, or 128 + n when killed by signal n. */
-export function exitCodeOf(exit: Exit): number {
+export function shellExitCode(exit: Exit): number {
   if (exit.code !== null) return exit.code;
   return 128 + (exit.signal ? (os.signals[exit.signal] ?? 0) : 0);
 }
 
 export function describeExit(exit: Exit): string {
   return exit.code !== null ? `exit code ${exit.code}` : `signal ${exit.signal}`;
-}
-
-const SETPRIV = '/usr/bin/setpriv';
-
-function hasSetpriv(): boolean {
-  try {
-    accessSync(SETPRIV, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Whether children can be tied to this process's life (Linux `setpriv --pdeathsig`). */
-export const canTieToParent = hasSetpriv();
-
-/**
- * The file and arguments that run `command` so the kernel sends it `signal` when this
- * process dies, however it dies; unchanged where setpriv is missing.
- */
-export function tiedToParent(command: string, args: readonly string[], signal: 'KILL' | 'TERM'): [string, string[]] {
-  return canTieToParent ? [SETPRIV, ['--pdeathsig', signal, '--', command, ...args]] : [command, [...args]];
 }
 
 /**
@@ -47,7 +27,7 @@ export function tiedToParent(command: string, args: readonly string[], signal: '
 export function whyNotExecutable(
   command: string,
   env: NodeJS.ProcessEnv,
-): { message: string; code: 126 | 127 } | undefined {
+): { message: string; code: typeof ExitCode.cannotExecute | typeof ExitCode.notFound } | undefined {
   const candidates = command.includes('/')
     ? [command]
     : (env.PATH ?? '').split(delimiter).map((dir) => join(dir || '.', command));
@@ -63,8 +43,8 @@ export function whyNotExecutable(
     }
   }
   return found
-    ? { message: `${command}: permission denied (not executable)`, code: 126 }
-    : { message: `${command}: not found${command.includes('/') ? '' : ' in PATH'}`, code: 127 };
+    ? { message: `${command}: permission denied (not executable)`, code: ExitCode.cannotExecute }
+    : { message: `${command}: not found${command.includes('/') ? '' : ' in PATH'}`, code: ExitCode.notFound };
 }
 
 /** How often a stopping process group is looked at once its main process has exited. */

@@ -7,12 +7,13 @@ import {
   ParamMismatchError,
 } from '@understudy/core';
 import { Command, Option } from 'commander';
-import { CliError, ExitCode, exitCodeOf as exitCodeOfError, messageOf } from '../../exit.js';
+import { CliError, ExitCode, exitCodeOf, messageOf } from '../../exit.js';
 import { shown } from '../../format.js';
 import type { Io } from '../../io.js';
 import { type MetricsEndpoint, type MetricsOptions, serveMetrics, withMetrics } from '../../metrics.js';
-import { type ConnectionOptions, integer, redisSource, withConnection } from '../../options.js';
-import { Child, canTieToParent, describeExit, exitCodeOf, whyNotExecutable } from './child.js';
+import { type ConnectionOptions, integer, redisSource, withConnectionOptions } from '../../options.js';
+import { canTieToParent } from '../../tie-to-parent.js';
+import { Child, describeExit, shellExitCode, whyNotExecutable } from './child.js';
 
 interface RunOptions extends ConnectionOptions, MetricsOptions {
   group: string;
@@ -34,7 +35,7 @@ interface RunOptions extends ConnectionOptions, MetricsOptions {
 export const KILL_MARGIN_MS = 100;
 
 export function runCommand(io: Io, exit: (code: number) => void): Command {
-  return withMetrics(withConnection(new Command('run')))
+  return withMetrics(withConnectionOptions(new Command('run')))
     .summary('run a program only while this member is active')
     .description(
       'Run a program as a member of a group: it runs only while this member is active. ' +
@@ -258,7 +259,7 @@ class Wrapper {
           if (to === 'left' && this.#joined && !this.#finished) {
             const error = this.#memberError && explain(this.#memberError, options);
             this.#say(`the member left the group${error ? `: ${shown(messageOf(error))}` : ''}`);
-            void this.#finish(error ? exitCodeOfError(error) : ExitCode.failure);
+            void this.#finish(error ? exitCodeOf(error) : ExitCode.failure);
           }
         },
       },
@@ -316,7 +317,7 @@ class Wrapper {
       this.#say(`${command} ended with ${describeExit(result)} while active; leaving the group`);
       // What it left running in its process group goes before the member leaves.
       void this.#stopProgram(started);
-      void this.#finish(exitCodeOf(result));
+      void this.#finish(shellExitCode(result));
     });
   }
 

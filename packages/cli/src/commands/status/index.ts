@@ -1,10 +1,16 @@
 import { describeGroup, type GroupSnapshot, listGroups, readHistory, type Transition } from '@understudy/core';
 import { Command } from 'commander';
 import pc from 'picocolors';
-import { exitCodeOf, messageOf } from '../../exit.js';
+import { ExitCode, exitCodeOf, messageOf } from '../../exit.js';
 import { columns, headline, json, memberTable, plural, shown, transitionLine } from '../../format.js';
 import type { Io } from '../../io.js';
-import { type ConnectionOptions, describeConnection, integer, redisSource, withConnection } from '../../options.js';
+import {
+  type ConnectionOptions,
+  describeConnection,
+  integer,
+  redisSource,
+  withConnectionOptions,
+} from '../../options.js';
 
 interface StatusOptions extends ConnectionOptions {
   json?: boolean;
@@ -12,7 +18,7 @@ interface StatusOptions extends ConnectionOptions {
 }
 
 export function statusCommand(io: Io, exit: (code: number) => void): Command {
-  return withConnection(new Command('status'))
+  return withConnectionOptions(new Command('status'))
     .summary('show groups, their members and recent transitions')
     .description(
       'Without a group: one line per group, sorted by name (active against goal, members, ' +
@@ -49,11 +55,11 @@ async function oneGroup(group: string, options: StatusOptions, io: Io): Promise<
     io.stderr(
       `understudy: no group ${shown(group)} under prefix ${options.prefix} on ${describeConnection(options)}\n`,
     );
-    return 1;
+    return ExitCode.failure;
   }
   if (options.json) {
     io.stdout(`${json(d, 2)}\n`);
-    return 0;
+    return ExitCode.ok;
   }
   const colour = io.isTTY;
   const out = [headline(d, colour)];
@@ -63,7 +69,7 @@ async function oneGroup(group: string, options: StatusOptions, io: Io): Promise<
     out.push(...columns(d.transitions.map(transitionLine)).map((l) => `    ${l}`));
   }
   io.stdout(`${out.join('\n')}\n`);
-  return 0;
+  return ExitCode.ok;
 }
 
 async function allGroups(options: StatusOptions, io: Io): Promise<number> {
@@ -78,14 +84,14 @@ async function allGroups(options: StatusOptions, io: Io): Promise<number> {
       failed.push({ group: name, error: messageOf(error), code: exitCodeOf(error) });
     }
   }
-  const code = failed[0]?.code ?? 0;
+  const code = failed[0]?.code ?? ExitCode.ok;
   if (options.json) {
     io.stdout(`${json({ groups, failed: failed.map(({ group, error }) => ({ group, error })) }, 2)}\n`);
     return code;
   }
   if (names.length === 0) {
     io.stdout(`no groups under prefix ${options.prefix} on ${describeConnection(options)}\n`);
-    return 0;
+    return ExitCode.ok;
   }
   const colour = io.isTTY;
   const header = ['GROUP', 'ACTIVE', 'MEMBERS', 'VERSION', 'QUARANTINE', 'LAST TRANSITION'];
