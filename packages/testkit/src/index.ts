@@ -22,16 +22,8 @@ export { generateTlsFiles, type TlsFiles } from './redis/tls.js';
 export { info as redisInfo } from './redis/topology.js';
 export type { RedisServer, RestartOptions, StartRedisOptions } from './redis/types.js';
 export { AnnouncementRecorder } from './scenario/announcements.js';
-export {
-  type MemberSpec,
-  type RunOptions,
-  runScenario,
-  type Scenario,
-  type ScenarioOutcome,
-  type ScenarioResult,
-  ScenarioRun,
-  type SpawnUntil,
-} from './scenario/harness.js';
+export { ScenarioRun } from './scenario/faults.js';
+export { runScenario, type Scenario } from './scenario/harness.js';
 export { type Convergence, convergenceAfterFaults } from './scenario/measures.js';
 export type { GroupIntervals, MemberArgs, MemberCommand, MemberReport } from './scenario/member-args.js';
 export { type MemberExit, MemberProcess } from './scenario/member-process.js';
@@ -40,4 +32,12 @@ export { describeResult, formatMs, isSafetyViolation } from './scenario/report.j
 export { type ScriptExchange, type ScriptTap, tappedCluster, tappedRedis } from './scenario/script-tap.js';
 export { FencedSink, redisClockOffset, type SinkDecision } from './scenario/sink.js';
 export type { MemberConnection, MemberTopology, ScenarioTopology, TopologyKind } from './scenario/topology.js';
+export type {
+  MemberSpec,
+  RunOptions,
+  ScenarioOutcome,
+  ScenarioResult,
+  ScenarioSpec,
+  SpawnUntil,
+} from './scenario/types.js';
 export { hrNow, uniqueGroup, waitFor } from './wait.js';

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HistoryRecorder } from '../history/recorder.js';
 import type { RedisSlot } from '../history/types.js';
-import type { ScenarioRun } from './harness.js';
+import type { RedisServer } from '../redis/types.js';
 
 /** The file, in a run's folder, that holds the `redis-state` events. */
 export const REDIS_STATE_FILE = 'redis-state.jsonl';
@@ -30,6 +30,17 @@ return cjson.encode({ goal = goal, slots = slots, unreadable = unreadable })
 
 const EVERY_MS = 25;
 
+/** What the watch needs of a scenario's run. */
+export interface WatchedRun {
+  readonly group: string;
+  readonly historyDir: string;
+  readonly signal: AbortSignal;
+  /** The server that holds the group's keys now. */
+  master(): Promise<RedisServer>;
+  /** Notes a scenario criterion that is not met. */
+  unmet(criterion: string): void;
+}
+
 export interface RedisStateWatch {
   /** Stops reading and closes the file; idempotent. */
   stop(): Promise<void>;
@@ -41,7 +52,7 @@ export interface RedisStateWatch {
  * 11). EVAL_RO, so that nothing counts it among the scripts members ran. A read that fails (a
  * server down, frozen or moving) is skipped; a slot it cannot read is a criterion not met.
  */
-export function watchRedisState(run: ScenarioRun): RedisStateWatch {
+export function watchRedisState(run: WatchedRun): RedisStateWatch {
   let readAt = 0n;
   const recorder = new HistoryRecorder(join(run.historyDir, REDIS_STATE_FILE), 'redis', () => readAt);
   const key = (kind: string) => `understudy:{${run.group}}:${kind}`;

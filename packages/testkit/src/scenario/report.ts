@@ -1,6 +1,7 @@
 import { isSafetyRule } from '../history/format.js';
 import type { Violation } from '../history/types.js';
-import type { ScenarioResult } from './harness.js';
+import type { MemberProcess } from './member-process.js';
+import type { ScenarioOutcome, ScenarioResult } from './types.js';
 
 /** A result in words: the verdict, the figures, every violation window and unmet criterion. */
 export function describeResult(result: ScenarioResult): string {
@@ -33,4 +34,24 @@ export function formatMs(ms: number | undefined): string {
 /** Safety rules (1–3, 7–12) hold at all times; liveness rules (4–6) outside fault windows. */
 export function isSafetyViolation(violation: Violation): boolean {
   return isSafetyRule(violation.rule);
+}
+
+/** Criteria every scenario shares. */
+export function verifyCommon(outcome: ScenarioOutcome): string[] {
+  const unmet: string[] = [];
+  for (const member of outcome.members) {
+    // Redis itself counting more slots than the goal must never happen.
+    const tooMany = member.reported('advisory').filter((a) => a.code === 'TOO_MANY_ACTIVE');
+    if (tooMany.length > 0) unmet.push(`${member.id} reported TOO_MANY_ACTIVE: ${tooMany[0]?.message}`);
+  }
+  return unmet;
+}
+
+/** How many advisories of each code the members reported. */
+export function countAdvisories(members: readonly MemberProcess[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const member of members) {
+    for (const advisory of member.reported('advisory')) counts[advisory.code] = (counts[advisory.code] ?? 0) + 1;
+  }
+  return counts;
 }
