@@ -1,4 +1,4 @@
-import type { DeactivateReason } from './member/types.js';
+import type { DeactivateReason } from './member/reasons.js';
 
 /** Stable codes of every error the library raises; match on `error.code`, never on messages. */
 export type UnderstudyErrorCode =

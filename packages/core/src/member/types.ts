@@ -3,11 +3,11 @@ import type { RedisSource } from '../connections/settings.js';
 import type { FeedData } from '../feed/encoding.js';
 import type { FeedGap } from '../feed/reader.js';
 import type { Clock } from './clock.js';
+import type { ActivateReason, DeactivateReason } from './reasons.js';
 
 export type MemberState = 'standby' | 'preparing' | 'active' | 'leaving' | 'left';
 
-export type ActivateReason = 'initial' | 'failover' | 'handover' | 'goal-raised' | 'reclaimed';
-export type DeactivateReason = 'leave' | 'preempted' | 'lease-lost' | 'goal-lowered' | 'disabled' | 'quarantine';
+export type { ActivateReason, DeactivateReason } from './reasons.js';
 
 export interface PrepareInfo {
   /** Why the hint came: an active's lease is aging, or an activation is about to be delivered. */
