@@ -387,10 +387,3 @@ export class Member extends MemberEmitter {
     lagMonitor.release();
   }
 }
-
-/** Joins a group; resolves once the member is registered (activation, if any, follows). */
-export async function joinGroup(options: JoinOptions): Promise<Member> {
-  const member = new Member(options);
-  await member.start();
-  return member;
-}
