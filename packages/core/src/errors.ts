@@ -12,7 +12,9 @@ export type UnderstudyErrorCode =
   | 'CORRUPT_STATE'
   | 'SCRIPT'
   | 'NOT_STARTED'
-  | 'ACTIVATION_ENDED';
+  | 'ACTIVATION_ENDED'
+  | 'STALE_TASK'
+  | 'ROLE_CONFLICT';
 
 export abstract class UnderstudyError extends Error {
   abstract readonly code: UnderstudyErrorCode;
@@ -194,5 +196,41 @@ export class ActivationEndedError extends UnderstudyError {
     readonly reason: DeactivateReason,
   ) {
     super(`activation ${epoch} ended: ${reason}`);
+  }
+}
+
+/**
+ * A queue refused a worker's completion: the task was delivered again since (its completeTime
+ * passed, or the worker's lease lapsed), or it is gone. The result is dropped.
+ */
+export class StaleTaskError extends UnderstudyError {
+  readonly code = 'STALE_TASK';
+  override readonly name = 'StaleTaskError';
+  constructor(
+    readonly queue: string,
+    readonly taskId: string,
+    /** The token of the delivery this worker completed. */
+    readonly token: number,
+  ) {
+    super(
+      `queue ${queue} refused the completion of task ${taskId} (token ${token}): it was delivered again or is gone`,
+    );
+  }
+}
+
+export type ProcessRole = 'group' | 'queue';
+
+/** DESIGN §7: a process is a group member or a queue worker, never both. */
+export class RoleConflictError extends UnderstudyError {
+  readonly code = 'ROLE_CONFLICT';
+  override readonly name = 'RoleConflictError';
+  constructor(
+    readonly requested: { role: ProcessRole; name: string },
+    readonly held: { role: ProcessRole; name: string },
+  ) {
+    super(
+      `this process has joined ${held.role} ${held.name}, so it cannot join ${requested.role} ${requested.name}: ` +
+        'a process is a group member or a queue worker, never both (it may join several groups, or several queues)',
+    );
   }
 }

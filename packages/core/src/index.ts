@@ -11,8 +11,11 @@ export {
   MonitorNotStartedError,
   ParamMismatchError,
   PermissionError,
+  type ProcessRole,
   RedisUnavailableError,
+  RoleConflictError,
   ScriptError,
+  StaleTaskError,
   UnderstudyError,
   type UnderstudyErrorCode,
 } from './errors.js';
@@ -27,3 +30,15 @@ export { type Monitor, type MonitorEvents, type MonitorOptions, monitorGroup } f
 export type { GroupSnapshot, MonitoredMember, MonitoredState } from './monitor/observe.js';
 export { describeGroup, listGroups, type ReadOptions, readHistory } from './monitor/read.js';
 export { MEMBER_DEFAULTS } from './options.js';
+export { enqueue } from './queue/enqueue.js';
+export { type QueueKeys, queueKeys } from './queue/keys.js';
+export {
+  type MonitorQueueOptions,
+  monitorQueue,
+  QueueMonitor,
+  type QueueMonitorEvents,
+  readQueue,
+} from './queue/monitor.js';
+export { QUEUE_DEFAULTS } from './queue/options.js';
+export type * from './queue/types.js';
+export { joinQueue, Worker } from './queue/worker.js';

@@ -22,9 +22,10 @@ const MIN_INTERVAL = 10;
 /** One day: a longer lease is a mistake, and timers cannot wait much longer (2^31 ms). The scripts hold the same bound. */
 export const MAX_INTERVAL = 86_400_000;
 
-export function validateGroupName(group: unknown, field = 'group'): string {
+/** A group's name, or a queue's (`field` 'queue'): the same rules. */
+export function validateGroupName(group: unknown, field: 'group' | 'queue' = 'group'): string {
   if (typeof group !== 'string' || group.length === 0) {
-    throw new ConfigError(field, group, 'a group name is 1-128 characters of A-Z a-z 0-9 . _ -');
+    throw new ConfigError(field, group, `a ${field} name is 1-128 characters of A-Z a-z 0-9 . _ -`);
   }
   if (group.length > 128) throw new ConfigError(field, group, `longer than 128 characters (${group.length})`);
   if (!GROUP_NAME.test(group)) {
@@ -34,9 +35,14 @@ export function validateGroupName(group: unknown, field = 'group'): string {
   return group;
 }
 
-export function validateMemberId(id: unknown): string {
+/** A member's id, or a queue worker's (`field` 'workerId'): the same rules. */
+export function validateMemberId(id: unknown, field: 'memberId' | 'workerId' = 'memberId'): string {
   if (typeof id !== 'string' || !MEMBER_ID.test(id)) {
-    throw new ConfigError('memberId', id, 'a member id is 1-200 characters of A-Z a-z 0-9 . _ : @ / -');
+    throw new ConfigError(
+      field,
+      id,
+      `${field === 'memberId' ? 'a member' : 'a worker'} id is 1-200 characters of A-Z a-z 0-9 . _ : @ / -`,
+    );
   }
   return id;
 }

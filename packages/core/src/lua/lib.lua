@@ -22,6 +22,7 @@
 --                      the slot back (`requested`, a preemption or a lowered goal)
 
 --@include guard.lua
+--@include common.lua
 
 local K = {
   config = KEYS[1], members = KEYS[2], leases = KEYS[3], rank = KEYS[4], slots = KEYS[5], log = KEYS[6],
@@ -36,15 +37,6 @@ local MAX_EPOCH = 9007199254740991 -- 2^53 - 1: epochs travel as JavaScript numb
 local MAX_INTERVAL = 86400000 -- ms
 local MAX_GOAL = 10000
 local FREED_AS = { initial = true, failover = true, handover = true, ['goal-raised'] = true }
-
-local function fmt(n)
-  return string.format('%.0f', n)
-end
-
-local function read_now()
-  local t = call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
 
 -- Weight first (higher first), then a member holding a slot before one that does not
 -- (no failback between equals), then the earlier joiner.
@@ -97,12 +89,6 @@ local function read_config(now)
     changed = false,
   }
   return G
-end
-
--- The server's replication history: a new one on every start and every promotion of a replica,
--- so a failover back to a server that wrote the group before (and lagged since) is seen too.
-local function server_repl_id()
-  return string.match(call('INFO', 'replication'), 'master_replid:(%x+)')
 end
 
 local function log_event(G, kind, member, fields)

@@ -2,6 +2,7 @@ import { pino } from 'pino';
 import { LeftError, MemberExistsError, ParamMismatchError } from '../errors.js';
 import { describe } from '../failures.js';
 import { validateWeight } from '../options.js';
+import { claimRole } from '../role.js';
 import { type Announcement, parseAnnouncement } from '../scripts.js';
 import { ActionQueue, type Outcome, runHandler } from './actions.js';
 import { type Call, joinFailure, MemberCalls } from './calls.js';
@@ -50,6 +51,8 @@ export class Member extends MemberEmitter {
   /** The activate handler failed: the weight stays 0 until the group has it (the disable script ran). */
   #disabling = false;
   #leaving: Promise<void> | undefined;
+  /** DESIGN §7: this process is a group member while this member is in its group. */
+  #releaseRole: (() => void) | undefined;
   /** Announcements heard while joining, applied once joinGroup() resolved. */
   #early: Announcement[] = [];
 
@@ -126,6 +129,7 @@ export class Member extends MemberEmitter {
   async start(): Promise<void> {
     const { signal } = this.#options;
     signal?.throwIfAborted();
+    this.#releaseRole = claimRole('group', this.#s.group);
     lagMonitor.acquire();
     try {
       await this.#calls.connect(this.#options.redis, this.#onMessage, this.#onResync, signal);
@@ -384,6 +388,7 @@ export class Member extends MemberEmitter {
     this.#options.signal?.removeEventListener('abort', this.#onAbort);
     await this.#feed?.stop();
     this.#calls.close();
+    this.#releaseRole?.();
     lagMonitor.release();
   }
 }

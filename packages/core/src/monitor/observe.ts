@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { CorruptStateError } from '../errors.js';
 import { corruptState } from '../failures.js';
 import type { GroupKeys } from '../keys.js';
-import { luaSource } from '../lua.js';
+import { evalReadOnly } from '../lua.js';
 import { MAX_ACTIVE_GOAL, MAX_INTERVAL } from '../options.js';
 import { parseReply, type ScriptReply, scriptInvocation } from '../script-specs.js';
 
@@ -45,25 +44,11 @@ export interface GroupSnapshot {
   serverTime: number;
 }
 
-let observeSha: string | undefined;
-
-/**
- * Runs the read-only observe script with EVALSHA_RO, falling back to EVAL_RO on NOSCRIPT.
- * (ioredis's defineCommand always sends EVALSHA / EVAL, which a user without write
- * permission may not run.)
- */
+/** Runs the read-only observe script (EVALSHA_RO: a monitor may run under a user that cannot write). */
 async function observe(connection: Connection, keys: GroupKeys): Promise<ScriptReply<'observe'>> {
-  const source = luaSource('observe.lua');
-  observeSha ??= createHash('sha1').update(source).digest('hex');
-  const keyList = scriptInvocation('observe', keys, {}).keys;
   let reply: unknown;
   try {
-    try {
-      reply = await connection.call('EVALSHA_RO', observeSha, keyList.length, ...keyList);
-    } catch (error) {
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      reply = await connection.call('EVAL_RO', source, keyList.length, ...keyList);
-    }
+    reply = await evalReadOnly(connection, 'observe.lua', scriptInvocation('observe', keys, {}).keys);
   } catch (error) {
     throw corruptState(keys.group, error) ?? error;
   }

@@ -1,0 +1,44 @@
+-- complete: ends a delivery, fenced by its token: only the worker that holds the task's latest
+-- delivery, naming that delivery's token, may complete it. The only script that acknowledges
+-- a completed task (XACK names no consumer and cannot fence on its own).
+-- KEYS: 1-8 as in queue/lib.lua
+-- ARGV: 1 worker id  2 task id  3 token  4 'done' (the handler resolved) or 'failed' (it threw)
+--       5 token floor (see renew.lua)
+-- Reply: see `reply` in queue/lib.lua; status 'done', 'retry' (failed, waits for re-delivery),
+-- 'dead' (failed for the last time: moved to the dead letters) or 'stale' (refused: the task was
+-- delivered again, or is gone), or an error: CORRUPT <key> <problem>
+--@include queue/lib.lua
+
+local id, task, token, floor = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
+local Q = load_queue()
+if floor > Q.token then
+  Q.token = floor
+  call('HSET', K.config, 'token', fmt(floor))
+  if not quarantined(Q) then start_quarantine(Q, 'lost-state:token') end
+end
+reap(Q)
+
+local status = 'stale'
+local r = read_delivery(task)
+if r and r.w == id and r.k == token then
+  if ARGV[4] == 'done' then
+    call('XACK', K.tasks, GROUP, task)
+    call('XDEL', K.tasks, task)
+    call('HDEL', K.deliveries, task)
+    call('ZREM', K.deadlines, task)
+    local w = read_worker(id)
+    if w then
+      w.f = math.max(0, w.f - 1)
+      write_worker(id, w)
+    end
+    status = 'done'
+  else
+    local dead = #Q.dead
+    withdraw(Q, task, r, 'failed', true)
+    status = #Q.dead > dead and 'dead' or 'retry'
+  end
+  Q.changed = true
+end
+dispatch(Q)
+announce(Q)
+return reply(Q, status)

@@ -1,0 +1,15 @@
+-- enqueue: adds a task to the queue and dispatches what waits to workers with free capacity.
+-- KEYS: 1-8 as in queue/lib.lua
+-- ARGV: 1 data type ('s' string, 'b' bytes, 'j' JSON)  2 data
+-- Reply: the task's id (its stream id), or an error:
+--   CORRUPT <key> <problem>   a key of the queue holds what understudy never writes there
+--@include queue/lib.lua
+
+local Q = load_queue()
+ensure_stream()
+local id = call('XADD', K.tasks, '*', 't', ARGV[1], 'd', ARGV[2])
+Q.changed = true
+reap(Q)
+dispatch(Q)
+announce(Q)
+return id

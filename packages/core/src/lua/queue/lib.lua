@@ -1,0 +1,367 @@
+-- Shared by every queue script (included where a script says `--@include queue/lib.lua`).
+-- Conventions as in lib.lua: `now` is Redis time in ms, read once per script; tokens are
+-- integers below 2^53, formatted with fmt and carried as strings (cjson keeps 14 digits).
+--
+-- KEYS (the same order in every queue script; the first six have the types guard.lua expects):
+--   1 config     hash    createdAt, replId, quarantineUntil, token (newest delivery token),
+--                        seq (deliveries made: ties go to the least recent receiver),
+--                        activationInterval (the longest A of any worker: a quarantine lasts it)
+--   2 workers    hash    worker id -> cjson { w = weight, c = capacity, t = completeTime,
+--                        d = maxDeliveries, a = activationInterval, f = tasks in flight,
+--                        q = seq of its latest delivery (0: none yet), n = nonce, h = host, p = pid }
+--   3 leases     zset    worker id -> lease deadline (Redis ms)
+--   4 order      zset    worker id -> dispatch score (lowest first), only while it has free capacity
+--   5 deliveries hash    task id -> cjson { w = worker ('' while waiting for re-delivery),
+--                        k = token, n = deliveries so far, d = maxDeliveries of its latest worker,
+--                        e = when its latest delivery expires (Redis ms) }
+--   6 tasks      stream  the tasks not completed: waiting or in flight; consumer group `workers`,
+--                        one consumer `w:<worker>` per worker, and `waiting` for re-deliveries
+--   7 deadlines  zset    task id in flight -> when its delivery expires (Redis ms)
+--   8 dead       stream  dead letters: id, deliveries, reason, t (data type), d (data)
+-- Built here from KEYS[1] (same hash tag, so the same Cluster slot): `<base>inbox:<worker>`, the
+-- list a worker blocks on. The script that dispatches chooses the worker, so it cannot declare it.
+-- The channel `<base>events` (not a key) tells monitors that something changed.
+--@include guard.lua
+--@include common.lua
+
+KIND[KEYS[7]] = 'sorted set'
+KIND[KEYS[8]] = 'stream'
+
+local K = {
+  config = KEYS[1], workers = KEYS[2], leases = KEYS[3], order = KEYS[4], deliveries = KEYS[5],
+  tasks = KEYS[6], deadlines = KEYS[7], dead = KEYS[8],
+}
+local BASE = string.sub(K.config, 1, -7)
+local GROUP = 'workers'
+local WAITING = 'waiting'
+local TWO33 = 8589934592
+local MAX_TOKEN = 9007199254740991
+local MAX_INTERVAL = 86400000
+-- A queue whose workers never said their A (only enqueues so far) quarantines for the default A.
+local DEFAULT_ACTIVATION = 3000
+local DEAD_MAXLEN = 100000
+-- Expired deliveries reaped per script: the rest are reaped by the next one.
+local REAP_BATCH = 64
+
+local function inbox(id)
+  return BASE .. 'inbox:' .. id
+end
+
+local function consumer(id)
+  return 'w:' .. id
+end
+
+local function config_number(c, i, name, high)
+  local raw = c[i]
+  if raw == false then return 0 end
+  local n = tonumber(raw)
+  if n == nil or n < 0 or n > high or n % 1 ~= 0 then
+    corrupt(K.config, 'field ' .. name .. ' is not a whole number from 0 to ' .. fmt(high))
+  end
+  return n
+end
+
+local function quarantined(Q)
+  return Q.now < Q.quarantine_until
+end
+
+local function quarantine_length(Q)
+  return Q.activation > 0 and Q.activation or DEFAULT_ACTIVATION
+end
+
+-- S6: the queue's state was lost (a key deleted, evicted, restored from an older copy) or it
+-- runs on another server: nothing is dispatched for one activation interval, so every worker
+-- renews (and reclaims what it holds) before anything it may still run goes to another.
+local function start_quarantine(Q, reason)
+  Q.quarantine_until = Q.now + quarantine_length(Q)
+  call('HSET', K.config, 'quarantineUntil', fmt(Q.quarantine_until))
+  Q.quarantine_reason = reason
+  Q.changed = true
+end
+
+local function read_worker(id)
+  local raw = call('HGET', K.workers, id)
+  if not raw then return nil end
+  local w = decode_object(K.workers, id, raw)
+  if not whole(w.w, 1, 65535) or not whole(w.c, 0, 1000000) or not whole(w.f, 0, 1000000)
+    or not whole(w.q, 0, MAX_TOKEN) or not whole(w.t, 1, MAX_INTERVAL) or not whole(w.d, 1, 1000000) then
+    corrupt(K.workers, 'field ' .. shown(id) .. ' is not a worker (w, c, f, q, t, d)')
+  end
+  return w
+end
+
+local function place(id, w)
+  if w.f < w.c then
+    call('ZADD', K.order, (65535 - w.w) * TWO33 + w.q, id)
+  else
+    call('ZREM', K.order, id)
+  end
+end
+
+local function write_worker(id, w)
+  call('HSET', K.workers, id, cjson.encode(w))
+  place(id, w)
+end
+
+local function read_delivery(id)
+  local raw = call('HGET', K.deliveries, id)
+  if not raw then return nil end
+  local r = decode_object(K.deliveries, id, raw)
+  if type(r.w) ~= 'string' or not whole(r.k, 0, MAX_TOKEN) or not whole(r.n, 0, 1000000) then
+    corrupt(K.deliveries, 'field ' .. shown(id) .. ' is not a delivery (w, k, n)')
+  end
+  r.k, r.e, r.d = tonumber(r.k), tonumber(r.e) or 0, tonumber(r.d) or 1
+  return r
+end
+
+local function write_delivery(id, r)
+  call('HSET', K.deliveries, id, cjson.encode({ w = r.w, k = fmt(r.k), n = r.n, d = r.d, e = fmt(r.e) }))
+end
+
+local function next_token(Q)
+  local token = math.max(Q.token + 1, Q.now * 1000)
+  if token > MAX_TOKEN then corrupt(K.config, 'field token cannot grow past 2^53 - 1') end
+  Q.token = token
+  call('HSET', K.config, 'token', fmt(token))
+  return token
+end
+
+local function entry_fields(entry)
+  local f = {}
+  local flat = entry[2] or {}
+  for i = 1, #flat, 2 do f[flat[i]] = flat[i + 1] end
+  return f
+end
+
+-- The tasks a consumer holds (oldest first). A stream that lost its consumer group (deleted and
+-- written again by hand) gets it back, reading from the start: lost state, so a quarantine.
+local function pending(Q, name, count)
+  local reply = redis.pcall('XPENDING', K.tasks, GROUP, '-', '+', count, name)
+  if type(reply) == 'table' and reply.err then
+    if not string.find(reply.err, 'NOGROUP', 1, true) then call('XPENDING', K.tasks, GROUP, '-', '+', count, name) end
+    call('XGROUP', 'CREATE', K.tasks, GROUP, '0', 'MKSTREAM')
+    start_quarantine(Q, 'lost-state:tasks')
+    return {}
+  end
+  return reply
+end
+
+-- Moves a task to the dead letters: out of the stream and the consumer group for good.
+local function bury(Q, id, r, reason)
+  local entry = call('XRANGE', K.tasks, id, id)[1]
+  local f = entry and entry_fields(entry) or {}
+  call('XADD', K.dead, 'MAXLEN', '~', DEAD_MAXLEN, '*', 'id', id, 'deliveries', r.n, 'reason', reason,
+    't', f.t or 's', 'd', f.d or '')
+  call('XACK', K.tasks, GROUP, id)
+  call('XDEL', K.tasks, id)
+  call('HDEL', K.deliveries, id)
+  Q.dead[#Q.dead + 1] = id
+  Q.dead[#Q.dead + 1] = r.n
+  Q.changed = true
+end
+
+-- Ends a task's delivery without a completion: it waits for re-delivery (under the consumer
+-- `waiting`), or goes to the dead letters once its deliveries reached maxDeliveries. A delivery
+-- handed back unstarted (`counted` false: the worker left) does not count.
+local function withdraw(Q, id, r, reason, counted)
+  call('ZREM', K.deadlines, id)
+  local holder = r.w ~= '' and read_worker(r.w)
+  if holder then
+    holder.f = math.max(0, holder.f - 1)
+    write_worker(r.w, holder)
+  end
+  if not counted then r.n = math.max(0, r.n - 1) end
+  if counted and r.n >= r.d then
+    bury(Q, id, r, reason)
+    return
+  end
+  r.w, r.e = '', 0
+  write_delivery(id, r)
+  call('XCLAIM', K.tasks, GROUP, WAITING, 0, id, 'JUSTID')
+  Q.changed = true
+end
+
+-- Hands back every task a worker holds, then forgets the worker. A task in its consumer's
+-- pending list without a delivery record (lost state) is handed back too, as delivered once.
+local function remove_worker(Q, id, reason)
+  local w = read_worker(id)
+  for _, p in ipairs(pending(Q, consumer(id), 1000)) do
+    local r = read_delivery(p[1]) or { w = id, k = 0, n = 1, d = w and w.d or 1, e = 0 }
+    if r.w == id then withdraw(Q, p[1], r, reason, reason ~= 'leave') end
+  end
+  if #pending(Q, consumer(id), 1) == 0 then
+    call('XGROUP', 'DELCONSUMER', K.tasks, GROUP, consumer(id))
+  end
+  call('HDEL', K.workers, id)
+  call('ZREM', K.leases, id)
+  call('ZREM', K.order, id)
+  call('DEL', inbox(id))
+  Q.changed = true
+end
+
+-- Lapsed workers (not during a quarantine: the leases may be an older copy, and every live worker
+-- renews within it) and expired deliveries.
+local function reap(Q)
+  if not quarantined(Q) then
+    for _, id in ipairs(call('ZRANGEBYSCORE', K.leases, '-inf', Q.now, 'LIMIT', 0, REAP_BATCH)) do
+      remove_worker(Q, id, 'lease-lost')
+    end
+  end
+  for _, id in ipairs(call('ZRANGEBYSCORE', K.deadlines, '-inf', Q.now, 'LIMIT', 0, REAP_BATCH)) do
+    local r = read_delivery(id)
+    if r then withdraw(Q, id, r, 'complete-time', true) else call('ZREM', K.deadlines, id) end
+  end
+end
+
+-- Makes the keys agree again after some were lost: workers without a lease get one, leases and
+-- places without a worker go, the tasks in flight are counted again from the deliveries, and a
+-- delivery whose task is gone is dropped.
+local function rebuild(Q)
+  local workers = {}
+  local flat = call('HGETALL', K.workers)
+  for i = 1, #flat, 2 do
+    workers[flat[i]] = read_worker(flat[i])
+    workers[flat[i]].f = 0
+  end
+  for _, key in ipairs({ K.leases, K.order }) do
+    for _, id in ipairs(call('ZRANGE', key, 0, -1)) do
+      if not workers[id] then call('ZREM', key, id) end
+    end
+  end
+  local deliveries = call('HGETALL', K.deliveries)
+  for i = 1, #deliveries, 2 do
+    local id = deliveries[i]
+    local r = read_delivery(id)
+    if #call('XRANGE', K.tasks, id, id) == 0 then
+      call('HDEL', K.deliveries, id)
+      call('ZREM', K.deadlines, id)
+    elseif r.w ~= '' and workers[r.w] then
+      workers[r.w].f = workers[r.w].f + 1
+      call('ZADD', K.deadlines, r.e, id)
+    elseif r.w ~= '' then
+      r.w = ''
+      write_delivery(id, r)
+      call('ZREM', K.deadlines, id)
+      call('XCLAIM', K.tasks, GROUP, WAITING, 0, id, 'JUSTID')
+    end
+  end
+  for id, w in pairs(workers) do
+    if not call('ZSCORE', K.leases, id) then call('ZADD', K.leases, Q.now + w.a, id) end
+    write_worker(id, w)
+  end
+end
+
+-- The keys of a queue must agree: a lease per worker, a delivery record per deadline, and the
+-- tasks stream while deliveries exist. A script that finds them disagreeing quarantines and rebuilds.
+local function verify_keys(Q)
+  local workers = call('HLEN', K.workers)
+  local deliveries = call('HLEN', K.deliveries)
+  local lost = {}
+  if not Q.exists and (workers > 0 or deliveries > 0 or call('EXISTS', K.tasks) == 1) then lost[#lost + 1] = 'config' end
+  if call('ZCARD', K.leases) ~= workers then lost[#lost + 1] = 'leases' end
+  if call('ZCARD', K.deadlines) > deliveries then lost[#lost + 1] = 'deliveries' end
+  if deliveries > 0 and call('EXISTS', K.tasks) == 0 then lost[#lost + 1] = 'tasks' end
+  if #lost == 0 then return end
+  start_quarantine(Q, 'lost-state:' .. table.concat(lost, ','))
+  rebuild(Q)
+end
+
+local function load_queue()
+  local now = read_now()
+  local c = call('HMGET', K.config, 'createdAt', 'replId', 'quarantineUntil', 'token', 'seq', 'activationInterval')
+  local Q = {
+    now = now,
+    exists = c[1] ~= false,
+    repl_id = c[2] or '',
+    quarantine_until = config_number(c, 3, 'quarantineUntil', now + MAX_INTERVAL),
+    token = config_number(c, 4, 'token', MAX_TOKEN),
+    seq = config_number(c, 5, 'seq', MAX_TOKEN),
+    activation = config_number(c, 6, 'activationInterval', MAX_INTERVAL),
+    quarantine_reason = '',
+    changed = false,
+    checked_server = false,
+    dead = {},
+  }
+  config_number(c, 1, 'createdAt', MAX_TOKEN)
+  verify_keys(Q)
+  if not Q.exists then
+    Q.exists = true
+    Q.repl_id = server_repl_id()
+    call('HSET', K.config, 'createdAt', fmt(now), 'replId', Q.repl_id)
+  end
+  return Q
+end
+
+-- Before the first delivery on a server that did not write the queue last (restart, failover):
+-- quarantine, since writes to the old server (deliveries, completions) may be lost.
+local function server_changed(Q)
+  if Q.checked_server then return false end
+  Q.checked_server = true
+  local repl_id = server_repl_id()
+  if repl_id == Q.repl_id then return false end
+  Q.repl_id = repl_id
+  call('HSET', K.config, 'replId', repl_id)
+  start_quarantine(Q, 'server-changed')
+  return true
+end
+
+-- The tasks stream and its consumer group, created together (the group reads from the start).
+local function ensure_stream()
+  if call('EXISTS', K.tasks) == 0 then call('XGROUP', 'CREATE', K.tasks, GROUP, '0', 'MKSTREAM') end
+end
+
+-- The next task for `id`: a re-delivery first (oldest first), else a task never delivered.
+local function next_task(Q, id)
+  while true do
+    local waiting = pending(Q, WAITING, 1)[1]
+    if not waiting then break end
+    local entry = call('XCLAIM', K.tasks, GROUP, consumer(id), 0, waiting[1])[1]
+    if entry then return entry, read_delivery(waiting[1]) end
+    -- Trimmed or deleted by hand: Redis keeps the reference, the task itself is gone.
+    call('HDEL', K.deliveries, waiting[1])
+  end
+  local read = call('XREADGROUP', 'GROUP', GROUP, consumer(id), 'COUNT', 1, 'STREAMS', K.tasks, '>')
+  if not read then return nil end
+  return read[1][2][1], nil
+end
+
+-- Hands waiting tasks to the heaviest live workers with free capacity (ties: the one whose latest
+-- delivery is oldest), one at a time, pushing each to the worker's inbox.
+local function dispatch(Q)
+  if quarantined(Q) or call('EXISTS', K.tasks) == 0 then return end
+  while true do
+    local id = call('ZRANGE', K.order, 0, 0)[1]
+    if not id then return end
+    local w = read_worker(id)
+    if not w then
+      call('ZREM', K.order, id)
+    else
+      if server_changed(Q) or quarantined(Q) then return end
+      local entry, r = next_task(Q, id)
+      if not entry then return end
+      local task = entry[1]
+      local f = entry_fields(entry)
+      r = r or { n = 0 }
+      r.w, r.k, r.n, r.d, r.e = id, next_token(Q), r.n + 1, w.d, Q.now + w.t
+      write_delivery(task, r)
+      call('ZADD', K.deadlines, r.e, task)
+      Q.seq = Q.seq + 1
+      call('HSET', K.config, 'seq', Q.seq)
+      w.f, w.q = w.f + 1, Q.seq
+      write_worker(id, w)
+      -- Header line, then the data: `<task> <token> <deliveries> <expires> <type>\n<data>`.
+      call('RPUSH', inbox(id), table.concat({ task, fmt(r.k), r.n, fmt(r.e), f.t or 's' }, ' ') .. '\n' .. (f.d or ''))
+      Q.changed = true
+    end
+  end
+end
+
+local function announce(Q)
+  if Q.changed then call('SPUBLISH', BASE .. 'events', Q.quarantine_reason) end
+end
+
+-- What a worker's script replies: 1 status  2 now  3 quarantineUntil  4 quarantine reason ('' none)
+--   5 tasks this worker no longer holds { id, ... }  6 dead letters made { id, deliveries, ... }
+local function reply(Q, status, lost)
+  return { status, fmt(Q.now), fmt(Q.quarantine_until), Q.quarantine_reason, lost or {}, Q.dead }
+end

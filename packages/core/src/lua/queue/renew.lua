@@ -1,0 +1,73 @@
+-- renew: adds a worker to its queue (a join, or a rejoin after its lease lapsed) or extends its
+-- lease by its activation interval, then dispatches. The worker says which tasks it holds; the
+-- ones the queue no longer gives it are listed in the reply, and a claim the server knows less
+-- about than the worker (no record, or an older token: lost state, S6) is taken back into the
+-- record, with a quarantine, so that nothing it still runs goes to another worker.
+-- KEYS: 1-8 as in queue/lib.lua  9 the worker's inbox
+-- ARGV: 1 worker id  2 weight  3 capacity (0 while leaving)  4 completeTime (ms)  5 maxDeliveries
+--       6 activationInterval (ms)  7 nonce (random per worker object)  8 host  9 pid
+--       10 token floor: the highest token the worker was given (0: none)  11 '1' for the join
+--       12.. claims, three each: task id, token, when its delivery expires (Redis ms)
+-- Reply: see `reply` in queue/lib.lua; status 'ok', 'joined' or 'rejoined' (the queue had dropped
+-- the worker: what it held went back), or an error:
+--   WORKER_EXISTS <id>        another worker object holds the id
+--   CORRUPT <key> <problem>
+--@include queue/lib.lua
+
+local id, nonce = ARGV[1], ARGV[7]
+local activation, floor = tonumber(ARGV[6]), tonumber(ARGV[10])
+local Q = load_queue()
+local existing = read_worker(id)
+if existing and existing.n ~= nonce then return redis.error_reply('WORKER_EXISTS ' .. id) end
+if activation > Q.activation then
+  Q.activation = activation
+  call('HSET', K.config, 'activationInterval', activation)
+end
+-- S2, S6: a token this worker was given that the server never reached: its copy is older.
+if floor > Q.token then
+  Q.token = floor
+  call('HSET', K.config, 'token', fmt(floor))
+  if not quarantined(Q) then start_quarantine(Q, 'lost-state:token') end
+end
+reap(Q)
+
+local status = 'ok'
+local w = read_worker(id)
+if not w then
+  status = ARGV[11] == '1' and 'joined' or 'rejoined'
+  w = { f = 0, q = 0, n = nonce, h = ARGV[8], p = tonumber(ARGV[9]) }
+  -- Whatever waits in the inbox was handed back with the worker.
+  call('DEL', KEYS[9])
+  Q.changed = true
+end
+w.w, w.c, w.t, w.d, w.a = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), activation
+-- GT: a lease is never shortened.
+call('ZADD', K.leases, 'GT', Q.now + activation, id)
+
+local lost = {}
+for i = 12, #ARGV, 3 do
+  local task, token, expires = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local r = read_delivery(task)
+  if r and r.w == id and r.k == token then
+    -- still this worker's
+  elseif (r == nil or r.k < token) and #call('XRANGE', K.tasks, task, task) == 1 then
+    if not quarantined(Q) then start_quarantine(Q, 'lost-state:deliveries') end
+    if r and r.w ~= '' and r.w ~= id then
+      local other = read_worker(r.w)
+      if other then
+        other.f = math.max(0, other.f - 1)
+        write_worker(r.w, other)
+      end
+    end
+    if r == nil or r.w ~= id then w.f = w.f + 1 end
+    write_delivery(task, { w = id, k = token, n = r and r.n or 1, d = w.d, e = expires })
+    call('ZADD', K.deadlines, expires, task)
+    call('XCLAIM', K.tasks, GROUP, consumer(id), 0, task, 'JUSTID')
+  else
+    lost[#lost + 1] = task
+  end
+end
+write_worker(id, w)
+dispatch(Q)
+announce(Q)
+return reply(Q, status, lost)

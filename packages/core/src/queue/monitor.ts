@@ -1,0 +1,228 @@
+import { EventEmitter } from 'node:events';
+import type { Cluster, Redis } from 'ioredis';
+import { type Logger, pino } from 'pino';
+import { acquireLink, type Link, permissionError } from '../connections.js';
+import { CorruptStateError, corruptState, RedisUnavailableError, ScriptError, UnderstudyError } from '../errors.js';
+import { DEFAULT_PREFIX } from '../keys.js';
+import { evalReadOnly } from '../lua.js';
+import { validateGroupName, validatePrefix, validateRedisSource } from '../options.js';
+import { type QueueKeys, queueKeys } from './keys.js';
+import type { QueueOptions, QueueSnapshot, QueueWorkerSnapshot } from './types.js';
+
+export interface MonitorQueueOptions extends QueueOptions {
+  logger?: Logger;
+  /** Aborting it closes the monitor. */
+  signal?: AbortSignal;
+}
+
+export interface QueueMonitorEvents {
+  change: [QueueSnapshot];
+  error: [Error];
+}
+
+/** How long a read may take, and the least time between two reads (ms). */
+const READ_TIMEOUT_MS = 2000;
+const MIN_READ_GAP_MS = 20;
+/** With no worker and no message, the monitor still reads this often (a change it missed). */
+const IDLE_READ_MS = 5000;
+
+/** Reads a queue's state with the read-only observe script (lua/queue/observe.lua). */
+export async function readQueue(connection: Redis | Cluster, keys: QueueKeys): Promise<QueueSnapshot> {
+  let raw: unknown;
+  try {
+    raw = await evalReadOnly(connection, 'queue/observe.lua', keys.scriptKeys);
+  } catch (error) {
+    throw corruptState(`queue ${keys.queue}`, error) ?? error;
+  }
+  if (!Array.isArray(raw) || raw.length !== 7)
+    throw new ScriptError('observe', `unexpected reply ${JSON.stringify(raw)}`);
+  const [now, quarantine, length, inFlight, dead, records, leases] = raw as [
+    string,
+    string,
+    number,
+    number,
+    number,
+    string[],
+    string[],
+  ];
+  const serverNow = Number(now);
+  const deadlines = new Map<string, number>();
+  for (let i = 0; i < leases.length; i += 2) deadlines.set(String(leases[i]), Number(leases[i + 1]));
+  const workers: QueueWorkerSnapshot[] = [];
+  for (let i = 0; i < records.length; i += 2) {
+    const id = String(records[i]);
+    const leaseRemainingMs = (deadlines.get(id) ?? 0) - serverNow;
+    if (leaseRemainingMs <= 0) continue; // lapsed: not live, whether or not a script removed it yet
+    let record: { w?: unknown; c?: unknown; f?: unknown };
+    try {
+      record = JSON.parse(String(records[i + 1])) as typeof record;
+    } catch (error) {
+      throw new CorruptStateError(`queue ${keys.queue}`, keys.workers, `field ${id} is not a JSON object`, {
+        cause: error,
+      });
+    }
+    workers.push({
+      id,
+      weight: Number(record.w),
+      capacity: Number(record.c),
+      inFlight: Number(record.f),
+      leaseRemainingMs,
+    });
+  }
+  workers.sort((a, b) => b.weight - a.weight || a.id.localeCompare(b.id));
+  return {
+    queue: keys.queue,
+    depth: Math.max(0, Number(length) - Number(inFlight)),
+    inFlight: Number(inFlight),
+    dead: Number(dead),
+    workers,
+    quarantineUntil: Number(quarantine) > serverNow ? Number(quarantine) : 0,
+  };
+}
+
+/** What a change compares: everything but the lease times, which move with every renewal. */
+function fingerprint(s: QueueSnapshot): string {
+  return JSON.stringify({ ...s, workers: s.workers.map(({ leaseRemainingMs: _, ...w }) => w) });
+}
+
+/**
+ * A read-only observer of a queue: reads on every change a script announces (coalesced), and
+ * when the next lease would lapse, so a worker that dies is reported without anyone writing.
+ * Runs under a Redis user that may only read the queue's keys (aclRules `queueMonitor`).
+ */
+export class QueueMonitor extends EventEmitter<QueueMonitorEvents> {
+  readonly queue: string;
+  readonly #options: MonitorQueueOptions;
+  readonly #keys: QueueKeys;
+  readonly #log: Logger;
+  #link: Link | undefined;
+  #snapshot: QueueSnapshot;
+  #fingerprint = '';
+  #reading = false;
+  #readAgain = false;
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  /** Use `monitorQueue()`. */
+  constructor(options: MonitorQueueOptions) {
+    super();
+    this.queue = validateGroupName(options.queue, 'queue');
+    validateRedisSource(options.redis);
+    this.#options = options;
+    this.#keys = queueKeys(this.queue, validatePrefix(options.prefix ?? DEFAULT_PREFIX));
+    this.#snapshot = { queue: this.queue, depth: 0, inFlight: 0, dead: 0, workers: [], quarantineUntil: 0 };
+    this.#log =
+      options.logger?.child({ component: 'understudy-queue-monitor', queue: this.queue }) ?? pino({ enabled: false });
+  }
+
+  /** The latest state read. */
+  snapshot(): QueueSnapshot {
+    return this.#snapshot;
+  }
+
+  /** @internal Connects, subscribes and reads once; called by `monitorQueue`. */
+  async start(): Promise<void> {
+    this.#options.signal?.throwIfAborted();
+    try {
+      this.#link = await acquireLink(this.#options.redis, READ_TIMEOUT_MS, READ_TIMEOUT_MS);
+      await this.#link.subscriber.subscribe(this.#keys.events, this.#onMessage, this.#onMessage, READ_TIMEOUT_MS);
+      this.#snapshot = await readQueue(this.#link.lease, this.#keys);
+      this.#fingerprint = fingerprint(this.#snapshot);
+    } catch (error) {
+      this.#release();
+      if (error instanceof UnderstudyError) throw error;
+      throw (
+        permissionError(error, this.#options.redis, `monitor queue ${this.queue}`) ??
+        new RedisUnavailableError(`cannot monitor queue ${this.queue}: ${describe(error)}`, { cause: error })
+      );
+    }
+    this.#options.signal?.addEventListener('abort', this.#onAbort, { once: true });
+    this.#arm(this.#snapshot);
+  }
+
+  /** Stops observing. Idempotent. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#options.signal?.removeEventListener('abort', this.#onAbort);
+    this.#release();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #onAbort = (): void => {
+    void this.close();
+  };
+
+  #onMessage = (): void => {
+    void this.#read();
+  };
+
+  #release(): void {
+    clearTimeout(this.#timer);
+    const link = this.#link;
+    this.#link = undefined;
+    if (link) {
+      link.subscriber.unsubscribe(this.#keys.events, this.#onMessage, this.#onMessage);
+      link.release();
+    }
+  }
+
+  /** Reads now, or right after the read in flight (announcements coalesce). */
+  async #read(): Promise<void> {
+    if (this.#reading) {
+      this.#readAgain = true;
+      return;
+    }
+    this.#reading = true;
+    try {
+      do {
+        this.#readAgain = false;
+        const link = this.#link;
+        if (this.#closed || !link) return;
+        let snapshot: QueueSnapshot;
+        try {
+          snapshot = await readQueue(link.lease, this.#keys);
+        } catch (error) {
+          this.#log.warn({ error: describe(error) }, 'could not read the queue');
+          if (this.listenerCount('error') > 0)
+            this.emit('error', error instanceof Error ? error : new Error(String(error)));
+          this.#arm(undefined);
+          return;
+        }
+        this.#snapshot = snapshot;
+        const print = fingerprint(snapshot);
+        if (print !== this.#fingerprint) {
+          this.#fingerprint = print;
+          this.emit('change', snapshot);
+        }
+        this.#arm(snapshot);
+        if (this.#readAgain) await new Promise((resolve) => setTimeout(resolve, MIN_READ_GAP_MS));
+      } while (this.#readAgain);
+    } finally {
+      this.#reading = false;
+    }
+  }
+
+  /** The next read without a message: when the first lease would lapse, else after a while. */
+  #arm(snapshot: QueueSnapshot | undefined): void {
+    clearTimeout(this.#timer);
+    if (this.#closed) return;
+    const leases = snapshot?.workers.map((w) => w.leaseRemainingMs) ?? [];
+    const delay = Math.min(IDLE_READ_MS, ...leases.map((ms) => ms + 1));
+    this.#timer = setTimeout(() => void this.#read(), Math.max(MIN_READ_GAP_MS, delay));
+    this.#timer.unref();
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Starts observing a queue; resolves after the first read. */
+export async function monitorQueue(options: MonitorQueueOptions): Promise<QueueMonitor> {
+  const monitor = new QueueMonitor(options);
+  await monitor.start();
+  return monitor;
+}

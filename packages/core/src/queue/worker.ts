@@ -1,0 +1,488 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type Logger, pino } from 'pino';
+import { acquireLink, type Link, openBlocking, permissionError } from '../connections.js';
+import {
+  ConfigError,
+  CorruptStateError,
+  PermissionError,
+  RedisUnavailableError,
+  StaleTaskError,
+  UnderstudyError,
+} from '../errors.js';
+import { DEFAULT_PREFIX } from '../keys.js';
+import { type Clock, lagMonitor, monotonicClock } from '../member/clock.js';
+import {
+  commandTimeoutFor,
+  validateGroupName,
+  validateMemberId,
+  validatePrefix,
+  validateRedisSource,
+} from '../options.js';
+import { claimRole } from '../role.js';
+import { type Delivery, InboxReader } from './inbox.js';
+import { type QueueKeys, queueKeys } from './keys.js';
+import { type WorkerSettings, workerSettings } from './options.js';
+import { parseWorkerReply, type QueueScriptName, runQueueScript, type WorkerReply } from './scripts.js';
+import type {
+  JoinQueueOptions,
+  QueueAdvisoryCode,
+  TaskHandler,
+  TaskSettled,
+  WorkerEvents,
+  WorkerState,
+} from './types.js';
+
+/** A delivery this worker is running, keyed by its token (a task may come back to the same worker). */
+interface Running {
+  delivery: Delivery;
+  controller: AbortController;
+  /** Local clock: when the queue may deliver the task to another worker. */
+  deadline: number;
+  timer: NodeJS.Timeout;
+  settled: Promise<void>;
+}
+
+/** Redis time read by a script, and the worker's clock when it sent that script (S4). */
+interface Anchor {
+  sentAt: number;
+  serverNow: number;
+}
+
+/**
+ * A worker of a distributed queue (DESIGN §11, docs/MESSAGES.md): holds a lease like a group
+ * member (renewed every H, lasting A), receives deliveries in its inbox, runs the handler for
+ * each, and completes it with the delivery's fencing token.
+ */
+export class Worker extends EventEmitter<WorkerEvents> {
+  readonly queue: string;
+  readonly id: string;
+  readonly #settings: WorkerSettings;
+  readonly #options: JoinQueueOptions;
+  readonly #handler: TaskHandler;
+  readonly #keys: QueueKeys;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #nonce = randomBytes(6).toString('hex');
+  readonly #running = new Map<number, Running>();
+  #state: WorkerState = 'working';
+  #link: Link | undefined;
+  #inbox: InboxReader | undefined;
+  #releaseRole: (() => void) | undefined;
+  #anchor: Anchor = { sentAt: 0, serverNow: 0 };
+  #leaseDeadline = Number.NEGATIVE_INFINITY;
+  /** The highest token this worker was given (sent with every script: S2, S6). */
+  #tokenFloor = 0;
+  #renewal: Promise<void> = Promise.resolve();
+  #lastRenewalStart = 0;
+  #renewTimer: NodeJS.Timeout | undefined;
+  #leaseTimer: NodeJS.Timeout | undefined;
+  #renewalsStopped = false;
+  #redisDown = false;
+  #leaseLost = false;
+  #quarantineReported = 0;
+  #leaving: Promise<void> | undefined;
+
+  /** Use `joinQueue()`. */
+  constructor(options: JoinQueueOptions) {
+    super();
+    this.queue = validateGroupName(options.queue, 'queue');
+    this.id = validateMemberId(
+      options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
+      'workerId',
+    );
+    this.#settings = workerSettings(options);
+    validateRedisSource(options.redis);
+    if (typeof options.handler !== 'function') throw new ConfigError('handler', options.handler, 'must be a function');
+    this.#handler = options.handler;
+    this.#options = options;
+    this.#keys = queueKeys(this.queue, validatePrefix(options.prefix ?? DEFAULT_PREFIX));
+    this.#clock = options.clock ?? monotonicClock;
+    const bindings = { component: 'understudy-worker', queue: this.queue, worker: this.id };
+    this.#log = options.logger?.child(bindings) ?? pino({ enabled: false });
+  }
+
+  get state(): WorkerState {
+    return this.#state;
+  }
+
+  /** Deliveries whose handler is running now. */
+  get inFlight(): number {
+    return this.#running.size;
+  }
+
+  /**
+   * Leaves the queue: takes no new task, waits for the handlers running (each until it settles,
+   * or until its signal aborted at the task's deadline), then hands back what it still holds.
+   * Idempotent.
+   */
+  leave(): Promise<void> {
+    this.#leaving ??= this.#leave();
+    return this.#leaving;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.leave();
+  }
+
+  /** @internal Connects, joins, starts reading the inbox; called once by `joinQueue`. */
+  async start(): Promise<void> {
+    const { signal } = this.#options;
+    signal?.throwIfAborted();
+    this.#releaseRole = claimRole('queue', this.queue);
+    const { heartbeatInterval: h, activationInterval: a } = this.#settings;
+    lagMonitor.acquire();
+    try {
+      this.#link = await acquireLink(this.#options.redis, commandTimeoutFor(h), a);
+      const blocking = await openBlocking(this.#options.redis, a);
+      this.#inbox = new InboxReader(
+        blocking,
+        this.#keys.inbox(this.id),
+        Math.max(1, Math.ceil(a / 1000)),
+        (delivery) => this.#onDelivery(delivery),
+        (error) => this.#log.debug({ error: describe(error) }, 'inbox read failed; reading again'),
+      );
+      await this.#renewOnce(true);
+      if (this.#clock.now() >= this.#leaseDeadline) throw new RedisUnavailableError('the join did not answer');
+    } catch (error) {
+      await this.#close();
+      if (signal?.aborted) throw signal.reason;
+      if (error instanceof UnderstudyError) throw error;
+      throw (
+        permissionError(error, this.#options.redis, `join queue ${this.queue}`) ??
+        new RedisUnavailableError(`worker ${this.id} could not join queue ${this.queue}: ${describe(error)}`, {
+          cause: error,
+        })
+      );
+    }
+    signal?.addEventListener('abort', this.#onAbort, { once: true });
+    this.#log.info({ ...this.#settings }, 'joined');
+  }
+
+  // ---- lease -----------------------------------------------------------------------------
+
+  #scheduleRenewal(): void {
+    clearTimeout(this.#renewTimer);
+    if (this.#renewalsStopped) return;
+    const at = this.#lastRenewalStart + this.#settings.heartbeatInterval;
+    this.#renewTimer = setTimeout(() => void this.#renew(), Math.max(0, at - this.#clock.now()));
+    this.#renewTimer.unref();
+  }
+
+  /** Renews now, after the renewal in flight (never two at once). */
+  #renew(): Promise<void> {
+    this.#renewal = this.#renewal.then(() => this.#renewOnce(false));
+    return this.#renewal;
+  }
+
+  async #renewOnce(joining: boolean): Promise<void> {
+    if (this.#renewalsStopped) return;
+    const s = this.#settings;
+    const claims = [...this.#running.entries()].flatMap(([token, r]) => [r.delivery.id, token, r.delivery.expires]);
+    const claimed = new Set(this.#running.keys());
+    const margin = this.#margin();
+    this.#lastRenewalStart = this.#clock.now();
+    let result: { reply: WorkerReply; sentAt: number };
+    try {
+      result = await this.#call('renew', [
+        this.id,
+        s.weight,
+        this.#state === 'working' ? s.capacity : 0,
+        s.completeTime,
+        s.maxDeliveries,
+        s.activationInterval,
+        this.#nonce,
+        hostname(),
+        process.pid,
+        this.#tokenFloor,
+        joining ? '1' : '0',
+        ...claims,
+      ]);
+    } catch (error) {
+      if (joining) throw error;
+      if (describe(error).includes('timed out')) this.#link?.resetLease();
+      if (!this.#redisDown) {
+        this.#redisDown = true;
+        this.#advise(failureCode(error), `renewal failed: ${describe(error)}`, { error: describe(error) });
+      }
+      if (error instanceof ConfigError) void this.leave(); // another worker object holds the id now
+      this.#scheduleRenewal();
+      return;
+    }
+    const { reply, sentAt } = result;
+    if (this.#redisDown) {
+      this.#redisDown = false;
+      this.#log.info('Redis answers again');
+    }
+    // S4: a reply handled after the deadline must not revive the lease of tasks already aborted.
+    this.#checkLease();
+    const deadline = sentAt + s.activationInterval * (1 - s.clockDrift) - margin;
+    if (deadline > this.#leaseDeadline) this.#leaseDeadline = deadline;
+    this.#leaseLost = false;
+    this.#armLease();
+    if (reply.status === 'rejoined')
+      this.#log.warn('the queue had dropped this worker (lease lapsed or state lost); rejoined');
+    for (const [token, r] of this.#running) {
+      if (claimed.has(token) && reply.lost.includes(r.delivery.id))
+        this.#abort(r, 'the queue no longer gives this worker the task');
+    }
+    this.#scheduleRenewal();
+  }
+
+  #margin(): number {
+    const s = this.#settings;
+    const cap = s.activationInterval * (1 - s.clockDrift) - 2 * s.heartbeatInterval;
+    return Math.min(lagMonitor.margin(), Math.max(lagMonitor.baseMargin, cap));
+  }
+
+  #armLease(): void {
+    clearTimeout(this.#leaseTimer);
+    this.#leaseTimer = setTimeout(() => this.#checkLease(), Math.max(0, this.#leaseDeadline - this.#clock.now()));
+    this.#leaseTimer.unref();
+  }
+
+  /** S4: no renewal succeeded before the lease deadline: every running task's signal aborts. */
+  #checkLease(): void {
+    if (this.#leaseLost || this.#state === 'left') return;
+    if (this.#clock.now() < this.#leaseDeadline) {
+      this.#armLease();
+      return;
+    }
+    this.#leaseLost = true;
+    if (this.#running.size > 0) {
+      this.#advise('LEASE_LOST', 'no renewal succeeded before the lease deadline; aborting the running tasks', {
+        tasks: this.#running.size,
+      });
+    }
+    for (const r of this.#running.values()) this.#abort(r, 'lease lost');
+  }
+
+  /** Local time (lower bound) of a Redis instant, from the latest script's reply (S4, ρ). */
+  #localTime(serverMs: number): number {
+    const { sentAt, serverNow } = this.#anchor;
+    const rho = this.#settings.clockDrift;
+    const ahead = serverMs - serverNow;
+    return sentAt + ahead * (ahead >= 0 ? 1 - rho : 1 + rho);
+  }
+
+  // ---- tasks -----------------------------------------------------------------------------
+
+  #onDelivery(delivery: Delivery): void {
+    if (delivery.token > this.#tokenFloor) this.#tokenFloor = delivery.token;
+    // Leaving: the leave script hands it back, unstarted.
+    if (this.#state !== 'working') return;
+    const now = this.#clock.now();
+    const deadline = this.#localTime(delivery.expires) - this.#margin();
+    if (now >= deadline || now >= this.#leaseDeadline) {
+      this.#log.debug({ task: delivery.id, token: delivery.token }, 'delivery expired before it was read; not started');
+      return;
+    }
+    const controller = new AbortController();
+    const running: Running = {
+      delivery,
+      controller,
+      deadline,
+      timer: setTimeout(() => this.#abort(running, 'completeTime passed'), deadline - now),
+      settled: Promise.resolve(),
+    };
+    running.timer.unref();
+    this.#running.set(delivery.token, running);
+    running.settled = this.#run(running);
+  }
+
+  #abort(running: Running, reason: string): void {
+    clearTimeout(running.timer);
+    if (!running.controller.signal.aborted) {
+      this.#log.debug({ task: running.delivery.id, token: running.delivery.token, reason }, 'task aborted');
+      running.controller.abort(new Error(`task ${running.delivery.id}: ${reason}`));
+    }
+  }
+
+  async #run(running: Running): Promise<void> {
+    const { delivery, controller } = running;
+    const started = this.#clock.now();
+    let outcome: 'done' | 'failed' = 'done';
+    let value: unknown;
+    try {
+      value = await this.#handler(
+        { id: delivery.id, data: delivery.data, deliveries: delivery.deliveries },
+        { signal: controller.signal, token: delivery.token },
+      );
+    } catch (error) {
+      outcome = 'failed';
+      value = error;
+    }
+    const durationMs = this.#clock.now() - started;
+    clearTimeout(running.timer);
+    const reply = await this.#complete(running, outcome);
+    this.#running.delete(delivery.token);
+    const settled: TaskSettled = {
+      id: delivery.id,
+      token: delivery.token,
+      deliveries: delivery.deliveries,
+      outcome: 'completed',
+      durationMs,
+    };
+    if (!reply) {
+      settled.outcome = 'unconfirmed';
+    } else if (reply.status === 'stale') {
+      const error = new StaleTaskError(this.queue, delivery.id, delivery.token);
+      this.#log.warn({ task: delivery.id, token: delivery.token }, error.message);
+      settled.outcome = 'stale';
+      settled.error = error;
+      if (this.listenerCount('error') > 0) this.#emitSafe('error', error);
+    } else if (outcome === 'failed') {
+      settled.outcome = 'failed';
+      settled.error = value;
+      this.#log.warn({ task: delivery.id, error: describe(value), status: reply.status }, 'task handler failed');
+    } else {
+      settled.result = value;
+    }
+    this.#emitSafe('task', settled);
+  }
+
+  /**
+   * Sends the fenced completion; retried while the delivery may still be this worker's (until its
+   * deadline): after that the queue delivers it again anyway. Undefined when never confirmed.
+   */
+  async #complete(running: Running, outcome: 'done' | 'failed'): Promise<WorkerReply | undefined> {
+    const { id, token } = running.delivery;
+    for (;;) {
+      try {
+        return (await this.#call('complete', [this.id, id, token, outcome, this.#tokenFloor])).reply;
+      } catch (error) {
+        const final = error instanceof PermissionError || error instanceof CorruptStateError;
+        if (final || this.#clock.now() >= running.deadline || this.#state === 'left') {
+          this.#log.error({ task: id, token, error: describe(error) }, 'could not complete the task');
+          if (this.listenerCount('error') > 0) this.#emitSafe('error', asError(error));
+          return undefined;
+        }
+        await sleep(Math.min(50, this.#settings.heartbeatInterval));
+      }
+    }
+  }
+
+  // ---- leaving ---------------------------------------------------------------------------
+
+  #onAbort = (): void => {
+    void this.leave();
+  };
+
+  async #leave(): Promise<void> {
+    if (this.#state === 'left') return;
+    this.#transition('leaving');
+    // Capacity 0 from now on: nothing more is dispatched to this worker.
+    await this.#renew();
+    const running = [...this.#running.values()];
+    const last = Math.max(0, ...running.map((r) => r.deadline - this.#clock.now()));
+    const waited = new AbortController();
+    await Promise.race([
+      Promise.allSettled(running.map((r) => r.settled)),
+      sleep(last + this.#settings.heartbeatInterval, undefined, { signal: waited.signal }).catch(() => undefined),
+    ]);
+    waited.abort();
+    this.#renewalsStopped = true;
+    clearTimeout(this.#renewTimer);
+    await this.#renewal;
+    await this.#inbox?.close();
+    try {
+      await this.#call('leave', [this.id, this.#nonce]);
+      this.#log.info('left');
+    } catch (error) {
+      this.#log.warn({ error: describe(error) }, 'could not announce the leave; the lease lapses on its own');
+    }
+    await this.#close();
+  }
+
+  async #close(): Promise<void> {
+    this.#renewalsStopped = true;
+    clearTimeout(this.#renewTimer);
+    clearTimeout(this.#leaseTimer);
+    for (const r of this.#running.values()) this.#abort(r, 'the worker left');
+    this.#options.signal?.removeEventListener('abort', this.#onAbort);
+    await this.#inbox?.close();
+    this.#link?.release();
+    this.#link = undefined;
+    this.#releaseRole?.();
+    lagMonitor.release();
+    if (this.#state === 'working') this.#transition('leaving');
+    this.#transition('left');
+  }
+
+  // ---- plumbing --------------------------------------------------------------------------
+
+  /** Runs a queue script and notes the Redis time it read, for the deadlines of its tasks. */
+  async #call(name: QueueScriptName, args: (string | number)[]): Promise<{ reply: WorkerReply; sentAt: number }> {
+    const link = this.#link;
+    if (!link) throw new RedisUnavailableError(`worker ${this.id} has no connection`);
+    const sentAt = this.#clock.now();
+    let raw: unknown;
+    try {
+      raw = await runQueueScript(link.lease, name, this.#keys, args, this.id);
+    } catch (error) {
+      if (error instanceof UnderstudyError) throw error;
+      throw new RedisUnavailableError(`${name} for worker ${this.id} of queue ${this.queue}: ${describe(error)}`, {
+        cause: error,
+      });
+    }
+    const reply = parseWorkerReply(name, raw);
+    if (sentAt >= this.#anchor.sentAt) this.#anchor = { sentAt, serverNow: reply.serverNow };
+    for (const dead of reply.dead) {
+      this.#advise('DEAD_LETTER', `task ${dead.id} moved to the dead letters after ${dead.deliveries} deliveries`, {
+        task: dead.id,
+        deliveries: dead.deliveries,
+      });
+    }
+    if (reply.quarantineUntil > reply.serverNow && reply.quarantineUntil !== this.#quarantineReported) {
+      this.#quarantineReported = reply.quarantineUntil;
+      this.#advise('QUARANTINE', 'the queue lost state or changed servers: nothing is dispatched for a while', {
+        until: reply.quarantineUntil,
+        reason: reply.quarantineReason,
+      });
+    }
+    return { reply, sentAt };
+  }
+
+  #transition(to: WorkerState): void {
+    const from = this.#state;
+    if (from === to) return;
+    this.#state = to;
+    this.#emitSafe('state', { from, to });
+  }
+
+  #advise(code: QueueAdvisoryCode, message: string, details: Record<string, unknown> = {}): void {
+    this.#log.warn({ code, ...details }, message);
+    this.#emitSafe('advisory', { code, message, queue: this.queue, worker: this.id, ...details });
+  }
+
+  #emitSafe<E extends keyof WorkerEvents>(event: E, ...args: WorkerEvents[E]): void {
+    try {
+      (this.emit as (event: E, ...args: WorkerEvents[E]) => boolean)(event, ...args);
+    } catch (error) {
+      this.#log.error({ event, error: describe(error) }, 'an event listener threw');
+    }
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+function failureCode(error: unknown): QueueAdvisoryCode {
+  if (error instanceof PermissionError) return 'NO_PERMISSION';
+  if (error instanceof CorruptStateError) return 'CORRUPT_STATE';
+  return 'REDIS_UNAVAILABLE';
+}
+
+/** Joins a queue as a worker; resolves once the worker is registered and reading its inbox. */
+export async function joinQueue(options: JoinQueueOptions): Promise<Worker> {
+  const worker = new Worker(options);
+  await worker.start();
+  return worker;
+}
