@@ -2,7 +2,16 @@ import { createHook } from 'node:async_hooks';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { forgetGroup, type JoinOptions, joinGroup, type Member, type RedisSource } from '@understudy/core';
+import {
+  forgetGroup,
+  type JoinOptions,
+  type JoinQueueOptions,
+  joinGroup,
+  joinQueue,
+  type Member,
+  type RedisSource,
+  type Worker,
+} from '@understudy/core';
 import { hrNow, maxOverlap, type RedisServer, runTypeScript, startRedis, waitFor } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll } from 'vitest';
@@ -138,6 +147,33 @@ export function feedReaderFactory(server: () => RedisServer) {
     readers.push(reader);
     return reader;
   };
+}
+
+/** Joins queue workers (H = 50 ms, A = 400 ms unless given) and makes each leave when the test ends. */
+export function workerFactory(server: () => RedisServer) {
+  const joined: Worker[] = [];
+  afterEach(async () => {
+    await Promise.allSettled(joined.splice(0).map((w) => w.leave()));
+  });
+  return async (options: Partial<JoinQueueOptions> & { queue: string; workerId: string }) => {
+    const worker = await joinQueue({
+      ...FAST,
+      handler: () => undefined,
+      ...options,
+      redis: options.redis ?? server().url,
+    });
+    joined.push(worker);
+    return worker;
+  };
+}
+
+/** A promise with its resolve, for handlers a test releases when it wants. */
+export function gate<T = void>(): { promise: Promise<T>; open: (value: T) => void } {
+  let open: (value: T) => void = () => undefined;
+  const promise = new Promise<T>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
 }
 
 export interface ChildEvent {

@@ -1,39 +1,222 @@
-// Distributed queues (DESIGN §11): dispatch, capacity, no polling, fencing, dead letters, leave.
-import { enqueue, joinQueue, type Task, type TaskSettled, type Worker } from '@understudy/core';
-import { afterEach, describe, expect, it } from 'vitest';
-import { fileServer, uniqueGroup, waitFor } from './helpers.js';
+// Distributed queues (DESIGN §11): what a worker receives, in which order, how many at once,
+// how fast, and how a delivery ends (completion, re-delivery, dead letters, leave).
+import { type Advisory, enqueue, type QueueAdvisory, queueKeys, type Task, type TaskSettled } from '@understudy/core';
+import { describe, expect, it } from 'vitest';
+import { fileServer, gate, hrNow, uniqueGroup, waitFor, workerFactory } from './helpers.js';
 
 const { server, observer } = fileServer();
-const FAST = Object.freeze({ heartbeatInterval: 50, activationInterval: 400 });
-const workers: Worker[] = [];
-afterEach(async () => {
-  await Promise.allSettled(workers.splice(0).map((w) => w.leave()));
-});
+const join = workerFactory(server);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function worker(queue: string, options: Partial<Parameters<typeof joinQueue>[0]> = {}) {
-  const w = await joinQueue({ redis: server().url, queue, handler: async () => 'ok', ...FAST, ...options });
-  workers.push(w);
-  return w;
+function put(queue: string, data: unknown = 'x'): Promise<string> {
+  return enqueue({ redis: observer(), queue }, data);
 }
 
 describe('a queue', () => {
-  it('delivers an enqueued task to a worker, with its data as enqueued', async () => {
+  it('delivers each task with its data as enqueued, and keeps no completed task', async () => {
     const queue = uniqueGroup('q-basic');
     const seen: Task[] = [];
     const settled: TaskSettled[] = [];
-    const w = await worker(queue, { handler: async (task) => { seen.push(task); return 'done'; } });
+    const w = await join({ queue, workerId: 'w', handler: (task) => seen.push(task) });
     w.on('task', (s) => settled.push(s));
     const ids = [
-      await enqueue({ redis: observer(), queue }, 'text'),
-      await enqueue({ redis: observer(), queue }, Buffer.from([0, 10, 255])),
-      await enqueue({ redis: observer(), queue }, { a: [1, 2] }),
+      await put(queue, 'text'),
+      await put(queue, Buffer.from([0, 10, 255])),
+      await put(queue, { a: [1, 2] }),
     ];
     await waitFor(() => settled.length === 3, 'three tasks settled');
     expect(seen.map((t) => t.id)).toEqual(ids);
-    expect(seen[0]?.data).toBe('text');
-    expect(seen[1]?.data).toEqual(Buffer.from([0, 10, 255]));
-    expect(seen[2]?.data).toEqual({ a: [1, 2] });
+    expect(seen.map((t) => t.data)).toEqual(['text', Buffer.from([0, 10, 255]), { a: [1, 2] }]);
+    expect(seen.map((t) => t.deliveries)).toEqual([1, 1, 1]);
     expect(settled.map((s) => s.outcome)).toEqual(['completed', 'completed', 'completed']);
-    expect(await observer().xlen(`understudy:{q:${queue}}:tasks`)).toBe(0);
+    const keys = queueKeys(queue);
+    expect(await observer().xlen(keys.tasks)).toBe(0);
+    expect(await observer().hlen(keys.deliveries)).toBe(0);
+  });
+
+  it('gives each task to the heaviest worker with room, ties to the one that received least recently', async () => {
+    const queue = uniqueGroup('q-order');
+    const order: string[] = [];
+    const gates = new Map<string, () => void>();
+    const handler = (name: string) => async (task: Task) => {
+      order.push(name);
+      const g = gate();
+      gates.set(task.id, () => g.open());
+      await g.promise;
+    };
+    await join({ queue, workerId: 'heavy', weight: 20, handler: handler('heavy') });
+    await join({ queue, workerId: 'b', weight: 10, handler: handler('b') });
+    await join({ queue, workerId: 'c', weight: 10, handler: handler('c') });
+    const release = async (id: string) => {
+      await waitFor(() => gates.get(id), `task ${id} started`);
+      gates.get(id)?.();
+    };
+    const t1 = await put(queue);
+    const t2 = await put(queue);
+    const t3 = await put(queue);
+    await waitFor(() => order.length === 3, 'three tasks started');
+    // Never received: equal recency, the id decides.
+    expect(order).toEqual(['heavy', 'b', 'c']);
+    await release(t2);
+    const t4 = await put(queue);
+    await waitFor(() => order.length === 4, 'the fourth task started');
+    expect(order[3]).toBe('b'); // the only one with room
+    await release(t3);
+    await release(t4);
+    await sleep(50);
+    // b and c both have room; c received less recently than b (t3 before t4).
+    const t5 = await put(queue);
+    await waitFor(() => order.length === 5, 'the fifth task started');
+    expect(order[4]).toBe('c');
+    await release(t1);
+    await sleep(50);
+    await put(queue);
+    await waitFor(() => order.length === 6, 'the sixth task started');
+    expect(order[5]).toBe('heavy');
+    for (const id of gates.keys()) await release(id);
+    await release(t5);
+  });
+
+  it('never has more than capacity tasks in flight at a worker', async () => {
+    const queue = uniqueGroup('q-capacity');
+    const running = new Map<string, number>();
+    const most = new Map<string, number>();
+    let done = 0;
+    const handler = (name: string) => async () => {
+      running.set(name, (running.get(name) ?? 0) + 1);
+      most.set(name, Math.max(most.get(name) ?? 0, running.get(name) ?? 0));
+      await sleep(10);
+      running.set(name, (running.get(name) ?? 0) - 1);
+      done += 1;
+    };
+    await join({ queue, workerId: 'two', weight: 20, capacity: 2, handler: handler('two') });
+    await join({ queue, workerId: 'three', weight: 10, capacity: 3, handler: handler('three') });
+    await Promise.all(Array.from({ length: 60 }, () => put(queue)));
+    await waitFor(() => done === 60, 'sixty tasks done', 10_000);
+    expect(most.get('two')).toBe(2);
+    expect(most.get('three')).toBe(3);
+  });
+
+  it('starts a task enqueued while a worker is idle within a few round trips, without waiting for a heartbeat', async () => {
+    const queue = uniqueGroup('q-push');
+    const started: number[] = [];
+    // H = 1 s: a worker that found tasks by polling with its heartbeat would take up to a second.
+    await join({
+      queue,
+      workerId: 'idle',
+      heartbeatInterval: 1000,
+      activationInterval: 3000,
+      handler: () => started.push(hrNow()),
+    });
+    const latencies: number[] = [];
+    const roundTrips: number[] = [];
+    for (let i = 0; i < 10; i += 1) {
+      await sleep(20);
+      const ping = hrNow();
+      await observer().ping();
+      roundTrips.push(hrNow() - ping);
+      const sent = hrNow();
+      await put(queue);
+      await waitFor(() => started.length === i + 1, 'the task started', 2000, 1);
+      latencies.push((started[i] as number) - sent);
+    }
+    latencies.sort((a, b) => a - b);
+    const median = latencies[5] as number;
+    const roundTrip = Math.max(...roundTrips);
+    // Enqueue, push, BLPOP reply: a few round trips; generous for two busy cores.
+    expect(median).toBeLessThan(Math.max(50, 10 * roundTrip));
+  });
+
+  it('delivers a task again to another worker after completeTime, aborts the first signal first, and refuses its late completion', async () => {
+    const queue = uniqueGroup('q-complete-time');
+    const secondStarted = gate<number>();
+    let abortedAt = 0;
+    const slow = await join({
+      queue,
+      workerId: 'slow',
+      weight: 20,
+      completeTime: 200,
+      handler: async (_task, { signal }) => {
+        await new Promise((resolve) => signal.addEventListener('abort', resolve));
+        abortedAt = hrNow();
+        await secondStarted.promise; // completes late, after the second delivery started
+        return 'late';
+      },
+    });
+    const settled: TaskSettled[] = [];
+    const errors: Error[] = [];
+    slow.on('task', (s) => settled.push(s));
+    slow.on('error', (e) => errors.push(e));
+    let second: Task | undefined;
+    let secondToken = 0;
+    await join({
+      queue,
+      workerId: 'other',
+      weight: 10,
+      handler: (task, { token }) => {
+        second = task;
+        secondToken = token;
+        secondStarted.open(hrNow());
+      },
+    });
+    const id = await put(queue);
+    const startedAt = await secondStarted.promise;
+    expect(second?.id).toBe(id);
+    expect(second?.deliveries).toBe(2);
+    expect(abortedAt).toBeGreaterThan(0);
+    expect(abortedAt).toBeLessThanOrEqual(startedAt);
+    await waitFor(() => settled.length === 1, 'the late completion settled');
+    expect(settled[0]?.outcome).toBe('stale');
+    expect(settled[0]?.token).toBeLessThan(secondToken);
+    expect(errors[0]).toMatchObject({ code: 'STALE_TASK', taskId: id, queue });
+  });
+
+  it('moves a task to the dead letters after maxDeliveries failed deliveries, with a DEAD_LETTER advisory', async () => {
+    const queue = uniqueGroup('q-dead');
+    const deliveries: number[] = [];
+    const advisories: (QueueAdvisory | Advisory)[] = [];
+    const w = await join({
+      queue,
+      workerId: 'failing',
+      maxDeliveries: 3,
+      handler: (task) => {
+        deliveries.push(task.deliveries);
+        throw new Error('cannot');
+      },
+    });
+    w.on('advisory', (a) => advisories.push(a));
+    const id = await put(queue, { n: 1 });
+    await waitFor(() => advisories.some((a) => a.code === 'DEAD_LETTER'), 'a DEAD_LETTER advisory');
+    expect(deliveries).toEqual([1, 2, 3]);
+    expect(advisories.find((a) => a.code === 'DEAD_LETTER')).toMatchObject({ task: id, deliveries: 3, queue });
+    const keys = queueKeys(queue);
+    const dead = await observer().xrange(keys.dead, '-', '+');
+    expect(dead).toHaveLength(1);
+    expect(dead[0]?.[1]).toEqual(['id', id, 'deliveries', '3', 'reason', 'failed', 't', 'j', 'd', '{"n":1}']);
+    expect(await observer().xlen(keys.tasks)).toBe(0);
+  });
+
+  it('waits on leave for the handlers running, completes them once, and leaves the rest to other workers', async () => {
+    const queue = uniqueGroup('q-leave');
+    const runs = new Map<string, string[]>();
+    const record = (name: string) => async (task: Task) => {
+      runs.set(task.id, [...(runs.get(task.id) ?? []), name]);
+      await sleep(80);
+    };
+    const leaving = await join({ queue, workerId: 'leaving', weight: 20, capacity: 2, handler: record('leaving') });
+    const settled: TaskSettled[] = [];
+    leaving.on('task', (s) => settled.push(s));
+    await join({ queue, workerId: 'staying', weight: 10, handler: record('staying') });
+    const first = [await put(queue), await put(queue)];
+    await waitFor(() => first.every((id) => runs.has(id)), 'both tasks started at the leaving worker');
+    const left = leaving.leave();
+    const later = await Promise.all(Array.from({ length: 4 }, () => put(queue)));
+    await left;
+    expect(settled.filter((s) => s.outcome === 'completed').map((s) => s.id)).toEqual(expect.arrayContaining(first));
+    await waitFor(() => later.every((id) => runs.has(id)), 'the later tasks ran', 5000);
+    await sleep(100);
+    for (const id of first) expect(runs.get(id)).toEqual(['leaving']);
+    for (const id of later) expect(runs.get(id)).toHaveLength(1);
+    expect(await observer().xlen(queueKeys(queue).tasks)).toBe(0);
   });
 });

@@ -13,7 +13,7 @@
 --   4 order      zset    worker id -> dispatch score (lowest first), only while it has free capacity
 --   5 deliveries hash    task id -> cjson { w = worker ('' while waiting for re-delivery),
 --                        k = token, n = deliveries so far, d = maxDeliveries of its latest worker,
---                        e = when its latest delivery expires (Redis ms) }
+--                        e = when its latest delivery expires (Redis ms), l = its previous worker }
 --   6 tasks      stream  the tasks not completed: waiting or in flight; consumer group `workers`,
 --                        one consumer `w:<worker>` per worker, and `waiting` for re-deliveries
 --   7 deadlines  zset    task id in flight -> when its delivery expires (Redis ms)
@@ -110,12 +110,12 @@ local function read_delivery(id)
   if type(r.w) ~= 'string' or not whole(r.k, 0, MAX_TOKEN) or not whole(r.n, 0, 1000000) then
     corrupt(K.deliveries, 'field ' .. shown(id) .. ' is not a delivery (w, k, n)')
   end
-  r.k, r.e, r.d = tonumber(r.k), tonumber(r.e) or 0, tonumber(r.d) or 1
+  r.k, r.e, r.d, r.l = tonumber(r.k), tonumber(r.e) or 0, tonumber(r.d) or 1, r.l or ''
   return r
 end
 
 local function write_delivery(id, r)
-  call('HSET', K.deliveries, id, cjson.encode({ w = r.w, k = fmt(r.k), n = r.n, d = r.d, e = fmt(r.e) }))
+  call('HSET', K.deliveries, id, cjson.encode({ w = r.w, k = fmt(r.k), n = r.n, d = r.d, e = fmt(r.e), l = r.l or '' }))
 end
 
 local function next_token(Q)
@@ -175,7 +175,7 @@ local function withdraw(Q, id, r, reason, counted)
     bury(Q, id, r, reason)
     return
   end
-  r.w, r.e = '', 0
+  r.l, r.w, r.e = r.w, '', 0
   write_delivery(id, r)
   call('XCLAIM', K.tasks, GROUP, WAITING, 0, id, 'JUSTID')
   Q.changed = true
@@ -310,35 +310,42 @@ local function ensure_stream()
   if call('EXISTS', K.tasks) == 0 then call('XGROUP', 'CREATE', K.tasks, GROUP, '0', 'MKSTREAM') end
 end
 
--- The next task for `id`: a re-delivery first (oldest first), else a task never delivered.
-local function next_task(Q, id)
+-- A worker that may take a task now, best first: `skip` (the worker a re-delivery comes back
+-- from) only when nobody else has room. Places of workers without a record are dropped.
+local function choose_worker(skip)
   while true do
-    local waiting = pending(Q, WAITING, 1)[1]
-    if not waiting then break end
-    local entry = call('XCLAIM', K.tasks, GROUP, consumer(id), 0, waiting[1])[1]
-    if entry then return entry, read_delivery(waiting[1]) end
-    -- Trimmed or deleted by hand: Redis keeps the reference, the task itself is gone.
-    call('HDEL', K.deliveries, waiting[1])
+    local top = call('ZRANGE', K.order, 0, 1)
+    local id = top[1]
+    if id == skip and top[2] then id = top[2] end
+    if not id then return nil end
+    local w = read_worker(id)
+    if w then return id, w end
+    call('ZREM', K.order, id)
   end
-  local read = call('XREADGROUP', 'GROUP', GROUP, consumer(id), 'COUNT', 1, 'STREAMS', K.tasks, '>')
-  if not read then return nil end
-  return read[1][2][1], nil
 end
 
 -- Hands waiting tasks to the heaviest live workers with free capacity (ties: the one whose latest
--- delivery is oldest), one at a time, pushing each to the worker's inbox.
+-- delivery is oldest), one at a time, pushing each to the worker's inbox: re-deliveries first
+-- (oldest first, to another worker than the last one where another has room), then new tasks.
 local function dispatch(Q)
-  if quarantined(Q) or call('EXISTS', K.tasks) == 0 then return end
+  if quarantined(Q) or call('EXISTS', K.tasks) == 0 or call('ZCARD', K.order) == 0 then return end
+  if server_changed(Q) or quarantined(Q) then return end
   while true do
-    local id = call('ZRANGE', K.order, 0, 0)[1]
+    local waiting = pending(Q, WAITING, 1)[1]
+    local r = waiting and read_delivery(waiting[1])
+    local id, w = choose_worker(r and r.l)
     if not id then return end
-    local w = read_worker(id)
-    if not w then
-      call('ZREM', K.order, id)
+    local entry
+    if waiting then
+      entry = call('XCLAIM', K.tasks, GROUP, consumer(id), 0, waiting[1])[1]
+      -- Trimmed or deleted by hand: Redis keeps the reference, the task itself is gone.
+      if not entry then call('HDEL', K.deliveries, waiting[1]) end
     else
-      if server_changed(Q) or quarantined(Q) then return end
-      local entry, r = next_task(Q, id)
-      if not entry then return end
+      local read = call('XREADGROUP', 'GROUP', GROUP, consumer(id), 'COUNT', 1, 'STREAMS', K.tasks, '>')
+      if not read then return end
+      entry = read[1][2][1]
+    end
+    if entry then
       local task = entry[1]
       local f = entry_fields(entry)
       r = r or { n = 0 }
