@@ -60,7 +60,6 @@ export class InboxReader {
   readonly #timeoutSeconds: number;
   readonly #onDelivery: (delivery: Delivery) => void;
   readonly #onError: (error: unknown) => void;
-  readonly #done: Promise<void>;
 
   constructor(
     connection: Redis | Cluster,
@@ -74,7 +73,7 @@ export class InboxReader {
     this.#timeoutSeconds = timeoutSeconds;
     this.#onDelivery = onDelivery;
     this.#onError = onError;
-    this.#done = this.#loop();
+    void this.#loop();
   }
 
   async #loop(): Promise<void> {
@@ -90,10 +89,12 @@ export class InboxReader {
     }
   }
 
-  /** Stops reading; what is still in the inbox is handed back by the leave script. */
-  async close(): Promise<void> {
+  /**
+   * Stops reading; what is still in the inbox is handed back by the leave script. Does not wait
+   * for the BLPOP in flight: one queued while the connection is down never settles.
+   */
+  close(): void {
     this.#closed = true;
     this.#connection.disconnect();
-    await this.#done;
   }
 }

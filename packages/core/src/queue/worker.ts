@@ -345,7 +345,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   /**
    * Sends the fenced completion; retried while the delivery may still be this worker's (until its
-   * deadline): after that the queue delivers it again anyway. Undefined when never confirmed.
+   * deadline, and while the lease holds): after that the queue delivers it again anyway.
+   * Undefined when never confirmed.
    */
   async #complete(running: Running, outcome: 'done' | 'failed'): Promise<WorkerReply | undefined> {
     const { id, token } = running.delivery;
@@ -354,7 +355,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
         return (await this.#call('complete', [this.id, id, token, outcome, this.#tokenFloor])).reply;
       } catch (error) {
         const final = error instanceof PermissionError || error instanceof CorruptStateError;
-        if (final || this.#clock.now() >= running.deadline || this.#state === 'left') {
+        const now = this.#clock.now();
+        if (final || now >= running.deadline || now >= this.#leaseDeadline || this.#state === 'left') {
           this.#log.error({ task: id, token, error: describe(error) }, 'could not complete the task');
           if (this.listenerCount('error') > 0) this.#emitSafe('error', asError(error));
           return undefined;
@@ -386,7 +388,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.#renewalsStopped = true;
     clearTimeout(this.#renewTimer);
     await this.#renewal;
-    await this.#inbox?.close();
+    this.#inbox?.close();
     try {
       await this.#call('leave', [this.id, this.#nonce]);
       this.#log.info('left');
@@ -402,7 +404,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     clearTimeout(this.#leaseTimer);
     for (const r of this.#running.values()) this.#abort(r, 'the worker left');
     this.#options.signal?.removeEventListener('abort', this.#onAbort);
-    await this.#inbox?.close();
+    this.#inbox?.close();
     this.#link?.release();
     this.#link = undefined;
     this.#releaseRole?.();

@@ -29,6 +29,8 @@ if floor > Q.token then
   call('HSET', K.config, 'token', fmt(floor))
   if not quarantined(Q) then start_quarantine(Q, 'lost-state:token') end
 end
+-- Renewals notice a change of server within H, also while no task waits to be dispatched.
+server_changed(Q)
 reap(Q)
 
 local status = 'ok'

@@ -1,0 +1,146 @@
+// Distributed queues under faults (DESIGN §11 with S2–S6): a worker that stops renewing, a Redis
+// restart with tasks in flight, and lost state.
+import { enqueue, type QueueAdvisory, queueKeys, type TaskSettled } from '@understudy/core';
+import { type RedisServer, startRedis } from '@understudy/testkit';
+import { Redis } from 'ioredis';
+import { describe, expect, it } from 'vitest';
+import { fileServer, gate, hrNow, Switch, uniqueGroup, waitFor, workerFactory } from './helpers.js';
+
+const { server, observer } = fileServer();
+const join = workerFactory(server);
+const A = 400;
+
+describe('a queue under faults', () => {
+  it("delivers a task again once its worker's lease lapsed, after that worker's signal aborted", async () => {
+    const queue = uniqueGroup('q-lapse');
+    const cut = await Switch.start(server().port);
+    try {
+      let abortedAt = 0;
+      const taken = gate();
+      const cutOff = await join({
+        queue,
+        workerId: 'cut-off',
+        weight: 20,
+        redis: cut.url,
+        handler: async (_task, { signal }) => {
+          taken.open();
+          await new Promise((resolve) => signal.addEventListener('abort', resolve));
+          abortedAt = hrNow();
+        },
+      });
+      const advisories: QueueAdvisory[] = [];
+      cutOff.on('advisory', (a) => advisories.push(a));
+      const second = gate<number>();
+      let deliveries = 0;
+      await join({
+        queue,
+        workerId: 'healthy',
+        weight: 10,
+        handler: (task) => {
+          deliveries = task.deliveries;
+          second.open(hrNow());
+        },
+      });
+      const cutAt = hrNow();
+      await enqueue({ redis: observer(), queue }, 'work');
+      await taken.promise;
+      cut.to(1); // nothing listens there: renewals fail from now on
+      const startedAt = await second.promise;
+      expect(deliveries).toBe(2);
+      expect(abortedAt).toBeGreaterThan(0);
+      expect(abortedAt).toBeLessThanOrEqual(startedAt);
+      expect(startedAt - cutAt).toBeGreaterThanOrEqual(A * 0.9);
+      expect(advisories.map((a) => a.code)).toContain('LEASE_LOST');
+    } finally {
+      await cut.close();
+    }
+  });
+
+  it('completes the tasks in flight across a Redis restart and dispatches nothing more until the quarantine ends', async () => {
+    const own: RedisServer = await startRedis({ appendOnly: 'always' });
+    const admin = new Redis(own.url);
+    try {
+      const queue = uniqueGroup('q-restart');
+      const release = gate();
+      const settled: TaskSettled[] = [];
+      const started: { id: string; t: number }[] = [];
+      const advisories: QueueAdvisory[] = [];
+      const w = await join({
+        queue,
+        workerId: 'through',
+        redis: own.url,
+        heartbeatInterval: 100,
+        activationInterval: 2000,
+        handler: async (task) => {
+          started.push({ id: task.id, t: hrNow() });
+          if (started.length === 1) await release.promise;
+        },
+      });
+      w.on('task', (s) => settled.push(s));
+      w.on('advisory', (a) => advisories.push(a));
+      const first = await enqueue({ redis: admin, queue }, 1);
+      await waitFor(() => started.length === 1, 'the first task started');
+      const second = await enqueue({ redis: admin, queue }, 2);
+      await own.restart();
+      const restartedAt = hrNow();
+      await waitFor(() => advisories.some((a) => a.code === 'QUARANTINE'), 'a QUARANTINE advisory', 5000);
+      expect(advisories.find((a) => a.code === 'QUARANTINE')).toMatchObject({ reason: 'server-changed' });
+      release.open();
+      await waitFor(() => settled.length === 2, 'both tasks settled', 8000);
+      expect(settled.map((s) => [s.id, s.outcome])).toEqual([
+        [first, 'completed'],
+        [second, 'completed'],
+      ]);
+      expect(started.map((s) => s.id)).toEqual([first, second]);
+      // Dispatched only after the quarantine (A = 2 s, on Redis's clock, from after the restart).
+      expect((started[1]?.t ?? 0) - restartedAt).toBeGreaterThanOrEqual(2000 * 0.9);
+    } finally {
+      admin.disconnect();
+      await own.stop();
+    }
+  });
+
+  it('quarantines after a key of the queue was lost, and the worker in flight keeps its task', async () => {
+    const queue = uniqueGroup('q-lost');
+    const keys = queueKeys(queue);
+    const release = gate();
+    const runs: { id: string; worker: string; t: number }[] = [];
+    const settled: TaskSettled[] = [];
+    const advisories: QueueAdvisory[] = [];
+    const holder = await join({
+      queue,
+      workerId: 'holder',
+      weight: 20,
+      handler: async (task) => {
+        runs.push({ id: task.id, worker: 'holder', t: hrNow() });
+        await release.promise;
+      },
+    });
+    holder.on('task', (s) => settled.push(s));
+    holder.on('advisory', (a) => advisories.push(a));
+    const first = await enqueue({ redis: observer(), queue }, 1);
+    await waitFor(() => runs.length === 1, 'the first task started');
+    await observer().del(keys.deliveries);
+    const lostAt = hrNow();
+    await join({
+      queue,
+      workerId: 'newcomer',
+      weight: 10,
+      handler: (task) => {
+        runs.push({ id: task.id, worker: 'newcomer', t: hrNow() });
+      },
+    });
+    const second = await enqueue({ redis: observer(), queue }, 2);
+    await waitFor(() => advisories.some((a) => a.code === 'QUARANTINE'), 'a QUARANTINE advisory');
+    expect(String(advisories.find((a) => a.code === 'QUARANTINE')?.reason)).toMatch(/^lost-state/);
+    // The holder still runs the first task: the second goes to the newcomer, after the quarantine.
+    await waitFor(() => runs.length === 2, 'the second task ran', 3000);
+    expect(runs[1]).toMatchObject({ id: second, worker: 'newcomer' });
+    release.open();
+    await waitFor(() => settled.length === 1, 'the first task settled');
+    expect(settled[0]).toMatchObject({ id: first, outcome: 'completed' });
+    // Nothing dispatched during the quarantine (A on Redis's clock, from after the loss).
+    expect((runs[1]?.t ?? 0) - lostAt).toBeGreaterThanOrEqual(A * 0.9);
+    expect(runs.filter((r) => r.id === first)).toHaveLength(1);
+  });
+});
