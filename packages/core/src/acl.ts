@@ -1,6 +1,7 @@
 import { ConfigError } from './errors.js';
 import { DEFAULT_PREFIX, groupKeys } from './keys.js';
 import { validateGroupName, validatePrefix } from './options.js';
+import { queueKeys } from './queue/keys.js';
 
 /**
  * Commands a member sends: its scripts (EVALSHA, and EVAL when the server does not have a
@@ -80,6 +81,63 @@ export const MEMBER_COMMANDS: readonly string[] = unique([...MEMBER_CLIENT_COMMA
 /** Every command a monitor's user needs: reads and subscriptions only. */
 export const MONITOR_COMMANDS: readonly string[] = unique([...MONITOR_CLIENT_COMMANDS, ...MONITOR_SCRIPT_COMMANDS]);
 
+/** Commands the queue scripts (`lua/queue/*.lua` but observe.lua) run inside Redis. */
+const QUEUE_SCRIPT_COMMANDS = [
+  'time',
+  'info',
+  'hget',
+  'hmget',
+  'hset',
+  'hdel',
+  'hlen',
+  'hgetall',
+  'exists',
+  'zadd',
+  'zrem',
+  'zrange',
+  'zrangebyscore',
+  'zcard',
+  'zscore',
+  'xadd',
+  'xack',
+  'xdel',
+  'xrange',
+  'xclaim',
+  'xpending',
+  'xreadgroup',
+  'xgroup|create',
+  'xgroup|delconsumer',
+  'rpush',
+  'del',
+  'spublish',
+];
+
+/** Commands an enqueuer sends (the enqueue script) and runs through it: it dispatches too. */
+export const ENQUEUER_COMMANDS: readonly string[] = unique([
+  'evalsha',
+  'eval',
+  'info',
+  'client|setname',
+  ...QUEUE_SCRIPT_COMMANDS,
+]);
+/** Commands a queue worker needs: the enqueuer's, and BLPOP on its inbox. */
+export const WORKER_COMMANDS: readonly string[] = unique([...ENQUEUER_COMMANDS, 'blpop']);
+/** Commands a queue monitor needs: the read-only observe script and the change announcements. */
+export const QUEUE_MONITOR_COMMANDS: readonly string[] = unique([
+  'evalsha_ro',
+  'eval_ro',
+  'ssubscribe',
+  'sunsubscribe',
+  'info',
+  'client|setname',
+  'time',
+  'hget',
+  'hgetall',
+  'xlen',
+  'zcard',
+  'zrange',
+]);
+
 const USER_NAME = /^[A-Za-z0-9._:@-]{1,160}$/;
 
 export interface AclOptions {
@@ -137,4 +195,41 @@ function validateUser(field: string, user: string): string {
     throw new ConfigError(field, user, 'a Redis user name is 1-160 characters of A-Z a-z 0-9 . _ : @ -');
   }
   return user;
+}
+
+export interface QueueAclOptions {
+  queue: string;
+  prefix?: string;
+  /** Default `understudy-q-<queue>-worker`. */
+  workerUser?: string;
+  /** Default `understudy-q-<queue>-enqueuer`. */
+  enqueuerUser?: string;
+  /** Default `understudy-q-<queue>-monitor`. */
+  monitorUser?: string;
+}
+
+/**
+ * Redis ACL rules for one queue, like `aclRules` for a group: a worker user and an enqueuer user
+ * that reach only the queue's keys (`<prefix>:{q:<queue>}:*`, the workers' inboxes included) with
+ * only the commands the queue scripts run, and a monitor user that may only read them.
+ */
+export function queueAclRules(options: QueueAclOptions): { worker: AclUser; enqueuer: AclUser; monitor: AclUser } {
+  const queue = validateGroupName(options.queue, 'queue');
+  const prefix = validatePrefix(options.prefix ?? DEFAULT_PREFIX);
+  const keys = queueKeys(queue, prefix);
+  const keyPattern = `${globEscape(`${prefix}:{q:${queue}}:`)}*`;
+  const channel = globEscape(keys.events);
+  const common = ['reset', 'resetchannels', 'on'];
+  const writer = (field: string, user: string, commands: readonly string[]): AclUser => ({
+    user: validateUser(field, user),
+    rules: [...common, `~${keyPattern}`, `&${channel}`, '-@all', ...commands.map((c) => `+${c}`)],
+  });
+  return {
+    worker: writer('workerUser', options.workerUser ?? `understudy-q-${queue}-worker`, WORKER_COMMANDS),
+    enqueuer: writer('enqueuerUser', options.enqueuerUser ?? `understudy-q-${queue}-enqueuer`, ENQUEUER_COMMANDS),
+    monitor: {
+      user: validateUser('monitorUser', options.monitorUser ?? `understudy-q-${queue}-monitor`),
+      rules: [...common, `%R~${keyPattern}`, `&${channel}`, '-@all', ...QUEUE_MONITOR_COMMANDS.map((c) => `+${c}`)],
+    },
+  };
 }

@@ -1,4 +1,15 @@
-export { type AclOptions, type AclUser, aclRules, MEMBER_COMMANDS, MONITOR_COMMANDS } from './acl.js';
+export {
+  type AclOptions,
+  type AclUser,
+  aclRules,
+  ENQUEUER_COMMANDS,
+  MEMBER_COMMANDS,
+  MONITOR_COMMANDS,
+  QUEUE_MONITOR_COMMANDS,
+  type QueueAclOptions,
+  queueAclRules,
+  WORKER_COMMANDS,
+} from './acl.js';
 export { forgetGroup, type GroupAdminOptions, type SetActiveGoalOptions, setActiveGoal } from './admin.js';
 export type { RedisSource } from './connections/settings.js';
 export {

@@ -34,6 +34,15 @@ describe('a queue', () => {
     expect(await observer().hlen(keys.deliveries)).toBe(0);
   });
 
+  it('gives the tasks that waited to a worker as it joins', async () => {
+    const queue = uniqueGroup('q-waited');
+    const ids = [await put(queue, 1), await put(queue, 2)];
+    const seen: string[] = [];
+    await join({ queue, workerId: 'late', capacity: 2, handler: (task) => seen.push(task.id) });
+    await waitFor(() => seen.length === 2, 'both tasks ran');
+    expect(seen).toEqual(ids);
+  });
+
   it('gives each task to the heaviest worker with room, ties to the one that received least recently', async () => {
     const queue = uniqueGroup('q-order');
     const order: string[] = [];

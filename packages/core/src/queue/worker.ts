@@ -84,6 +84,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   #leaseLost = false;
   #quarantineReported = 0;
   #leaving: Promise<void> | undefined;
+  /** Deliveries read before the join's reply (the join dispatches): run once the lease is known. */
+  #early: Delivery[] | undefined = [];
 
   /** Use `joinQueue()`. */
   constructor(options: JoinQueueOptions) {
@@ -145,7 +147,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
         (error) => this.#log.debug({ error: describe(error) }, 'inbox read failed; reading again'),
       );
       await this.#renewOnce(true);
-      if (this.#clock.now() >= this.#leaseDeadline) throw new RedisUnavailableError('the join did not answer');
+      const early = this.#early ?? [];
+      this.#early = undefined;
+      for (const delivery of early) this.#onDelivery(delivery);
     } catch (error) {
       await this.#close();
       if (signal?.aborted) throw signal.reason;
@@ -270,6 +274,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
   // ---- tasks -----------------------------------------------------------------------------
 
   #onDelivery(delivery: Delivery): void {
+    if (this.#early) {
+      this.#early.push(delivery);
+      return;
+    }
     if (delivery.token > this.#tokenFloor) this.#tokenFloor = delivery.token;
     // Leaving: the leave script hands it back, unstarted.
     if (this.#state !== 'working') return;

@@ -1,0 +1,190 @@
+// Distributed queues at their edges: a process is a worker or a member, never both (DESIGN §7),
+// the ACL rules a worker, an enqueuer and a monitor need, monitorQueue, and option checks.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join as joinPath } from 'node:path';
+import {
+  ConfigError,
+  ENQUEUER_COMMANDS,
+  enqueue,
+  joinGroup,
+  joinQueue,
+  monitorQueue,
+  QUEUE_MONITOR_COMMANDS,
+  type QueueSnapshot,
+  queueAclRules,
+  RoleConflictError,
+  type TaskSettled,
+  WORKER_COMMANDS,
+} from '@understudy/core';
+import { type RedisServer, startRedis } from '@understudy/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FAST, fileServer, uniqueGroup, waitFor, workerFactory } from './helpers.js';
+
+const { server, observer } = fileServer();
+const join = workerFactory(server);
+
+describe('a process', () => {
+  it('that joined a group cannot join a queue, and the reverse, until it left', async () => {
+    const group = uniqueGroup('role-g');
+    const queue = uniqueGroup('role-q');
+    const member = await joinGroup({ redis: server().url, group, weight: 1, ...FAST });
+    const refused = await joinQueue({ redis: server().url, queue, handler: () => undefined, ...FAST }).catch((e) => e);
+    expect(refused).toBeInstanceOf(RoleConflictError);
+    expect(refused).toMatchObject({
+      code: 'ROLE_CONFLICT',
+      requested: { role: 'queue', name: queue },
+      held: { role: 'group', name: group },
+    });
+    expect(refused.message).toContain(`group ${group}`);
+    expect(refused.message).toContain(`queue ${queue}`);
+    // Several groups are fine.
+    const second = await joinGroup({ redis: server().url, group: `${group}-2`, weight: 1, ...FAST });
+    await member.leave();
+    await second.leave();
+    const worker = await join({ queue, workerId: 'w' });
+    const reverse = await joinGroup({ redis: server().url, group, weight: 1, ...FAST }).catch((e) => e);
+    expect(reverse).toMatchObject({ code: 'ROLE_CONFLICT', requested: { role: 'group' }, held: { role: 'queue' } });
+    await join({ queue: `${queue}-2`, workerId: 'w2' }); // several queues are fine
+    await worker.leave();
+  });
+
+  it('sees the role another copy of the library registered', async () => {
+    const key = Symbol.for('understudy.role');
+    const holder = globalThis as Record<symbol, unknown>;
+    const queue = uniqueGroup('role-copy');
+    holder[key] = { role: 'group', names: new Map([['held-by-the-other-copy', 1]]) };
+    try {
+      const refused = await joinQueue({ redis: server().url, queue, handler: () => undefined, ...FAST }).catch(
+        (e) => e,
+      );
+      expect(refused).toMatchObject({ code: 'ROLE_CONFLICT', held: { role: 'group', name: 'held-by-the-other-copy' } });
+    } finally {
+      delete holder[key];
+    }
+  });
+});
+
+describe('monitorQueue', () => {
+  it('reports depth, tasks in flight, workers and dead letters as they change', async () => {
+    const queue = uniqueGroup('q-monitor');
+    const monitor = await monitorQueue({ redis: server().url, queue });
+    try {
+      const changes: QueueSnapshot[] = [];
+      monitor.on('change', (s) => changes.push(s));
+      await enqueue({ redis: observer(), queue }, 'a');
+      await waitFor(() => monitor.snapshot().depth === 1, 'depth 1');
+      let release: () => void = () => undefined;
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const worker = await join({
+        queue,
+        workerId: 'seen',
+        weight: 7,
+        capacity: 2,
+        maxDeliveries: 1,
+        handler: async (task) => {
+          if (task.data === 'a') await held;
+          else throw new Error('to the dead letters');
+        },
+      });
+      await waitFor(() => monitor.snapshot().inFlight === 1, 'one task in flight');
+      expect(monitor.snapshot()).toMatchObject({ queue, depth: 0, inFlight: 1, dead: 0 });
+      expect(monitor.snapshot().workers).toMatchObject([{ id: 'seen', weight: 7, capacity: 2, inFlight: 1 }]);
+      const settled: TaskSettled[] = [];
+      worker.on('task', (s) => settled.push(s));
+      await enqueue({ redis: observer(), queue }, 'b');
+      await waitFor(() => monitor.snapshot().dead === 1, 'one dead letter');
+      release();
+      await waitFor(
+        () => settled.length === 2,
+        () => `both settled: ${JSON.stringify(settled)}`,
+      );
+      await worker.leave();
+      await waitFor(() => monitor.snapshot().workers.length === 0, 'no workers');
+      expect(monitor.snapshot()).toMatchObject({ depth: 0, inFlight: 0, dead: 1 });
+      expect(changes.length).toBeGreaterThanOrEqual(4);
+    } finally {
+      await monitor.close();
+    }
+  });
+});
+
+describe('options', () => {
+  it('are checked at join, naming the bad input', async () => {
+    const base = { redis: server().url, queue: 'q-options', handler: () => undefined };
+    const cases: [Record<string, unknown>, string][] = [
+      [{ queue: 'a b' }, 'queue'],
+      [{ queue: '' }, 'queue'],
+      [{ capacity: 0 }, 'capacity'],
+      [{ capacity: 1.5 }, 'capacity'],
+      [{ weight: 0 }, 'weight'],
+      [{ completeTime: 0 }, 'completeTime'],
+      [{ maxDeliveries: 0 }, 'maxDeliveries'],
+      [{ heartbeatInterval: 500, activationInterval: 400 }, 'activationInterval'],
+      [{ handler: 'not a function' }, 'handler'],
+      [{ workerId: 'has space' }, 'workerId'],
+    ];
+    for (const [bad, field] of cases) {
+      const error = await joinQueue({ ...base, ...bad } as Parameters<typeof joinQueue>[0]).catch((e) => e);
+      expect(error, field).toBeInstanceOf(ConfigError);
+      expect(error.field).toBe(field);
+    }
+    await expect(enqueue({ redis: server().url, queue: 'q-options' }, undefined)).rejects.toMatchObject({
+      field: 'data',
+    });
+  });
+});
+
+describe('the ACL rules queueAclRules prints', () => {
+  const queue = uniqueGroup('q-acl');
+  const rules = queueAclRules({ queue });
+  const PASSWORD = 'queue-acl-password';
+  let acl: RedisServer;
+  beforeAll(async () => {
+    acl = await startRedis({
+      acl: [rules.worker, rules.enqueuer, rules.monitor].map((u) => `user ${u.user} ${u.rules.join(' ')} >${PASSWORD}`),
+    });
+  });
+  afterAll(() => acl?.stop());
+  const urlOf = (user: string) => `redis://${user}:${PASSWORD}@127.0.0.1:${acl.port}`;
+
+  it('grant every command the queue scripts run', () => {
+    const lua = joinPath(import.meta.dirname, '../src/lua');
+    const called = (file: string) =>
+      [...readFileSync(joinPath(lua, file), 'utf8').matchAll(/(?:call\(\s*|\{\s*)'([A-Z]+)'(?:,\s*'([A-Z]+)')?/g)].map(
+        (m) => (m[1] === 'XGROUP' ? `xgroup|${m[2]?.toLowerCase()}` : (m[1] as string).toLowerCase()),
+      );
+    const scripts = ['guard.lua', 'common.lua', ...readdirSync(joinPath(lua, 'queue')).map((f) => `queue/${f}`)];
+    for (const command of new Set(scripts.filter((f) => f !== 'queue/observe.lua').flatMap(called))) {
+      expect(ENQUEUER_COMMANDS).toContain(command);
+    }
+    for (const command of new Set(['guard.lua', 'queue/observe.lua'].flatMap(called))) {
+      expect(QUEUE_MONITOR_COMMANDS).toContain(command);
+    }
+    expect(WORKER_COMMANDS).toContain('blpop');
+    expect(rules.worker.rules).toContain(`~understudy:{q:${queue}}:*`);
+    expect(rules.monitor.rules).toContain(`%R~understudy:{q:${queue}}:*`);
+  });
+
+  it('let a worker, an enqueuer and a monitor do their work, and nothing on other keys', async () => {
+    const settled: TaskSettled[] = [];
+    const monitor = await monitorQueue({ redis: urlOf(rules.monitor.user), queue });
+    try {
+      const worker = await join({ queue, workerId: 'acl-worker', redis: urlOf(rules.worker.user) });
+      worker.on('task', (s) => settled.push(s));
+      await enqueue({ redis: urlOf(rules.enqueuer.user), queue }, { n: 1 });
+      await waitFor(() => settled.length === 1, 'the task settled');
+      expect(settled[0]?.outcome).toBe('completed');
+      await waitFor(() => monitor.snapshot().workers.length === 1, 'the monitor sees the worker');
+      await expect(enqueue({ redis: urlOf(rules.enqueuer.user), queue: `${queue}-other` }, 1)).rejects.toMatchObject({
+        code: 'NO_PERMISSION',
+      });
+      await expect(enqueue({ redis: urlOf(rules.monitor.user), queue }, 1)).rejects.toMatchObject({
+        code: 'NO_PERMISSION',
+      });
+    } finally {
+      await monitor.close();
+    }
+  });
+});
