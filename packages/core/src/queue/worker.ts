@@ -1,17 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { type Logger, pino } from 'pino';
 import { acquireLink, type Link, openBlocking, permissionError } from '../connections.js';
-import {
-  ConfigError,
-  CorruptStateError,
-  PermissionError,
-  RedisUnavailableError,
-  StaleTaskError,
-  UnderstudyError,
-} from '../errors.js';
+import { ConfigError, CorruptStateError, PermissionError, RedisUnavailableError, UnderstudyError } from '../errors.js';
 import { DEFAULT_PREFIX } from '../keys.js';
 import { type Clock, lagMonitor, monotonicClock } from '../member/clock.js';
 import {
@@ -26,24 +18,8 @@ import { type Delivery, InboxReader } from './inbox.js';
 import { type QueueKeys, queueKeys } from './keys.js';
 import { type WorkerSettings, workerSettings } from './options.js';
 import { parseWorkerReply, type QueueScriptName, runQueueScript, type WorkerReply } from './scripts.js';
-import type {
-  JoinQueueOptions,
-  QueueAdvisoryCode,
-  TaskHandler,
-  TaskSettled,
-  WorkerEvents,
-  WorkerState,
-} from './types.js';
-
-/** A delivery this worker is running, keyed by its token (a task may come back to the same worker). */
-interface Running {
-  delivery: Delivery;
-  controller: AbortController;
-  /** Local clock: when the queue may deliver the task to another worker. */
-  deadline: number;
-  timer: NodeJS.Timeout;
-  settled: Promise<void>;
-}
+import { describe, TaskRunner } from './tasks.js';
+import type { JoinQueueOptions, QueueAdvisoryCode, WorkerEvents, WorkerState } from './types.js';
 
 /** Redis time read by a script, and the worker's clock when it sent that script (S4). */
 interface Anchor {
@@ -61,12 +37,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
   readonly id: string;
   readonly #settings: WorkerSettings;
   readonly #options: JoinQueueOptions;
-  readonly #handler: TaskHandler;
   readonly #keys: QueueKeys;
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #nonce = randomBytes(6).toString('hex');
-  readonly #running = new Map<number, Running>();
+  readonly #tasks: TaskRunner;
   #state: WorkerState = 'working';
   #link: Link | undefined;
   #inbox: InboxReader | undefined;
@@ -98,12 +73,25 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.#settings = workerSettings(options);
     validateRedisSource(options.redis);
     if (typeof options.handler !== 'function') throw new ConfigError('handler', options.handler, 'must be a function');
-    this.#handler = options.handler;
     this.#options = options;
     this.#keys = queueKeys(this.queue, validatePrefix(options.prefix ?? DEFAULT_PREFIX));
     this.#clock = options.clock ?? monotonicClock;
     const bindings = { component: 'understudy-worker', queue: this.queue, worker: this.id };
     this.#log = options.logger?.child(bindings) ?? pino({ enabled: false });
+    this.#tasks = new TaskRunner({
+      queue: this.queue,
+      handler: options.handler,
+      clock: this.#clock,
+      log: this.#log,
+      retryDelay: Math.min(50, this.#settings.heartbeatInterval),
+      complete: async (delivery, outcome) =>
+        (await this.#call('complete', [this.id, delivery.id, delivery.token, outcome, this.#tokenFloor])).reply,
+      mayRetry: () => this.#clock.now() < this.#leaseDeadline && this.#state !== 'left',
+      settled: (settled) => this.#emitSafe('task', settled),
+      error: (error) => {
+        if (this.listenerCount('error') > 0) this.#emitSafe('error', error);
+      },
+    });
   }
 
   get state(): WorkerState {
@@ -112,7 +100,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   /** Deliveries whose handler is running now. */
   get inFlight(): number {
-    return this.#running.size;
+    return this.#tasks.size;
   }
 
   /**
@@ -184,8 +172,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   async #renewOnce(joining: boolean): Promise<void> {
     if (this.#renewalsStopped) return;
     const s = this.#settings;
-    const claims = [...this.#running.entries()].flatMap(([token, r]) => [r.delivery.id, token, r.delivery.expires]);
-    const claimed = new Set(this.#running.keys());
+    const claims = this.#tasks.claims();
     const margin = this.#margin();
     this.#lastRenewalStart = this.#clock.now();
     let result: { reply: WorkerReply; sentAt: number };
@@ -202,7 +189,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         process.pid,
         this.#tokenFloor,
         joining ? '1' : '0',
-        ...claims,
+        ...claims.args,
       ]);
     } catch (error) {
       if (joining) throw error;
@@ -228,9 +215,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.#armLease();
     if (reply.status === 'rejoined')
       this.#log.warn('the queue had dropped this worker (lease lapsed or state lost); rejoined');
-    for (const [token, r] of this.#running) {
-      if (claimed.has(token) && reply.lost.includes(r.delivery.id))
-        this.#abort(r, 'the queue no longer gives this worker the task');
+    if (reply.lost.length > 0) {
+      this.#tasks.abort('the queue no longer gives this worker the task', { tokens: claims.tokens, ids: reply.lost });
     }
     this.#scheduleRenewal();
   }
@@ -255,12 +241,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
       return;
     }
     this.#leaseLost = true;
-    if (this.#running.size > 0) {
+    if (this.#tasks.size > 0) {
       this.#advise('LEASE_LOST', 'no renewal succeeded before the lease deadline; aborting the running tasks', {
-        tasks: this.#running.size,
+        tasks: this.#tasks.size,
       });
     }
-    for (const r of this.#running.values()) this.#abort(r, 'lease lost');
+    this.#tasks.abort('lease lost');
   }
 
   /** Local time (lower bound) of a Redis instant, from the latest script's reply (S4, ρ). */
@@ -287,91 +273,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.#log.debug({ task: delivery.id, token: delivery.token }, 'delivery expired before it was read; not started');
       return;
     }
-    const controller = new AbortController();
-    const running: Running = {
-      delivery,
-      controller,
-      deadline,
-      timer: setTimeout(() => this.#abort(running, 'completeTime passed'), deadline - now),
-      settled: Promise.resolve(),
-    };
-    running.timer.unref();
-    this.#running.set(delivery.token, running);
-    running.settled = this.#run(running);
-  }
-
-  #abort(running: Running, reason: string): void {
-    clearTimeout(running.timer);
-    if (!running.controller.signal.aborted) {
-      this.#log.debug({ task: running.delivery.id, token: running.delivery.token, reason }, 'task aborted');
-      running.controller.abort(new Error(`task ${running.delivery.id}: ${reason}`));
-    }
-  }
-
-  async #run(running: Running): Promise<void> {
-    const { delivery, controller } = running;
-    const started = this.#clock.now();
-    let outcome: 'done' | 'failed' = 'done';
-    let value: unknown;
-    try {
-      value = await this.#handler(
-        { id: delivery.id, data: delivery.data, deliveries: delivery.deliveries },
-        { signal: controller.signal, token: delivery.token },
-      );
-    } catch (error) {
-      outcome = 'failed';
-      value = error;
-    }
-    const durationMs = this.#clock.now() - started;
-    clearTimeout(running.timer);
-    const reply = await this.#complete(running, outcome);
-    this.#running.delete(delivery.token);
-    const settled: TaskSettled = {
-      id: delivery.id,
-      token: delivery.token,
-      deliveries: delivery.deliveries,
-      outcome: 'completed',
-      durationMs,
-    };
-    if (!reply) {
-      settled.outcome = 'unconfirmed';
-    } else if (reply.status === 'stale') {
-      const error = new StaleTaskError(this.queue, delivery.id, delivery.token);
-      this.#log.warn({ task: delivery.id, token: delivery.token }, error.message);
-      settled.outcome = 'stale';
-      settled.error = error;
-      if (this.listenerCount('error') > 0) this.#emitSafe('error', error);
-    } else if (outcome === 'failed') {
-      settled.outcome = 'failed';
-      settled.error = value;
-      this.#log.warn({ task: delivery.id, error: describe(value), status: reply.status }, 'task handler failed');
-    } else {
-      settled.result = value;
-    }
-    this.#emitSafe('task', settled);
-  }
-
-  /**
-   * Sends the fenced completion; retried while the delivery may still be this worker's (until its
-   * deadline, and while the lease holds): after that the queue delivers it again anyway.
-   * Undefined when never confirmed.
-   */
-  async #complete(running: Running, outcome: 'done' | 'failed'): Promise<WorkerReply | undefined> {
-    const { id, token } = running.delivery;
-    for (;;) {
-      try {
-        return (await this.#call('complete', [this.id, id, token, outcome, this.#tokenFloor])).reply;
-      } catch (error) {
-        const final = error instanceof PermissionError || error instanceof CorruptStateError;
-        const now = this.#clock.now();
-        if (final || now >= running.deadline || now >= this.#leaseDeadline || this.#state === 'left') {
-          this.#log.error({ task: id, token, error: describe(error) }, 'could not complete the task');
-          if (this.listenerCount('error') > 0) this.#emitSafe('error', asError(error));
-          return undefined;
-        }
-        await sleep(Math.min(50, this.#settings.heartbeatInterval));
-      }
-    }
+    this.#tasks.start(delivery, deadline);
   }
 
   // ---- leaving ---------------------------------------------------------------------------
@@ -385,14 +287,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.#transition('leaving');
     // Capacity 0 from now on: nothing more is dispatched to this worker.
     await this.#renew();
-    const running = [...this.#running.values()];
-    const last = Math.max(0, ...running.map((r) => r.deadline - this.#clock.now()));
-    const waited = new AbortController();
-    await Promise.race([
-      Promise.allSettled(running.map((r) => r.settled)),
-      sleep(last + this.#settings.heartbeatInterval, undefined, { signal: waited.signal }).catch(() => undefined),
-    ]);
-    waited.abort();
+    await this.#tasks.drained(this.#settings.heartbeatInterval);
     this.#renewalsStopped = true;
     clearTimeout(this.#renewTimer);
     await this.#renewal;
@@ -410,7 +305,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.#renewalsStopped = true;
     clearTimeout(this.#renewTimer);
     clearTimeout(this.#leaseTimer);
-    for (const r of this.#running.values()) this.#abort(r, 'the worker left');
+    this.#tasks.abort('the worker left');
     this.#options.signal?.removeEventListener('abort', this.#onAbort);
     this.#inbox?.close();
     this.#link?.release();
@@ -474,14 +369,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.#log.error({ event, error: describe(error) }, 'an event listener threw');
     }
   }
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
 }
 
 function failureCode(error: unknown): QueueAdvisoryCode {
