@@ -52,4 +52,4 @@ export {
 } from './queue/monitor.js';
 export { QUEUE_DEFAULTS } from './queue/options.js';
 export type * from './queue/types.js';
-export { joinQueue, Worker } from './queue/worker.js';
+export { joinQueue, QueueWorker } from './queue/worker.js';

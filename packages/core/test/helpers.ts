@@ -9,8 +9,8 @@ import {
   joinGroup,
   joinQueue,
   type Member,
+  type QueueWorker,
   type RedisSource,
-  type Worker,
 } from '@understudy/core';
 import { hrNow, maxOverlap, type RedisServer, runTypeScript, startRedis, waitFor } from '@understudy/testkit';
 import { Redis } from 'ioredis';
@@ -151,7 +151,7 @@ export function feedReaderFactory(server: () => RedisServer) {
 
 /** Joins queue workers (H = 50 ms, A = 400 ms unless given) and makes each leave when the test ends. */
 export function workerFactory(server: () => RedisServer) {
-  const joined: Worker[] = [];
+  const joined: QueueWorker[] = [];
   afterEach(async () => {
     await Promise.allSettled(joined.splice(0).map((w) => w.leave()));
   });

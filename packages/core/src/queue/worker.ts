@@ -32,7 +32,7 @@ interface Anchor {
  * member (renewed every H, lasting A), receives deliveries in its inbox, runs the handler for
  * each, and completes it with the delivery's fencing token.
  */
-export class Worker extends EventEmitter<WorkerEvents> {
+export class QueueWorker extends EventEmitter<WorkerEvents> {
   readonly queue: string;
   readonly id: string;
   readonly #settings: WorkerSettings;
@@ -378,8 +378,8 @@ function failureCode(error: unknown): QueueAdvisoryCode {
 }
 
 /** Joins a queue as a worker; resolves once the worker is registered and reading its inbox. */
-export async function joinQueue(options: JoinQueueOptions): Promise<Worker> {
-  const worker = new Worker(options);
+export async function joinQueue(options: JoinQueueOptions): Promise<QueueWorker> {
+  const worker = new QueueWorker(options);
   await worker.start();
   return worker;
 }
