@@ -15,3 +15,16 @@ end
 local function server_repl_id()
   return string.match(call('INFO', 'replication'), 'master_replid:(%x+)')
 end
+
+-- Field `name` of a hash as read by HMGET into `c[i]`, a whole number the scripts store: absent
+-- (0), or within [0, high]; anything else is corrupt state.
+local function hash_number(key, c, i, name, high)
+  local raw = c[i]
+  if raw == false then return 0 end
+  local n = tonumber(raw)
+  -- (NaN fails n % 1 == 0; infinities fail the bounds.)
+  if n == nil or n < 0 or n > high or n % 1 ~= 0 then
+    corrupt(key, 'field ' .. name .. ' is not a whole number from 0 to ' .. fmt(high))
+  end
+  return n
+end

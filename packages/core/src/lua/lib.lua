@@ -46,14 +46,7 @@ end
 
 -- A config field the scripts store as a whole number: absent (0), or within [0, high].
 local function config_number(c, i, name, high)
-  local raw = c[i]
-  if raw == false then return 0 end
-  local n = tonumber(raw)
-  -- (NaN fails n % 1 == 0; infinities fail the bounds.)
-  if n == nil or n < 0 or n > high or n % 1 ~= 0 then
-    corrupt(K.config, 'field ' .. name .. ' is not a whole number from 0 to ' .. string.format('%.0f', high))
-  end
-  return n
+  return hash_number(K.config, c, i, name, high)
 end
 
 -- A config field that holds a member id, or ''.

@@ -11,11 +11,7 @@
 
 local id, task, token, floor = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
 local Q = load_queue()
-if floor > Q.token then
-  Q.token = floor
-  call('HSET', K.config, 'token', fmt(floor))
-  if not quarantined(Q) then start_quarantine(Q, 'lost-state:token') end
-end
+check_floor(Q, floor)
 reap(Q)
 
 local status = 'stale'

@@ -52,13 +52,7 @@ local function consumer(id)
 end
 
 local function config_number(c, i, name, high)
-  local raw = c[i]
-  if raw == false then return 0 end
-  local n = tonumber(raw)
-  if n == nil or n < 0 or n > high or n % 1 ~= 0 then
-    corrupt(K.config, 'field ' .. name .. ' is not a whole number from 0 to ' .. fmt(high))
-  end
-  return n
+  return hash_number(K.config, c, i, name, high)
 end
 
 local function quarantined(Q)
@@ -303,6 +297,14 @@ local function server_changed(Q)
   call('HSET', K.config, 'replId', repl_id)
   start_quarantine(Q, 'server-changed')
   return true
+end
+
+-- S2, S6: a token the worker was given that the server never reached: its copy is older.
+local function check_floor(Q, floor)
+  if floor <= Q.token then return end
+  Q.token = floor
+  call('HSET', K.config, 'token', fmt(floor))
+  if not quarantined(Q) then start_quarantine(Q, 'lost-state:token') end
 end
 
 -- The tasks stream and its consumer group, created together (the group reads from the start).

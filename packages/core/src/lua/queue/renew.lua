@@ -23,12 +23,7 @@ if activation > Q.activation then
   Q.activation = activation
   call('HSET', K.config, 'activationInterval', activation)
 end
--- S2, S6: a token this worker was given that the server never reached: its copy is older.
-if floor > Q.token then
-  Q.token = floor
-  call('HSET', K.config, 'token', fmt(floor))
-  if not quarantined(Q) then start_quarantine(Q, 'lost-state:token') end
-end
+check_floor(Q, floor)
 -- Renewals notice a change of server within H, also while no task waits to be dispatched.
 server_changed(Q)
 reap(Q)
