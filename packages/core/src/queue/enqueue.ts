@@ -1,8 +1,8 @@
 import { Cluster, Redis } from 'ioredis';
 import { withConnection } from '../connections.js';
+import { encodeData } from '../feed/encoding.js';
 import { DEFAULT_PREFIX } from '../keys.js';
 import { validateGroupName, validatePrefix, validateRedisSource } from '../options.js';
-import { encodeData } from './inbox.js';
 import { queueKeys } from './keys.js';
 import { runQueueScript } from './scripts.js';
 import type { QueueOptions } from './types.js';

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Cluster, Redis } from 'ioredis';
-import { ConfigError } from '../errors.js';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import { connect, open, type RedisSource } from '../connections.js';
+import { decodeData } from '../feed/encoding.js';
 import type { TaskData } from './types.js';
 
 /** One delivery as the dispatching script pushed it to a worker's inbox (lua/queue/lib.lua `dispatch`). */
@@ -15,6 +16,7 @@ export interface Delivery {
 
 const NEWLINE = 0x0a;
 
+/** A delivery from its inbox element: the header line, then the data as the task's stream entry has it. */
 export function parseDelivery(element: Buffer): Delivery {
   const end = element.indexOf(NEWLINE);
   const [id, token, deliveries, expires, type] = element.subarray(0, end).toString('latin1').split(' ');
@@ -23,29 +25,28 @@ export function parseDelivery(element: Buffer): Delivery {
     token: Number(token),
     deliveries: Number(deliveries),
     expires: Number(expires),
-    data: decodeData(type ?? 's', element.subarray(end + 1)),
+    data: decodeData([Buffer.from(type ?? ''), element.subarray(end + 1)]) ?? element.subarray(end + 1),
   };
 }
 
-/** How task data travels: a type letter and bytes (`s` UTF-8 text, `b` bytes, `j` JSON). */
-export function encodeData(data: unknown): ['s' | 'b' | 'j', string | Buffer] {
-  if (typeof data === 'string') return ['s', data];
-  if (Buffer.isBuffer(data)) return ['b', data];
-  if (data instanceof Uint8Array) return ['b', Buffer.from(data.buffer, data.byteOffset, data.byteLength)];
-  let json: string | undefined;
-  try {
-    json = JSON.stringify(data);
-  } catch (error) {
-    throw new ConfigError('data', data, `must be a string, a Buffer or a JSON value: ${String(error)}`);
-  }
-  if (json === undefined) throw new ConfigError('data', data, 'must be a string, a Buffer or a JSON value');
-  return ['j', json];
-}
+/**
+ * Settings of a worker's inbox connection, which only blocks (BLPOP): never the lease connection
+ * (S5), and no command timeout, since a blocking read waits by design. A BLPOP cut by a reconnect
+ * is sent again: the element it may have popped is reaped with its delivery.
+ */
+const INBOX_OPTIONS: RedisOptions = {
+  connectionName: 'understudy-inbox',
+  retryStrategy: (attempt) => Math.min(attempt * 50, 500),
+  maxRetriesPerRequest: null,
+  lazyConnect: true,
+};
 
-function decodeData(type: string, bytes: Buffer): TaskData {
-  if (type === 'b') return Buffer.from(bytes);
-  if (type === 'j') return JSON.parse(bytes.toString('utf8')) as unknown;
-  return bytes.toString('utf8');
+/** A connection of its own for the inbox's blocking reads, connected. */
+export async function openInbox(source: RedisSource, connectTimeout: number): Promise<Redis | Cluster> {
+  const connection = open(source, INBOX_OPTIONS);
+  connection.on('error', () => undefined); // reconnects on its own; the worker sees renewal errors
+  await connect(connection, source, connectTimeout);
+  return connection;
 }
 
 /**

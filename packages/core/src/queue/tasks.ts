@@ -131,9 +131,9 @@ export class TaskRunner {
   }
 
   /**
-   * Sends the fenced completion; sent again while the delivery may still be this worker's (until
-   * its deadline, while the lease holds): after that the queue delivers it again anyway.
-   * Undefined when never confirmed.
+   * Sends the fenced completion, again after a failure while the worker's lease holds (the token
+   * makes a repeat harmless: the queue accepts it once, or refuses it as stale). Undefined when
+   * never confirmed: the queue delivers the task again.
    */
   async #complete(running: Running, outcome: 'done' | 'failed'): Promise<WorkerReply | undefined> {
     const host = this.#host;
@@ -143,7 +143,7 @@ export class TaskRunner {
       } catch (error) {
         const final =
           error instanceof PermissionError || error instanceof CorruptStateError || error instanceof ScriptError;
-        if (final || host.clock.now() >= running.deadline || !host.mayRetry()) {
+        if (final || !host.mayRetry()) {
           const { id, token } = running.delivery;
           host.log.error({ task: id, token, error: describe(error) }, 'could not complete the task');
           host.error(error instanceof Error ? error : new Error(String(error)));

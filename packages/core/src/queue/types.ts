@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
 import type { RedisSource } from '../connections.js';
+import type { JsonValue } from '../feed/encoding.js';
 import type { Clock } from '../member/clock.js';
 
-/** What a task carries: a string, a Buffer, or any JSON value; a worker gets back what was enqueued. */
-export type TaskData = unknown;
+/** What a task carries: a string, a Buffer, or a JSON value; a worker gets back the same kind. */
+export type TaskData = string | Buffer | JsonValue;
 
 export interface Task {
   /** The task's id (its Redis stream id), the same on every delivery. */
@@ -86,7 +87,7 @@ export interface TaskSettled {
    * `completed`: the handler resolved and the queue accepted it. `failed`: the handler threw
    * (the task waits for re-delivery, or went to the dead letters). `stale`: the queue refused
    * the completion (StaleTaskError), the result is dropped. `unconfirmed`: the queue could not
-   * be told before the delivery's deadline; it delivers the task again.
+   * be told while the worker held its lease; it delivers the task again.
    */
   outcome: 'completed' | 'failed' | 'stale' | 'unconfirmed';
   /** The handler's return value (completed), or what it threw (failed), or the StaleTaskError. */

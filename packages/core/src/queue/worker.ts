@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { type Logger, pino } from 'pino';
-import { acquireLink, type Link, openBlocking, permissionError } from '../connections.js';
+import { acquireLink, type Link, permissionError } from '../connections.js';
 import { ConfigError, CorruptStateError, PermissionError, RedisUnavailableError, UnderstudyError } from '../errors.js';
 import { DEFAULT_PREFIX } from '../keys.js';
 import { type Clock, lagMonitor, monotonicClock } from '../member/clock.js';
@@ -14,7 +14,7 @@ import {
   validateRedisSource,
 } from '../options.js';
 import { claimRole } from '../role.js';
-import { type Delivery, InboxReader } from './inbox.js';
+import { type Delivery, InboxReader, openInbox } from './inbox.js';
 import { type QueueKeys, queueKeys } from './keys.js';
 import { type WorkerSettings, workerSettings } from './options.js';
 import { parseWorkerReply, type QueueScriptName, runQueueScript, type WorkerReply } from './scripts.js';
@@ -126,7 +126,7 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
     lagMonitor.acquire();
     try {
       this.#link = await acquireLink(this.#options.redis, commandTimeoutFor(h), a);
-      const blocking = await openBlocking(this.#options.redis, a);
+      const blocking = await openInbox(this.#options.redis, a);
       this.#inbox = new InboxReader(
         blocking,
         this.#keys.inbox(this.id),

@@ -2,7 +2,7 @@
 -- Conventions as in lib.lua: `now` is Redis time in ms, read once per script; tokens are
 -- integers below 2^53, formatted with fmt and carried as strings (cjson keeps 14 digits).
 --
--- KEYS (the same order in every queue script; the first six have the types guard.lua expects):
+-- KEYS (the same order in every queue script):
 --   1 config     hash    createdAt, replId, quarantineUntil, token (newest delivery token),
 --                        seq (deliveries made: ties go to the least recent receiver),
 --                        activationInterval (the longest A of any worker: a quarantine lasts it)
@@ -24,8 +24,7 @@
 --@include guard.lua
 --@include common.lua
 
-KIND[KEYS[7]] = 'sorted set'
-KIND[KEYS[8]] = 'stream'
+key_kinds({ 'hash', 'hash', 'sorted set', 'sorted set', 'hash', 'stream', 'sorted set', 'stream', 'list' })
 
 local K = {
   config = KEYS[1], workers = KEYS[2], leases = KEYS[3], order = KEYS[4], deliveries = KEYS[5],

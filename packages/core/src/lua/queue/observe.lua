@@ -7,8 +7,7 @@
 --   CORRUPT <key> <problem>
 --@include guard.lua
 
-KIND[KEYS[7]] = 'sorted set'
-KIND[KEYS[8]] = 'stream'
+key_kinds({ 'hash', 'hash', 'sorted set', 'sorted set', 'hash', 'stream', 'sorted set', 'stream' })
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return {
