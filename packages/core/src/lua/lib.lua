@@ -305,11 +305,8 @@ local function heartbeat_key(G, hb_key, role)
 end
 
 local function next_epoch(G)
-  local epoch = math.max(G.epoch + 1, G.now * 1000)
-  if epoch > MAX_EPOCH then corrupt(K.config, 'field epoch cannot grow past 2^53 - 1') end
-  G.epoch = epoch
-  call('HSET', K.config, 'epoch', fmt(epoch))
-  return epoch
+  G.epoch = next_fence(K.config, 'epoch', G.epoch, G.now)
+  return G.epoch
 end
 
 local function quarantined(G)

@@ -112,11 +112,8 @@ local function write_delivery(id, r)
 end
 
 local function next_token(Q)
-  local token = math.max(Q.token + 1, Q.now * 1000)
-  if token > MAX_TOKEN then corrupt(K.config, 'field token cannot grow past 2^53 - 1') end
-  Q.token = token
-  call('HSET', K.config, 'token', fmt(token))
-  return token
+  Q.token = next_fence(K.config, 'token', Q.token, Q.now)
+  return Q.token
 end
 
 local function entry_fields(entry)
