@@ -12,13 +12,14 @@ import {
   QUEUE_MONITOR_COMMANDS,
   type QueueSnapshot,
   queueAclRules,
+  queueKeys,
   RoleConflictError,
   type TaskSettled,
   WORKER_COMMANDS,
 } from '@understudy/core';
 import { type RedisServer, startRedis } from '@understudy/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FAST, fileServer, uniqueGroup, waitFor, workerFactory } from './helpers.js';
+import { FAST, fileServer, Switch, uniqueGroup, waitFor, workerFactory } from './helpers.js';
 
 const { server, observer } = fileServer();
 const join = workerFactory(server);
@@ -106,6 +107,38 @@ describe('monitorQueue', () => {
       expect(changes.length).toBeGreaterThanOrEqual(4);
     } finally {
       await monitor.close();
+    }
+  });
+});
+
+describe('a worker', () => {
+  it('leaves when its signal aborts', async () => {
+    const queue = uniqueGroup('q-signal');
+    const controller = new AbortController();
+    const worker = await join({ queue, workerId: 'signalled', signal: controller.signal });
+    controller.abort();
+    await waitFor(() => worker.state === 'left', 'the worker left');
+    expect(await observer().hlen(queueKeys(queue).workers)).toBe(0);
+  });
+
+  it('cannot take the id of a live worker, and can once that worker lapsed', async () => {
+    const queue = uniqueGroup('q-id');
+    const cut = await Switch.start(server().port);
+    try {
+      await join({ queue, workerId: 'same', redis: cut.url });
+      const refused = await join({ queue, workerId: 'same' }).catch((e) => e);
+      expect(refused).toBeInstanceOf(ConfigError);
+      expect(refused).toMatchObject({ field: 'workerId', value: 'same' });
+      cut.to(1); // the first one can no longer renew: its lease lapses
+      const again = await waitFor(
+        () => join({ queue, workerId: 'same' }).catch(() => undefined),
+        'the id to be free again',
+        3000,
+        50,
+      );
+      expect(again.state).toBe('working');
+    } finally {
+      await cut.close();
     }
   });
 });

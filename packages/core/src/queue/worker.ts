@@ -149,6 +149,11 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
         })
       );
     }
+    // Aborted while the join script ran: the worker is in the queue, so it leaves it again.
+    if (signal?.aborted) {
+      await this.leave();
+      signal.throwIfAborted();
+    }
     signal?.addEventListener('abort', this.#onAbort, { once: true });
     this.#log.info({ ...this.#settings }, 'joined');
   }

@@ -17,8 +17,6 @@
 local id, nonce = ARGV[1], ARGV[7]
 local activation, floor = tonumber(ARGV[6]), tonumber(ARGV[10])
 local Q = load_queue()
-local existing = read_worker(id)
-if existing and existing.n ~= nonce then return redis.error_reply('WORKER_EXISTS ' .. id) end
 if activation > Q.activation then
   Q.activation = activation
   call('HSET', K.config, 'activationInterval', activation)
@@ -26,10 +24,15 @@ end
 check_floor(Q, floor)
 -- Renewals notice a change of server within H, also while no task waits to be dispatched.
 server_changed(Q)
+-- Lapsed workers go first: an id whose worker crashed is free again once its lease ran out.
 reap(Q)
+local w = read_worker(id)
+if w and w.n ~= nonce then
+  announce(Q)
+  return redis.error_reply('WORKER_EXISTS ' .. id)
+end
 
 local status = 'ok'
-local w = read_worker(id)
 if not w then
   status = ARGV[11] == '1' and 'joined' or 'rejoined'
   w = { f = 0, q = 0, n = nonce, h = ARGV[8], p = tonumber(ARGV[9]) }
