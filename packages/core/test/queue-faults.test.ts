@@ -143,4 +143,53 @@ describe('a queue under faults', () => {
     expect((runs[1]?.t ?? 0) - lostAt).toBeGreaterThanOrEqual(A * 0.9);
     expect(runs.filter((r) => r.id === first)).toHaveLength(1);
   });
+
+  it('after a Redis that lost everything: tokens keep growing, the queue quarantines, and the task in flight is given up', async () => {
+    const own: RedisServer = await startRedis();
+    const admin = new Redis(own.url);
+    try {
+      const queue = uniqueGroup('q-wiped');
+      let firstToken = 0;
+      let aborted = false;
+      const advisories: QueueAdvisory[] = [];
+      const settled: TaskSettled[] = [];
+      const release = gate();
+      const tokens: number[] = [];
+      const w = await join({
+        queue,
+        workerId: 'survivor',
+        redis: own.url,
+        heartbeatInterval: 100,
+        activationInterval: 2000,
+        handler: async (_task, { signal, token }) => {
+          tokens.push(token);
+          if (firstToken !== 0) return;
+          firstToken = token;
+          signal.addEventListener('abort', () => {
+            aborted = true;
+          });
+          await release.promise;
+        },
+      });
+      w.on('advisory', (a) => advisories.push(a));
+      w.on('task', (s) => settled.push(s));
+      await enqueue({ redis: admin, queue }, 'before');
+      await waitFor(() => firstToken > 0, 'the first task started');
+      await own.restart({ keepData: false });
+      const wipedAt = hrNow();
+      await waitFor(() => aborted, 'the running task aborted: the queue no longer gives it', 5000);
+      // The worker's token floor is above the wiped counter (S2, S6).
+      expect(advisories.find((a) => a.code === 'QUARANTINE')).toMatchObject({ reason: 'lost-state:token' });
+      release.open();
+      await waitFor(() => settled.length === 1, 'the first task settled');
+      expect(settled[0]?.outcome).toBe('stale');
+      await enqueue({ redis: admin, queue }, 'after');
+      await waitFor(() => tokens.length === 2, 'the second task started', 5000);
+      expect(tokens[1]).toBeGreaterThan(firstToken);
+      expect(hrNow() - wipedAt).toBeGreaterThanOrEqual(2000 * 0.9);
+    } finally {
+      admin.disconnect();
+      await own.stop();
+    }
+  });
 });
