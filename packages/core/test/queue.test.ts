@@ -228,4 +228,63 @@ describe('a queue', () => {
     for (const id of later) expect(runs.get(id)).toHaveLength(1);
     expect(await observer().xlen(queueKeys(queue).tasks)).toBe(0);
   });
+
+  it('completes every task once or moves it to the dead letters, with failing and overrunning handlers', async () => {
+    const queue = uniqueGroup('q-mixed');
+    const accepted = new Map<string, number>();
+    const running = new Map<string, number>();
+    let overlap = 0;
+    let settledCount = 0;
+    const handler = async (task: Task, { signal }: { signal: AbortSignal }) => {
+      running.set(task.id, (running.get(task.id) ?? 0) + 1);
+      try {
+        const roll = Math.random();
+        if (roll < 0.2) throw new Error('flaky');
+        // Some overrun completeTime (150 ms) and stop only when their signal aborts.
+        const ms = roll < 0.3 ? 400 : 5;
+        await new Promise((resolve) => {
+          const timer = setTimeout(resolve, ms);
+          signal.addEventListener('abort', () => {
+            clearTimeout(timer);
+            resolve(undefined);
+          });
+        });
+      } finally {
+        running.set(task.id, (running.get(task.id) ?? 1) - 1);
+      }
+    };
+    for (const [id, weight] of [
+      ['m1', 10],
+      ['m2', 10],
+      ['m3', 5],
+    ] as const) {
+      const w = await join({ queue, workerId: id, weight, capacity: 3, completeTime: 150, maxDeliveries: 3, handler });
+      w.on('task', (s) => {
+        settledCount += 1;
+        if (s.outcome === 'completed') accepted.set(s.id, (accepted.get(s.id) ?? 0) + 1);
+      });
+    }
+    const probe = setInterval(() => {
+      for (const n of running.values()) overlap = Math.max(overlap, n);
+    }, 1);
+    const ids = await Promise.all(Array.from({ length: 60 }, (_, i) => put(queue, i)));
+    const keys = queueKeys(queue);
+    try {
+      await waitFor(
+        async () => (await observer().xlen(keys.tasks)) === 0 && settledCount > 0,
+        'every task completed or dead',
+        20_000,
+        50,
+      );
+    } finally {
+      clearInterval(probe);
+    }
+    const dead = new Set((await observer().xrange(keys.dead, '-', '+')).map(([, f]) => f[1]));
+    for (const id of ids) {
+      const completions = accepted.get(id) ?? 0;
+      expect(completions + (dead.has(id) ? 1 : 0), `task ${id}`).toBe(1);
+    }
+    // The handlers stop when their signal aborts: so no task ran at two workers at once.
+    expect(overlap).toBe(1);
+  });
 });
