@@ -69,3 +69,13 @@ class LagMonitor {
 }
 
 export const lagMonitor = new LagMonitor();
+
+/**
+ * δ: the measured event-loop lag, capped so that a stall that is over cannot leave a member or a
+ * queue worker without a usable lease (at least 2 H of it remain). A stall beyond the cap breaks
+ * S1's assumption (b) however δ is chosen; fencing is what protects data then.
+ */
+export function leaseMargin(t: { activationInterval: number; heartbeatInterval: number; clockDrift: number }): number {
+  const cap = t.activationInterval * (1 - t.clockDrift) - 2 * t.heartbeatInterval;
+  return Math.min(lagMonitor.margin(), Math.max(lagMonitor.baseMargin, cap));
+}

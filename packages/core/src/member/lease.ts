@@ -4,7 +4,7 @@ import { describe } from '../failures.js';
 import type { MemberView } from '../scripts.js';
 import { SingleFlight } from '../single-flight.js';
 import type { Call } from './calls.js';
-import { type Clock, lagMonitor } from './clock.js';
+import { type Clock, leaseMargin } from './clock.js';
 import type { Advise } from './health.js';
 import type { RenewalEvent } from './types.js';
 
@@ -81,15 +81,9 @@ export class LeaseKeeper {
     return this.#s.clock.now() < this.#deadline;
   }
 
-  /**
-   * δ: the measured event-loop lag, capped so that a stall that is over cannot leave the member
-   * without a usable lease (at least 2 H of it remain). A stall beyond the cap breaks S1's
-   * assumption (b) however δ is chosen; fencing is what protects data then.
-   */
+  /** δ (see `leaseMargin`). */
   margin(): number {
-    const s = this.#s;
-    const cap = s.activationInterval * (1 - s.clockDrift) - 2 * s.heartbeatInterval;
-    return Math.min(lagMonitor.margin(), Math.max(lagMonitor.baseMargin, cap));
+    return leaseMargin(this.#s);
   }
 
   /**

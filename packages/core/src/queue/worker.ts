@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type Logger, pino } from 'pino';
 import { acquireLink, type Link, permissionError } from '../connections.js';
 import { ConfigError, CorruptStateError, PermissionError, RedisUnavailableError, UnderstudyError } from '../errors.js';
@@ -16,16 +17,11 @@ import {
 import { claimRole } from '../role.js';
 import { type Delivery, InboxReader, openInbox } from './inbox.js';
 import { type QueueKeys, queueKeys } from './keys.js';
+import { LeaseClock } from './lease.js';
 import { type WorkerSettings, workerSettings } from './options.js';
 import { parseWorkerReply, type QueueScriptName, runQueueScript, type WorkerReply } from './scripts.js';
 import { describe, TaskRunner } from './tasks.js';
 import type { JoinQueueOptions, QueueAdvisoryCode, WorkerEvents, WorkerState } from './types.js';
-
-/** Redis time read by a script, and the worker's clock when it sent that script (S4). */
-interface Anchor {
-  sentAt: number;
-  serverNow: number;
-}
 
 /**
  * A worker of a distributed queue (DESIGN §11, docs/MESSAGES.md): holds a lease like a group
@@ -46,8 +42,7 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
   #link: Link | undefined;
   #inbox: InboxReader | undefined;
   #releaseRole: (() => void) | undefined;
-  #anchor: Anchor = { sentAt: 0, serverNow: 0 };
-  #leaseDeadline = Number.NEGATIVE_INFINITY;
+  readonly #time: LeaseClock;
   /** The highest token this worker was given (sent with every script: S2, S6). */
   #tokenFloor = 0;
   #renewal: Promise<void> = Promise.resolve();
@@ -76,6 +71,7 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
     this.#options = options;
     this.#keys = queueKeys(this.queue, validatePrefix(options.prefix ?? DEFAULT_PREFIX));
     this.#clock = options.clock ?? monotonicClock;
+    this.#time = new LeaseClock(this.#clock, this.#settings);
     const bindings = { component: 'understudy-worker', queue: this.queue, worker: this.id };
     this.#log = options.logger?.child(bindings) ?? pino({ enabled: false });
     this.#tasks = new TaskRunner({
@@ -86,7 +82,7 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
       retryDelay: Math.min(50, this.#settings.heartbeatInterval),
       complete: async (delivery, outcome) =>
         (await this.#call('complete', [this.id, delivery.id, delivery.token, outcome, this.#tokenFloor])).reply,
-      mayRetry: () => this.#clock.now() < this.#leaseDeadline && this.#state !== 'left',
+      mayRetry: () => this.#clock.now() < this.#time.deadline && this.#state !== 'left',
       settled: (settled) => this.#emitSafe('task', settled),
       error: (error) => {
         if (this.listenerCount('error') > 0) this.#emitSafe('error', error);
@@ -134,7 +130,7 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
         (delivery) => this.#onDelivery(delivery),
         (error) => this.#log.debug({ error: describe(error) }, 'inbox read failed; reading again'),
       );
-      await this.#renewOnce(true);
+      await this.#join();
       const early = this.#early ?? [];
       this.#early = undefined;
       for (const delivery of early) this.#onDelivery(delivery);
@@ -158,6 +154,25 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
     this.#log.info({ ...this.#settings }, 'joined');
   }
 
+  /**
+   * The join: a renewal that adds the worker. One whose reply timed out (a busy process, a slow
+   * Redis) is sent again until A has passed: the nonce makes a join that did run idempotent.
+   */
+  async #join(): Promise<void> {
+    const { heartbeatInterval: h, activationInterval: a } = this.#settings;
+    const giveUpAt = this.#clock.now() + a;
+    for (;;) {
+      try {
+        await this.#renewOnce(true);
+        return;
+      } catch (error) {
+        if (!(error instanceof RedisUnavailableError) || this.#clock.now() >= giveUpAt) throw error;
+        this.#log.debug({ error: describe(error) }, 'join did not answer in time; sending it again');
+        await sleep(Math.min(50, h));
+      }
+    }
+  }
+
   // ---- lease -----------------------------------------------------------------------------
 
   #scheduleRenewal(): void {
@@ -178,7 +193,7 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
     if (this.#renewalsStopped) return;
     const s = this.#settings;
     const claims = this.#tasks.claims();
-    const margin = this.#margin();
+    const margin = this.#time.margin();
     this.#lastRenewalStart = this.#clock.now();
     let result: { reply: WorkerReply; sentAt: number };
     try {
@@ -214,8 +229,7 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
     }
     // S4: a reply handled after the deadline must not revive the lease of tasks already aborted.
     this.#checkLease();
-    const deadline = sentAt + s.activationInterval * (1 - s.clockDrift) - margin;
-    if (deadline > this.#leaseDeadline) this.#leaseDeadline = deadline;
+    this.#time.extend(sentAt, margin);
     this.#leaseLost = false;
     this.#armLease();
     if (reply.status === 'rejoined')
@@ -226,22 +240,16 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
     this.#scheduleRenewal();
   }
 
-  #margin(): number {
-    const s = this.#settings;
-    const cap = s.activationInterval * (1 - s.clockDrift) - 2 * s.heartbeatInterval;
-    return Math.min(lagMonitor.margin(), Math.max(lagMonitor.baseMargin, cap));
-  }
-
   #armLease(): void {
     clearTimeout(this.#leaseTimer);
-    this.#leaseTimer = setTimeout(() => this.#checkLease(), Math.max(0, this.#leaseDeadline - this.#clock.now()));
+    this.#leaseTimer = setTimeout(() => this.#checkLease(), Math.max(0, this.#time.deadline - this.#clock.now()));
     this.#leaseTimer.unref();
   }
 
   /** S4: no renewal succeeded before the lease deadline: every running task's signal aborts. */
   #checkLease(): void {
     if (this.#leaseLost || this.#state === 'left') return;
-    if (this.#clock.now() < this.#leaseDeadline) {
+    if (this.#clock.now() < this.#time.deadline) {
       this.#armLease();
       return;
     }
@@ -252,14 +260,6 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
       });
     }
     this.#tasks.abort('lease lost');
-  }
-
-  /** Local time (lower bound) of a Redis instant, from the latest script's reply (S4, ρ). */
-  #localTime(serverMs: number): number {
-    const { sentAt, serverNow } = this.#anchor;
-    const rho = this.#settings.clockDrift;
-    const ahead = serverMs - serverNow;
-    return sentAt + ahead * (ahead >= 0 ? 1 - rho : 1 + rho);
   }
 
   // ---- tasks -----------------------------------------------------------------------------
@@ -273,8 +273,8 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
     // Leaving: the leave script hands it back, unstarted.
     if (this.#state !== 'working') return;
     const now = this.#clock.now();
-    const deadline = this.#localTime(delivery.expires) - this.#margin();
-    if (now >= deadline || now >= this.#leaseDeadline) {
+    const deadline = this.#time.localTime(delivery.expires) - this.#time.margin();
+    if (now >= deadline || now >= this.#time.deadline) {
       this.#log.debug({ task: delivery.id, token: delivery.token }, 'delivery expired before it was read; not started');
       return;
     }
@@ -338,7 +338,7 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
       });
     }
     const reply = parseWorkerReply(name, raw);
-    if (sentAt >= this.#anchor.sentAt) this.#anchor = { sentAt, serverNow: reply.serverNow };
+    this.#time.noteReply(sentAt, reply.serverNow);
     for (const dead of reply.dead) {
       this.#advise('DEAD_LETTER', `task ${dead.id} moved to the dead letters after ${dead.deliveries} deliveries`, {
         task: dead.id,
