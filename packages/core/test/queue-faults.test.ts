@@ -144,6 +144,22 @@ describe('a queue under faults', () => {
     expect(runs.filter((r) => r.id === first)).toHaveLength(1);
   });
 
+  it("quarantines for the workers' activation interval after the config was lost", async () => {
+    const queue = uniqueGroup('q-config');
+    const started: number[] = [];
+    const advisories: QueueAdvisory[] = [];
+    const w = await join({ queue, workerId: 'keeps', handler: () => started.push(hrNow()) });
+    w.on('advisory', (a) => advisories.push(a));
+    await observer().del(queueKeys(queue).config);
+    const lostAt = hrNow();
+    await enqueue({ redis: observer(), queue }, 'after the loss');
+    await waitFor(() => started.length === 1, 'the task started', 5000);
+    expect(advisories.find((a) => a.code === 'QUARANTINE')).toMatchObject({ reason: 'lost-state:config' });
+    expect((started[0] ?? 0) - lostAt).toBeGreaterThanOrEqual(A * 0.9);
+    // The workers' A (400 ms), not the 3 s a queue without workers would wait.
+    expect((started[0] ?? 0) - lostAt).toBeLessThan(2000);
+  });
+
   it('after a Redis that lost everything: tokens keep growing, the queue quarantines, and the task in flight is given up', async () => {
     const own: RedisServer = await startRedis();
     const admin = new Redis(own.url);

@@ -3,7 +3,7 @@
 -- integers below 2^53, formatted with fmt and carried as strings (cjson keeps 14 digits).
 --
 -- KEYS (the same order in every queue script):
---   1 config     hash    createdAt, replId, quarantineUntil, token (newest delivery token),
+--   1 config     hash    createdAt, replId, quarantineUntil, quarantineReason, token (newest delivery token),
 --                        seq (deliveries made: ties go to the least recent receiver),
 --                        activationInterval (the longest A of any worker: a quarantine lasts it)
 --   2 workers    hash    worker id -> cjson { w = weight, c = capacity, t = completeTime,
@@ -67,8 +67,8 @@ end
 -- renews (and reclaims what it holds) before anything it may still run goes to another.
 local function start_quarantine(Q, reason)
   Q.quarantine_until = Q.now + quarantine_length(Q)
-  call('HSET', K.config, 'quarantineUntil', fmt(Q.quarantine_until))
   Q.quarantine_reason = reason
+  call('HSET', K.config, 'quarantineUntil', fmt(Q.quarantine_until), 'quarantineReason', reason)
   Q.changed = true
 end
 
@@ -77,8 +77,9 @@ local function read_worker(id)
   if not raw then return nil end
   local w = decode_object(K.workers, id, raw)
   if not whole(w.w, 1, 65535) or not whole(w.c, 0, 1000000) or not whole(w.f, 0, 1000000)
-    or not whole(w.q, 0, MAX_TOKEN) or not whole(w.t, 1, MAX_INTERVAL) or not whole(w.d, 1, 1000000) then
-    corrupt(K.workers, 'field ' .. shown(id) .. ' is not a worker (w, c, f, q, t, d)')
+    or not whole(w.q, 0, MAX_TOKEN) or not whole(w.t, 1, MAX_INTERVAL) or not whole(w.d, 1, 1000000)
+    or not whole(w.a, 1, MAX_INTERVAL) then
+    corrupt(K.workers, 'field ' .. shown(id) .. ' is not a worker (w, c, f, q, t, d, a)')
   end
   return w
 end
@@ -235,9 +236,17 @@ local function rebuild(Q)
       call('XCLAIM', K.tasks, GROUP, WAITING, 0, id, 'JUSTID')
     end
   end
+  local longest = Q.activation
   for id, w in pairs(workers) do
     if not call('ZSCORE', K.leases, id) then call('ZADD', K.leases, Q.now + w.a, id) end
     write_worker(id, w)
+    longest = math.max(longest, w.a)
+  end
+  -- A lost config forgot the longest A: the quarantine lasts the longest a worker still has.
+  if longest > Q.activation then
+    Q.activation = longest
+    call('HSET', K.config, 'activationInterval', longest)
+    start_quarantine(Q, Q.quarantine_reason)
   end
 end
 
@@ -258,7 +267,8 @@ end
 
 local function load_queue()
   local now = read_now()
-  local c = call('HMGET', K.config, 'createdAt', 'replId', 'quarantineUntil', 'token', 'seq', 'activationInterval')
+  local c = call('HMGET', K.config, 'createdAt', 'replId', 'quarantineUntil', 'token', 'seq', 'activationInterval',
+    'quarantineReason')
   local Q = {
     now = now,
     exists = c[1] ~= false,
@@ -267,7 +277,7 @@ local function load_queue()
     token = config_number(c, 4, 'token', MAX_TOKEN),
     seq = config_number(c, 5, 'seq', MAX_TOKEN),
     activation = config_number(c, 6, 'activationInterval', MAX_INTERVAL),
-    quarantine_reason = '',
+    quarantine_reason = c[7] or '',
     changed = false,
     checked_server = false,
     dead = {},
@@ -362,10 +372,10 @@ local function dispatch(Q)
 end
 
 local function announce(Q)
-  if Q.changed then call('SPUBLISH', BASE .. 'events', Q.quarantine_reason) end
+  if Q.changed then call('SPUBLISH', BASE .. 'events', '') end
 end
 
--- What a worker's script replies: 1 status  2 now  3 quarantineUntil  4 quarantine reason ('' none)
+-- What a worker's script replies: 1 status  2 now  3 quarantineUntil  4 why the latest quarantine began
 --   5 tasks this worker no longer holds { id, ... }  6 dead letters made { id, deliveries, ... }
 local function reply(Q, status, lost)
   return { status, fmt(Q.now), fmt(Q.quarantine_until), Q.quarantine_reason, lost or {}, Q.dead }
