@@ -51,5 +51,6 @@ export {
   readQueue,
 } from './queue/monitor.js';
 export { QUEUE_DEFAULTS } from './queue/options.js';
+export { describeQueue, listQueues } from './queue/read.js';
 export type * from './queue/types.js';
 export { joinQueue, QueueWorker } from './queue/worker.js';

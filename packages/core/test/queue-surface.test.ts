@@ -4,10 +4,13 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join as joinPath } from 'node:path';
 import {
   ConfigError,
+  describeQueue,
   ENQUEUER_COMMANDS,
   enqueue,
   joinGroup,
   joinQueue,
+  listGroups,
+  listQueues,
   monitorQueue,
   QUEUE_MONITOR_COMMANDS,
   type QueueSnapshot,
@@ -139,6 +142,24 @@ describe('a worker', () => {
       expect(again.state).toBe('working');
     } finally {
       await cut.close();
+    }
+  });
+});
+
+describe('listQueues and describeQueue', () => {
+  it('list the queues apart from the groups, and read one', async () => {
+    const queue = uniqueGroup('q-listed');
+    const group = uniqueGroup('g-listed');
+    await enqueue({ redis: observer(), queue }, 'waits');
+    const member = await joinGroup({ redis: server().url, group, weight: 1, ...FAST });
+    try {
+      expect(await listQueues({ redis: server().url })).toContain(queue);
+      const groups = await listGroups({ redis: server().url });
+      expect(groups).toContain(group);
+      expect(groups.some((g) => g.includes(queue))).toBe(false);
+      expect(await describeQueue({ redis: server().url, queue })).toMatchObject({ queue, depth: 1, inFlight: 0 });
+    } finally {
+      await member.leave();
     }
   });
 });

@@ -16,19 +16,27 @@ export interface ReadOptions {
 
 /** Names of every group on the server (SCAN over the groups' config keys, never KEYS), sorted. */
 export async function listGroups(options: ReadOptions): Promise<string[]> {
+  // `{*}` also matches a queue's `{q:<queue>}`: a group name has no colon.
+  return scanNames(options, 'list groups', '{*}:config', /\{([^}:]*)\}:config$/);
+}
+
+/**
+ * The names `pattern` captures from the keys of every master that match `<prefix>:<glob>` (SCAN,
+ * never KEYS), sorted.
+ */
+export async function scanNames(options: ReadOptions, what: string, glob: string, pattern: RegExp): Promise<string[]> {
   validateRedisSource(options.redis);
   const prefix = validatePrefix(options.prefix ?? DEFAULT_PREFIX);
-  const pattern = `${prefix}:{*}:config`;
-  return withConnection(options.redis, options.timeout ?? 5000, 'list groups', async (connection) => {
+  return withConnection(options.redis, options.timeout ?? 5000, what, async (connection) => {
     const nodes = connection instanceof Cluster ? connection.nodes('master') : [connection];
     const names = new Set<string>();
     for (const node of nodes) {
       let cursor = '0';
       do {
-        const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+        const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}:${glob}`, 'COUNT', 1000);
         cursor = next;
         for (const key of keys) {
-          const match = /\{([^}]*)\}:config$/.exec(key);
+          const match = pattern.exec(key);
           if (match?.[1]) names.add(match[1]);
         }
       } while (cursor !== '0');
