@@ -1,5 +1,5 @@
 import { Cluster, Redis } from 'ioredis';
-import { withConnection } from '../connections.js';
+import { withConnection } from '../connections/pool.js';
 import { encodeData } from '../feed/encoding.js';
 import { DEFAULT_PREFIX } from '../keys.js';
 import { validateGroupName, validatePrefix, validateRedisSource } from '../options.js';

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
-import { connect, open, type RedisSource } from '../connections.js';
+import { connect } from '../connections/pool.js';
+import { open, type RedisSource } from '../connections/settings.js';
 import { decodeData } from '../feed/encoding.js';
 import type { TaskData } from './types.js';
 

@@ -1,8 +1,10 @@
 import { EventEmitter } from 'node:events';
 import type { Cluster, Redis } from 'ioredis';
 import { type Logger, pino } from 'pino';
-import { acquireLink, type Link, permissionError } from '../connections.js';
-import { CorruptStateError, corruptState, RedisUnavailableError, ScriptError, UnderstudyError } from '../errors.js';
+import { redisUser } from '../connections/diagnosis.js';
+import { acquireLink, type Link } from '../connections/pool.js';
+import { CorruptStateError, ScriptError } from '../errors.js';
+import { classify, corruptState, describe } from '../failures.js';
 import { DEFAULT_PREFIX } from '../keys.js';
 import { evalReadOnly } from '../lua.js';
 import { validateGroupName, validatePrefix, validateRedisSource } from '../options.js';
@@ -130,11 +132,7 @@ export class QueueMonitor extends EventEmitter<QueueMonitorEvents> {
       this.#fingerprint = fingerprint(this.#snapshot);
     } catch (error) {
       this.#release();
-      if (error instanceof UnderstudyError) throw error;
-      throw (
-        permissionError(error, this.#options.redis, `monitor queue ${this.queue}`) ??
-        new RedisUnavailableError(`cannot monitor queue ${this.queue}: ${describe(error)}`, { cause: error })
-      );
+      throw classify(error, { operation: `monitor queue ${this.queue}`, user: redisUser(this.#options.redis) });
     }
     this.#options.signal?.addEventListener('abort', this.#onAbort, { once: true });
     this.#arm(this.#snapshot);
@@ -214,10 +212,6 @@ export class QueueMonitor extends EventEmitter<QueueMonitorEvents> {
     this.#timer = setTimeout(() => void this.#read(), Math.max(MIN_READ_GAP_MS, delay));
     this.#timer.unref();
   }
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** Starts observing a queue; resolves after the first read. */

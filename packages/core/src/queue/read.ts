@@ -1,4 +1,4 @@
-import { withConnection } from '../connections.js';
+import { withConnection } from '../connections/pool.js';
 import { DEFAULT_PREFIX } from '../keys.js';
 import { type ReadOptions, scanNames } from '../monitor/read.js';
 import { validateGroupName, validatePrefix, validateRedisSource } from '../options.js';

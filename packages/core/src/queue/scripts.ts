@@ -1,6 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
-import { permissionError } from '../connections.js';
-import { ConfigError, corruptState, ScriptError, UnderstudyError } from '../errors.js';
+import { redisUser } from '../connections/diagnosis.js';
+import { ConfigError, ScriptError } from '../errors.js';
+import { classify, corruptState, isNotTheMaster } from '../failures.js';
 import { luaSource } from '../lua.js';
 import type { QueueKeys } from './keys.js';
 
@@ -51,16 +52,23 @@ export async function runQueueScript(
   try {
     return await call.call(connection, ...keyList, ...args);
   } catch (error) {
-    if (!(error instanceof Error) || error instanceof UnderstudyError) throw error;
-    const refused = permissionError(error, connection, `run the queue ${name} script on queue ${keys.queue}`);
-    if (refused) throw refused;
+    // The queue's own replies first; the rest (ACL refusals, timeouts, a lost connection) as
+    // failures.ts says for every script.
     const corrupt = corruptState(`queue ${keys.queue}`, error);
     if (corrupt) throw corrupt;
-    const exists = /^WORKER_EXISTS (.*)$/.exec(error.message);
-    if (exists)
-      throw new ConfigError('workerId', exists[1], `a live worker of queue ${keys.queue} already uses this id`);
-    if (/^ERR |^NOSCRIPT|user_script/.test(error.message)) throw new ScriptError(name, error.message, { cause: error });
-    throw error; // connection errors and timeouts: the caller decides what they mean
+    if (error instanceof Error && !isNotTheMaster(error)) {
+      const exists = /^WORKER_EXISTS (.*)$/.exec(error.message);
+      if (exists) {
+        throw new ConfigError('workerId', exists[1], `a live worker of queue ${keys.queue} already uses this id`);
+      }
+      if (/^ERR |^NOSCRIPT|user_script/.test(error.message))
+        throw new ScriptError(name, error.message, { cause: error });
+    }
+    throw classify(error, {
+      operation: `run the queue ${name} script on queue ${keys.queue}`,
+      user: redisUser(connection),
+      actor: workerId === undefined ? undefined : `worker ${workerId}`,
+    });
   }
 }
 

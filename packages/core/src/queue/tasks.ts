@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { CorruptStateError, PermissionError, ScriptError, StaleTaskError } from '../errors.js';
+import { describe } from '../failures.js';
 import type { Clock } from '../member/clock.js';
 import type { Delivery } from './inbox.js';
 import type { WorkerReply } from './scripts.js';
@@ -153,8 +154,4 @@ export class TaskRunner {
       }
     }
   }
-}
-
-export function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { RedisSource } from '../connections.js';
+import type { RedisSource } from '../connections/settings.js';
 import type { JsonValue } from '../feed/encoding.js';
 import type { Clock } from '../member/clock.js';
 

@@ -3,8 +3,10 @@ import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Logger, pino } from 'pino';
-import { acquireLink, type Link, permissionError } from '../connections.js';
-import { ConfigError, CorruptStateError, PermissionError, RedisUnavailableError, UnderstudyError } from '../errors.js';
+import { redisUser } from '../connections/diagnosis.js';
+import { acquireLink, type Link } from '../connections/pool.js';
+import { ConfigError, CorruptStateError, PermissionError, RedisUnavailableError } from '../errors.js';
+import { classify, describe } from '../failures.js';
 import { DEFAULT_PREFIX } from '../keys.js';
 import { type Clock, lagMonitor, monotonicClock } from '../member/clock.js';
 import {
@@ -20,7 +22,7 @@ import { type QueueKeys, queueKeys } from './keys.js';
 import { LeaseClock } from './lease.js';
 import { type WorkerSettings, workerSettings } from './options.js';
 import { parseWorkerReply, type QueueScriptName, runQueueScript, type WorkerReply } from './scripts.js';
-import { describe, TaskRunner } from './tasks.js';
+import { TaskRunner } from './tasks.js';
 import type { JoinQueueOptions, QueueAdvisoryCode, WorkerEvents, WorkerState } from './types.js';
 
 /**
@@ -137,13 +139,11 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
     } catch (error) {
       await this.#close();
       if (signal?.aborted) throw signal.reason;
-      if (error instanceof UnderstudyError) throw error;
-      throw (
-        permissionError(error, this.#options.redis, `join queue ${this.queue}`) ??
-        new RedisUnavailableError(`worker ${this.id} could not join queue ${this.queue}: ${describe(error)}`, {
-          cause: error,
-        })
-      );
+      throw classify(error, {
+        operation: `join queue ${this.queue}`,
+        user: redisUser(this.#options.redis),
+        actor: `worker ${this.id}`,
+      });
     }
     // Aborted while the join script ran: the worker is in the queue, so it leaves it again.
     if (signal?.aborted) {
@@ -213,7 +213,7 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
       ]);
     } catch (error) {
       if (joining) throw error;
-      if (describe(error).includes('timed out')) this.#link?.resetLease();
+      if (error instanceof RedisUnavailableError && error.timedOut) this.#link?.resetLease();
       if (!this.#redisDown) {
         this.#redisDown = true;
         this.#advise(failureCode(error), `renewal failed: ${describe(error)}`, { error: describe(error) });
@@ -328,15 +328,7 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
     const link = this.#link;
     if (!link) throw new RedisUnavailableError(`worker ${this.id} has no connection`);
     const sentAt = this.#clock.now();
-    let raw: unknown;
-    try {
-      raw = await runQueueScript(link.lease, name, this.#keys, args, this.id);
-    } catch (error) {
-      if (error instanceof UnderstudyError) throw error;
-      throw new RedisUnavailableError(`${name} for worker ${this.id} of queue ${this.queue}: ${describe(error)}`, {
-        cause: error,
-      });
-    }
+    const raw = await runQueueScript(link.lease, name, this.#keys, args, this.id);
     const reply = parseWorkerReply(name, raw);
     this.#time.noteReply(sentAt, reply.serverNow);
     for (const dead of reply.dead) {
