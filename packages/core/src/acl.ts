@@ -133,6 +133,7 @@ export const QUEUE_MONITOR_COMMANDS: readonly string[] = unique([
   'time',
   'hget',
   'hgetall',
+  'hmget',
   'xlen',
   'zcard',
   'zrange',

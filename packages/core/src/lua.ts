@@ -28,6 +28,7 @@ export async function evalReadOnly(
   connection: Redis | Cluster,
   file: string,
   keys: readonly string[],
+  args: readonly (string | number)[] = [],
 ): Promise<unknown> {
   const source = luaSource(file);
   let sha = shas.get(file);
@@ -36,9 +37,9 @@ export async function evalReadOnly(
     shas.set(file, sha);
   }
   try {
-    return await connection.call('EVALSHA_RO', sha, keys.length, ...keys);
+    return await connection.call('EVALSHA_RO', sha, keys.length, ...keys, ...args);
   } catch (error) {
     if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-    return await connection.call('EVAL_RO', source, keys.length, ...keys);
+    return await connection.call('EVAL_RO', source, keys.length, ...keys, ...args);
   }
 }

@@ -2,11 +2,14 @@ import { type Registry, register } from 'prom-client';
 import { ConfigError } from '../errors.js';
 import type { Member } from '../member/member.js';
 import type { Monitor } from '../monitor/monitor.js';
+import type { QueueMonitor } from '../queue/monitor.js';
+import type { QueueWorker } from '../queue/worker.js';
 import { GroupMetrics } from './group.js';
 import { MemberMetrics } from './member.js';
+import { QueueMetrics, WorkerMetrics } from './queue.js';
 
 /**
- * Prometheus metrics for members and monitors, through prom-client (an optional peer
+ * Prometheus metrics for members, queue workers and monitors, through prom-client (an optional peer
  * dependency: only this subpath imports it, and `@understudy/core` never imports this
  * subpath). docs/METRICS.md lists every metric.
  */
@@ -30,6 +33,17 @@ export interface UnderstudyMetrics {
    * that stops recording and removes the group's gauges.
    */
   instrumentMonitor(monitor: Monitor): () => void;
+  /**
+   * Records a queue as a queue monitor sees it: depth, tasks in flight, dead letters, live
+   * workers and their capacity, quarantine. Returns a function that stops recording and
+   * removes the queue's gauges.
+   */
+  instrumentQueueMonitor(monitor: QueueMonitor): () => void;
+  /**
+   * Records a worker's tasks from now on: enqueue → delivery wait, re-deliveries, handler
+   * durations, outcomes and advisories. Returns a function that stops recording.
+   */
+  instrumentWorker(worker: QueueWorker): () => void;
 }
 
 export const METRICS_DEFAULTS = Object.freeze({ prefix: 'understudy_' });
@@ -57,10 +71,12 @@ export function createMetrics(options: MetricsOptions = {}): UnderstudyMetrics {
   return metrics;
 }
 
-/** Registers the member and the group metrics when first used, so a scrape lists only what is recorded. */
+/** Registers each kind of metrics (members, groups, workers, queues) when first used, so a scrape lists only what is recorded. */
 class Metrics implements UnderstudyMetrics {
   #members: MemberMetrics | undefined;
   #groups: GroupMetrics | undefined;
+  #queues: QueueMetrics | undefined;
+  #workers: WorkerMetrics | undefined;
 
   constructor(
     readonly registry: Registry,
@@ -75,5 +91,15 @@ class Metrics implements UnderstudyMetrics {
   instrumentMonitor(monitor: Monitor): () => void {
     this.#groups ??= new GroupMetrics(this.registry, this.prefix);
     return this.#groups.instrument(monitor);
+  }
+
+  instrumentQueueMonitor(monitor: QueueMonitor): () => void {
+    this.#queues ??= new QueueMetrics(this.registry, this.prefix);
+    return this.#queues.instrument(monitor);
+  }
+
+  instrumentWorker(worker: QueueWorker): () => void {
+    this.#workers ??= new WorkerMetrics(this.registry, this.prefix);
+    return this.#workers.instrument(worker);
   }
 }

@@ -9,7 +9,7 @@ import { DEFAULT_PREFIX } from '../keys.js';
 import { evalReadOnly } from '../lua.js';
 import { validateGroupName, validatePrefix, validateRedisSource } from '../options.js';
 import { type QueueKeys, queueKeys } from './keys.js';
-import type { QueueOptions, QueueSnapshot, QueueWorkerSnapshot } from './types.js';
+import type { QueueOptions, QueueSnapshot, QueueTaskSnapshot, QueueWorkerSnapshot } from './types.js';
 
 export interface MonitorQueueOptions extends QueueOptions {
   logger?: Logger;
@@ -28,17 +28,22 @@ const MIN_READ_GAP_MS = 20;
 /** With no worker and no message, the monitor still reads this often (a change it missed). */
 const IDLE_READ_MS = 5000;
 
+/** Tasks in flight a read lists (the soonest to expire first). */
+export const LISTED_TASKS = 100;
+
 /** Reads a queue's state with the read-only observe script (lua/queue/observe.lua). */
 export async function readQueue(connection: Redis | Cluster, keys: QueueKeys): Promise<QueueSnapshot> {
   let raw: unknown;
   try {
-    raw = await evalReadOnly(connection, 'queue/observe.lua', keys.scriptKeys);
+    raw = await evalReadOnly(connection, 'queue/observe.lua', keys.scriptKeys, [LISTED_TASKS]);
   } catch (error) {
     throw corruptState(`queue ${keys.queue}`, error) ?? error;
   }
-  if (!Array.isArray(raw) || raw.length !== 7)
+  if (!Array.isArray(raw) || raw.length !== 11)
     throw new ScriptError('observe', `unexpected reply ${JSON.stringify(raw)}`);
-  const [now, quarantine, length, inFlight, dead, records, leases] = raw as [
+  const [now, quarantine, reason, createdAt, length, inFlight, dead, records, leases, listed, deliveries] = raw as [
+    string,
+    string,
     string,
     string,
     number,
@@ -46,8 +51,11 @@ export async function readQueue(connection: Redis | Cluster, keys: QueueKeys): P
     number,
     string[],
     string[],
+    string[],
+    (string | null)[],
   ];
   const serverNow = Number(now);
+  const quarantineUntil = Number(quarantine) > serverNow ? Number(quarantine) : 0;
   const deadlines = new Map<string, number>();
   for (let i = 0; i < leases.length; i += 2) deadlines.set(String(leases[i]), Number(leases[i + 1]));
   const workers: QueueWorkerSnapshot[] = [];
@@ -55,36 +63,65 @@ export async function readQueue(connection: Redis | Cluster, keys: QueueKeys): P
     const id = String(records[i]);
     const leaseRemainingMs = (deadlines.get(id) ?? 0) - serverNow;
     if (leaseRemainingMs <= 0) continue; // lapsed: not live, whether or not a script removed it yet
-    let record: { w?: unknown; c?: unknown; f?: unknown };
-    try {
-      record = JSON.parse(String(records[i + 1])) as typeof record;
-    } catch (error) {
-      throw new CorruptStateError(`queue ${keys.queue}`, keys.workers, `field ${id} is not a JSON object`, {
-        cause: error,
-      });
-    }
+    const record = parseRecord(keys, keys.workers, id, records[i + 1]);
     workers.push({
       id,
       weight: Number(record.w),
       capacity: Number(record.c),
       inFlight: Number(record.f),
       leaseRemainingMs,
+      lastReceivedAt: Number(record.r ?? 0),
     });
   }
   workers.sort((a, b) => b.weight - a.weight || a.id.localeCompare(b.id));
+  const tasks: QueueTaskSnapshot[] = [];
+  for (let i = 0; i < listed.length; i += 2) {
+    const id = String(listed[i]);
+    const delivery = deliveries[i / 2];
+    if (delivery === null || delivery === undefined) continue; // a deadline without its record: lost state, the next script rebuilds
+    const record = parseRecord(keys, keys.deliveries, id, delivery);
+    tasks.push({
+      id,
+      worker: String(record.w),
+      deliveries: Number(record.n),
+      token: Number(record.k),
+      remainingMs: Number(listed[i + 1]) - serverNow,
+    });
+  }
   return {
     queue: keys.queue,
+    createdAt: Number(createdAt),
+    serverTime: serverNow,
     depth: Math.max(0, Number(length) - Number(inFlight)),
     inFlight: Number(inFlight),
     dead: Number(dead),
     workers,
-    quarantineUntil: Number(quarantine) > serverNow ? Number(quarantine) : 0,
+    tasks,
+    quarantineUntil,
+    quarantineReason: quarantineUntil > 0 ? String(reason) : '',
   };
 }
 
-/** What a change compares: everything but the lease times, which move with every renewal. */
+/** A JSON record of the workers' or the deliveries' hash. */
+function parseRecord(keys: QueueKeys, key: string, field: string, raw: unknown): Record<string, unknown> {
+  try {
+    const record: unknown = JSON.parse(String(raw));
+    if (record !== null && typeof record === 'object' && !Array.isArray(record))
+      return record as Record<string, unknown>;
+  } catch (error) {
+    throw new CorruptStateError(`queue ${keys.queue}`, key, `field ${field} is not a JSON object`, { cause: error });
+  }
+  throw new CorruptStateError(`queue ${keys.queue}`, key, `field ${field} is not a JSON object`);
+}
+
+/** What a change compares: everything but the times that move with every read and renewal. */
 function fingerprint(s: QueueSnapshot): string {
-  return JSON.stringify({ ...s, workers: s.workers.map(({ leaseRemainingMs: _, ...w }) => w) });
+  return JSON.stringify({
+    ...s,
+    serverTime: 0,
+    workers: s.workers.map(({ leaseRemainingMs: _, ...w }) => w),
+    tasks: s.tasks.map(({ remainingMs: _, ...t }) => t),
+  });
 }
 
 /**
@@ -112,7 +149,18 @@ export class QueueMonitor extends EventEmitter<QueueMonitorEvents> {
     validateRedisSource(options.redis);
     this.#options = options;
     this.#keys = queueKeys(this.queue, validatePrefix(options.prefix ?? DEFAULT_PREFIX));
-    this.#snapshot = { queue: this.queue, depth: 0, inFlight: 0, dead: 0, workers: [], quarantineUntil: 0 };
+    this.#snapshot = {
+      queue: this.queue,
+      createdAt: 0,
+      serverTime: 0,
+      depth: 0,
+      inFlight: 0,
+      dead: 0,
+      workers: [],
+      tasks: [],
+      quarantineUntil: 0,
+      quarantineReason: '',
+    };
     this.#log =
       options.logger?.child({ component: 'understudy-queue-monitor', queue: this.queue }) ?? pino({ enabled: false });
   }

@@ -78,6 +78,17 @@ export interface QueueAdvisory {
   [detail: string]: unknown;
 }
 
+/** A delivery whose handler starts at this worker. */
+export interface TaskStarted {
+  id: string;
+  token: number;
+  deliveries: number;
+  /** Redis ms when the task was enqueued (its stream id's time). */
+  enqueuedAt: number;
+  /** Redis ms when the queue delivered it to this worker; the handler starts one inbox read later. */
+  deliveredAt: number;
+}
+
 /** How one delivery ended at this worker. */
 export interface TaskSettled {
   id: string;
@@ -100,6 +111,7 @@ export interface TaskSettled {
 export type WorkerState = 'working' | 'leaving' | 'left';
 
 export interface WorkerEvents {
+  start: [TaskStarted];
   task: [TaskSettled];
   advisory: [QueueAdvisory];
   error: [Error];
@@ -112,10 +124,27 @@ export interface QueueWorkerSnapshot {
   capacity: number;
   inFlight: number;
   leaseRemainingMs: number;
+  /** Redis ms of its latest delivery (0: none yet). */
+  lastReceivedAt: number;
+}
+
+/** A task in flight: which worker holds it, and until when. */
+export interface QueueTaskSnapshot {
+  id: string;
+  worker: string;
+  /** Which delivery this is (1 the first time). */
+  deliveries: number;
+  token: number;
+  /** ms until the delivery expires and the task goes to another worker. */
+  remainingMs: number;
 }
 
 export interface QueueSnapshot {
   queue: string;
+  /** Redis ms when the queue was first used (0: no such queue: nothing enqueued, no worker ever joined). */
+  createdAt: number;
+  /** Redis time of the read (ms). */
+  serverTime: number;
   /** Tasks waiting: never delivered, or waiting for re-delivery. */
   depth: number;
   inFlight: number;
@@ -123,6 +152,10 @@ export interface QueueSnapshot {
   dead: number;
   /** Live workers, heaviest first. */
   workers: QueueWorkerSnapshot[];
+  /** Tasks in flight, the soonest to expire first: at most 100 of them (`inFlight` counts all). */
+  tasks: QueueTaskSnapshot[];
   /** Redis ms until which nothing is dispatched (0: none). */
   quarantineUntil: number;
+  /** Why the latest quarantine began (`lost-state:<keys>`, `server-changed`); '' with none now. */
+  quarantineReason: string;
 }

@@ -56,7 +56,10 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
   #leaseLost = false;
   #quarantineReported = 0;
   #leaving: Promise<void> | undefined;
-  /** Deliveries read before the join's reply (the join dispatches): run once the lease is known. */
+  /**
+   * Deliveries read before the join's reply (the join dispatches): run once the lease is known,
+   * right after `joinQueue` resolved.
+   */
   #early: Delivery[] | undefined = [];
 
   /** Use `joinQueue()`. */
@@ -133,9 +136,12 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
         (error) => this.#log.debug({ error: describe(error) }, 'inbox read failed; reading again'),
       );
       await this.#join();
-      const early = this.#early ?? [];
-      this.#early = undefined;
-      for (const delivery of early) this.#onDelivery(delivery);
+      // After joinQueue resolved: listeners attached at once see these deliveries' events too.
+      setImmediate(() => {
+        const early = this.#early ?? [];
+        this.#early = undefined;
+        for (const delivery of early) this.#onDelivery(delivery);
+      });
     } catch (error) {
       await this.#close();
       if (signal?.aborted) throw signal.reason;
@@ -278,6 +284,10 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
       this.#log.debug({ task: delivery.id, token: delivery.token }, 'delivery expired before it was read; not started');
       return;
     }
+    const { id, token, deliveries, expires } = delivery;
+    // The stream id is the enqueue's Redis ms; the delivery expires completeTime after its dispatch.
+    const enqueuedAt = Number(id.slice(0, id.indexOf('-')));
+    this.#emitSafe('start', { id, token, deliveries, enqueuedAt, deliveredAt: expires - this.#settings.completeTime });
     this.#tasks.start(delivery, deadline);
   }
 

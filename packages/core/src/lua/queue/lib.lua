@@ -8,7 +8,8 @@
 --                        activationInterval (the longest A of any worker: a quarantine lasts it)
 --   2 workers    hash    worker id -> cjson { w = weight, c = capacity, t = completeTime,
 --                        d = maxDeliveries, a = activationInterval, f = tasks in flight,
---                        q = seq of its latest delivery (0: none yet), n = nonce, h = host, p = pid }
+--                        q = seq of its latest delivery (0: none yet), r = when it got it (Redis ms),
+--                        n = nonce, h = host, p = pid }
 --   3 leases     zset    worker id -> lease deadline (Redis ms)
 --   4 order      zset    worker id -> dispatch score (lowest first), only while it has free capacity
 --   5 deliveries hash    task id -> cjson { w = worker ('' while waiting for re-delivery),
@@ -362,7 +363,7 @@ local function dispatch(Q)
       call('ZADD', K.deadlines, r.e, task)
       Q.seq = Q.seq + 1
       call('HSET', K.config, 'seq', Q.seq)
-      w.f, w.q = w.f + 1, Q.seq
+      w.f, w.q, w.r = w.f + 1, Q.seq, Q.now
       write_worker(id, w)
       -- Header line, then the data: `<task> <token> <deliveries> <expires> <type>\n<data>`.
       call('RPUSH', inbox(id), table.concat({ task, fmt(r.k), r.n, fmt(r.e), f.t or 's' }, ' ') .. '\n' .. (f.d or ''))
