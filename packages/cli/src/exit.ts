@@ -20,7 +20,7 @@ export const ExitCode = Object.freeze({
 
 export const EXIT_CODES_HELP = `Exit codes (see docs/CLI.md):
   0    success
-  1    failure; status: no such group, or a group that cannot be read
+  1    failure; status: no such group, or a group or queue that cannot be read; queue: no such queue
   2    invalid usage or option
   3    Redis cannot be reached
   4    the group runs with another active goal or activation interval

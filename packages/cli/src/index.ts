@@ -5,6 +5,7 @@ import { dashboardCommand } from './commands/dashboard/index.js';
 import { demoCommand } from './commands/demo/index.js';
 import { groupCommand } from './commands/group/index.js';
 import { monitorCommand } from './commands/monitor/index.js';
+import { queueCommand } from './commands/queue/index.js';
 import { runCommand } from './commands/run/index.js';
 import { statusCommand } from './commands/status/index.js';
 import { EXIT_CODES_HELP, ExitCode, exitCodeOf, messageOf } from './exit.js';
@@ -35,6 +36,7 @@ ${EXIT_CODES_HELP}`,
     runCommand(io, exit).passThroughOptions(),
     monitorCommand(io, exit),
     statusCommand(io, exit),
+    queueCommand(io, exit),
     dashboardCommand(io, exit),
     groupCommand(io, exit),
     aclCommand(io, exit),

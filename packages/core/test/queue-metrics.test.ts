@@ -6,7 +6,7 @@ import { createMetrics, type UnderstudyMetrics } from '@understudy/core/metrics'
 import { metricValue, parseMetrics } from '@understudy/testkit';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { fileServer, gate, uniqueGroup, waitFor, workerFactory } from './helpers.js';
+import { FAST, fileServer, gate, uniqueGroup, waitFor, workerFactory } from './helpers.js';
 
 const { server, observer } = fileServer();
 const join = workerFactory(server);
@@ -57,7 +57,7 @@ describe('describeQueue', () => {
     expect(heavy?.id).toBe('busy');
     expect(heavy?.lastReceivedAt).toBeGreaterThanOrEqual(before);
     expect(heavy?.lastReceivedAt).toBeLessThanOrEqual(s.serverTime);
-    expect(light).toMatchObject({ id: 'idle', lastReceivedAt: 0 });
+    expect(light).toMatchObject({ id: 'idle', lastReceivedAt: 0, activationInterval: FAST.activationInterval });
     held.open();
     await waitFor(async () => (await describeQueue({ redis: server().url, queue })).tasks.length === 0, 'no tasks');
     expect(idle.inFlight).toBe(0);

@@ -69,6 +69,7 @@ export async function readQueue(connection: Redis | Cluster, keys: QueueKeys): P
       weight: Number(record.w),
       capacity: Number(record.c),
       inFlight: Number(record.f),
+      activationInterval: Number(record.a),
       leaseRemainingMs,
       lastReceivedAt: Number(record.r ?? 0),
     });

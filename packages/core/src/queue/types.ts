@@ -123,6 +123,8 @@ export interface QueueWorkerSnapshot {
   weight: number;
   capacity: number;
   inFlight: number;
+  /** Its lease A (ms). */
+  activationInterval: number;
   leaseRemainingMs: number;
   /** Redis ms of its latest delivery (0: none yet). */
   lastReceivedAt: number;
@@ -135,7 +137,10 @@ export interface QueueTaskSnapshot {
   /** Which delivery this is (1 the first time). */
   deliveries: number;
   token: number;
-  /** ms until the delivery expires and the task goes to another worker. */
+  /**
+   * ms until the delivery expires and the task goes to another worker; negative once it expired
+   * (the next script run on the queue hands it back: a monitor only reads).
+   */
   remainingMs: number;
 }
 

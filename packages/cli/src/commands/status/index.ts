@@ -1,4 +1,13 @@
-import { describeGroup, type GroupSnapshot, listGroups, readHistory, type Transition } from '@understudy/core';
+import {
+  describeGroup,
+  describeQueue,
+  type GroupSnapshot,
+  listGroups,
+  listQueues,
+  type QueueSnapshot,
+  readHistory,
+  type Transition,
+} from '@understudy/core';
 import { Command } from 'commander';
 import pc from 'picocolors';
 import { ExitCode, exitCodeOf, messageOf } from '../../exit.js';
@@ -11,6 +20,7 @@ import {
   redisSource,
   withConnectionOptions,
 } from '../../options.js';
+import { quarantine } from '../queue/view.js';
 
 interface StatusOptions extends ConnectionOptions {
   json?: boolean;
@@ -19,13 +29,14 @@ interface StatusOptions extends ConnectionOptions {
 
 export function statusCommand(io: Io, exit: (code: number) => void): Command {
   return withConnectionOptions(new Command('status'))
-    .summary('show groups, their members and recent transitions')
+    .summary('show groups and queues, or one group’s members and recent transitions')
     .description(
       'Without a group: one line per group, sorted by name (active against goal, members, ' +
-        'version, quarantine, last transition); a group that cannot be read is listed with ' +
-        'its error and makes the exit code non-zero. With a group: its members with rank, ' +
-        'weight, state, epoch and lease, and the recent transitions with their times; exit ' +
-        'code 1 if the group does not exist. Read-only.',
+        'version, quarantine, last transition), then one line per distributed queue (depth, ' +
+        'workers, tasks in flight, dead letters, quarantine; details: understudy queue); a group ' +
+        'or queue that cannot be read is listed with its error and makes the exit code non-zero. ' +
+        'With a group: its members with rank, weight, state, epoch and lease, and the recent ' +
+        'transitions with their times; exit code 1 if the group does not exist. Read-only.',
     )
     .argument('[group]', 'one group to show in detail')
     .option('--json', 'print JSON instead of tables')
@@ -73,52 +84,95 @@ async function oneGroup(group: string, options: StatusOptions, io: Io): Promise<
 }
 
 async function allGroups(options: StatusOptions, io: Io): Promise<number> {
-  const names = await listGroups({ redis: redisSource(options), prefix: options.prefix });
+  const source = { redis: redisSource(options), prefix: options.prefix };
+  const [names, queueNames] = await Promise.all([listGroups(source), listQueues(source)]);
+  const colour = io.isTTY;
   const groups: Detail[] = [];
-  const failed: { group: string; error: string; code: number }[] = [];
-  // One group whose state cannot be read must not hide the others.
+  const queues: QueueSnapshot[] = [];
+  const failed: ({ group: string; error: string } | { queue: string; error: string })[] = [];
+  const codes: number[] = [];
+  /** A group or queue whose state cannot be read must not hide the others: its line says why. */
+  const unreadable = (entry: { group: string } | { queue: string }, name: string, error: unknown) => {
+    failed.push({ ...entry, error: messageOf(error) });
+    codes.push(exitCodeOf(error));
+    const text = `cannot be read: ${shown(messageOf(error))}`;
+    return [shown(name), '?', '?', '?', '?', colour ? pc.red(text) : text];
+  };
+  const groupRows: string[][] = [];
   for (const name of names) {
     try {
-      groups.push(await read(name, options, options.json ? options.history : 1));
+      const d = await read(name, options, options.json ? options.history : 1);
+      groups.push(d);
+      groupRows.push(groupRow(d, colour));
     } catch (error) {
-      failed.push({ group: name, error: messageOf(error), code: exitCodeOf(error) });
+      groupRows.push(unreadable({ group: name }, name, error));
     }
   }
-  const code = failed[0]?.code ?? ExitCode.ok;
+  const queueRows: string[][] = [];
+  for (const queue of queueNames) {
+    try {
+      const q = await describeQueue({ ...source, queue });
+      queues.push(q);
+      queueRows.push(queueRow(q));
+    } catch (error) {
+      queueRows.push(unreadable({ queue }, queue, error));
+    }
+  }
+  const code = codes[0] ?? ExitCode.ok;
   if (options.json) {
-    io.stdout(`${json({ groups, failed: failed.map(({ group, error }) => ({ group, error })) }, 2)}\n`);
+    io.stdout(`${json({ groups, queues, failed }, 2)}\n`);
     return code;
   }
-  if (names.length === 0) {
-    io.stdout(`no groups under prefix ${options.prefix} on ${describeConnection(options)}\n`);
+  if (names.length === 0 && queueNames.length === 0) {
+    io.stdout(`no groups or queues under prefix ${options.prefix} on ${describeConnection(options)}\n`);
     return ExitCode.ok;
   }
-  const colour = io.isTTY;
-  const header = ['GROUP', 'ACTIVE', 'MEMBERS', 'VERSION', 'QUARANTINE', 'LAST TRANSITION'];
-  const byName = new Map<string, string[]>();
-  for (const d of groups) {
-    const count = `${d.activeCount}/${d.activeGoal}`;
-    const healthy = d.activeCount === Math.min(d.activeGoal, d.members.length);
-    const last = d.transitions.at(-1);
-    byName.set(d.group, [
-      shown(d.group),
-      colour ? (healthy ? pc.green(count) : pc.yellow(count)) : count,
-      String(d.members.length),
-      String(d.version),
-      d.quarantineRemainingMs > 0 ? `${(d.quarantineRemainingMs / 1000).toFixed(1)}s` : '-',
-      last
-        ? transitionLine(last)
-            .filter((cell) => cell !== '-')
-            .join(' ')
-        : '-',
-    ]);
+  const bold = (cells: string[]) => (colour ? cells.map((c) => pc.bold(c)) : cells);
+  const tables: string[][] = [];
+  const counted: string[] = [];
+  const details: string[] = [];
+  if (names.length > 0) {
+    tables.push(
+      columns([bold(['GROUP', 'ACTIVE', 'MEMBERS', 'VERSION', 'QUARANTINE', 'LAST TRANSITION']), ...groupRows]),
+    );
+    counted.push(plural(names.length, 'group'));
+    details.push('understudy status <group>');
   }
-  for (const f of failed) {
-    const text = `cannot be read: ${shown(f.error)}`;
-    byName.set(f.group, [shown(f.group), '?', '?', '?', '?', colour ? pc.red(text) : text]);
+  if (queueNames.length > 0) {
+    tables.push(columns([bold(['QUEUE', 'DEPTH', 'WORKERS', 'IN FLIGHT', 'DEAD', 'QUARANTINE']), ...queueRows]));
+    counted.push(plural(queueNames.length, 'queue'));
+    details.push('understudy queue <queue>');
   }
-  const table = columns([colour ? header.map((h) => pc.bold(h)) : header, ...names.map((n) => byName.get(n) ?? [])]);
-  const tally = `${plural(names.length, 'group')}${failed.length ? `, ${failed.length} unreadable` : ''}`;
-  io.stdout(`${table.join('\n')}\n${tally} · details: understudy status <group>\n`);
+  const tally = `${counted.join(', ')}${failed.length ? `, ${failed.length} unreadable` : ''}`;
+  io.stdout(`${tables.map((t) => t.join('\n')).join('\n\n')}\n${tally} · details: ${details.join(', ')}\n`);
   return code;
+}
+
+function groupRow(d: Detail, colour: boolean): string[] {
+  const count = `${d.activeCount}/${d.activeGoal}`;
+  const healthy = d.activeCount === Math.min(d.activeGoal, d.members.length);
+  const last = d.transitions.at(-1);
+  return [
+    shown(d.group),
+    colour ? (healthy ? pc.green(count) : pc.yellow(count)) : count,
+    String(d.members.length),
+    String(d.version),
+    d.quarantineRemainingMs > 0 ? `${(d.quarantineRemainingMs / 1000).toFixed(1)}s` : '-',
+    last
+      ? transitionLine(last)
+          .filter((cell) => cell !== '-')
+          .join(' ')
+      : '-',
+  ];
+}
+
+function queueRow(q: QueueSnapshot): string[] {
+  return [
+    shown(q.queue),
+    String(q.depth),
+    String(q.workers.length),
+    String(q.inFlight),
+    String(q.dead),
+    quarantine(q).replace(/^quarantine /, '') || '-',
+  ];
 }

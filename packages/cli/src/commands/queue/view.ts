@@ -1,0 +1,71 @@
+import type { QueueSnapshot } from '@understudy/core';
+import pc from 'picocolors';
+import { clock, columns, leaseBar, plural, shown } from '../../format.js';
+
+/** Seconds with one decimal: `1.8s`. */
+function seconds(ms: number): string {
+  return `${(Math.max(0, ms) / 1000).toFixed(1)}s`;
+}
+
+/** `quarantine 1.2s (server-changed)`, or '' with none. */
+export function quarantine(s: QueueSnapshot, elapsedMs = 0): string {
+  const left = s.quarantineUntil - s.serverTime - elapsedMs;
+  if (s.quarantineUntil === 0 || left <= 0) return '';
+  return `quarantine ${seconds(left)}${s.quarantineReason ? ` (${shown(s.quarantineReason)})` : ''}`;
+}
+
+/** `queue thumbnails · depth 3 · 2 in flight · 2 workers · 0 dead letters`. */
+export function queueHeadline(s: QueueSnapshot, colour: boolean, elapsedMs = 0): string {
+  const depth = `depth ${s.depth}`;
+  const waiting = s.depth > 0 && s.workers.every((w) => w.inFlight >= w.capacity);
+  const dead = plural(s.dead, 'dead letter');
+  const held = quarantine(s, elapsedMs);
+  return [
+    `queue ${shown(s.queue)}`,
+    colour && waiting ? pc.yellow(depth) : depth,
+    `${s.inFlight} in flight`,
+    plural(s.workers.length, 'worker'),
+    colour && s.dead > 0 ? pc.red(dead) : dead,
+    ...(held ? [colour ? pc.red(held) : held] : []),
+  ].join(' · ');
+}
+
+/**
+ * The queue in full: the headline, its workers (heaviest first) and its tasks in flight (the
+ * soonest to expire first); `elapsedMs` ages the times since the snapshot was read.
+ */
+export function queueView(s: QueueSnapshot, colour: boolean, elapsedMs = 0): string[] {
+  const bold = (cells: string[]) => (colour ? cells.map((c) => pc.bold(c)) : cells);
+  const lines = [queueHeadline(s, colour, elapsedMs)];
+  if (s.workers.length === 0) lines.push('  (no workers)');
+  else {
+    const rows = s.workers.map((w) => [
+      shown(w.id),
+      String(w.weight),
+      String(w.capacity),
+      String(w.inFlight),
+      leaseBar(w.leaseRemainingMs - elapsedMs, w.activationInterval),
+      w.lastReceivedAt > 0
+        ? `${clock(w.lastReceivedAt)} (${seconds(s.serverTime + elapsedMs - w.lastReceivedAt)} ago)`
+        : '-',
+    ]);
+    const header = ['WORKER', 'WEIGHT', 'CAPACITY', 'IN FLIGHT', 'LEASE', 'LAST RECEIVED'];
+    lines.push(...columns([bold(header), ...rows]).map((l) => `  ${l}`));
+  }
+  if (s.tasks.length > 0) {
+    const rows = s.tasks.map((t) => [
+      shown(t.id),
+      shown(t.worker),
+      String(t.deliveries),
+      String(t.token),
+      t.remainingMs - elapsedMs > 0 ? seconds(t.remainingMs - elapsedMs) : 'expired',
+    ]);
+    lines.push(
+      '',
+      ...columns([bold(['TASK', 'WORKER', 'DELIVERY', 'TOKEN', 'EXPIRES IN']), ...rows]).map((l) => `  ${l}`),
+    );
+    const more = s.inFlight - s.tasks.length;
+    if (more > 0) lines.push(`  … ${more} more in flight`);
+  }
+  return lines;
+}
