@@ -1,15 +1,16 @@
 import { readFileSync } from 'node:fs';
-import { monitorGroup } from '@understudy/core';
+import { monitorGroup, monitorQueue } from '@understudy/core';
 import { createMetrics } from '@understudy/core/metrics';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { fileServer, memberFactory, uniqueGroup } from './helpers.js';
+import { fileServer, memberFactory, uniqueGroup, workerFactory } from './helpers.js';
 
 /** The dashboard operators import into Grafana (docs/grafana/README.md). */
 const DASHBOARD = new URL('../../../docs/grafana/understudy.json', import.meta.url);
 
 const { server } = fileServer();
 const join = memberFactory(server);
+const work = workerFactory(server);
 
 interface Target {
   refId: string;
@@ -90,14 +91,26 @@ function seriesNames(expr: string): string[] {
   return names;
 }
 
-/** The series names the library exports, from a registry its members and monitors recorded into. */
+/**
+ * The series names the library exports, from a registry a member, a worker and both kinds of
+ * monitor recorded into (the member leaves before the worker joins: a process is one or the other).
+ */
 async function exportedSeries(): Promise<{ families: string[]; series: Set<string> }> {
   const metrics = createMetrics({ registry: new Registry() });
   const group = uniqueGroup('grafana');
+  const queue = uniqueGroup('grafana-q');
   const member = await join({ group, memberId: 'm', weight: 1 });
   const monitor = await monitorGroup({ redis: server().url, group });
-  const stops = [metrics.instrumentMember(member), metrics.instrumentMonitor(monitor)];
+  const queueMonitor = await monitorQueue({ redis: server().url, queue });
+  const stops = [
+    metrics.instrumentMember(member),
+    metrics.instrumentMonitor(monitor),
+    metrics.instrumentQueueMonitor(queueMonitor),
+  ];
   try {
+    await member.leave();
+    const worker = await work({ queue, workerId: 'w' });
+    stops.push(metrics.instrumentWorker(worker));
     const families = await metrics.registry.getMetricsAsJSON();
     const series = new Set<string>();
     for (const { name, type } of families) {
@@ -107,8 +120,7 @@ async function exportedSeries(): Promise<{ families: string[]; series: Set<strin
     return { families: families.map((f) => f.name), series };
   } finally {
     for (const stop of stops) stop();
-    await monitor.close();
-    await member.leave();
+    await Promise.all([monitor.close(), queueMonitor.close(), member.leave()]);
   }
 }
 
@@ -136,6 +148,7 @@ describe('the Grafana dashboard (docs/grafana/understudy.json)', () => {
     const variables = dashboard.templating.list;
     expect(variables.find((v) => v.name === 'datasource')).toMatchObject({ type: 'datasource', query: 'prometheus' });
     expect(variables.find((v) => v.name === 'group')?.datasource?.uid).toBe(DATASOURCE);
+    expect(variables.find((v) => v.name === 'queue')?.datasource?.uid).toBe(DATASOURCE);
 
     const ids = dashboard.panels.map((p) => p.id);
     expect(new Set(ids).size, 'panel ids are unique').toBe(ids.length);
