@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { ExitCode } from '../../exit.js';
+import { interruption } from '../../interrupt.js';
 import type { Io } from '../../io.js';
 import { port } from '../../metrics.js';
 import {
@@ -87,15 +88,9 @@ async function dashboard(groups: string[], options: DashboardOptions, io: Io): P
   io.stdout(`serving a live, read-only dashboard of ${what} on ${connection} at ${server.url}\n`);
   io.stdout('stop with Ctrl-C\n');
 
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  const stop = interruption();
+  await stop.interrupted;
+  stop.dispose();
   await server.close();
   await board.close();
   io.stdout('dashboard stopped\n');

@@ -6,6 +6,7 @@ import { createLogUpdate } from 'log-update';
 import pc from 'picocolors';
 import { CliError, ExitCode } from '../../exit.js';
 import { headline, memberTable } from '../../format.js';
+import { interruption } from '../../interrupt.js';
 import type { Io } from '../../io.js';
 import { integer } from '../../options.js';
 import { tiedToParent } from '../../tie-to-parent.js';
@@ -62,7 +63,7 @@ export function demoCommand(io: Io, exit: (code: number) => void): Command {
 class Demo {
   readonly #group = `demo-${Date.now().toString(36)}`;
   /** SIGINT / SIGTERM: stop waiting, clean up, exit 130. */
-  readonly #interrupted = new AbortController();
+  readonly #interruption = interruption();
   readonly #members = new Map<string, ChildProcess>();
   readonly #stderr = new Map<string, string>();
   #monitor: Monitor | undefined;
@@ -83,20 +84,16 @@ class Demo {
   }
 
   async run(): Promise<number> {
-    const interrupt = () => this.#interrupted.abort();
-    process.once('SIGINT', interrupt);
-    process.once('SIGTERM', interrupt);
     try {
       return await this.#show();
     } catch (error) {
-      if (this.#interrupted.signal.aborted) {
+      if (this.#interruption.signal.aborted) {
         this.#say('\ninterrupted: the demo members leave and the demo group is removed');
         return ExitCode.interrupted;
       }
       throw error;
     } finally {
-      process.off('SIGINT', interrupt);
-      process.off('SIGTERM', interrupt);
+      this.#interruption.dispose();
       await this.#cleanUp();
     }
   }
@@ -234,7 +231,7 @@ class Demo {
   async #until(done: (s: GroupSnapshot) => boolean, what: string, timeoutMs: number): Promise<void> {
     const monitor = this.#monitor as Monitor;
     if (done(monitor.snapshot())) return;
-    const interrupted = this.#interrupted.signal;
+    const interrupted = this.#interruption.signal;
     interrupted.throwIfAborted();
     await new Promise<void>((resolve, reject) => {
       const finish = (error?: Error) => {

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { createLogUpdate } from 'log-update';
 import { ExitCode } from '../../exit.js';
 import { headline, json, shown as shownText, transitionLine } from '../../format.js';
+import { interruption } from '../../interrupt.js';
 import type { Io } from '../../io.js';
 import { type MetricsEndpoint, type MetricsOptions, serveMetrics, withMetrics } from '../../metrics.js';
 import { type ConnectionOptions, integer, redisSource, withConnectionOptions } from '../../options.js';
@@ -56,10 +57,7 @@ async function watchGroup(
   io: Io,
   endpoint: MetricsEndpoint | undefined,
 ): Promise<number> {
-  const stop = new AbortController();
-  const onSignal = () => stop.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const stop = interruption();
   let monitor: Monitor;
   try {
     monitor = await monitorGroup({
@@ -71,8 +69,7 @@ async function watchGroup(
       ...(options.lostInterval ? { lostInterval: options.lostInterval } : {}),
     });
   } catch (error) {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stop.dispose();
     if (stop.signal.aborted) return ExitCode.ok;
     throw error;
   }
@@ -159,13 +156,9 @@ async function watchGroup(
   };
   tick();
 
-  await new Promise<void>((resolve) => {
-    if (stop.signal.aborted) resolve();
-    stop.signal.addEventListener('abort', () => resolve(), { once: true });
-  });
+  await stop.interrupted;
   clearTimeout(timer);
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
+  stop.dispose();
   stopRecording?.();
   await monitor.close();
   return ExitCode.ok;

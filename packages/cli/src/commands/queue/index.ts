@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { createLogUpdate } from 'log-update';
 import { CliError, ExitCode, messageOf } from '../../exit.js';
 import { json, shown } from '../../format.js';
+import { interruption } from '../../interrupt.js';
 import type { Io } from '../../io.js';
 import { type MetricsOptions, serveMetrics, withMetrics } from '../../metrics.js';
 import { type ConnectionOptions, describeConnection, redisSource, withConnectionOptions } from '../../options.js';
@@ -55,10 +56,7 @@ async function once(queue: string, options: QueueOptions, io: Io): Promise<numbe
 
 async function watch(queue: string, options: QueueOptions, io: Io): Promise<number> {
   const endpoint = await serveMetrics(options);
-  const stop = new AbortController();
-  const onSignal = () => stop.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const stop = interruption();
   let monitor: QueueMonitor | undefined;
   try {
     monitor = await monitorQueue({ redis: redisSource(options), prefix: options.prefix, queue, signal: stop.signal });
@@ -66,18 +64,14 @@ async function watch(queue: string, options: QueueOptions, io: Io): Promise<numb
     if (endpoint) io.stderr(`serving metrics at ${endpoint.url}\n`);
     follow(monitor, options, io, stop.signal);
     monitor.on('error', (error) => io.stderr(`understudy: queue ${shown(queue)}: ${shown(messageOf(error))}\n`));
-    await new Promise<void>((resolve) => {
-      if (stop.signal.aborted) resolve();
-      stop.signal.addEventListener('abort', () => resolve(), { once: true });
-    });
+    await stop.interrupted;
     stopRecording?.();
     return ExitCode.ok;
   } catch (error) {
     if (stop.signal.aborted) return ExitCode.ok;
     throw error;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stop.dispose();
     await monitor?.close();
     await endpoint?.close();
   }
