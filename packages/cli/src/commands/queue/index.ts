@@ -94,7 +94,7 @@ function follow(monitor: QueueMonitor, options: QueueOptions, io: Io, signal: Ab
       shownSnapshot = s;
       readAt = performance.now();
     }
-    screen(queueView(s, true, performance.now() - readAt).join('\n'));
+    screen(queueView(s, true, performance.now() - readAt, process.stdout.rows ?? 24).join('\n'));
   };
   render();
   const timer = setInterval(render, REDRAW_MS);

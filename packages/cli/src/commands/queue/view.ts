@@ -32,9 +32,16 @@ export function queueHeadline(s: QueueSnapshot, colour: boolean, elapsedMs = 0):
 
 /**
  * The queue in full: the headline, its workers (heaviest first) and its tasks in flight (the
- * soonest to expire first); `elapsedMs` ages the times since the snapshot was read.
+ * soonest to expire first); `elapsedMs` ages the times since the snapshot was read. Within
+ * `height` lines (a terminal's), the tasks get the room the workers leave, and the view is cut
+ * to one line less (log-update keeps the cursor on a line of its own).
  */
-export function queueView(s: QueueSnapshot, colour: boolean, elapsedMs = 0): string[] {
+export function queueView(
+  s: QueueSnapshot,
+  colour: boolean,
+  elapsedMs = 0,
+  height = Number.POSITIVE_INFINITY,
+): string[] {
   const bold = (cells: string[]) => (colour ? cells.map((c) => pc.bold(c)) : cells);
   const lines = [queueHeadline(s, colour, elapsedMs)];
   if (s.workers.length === 0) lines.push('  (no workers)');
@@ -52,8 +59,11 @@ export function queueView(s: QueueSnapshot, colour: boolean, elapsedMs = 0): str
     const header = ['WORKER', 'WEIGHT', 'CAPACITY', 'IN FLIGHT', 'LEASE', 'LAST RECEIVED'];
     lines.push(...columns([bold(header), ...rows]).map((l) => `  ${l}`));
   }
-  if (s.tasks.length > 0) {
-    const rows = s.tasks.map((t) => [
+  // The blank line, the header and the line saying how many more are in flight.
+  const room = Math.max(0, height - 1 - lines.length - 3);
+  const tasks = s.tasks.slice(0, room);
+  if (tasks.length > 0) {
+    const rows = tasks.map((t) => [
       shown(t.id),
       shown(t.worker),
       String(t.deliveries),
@@ -64,8 +74,8 @@ export function queueView(s: QueueSnapshot, colour: boolean, elapsedMs = 0): str
       '',
       ...columns([bold(['TASK', 'WORKER', 'DELIVERY', 'TOKEN', 'EXPIRES IN']), ...rows]).map((l) => `  ${l}`),
     );
-    const more = s.inFlight - s.tasks.length;
+    const more = s.inFlight - tasks.length;
     if (more > 0) lines.push(`  … ${more} more in flight`);
   }
-  return lines;
+  return lines.slice(0, Math.max(1, height - 1));
 }
