@@ -46,11 +46,16 @@ export function state(s: MonitoredState, colour: boolean): string {
   return colour ? STATE_COLOUR[s](s) : s;
 }
 
+/** `1.8s`: ms as seconds with one decimal, 0 at the least. */
+export function seconds(ms: number): string {
+  return `${(Math.max(0, ms) / 1000).toFixed(1)}s`;
+}
+
 /** `██████░░░░ 1.8s`: the part of the lease still ahead. */
 export function leaseBar(remainingMs: number, leaseMs: number, width = 10): string {
   const fraction = leaseMs > 0 ? Math.min(1, Math.max(0, remainingMs / leaseMs)) : 0;
   const full = Math.round(fraction * width);
-  return `${'█'.repeat(full)}${'░'.repeat(width - full)} ${(Math.max(0, remainingMs) / 1000).toFixed(1)}s`;
+  return `${'█'.repeat(full)}${'░'.repeat(width - full)} ${seconds(remainingMs)}`;
 }
 
 export function clock(ms: number): string {
@@ -66,7 +71,7 @@ export function headline(s: GroupSnapshot, colour: boolean): string {
   const count = `${s.activeCount}/${s.activeGoal} active`;
   const healthy = s.activeCount === Math.min(s.activeGoal, s.members.length);
   const counted = colour ? (healthy ? pc.green(count) : pc.yellow(count)) : count;
-  const quarantine = s.quarantineRemainingMs > 0 ? ` · quarantine ${(s.quarantineRemainingMs / 1000).toFixed(1)}s` : '';
+  const quarantine = s.quarantineRemainingMs > 0 ? ` · quarantine ${seconds(s.quarantineRemainingMs)}` : '';
   return `group ${shown(s.group)} · ${counted} · ${plural(s.members.length, 'member')} · version ${s.version}${quarantine}`;
 }
 

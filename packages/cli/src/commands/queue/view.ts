@@ -1,17 +1,12 @@
 import type { QueueSnapshot } from '@understudy/core';
 import pc from 'picocolors';
-import { clock, columns, leaseBar, plural, shown } from '../../format.js';
+import { clock, columns, leaseBar, plural, seconds, shown } from '../../format.js';
 
-/** Seconds with one decimal: `1.8s`. */
-function seconds(ms: number): string {
-  return `${(Math.max(0, ms) / 1000).toFixed(1)}s`;
-}
-
-/** `quarantine 1.2s (server-changed)`, or '' with none. */
+/** The quarantine left, `1.2s (server-changed)`, or '' with none. */
 export function quarantine(s: QueueSnapshot, elapsedMs = 0): string {
   const left = s.quarantineUntil - s.serverTime - elapsedMs;
   if (s.quarantineUntil === 0 || left <= 0) return '';
-  return `quarantine ${seconds(left)}${s.quarantineReason ? ` (${shown(s.quarantineReason)})` : ''}`;
+  return `${seconds(left)}${s.quarantineReason ? ` (${shown(s.quarantineReason)})` : ''}`;
 }
 
 /** `queue thumbnails · depth 3 · 2 in flight · 2 workers · 0 dead letters`. */
@@ -19,7 +14,8 @@ export function queueHeadline(s: QueueSnapshot, colour: boolean, elapsedMs = 0):
   const depth = `depth ${s.depth}`;
   const waiting = s.depth > 0 && s.workers.every((w) => w.inFlight >= w.capacity);
   const dead = plural(s.dead, 'dead letter');
-  const held = quarantine(s, elapsedMs);
+  const left = quarantine(s, elapsedMs);
+  const held = left && `quarantine ${left}`;
   return [
     `queue ${shown(s.queue)}`,
     colour && waiting ? pc.yellow(depth) : depth,

@@ -11,7 +11,7 @@ import {
 import { Command } from 'commander';
 import pc from 'picocolors';
 import { ExitCode, exitCodeOf, messageOf } from '../../exit.js';
-import { columns, headline, json, memberTable, plural, shown, transitionLine } from '../../format.js';
+import { columns, headline, json, memberTable, plural, seconds, shown, transitionLine } from '../../format.js';
 import type { Io } from '../../io.js';
 import {
   type ConnectionOptions,
@@ -157,7 +157,7 @@ function groupRow(d: Detail, colour: boolean): string[] {
     colour ? (healthy ? pc.green(count) : pc.yellow(count)) : count,
     String(d.members.length),
     String(d.version),
-    d.quarantineRemainingMs > 0 ? `${(d.quarantineRemainingMs / 1000).toFixed(1)}s` : '-',
+    d.quarantineRemainingMs > 0 ? seconds(d.quarantineRemainingMs) : '-',
     last
       ? transitionLine(last)
           .filter((cell) => cell !== '-')
@@ -173,6 +173,6 @@ function queueRow(q: QueueSnapshot): string[] {
     String(q.workers.length),
     String(q.inFlight),
     String(q.dead),
-    quarantine(q).replace(/^quarantine /, '') || '-',
+    quarantine(q) || '-',
   ];
 }
