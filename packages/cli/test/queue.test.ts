@@ -1,6 +1,6 @@
 // `understudy queue Q`: a distributed queue's depth, workers, tasks in flight and dead letters,
 // once or followed (--watch), as text or JSON, and its metrics. The workers run in this process.
-import { enqueue, joinQueue, type QueueSnapshot, type QueueWorker } from '@understudy/core';
+import { enqueue, joinQueue, type QueueSnapshot, type QueueWorker, queueAclRules } from '@understudy/core';
 import { freePort, metricValue, parseMetrics, type RedisServer, startRedis } from '@understudy/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cli, killLeftoverClis, understudy, uniqueGroup, waitFor } from './helpers.js';
@@ -24,10 +24,16 @@ afterEach(async () => {
 });
 
 /** A worker whose handlers wait until the test ends, or fail when the task's data says so. */
-async function work(queue: string, workerId: string, weight: number, capacity: number): Promise<QueueWorker> {
+async function work(
+  queue: string,
+  workerId: string,
+  weight: number,
+  capacity: number,
+  redis = server.url,
+): Promise<QueueWorker> {
   const held = new Promise<void>((resolve) => releases.push(resolve));
   const worker = await joinQueue({
-    redis: server.url,
+    redis,
     queue,
     workerId,
     weight,
@@ -162,6 +168,34 @@ describe('understudy queue', { timeout: 90_000 }, () => {
     ]);
     watcher.signal('SIGTERM');
     expect((await watcher.result()).code).toBe(0);
+  });
+
+  it('runs under the queue’s read-only monitor user (queueAclRules), a task in flight', async () => {
+    const queue = uniqueGroup('q-acl');
+    const rules = queueAclRules({ queue });
+    const acl = await startRedis({
+      acl: [rules.worker, rules.monitor].map((u) => `user ${u.user} ${u.rules.join(' ')} >queue-acl-password`),
+    });
+    const url = (user: string) => `redis://${user}:queue-acl-password@127.0.0.1:${acl.port}`;
+    try {
+      const worker = await work(queue, 'w', 1, 1, url(rules.worker.user));
+      await enqueue({ redis: url(rules.worker.user), queue }, 'held');
+      await waitFor(() => worker.inFlight === 1, 'the task in flight');
+
+      const { code, stdout, stderr } = await understudy(['queue', queue, '--json', '--redis', url(rules.monitor.user)]);
+
+      expect(code, stderr).toBe(0);
+      expect(JSON.parse(stdout)).toMatchObject({
+        queue,
+        inFlight: 1,
+        tasks: [{ worker: 'w' }],
+        workers: [{ id: 'w' }],
+      });
+    } finally {
+      for (const release of releases.splice(0)) release();
+      await Promise.allSettled(workers.splice(0).map((w) => w.leave()));
+      await acl.stop();
+    }
   });
 
   it('--help prints its usage and exits 0', async () => {
