@@ -102,3 +102,49 @@ describe('the group feed on members', () => {
     expect(c.got.filter((m) => m.active).map((m) => m.data)).toEqual(['m2']);
   });
 });
+
+describe('retention on members', () => {
+  it('tells a member that fell behind what the feed keeps: advisory FEED_GAP with the messages it missed', async () => {
+    const group = uniqueGroup('feed-member');
+    let release: () => void = () => undefined;
+    const blocked = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const got: string[] = [];
+    const gaps: Advisory[] = [];
+    const member = await join({
+      group,
+      memberId: 'slow',
+      weight: 10,
+      onMessage: async (m) => {
+        got.push(m.id);
+        if (got.length === 1) await blocked;
+      },
+    });
+    member.on('advisory', (a) => {
+      if (a.code === 'FEED_GAP') gaps.push(a);
+    });
+    // The first message holds the member's reader; meanwhile the feed is capped far below what
+    // was published (the cap trims whole stream nodes: 100 entries each by default).
+    const [first] = await publishAll(group, ['first']);
+    await waitFor(() => got.length === 1, 'the first message to reach onMessage', 5000);
+    const more = Array.from({ length: 400 }, (_, i) => `m${i}`);
+    for (const data of more) await publish({ redis: observer(), group, feedMaxLength: 10 }, data);
+    release();
+    await waitFor(() => gaps.length > 0, 'FEED_GAP', 5000);
+    expect(gaps[0]).toMatchObject({ code: 'FEED_GAP', reason: 'trimmed' });
+    expect(Number(gaps[0]?.missed)).toBeGreaterThan(0);
+    expect(got[0]).toBe(first);
+    // It reads on from what is kept, still in order.
+    const last = await observer().xrevrange(groupKeys(group).feed, '+', '-', 'COUNT', 1);
+    await waitFor(() => got.at(-1) === last[0]?.[0], 'the member to read on to the last message', 5000);
+    const ids = got.slice(1);
+    expect([...ids].sort(compareIds)).toEqual(ids);
+  });
+});
+
+function compareIds(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split('-').map(Number);
+  const [bm = 0, bs = 0] = b.split('-').map(Number);
+  return am - bm || as - bs;
+}
