@@ -1,6 +1,6 @@
 // The group feed on the member (DESIGN §10): every member receives every message in order,
 // the active commits for its slot, and a new holder starts again after the slot's last commit.
-import { type GroupMessage, type Member, publish } from '@understudy/core';
+import { type Advisory, type GroupMessage, type Member, publish } from '@understudy/core';
 import { groupKeys } from '@understudy/core/testing';
 import { describe, expect, it } from 'vitest';
 import { fileServer, memberFactory, uniqueGroup, waitFor } from './helpers.js';
