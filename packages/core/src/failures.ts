@@ -1,4 +1,5 @@
 import {
+  ConfigError,
   CorruptStateError,
   MemberExistsError,
   ParamMismatchError,
@@ -22,6 +23,8 @@ export interface FailureContext {
   readonly user: string;
   /** The group concerned, if any. */
   readonly group?: string;
+  /** The queue concerned, if any (not with a group). */
+  readonly queue?: string;
   /** Who was doing it, if not the caller itself: `member m1` ("member m1 could not …"). */
   readonly actor?: string;
   /** The script that replied: its own error replies are read too. */
@@ -37,14 +40,16 @@ export function classify(error: unknown, context: FailureContext): UnderstudyErr
   if (reply !== undefined) {
     return new PermissionError(context.user, context.operation, reply, context.group, { cause: error });
   }
-  if (context.group !== undefined) {
-    const corrupt = corruptState(context.group, error) ?? wrongType(context.group, context.key, error);
+  // A queue's corrupt state is named as `group queue <name>` (CorruptStateError's message).
+  const owner = context.group ?? (context.queue === undefined ? undefined : `queue ${context.queue}`);
+  if (owner !== undefined) {
+    const corrupt = corruptState(owner, error) ?? wrongType(owner, context.key, error);
     if (corrupt) return corrupt;
   }
   // A script refused by a server that may not take writes wrote nothing: that is Redis
   // unavailable for the group (retryable once the master is back), not a broken script.
-  if (context.script !== undefined && context.group !== undefined && error instanceof Error && !isNotTheMaster(error)) {
-    const refused = scriptReply(context.script, context.group, error);
+  if (context.script !== undefined && owner !== undefined && error instanceof Error && !isNotTheMaster(error)) {
+    const refused = scriptReply(context.script, owner, context.queue, error);
     if (refused) return refused;
   }
   const what = context.actor ? `${context.actor} could not ${context.operation}` : context.operation;
@@ -102,7 +107,16 @@ function wrongType(group: string, key: FailureContext['key'], error: unknown): C
 }
 
 /** The error for a script's own refusal (see the scripts' headers), or for a script that failed. */
-function scriptReply(script: string, group: string, error: Error): UnderstudyError | undefined {
+function scriptReply(
+  script: string,
+  group: string,
+  queue: string | undefined,
+  error: Error,
+): UnderstudyError | undefined {
+  const taken = /^WORKER_EXISTS (.*)$/.exec(error.message);
+  if (taken && queue !== undefined) {
+    return new ConfigError('workerId', taken[1], `a live worker of queue ${queue} already uses this id`);
+  }
   const mismatch = /^PARAM_MISMATCH (activeGoal|activationInterval) (\d+) (\d+)/.exec(error.message);
   if (mismatch) {
     const [, field, requested, current] = mismatch as unknown as [string, 'activeGoal', string, string];

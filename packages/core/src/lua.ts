@@ -28,7 +28,7 @@ export async function evalReadOnly(
   connection: Redis | Cluster,
   file: string,
   keys: readonly string[],
-  args: readonly (string | number)[] = [],
+  args: readonly (string | number | Buffer)[] = [],
 ): Promise<unknown> {
   const source = luaSource(file);
   let sha = shas.get(file);

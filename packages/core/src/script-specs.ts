@@ -1,18 +1,35 @@
 import { ScriptError } from './errors.js';
 import type { GroupKeys } from './keys.js';
+import type { QueueKeys } from './queue/keys.js';
 
 /**
  * What every Lua script in `lua/` takes and answers, in one table: its KEYS by name, its ARGV
  * by name in order, and the shape of its reply. Callers pass a named-arguments object and get a
  * named reply (scripts.ts); the positions live here only. Each script's header comment lists
  * the same names in the same order (test/script-specs.test.ts holds them to this table).
+ * A script's name is its file under `lua/`: the queue's scripts are `queue/<name>`.
  */
 
-/** A script's KEYS: the group's keys by their name in GroupKeys, and the member's heartbeat key. */
-export type KeyName = 'config' | 'members' | 'leases' | 'rank' | 'slots' | 'log' | 'feed' | 'commits' | 'heartbeat';
+/** A group script's KEYS: the group's keys by their name in GroupKeys, and the member's heartbeat key. */
+export type GroupKeyName = Exclude<keyof GroupKeys, 'group' | 'events' | 'scriptKeys'>;
 
-/** What one ARGV entry carries: text, or a whole number. */
-export type ArgumentKind = 'text' | 'integer';
+/** A queue script's KEYS: the queue's keys by their name in QueueKeys, and the worker's inbox. */
+export type QueueKeyName = Exclude<keyof QueueKeys, 'queue' | 'events' | 'scriptKeys'>;
+
+export type KeyName = GroupKeyName | QueueKeyName;
+
+/** The keys of one member or worker, and the argument that names it (its spec must take that argument). */
+export const ACTOR_KEYS = { heartbeat: 'memberId', inbox: 'workerId' } as const;
+
+/** One field of the entries of a list argument. */
+export type ScalarKind = 'text' | 'integer';
+
+/**
+ * What one ARGV entry carries: text, a whole number, bytes (a string or a Buffer), a flag ('1'
+ * or '0'), or a list of entries that fills the rest of ARGV, each entry its fields in order
+ * (only as the last argument).
+ */
+export type ArgumentKind = ScalarKind | 'bytes' | 'flag' | { readonly list: Readonly<Record<string, ScalarKind>> };
 
 /** Turns one slot of a reply into its value; throws a ScriptError naming the script. */
 export type ReplyField<T> = (value: unknown, script: string) => T;
@@ -35,6 +52,18 @@ const text: ReplyField<string> = (value) => String(value);
 const flag: ReplyField<boolean> = (value) => Number(value) === 1;
 /** A reply entry passed on as Redis sent it (the caller checks it). */
 const raw: ReplyField<unknown> = (value) => value;
+const list: ReplyField<unknown[]> = (value, script) => {
+  if (!Array.isArray(value)) throw new ScriptError(script, `expected a list, got ${JSON.stringify(value)}`);
+  return value;
+};
+const texts: ReplyField<string[]> = (value, script) => list(value, script).map(String);
+/** A flat list `{ a, 1, b, 2 }` as pairs `[['a', '1'], ['b', '2']]`. */
+const pairs: ReplyField<[string, string][]> = (value, script) => {
+  const entries = texts(value, script);
+  const paired: [string, string][] = [];
+  for (let i = 0; i + 1 < entries.length; i += 2) paired.push([entries[i] as string, entries[i + 1] as string]);
+  return paired;
+};
 
 /** What a member script tells its caller (see `view` in lua/lib.lua). */
 export interface MemberView {
@@ -80,16 +109,16 @@ export const VIEW_FIELDS: { readonly [K in keyof MemberView]: ReplyField<MemberV
 };
 
 /**
- * A reply: the member's view, a list of named entries (`{ a, b }` in the header), or the count
- * the header names (`the number of …`).
+ * A reply: the member's view, a list of named entries (`{ a, b }` in the header), or one value
+ * the header names in the words of `of` (`the number of keys deleted`).
  */
 export type ReplySpec =
   | { readonly shape: 'view' }
   | { readonly shape: 'fields'; readonly fields: Readonly<Record<string, ReplyField<unknown>>> }
-  | { readonly shape: 'count'; readonly of: string };
+  | { readonly shape: 'value'; readonly of: string; readonly value: ReplyField<unknown> };
 
-export interface ScriptSpec {
-  readonly keys: readonly KeyName[];
+export interface ScriptSpec<K extends KeyName = KeyName> {
+  readonly keys: readonly K[];
   /** ARGV in order: the name of each entry in the arguments object, and what it carries. */
   readonly argv: Readonly<Record<string, ArgumentKind>>;
   readonly reply: ReplySpec;
@@ -114,7 +143,7 @@ const MEMBER = {
   pid: 'integer',
 } as const;
 
-export const SCRIPT_SPECS = {
+const GROUP_SCRIPTS = {
   join: { keys: WITH_HEARTBEAT, argv: { ...MEMBER, nonce: 'text' }, reply: VIEW },
   renew: {
     keys: WITH_HEARTBEAT,
@@ -158,7 +187,7 @@ export const SCRIPT_SPECS = {
     argv: { channel: 'text', activeGoal: 'integer' },
     reply: { shape: 'fields', fields: { version: number, previous: number } },
   },
-  forget: { keys: GROUP, argv: {}, reply: { shape: 'count', of: 'keys deleted' } },
+  forget: { keys: GROUP, argv: {}, reply: { shape: 'value', of: 'the number of keys deleted', value: number } },
   commit: {
     keys: ['config', 'leases', 'slots', 'commits', 'feed'],
     argv: { memberId: 'text', nonce: 'text', slot: 'integer', epoch: 'integer', id: 'text' },
@@ -173,22 +202,131 @@ export const SCRIPT_SPECS = {
     },
     readOnly: true,
   },
-} as const satisfies Record<string, ScriptSpec>;
+} as const satisfies Record<string, ScriptSpec<GroupKeyName>>;
+
+export type WorkerStatus = 'ok' | 'joined' | 'rejoined' | 'done' | 'retry' | 'dead' | 'stale' | 'left';
+
+const STATUSES = new Set<WorkerStatus>(['ok', 'joined', 'rejoined', 'done', 'retry', 'dead', 'stale', 'left']);
+
+/** What a worker's script tells it (see `reply` in lua/queue/lib.lua). */
+export interface WorkerReply {
+  status: WorkerStatus;
+  /** Redis time when the script ran (ms). */
+  serverNow: number;
+  quarantineUntil: number;
+  /** Why the queue is quarantined ('' when the script did not start a quarantine). */
+  quarantineReason: string;
+  /** Tasks the worker claimed that the queue no longer gives it. */
+  lost: string[];
+  /** Tasks this script moved to the dead letters, with their deliveries. */
+  dead: { id: string; deliveries: number }[];
+}
+
+/** The worker reply's fields in the order `reply` in lua/queue/lib.lua returns them. */
+const WORKER_FIELDS: { readonly [K in keyof WorkerReply]: ReplyField<WorkerReply[K]> } = {
+  status: (value, script) => {
+    if (!STATUSES.has(value as WorkerStatus)) throw new ScriptError(script, `unknown status ${String(value)}`);
+    return value as WorkerStatus;
+  },
+  serverNow: number,
+  quarantineUntil: number,
+  quarantineReason: text,
+  lost: texts,
+  dead: (value, script) => pairs(value, script).map(([id, deliveries]) => ({ id, deliveries: Number(deliveries) })),
+};
+
+const QUEUE = ['config', 'workers', 'leases', 'order', 'deliveries', 'tasks', 'deadlines', 'dead'] as const;
+const WORKER = { shape: 'fields', fields: WORKER_FIELDS } as const;
+
+const QUEUE_SCRIPTS = {
+  'queue/enqueue': {
+    keys: QUEUE,
+    argv: { dataType: 'text', data: 'bytes' },
+    reply: { shape: 'value', of: "the task's id", value: text },
+  },
+  'queue/renew': {
+    keys: [...QUEUE, 'inbox'],
+    argv: {
+      workerId: 'text',
+      weight: 'integer',
+      capacity: 'integer',
+      completeTime: 'integer',
+      maxDeliveries: 'integer',
+      activationInterval: 'integer',
+      nonce: 'text',
+      host: 'text',
+      pid: 'integer',
+      tokenFloor: 'integer',
+      joining: 'flag',
+      claims: { list: { id: 'text', token: 'integer', expires: 'integer' } },
+    },
+    reply: WORKER,
+  },
+  'queue/complete': {
+    keys: QUEUE,
+    argv: { workerId: 'text', taskId: 'text', token: 'integer', outcome: 'text', tokenFloor: 'integer' },
+    reply: WORKER,
+  },
+  'queue/leave': { keys: QUEUE, argv: { workerId: 'text', nonce: 'text' }, reply: WORKER },
+  'queue/observe': {
+    keys: QUEUE,
+    argv: { limit: 'integer' },
+    reply: {
+      shape: 'fields',
+      fields: {
+        now: number,
+        quarantineUntil: number,
+        quarantineReason: text,
+        createdAt: number,
+        length: number,
+        inFlight: number,
+        dead: number,
+        workers: pairs,
+        leases: pairs,
+        listed: pairs,
+        /** A listed task's delivery record, null where it has none. */
+        deliveries: (value, script) => list(value, script).map((entry) => (entry === null ? null : String(entry))),
+      },
+    },
+    readOnly: true,
+  },
+} as const satisfies Record<`queue/${string}`, ScriptSpec<QueueKeyName>>;
+
+export const SCRIPT_SPECS = { ...GROUP_SCRIPTS, ...QUEUE_SCRIPTS };
 
 export type ScriptName = keyof typeof SCRIPT_SPECS;
+
+export type QueueScriptName = keyof typeof QUEUE_SCRIPTS;
+
+type KeysByScript = { readonly [N in ScriptName]: N extends QueueScriptName ? QueueKeys : GroupKeys };
+
+/** The keys a script runs on: a queue's for the queue's scripts, else a group's. */
+export type ScriptKeys<N extends ScriptName> = KeysByScript[N];
+
+type ArgumentValue<K> = K extends 'integer'
+  ? number
+  : K extends 'bytes'
+    ? string | Buffer
+    : K extends 'flag'
+      ? boolean
+      : K extends { list: infer F }
+        ? readonly { readonly [P in keyof F]: ArgumentValue<F[P]> }[]
+        : string;
 
 type ArgvOf<N extends ScriptName> = (typeof SCRIPT_SPECS)[N]['argv'];
 
 /** A script's arguments object: one field per ARGV entry of its spec. */
 export type ScriptArgs<N extends ScriptName> = {
-  readonly [A in keyof ArgvOf<N>]: ArgvOf<N>[A] extends 'integer' ? number : string;
+  readonly [A in keyof ArgvOf<N>]: ArgumentValue<ArgvOf<N>[A]>;
 };
 
 type ReplyOf<R> = R extends { shape: 'view' }
   ? MemberView
   : R extends { shape: 'fields'; fields: infer F }
     ? { [K in keyof F]: F[K] extends ReplyField<infer T> ? T : never }
-    : number;
+    : R extends { shape: 'value'; value: ReplyField<infer T> }
+      ? T
+      : never;
 
 /** What a script answers, with its reply entries named. */
 export type ScriptReply<N extends ScriptName> = ReplyOf<(typeof SCRIPT_SPECS)[N]['reply']>;
@@ -201,27 +339,43 @@ export type MemberScriptName = {
 /** KEYS and ARGV of one call, in the order the script reads them. */
 export interface ScriptInvocation {
   keys: string[];
-  argv: (string | number)[];
+  argv: (string | number | Buffer)[];
 }
+
+type Scalar = string | number | Buffer;
 
 /** Lays a call's named keys and arguments out in the script's positions. */
 export function scriptInvocation<N extends ScriptName>(
   name: N,
-  keys: GroupKeys,
+  keys: ScriptKeys<N>,
   args: ScriptArgs<N>,
 ): ScriptInvocation {
   const spec: ScriptSpec = SCRIPT_SPECS[name];
-  const named = args as Readonly<Record<string, string | number>>;
+  const named = args as Readonly<Record<string, unknown>>;
+  const byName = keys as unknown as Readonly<Record<string, string | ((id: string) => string)>>;
   return {
-    keys: spec.keys.map((key) => (key === 'heartbeat' ? keys.heartbeat(String(named.memberId)) : keys[key])),
-    argv: Object.keys(spec.argv).map((arg) => named[arg] as string | number),
+    keys: spec.keys.map((key) => {
+      const entry = byName[key];
+      return typeof entry === 'function'
+        ? entry(String(named[ACTOR_KEYS[key as keyof typeof ACTOR_KEYS]]))
+        : String(entry);
+    }),
+    argv: Object.entries(spec.argv).flatMap(([arg, kind]): Scalar[] => {
+      const value = named[arg];
+      if (kind === 'flag') return [value ? '1' : '0'];
+      if (typeof kind === 'string') return [value as Scalar];
+      const fields = Object.keys(kind.list);
+      return (value as readonly Readonly<Record<string, Scalar>>[]).flatMap((entry) =>
+        fields.map((f) => entry[f] as Scalar),
+      );
+    }),
   };
 }
 
 /** A script's reply with its entries named as its spec names them. */
 export function parseReply<N extends ScriptName>(name: N, reply: unknown): ScriptReply<N> {
   const spec: ReplySpec = SCRIPT_SPECS[name].reply;
-  if (spec.shape === 'count') return Number(reply) as ScriptReply<N>;
+  if (spec.shape === 'value') return spec.value(reply, name) as ScriptReply<N>;
   const fields: Readonly<Record<string, ReplyField<unknown>>> = spec.shape === 'view' ? VIEW_FIELDS : spec.fields;
   const names = Object.keys(fields);
   if (!Array.isArray(reply) || reply.length !== names.length) {

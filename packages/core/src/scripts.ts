@@ -1,21 +1,24 @@
 import type { Cluster, Redis } from 'ioredis';
 import { redisUser } from './connections/diagnosis.js';
-import { ScriptError } from './errors.js';
-import { classify } from './failures.js';
+import { CorruptStateError, ScriptError } from './errors.js';
+import { classify, type FailureContext } from './failures.js';
 import type { GroupKeys } from './keys.js';
-import { luaSource } from './lua.js';
+import { evalReadOnly, luaSource } from './lua.js';
+import type { QueueKeys } from './queue/keys.js';
 import {
   parseReply,
+  type QueueScriptName,
   SCRIPT_SPECS,
   type ScriptArgs,
+  type ScriptKeys,
   type ScriptName,
   type ScriptReply,
   type ScriptSpec,
   scriptInvocation,
 } from './script-specs.js';
 
-/** The reply types, where the member's units have always found them. */
-export type { MemberView, ServerRole } from './script-specs.js';
+/** The reply types, where the member's and the worker's units have always found them. */
+export type { MemberView, ServerRole, WorkerReply, WorkerStatus } from './script-specs.js';
 
 /**
  * The Lua scripts, one per operation (their KEYS, ARGV and reply in script-specs.ts), loaded
@@ -28,13 +31,13 @@ const SCRIPT_VERSION = 1;
 const defined = new WeakSet<Redis | Cluster>();
 
 type Connection = Redis | Cluster;
-type ScriptCall = (...args: (string | number)[]) => Promise<unknown>;
+type ScriptCall = (...args: (string | number | Buffer)[]) => Promise<unknown>;
 
 function commandName(name: ScriptName): string {
-  return `understudy${SCRIPT_VERSION}_${name}`;
+  return `understudy${SCRIPT_VERSION}_${name.replace('/', '_')}`;
 }
 
-/** Defines every script but the monitor's read-only one on a connection (once). */
+/** Defines every script but the monitors' read-only ones on a connection (once). */
 function defineScripts(connection: Connection): void {
   if (defined.has(connection)) return;
   for (const [name, spec] of Object.entries(SCRIPT_SPECS) as [ScriptName, ScriptSpec][]) {
@@ -44,14 +47,30 @@ function defineScripts(connection: Connection): void {
   defined.add(connection);
 }
 
+/** A failure of a script, as `classify` reads it: the group or queue, and the member or worker. */
+function failureContext(connection: Connection, name: ScriptName, keys: GroupKeys | QueueKeys, args: object) {
+  const { memberId, workerId } = args as { memberId?: string; workerId?: string };
+  const actor =
+    memberId !== undefined ? `member ${memberId}` : workerId !== undefined ? `worker ${workerId}` : undefined;
+  const on = 'queue' in keys ? { queue: keys.queue } : { group: keys.group };
+  const where = 'queue' in keys ? `queue ${keys.queue}` : `group ${keys.group}`;
+  return {
+    operation: `run the ${name.replace('/', ' ')} script on ${where}`,
+    user: redisUser(connection),
+    ...on,
+    actor,
+    script: name,
+  } satisfies FailureContext;
+}
+
 /**
- * Runs a script on a group's keys with its named arguments, and names the entries of its
- * reply; every failure becomes one of the library's errors (`classify`), in this one place.
+ * Runs a script on a group's or a queue's keys with its named arguments, and names the entries
+ * of its reply; every failure becomes one of the library's errors (`classify`), in this one place.
  */
 async function runScript<N extends ScriptName>(
   connection: Connection,
   name: N,
-  keys: GroupKeys,
+  keys: ScriptKeys<N>,
   args: ScriptArgs<N>,
 ): Promise<ScriptReply<N>> {
   defineScripts(connection);
@@ -62,25 +81,43 @@ async function runScript<N extends ScriptName>(
   try {
     reply = await call.call(connection, ...invocation.keys, ...invocation.argv);
   } catch (error) {
-    const memberId = (args as { memberId?: string }).memberId;
-    throw classify(error, {
-      operation: `run the ${name} script on group ${keys.group}`,
-      user: redisUser(connection),
-      group: keys.group,
-      actor: memberId === undefined ? undefined : `member ${memberId}`,
-      script: name,
-    });
+    throw classify(error, failureContext(connection, name, keys, args));
   }
   return parseReply(name, reply);
 }
 
-/** Every script but observe.lua, which the monitor runs with EVALSHA_RO (monitor/observe.ts). */
-type WritingScriptName = Exclude<ScriptName, 'observe'>;
+/** The scripts the monitors run with EVALSHA_RO: a monitor may run under a user that cannot write. */
+type ReadOnlyScriptName = {
+  [N in ScriptName]: (typeof SCRIPT_SPECS)[N] extends { readOnly: true } ? N : never;
+}[ScriptName];
+
+/**
+ * Runs a read-only script and names the entries of its reply. Its CORRUPT reply becomes a
+ * CorruptStateError; any other failure is the monitor's to classify.
+ */
+export async function readScript<N extends ReadOnlyScriptName>(
+  connection: Connection,
+  name: N,
+  keys: ScriptKeys<N>,
+  args: ScriptArgs<N>,
+): Promise<ScriptReply<N>> {
+  const invocation = scriptInvocation(name, keys, args);
+  let reply: unknown;
+  try {
+    reply = await evalReadOnly(connection, `${name}.lua`, invocation.keys, invocation.argv);
+  } catch (error) {
+    const failure = classify(error, failureContext(connection, name, keys, args));
+    throw failure instanceof CorruptStateError ? failure : error;
+  }
+  return parseReply(name, reply);
+}
+
+type WritingScriptName = Exclude<ScriptName, ReadOnlyScriptName>;
 
 /** One typed function per script: `scripts.renew(connection, keys, { channel, memberId, … })`. */
 type ScriptFunction<N extends ScriptName> = (
   connection: Connection,
-  keys: GroupKeys,
+  keys: ScriptKeys<N>,
   args: ScriptArgs<N>,
 ) => Promise<ScriptReply<N>>;
 
@@ -88,7 +125,7 @@ function script<N extends WritingScriptName>(name: N): ScriptFunction<N> {
   return (connection, keys, args) => runScript(connection, name, keys, args);
 }
 
-export const scripts: { readonly [N in WritingScriptName]: ScriptFunction<N> } = {
+export const scripts: { readonly [N in Exclude<WritingScriptName, QueueScriptName>]: ScriptFunction<N> } = {
   join: script('join'),
   renew: script('renew'),
   release: script('release'),
@@ -98,6 +135,18 @@ export const scripts: { readonly [N in WritingScriptName]: ScriptFunction<N> } =
   set_goal: script('set_goal'),
   forget: script('forget'),
   commit: script('commit'),
+};
+
+/** The queue's scripts by their name in `lua/queue/`: `queueScripts.renew(connection, keys, { workerId, … })`. */
+export const queueScripts: {
+  readonly [N in Extract<WritingScriptName, QueueScriptName> as N extends `queue/${infer M}`
+    ? M
+    : never]: ScriptFunction<N>;
+} = {
+  enqueue: script('queue/enqueue'),
+  renew: script('queue/renew'),
+  complete: script('queue/complete'),
+  leave: script('queue/leave'),
 };
 
 /** One role change announced on the group's channel: [member, role, epoch, slot, reason]. */

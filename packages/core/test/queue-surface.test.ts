@@ -4,6 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join as joinPath } from 'node:path';
 import {
   ConfigError,
+  CorruptStateError,
   describeQueue,
   ENQUEUER_COMMANDS,
   enqueue,
@@ -142,6 +143,26 @@ describe('a worker', () => {
       expect(again.state).toBe('working');
     } finally {
       await cut.close();
+    }
+  });
+});
+
+describe('a queue whose key holds what understudy never writes there', () => {
+  it('refuses enqueues and reads with CorruptStateError naming the key', async () => {
+    const queue = uniqueGroup('q-corrupt');
+    const keys = queueKeys(queue);
+    await observer().set(keys.workers, 'not a hash');
+    try {
+      for (const attempt of [
+        enqueue({ redis: observer(), queue }, 'x'),
+        describeQueue({ redis: server().url, queue }),
+      ]) {
+        const refused = await attempt.catch((e) => e);
+        expect(refused).toBeInstanceOf(CorruptStateError);
+        expect(refused).toMatchObject({ group: `queue ${queue}`, key: keys.workers });
+      }
+    } finally {
+      await observer().del(keys.workers);
     }
   });
 });

@@ -1,10 +1,11 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { SCRIPT_SPECS, type ScriptName, type ScriptSpec, VIEW_FIELDS } from '../src/script-specs.js';
+import { ACTOR_KEYS, SCRIPT_SPECS, type ScriptName, type ScriptSpec, VIEW_FIELDS } from '../src/script-specs.js';
 
 /**
- * Every Lua script's header names its KEYS, ARGV and reply as the spec table does (and `view`
- * in lib.lua its fields as VIEW_FIELDS does). The normalisation: a header entry is `<n> <name>`
+ * Every Lua script's header (lua/ and lua/queue/) names its KEYS, ARGV and reply as the spec
+ * table does (`view` in lib.lua its fields as VIEW_FIELDS does, `reply` in queue/lib.lua its
+ * fields as the worker scripts' spec does). The normalisation: a header entry is `<n> <name>`
  * with anything in parentheses dropped; the names must be the spec's, in the spec's order.
  */
 
@@ -52,7 +53,7 @@ function replyProblem(spec: ScriptSpec, text: string): string | undefined {
   const reply = spec.reply;
   const said = text.trim();
   if (reply.shape === 'view') return said.startsWith("the member's view") ? undefined : `reply "${said}"`;
-  if (reply.shape === 'count') return said.startsWith(`the number of ${reply.of}`) ? undefined : `reply "${said}"`;
+  if (reply.shape === 'value') return said.startsWith(reply.of) ? undefined : `reply "${said}"`;
   const names = fieldNames(said);
   const expected = Object.keys(reply.fields);
   return JSON.stringify(names) === JSON.stringify(expected) ? undefined : `reply fields ${JSON.stringify(names)}`;
@@ -77,7 +78,7 @@ function headerProblems(name: ScriptName, source: string): string[] {
   return problems;
 }
 
-const files = readdirSync(LUA).filter((file) => file.endsWith('.lua'));
+const files = readdirSync(LUA, { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.lua'));
 const included = new Set(files.flatMap((file) => [...read(file).matchAll(/^--@include (\S+)$/gm)].map((m) => m[1])));
 const scriptNames = Object.keys(SCRIPT_SPECS) as ScriptName[];
 
@@ -95,10 +96,34 @@ describe('script specs', () => {
     expect(numberedNames(headerText(read('lib.lua'), 'View') ?? '')).toEqual(Object.keys(VIEW_FIELDS));
   });
 
-  it('take the member id of a script that takes its heartbeat key', () => {
+  it("hold the fields of queue/lib.lua's reply to the worker scripts' reply", () => {
+    const fields = numberedNames(headerText(read('queue/lib.lua'), 'Reply') ?? '');
+    for (const name of ['queue/renew', 'queue/complete', 'queue/leave'] as const) {
+      expect(fields, name).toEqual(Object.keys(SCRIPT_SPECS[name].reply.fields));
+    }
+  });
+
+  it('name the keys of queue/lib.lua as the queue scripts do', () => {
+    const named = [...read('queue/lib.lua').matchAll(/(\w+) = KEYS\[(\d+)\]/g)].map(([, key, i]) => `${i} ${key}`);
+    expect(named).toEqual(SCRIPT_SPECS['queue/enqueue'].keys.map((key, i) => `${i + 1} ${key}`));
+  });
+
+  it('take the id of the member or worker whose key a script takes', () => {
     for (const name of scriptNames) {
       const spec: ScriptSpec = SCRIPT_SPECS[name];
-      if (spec.keys.includes('heartbeat')) expect(Object.keys(spec.argv), name).toContain('memberId');
+      for (const [key, id] of Object.entries(ACTOR_KEYS)) {
+        if (spec.keys.includes(key as keyof typeof ACTOR_KEYS)) expect(Object.keys(spec.argv), name).toContain(id);
+      }
+    }
+  });
+
+  it('take a list argument last', () => {
+    for (const name of scriptNames) {
+      const kinds = Object.values((SCRIPT_SPECS[name] as ScriptSpec).argv);
+      expect(
+        kinds.slice(0, -1).filter((kind) => typeof kind !== 'string'),
+        name,
+      ).toEqual([]);
     }
   });
 
@@ -110,5 +135,24 @@ describe('script specs', () => {
     expect(headerProblems('set_goal', read('set_goal.lua').replace('{ version,', '{ epoch,'))).toHaveLength(1);
     expect(headerProblems('forget', read('forget.lua').replace('keys deleted', 'members'))).toHaveLength(1);
     expect(headerProblems('leave', read('leave.lua').replace("member's view", 'reply'))).toHaveLength(1);
+  });
+
+  it('notice a queue header that disagrees with the spec', () => {
+    const renew = read('queue/renew.lua');
+    expect(headerProblems('queue/renew', renew)).toEqual([]);
+    const swapped = renew.replace('2 weight  3 capacity', '2 capacity  3 weight');
+    expect(headerProblems('queue/renew', swapped)).toHaveLength(1);
+    expect(headerProblems('queue/renew', renew.replace('  9 inbox', ''))).toHaveLength(1);
+    expect(headerProblems('queue/renew', renew.replace('12 claims', '12 tasks'))).toHaveLength(1);
+    const complete = read('queue/complete.lua');
+    expect(headerProblems('queue/complete', complete.replace('{ status, serverNow,', '{ status, now,'))).toHaveLength(
+      1,
+    );
+    expect(headerProblems('queue/enqueue', read('queue/enqueue.lua').replace("task's id", 'id'))).toHaveLength(1);
+    const observe = read('queue/observe.lua');
+    expect(headerProblems('queue/observe', observe.replace('7 deadlines  8 dead', '7 dead  8 deadlines'))).toHaveLength(
+      1,
+    );
+    expect(headerProblems('queue/observe', observe.replace('inFlight (tasks', 'flight (tasks'))).toHaveLength(1);
   });
 });

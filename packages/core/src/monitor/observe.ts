@@ -1,10 +1,8 @@
 import type { Cluster, Redis } from 'ioredis';
 import { CorruptStateError } from '../errors.js';
-import { corruptState } from '../failures.js';
 import type { GroupKeys } from '../keys.js';
-import { evalReadOnly } from '../lua.js';
 import { MAX_ACTIVE_GOAL, MAX_INTERVAL } from '../options.js';
-import { parseReply, type ScriptReply, scriptInvocation } from '../script-specs.js';
+import { readScript } from '../scripts.js';
 
 type Connection = Redis | Cluster;
 
@@ -42,17 +40,6 @@ export interface GroupSnapshot {
   members: MonitoredMember[];
   /** Redis time of the read, in ms. */
   serverTime: number;
-}
-
-/** Runs the read-only observe script (EVALSHA_RO: a monitor may run under a user that cannot write). */
-async function observe(connection: Connection, keys: GroupKeys): Promise<ScriptReply<'observe'>> {
-  let reply: unknown;
-  try {
-    reply = await evalReadOnly(connection, 'observe.lua', scriptInvocation('observe', keys, {}).keys);
-  } catch (error) {
-    throw corruptState(keys.group, error) ?? error;
-  }
-  return parseReply('observe', reply);
 }
 
 /** A value to show in a message: ids understudy writes are shown, anything else is not echoed. */
@@ -128,7 +115,7 @@ export async function readGroup(
     leases: leasesFlat,
     members: membersFlat,
     slots: slotsFlat,
-  } = await observe(connection, keys);
+  } = await readScript(connection, 'observe', keys, {});
   const [goal, activationInterval, heartbeat, version, epoch, quarantineUntil] = configNumbers(
     keys,
     config as string[],

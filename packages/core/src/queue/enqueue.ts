@@ -3,8 +3,8 @@ import { withConnection } from '../connections/pool.js';
 import { encodeData } from '../feed/encoding.js';
 import { DEFAULT_PREFIX } from '../keys.js';
 import { validateGroupName, validatePrefix, validateRedisSource } from '../options.js';
+import { queueScripts } from '../scripts.js';
 import { queueKeys } from './keys.js';
-import { runQueueScript } from './scripts.js';
 import type { QueueOptions } from './types.js';
 
 /**
@@ -17,9 +17,8 @@ export async function enqueue(options: QueueOptions, data: unknown): Promise<str
   const queue = validateGroupName(options.queue, 'queue');
   const keys = queueKeys(queue, validatePrefix(options.prefix ?? DEFAULT_PREFIX));
   validateRedisSource(options.redis);
-  const [type, payload] = encodeData(data);
-  const run = async (connection: Redis | Cluster) =>
-    String(await runQueueScript(connection, 'enqueue', keys, [type, payload]));
+  const [dataType, payload] = encodeData(data);
+  const run = (connection: Redis | Cluster) => queueScripts.enqueue(connection, keys, { dataType, data: payload });
   const { redis } = options;
   if (redis instanceof Redis || redis instanceof Cluster) return run(redis);
   return withConnection(redis, 5000, `enqueue a task on queue ${queue}`, run);

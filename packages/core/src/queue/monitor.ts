@@ -3,11 +3,11 @@ import type { Cluster, Redis } from 'ioredis';
 import { type Logger, pino } from 'pino';
 import { redisUser } from '../connections/diagnosis.js';
 import { acquireLink, type Link } from '../connections/pool.js';
-import { CorruptStateError, ScriptError } from '../errors.js';
-import { classify, corruptState, describe } from '../failures.js';
+import { CorruptStateError } from '../errors.js';
+import { classify, describe } from '../failures.js';
 import { DEFAULT_PREFIX } from '../keys.js';
-import { evalReadOnly } from '../lua.js';
 import { validateGroupName, validatePrefix, validateRedisSource } from '../options.js';
+import { readScript } from '../scripts.js';
 import { type QueueKeys, queueKeys } from './keys.js';
 import type { QueueOptions, QueueSnapshot, QueueTaskSnapshot, QueueWorkerSnapshot } from './types.js';
 
@@ -33,37 +33,15 @@ export const LISTED_TASKS = 100;
 
 /** Reads a queue's state with the read-only observe script (lua/queue/observe.lua). */
 export async function readQueue(connection: Redis | Cluster, keys: QueueKeys): Promise<QueueSnapshot> {
-  let raw: unknown;
-  try {
-    raw = await evalReadOnly(connection, 'queue/observe.lua', keys.scriptKeys, [LISTED_TASKS]);
-  } catch (error) {
-    throw corruptState(`queue ${keys.queue}`, error) ?? error;
-  }
-  if (!Array.isArray(raw) || raw.length !== 11)
-    throw new ScriptError('observe', `unexpected reply ${JSON.stringify(raw)}`);
-  const [now, quarantine, reason, createdAt, length, inFlight, dead, records, leases, listed, deliveries] = raw as [
-    string,
-    string,
-    string,
-    string,
-    number,
-    number,
-    number,
-    string[],
-    string[],
-    string[],
-    (string | null)[],
-  ];
-  const serverNow = Number(now);
-  const quarantineUntil = Number(quarantine) > serverNow ? Number(quarantine) : 0;
-  const deadlines = new Map<string, number>();
-  for (let i = 0; i < leases.length; i += 2) deadlines.set(String(leases[i]), Number(leases[i + 1]));
+  const read = await readScript(connection, 'queue/observe', keys, { limit: LISTED_TASKS });
+  const serverNow = read.now;
+  const quarantineUntil = read.quarantineUntil > serverNow ? read.quarantineUntil : 0;
+  const deadlines = new Map(read.leases.map(([id, deadline]) => [id, Number(deadline)]));
   const workers: QueueWorkerSnapshot[] = [];
-  for (let i = 0; i < records.length; i += 2) {
-    const id = String(records[i]);
+  for (const [id, json] of read.workers) {
     const leaseRemainingMs = (deadlines.get(id) ?? 0) - serverNow;
     if (leaseRemainingMs <= 0) continue; // lapsed: not live, whether or not a script removed it yet
-    const record = parseRecord(keys, keys.workers, id, records[i + 1]);
+    const record = parseRecord(keys, keys.workers, id, json);
     workers.push({
       id,
       weight: Number(record.w),
@@ -76,9 +54,8 @@ export async function readQueue(connection: Redis | Cluster, keys: QueueKeys): P
   }
   workers.sort((a, b) => b.weight - a.weight || a.id.localeCompare(b.id));
   const tasks: QueueTaskSnapshot[] = [];
-  for (let i = 0; i < listed.length; i += 2) {
-    const id = String(listed[i]);
-    const delivery = deliveries[i / 2];
+  for (const [i, [id, deadline]] of read.listed.entries()) {
+    const delivery = read.deliveries[i];
     if (delivery === null || delivery === undefined) continue; // a deadline without its record: lost state, the next script rebuilds
     const record = parseRecord(keys, keys.deliveries, id, delivery);
     tasks.push({
@@ -86,20 +63,20 @@ export async function readQueue(connection: Redis | Cluster, keys: QueueKeys): P
       worker: String(record.w),
       deliveries: Number(record.n),
       token: Number(record.k),
-      remainingMs: Number(listed[i + 1]) - serverNow,
+      remainingMs: Number(deadline) - serverNow,
     });
   }
   return {
     queue: keys.queue,
-    createdAt: Number(createdAt),
+    createdAt: read.createdAt,
     serverTime: serverNow,
-    depth: Math.max(0, Number(length) - Number(inFlight)),
-    inFlight: Number(inFlight),
-    dead: Number(dead),
+    depth: Math.max(0, read.length - read.inFlight),
+    inFlight: read.inFlight,
+    dead: read.dead,
     workers,
     tasks,
     quarantineUntil,
-    quarantineReason: quarantineUntil > 0 ? String(reason) : '',
+    quarantineReason: quarantineUntil > 0 ? read.quarantineReason : '',
   };
 }
 

@@ -3,8 +3,8 @@ import type { Logger } from 'pino';
 import { CorruptStateError, PermissionError, ScriptError, StaleTaskError } from '../errors.js';
 import { describe } from '../failures.js';
 import type { Clock } from '../member/clock.js';
+import type { WorkerReply } from '../scripts.js';
 import type { Delivery } from './inbox.js';
-import type { WorkerReply } from './scripts.js';
 import type { TaskHandler, TaskSettled } from './types.js';
 
 /** What the task runner needs of its worker. */
@@ -47,9 +47,13 @@ export class TaskRunner {
   }
 
   /** What the worker claims in a renewal: task id, token and expiry (Redis ms) of each delivery running. */
-  claims(): { tokens: Set<number>; args: (string | number)[] } {
-    const args = [...this.#running.entries()].flatMap(([token, r]) => [r.delivery.id, token, r.delivery.expires]);
-    return { tokens: new Set(this.#running.keys()), args };
+  claims(): { tokens: Set<number>; held: { id: string; token: number; expires: number }[] } {
+    const held = [...this.#running.entries()].map(([token, r]) => ({
+      id: r.delivery.id,
+      token,
+      expires: r.delivery.expires,
+    }));
+    return { tokens: new Set(this.#running.keys()), held };
   }
 
   /** Starts the handler; its signal aborts at `deadline` (local clock) at the latest. */

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Cluster, Redis } from 'ioredis';
 import { type Logger, pino } from 'pino';
 import { redisUser } from '../connections/diagnosis.js';
 import { acquireLink, type Link } from '../connections/pool.js';
@@ -17,11 +18,11 @@ import {
   validateRedisSource,
 } from '../options.js';
 import { claimRole } from '../role.js';
+import { queueScripts, type WorkerReply } from '../scripts.js';
 import { type Delivery, InboxReader, openInbox } from './inbox.js';
 import { type QueueKeys, queueKeys } from './keys.js';
 import { LeaseClock } from './lease.js';
 import { type WorkerSettings, workerSettings } from './options.js';
-import { parseWorkerReply, type QueueScriptName, runQueueScript, type WorkerReply } from './scripts.js';
 import { TaskRunner } from './tasks.js';
 import type { JoinQueueOptions, QueueAdvisoryCode, WorkerEvents, WorkerState } from './types.js';
 
@@ -85,8 +86,11 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
       clock: this.#clock,
       log: this.#log,
       retryDelay: Math.min(50, this.#settings.heartbeatInterval),
-      complete: async (delivery, outcome) =>
-        (await this.#call('complete', [this.id, delivery.id, delivery.token, outcome, this.#tokenFloor])).reply,
+      complete: async (delivery, outcome) => {
+        const { id: taskId, token } = delivery;
+        const args = { workerId: this.id, taskId, token, outcome, tokenFloor: this.#tokenFloor };
+        return (await this.#call((c) => queueScripts.complete(c, this.#keys, args))).reply;
+      },
       mayRetry: () => this.#clock.now() < this.#time.deadline && this.#state !== 'left',
       settled: (settled) => this.#emitSafe('task', settled),
       error: (error) => {
@@ -203,20 +207,21 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
     this.#lastRenewalStart = this.#clock.now();
     let result: { reply: WorkerReply; sentAt: number };
     try {
-      result = await this.#call('renew', [
-        this.id,
-        s.weight,
-        this.#state === 'working' ? s.capacity : 0,
-        s.completeTime,
-        s.maxDeliveries,
-        s.activationInterval,
-        this.#nonce,
-        hostname(),
-        process.pid,
-        this.#tokenFloor,
-        joining ? '1' : '0',
-        ...claims.args,
-      ]);
+      const args = {
+        workerId: this.id,
+        weight: s.weight,
+        capacity: this.#state === 'working' ? s.capacity : 0,
+        completeTime: s.completeTime,
+        maxDeliveries: s.maxDeliveries,
+        activationInterval: s.activationInterval,
+        nonce: this.#nonce,
+        host: hostname(),
+        pid: process.pid,
+        tokenFloor: this.#tokenFloor,
+        joining,
+        claims: claims.held,
+      };
+      result = await this.#call((c) => queueScripts.renew(c, this.#keys, args));
     } catch (error) {
       if (joining) throw error;
       if (error instanceof RedisUnavailableError && error.timedOut) this.#link?.resetLease();
@@ -308,7 +313,7 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
     await this.#renewal;
     this.#inbox?.close();
     try {
-      await this.#call('leave', [this.id, this.#nonce]);
+      await this.#call((c) => queueScripts.leave(c, this.#keys, { workerId: this.id, nonce: this.#nonce }));
       this.#log.info('left');
     } catch (error) {
       this.#log.warn({ error: describe(error) }, 'could not announce the leave; the lease lapses on its own');
@@ -333,13 +338,14 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
 
   // ---- plumbing --------------------------------------------------------------------------
 
-  /** Runs a queue script and notes the Redis time it read, for the deadlines of its tasks. */
-  async #call(name: QueueScriptName, args: (string | number)[]): Promise<{ reply: WorkerReply; sentAt: number }> {
+  /** Runs one of the worker's scripts and notes the Redis time it read, for the deadlines of its tasks. */
+  async #call(
+    script: (connection: Redis | Cluster) => Promise<WorkerReply>,
+  ): Promise<{ reply: WorkerReply; sentAt: number }> {
     const link = this.#link;
     if (!link) throw new RedisUnavailableError(`worker ${this.id} has no connection`);
     const sentAt = this.#clock.now();
-    const raw = await runQueueScript(link.lease, name, this.#keys, args, this.id);
-    const reply = parseWorkerReply(name, raw);
+    const reply = await script(link.lease);
     this.#time.noteReply(sentAt, reply.serverNow);
     for (const dead of reply.dead) {
       this.#advise('DEAD_LETTER', `task ${dead.id} moved to the dead letters after ${dead.deliveries} deliveries`, {

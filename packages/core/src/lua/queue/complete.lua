@@ -1,10 +1,12 @@
 -- complete: ends a delivery, fenced by its token: only the worker that holds the task's latest
 -- delivery, naming that delivery's token, may complete it. The only script that acknowledges
 -- a completed task (XACK names no consumer and cannot fence on its own).
--- KEYS: 1-8 as in queue/lib.lua
--- ARGV: 1 worker id  2 task id  3 token  4 'done' (the handler resolved) or 'failed' (it threw)
---       5 token floor (see renew.lua)
--- Reply: see `reply` in queue/lib.lua; status 'done', 'retry' (failed, waits for re-delivery),
+-- KEYS: 1 config  2 workers  3 leases  4 order  5 deliveries  6 tasks  7 deadlines  8 dead (as in
+--       queue/lib.lua)
+-- ARGV: 1 workerId  2 taskId  3 token  4 outcome ('done': the handler resolved; 'failed': it threw)
+--       5 tokenFloor (see renew.lua)
+-- Reply: { status, serverNow, quarantineUntil, quarantineReason, lost, dead } (`reply` in
+-- queue/lib.lua); status 'done', 'retry' (failed, waits for re-delivery),
 -- 'dead' (failed for the last time: moved to the dead letters) or 'stale' (refused: the task was
 -- delivered again, or is gone), or an error: CORRUPT <key> <problem>
 --@include queue/lib.lua

@@ -1,6 +1,7 @@
 -- enqueue: adds a task to the queue and dispatches what waits to workers with free capacity.
--- KEYS: 1-8 as in queue/lib.lua
--- ARGV: 1 data type ('s' string, 'b' bytes, 'j' JSON)  2 data
+-- KEYS: 1 config  2 workers  3 leases  4 order  5 deliveries  6 tasks  7 deadlines  8 dead (as in
+--       queue/lib.lua)
+-- ARGV: 1 dataType ('s' string, 'b' bytes, 'j' JSON)  2 data
 -- Reply: the task's id (its stream id), or an error:
 --   CORRUPT <key> <problem>   a key of the queue holds what understudy never writes there
 --@include queue/lib.lua

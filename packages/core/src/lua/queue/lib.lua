@@ -376,8 +376,10 @@ local function announce(Q)
   if Q.changed then call('SPUBLISH', BASE .. 'events', '') end
 end
 
--- What a worker's script replies: 1 status  2 now  3 quarantineUntil  4 why the latest quarantine began
---   5 tasks this worker no longer holds { id, ... }  6 dead letters made { id, deliveries, ... }
+-- What a worker's script replies (the spec names its fields: test/script-specs.test.ts):
+-- Reply: 1 status  2 serverNow (Redis ms)  3 quarantineUntil  4 quarantineReason (why the latest
+--        quarantine began)  5 lost (tasks this worker no longer holds: { id, ... })  6 dead (dead
+--        letters made: { id, deliveries, ... })
 local function reply(Q, status, lost)
   return { status, fmt(Q.now), fmt(Q.quarantine_until), Q.quarantine_reason, lost or {}, Q.dead }
 end

@@ -1,10 +1,12 @@
 #!lua flags=no-writes
 -- observe: everything a queue monitor shows, read-only (EVALSHA_RO / EVAL_RO).
--- KEYS: 1-8 as in queue/lib.lua
--- ARGV: 1 how many tasks in flight to list (soonest deadline first)
--- Reply: { now, quarantineUntil, quarantineReason, createdAt ('' for no queue), tasks in the stream,
---          tasks in flight, dead letters, workers { id, json, ... }, leases { id, deadline, ... },
---          tasks in flight { id, deadline, ... }, their deliveries { json, ... } }, or an error:
+-- KEYS: 1 config  2 workers  3 leases  4 order  5 deliveries  6 tasks  7 deadlines  8 dead (as in
+--       queue/lib.lua)
+-- ARGV: 1 limit (how many tasks in flight to list, soonest deadline first)
+-- Reply: { now, quarantineUntil, quarantineReason, createdAt ('' for no queue), length (tasks in
+--          the stream), inFlight (tasks in flight), dead (dead letters), workers { id, json, ... },
+--          leases { id, deadline, ... }, listed (tasks in flight) { id, deadline, ... }, deliveries
+--          (of the listed tasks) { json, ... } }, or an error:
 --   CORRUPT <key> <problem>
 --@include guard.lua
 

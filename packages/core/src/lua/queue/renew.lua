@@ -3,12 +3,14 @@
 -- ones the queue no longer gives it are listed in the reply, and a claim the server knows less
 -- about than the worker (no record, or an older token: lost state, S6) is taken back into the
 -- record, with a quarantine, so that nothing it still runs goes to another worker.
--- KEYS: 1-8 as in queue/lib.lua  9 the worker's inbox
--- ARGV: 1 worker id  2 weight  3 capacity (0 while leaving)  4 completeTime (ms)  5 maxDeliveries
+-- KEYS: 1 config  2 workers  3 leases  4 order  5 deliveries  6 tasks  7 deadlines  8 dead (as in
+--       queue/lib.lua)  9 inbox (the worker's)
+-- ARGV: 1 workerId  2 weight  3 capacity (0 while leaving)  4 completeTime (ms)  5 maxDeliveries
 --       6 activationInterval (ms)  7 nonce (random per worker object)  8 host  9 pid
---       10 token floor: the highest token the worker was given (0: none)  11 '1' for the join
---       12.. claims, three each: task id, token, when its delivery expires (Redis ms)
--- Reply: see `reply` in queue/lib.lua; status 'ok', 'joined' or 'rejoined' (the queue had dropped
+--       10 tokenFloor (the highest token the worker was given; 0: none)  11 joining ('1' for the join)
+--       12 claims (the rest of ARGV, three each: task id, token, when its delivery expires in Redis ms)
+-- Reply: { status, serverNow, quarantineUntil, quarantineReason, lost, dead } (`reply` in
+-- queue/lib.lua); status 'ok', 'joined' or 'rejoined' (the queue had dropped
 -- the worker: what it held went back), or an error:
 --   WORKER_EXISTS <id>        another worker object holds the id
 --   CORRUPT <key> <problem>
