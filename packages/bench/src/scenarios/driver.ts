@@ -1,4 +1,4 @@
-import { luaSource, parseReply, scriptInvocation } from '@understudy/core/internal';
+import { luaSource, parseReply, type ScriptInvocation, scriptInvocation } from '@understudy/core/internal';
 import { groupKeys } from '@understudy/core/testing';
 import { sleep } from '../clock.js';
 import { type BenchContext, uniqueKey } from '../context.js';
@@ -49,15 +49,15 @@ function perRenewal(
   return nested;
 }
 
+/** One ARGV entry of a script call, as core lays it out. */
+type Argument = ScriptInvocation['argv'][number];
+
 /** Runs batches of renewals back to back; the least mean time of a batch, and its commands. */
-async function backToBack(
-  context: BenchContext,
-  batch: () => [string, ...(string | number)[]][],
-): Promise<DriverCost['hot']> {
+async function backToBack(context: BenchContext, batch: () => [string, ...Argument[]][]): Promise<DriverCost['hot']> {
   let best: DriverCost['hot'] = { scriptUs: Number.POSITIVE_INFINITY, nested: {} };
   for (let b = 0; b < HOT_BATCHES; b++) {
     const pipeline = context.redis.pipeline();
-    for (const [sha, ...rest] of batch()) pipeline.evalsha(sha, ...(rest as [number, ...(string | number)[]]));
+    for (const [sha, ...rest] of batch()) pipeline.evalsha(sha, ...(rest as [number, ...Argument[]]));
     await context.redis.config('RESETSTAT');
     await pipeline.exec();
     const stats = commandStats(await context.redis.info('commandstats'));
@@ -156,7 +156,7 @@ export async function measureDriven(context: BenchContext, plan: DriverPlan): Pr
     running = false;
     await pace;
     const hot = await backToBack(context, () => {
-      const commands: [string, ...(string | number)[]][] = [];
+      const commands: [string, ...Argument[]][] = [];
       for (let k = 0; k < HOT_BATCH; k++) {
         const i = next;
         next = (next + 1) % ids.length;
