@@ -113,11 +113,13 @@ export class TaskRunner {
     }
     const durationMs = host.clock.now() - started;
     clearTimeout(running.timer);
-    const reply = await this.#complete(running, outcome);
+    const { reply, uncertain } = await this.#complete(running, outcome);
     this.#running.delete(delivery.token);
     const { id, token, deliveries } = delivery;
     const settled: TaskSettled = { id, token, deliveries, outcome: 'completed', durationMs };
-    if (!reply) {
+    // A retry refused as stale after an attempt that may have run: that attempt may have been
+    // accepted (the task is gone either way), so nobody can say; it is not a StaleTaskError.
+    if (!reply || (uncertain && reply.status === 'stale')) {
       settled.outcome = 'unconfirmed';
     } else if (reply.status === 'stale') {
       const error = new StaleTaskError(host.queue, id, token);
@@ -137,14 +139,19 @@ export class TaskRunner {
 
   /**
    * Sends the fenced completion, again after a failure while the worker's lease holds (the token
-   * makes a repeat harmless: the queue accepts it once, or refuses it as stale). Undefined when
-   * never confirmed: the queue delivers the task again.
+   * makes a repeat harmless: the queue accepts it once, or refuses it as stale). No reply when
+   * never confirmed: the queue delivers the task again. `uncertain`: an attempt failed in a way
+   * that does not say whether Redis ran it (a timeout, a connection lost after sending).
    */
-  async #complete(running: Running, outcome: 'done' | 'failed'): Promise<WorkerReply | undefined> {
+  async #complete(
+    running: Running,
+    outcome: 'done' | 'failed',
+  ): Promise<{ reply: WorkerReply | undefined; uncertain: boolean }> {
     const host = this.#host;
+    let uncertain = false;
     for (;;) {
       try {
-        return await host.complete(running.delivery, outcome);
+        return { reply: await host.complete(running.delivery, outcome), uncertain };
       } catch (error) {
         const final =
           error instanceof PermissionError || error instanceof CorruptStateError || error instanceof ScriptError;
@@ -152,8 +159,9 @@ export class TaskRunner {
           const { id, token } = running.delivery;
           host.log.error({ task: id, token, error: describe(error) }, 'could not complete the task');
           host.error(error instanceof Error ? error : new Error(String(error)));
-          return undefined;
+          return { reply: undefined, uncertain };
         }
+        uncertain = true;
         await sleep(host.retryDelay);
       }
     }

@@ -97,8 +97,10 @@ export interface TaskSettled {
   /**
    * `completed`: the handler resolved and the queue accepted it. `failed`: the handler threw
    * (the task waits for re-delivery, or went to the dead letters). `stale`: the queue refused
-   * the completion (StaleTaskError), the result is dropped. `unconfirmed`: the queue could not
-   * be told while the worker held its lease; it delivers the task again.
+   * the completion (StaleTaskError), the result is dropped. `unconfirmed`: the queue's answer is
+   * not known — it could not be told while the worker held its lease (it delivers the task
+   * again), or an attempt that timed out may have been accepted before a retry found the task
+   * gone — so the task may run again.
    */
   outcome: 'completed' | 'failed' | 'stale' | 'unconfirmed';
   /** The handler's return value (completed), or what it threw (failed), or the StaleTaskError. */
