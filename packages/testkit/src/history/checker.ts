@@ -1,10 +1,12 @@
 import { checkEveryoneLearns } from './awareness.js';
 import { checkConvergence } from './convergence.js';
+import { checkCommitFromHolder, checkFeedActedOn } from './feed.js';
 import { checkDemoteBeforePromote } from './handover.js';
 import { checkLeaseBound, checkNoRevival, checkWorkInsideBelief } from './lease.js';
 import { checkNoResend, checkRedisState } from './redis-side.js';
 import { checkEpochsIncrease, checkNeverAboveGoal, checkSinkNeverStale } from './safety.js';
 import { checkNoFlapping } from './steadiness.js';
+import { checkNoStaleCompletion, checkNothingLost, checkOneWorkerAtATime } from './tasks.js';
 import { Timeline } from './timeline.js';
 import type { CheckResult, GroupParams, History } from './types.js';
 
@@ -24,8 +26,12 @@ export interface CheckOptions {
  * revives a lapsed lease; (10) no script request is sent twice; (11) Redis holds no more
  * slots than the goal, each below it and with a member record; (12) demote before promote:
  * nobody activates while a deactivate handler still holds the slot it needs.
- * Safety rules (1–3, 7–12) hold at all times, faults or not; liveness rules (4–6) are
- * suspended while a fault is open.
+ * The group feed and queues (DESIGN §10, §11): (13) every published message is acted on by a
+ * holder of each slot; (14) a commit comes from a current holder only; (15) a task is in
+ * flight at one worker at a time; (16) no accepted completion from a stale token; (17) every
+ * enqueued task completes or reaches the dead letters.
+ * Safety rules (1–3, 7–12, 14–16) hold at all times, faults or not; liveness rules (4–6) are
+ * suspended while a fault is open, and 13 and 17 are judged on the whole run.
  */
 export function checkHistory(history: History, params: GroupParams, options: CheckOptions = {}): CheckResult {
   validate(params, options);
@@ -45,6 +51,11 @@ export function checkHistory(history: History, params: GroupParams, options: Che
     ...checkNoResend(timeline),
     ...checkRedisState(timeline, settleNs),
     ...checkDemoteBeforePromote(timeline, params),
+    ...checkFeedActedOn(timeline, params),
+    ...checkCommitFromHolder(timeline),
+    ...checkOneWorkerAtATime(timeline),
+    ...checkNoStaleCompletion(timeline),
+    ...checkNothingLost(timeline),
   ];
   return { ok: violations.length === 0, violations };
 }

@@ -13,10 +13,18 @@ const RULE_TITLES: Record<RuleNumber, string> = {
   10: 'no script request is sent twice',
   11: 'Redis never holds more slots than the goal',
   12: 'demote before promote',
+  13: 'every feed message is acted on by a holder of each slot',
+  14: 'a feed commit comes from a current holder only',
+  15: 'a task is in flight at one worker at a time',
+  16: 'no accepted completion from a stale token',
+  17: 'every enqueued task completes or reaches the dead letters',
 };
 
-/** Liveness rules, judged outside fault windows; every other rule is a safety rule, judged always. */
-const LIVENESS_RULES: ReadonlySet<RuleNumber> = new Set([4, 5, 6]);
+/**
+ * Liveness rules: 4–6 judged outside fault windows, 13 and 17 at the end of the run (nothing
+ * lost); every other rule is a safety rule, judged always.
+ */
+const LIVENESS_RULES: ReadonlySet<RuleNumber> = new Set([4, 5, 6, 13, 17]);
 
 export function isSafetyRule(rule: RuleNumber): boolean {
   return !LIVENESS_RULES.has(rule);

@@ -71,7 +71,7 @@ export function byTime(a: HistoryEvent, b: HistoryEvent): number {
   return a.t < b.t ? -1 : a.t > b.t ? 1 : 0;
 }
 
-type FieldKind = 'string' | 'number' | 'decimal' | 'bigint' | 'slots';
+type FieldKind = 'string' | 'number' | 'boolean' | 'decimal' | 'bigint' | 'slots' | 'ids';
 
 /** The fields each event type needs beyond t, member and type; `?` marks optional ones. */
 const FIELDS: Record<HistoryEventType, Record<string, FieldKind>> = {
@@ -84,7 +84,7 @@ const FIELDS: Record<HistoryEventType, Record<string, FieldKind>> = {
     'repliedAt?': 'bigint',
   },
   prepare: {},
-  activate: { epoch: 'decimal', 'requestSentAt?': 'bigint' },
+  activate: { epoch: 'decimal', 'requestSentAt?': 'bigint', 'slot?': 'number' },
   deactivate: { epoch: 'decimal', reason: 'string' },
   'deactivate-settled': { epoch: 'decimal' },
   work: { epoch: 'decimal' },
@@ -98,6 +98,16 @@ const FIELDS: Record<HistoryEventType, Record<string, FieldKind>> = {
   'sink-reject': { epoch: 'decimal' },
   weight: { weight: 'number' },
   observe: { version: 'number' },
+  publish: { id: 'string' },
+  message: { id: 'string', phase: 'string', active: 'boolean', 'epoch?': 'decimal', 'slot?': 'number' },
+  commit: { id: 'string', slot: 'number', epoch: 'decimal' },
+  enqueue: { task: 'string' },
+  'task-start': { task: 'string', token: 'decimal' },
+  'task-step': { task: 'string', token: 'decimal' },
+  'task-abort': { task: 'string', token: 'decimal' },
+  'task-done': { task: 'string', token: 'decimal' },
+  'task-end': { task: 'string', token: 'decimal', outcome: 'string' },
+  'queue-state': { waiting: 'ids', dead: 'ids' },
 };
 
 const DECIMAL = /^\d+$/;
@@ -127,6 +137,8 @@ export function parseEvent(line: string, where: string): HistoryEvent {
     }
     if (kind === 'slots') {
       if (!Array.isArray(value) || !value.every(isSlot)) fail(`${name} must be a list of slots`);
+    } else if (kind === 'ids') {
+      if (!Array.isArray(value) || !value.every((id) => typeof id === 'string')) fail(`${name} must be a list of ids`);
     } else if (kind === 'bigint' || kind === 'decimal') {
       if (typeof value !== 'string' || !DECIMAL.test(value)) fail(`${name} must be a decimal string`);
       if (kind === 'bigint') event[name] = BigInt(value as string);

@@ -53,6 +53,8 @@ export interface ActivateEvent extends At {
    * that moment, so two near-simultaneous activations recorded out of order are not blamed.
    */
   requestSentAt?: bigint;
+  /** Optional: the slot it holds (the feed's rules 13 and 14 need it). */
+  slot?: number;
 }
 
 /** When the deactivate action is delivered. */
@@ -149,6 +151,72 @@ export interface ObserveEvent extends At {
   version: number;
 }
 
+/** Recorded by the harness's publisher once the feed's `XADD` returned `id` (rule 13). */
+export interface PublishEvent extends At {
+  type: 'publish';
+  id: string;
+}
+
+/**
+ * A feed message in `onMessage`: `start` when the handler begins, `done` just before it
+ * resolves. `active`, `epoch` and `slot` as the message carried them (rules 13 and 14).
+ */
+export interface MessageEvent extends At {
+  type: 'message';
+  id: string;
+  phase: 'start' | 'done';
+  active: boolean;
+  epoch?: string;
+  slot?: number;
+}
+
+/**
+ * When the member saw `member.committed` move to `id`, a message it acted on for `slot` with
+ * `epoch`: the commit script accepted its commit (rule 14).
+ */
+export interface CommitEvent extends At {
+  type: 'commit';
+  id: string;
+  slot: number;
+  epoch: string;
+}
+
+/** Recorded by the harness once `enqueue` resolved with the task's id (rule 17). */
+export interface EnqueueEvent extends At {
+  type: 'enqueue';
+  task: string;
+}
+
+/**
+ * A worker's handler and one delivery of a task (rules 15–17): `task-start` when the handler
+ * begins; `task-step` each time it acts, stamped just before it checks its signal (as `work`);
+ * `task-abort` when its signal aborts; `task-done` just before the handler resolves (the
+ * completion is sent after it); `task-end` when the worker's `task` event says how the
+ * delivery ended (`completed`: the queue accepted the completion).
+ */
+export interface TaskEvent extends At {
+  type: 'task-start' | 'task-step' | 'task-abort' | 'task-done';
+  task: string;
+  token: string;
+}
+
+export interface TaskEndEvent extends At {
+  type: 'task-end';
+  task: string;
+  token: string;
+  outcome: 'completed' | 'failed' | 'stale' | 'unconfirmed';
+}
+
+/**
+ * Read by the harness at the end of a queue scenario, after its quiet period: the tasks still
+ * in the queue's stream and those in its dead letters (rule 17).
+ */
+export interface QueueStateEvent extends At {
+  type: 'queue-state';
+  waiting: string[];
+  dead: string[];
+}
+
 export type HistoryEvent =
   | JoinEvent
   | RenewalEvent
@@ -164,7 +232,14 @@ export type HistoryEvent =
   | FaultEvent
   | SinkEvent
   | WeightEvent
-  | ObserveEvent;
+  | ObserveEvent
+  | PublishEvent
+  | MessageEvent
+  | CommitEvent
+  | EnqueueEvent
+  | TaskEvent
+  | TaskEndEvent
+  | QueueStateEvent;
 
 export type HistoryEventType = HistoryEvent['type'];
 
@@ -179,7 +254,7 @@ export interface GroupParams {
   clockDrift?: number;
 }
 
-export type RuleNumber = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11 | 12;
+export type RuleNumber = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11 | 12 | 13 | 14 | 15 | 16 | 17;
 
 export interface Violation {
   rule: RuleNumber;
