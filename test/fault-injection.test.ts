@@ -17,6 +17,7 @@ import {
 import { CI_SEED, SCENARIOS } from './chaos/scenarios.js';
 
 const memberScript = fileURLToPath(new URL('./fixtures/history-member.ts', import.meta.url));
+const workerScript = fileURLToPath(new URL('./fixtures/queue-worker.ts', import.meta.url));
 /** How long churn runs in CI. */
 const CHURN_MS = 20_000;
 const RUN_TIMEOUT_MS = 180_000;
@@ -25,7 +26,7 @@ const RUN_TIMEOUT_MS = 180_000;
 function once(scenario: Scenario): () => Promise<ScenarioResult> {
   let result: Promise<ScenarioResult> | undefined;
   return () => {
-    result ??= runScenario(scenario, { seed: CI_SEED, memberScript, durationMs: CHURN_MS }).then((r) => {
+    result ??= runScenario(scenario, { seed: CI_SEED, memberScript, workerScript, durationMs: CHURN_MS }).then((r) => {
       console.info(describeResult(r));
       return r;
     });

@@ -10,7 +10,9 @@
 import type { GroupIntervals, MemberSpec, Scenario } from '../../packages/testkit/src/index.js';
 import { churnScenario } from './churn.js';
 import { FAULT_SCENARIOS } from './faults.js';
+import { FEED_SCENARIOS } from './feed.js';
 import { HA_SCENARIOS } from './ha.js';
+import { QUEUE_SCENARIOS } from './queues.js';
 import {
   activations,
   between,
@@ -494,19 +496,37 @@ const CI_HA_SCENARIOS = new Set(['sentinel-kill-master', 'sentinel-sigstop-maste
 /** The new fault kinds CI runs (about a minute together); the soak runs them all. */
 const CI_FAULT_SCENARIOS = new Set(['lagging-replica', 'lost-key', 'forged-announcements', 'same-id-restart']);
 
-/** The CI profile's scenarios: every fixed one, some of the new fault kinds, three on Sentinel and Cluster, then churn. CI runs each once. */
+/**
+ * The feed and queue scenarios CI runs (about a minute together): a kill inside onMessage,
+ * workers killed and frozen mid-task, a handler slower than completeTime, a Redis restart with
+ * tasks in flight; the soak adds the failover of a replicated pair.
+ */
+const CI_MESSAGE_SCENARIOS = new Set([
+  'feed-kill-mid-message',
+  'queue-worker-faults',
+  'queue-slow-handler',
+  'queue-redis-restart',
+]);
+
+/**
+ * The CI profile's scenarios: every fixed one, some of the new fault kinds, three on Sentinel
+ * and Cluster, four of the feed and queues, then churn. CI runs each once.
+ */
 export const SCENARIOS: readonly Scenario[] = [
   ...FIXED_SCENARIOS,
   ...FAULT_SCENARIOS.filter((s) => CI_FAULT_SCENARIOS.has(s.name)),
   ...HA_SCENARIOS.filter((s) => CI_HA_SCENARIOS.has(s.name)),
+  ...[...FEED_SCENARIOS, ...QUEUE_SCENARIOS].filter((s) => CI_MESSAGE_SCENARIOS.has(s.name)),
   churnScenario(CHURN_PARAMS, 'ci'),
 ];
 
-/** Every scenario, for the soak's rotation: the fixed ones, the new fault kinds, the Sentinel and Cluster ones, then churn. */
+/** Every scenario, for the soak's rotation: the fixed ones, the new fault kinds, the Sentinel and Cluster ones, the feed and queues, then churn. */
 export const SOAK_SCENARIOS: readonly Scenario[] = [
   ...FIXED_SCENARIOS,
   ...FAULT_SCENARIOS,
   ...HA_SCENARIOS,
+  ...FEED_SCENARIOS,
+  ...QUEUE_SCENARIOS,
   churnScenario(CHURN_PARAMS, 'soak'),
 ];
 

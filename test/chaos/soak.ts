@@ -49,6 +49,7 @@ if (scenarios.length === 0) {
   process.exit(2);
 }
 const memberScript = fileURLToPath(new URL('../fixtures/history-member.ts', import.meta.url));
+const workerScript = fileURLToPath(new URL('../fixtures/queue-worker.ts', import.meta.url));
 
 // The servers and members of this soak live under one folder, swept at the end like a test suite's.
 const root = mkdtempSync(join(tmpdir(), 'understudy-soak-'));
@@ -110,6 +111,7 @@ async function judge(scenario: Scenario, index: number, runSeed: number, duratio
   const result = await runScenario(scenario, {
     seed: runSeed,
     memberScript,
+    workerScript,
     durationMs,
     signal: interrupt.signal,
     resultsDir,

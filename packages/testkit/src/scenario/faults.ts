@@ -1,5 +1,5 @@
 import type { RedisServer } from '../redis/types.js';
-import type { MemberProcess } from './member-process.js';
+import type { MemberProcess, ProcessArgs } from './member-process.js';
 import { RunCore } from './run.js';
 import { dataServers } from './topology.js';
 
@@ -45,7 +45,7 @@ export class ScenarioRun extends RunCore {
   }
 
   /** SIGKILL; `killed` is recorded once the process is gone, so nothing it wrote comes after it. */
-  async kill(member: MemberProcess): Promise<void> {
+  async kill(member: MemberProcess<ProcessArgs>): Promise<void> {
     const description = `SIGKILL ${member.id}`;
     await this.fault(description);
     await this.killNow(member);
@@ -53,7 +53,7 @@ export class ScenarioRun extends RunCore {
   }
 
   /** SIGSTOP for `ms`, then SIGCONT. */
-  pause(member: MemberProcess, ms: number): Promise<void> {
+  pause(member: MemberProcess<ProcessArgs>, ms: number): Promise<void> {
     return this.during(
       `SIGSTOP ${member.id} ${Math.round(ms)} ms`,
       ms,
@@ -119,14 +119,14 @@ export class ScenarioRun extends RunCore {
         link.heal();
       }
     }
-    for (const member of this.live()) member.signal('SIGCONT');
+    for (const member of [...this.live(), ...this.liveWorkers()]) member.signal('SIGCONT');
     for (const description of [...this.#openFaults]) await this.heal(description);
   }
 
   /** @internal */
   async finish(): Promise<void> {
     await this.healAll();
-    await Promise.all(this.live().map((m) => this.leave(m)));
+    await Promise.all([...this.live(), ...this.liveWorkers()].map((m) => this.leave(m)));
   }
 
   /**

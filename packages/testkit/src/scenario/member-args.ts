@@ -33,9 +33,12 @@ export interface MemberArgs extends GroupIntervals, MemberConnection {
    * inside the join, or after it); -1 = never.
    */
   abortJoinAfterMs: number;
+  /** With the group feed: how long its `onMessage` takes, in ms; -1 = no `onMessage`. */
+  messageMs: number;
 }
 
-export function memberArgv(args: MemberArgs): string[] {
+/** A process's arguments as `--key=value` options (a member's or a queue worker's). */
+export function memberArgv(args: object): string[] {
   // `--key=value`: a value that starts with a dash (-1) is not taken for an option.
   return Object.entries(args).map(([key, value]) => `--${key}=${String(value)}`);
 }
@@ -49,6 +52,7 @@ const NUMBERS = [
   'clockRate',
   'abortJoinAfterMs',
   'deactivateMs',
+  'messageMs',
 ] as const;
 const STRINGS = [
   'url',
@@ -106,6 +110,7 @@ export function parseMemberArgv(argv: readonly string[]): MemberArgs {
     sinkKey: value('sinkKey'),
     sinkClockOffset: BigInt(value('sinkClockOffset')),
     abortJoinAfterMs: number('abortJoinAfterMs'),
+    messageMs: number('messageMs'),
   };
 }
 
@@ -133,4 +138,12 @@ export type MemberReport =
   | { event: 'weight'; weight: number; ok: boolean }
   /** A renewal that failed, with the client's error: a scenario can tell a redirection the client did not follow. */
   | { event: 'renewal-failed'; error: string }
+  /** A feed message in `onMessage` (the history has its epoch and slot). */
+  | { event: 'message'; id: string; phase: 'start' | 'done'; active: boolean }
+  /** A message delivered with `active: true` while `isActive()` was false: the library told a member to act outside its lease. */
+  | { event: 'active-outside-lease'; id: string }
+  /** A queue worker's handler began a delivery (worker-args.ts). */
+  | { event: 'task-start'; task: string; token: string }
+  /** How a queue worker's delivery ended (its `task` event). */
+  | { event: 'task-end'; task: string; token: string; outcome: string }
   | { event: 'left' };

@@ -5,20 +5,27 @@ import { runTypeScript } from '../node.js';
 import { PID_FILE, type Stoppable, testkitRoot, track, untrack } from '../redis/registry.js';
 import { type MemberArgs, type MemberCommand, type MemberReport, memberArgv } from './member-args.js';
 
+/** What every recording process is started with: its id and its history file (a member's or a queue worker's). */
+export interface ProcessArgs {
+  id: string;
+  history: string;
+}
+
 export interface MemberExit {
   code: number | null;
   signal: NodeJS.Signals | null;
 }
 
 /**
- * The harness's handle on one history-recording member process. It follows what the member
+ * The harness's handle on one history-recording process: a group member (`MemberArgs`), or a
+ * queue worker (`WorkerArgs`, worker-args.ts). It follows what the member
  * reports (joined, active, advisories) and signals it. Registered with the test kit, so the
  * hooks and the exit guard that stop servers stop members too; the process runs in a folder
  * of its own with a pid file, so the suite's sweep finds it if everything else failed.
  */
-export class MemberProcess implements Stoppable {
+export class MemberProcess<A extends ProcessArgs = MemberArgs> implements Stoppable {
   readonly id: string;
-  readonly args: MemberArgs;
+  readonly args: A;
   readonly child: ChildProcess;
   readonly exited: Promise<MemberExit>;
   /** Where its stderr goes, for diagnosis (kept with the histories). */
@@ -29,7 +36,7 @@ export class MemberProcess implements Stoppable {
   #stopped = false;
   #waiters = new Set<() => void>();
 
-  constructor(script: string, args: MemberArgs, logPath: string) {
+  constructor(script: string, args: A, logPath: string) {
     this.id = args.id;
     this.args = args;
     this.#dir = mkdtempSync(join(testkitRoot(), 'member-'));
@@ -167,7 +174,7 @@ export class MemberProcess implements Stoppable {
  * unlike the polling `waitFor` of wait.ts, a soak's Ctrl-C ends it at once.
  */
 export function untilMembers(
-  members: readonly MemberProcess[],
+  members: readonly MemberProcess<ProcessArgs>[],
   probe: () => boolean,
   what: string,
   timeoutMs: number,

@@ -2,17 +2,18 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type ChaosProxy, startChaosProxy } from '../chaos/proxy.js';
-import { HistoryRecorder } from '../history/recorder.js';
+import { HistoryRecorder, type NewHistoryEvent } from '../history/recorder.js';
 import type { RedisCluster } from '../redis/cluster.js';
 import type { ReplicatedPair } from '../redis/replicated.js';
 import type { SentinelSet } from '../redis/sentinel.js';
 import type { RedisServer } from '../redis/types.js';
 import { REDIS_STATE_FILE } from './invariants.js';
 import type { GroupIntervals } from './member-args.js';
-import { type MemberExit, MemberProcess, untilMembers } from './member-process.js';
+import { type MemberExit, MemberProcess, type ProcessArgs, untilMembers } from './member-process.js';
 import { Random } from './random.js';
 import { type MemberConnection, masterFor, memberConnection, type ScenarioTopology } from './topology.js';
 import type { MemberLinks, MemberSpec, RunOptions, ScenarioSpec, SpawnUntil } from './types.js';
+import type { WorkerArgs, WorkerSpec } from './worker-args.js';
 
 /** How long a member process may take to start and join. */
 export const CHILD_START_MS = 30_000;
@@ -37,9 +38,11 @@ export class RunCore {
   /** Scenario criteria found unmet while it ran (`unmet()`). */
   readonly findings: string[] = [];
   readonly processes: MemberProcess[] = [];
-  protected readonly links = new Map<MemberProcess, MemberLinks>();
-  /** Killed, left, or exited on their own: no longer in the group as far as the harness knows. */
-  protected readonly gone = new Set<MemberProcess>();
+  /** The queue workers of the run (`spawnWorker`), restarted ones included. */
+  readonly workers: MemberProcess<WorkerArgs>[] = [];
+  protected readonly links = new Map<MemberProcess<ProcessArgs>, MemberLinks>();
+  /** Killed, left, or exited on their own: no longer in the group (or queue) as far as the harness knows. */
+  protected readonly gone = new Set<MemberProcess<ProcessArgs>>();
   /** How many processes each member id has had: a restart with the same id writes new files. */
   readonly #incarnations = new Map<string, number>();
   protected readonly recorder: HistoryRecorder;
@@ -143,9 +146,14 @@ export class RunCore {
   }
 
   /** Records `member` as a target of the scenario's faults, and returns it. */
-  victim(member: MemberProcess): MemberProcess {
+  victim<P extends MemberProcess<ProcessArgs>>(member: P): P {
     this.victims.push(member.id);
     return member;
+  }
+
+  /** Records an event in the harness's history file (a publish, an enqueue, the queue's final state). */
+  record(event: NewHistoryEvent): void {
+    this.recorder.record(event);
   }
 
   note(label: string): bigint {
@@ -227,7 +235,7 @@ export class RunCore {
   }
 
   /** The member's link to the group's Redis (single, replicated, proxied Sentinel: see `Scenario.topology`). */
-  link(member: MemberProcess): ChaosProxy {
+  link(member: MemberProcess<ProcessArgs>): ChaosProxy {
     return this.#linksOf(member).redis;
   }
 
@@ -236,7 +244,7 @@ export class RunCore {
     return this.#linksOf(member).sentinels;
   }
 
-  #linksOf(member: MemberProcess): MemberLinks {
+  #linksOf(member: MemberProcess<ProcessArgs>): MemberLinks {
     const links = this.links.get(member);
     if (!links)
       throw new Error(
@@ -303,6 +311,7 @@ export class RunCore {
         sinkKey: `sink:{${this.group}}`,
         sinkClockOffset: this.#sinkOffset,
         abortJoinAfterMs: spec.abortJoinAfterMs ?? -1,
+        messageMs: this.scenario.feed?.messageMs ?? -1,
       },
       join(this.#dir, `${file}.stderr.log`),
     );
@@ -321,6 +330,54 @@ export class RunCore {
     return member;
   }
 
+  /**
+   * Starts a queue worker (test/fixtures/queue-worker.ts) on the scenario's queue and waits
+   * until it joined: like a member, through a chaos proxy of its own on a single Redis or a
+   * replicated pair, else as a Sentinel client. A worker that exits unasked is a criterion not met.
+   */
+  async spawnWorker(spec: WorkerSpec): Promise<MemberProcess<WorkerArgs>> {
+    const { queue } = this.scenario;
+    const script = this.#options.workerScript;
+    if (!queue || !script) throw new Error(`${this.scenario.name} has no queue, or the run no workerScript`);
+    if (this.workers.some((w) => w.id === spec.id)) throw new Error(`worker ${spec.id} was started before`);
+    const { links, url, connection } = await this.#connect();
+    const worker = new MemberProcess<WorkerArgs>(
+      script,
+      {
+        ...queue,
+        ...connection,
+        url,
+        queue: this.queueName,
+        id: spec.id,
+        weight: spec.weight,
+        history: join(this.#dir, `${spec.id}.jsonl`),
+        stepMs: WORKER_STEP_MS,
+      },
+      join(this.#dir, `${spec.id}.stderr.log`),
+    );
+    if (links) this.links.set(worker, links);
+    this.workers.push(worker);
+    void worker.exited.then((exit) => {
+      if (this.gone.has(worker) || this.#closed) return;
+      this.gone.add(worker);
+      this.recorder.record({ type: 'killed', member: worker.id });
+      this.unmet(`worker ${worker.id} exited on its own (${exit.signal ?? `code ${exit.code}`}):\n${worker.logTail(12)}`);
+    });
+    await untilMembers([worker], () => worker.joined || !worker.running, `${spec.id} to join`, CHILD_START_MS, this.signal);
+    if (!worker.running) throw new Error(`${spec.id} exited before it joined:\n${worker.logTail()}`);
+    return worker;
+  }
+
+  /** The scenario's queue (its workers' and its tasks'). */
+  get queueName(): string {
+    return `chaos-${this.scenario.name}`;
+  }
+
+  /** Workers started and not killed, not left. */
+  liveWorkers(): MemberProcess<WorkerArgs>[] {
+    return this.workers.filter((w) => w.running && !this.gone.has(w));
+  }
+
   /** Changes a member's weight (a membership change, not a fault); waits for the request to finish. */
   async setWeight(member: MemberProcess, weight: number): Promise<void> {
     const before = member.reported('weight').length;
@@ -333,8 +390,8 @@ export class RunCore {
     );
   }
 
-  /** Graceful leave; waits for the process to exit (SIGKILL after `timeoutMs`). */
-  async leave(member: MemberProcess, timeoutMs = 3 * this.A + 2000): Promise<void> {
+  /** Graceful leave (a member's or a worker's); waits for the process to exit (SIGKILL after `timeoutMs`). */
+  async leave(member: MemberProcess<ProcessArgs>, timeoutMs = 3 * this.A + 2000): Promise<void> {
     this.gone.add(member);
     member.send({ cmd: 'leave' });
     member.child.stdin?.end();
@@ -345,7 +402,7 @@ export class RunCore {
   /** @internal Stops every process and link at once, gracefully or not. */
   async shutdown(): Promise<void> {
     this.#closed = true;
-    await Promise.allSettled(this.processes.map((m) => m.stop()));
+    await Promise.allSettled([...this.processes, ...this.workers].map((m) => m.stop()));
     await Promise.allSettled([...this.links.values()].flatMap((l) => [l.redis, ...l.sentinels]).map((l) => l.close()));
     this.recorder.close();
   }
@@ -356,6 +413,7 @@ export class RunCore {
       join(this.#dir, 'harness.jsonl'),
       join(this.#dir, REDIS_STATE_FILE),
       ...this.processes.flatMap((m) => [m.args.history, m.args.sinkHistory]),
+      ...this.workers.map((w) => w.args.history),
     ].filter((path) => existsSync(path));
   }
 
@@ -378,13 +436,16 @@ export class RunCore {
   }
 
   /** SIGKILL, for `kill` and for a leave that does not end: `killed` is recorded once the process is gone. */
-  protected async killNow(member: MemberProcess): Promise<void> {
+  protected async killNow(member: MemberProcess<ProcessArgs>): Promise<void> {
     this.gone.add(member);
     member.signal('SIGKILL');
     await member.exited;
     this.recorder.record({ type: 'killed', member: member.id });
   }
 }
+
+/** How often a worker's handler acts while a task runs (a `task-step`), in ms. */
+const WORKER_STEP_MS = 10;
 
 /** The checker's slack for the liveness rules, in ms: the run's, else the scenario's, else 500 as in L1. */
 export function slackOf(scenario: ScenarioSpec, options: RunOptions): number {

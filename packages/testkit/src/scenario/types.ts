@@ -5,6 +5,7 @@ import type { StartRedisOptions } from '../redis/types.js';
 import type { GroupIntervals } from './member-args.js';
 import type { MemberProcess } from './member-process.js';
 import type { TopologyKind } from './topology.js';
+import type { QueueParams } from './worker-args.js';
 
 export interface MemberSpec {
   /** A member restarted with the same id (a supervisor's fixed `--member-id`) is the same member to the checker. */
@@ -57,6 +58,10 @@ export interface ScenarioSpec {
    * server does not ask of them. A soak's `slackMs` option overrides it.
    */
   slackMs?: number;
+  /** With the group feed: every member gets an `onMessage` that takes `messageMs` (rules 13, 14). */
+  feed?: { messageMs: number };
+  /** With a queue: its options for the workers the scenario starts (`run.spawnWorker`; rules 15–17). */
+  queue?: QueueParams;
   /** Criteria beyond the checker's rules: returns those not met, in words. */
   verify?(outcome: ScenarioOutcome): string[];
   /** Figures of the run worth reporting (ms), e.g. how long the Redis failover took; undefined if not seen. */
@@ -67,6 +72,8 @@ export interface RunOptions {
   seed: number;
   /** The history-recording member program (test/fixtures/history-member.ts). */
   memberScript: string;
+  /** The queue-worker program (test/fixtures/queue-worker.ts): needed by scenarios with a queue. */
+  workerScript?: string;
   /** For scenarios that run for a while (churn), in ms. */
   durationMs?: number;
   /** Aborting stops the run at once: everything it started is stopped, nothing is checked. */

@@ -1,0 +1,225 @@
+// The distributed queue's fault scenarios (DESIGN §11, docs/RELIABILITY.md "Messages"): queue
+// workers in processes of their own (test/fixtures/queue-worker.ts) record every delivery; the
+// harness enqueues tasks on its own connection and, after a quiet period, reads what is left
+// and what reached the dead letters. Rules 15–17 of the history checker judge the run: a task
+// in flight at one worker at a time, no accepted completion from a stale token, nothing lost.
+import type {
+  HistoryEvent,
+  MemberProcess,
+  QueueParams,
+  Scenario,
+  ScenarioOutcome,
+  ScenarioRun,
+  WorkerArgs,
+} from '../../packages/testkit/src/index.js';
+import { type Background, deliveriesOf, drainQueue, enqueueing } from './messaging.js';
+
+/** No group: the scenarios' members are queue workers. Its intervals only set the harness's waits. */
+const NO_GROUP = Object.freeze({ activeGoal: 1, heartbeatInterval: 150, preparationInterval: 0, activationInterval: 900 });
+
+/** H = 150 ms and A = 900 ms as the groups'; two tasks at a time per worker. */
+const QUEUE: QueueParams = Object.freeze({
+  capacity: 2,
+  completeTime: 1500,
+  maxDeliveries: 5,
+  heartbeatInterval: 150,
+  activationInterval: 900,
+});
+
+/** How long the quiet period at the end may take for the queue to drain (ms). */
+const DRAIN_MS = 20_000;
+
+async function startWorkers(run: ScenarioRun, ids: readonly string[]): Promise<void> {
+  await Promise.all(ids.map((id, i) => run.spawnWorker({ id, weight: 30 - 10 * i })));
+}
+
+/** Waits until some live worker has a delivery started and not ended; returns it. */
+async function busyWorker(run: ScenarioRun): Promise<MemberProcess<WorkerArgs>> {
+  const busy = () => run.liveWorkers().filter((w) => inFlight(w) > 0);
+  await run.until(() => busy().length > 0, 'a worker with a task in flight', 10_000);
+  return run.random.pick(busy());
+}
+
+function inFlight(worker: MemberProcess<WorkerArgs>): number {
+  const ended = new Set(worker.reported('task-end').map((e) => `${e.task}/${e.token}`));
+  return worker.reported('task-start').filter((s) => !ended.has(`${s.task}/${s.token}`)).length;
+}
+
+/** Runs `faults` while `tasks` are enqueued, then waits for the queue to drain and records its final state. */
+async function withTasks(run: ScenarioRun, tasks: Background, faults: () => Promise<void>): Promise<void> {
+  try {
+    await faults();
+  } finally {
+    await tasks.stop();
+  }
+  await run.healAll();
+  await drainQueue(run, DRAIN_MS);
+}
+
+const workerFaults: Scenario = {
+  name: 'queue-worker-faults',
+  title:
+    'a steady stream of tasks over three workers: two SIGKILLed mid-task (each replaced), one SIGSTOPped mid-task past its lease',
+  criteria:
+    'both kills land on a worker with a task in flight; the frozen worker’s tasks go to another worker, and its own completions of them are refused',
+  params: NO_GROUP,
+  members: [],
+  queue: QUEUE,
+  async run(run) {
+    await startWorkers(run, ['w1', 'w2', 'w3']);
+    const tasks = enqueueing(run, 120, 25, () => run.random.int(20, 150));
+    await withTasks(run, tasks, async () => {
+      for (const next of ['w4', 'w5']) {
+        await run.sleep(run.A / 2);
+        const victim = run.victim(await busyWorker(run));
+        await run.kill(victim);
+        await run.spawnWorker({ id: next, weight: 5 });
+      }
+      await run.sleep(run.A / 2);
+      const frozen = run.victim(await busyWorker(run));
+      run.note('freeze');
+      await run.pause(frozen, 2 * run.A + 500);
+      run.note('thaw');
+    });
+  },
+  verify(outcome) {
+    const unmet = outcome.victims.slice(0, 2).flatMap((id) =>
+      killedMidTask(outcome.history, id) ? [] : [`${id} had no task in flight when it was killed`],
+    );
+    const frozen = outcome.victims[2];
+    const freeze = outcome.notes.get('freeze') ?? 0n;
+    const moved = [...deliveriesOf(outcome.history).values()].some(
+      (list) =>
+        list.some((d) => d.member === frozen && d.t < freeze) && list.some((d) => d.member !== frozen && d.t > freeze),
+    );
+    if (!moved) unmet.push(`no task of the frozen worker ${frozen} was delivered to another worker`);
+    return unmet;
+  },
+  measure: queueFigures,
+};
+
+/** Every fourth task takes twice completeTime: each delivery aborts, and after maxDeliveries it is a dead letter. */
+const SLOW_QUEUE: QueueParams = Object.freeze({ ...QUEUE, completeTime: 400, maxDeliveries: 3 });
+const SLOW_EVERY = 4;
+
+const slowHandler: Scenario = {
+  name: 'queue-slow-handler',
+  title: 'every fourth task’s handler takes twice completeTime: its signal aborts, it is re-delivered, then dead-lettered',
+  criteria: 'every slow task reaches the dead letters after maxDeliveries deliveries; every other task completes',
+  params: NO_GROUP,
+  members: [],
+  queue: SLOW_QUEUE,
+  async run(run) {
+    await startWorkers(run, ['w1', 'w2', 'w3']);
+    const slowMs = 2 * SLOW_QUEUE.completeTime;
+    const tasks = enqueueing(run, 24, 50, (i) => (i % SLOW_EVERY === 0 ? slowMs : run.random.int(10, 60)));
+    await withTasks(run, tasks, async () => {
+      await run.until(() => tasks.count >= 24, 'every task to be enqueued', 30_000);
+    });
+  },
+  verify(outcome) {
+    const enqueued = outcome.history.filter((e) => e.type === 'enqueue');
+    const state = outcome.history.findLast((e) => e.type === 'queue-state');
+    const dead = new Set(state?.type === 'queue-state' ? state.dead : []);
+    const slow = enqueued.filter((_, i) => i % SLOW_EVERY === 0).map((e) => (e.type === 'enqueue' ? e.task : ''));
+    const deliveries = deliveriesOf(outcome.history);
+    return [
+      ...slow.filter((t) => !dead.has(t)).map((t) => `slow task ${t} is not in the dead letters`),
+      ...slow
+        .filter((t) => (deliveries.get(t)?.length ?? 0) !== SLOW_QUEUE.maxDeliveries)
+        .map((t) => `slow task ${t} had ${deliveries.get(t)?.length ?? 0} deliveries, not ${SLOW_QUEUE.maxDeliveries}`),
+      ...(dead.size === slow.length ? [] : [`${dead.size} dead letters for ${slow.length} slow tasks`]),
+    ];
+  },
+  measure: queueFigures,
+};
+
+const redisRestart: Scenario = {
+  name: 'queue-redis-restart',
+  title: 'redis-server restarted (appendonly always, data kept) while tasks are in flight: the queue quarantines, then drains',
+  criteria: 'tasks were in flight when Redis went down; every task completes after the restart (nothing lost)',
+  params: NO_GROUP,
+  members: [],
+  queue: QUEUE,
+  redis: { appendOnly: 'always' },
+  async run(run) {
+    await startWorkers(run, ['w1', 'w2']);
+    const tasks = enqueueing(run, 80, 25, () => run.random.int(50, 300));
+    await withTasks(run, tasks, async () => {
+      await run.sleep(run.A);
+      await busyWorker(run);
+      run.note('restart');
+      await run.fault('restart redis-server', () => run.redis.restart({ keepData: true }));
+      await run.heal('restart redis-server');
+      await run.sleep(2 * run.A);
+    });
+  },
+  verify: (outcome) => inFlightAt(outcome, 'restart'),
+  measure: queueFigures,
+};
+
+const failover: Scenario = {
+  name: 'queue-failover',
+  title:
+    'a replicated pair: writes paused on the master, the replica caught up and promoted while tasks are in flight, every link moved to it',
+  criteria: 'tasks were in flight at the failover; every task completes on the promoted replica (nothing lost)',
+  params: NO_GROUP,
+  members: [],
+  queue: QUEUE,
+  topology: 'replicated',
+  async run(run) {
+    await startWorkers(run, ['w1', 'w2']);
+    const tasks = enqueueing(run, 80, 25, () => run.random.int(50, 300));
+    await withTasks(run, tasks, async () => {
+      await run.sleep(run.A);
+      await busyWorker(run);
+      run.note('failover');
+      // A clean failover: nothing the master acknowledged is missing on the replica it hands over to.
+      await run.fault('failover to the replica', () => run.pair.master.admin('CLIENT', 'PAUSE', '10000', 'WRITE'));
+      await run.untilServers(async () => (await run.pair.lagBytes()) === 0, 'the replica to catch up', 5000);
+      await run.promoteReplica();
+      await run.heal('failover to the replica');
+      await run.sleep(2 * run.A);
+    });
+  },
+  verify: (outcome) => inFlightAt(outcome, 'failover'),
+  measure: queueFigures,
+};
+
+function killedMidTask(history: readonly HistoryEvent[], worker: string): boolean {
+  const open = new Set<string>();
+  for (const e of history) {
+    if (e.member !== worker) continue;
+    if (e.type === 'task-start') open.add(`${e.task}/${e.token}`);
+    if (e.type === 'task-end' || e.type === 'task-done' || e.type === 'task-abort') open.delete(`${e.task}/${e.token}`);
+    if (e.type === 'killed') return open.size > 0;
+  }
+  return false;
+}
+
+function inFlightAt(outcome: ScenarioOutcome, label: string): string[] {
+  const at = outcome.notes.get(label);
+  if (at === undefined) return [`the scenario never noted '${label}'`];
+  const started = outcome.history.filter((e) => e.type === 'task-start' && e.t < at);
+  const ended = new Set(
+    outcome.history.flatMap((e) => (e.type === 'task-end' && e.t < at ? [`${e.member}/${e.task}/${e.token}`] : [])),
+  );
+  const open = started.filter((e) => e.type === 'task-start' && !ended.has(`${e.member}/${e.task}/${e.token}`));
+  return open.length > 0 ? [] : [`no task was in flight at the ${label}`];
+}
+
+/** Tasks enqueued, completed, dead-lettered, and how many deliveries were re-deliveries. */
+function queueFigures(outcome: ScenarioOutcome): Record<string, number> {
+  const { history } = outcome;
+  const deliveries = [...deliveriesOf(history).values()];
+  const state = history.findLast((e) => e.type === 'queue-state');
+  return {
+    enqueued: history.filter((e) => e.type === 'enqueue').length,
+    completed: history.filter((e) => e.type === 'task-end' && e.outcome === 'completed').length,
+    stale: history.filter((e) => e.type === 'task-end' && e.outcome === 'stale').length,
+    redelivered: deliveries.reduce((n, list) => n + list.length - 1, 0),
+    dead: state?.type === 'queue-state' ? state.dead.length : 0,
+  };
+}
+
+export const QUEUE_SCENARIOS: readonly Scenario[] = [workerFaults, slowHandler, redisRestart, failover];
