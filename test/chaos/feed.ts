@@ -42,7 +42,11 @@ const killMidMessage: Scenario = {
         // Kill it right after it reports an active message starting: inside its MESSAGE_MS.
         const before = victim.reported('message').length;
         await victim.until(
-          () => victim.reported('message').slice(before).some((m) => m.phase === 'start' && m.active),
+          () =>
+            victim
+              .reported('message')
+              .slice(before)
+              .some((m) => m.phase === 'start' && m.active),
           'an active message to start',
           10 * run.A,
           run.signal,

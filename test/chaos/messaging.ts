@@ -16,7 +16,12 @@ export interface Background {
  * Calls `once` every `everyMs` until stopped (or `limit` successes), on a harness connection
  * to the current master; a call that fails is tried no more (it is not recorded).
  */
-function repeat(run: ScenarioRun, everyMs: number, limit: number, once: (redis: Awaited<ReturnType<MasterClient['get']>>) => Promise<void>): Background {
+function repeat(
+  run: ScenarioRun,
+  everyMs: number,
+  limit: number,
+  once: (redis: Awaited<ReturnType<MasterClient['get']>>) => Promise<void>,
+): Background {
   const client = new MasterClient(run);
   let stopped = false;
   const state = { count: 0 };
@@ -53,7 +58,12 @@ export function publishing(run: ScenarioRun, everyMs: number): Background {
 }
 
 /** Enqueues `count` tasks, one every `everyMs`, each running `durationOf(i)` ms; each that returned an id is an `enqueue` event. */
-export function enqueueing(run: ScenarioRun, count: number, everyMs: number, durationOf: (i: number) => number): Background {
+export function enqueueing(
+  run: ScenarioRun,
+  count: number,
+  everyMs: number,
+  durationOf: (i: number) => number,
+): Background {
   let i = 0;
   return repeat(run, everyMs, count, async (redis) => {
     const task = await enqueue({ redis, queue: run.queueName }, { ms: durationOf(i) });

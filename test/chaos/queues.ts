@@ -15,7 +15,12 @@ import type {
 import { type Background, deliveriesOf, drainQueue, enqueueing } from './messaging.js';
 
 /** No group: the scenarios' members are queue workers. Its intervals only set the harness's waits. */
-const NO_GROUP = Object.freeze({ activeGoal: 1, heartbeatInterval: 150, preparationInterval: 0, activationInterval: 900 });
+const NO_GROUP = Object.freeze({
+  activeGoal: 1,
+  heartbeatInterval: 150,
+  preparationInterval: 0,
+  activationInterval: 900,
+});
 
 /** H = 150 ms and A = 900 ms as the groups'; two tasks at a time per worker. */
 const QUEUE: QueueParams = Object.freeze({
@@ -83,9 +88,9 @@ const workerFaults: Scenario = {
     });
   },
   verify(outcome) {
-    const unmet = outcome.victims.slice(0, 2).flatMap((id) =>
-      killedMidTask(outcome.history, id) ? [] : [`${id} had no task in flight when it was killed`],
-    );
+    const unmet = outcome.victims
+      .slice(0, 2)
+      .flatMap((id) => (killedMidTask(outcome.history, id) ? [] : [`${id} had no task in flight when it was killed`]));
     const frozen = outcome.victims[2];
     const freeze = outcome.notes.get('freeze') ?? 0n;
     const moved = [...deliveriesOf(outcome.history).values()].some(
@@ -104,7 +109,8 @@ const SLOW_EVERY = 4;
 
 const slowHandler: Scenario = {
   name: 'queue-slow-handler',
-  title: 'every fourth task’s handler takes twice completeTime: its signal aborts, it is re-delivered, then dead-lettered',
+  title:
+    'every fourth task’s handler takes twice completeTime: its signal aborts, it is re-delivered, then dead-lettered',
   criteria: 'every slow task reaches the dead letters after maxDeliveries deliveries; every other task completes',
   params: NO_GROUP,
   members: [],
@@ -136,7 +142,8 @@ const slowHandler: Scenario = {
 
 const redisRestart: Scenario = {
   name: 'queue-redis-restart',
-  title: 'redis-server restarted (appendonly always, data kept) while tasks are in flight: the queue quarantines, then drains',
+  title:
+    'redis-server restarted (appendonly always, data kept) while tasks are in flight: the queue quarantines, then drains',
   criteria: 'tasks were in flight when Redis went down; every task completes after the restart (nothing lost)',
   params: NO_GROUP,
   members: [],

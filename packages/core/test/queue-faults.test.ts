@@ -1,7 +1,7 @@
 // Distributed queues under faults (DESIGN §11 with S2–S6): a worker that stops renewing, a Redis
 // restart with tasks in flight, and lost state.
 import { enqueue, type QueueAdvisory, queueKeys, type TaskSettled } from '@understudy/core';
-import { type RedisServer, startRedis } from '@understudy/testkit';
+import { type RedisServer, startChaosProxy, startRedis } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { fileServer, gate, hrNow, Switch, uniqueGroup, waitFor, workerFactory } from './helpers.js';
@@ -97,6 +97,36 @@ describe('a queue under faults', () => {
     } finally {
       admin.disconnect();
       await own.stop();
+    }
+  });
+
+  it('reports a completion whose first attempt Redis ran but whose reply came too late as completed, not stale', async () => {
+    const queue = uniqueGroup('q-late-reply');
+    const proxy = await startChaosProxy({ target: server() });
+    try {
+      const release = gate();
+      const settled: TaskSettled[] = [];
+      const w = await join({
+        queue,
+        workerId: 'late-reply',
+        redis: proxy.url(),
+        heartbeatInterval: 100, // command timeout 80 ms
+        activationInterval: 2000,
+        handler: () => release.promise,
+      });
+      w.on('task', (s) => settled.push(s));
+      w.on('error', () => undefined);
+      const id = await enqueue({ redis: observer(), queue }, 'work');
+      await waitFor(async () => (await observer().hlen(queueKeys(queue).deliveries)) === 1, 'the task delivered');
+      // The completion reaches Redis (and runs) after 120 ms; its reply comes after the command timed out.
+      proxy.setDelay(120);
+      release.open();
+      await waitFor(async () => (await observer().xlen(queueKeys(queue).tasks)) === 0, 'the completion to run');
+      proxy.setDelay(0);
+      await waitFor(() => settled.length === 1, 'the task settled', 5000);
+      expect(settled.map((s) => [s.id, s.outcome])).toEqual([[id, 'completed']]);
+    } finally {
+      await proxy.close();
     }
   });
 

@@ -24,16 +24,15 @@ export type { RedisServer, RestartOptions, StartRedisOptions } from './redis/typ
 export { AnnouncementRecorder } from './scenario/announcements.js';
 export { ScenarioRun } from './scenario/faults.js';
 export { runScenario, type Scenario } from './scenario/harness.js';
+export { MasterClient } from './scenario/master-client.js';
 export { type Convergence, convergenceAfterFaults } from './scenario/measures.js';
 export type { GroupIntervals, MemberArgs, MemberCommand, MemberReport } from './scenario/member-args.js';
-export { MasterClient } from './scenario/master-client.js';
 export { type MemberExit, MemberProcess, type ProcessArgs } from './scenario/member-process.js';
 export { deriveSeed, Random } from './scenario/random.js';
 export { describeResult, formatMs, isSafetyViolation } from './scenario/report.js';
 export { type ScriptExchange, type ScriptTap, tappedCluster, tappedRedis } from './scenario/script-tap.js';
 export { FencedSink, redisClockOffset, type SinkDecision } from './scenario/sink.js';
 export type { MemberConnection, MemberTopology, ScenarioTopology, TopologyKind } from './scenario/topology.js';
-export { parseWorkerArgv, type QueueParams, type WorkerArgs, type WorkerSpec } from './scenario/worker-args.js';
 export type {
   MemberSpec,
   RunOptions,
@@ -42,4 +41,5 @@ export type {
   ScenarioSpec,
   SpawnUntil,
 } from './scenario/types.js';
+export { parseWorkerArgv, type QueueParams, type WorkerArgs, type WorkerSpec } from './scenario/worker-args.js';
 export { hrNow, uniqueGroup, waitFor } from './wait.js';

@@ -35,4 +35,3 @@ export class MasterClient {
     this.#client = undefined;
   }
 }
-

@@ -361,9 +361,17 @@ export class RunCore {
       if (this.gone.has(worker) || this.#closed) return;
       this.gone.add(worker);
       this.recorder.record({ type: 'killed', member: worker.id });
-      this.unmet(`worker ${worker.id} exited on its own (${exit.signal ?? `code ${exit.code}`}):\n${worker.logTail(12)}`);
+      this.unmet(
+        `worker ${worker.id} exited on its own (${exit.signal ?? `code ${exit.code}`}):\n${worker.logTail(12)}`,
+      );
     });
-    await untilMembers([worker], () => worker.joined || !worker.running, `${spec.id} to join`, CHILD_START_MS, this.signal);
+    await untilMembers(
+      [worker],
+      () => worker.joined || !worker.running,
+      `${spec.id} to join`,
+      CHILD_START_MS,
+      this.signal,
+    );
     if (!worker.running) throw new Error(`${spec.id} exited before it joined:\n${worker.logTail()}`);
     return worker;
   }

@@ -9,7 +9,12 @@
 -- queue/lib.lua); status 'done', 'retry' (failed, waits for re-delivery),
 -- 'dead' (failed for the last time: moved to the dead letters) or 'stale' (refused: the task was
 -- delivered again, or is gone), or an error: CORRUPT <key> <problem>
+-- A worker sends a completion again when it could not tell whether the first attempt ran (a
+-- reply lost or late). So that the repeat of an accepted completion is answered 'done', not
+-- 'stale', the worker's record keeps the tokens of its latest RECEIPTS accepted completions (`x`).
 --@include queue/lib.lua
+
+local RECEIPTS = 32
 
 local id, task, token, floor = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
 local Q = load_queue()
@@ -27,6 +32,10 @@ if r and r.w == id and r.k == token then
     local w = read_worker(id)
     if w then
       w.f = math.max(0, w.f - 1)
+      local receipts = type(w.x) == 'table' and w.x or {}
+      receipts[#receipts + 1] = fmt(token)
+      if #receipts > RECEIPTS then table.remove(receipts, 1) end
+      w.x = receipts
       write_worker(id, w)
     end
     status = 'done'
@@ -36,6 +45,12 @@ if r and r.w == id and r.k == token then
     status = #Q.dead > dead and 'dead' or 'retry'
   end
   Q.changed = true
+elseif ARGV[4] == 'done' and not r then
+  -- Gone: completed, by this very completion's first attempt if the worker has its receipt.
+  local w = read_worker(id)
+  for _, k in ipairs(w and type(w.x) == 'table' and w.x or {}) do
+    if tonumber(k) == token then status = 'done' end
+  end
 end
 dispatch(Q)
 announce(Q)
