@@ -1,8 +1,9 @@
 // The CI profile of the reliability suite (docs/RELIABILITY.md): every fixed fault scenario
-// once, some of the fault kinds of issue 13, three of the Sentinel and Cluster ones, then churn
-// for a short while. Each scenario runs once and is judged twice: safety (rules 1–3 and 7–12 of
-// the history checker, and Redis never counting more actives than the goal),
-// then liveness (rules 4–6 outside fault windows) and the scenario's own criteria. A failure
+// once, some of the fault kinds of issue 13, three of the Sentinel and Cluster ones, four of
+// the group feed and queues, then churn for a short while. Each scenario runs once and is
+// judged twice: safety (rules 1–3, 7–12 and 14–16 of the history checker, and Redis never
+// counting more actives than the goal), then liveness (rules 4–6 outside fault windows, 13
+// and 17 over the run) and the scenario's own criteria. A failure
 // prints the checker's windows, the seed and the folder that keeps the histories;
 // `pnpm chaos --only <scenario> --seed-of-run <seed> --minutes 1` replays the same plan.
 import { fileURLToPath } from 'node:url';
@@ -39,7 +40,7 @@ describe(`fault injection (seed ${CI_SEED})`, () => {
     describe(scenario.title, () => {
       const result = once(scenario);
 
-      it('never has more members believing they are active than the goal, epochs only increase, and the sink accepts nothing stale', {
+      it('never has more members believing they are active than the goal, epochs only increase, the sink accepts nothing stale, and no stale commit or completion counts', {
         timeout: RUN_TIMEOUT_MS,
       }, async () => {
         const r = await result();

@@ -57,7 +57,7 @@ export function publishing(run: ScenarioRun, everyMs: number): Background {
   });
 }
 
-/** Enqueues `count` tasks, one every `everyMs`, each running `durationOf(i)` ms; each that returned an id is an `enqueue` event. */
+/** Enqueues `count` tasks (Infinity: until stopped), one every `everyMs`, each running `durationOf(i)` ms; each that returned an id is an `enqueue` event. */
 export function enqueueing(
   run: ScenarioRun,
   count: number,

@@ -50,7 +50,11 @@ function inFlight(worker: MemberProcess<WorkerArgs>): number {
   return worker.reported('task-start').filter((s) => !ended.has(`${s.task}/${s.token}`)).length;
 }
 
-/** Runs `faults` while `tasks` are enqueued, then waits for the queue to drain and records its final state. */
+/**
+ * Runs `faults` while `tasks` are enqueued (an endless stream stops with the faults: a slow
+ * machine never runs out of tasks in flight), then waits for the queue to drain and records its
+ * final state.
+ */
 async function withTasks(run: ScenarioRun, tasks: Background, faults: () => Promise<void>): Promise<void> {
   try {
     await faults();
@@ -64,7 +68,7 @@ async function withTasks(run: ScenarioRun, tasks: Background, faults: () => Prom
 const workerFaults: Scenario = {
   name: 'queue-worker-faults',
   title:
-    'a steady stream of tasks over three workers: two SIGKILLed mid-task (each replaced), one SIGSTOPped mid-task past its lease',
+    'tasks every 25 ms over three workers: two SIGKILLed mid-task (each replaced), one SIGSTOPped mid-task past its lease',
   criteria:
     'both kills land on a worker with a task in flight; the frozen worker’s tasks go to another worker, and its own completions of them are refused',
   params: NO_GROUP,
@@ -72,7 +76,7 @@ const workerFaults: Scenario = {
   queue: QUEUE,
   async run(run) {
     await startWorkers(run, ['w1', 'w2', 'w3']);
-    const tasks = enqueueing(run, 120, 25, () => run.random.int(20, 150));
+    const tasks = enqueueing(run, Number.POSITIVE_INFINITY, 25, () => run.random.int(20, 150));
     await withTasks(run, tasks, async () => {
       for (const next of ['w4', 'w5']) {
         await run.sleep(run.A / 2);
@@ -151,7 +155,7 @@ const redisRestart: Scenario = {
   redis: { appendOnly: 'always' },
   async run(run) {
     await startWorkers(run, ['w1', 'w2']);
-    const tasks = enqueueing(run, 80, 25, () => run.random.int(50, 300));
+    const tasks = enqueueing(run, Number.POSITIVE_INFINITY, 25, () => run.random.int(50, 300));
     await withTasks(run, tasks, async () => {
       await run.sleep(run.A);
       await busyWorker(run);
@@ -176,7 +180,7 @@ const failover: Scenario = {
   topology: 'replicated',
   async run(run) {
     await startWorkers(run, ['w1', 'w2']);
-    const tasks = enqueueing(run, 80, 25, () => run.random.int(50, 300));
+    const tasks = enqueueing(run, Number.POSITIVE_INFINITY, 25, () => run.random.int(50, 300));
     await withTasks(run, tasks, async () => {
       await run.sleep(run.A);
       await busyWorker(run);

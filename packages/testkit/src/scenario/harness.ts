@@ -102,7 +102,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
       unconverged: convergence.length - measured.length,
       sinkAccepted: history.filter((e) => e.type === 'sink-accept').length,
       sinkRejected: history.filter((e) => e.type === 'sink-reject').length,
-      advisories: countAdvisories(r.processes),
+      advisories: countAdvisories([...r.processes, ...r.workers]),
       durationMs: performance.now() - started,
       dir: undefined,
     };

@@ -1,6 +1,6 @@
 import { isSafetyRule } from '../history/format.js';
 import type { Violation } from '../history/types.js';
-import type { MemberProcess } from './member-process.js';
+import type { MemberProcess, ProcessArgs } from './member-process.js';
 import type { ScenarioOutcome, ScenarioResult } from './types.js';
 
 /** A result in words: the verdict, the figures, every violation window and unmet criterion. */
@@ -47,8 +47,8 @@ export function verifyCommon(outcome: ScenarioOutcome): string[] {
   return unmet;
 }
 
-/** How many advisories of each code the members reported. */
-export function countAdvisories(members: readonly MemberProcess[]): Record<string, number> {
+/** How many advisories of each code the members (and queue workers) reported. */
+export function countAdvisories(members: readonly MemberProcess<ProcessArgs>[]): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const member of members) {
     for (const advisory of member.reported('advisory')) counts[advisory.code] = (counts[advisory.code] ?? 0) + 1;
