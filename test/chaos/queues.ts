@@ -38,16 +38,13 @@ async function startWorkers(run: ScenarioRun, ids: readonly string[]): Promise<v
   await Promise.all(ids.map((id, i) => run.spawnWorker({ id, weight: 30 - 10 * i })));
 }
 
-/** Waits until some live worker has a delivery started and not ended; returns it. */
+/** Waits until a live worker reports a task starting (tasks take 20 ms or more); returns it at once. */
 async function busyWorker(run: ScenarioRun): Promise<MemberProcess<WorkerArgs>> {
-  const busy = () => run.liveWorkers().filter((w) => inFlight(w) > 0);
-  await run.until(() => busy().length > 0, 'a worker with a task in flight', 10_000);
-  return run.random.pick(busy());
-}
-
-function inFlight(worker: MemberProcess<WorkerArgs>): number {
-  const ended = new Set(worker.reported('task-end').map((e) => `${e.task}/${e.token}`));
-  return worker.reported('task-start').filter((s) => !ended.has(`${s.task}/${s.token}`)).length;
+  const workers = run.liveWorkers();
+  const before = new Map(workers.map((w) => [w, w.reported('task-start').length]));
+  const started = () => workers.filter((w) => w.running && w.reported('task-start').length > (before.get(w) ?? 0));
+  await run.until(() => started().length > 0, 'a worker to start a task', 10_000);
+  return started()[0] as MemberProcess<WorkerArgs>;
 }
 
 /**
@@ -63,6 +60,19 @@ async function withTasks(run: ScenarioRun, tasks: Background, faults: () => Prom
   }
   await run.healAll();
   await drainQueue(run, DRAIN_MS);
+}
+
+/** Two workers and a task every 25 ms; once a task is in flight, the server's fault (noted as `label`), then 2A more. */
+async function withServerFault(run: ScenarioRun, label: string, fault: () => Promise<void>): Promise<void> {
+  await startWorkers(run, ['w1', 'w2']);
+  const tasks = enqueueing(run, Number.POSITIVE_INFINITY, 25, () => run.random.int(50, 300));
+  await withTasks(run, tasks, async () => {
+    await run.sleep(run.A);
+    await busyWorker(run);
+    run.note(label);
+    await fault();
+    await run.sleep(2 * run.A);
+  });
 }
 
 const workerFaults: Scenario = {
@@ -153,18 +163,11 @@ const redisRestart: Scenario = {
   members: [],
   queue: QUEUE,
   redis: { appendOnly: 'always' },
-  async run(run) {
-    await startWorkers(run, ['w1', 'w2']);
-    const tasks = enqueueing(run, Number.POSITIVE_INFINITY, 25, () => run.random.int(50, 300));
-    await withTasks(run, tasks, async () => {
-      await run.sleep(run.A);
-      await busyWorker(run);
-      run.note('restart');
+  run: (run) =>
+    withServerFault(run, 'restart', async () => {
       await run.fault('restart redis-server', () => run.redis.restart({ keepData: true }));
       await run.heal('restart redis-server');
-      await run.sleep(2 * run.A);
-    });
-  },
+    }),
   verify: (outcome) => inFlightAt(outcome, 'restart'),
   measure: queueFigures,
 };
@@ -178,21 +181,14 @@ const failover: Scenario = {
   members: [],
   queue: QUEUE,
   topology: 'replicated',
-  async run(run) {
-    await startWorkers(run, ['w1', 'w2']);
-    const tasks = enqueueing(run, Number.POSITIVE_INFINITY, 25, () => run.random.int(50, 300));
-    await withTasks(run, tasks, async () => {
-      await run.sleep(run.A);
-      await busyWorker(run);
-      run.note('failover');
+  run: (run) =>
+    withServerFault(run, 'failover', async () => {
       // A clean failover: nothing the master acknowledged is missing on the replica it hands over to.
       await run.fault('failover to the replica', () => run.pair.master.admin('CLIENT', 'PAUSE', '10000', 'WRITE'));
       await run.untilServers(async () => (await run.pair.lagBytes()) === 0, 'the replica to catch up', 5000);
       await run.promoteReplica();
       await run.heal('failover to the replica');
-      await run.sleep(2 * run.A);
-    });
-  },
+    }),
   verify: (outcome) => inFlightAt(outcome, 'failover'),
   measure: queueFigures,
 };

@@ -217,8 +217,9 @@ export class RunCore {
     return performance.now() - start;
   }
 
+  /** Waits until `probe` holds, checked whenever a member or worker reports, and every 50 ms. */
   until(probe: () => boolean, what: string, timeoutMs: number): Promise<void> {
-    return untilMembers(this.processes, probe, what, timeoutMs, this.signal);
+    return untilMembers([...this.processes, ...this.workers], probe, what, timeoutMs, this.signal);
   }
 
   /**
