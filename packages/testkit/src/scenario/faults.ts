@@ -1,14 +1,15 @@
 import type { RedisServer } from '../redis/types.js';
 import type { MemberProcess, ProcessArgs } from './member-process.js';
-import { RunCore } from './run.js';
+import { QueueRun } from './queue-run.js';
 import { dataServers } from './topology.js';
 
 /**
- * What a scenario's `run` works with: the servers and members of `RunCore`, and the faults.
+ * What a scenario's `run` works with: the servers and members of `RunCore`, the queue workers
+ * of `QueueRun`, and the faults.
  * Every fault is recorded as `fault` when it starts and `heal` when it ends, in the harness's
  * own history file; `healAll` ends those still open.
  */
-export class ScenarioRun extends RunCore {
+export class ScenarioRun extends QueueRun {
   readonly #openFaults: string[] = [];
   #faultCount = 0;
 

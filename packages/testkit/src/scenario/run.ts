@@ -13,7 +13,6 @@ import { type MemberExit, MemberProcess, type ProcessArgs, untilMembers } from '
 import { Random } from './random.js';
 import { type MemberConnection, masterFor, memberConnection, type ScenarioTopology } from './topology.js';
 import type { MemberLinks, MemberSpec, RunOptions, ScenarioSpec, SpawnUntil } from './types.js';
-import type { WorkerArgs, WorkerSpec } from './worker-args.js';
 
 /** How long a member process may take to start and join. */
 export const CHILD_START_MS = 30_000;
@@ -38,8 +37,6 @@ export class RunCore {
   /** Scenario criteria found unmet while it ran (`unmet()`). */
   readonly findings: string[] = [];
   readonly processes: MemberProcess[] = [];
-  /** The queue workers of the run (`spawnWorker`), restarted ones included. */
-  readonly workers: MemberProcess<WorkerArgs>[] = [];
   protected readonly links = new Map<MemberProcess<ProcessArgs>, MemberLinks>();
   /** Killed, left, or exited on their own: no longer in the group (or queue) as far as the harness knows. */
   protected readonly gone = new Set<MemberProcess<ProcessArgs>>();
@@ -47,10 +44,10 @@ export class RunCore {
   readonly #incarnations = new Map<string, number>();
   protected readonly recorder: HistoryRecorder;
   readonly #dir: string;
-  readonly #options: RunOptions;
+  protected readonly options: RunOptions;
   readonly #sinkOffset: bigint;
   /** Set when the run shuts down: exits from then on are the harness's doing. */
-  #closed = false;
+  protected closed = false;
 
   /** @internal use `runScenario` */
   constructor(
@@ -69,7 +66,7 @@ export class RunCore {
     this.#sinkOffset = servers.sinkOffset;
     this.signal = signal;
     this.durationMs = options.durationMs;
-    this.#options = options;
+    this.options = options;
     this.#dir = dir;
     this.recorder = new HistoryRecorder(join(dir, 'harness.jsonl'), 'harness');
   }
@@ -86,7 +83,7 @@ export class RunCore {
 
   /** The checker's settling time A + H + slack (ms): how long the group may take to converge. */
   get settleMs(): number {
-    return this.A + this.H + slackOf(this.scenario, this.#options);
+    return this.A + this.H + slackOf(this.scenario, this.options);
   }
 
   /** The master and replica of a `replicated` scenario. */
@@ -133,7 +130,7 @@ export class RunCore {
   }
 
   log(line: string): void {
-    this.#options.log?.(line);
+    this.options.log?.(line);
   }
 
   sleep(ms: number): Promise<void> {
@@ -217,9 +214,14 @@ export class RunCore {
     return performance.now() - start;
   }
 
-  /** Waits until `probe` holds, checked whenever a member or worker reports, and every 50 ms. */
+  /** Waits until `probe` holds, checked whenever a process of the run reports, and every 50 ms. */
   until(probe: () => boolean, what: string, timeoutMs: number): Promise<void> {
-    return untilMembers([...this.processes, ...this.workers], probe, what, timeoutMs, this.signal);
+    return untilMembers(this.reporters(), probe, what, timeoutMs, this.signal);
+  }
+
+  /** The processes whose reports `until` wakes on. */
+  protected reporters(): MemberProcess<ProcessArgs>[] {
+    return this.processes;
   }
 
   /**
@@ -255,7 +257,7 @@ export class RunCore {
   }
 
   /** A member's own proxies, and how it connects through them; none where members connect directly. */
-  async #connect(): Promise<{ links: MemberLinks | undefined; url: string; connection: MemberConnection }> {
+  protected async connect(): Promise<{ links: MemberLinks | undefined; url: string; connection: MemberConnection }> {
     const connection = memberConnection(this.topology);
     const proxy = (target: { host: string; port: number }) => startChaosProxy({ target });
     const topology = this.topology;
@@ -290,12 +292,12 @@ export class RunCore {
    * else as a Sentinel or Cluster client.
    */
   async spawn(spec: MemberSpec, until: SpawnUntil = 'joined'): Promise<MemberProcess> {
-    const { links, url, connection } = await this.#connect();
+    const { links, url, connection } = await this.connect();
     const incarnation = (this.#incarnations.get(spec.id) ?? 0) + 1;
     this.#incarnations.set(spec.id, incarnation);
     const file = incarnation === 1 ? spec.id : `${spec.id}.${incarnation}`;
     const member = new MemberProcess(
-      this.#options.memberScript,
+      this.options.memberScript,
       {
         ...this.params,
         ...spec.params,
@@ -331,62 +333,6 @@ export class RunCore {
     return member;
   }
 
-  /**
-   * Starts a queue worker (test/fixtures/queue-worker.ts) on the scenario's queue and waits
-   * until it joined: like a member, through a chaos proxy of its own on a single Redis or a
-   * replicated pair, else as a Sentinel client. A worker that exits unasked is a criterion not met.
-   */
-  async spawnWorker(spec: WorkerSpec): Promise<MemberProcess<WorkerArgs>> {
-    const { queue } = this.scenario;
-    const script = this.#options.workerScript;
-    if (!queue || !script) throw new Error(`${this.scenario.name} has no queue, or the run no workerScript`);
-    if (this.workers.some((w) => w.id === spec.id)) throw new Error(`worker ${spec.id} was started before`);
-    const { links, url, connection } = await this.#connect();
-    const worker = new MemberProcess<WorkerArgs>(
-      script,
-      {
-        ...queue,
-        ...connection,
-        url,
-        queue: this.queueName,
-        id: spec.id,
-        weight: spec.weight,
-        history: join(this.#dir, `${spec.id}.jsonl`),
-        stepMs: WORKER_STEP_MS,
-      },
-      join(this.#dir, `${spec.id}.stderr.log`),
-    );
-    if (links) this.links.set(worker, links);
-    this.workers.push(worker);
-    void worker.exited.then((exit) => {
-      if (this.gone.has(worker) || this.#closed) return;
-      this.gone.add(worker);
-      this.recorder.record({ type: 'killed', member: worker.id });
-      this.unmet(
-        `worker ${worker.id} exited on its own (${exit.signal ?? `code ${exit.code}`}):\n${worker.logTail(12)}`,
-      );
-    });
-    await untilMembers(
-      [worker],
-      () => worker.joined || !worker.running,
-      `${spec.id} to join`,
-      CHILD_START_MS,
-      this.signal,
-    );
-    if (!worker.running) throw new Error(`${spec.id} exited before it joined:\n${worker.logTail()}`);
-    return worker;
-  }
-
-  /** The scenario's queue (its workers' and its tasks'). */
-  get queueName(): string {
-    return `chaos-${this.scenario.name}`;
-  }
-
-  /** Workers started and not killed, not left. */
-  liveWorkers(): MemberProcess<WorkerArgs>[] {
-    return this.workers.filter((w) => w.running && !this.gone.has(w));
-  }
-
   /** Changes a member's weight (a membership change, not a fault); waits for the request to finish. */
   async setWeight(member: MemberProcess, weight: number): Promise<void> {
     const before = member.reported('weight').length;
@@ -410,8 +356,8 @@ export class RunCore {
 
   /** @internal Stops every process and link at once, gracefully or not. */
   async shutdown(): Promise<void> {
-    this.#closed = true;
-    await Promise.allSettled([...this.processes, ...this.workers].map((m) => m.stop()));
+    this.closed = true;
+    await Promise.allSettled(this.processes.map((m) => m.stop()));
     await Promise.allSettled([...this.links.values()].flatMap((l) => [l.redis, ...l.sentinels]).map((l) => l.close()));
     this.recorder.close();
   }
@@ -422,7 +368,6 @@ export class RunCore {
       join(this.#dir, 'harness.jsonl'),
       join(this.#dir, REDIS_STATE_FILE),
       ...this.processes.flatMap((m) => [m.args.history, m.args.sinkHistory]),
-      ...this.workers.map((w) => w.args.history),
     ].filter((path) => existsSync(path));
   }
 
@@ -431,7 +376,7 @@ export class RunCore {
    * history says so (as `killed`: it did not leave), and the run notes it as a criterion not met.
    */
   #exitedOnItsOwn(member: MemberProcess, exit: MemberExit): void {
-    if (this.gone.has(member) || this.#closed) return;
+    if (this.gone.has(member) || this.closed) return;
     this.gone.add(member);
     // A member whose join's signal was aborted, or whose rejoin the group refused, leaves and
     // exits: it said so, and recorded its leave.
@@ -452,9 +397,6 @@ export class RunCore {
     this.recorder.record({ type: 'killed', member: member.id });
   }
 }
-
-/** How often a worker's handler acts while a task runs (a `task-step`), in ms. */
-const WORKER_STEP_MS = 10;
 
 /** The checker's slack for the liveness rules, in ms: the run's, else the scenario's, else 500 as in L1. */
 export function slackOf(scenario: ScenarioSpec, options: RunOptions): number {
