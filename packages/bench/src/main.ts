@@ -1,5 +1,6 @@
-// `pnpm bench [--quick] [--wait-quiet] [--only ha]`: understudy and its peers, in one run, on one
-// Redis, with the same lease settings, then the failover of a group on Sentinel and Cluster.
+// `pnpm bench [--quick] [--wait-quiet] [--only ha|queue]`: understudy and its peers, in one run, on
+// one Redis, with the same lease settings, then the failover of a group on Sentinel and Cluster,
+// then understudy's queue beside BullMQ.
 // Prints the tables; a full run also writes docs/BENCHMARKS.md and the plots in docs/bench/.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { type RedisServer, redisServerBinary, startRedis } from '@understudy/testkit';
@@ -11,6 +12,7 @@ import { haConsoleReport } from './ha-report.js';
 import { describeMachine, readLoadAverage } from './machine.js';
 import { markdownReport, writePlots } from './markdown.js';
 import { killAllChildren } from './processes.js';
+import { queueConsoleReport, queueTargets } from './queue-report.js';
 import { type BenchResults, consoleReport } from './report.js';
 import { type ContestResult, runContest } from './scenarios/contest.js';
 import { type CrowdCost, measureCrowd, measureScriptOverhead } from './scenarios/cost.js';
@@ -18,7 +20,8 @@ import { type DriverCost, measureDriven } from './scenarios/driver.js';
 import { HA_GOAL } from './scenarios/ha.js';
 import { type HaResults, runHaSuite } from './scenarios/ha-suite.js';
 import { runPreemption } from './scenarios/preemption.js';
-import { COST_LEASE, DRIVEN_LEASE, FULL, QUICK } from './settings.js';
+import { type QueueResults, runQueueSuite } from './scenarios/queue.js';
+import { COST_LEASE, DRIVEN_LEASE, FULL, QUEUE_FULL, QUEUE_QUICK, QUICK } from './settings.js';
 import { summarize } from './stats.js';
 import { SYSTEMS } from './systems.js';
 import { check, format, type TargetCheck } from './targets.js';
@@ -27,20 +30,24 @@ const argv = process.argv.slice(2);
 const args = new Set(argv);
 if (args.has('--help')) {
   process.stdout.write(
-    'pnpm bench [--quick] [--wait-quiet] [--only ha] [--report-only]\n' +
-      '  --quick        small counts, under 5 minutes; prints the tables, writes nothing;\n' +
-      '                 leaves out the failovers on Sentinel and Cluster unless given --only ha (3 minutes)\n' +
+    'pnpm bench [--quick] [--wait-quiet] [--only ha|queue] [--report-only]\n' +
+      '  --quick        small counts, under 5 minutes; prints the tables, writes nothing; leaves out the\n' +
+      '                 failovers on Sentinel and Cluster and the queues unless given --only ha / --only queue\n' +
       '  --wait-quiet   first wait (up to 45 min) until the 1-minute load average is below 0.8\n' +
       '  --only ha      only the failovers on Sentinel and Cluster and the durability trade; without --quick\n' +
       '                 they replace the HA figures in docs/bench/results.json and the report is written again\n' +
+      "  --only queue   only understudy's queue beside BullMQ (default and tuned locks): throughput with 1, 4\n" +
+      '                 and 16 workers, enqueue → start, re-delivery after SIGKILL, a stalled handler, Redis\n' +
+      '                 CPU per task (quick: about 4 minutes; full: about 10); without --quick it replaces the\n' +
+      '                 queue figures in docs/bench/results.json and the report is written again\n' +
       '  --report-only  measure nothing: write docs/BENCHMARKS.md and the plots again from docs/bench/results.json\n',
   );
   process.exit(0);
 }
 const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
-if (argv.includes('--only') && only !== 'ha') {
+if (argv.includes('--only') && only !== 'ha' && only !== 'queue') {
   process.stderr.write(
-    `pnpm bench: --only takes "ha" (the only family that can run alone), not ${JSON.stringify(only)}\n`,
+    `pnpm bench: --only takes "ha" or "queue" (the families that can run alone), not ${JSON.stringify(only)}\n`,
   );
   process.exit(2);
 }
@@ -193,6 +200,7 @@ async function main(): Promise<void> {
   // The HA family runs on topologies of its own, after everything that shares the one Redis;
   // a quick run leaves it out (`--quick --only ha` runs it alone) to stay within 5 minutes.
   const ha = quick ? undefined : await runHa(machine.revision);
+  const queue = quick ? undefined : await runQueues(machine.revision);
 
   const results: BenchResults = {
     quick,
@@ -211,6 +219,7 @@ async function main(): Promise<void> {
     idle: sizes.find((c) => c.members === 1000),
     overhead,
     ...(ha ? { ha } : {}),
+    ...(queue ? { queue } : {}),
     targets: [],
     plots: [],
     failures,
@@ -237,22 +246,35 @@ function runHa(revision: string): Promise<HaResults> {
   return runHaSuite(settings.ha, { command: command(), revision }, progress);
 }
 
-/** `--only ha`: the HA family alone; a full-count run merges it into the last full run's figures. */
-async function mainHaOnly(): Promise<void> {
+function runQueues(revision: string): Promise<QueueResults> {
+  const q = quick ? QUEUE_QUICK : QUEUE_FULL;
+  progress(
+    `── queues: ${q.throughputTasks} tasks per throughput cell, ${q.latencyTasks} latency samples, ${q.faultRounds} kill and stall rounds (BullMQ defaults: ${q.slowRounds})`,
+  );
+  return runQueueSuite(q, settings.lease, { command: command(), revision }, progress);
+}
+
+/**
+ * `--only ha` / `--only queue`: one family alone; a full-count run merges it into the last full
+ * run's figures.
+ */
+async function mainOnly(family: 'ha' | 'queue'): Promise<void> {
   if (args.has('--wait-quiet')) await waitForQuiet();
-  const ha = await runHa(describeMachine(redisServerBinary(), undefined).revision);
-  process.stdout.write(`\n${haConsoleReport(ha)}\n`);
+  const revision = describeMachine(redisServerBinary(), undefined).revision;
+  const figures = family === 'ha' ? { ha: await runHa(revision) } : { queue: await runQueues(revision) };
+  process.stdout.write(
+    `\n${figures.ha ? haConsoleReport(figures.ha) : figures.queue ? queueConsoleReport(figures.queue) : ''}\n`,
+  );
   if (quick) return;
   const file = new URL('bench/results.json', docs);
   if (!existsSync(file)) {
     throw new Error(
-      '--only ha merges into docs/bench/results.json, which a full run (pnpm bench) writes: there is none',
+      `--only ${family} merges into docs/bench/results.json, which a full run (pnpm bench) writes: there is none`,
     );
   }
-  const results = loadResults();
-  results.ha = ha;
+  const results = { ...loadResults(), ...figures };
   writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
-  progress('wrote the HA figures into docs/bench/results.json');
+  progress(`wrote the ${family === 'ha' ? 'HA' : 'queue'} figures into docs/bench/results.json`);
   results.targets = targets(results);
   writeReport(results);
 }
@@ -367,6 +389,7 @@ function targets(results: BenchResults): TargetCheck[] {
       ),
     );
   }
+  if (results.queue) checks.push(...queueTargets(results.queue));
   const fleet = results.fleet;
   if (fleet) {
     // Redis CPU at the nominal rate (every member renews once per H): the member processes may
@@ -391,7 +414,7 @@ if (args.has('--report-only')) {
   process.exit(0);
 }
 try {
-  await (only === 'ha' ? mainHaOnly() : main());
+  await (only === 'ha' || only === 'queue' ? mainOnly(only) : main());
 } catch (error) {
   progress(`FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   process.exitCode = 1;

@@ -1,10 +1,12 @@
 import { haConsoleReport } from './ha-report.js';
 import type { Machine } from './machine.js';
+import { queueConsoleReport } from './queue-report.js';
 import type { ContestResult } from './scenarios/contest.js';
 import type { CrowdCost, ScriptOverhead } from './scenarios/cost.js';
 import type { DriverCost } from './scenarios/driver.js';
 import type { HaResults } from './scenarios/ha-suite.js';
 import type { PreemptionResult } from './scenarios/preemption.js';
+import type { QueueResults } from './scenarios/queue.js';
 import { type Summary, summarize } from './stats.js';
 import { table } from './table.js';
 import { format, type TargetCheck, verdict } from './targets.js';
@@ -27,6 +29,8 @@ export interface BenchResults {
   overhead: ScriptOverhead | undefined;
   /** Failover of a group on Sentinel and Cluster, and the durability trade (possibly from a run of its own). */
   ha?: HaResults;
+  /** understudy's queue beside BullMQ (possibly from a run of its own). */
+  queue?: QueueResults;
   targets: TargetCheck[];
   plots: { file: string; title: string }[];
   /** Scenarios that failed and were left out. */
@@ -349,6 +353,7 @@ export function consoleReport(results: BenchResults): string {
     anatomyTable(results),
     memberTable(results),
     results.ha ? haConsoleReport(results.ha) : '',
+    results.queue ? queueConsoleReport(results.queue) : '',
     '## Targets',
     targetTable(results),
     ...(results.failures.length ? ['## Failed scenarios', results.failures.join('\n')] : []),

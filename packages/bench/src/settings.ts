@@ -77,3 +77,42 @@ export const COST_LEASE = Object.freeze({ heartbeatMs: 1000, activationMs: 3000 
  * largest group to renew in time; the renew script does not depend on A.
  */
 export const DRIVEN_LEASE = Object.freeze({ heartbeatMs: 1000, activationMs: 10_000, rate: 2000 });
+
+/** Counts of the queue family (understudy's queue beside BullMQ). */
+export interface QueueSettings {
+  /** Tasks per throughput cell. */
+  throughputTasks: number;
+  workerCounts: number[];
+  /** Handler time of the throughput cells (0: returns at once; else awaits a timer). */
+  taskMs: number[];
+  latencyTasks: number;
+  latencyWorkers: number;
+  /** Mean gap between two enqueues of the latency run, ms (uniform, ± half). */
+  latencyGapMs: number;
+  /** Kill rounds, and stall rounds per kind of handler, of the systems that re-deliver within seconds. */
+  faultRounds: number;
+  /** The same for BullMQ's defaults (a minute or more per round; run at once, beside the others). */
+  slowRounds: number;
+}
+
+export const QUEUE_QUICK: QueueSettings = Object.freeze({
+  throughputTasks: 1000,
+  workerCounts: [1, 4, 16],
+  taskMs: [0, 5],
+  latencyTasks: 50,
+  latencyWorkers: 4,
+  latencyGapMs: 20,
+  faultRounds: 3,
+  slowRounds: 1,
+});
+
+export const QUEUE_FULL: QueueSettings = Object.freeze({
+  throughputTasks: 4000,
+  workerCounts: [1, 4, 16],
+  taskMs: [0, 5],
+  latencyTasks: 300,
+  latencyWorkers: 4,
+  latencyGapMs: 20,
+  faultRounds: 10,
+  slowRounds: 2,
+});

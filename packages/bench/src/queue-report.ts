@@ -1,0 +1,260 @@
+// Tables, targets and text of the queue family: understudy's queue beside BullMQ.
+import type { QueueResults, QueueSystemResult, StallRound, ThroughputCell } from './scenarios/queue.js';
+import { type Summary, summarize } from './stats.js';
+import { table } from './table.js';
+import { check, format, type TargetCheck, verdict } from './targets.js';
+
+const stat = (s: Summary, key: keyof Summary) => (s.n ? format(s[key]) : '–');
+const handler = (taskMs: number) => (taskMs === 0 ? 'no-op' : `${taskMs} ms`);
+
+function cell(r: QueueSystemResult, workers: number, taskMs: number): ThroughputCell | undefined {
+  return r.throughput.find((c) => c.workers === workers && c.taskMs === taskMs);
+}
+
+/** Tasks per second, first enqueue → last completion. */
+export function queueThroughputTable(q: QueueResults): string {
+  const counts = q.settings.workerCounts;
+  return table(
+    ['system', 'handler', ...counts.map((n) => `${n} worker${n === 1 ? '' : 's'}, tasks/s`)],
+    q.systems.flatMap((r) =>
+      q.settings.taskMs.map((taskMs) => [
+        r.system.label,
+        handler(taskMs),
+        ...counts.map((n) => {
+          const c = cell(r, n, taskMs);
+          if (!c) return '–';
+          return c.completed > c.tasks
+            ? `${format(c.perSecond)} (${c.completed - c.tasks} ran twice)`
+            : format(c.perSecond);
+        }),
+      ]),
+    ),
+  );
+}
+
+/** Redis's side of each throughput cell. */
+export function queueCostTable(q: QueueResults): string {
+  return table(
+    [
+      'system',
+      'workers',
+      'handler',
+      'Redis CPU per task, µs',
+      'commands per task',
+      'most Redis time per task (calls, µs)',
+      'enqueued per s',
+    ],
+    q.systems.flatMap((r) =>
+      r.throughput.map((c) => [
+        r.system.label,
+        String(c.workers),
+        handler(c.taskMs),
+        format(c.redisCpuUsPerTask),
+        format(c.commandsPerTask),
+        c.topCommands
+          .slice(0, 3)
+          .map((t) => `${t.name} ${format(t.perTask)}, ${format(t.usPerTask)}`)
+          .join('; '),
+        format(c.enqueuedPerSecond),
+      ]),
+    ),
+  );
+}
+
+export function queueLatencyTable(q: QueueResults): string {
+  return table(
+    ['enqueue() called → handler starts, ms', 'idle workers', 'n', 'p50', 'p99', 'max'],
+    q.systems.map((r) => {
+      const s = summarize(r.latency?.samples ?? []);
+      return [
+        r.system.label,
+        String(r.latency?.workers ?? '–'),
+        String(s.n),
+        stat(s, 'p50'),
+        stat(s, 'p99'),
+        stat(s, 'max'),
+      ];
+    }),
+  );
+}
+
+export function queueKillTable(q: QueueResults): string {
+  return table(
+    ['SIGKILL of the worker → the task starts at another, ms', 'settings', 'n', 'p50', 'p99', 'max', 'never again'],
+    q.systems.map((r) => {
+      const times = r.kills.flatMap((k) => (k.redeliveryMs === undefined ? [] : [k.redeliveryMs]));
+      const s = summarize(times);
+      return [
+        r.system.label,
+        r.system.settingsText,
+        String(r.kills.length),
+        stat(s, 'p50'),
+        stat(s, 'p99'),
+        stat(s, 'max'),
+        String(r.kills.length - times.length),
+      ];
+    }),
+  );
+}
+
+/** How often each outcome occurred, most frequent first. */
+function tally(values: readonly string[]): string {
+  const counts = new Map<string, number>();
+  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
+  return [...counts.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .map(([v, n]) => `${v} (${n}×)`)
+    .join('; ');
+}
+
+export function queueStallTable(q: QueueResults): string {
+  const rows: string[][] = [];
+  for (const r of q.systems) {
+    for (const checkSignal of [false, true]) {
+      const rounds: StallRound[] = r.stalls.filter((s) => s.checkSignal === checkSignal);
+      if (!rounds.length) continue;
+      const again = rounds.flatMap((s) => (s.redeliveryMs === undefined ? [] : [s.redeliveryMs]));
+      rows.push([
+        r.system.label,
+        checkSignal ? 'checks its signal after the stall' : 'ignores its signal',
+        String(rounds.length),
+        format(rounds[0]?.stallMs ?? Number.NaN),
+        `${again.length} of ${rounds.length}` +
+          (again.length ? `, after ${format(summarize(again).p50)} ms (p50)` : ''),
+        String(rounds.reduce((s, x) => s + x.effects, 0)),
+        String(rounds.filter((x) => x.effects > 1).length),
+        tally(rounds.map((x) => x.staleOutcome)),
+      ]);
+    }
+  }
+  return table(
+    [
+      'stalled handler',
+      'handler',
+      'tasks',
+      'event loop blocked, ms',
+      'delivered again (after the handler started)',
+      'side effects ran (ledger)',
+      'tasks whose side effect ran twice',
+      "the queue's answer to the blocked worker's completion",
+    ],
+    rows,
+  );
+}
+
+const us = (q: QueueResults) => q.systems.find((r) => r.system.key === 'understudy');
+const bulls = (q: QueueResults) => q.systems.filter((r) => r.system.kind === 'bullmq');
+
+/** The issue's targets for queues, next to what this run measured. */
+export function queueTargets(q: QueueResults): TargetCheck[] {
+  const mine = us(q);
+  if (!mine) return [];
+  const A = q.lease.activationMs;
+  const kills = summarize(mine.kills.flatMap((k) => (k.redeliveryMs === undefined ? [] : [k.redeliveryMs])));
+  const checks: TargetCheck[] = [
+    check(
+      'queue: SIGKILL of a worker → its task starts at another worker, p99 (A + a few round trips)',
+      mine.kills.some((k) => k.redeliveryMs === undefined) ? Number.POSITIVE_INFINITY : kills.p99,
+      A + 5,
+      ' ms',
+    ),
+  ];
+  const workers = 4;
+  for (const peer of bulls(q)) {
+    for (const taskMs of q.settings.taskMs) {
+      const a = cell(mine, workers, taskMs);
+      const b = cell(peer, workers, taskMs);
+      checks.push(
+        check(
+          `queue throughput, ${workers} workers, ${handler(taskMs)} handler: ${peer.system.label} ÷ understudy (understudy at least BullMQ's)`,
+          a && b ? b.perSecond / a.perSecond : Number.NaN,
+          1,
+          '×',
+        ),
+        check(
+          `queue Redis CPU per task, ${workers} workers, ${handler(taskMs)} handler: understudy ÷ ${peer.system.label} (below BullMQ's)`,
+          a && b ? a.redisCpuUsPerTask / b.redisCpuUsPerTask : Number.NaN,
+          1,
+          '×',
+        ),
+      );
+    }
+  }
+  return checks;
+}
+
+export function queueRunLine(q: QueueResults): string {
+  const r = q.run;
+  return (
+    `Measured by \`${r.command}\` on ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC (${Math.round(r.durationS / 60)} min), ` +
+    `understudy ${r.revision}; load average (1, 5, 15 min) ${r.load.start} at the start, ${r.load.end} at the end.`
+  );
+}
+
+export function queueProblems(q: QueueResults): string[] {
+  return [...q.systems.flatMap((r) => r.problems.map((p) => `${r.system.label}: ${p}`)), ...q.failures];
+}
+
+/** The queue tables for the console. */
+export function queueConsoleReport(q: QueueResults): string {
+  const problems = queueProblems(q);
+  return [
+    '## Distributed queues: understudy and BullMQ',
+    queueRunLine(q),
+    queueThroughputTable(q),
+    queueCostTable(q),
+    queueLatencyTable(q),
+    queueKillTable(q),
+    queueStallTable(q),
+    table(
+      ['target', 'goal', 'measured', 'verdict'],
+      queueTargets(q).map((t) => [t.what, t.target, t.measured, verdict(t.met)]),
+    ),
+    ...(problems.length ? ['## Queue problems', problems.join('\n')] : []),
+  ]
+    .filter(Boolean)
+    .join('\n\n');
+}
+
+/** The queue section of docs/BENCHMARKS.md. */
+export function queueMarkdown(q: QueueResults): string {
+  const s = q.settings;
+  const problems = queueProblems(q);
+  const systems = q.systems.map((r) => `- **${r.system.label}**: ${r.system.settingsText}.`).join('\n');
+  return [
+    '## Distributed queues: understudy and BullMQ',
+    `${queueRunLine(q)} Its targets are in the table at the top. To measure only this section again: \`pnpm bench --only queue\` (it keeps the other figures of \`docs/bench/results.json\` and writes this file again); ` +
+      '`pnpm bench --quick --only queue` prints the same tables with smaller counts in about 4 minutes.',
+    systems,
+    [
+      '- **One Redis** (`startRedis()`), fresh queue names for every measurement, `FLUSHALL` after each throughput cell; a second private Redis holds the side-effect ledger. ' +
+        'Every client on both sides has auto-pipelining off (`enableAutoPipelining: false`; BullMQ gets ioredis options, not a client). ' +
+        'BullMQ keeps its other defaults (completed jobs are kept, `removeOnComplete` unset).',
+      '- **Every worker is a process of its own** (Node, started before anything is timed, joining a fresh queue on command), with one task at a time (understudy `capacity: 1`, BullMQ `concurrency: 1`). ' +
+        'The producer is the benchmark process: one `enqueue()` / `Queue.add()` per task, as an application calls them, at most 32 in flight.',
+      `- **Throughput**: ${s.throughputTasks.toLocaleString('en-US')} tasks per cell, enqueued as fast as the producer can while the workers drain them; tasks/s = tasks ÷ (last completion − first enqueue). ` +
+        'The 5 ms handler awaits a 5 ms timer (like I/O, no CPU). Two cores are shared by Redis, the producer and every worker process: with 16 workers the machine, not the queue, is the limit.',
+      "- **Redis CPU per task**: the Redis process's user + system CPU (`INFO cpu`) over the throughput cell (enqueue, dispatch, completion, and the workers' renewals or lock extensions meanwhile), divided by the tasks; commands per task from `INFO commandstats` (commands inside scripts included), after `CONFIG RESETSTAT`.",
+      `- **Enqueue → start**: ${s.latencyWorkers} idle workers; ${s.latencyTasks} tasks enqueued one at a time, ${s.latencyGapMs} ms ± half apart; from the producer's hrtime before the call to the handler's first line (hrtime, comparable across processes).`,
+      "- **Re-delivery after SIGKILL**: a worker holds a task (its handler awaits, the event loop free); a second, idle worker joins; 0.2–1 s later (a random phase of the first worker's renewals) the first gets SIGKILL; time from the signal to the task's handler starting at the second worker.",
+      "- **Stalled handler**: a worker's handler blocks its event loop (`Atomics.wait`, no CPU) for longer than the system waits before delivering the task again (understudy: A, completeTime; BullMQ: lockDuration plus two stalled checks), then reads the ledger (one round trip) and increments the task's counter in the ledger Redis — its side effect; a second worker, idle, runs the same side effect when it gets the task. " +
+        "'Checks its signal' means the handler skips the side effect when the signal it was given has aborted by then (understudy aborts it at the task's deadline; BullMQ gives a signal that only `cancelJob` aborts). " +
+        "The last column is the event the blocked worker got for its late completion (understudy's `task` event outcome; BullMQ's `completed` / `failed` / `error`).",
+      `- BullMQ's re-delivery waits for its lock to lapse and then for two stalled checks (the first marks the job, the next moves it back to wait). Its default-settings rounds take a minute or more each (${s.slowRounds} per measurement), so they run all at once beside the other systems' rounds; their processes sit idle or blocked.`,
+      '- p99 is the nearest-rank 99th percentile: with fewer than 100 samples it is the largest one or close to it.',
+    ].join('\n'),
+    '### Throughput',
+    queueThroughputTable(q),
+    '### Redis cost per task',
+    queueCostTable(q),
+    '### Enqueue → start at low load',
+    queueLatencyTable(q),
+    '### Re-delivery after a worker is killed',
+    queueKillTable(q),
+    '### Duplicate side effects under a stalled handler',
+    queueStallTable(q),
+    ...(problems.length ? ['### Problems seen during the queue run', problems.map((p) => `- ${p}`).join('\n')] : []),
+  ]
+    .filter(Boolean)
+    .join('\n\n');
+}

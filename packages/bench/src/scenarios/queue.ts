@@ -1,0 +1,547 @@
+// Distributed queues side by side: understudy's queue and BullMQ (default and tuned lock
+// settings), on the same Redis, every worker a process of its own.
+
+import { startRedis } from '@understudy/testkit';
+import { Redis } from 'ioredis';
+import { hrNow, mapClocks, sleep } from '../clock.js';
+import type { BenchContext } from '../context.js';
+import { readLoadAverage } from '../machine.js';
+import { Child } from '../processes.js';
+import { openProducer } from '../queue/producers.js';
+import { queueSystems } from '../queue/systems.js';
+import type { HandlerMode, QueueSystem, QueueWorkerEvent, WorkerPlan, WorkerProcessConfig } from '../queue/types.js';
+import type { QueueSettings } from '../settings.js';
+import { commandStats, redisCpuSeconds } from './cost.js';
+
+const WORKER = new URL('../queue/worker.ts', import.meta.url).pathname;
+
+/** A worker process: joins one queue at a time on command. */
+class WorkerProcess extends Child<QueueWorkerEvent> {
+  constructor(redisUrl: string) {
+    const config: WorkerProcessConfig = { redisUrl };
+    super(WORKER, config);
+  }
+
+  ready(): Promise<QueueWorkerEvent> {
+    return this.waitFor((e) => e.event === 'ready', 'a queue worker process to start', 60_000);
+  }
+
+  async join(plan: WorkerPlan): Promise<void> {
+    const from = this.events.length;
+    this.send(JSON.stringify({ join: plan }));
+    const joined = await this.waitFor(
+      (e) => e.event === 'joined' || e.event === 'error',
+      `${plan.workerId} to join ${plan.queue}`,
+      30_000,
+      from,
+    );
+    if (joined.event === 'error') throw new Error(`${plan.workerId} could not join ${plan.queue}: ${joined.message}`);
+  }
+
+  async leave(): Promise<void> {
+    const from = this.events.length;
+    this.send(JSON.stringify({ leave: true }));
+    await this.waitFor((e) => e.event === 'left', 'a queue worker to leave', 60_000, from);
+  }
+
+  /** Events since `from` about one task. */
+  about(task: string, event: QueueWorkerEvent['event'], from = 0): QueueWorkerEvent[] {
+    return this.events.slice(from).filter((e) => e.event === event && e.task === task);
+  }
+}
+
+async function spawn(context: BenchContext, n: number): Promise<WorkerProcess[]> {
+  const processes = Array.from({ length: n }, () => new WorkerProcess(context.server.url));
+  await Promise.all(processes.map((p) => p.ready()));
+  return processes;
+}
+
+let queues = 0;
+function queueName(label: string): string {
+  queues += 1;
+  return `qbench-${label}-${process.pid}-${queues}`;
+}
+
+function plan(
+  system: QueueSystem,
+  queue: string,
+  workerId: string,
+  mode: HandlerMode,
+  report: WorkerPlan['report'],
+  ledgerUrl?: string,
+): WorkerPlan {
+  return { system, queue, workerId, mode, report, ...(ledgerUrl ? { ledgerUrl } : {}) };
+}
+
+export interface ThroughputCell {
+  system: QueueSystem['key'];
+  workers: number;
+  taskMs: number;
+  tasks: number;
+  /** Completions the workers reported (more than `tasks`: some task completed twice). */
+  completed: number;
+  /** Tasks completed per second: first enqueue → last completion. */
+  perSecond: number;
+  /** Tasks enqueued per second by the one producer (32 enqueues in flight). */
+  enqueuedPerSecond: number;
+  /** Redis process CPU (INFO cpu, user + sys) over the cell, per task, µs. */
+  redisCpuUsPerTask: number;
+  /** Commands Redis ran per task (INFO commandstats, commands inside scripts included). */
+  commandsPerTask: number;
+  /** The five commands that took the most Redis time, µs per task. */
+  topCommands: { name: string; perTask: number; usPerTask: number }[];
+}
+
+const PRODUCER_IN_FLIGHT = 32;
+
+/** Enqueues `count` tasks with a bounded number in flight; returns the ids in order. */
+async function enqueueMany(
+  produce: (data: { t: number }) => Promise<string>,
+  count: number,
+  inFlight: number,
+): Promise<string[]> {
+  const ids: string[] = new Array(count);
+  let next = 0;
+  const lane = async () => {
+    while (next < count) {
+      const i = next++;
+      ids[i] = await produce({ t: hrNow() });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(inFlight, count) }, lane));
+  return ids;
+}
+
+/** `workers` processes drain `tasks` tasks enqueued by the benchmark as fast as it can. */
+async function throughputCell(
+  context: BenchContext,
+  system: QueueSystem,
+  pool: WorkerProcess[],
+  workers: number,
+  taskMs: number,
+  tasks: number,
+): Promise<ThroughputCell> {
+  const queue = queueName(`tp-${system.key}`);
+  const used = pool.slice(0, workers);
+  const marks = used.map((p) => p.events.length);
+  const producer = await openProducer(system, context.server.url, queue);
+  try {
+    await Promise.all(used.map((p, i) => p.join(plan(system, queue, `w${i}`, { kind: 'work', taskMs }, 'progress'))));
+    await context.redis.config('RESETSTAT');
+    const cpuBefore = await redisCpuSeconds(context);
+    const start = hrNow();
+    await enqueueMany((data) => producer.enqueue(data), tasks, PRODUCER_IN_FLIGHT);
+    const enqueued = hrNow();
+    const latest = () => used.map((p, i) => p.events.slice(marks[i]).findLast((e) => e.event === 'progress'));
+    const deadline = performance.now() + 120_000 + tasks * (taskMs + 5);
+    let done = latest();
+    while (done.reduce((s, e) => s + (e?.completed ?? 0), 0) < tasks) {
+      if (performance.now() > deadline) {
+        throw new Error(
+          `${system.label}: only ${done.reduce((s, e) => s + (e?.completed ?? 0), 0)} of ${tasks} tasks completed in time`,
+        );
+      }
+      await sleep(20);
+      done = latest();
+    }
+    const cpu = (await redisCpuSeconds(context)) - cpuBefore;
+    const stats = commandStats(await context.redis.info('commandstats'));
+    for (const name of ['info', 'config|resetstat', 'config']) stats.delete(name);
+    const last = Math.max(...done.map((e) => e?.last ?? Number.NEGATIVE_INFINITY));
+    const calls = [...stats.values()].reduce((s, c) => s + c.calls, 0);
+    return {
+      system: system.key,
+      workers,
+      taskMs,
+      tasks,
+      completed: done.reduce((s, e) => s + (e?.completed ?? 0), 0),
+      perSecond: (tasks / (last - start)) * 1000,
+      enqueuedPerSecond: (tasks / (enqueued - start)) * 1000,
+      redisCpuUsPerTask: (cpu * 1e6) / tasks,
+      commandsPerTask: calls / tasks,
+      topCommands: [...stats.entries()]
+        .sort((a, b) => b[1].usec - a[1].usec)
+        .slice(0, 5)
+        .map(([name, c]) => ({ name, perTask: c.calls / tasks, usPerTask: c.usec / tasks })),
+    };
+  } finally {
+    await Promise.all(used.map((p) => p.leave()));
+    await producer.close();
+    await context.redis.flushall();
+  }
+}
+
+export interface LatencyResult {
+  system: QueueSystem['key'];
+  workers: number;
+  /** enqueue() called → the handler starts, ms. */
+  samples: number[];
+}
+
+/** Idle workers; one task at a time, every `gapMs` ± half: enqueue() → handler start. */
+async function latency(
+  context: BenchContext,
+  system: QueueSystem,
+  pool: WorkerProcess[],
+  workers: number,
+  count: number,
+  gapMs: number,
+): Promise<LatencyResult> {
+  const queue = queueName(`lat-${system.key}`);
+  const used = pool.slice(0, workers);
+  const marks = used.map((p) => p.events.length);
+  const producer = await openProducer(system, context.server.url, queue);
+  try {
+    await Promise.all(used.map((p, i) => p.join(plan(system, queue, `w${i}`, { kind: 'work', taskMs: 0 }, 'each'))));
+    const ids: string[] = [];
+    for (let i = 0; i < count; i++) {
+      ids.push(await producer.enqueue({ t: hrNow() }));
+      await sleep(gapMs * (0.5 + Math.random()));
+    }
+    const starts = () => used.flatMap((p, i) => p.events.slice(marks[i]).filter((e) => e.event === 'start'));
+    const deadline = performance.now() + 30_000;
+    while (new Set(starts().map((e) => e.task)).size < ids.length && performance.now() < deadline) await sleep(20);
+    const first = new Map<string, number>();
+    for (const e of starts()) {
+      if (e.task !== undefined && e.sent !== undefined && !first.has(e.task)) first.set(e.task, e.t - e.sent);
+    }
+    if (first.size < ids.length) throw new Error(`${system.label}: ${ids.length - first.size} tasks never started`);
+    return { system: system.key, workers, samples: [...first.values()] };
+  } finally {
+    await Promise.all(used.map((p) => p.leave()));
+    await producer.close();
+    await context.redis.flushall();
+  }
+}
+
+export interface KillRound {
+  /** SIGKILL of the worker running the task → the task starts at the other worker, ms. */
+  redeliveryMs: number | undefined;
+  /** The kill came this long after the task started at the killed worker, ms. */
+  killAfterMs: number;
+}
+
+const HOLD_MS = 300_000;
+
+/**
+ * One worker holds a task (awaits, the event loop free); a second, idle worker is there to take
+ * it; the holder gets SIGKILL at a random moment; time until the task starts at the second.
+ */
+async function killRound(
+  context: BenchContext,
+  system: QueueSystem,
+  rescuer: WorkerProcess,
+  holder: WorkerProcess,
+): Promise<KillRound> {
+  const queue = queueName(`kill-${system.key}`);
+  const producer = await openProducer(system, context.server.url, queue);
+  const mark = rescuer.events.length;
+  try {
+    await holder.join(plan(system, queue, 'holder', { kind: 'hold', holdMs: HOLD_MS }, 'each'));
+    const id = await producer.enqueue({ t: hrNow() });
+    const started = await holder.waitFor((e) => e.event === 'start' && e.task === id, 'the holder to start the task');
+    await rescuer.join(plan(system, queue, 'rescuer', { kind: 'work', taskMs: 0 }, 'each'));
+    // A random phase of the holder's renewals (understudy H, BullMQ lockRenewTime).
+    await sleep(200 + Math.random() * 800);
+    const killed = await holder.kill('SIGKILL');
+    const limit = system.redeliveryBoundMs + 10_000;
+    const again = await rescuer
+      .waitFor((e) => e.event === 'start' && e.task === id, 'the task to start again', limit, mark)
+      .catch(() => undefined);
+    return { redeliveryMs: again ? again.t - killed : undefined, killAfterMs: killed - started.t };
+  } finally {
+    await rescuer.leave();
+    await producer.close();
+  }
+}
+
+export interface StallRound {
+  checkSignal: boolean;
+  stallMs: number;
+  /** The task started at the second worker while the first was blocked: after how long, ms. */
+  redeliveryMs: number | undefined;
+  /** How many times the task's side effect ran (a counter in another Redis). */
+  effects: number;
+  /** What the queue made of the stalled worker's completion, and of the second worker's. */
+  staleOutcome: string;
+  rescuerOutcome: string;
+}
+
+/**
+ * A handler blocks its event loop longer than the system waits before delivering the task
+ * again; a second worker is idle. How often does the task's side effect run?
+ */
+async function stallRound(
+  context: BenchContext,
+  system: QueueSystem,
+  staller: WorkerProcess,
+  rescuer: WorkerProcess,
+  ledgerUrl: string,
+  checkSignal: boolean,
+): Promise<StallRound> {
+  const queue = queueName(`stall-${system.key}`);
+  const producer = await openProducer(system, context.server.url, queue);
+  const stallMs = system.redeliveryBoundMs + 1000;
+  const marks = [staller.events.length, rescuer.events.length] as const;
+  try {
+    await staller.join(plan(system, queue, 'staller', { kind: 'stall', stallMs, checkSignal }, 'each', ledgerUrl));
+    const id = await producer.enqueue({ t: hrNow() });
+    const started = await staller.waitFor((e) => e.event === 'start' && e.task === id, 'the staller to start');
+    await rescuer.join(plan(system, queue, 'rescuer', { kind: 'work', taskMs: 0 }, 'each', ledgerUrl));
+    const again = await rescuer
+      .waitFor((e) => e.event === 'start' && e.task === id, 'the task to start again', stallMs + 5000, marks[1])
+      .catch(() => undefined);
+    // The stalled handler ends (side effect or not); give the queue's verdict a moment to arrive.
+    await staller.waitFor(
+      (e) => (e.event === 'effect' || e.event === 'skipped') && e.task === id,
+      'the stalled handler to end',
+      stallMs + 10_000,
+      marks[0],
+    );
+    const verdictBy = performance.now() + 3000;
+    while (staller.about(id, 'settled', marks[0]).length === 0 && performance.now() < verdictBy) await sleep(20);
+    if (again) {
+      await rescuer
+        .waitFor((e) => e.event === 'settled' && e.task === id, 'the second worker to complete', 10_000, marks[1])
+        .catch(() => undefined);
+    }
+    // The queue's verdicts; without one, the errors the worker reported (ids taken out, so that
+    // rounds compare).
+    const taskId = new RegExp(`\\b${id.replace(/[^\w]/g, '\\$&')}\\b`, 'g');
+    const outcome = (p: WorkerProcess, from: number) => {
+      const settled = p.about(id, 'settled', from).map((e) => e.outcome ?? '');
+      if (settled.length) return settled.join('; ');
+      const errors = p.events
+        .slice(from)
+        .filter((e) => e.event === 'error')
+        .map((e) => `error: ${(e.message ?? '').replaceAll(queue, '<queue>').replace(taskId, '<task>')}`);
+      return [...new Set(errors)].join('; ') || 'none';
+    };
+    const ledger = new Redis(ledgerUrl);
+    const effects = Number((await ledger.get(`ran:${queue}:${id}`)) ?? 0);
+    ledger.disconnect();
+    return {
+      checkSignal,
+      stallMs,
+      redeliveryMs: again ? again.t - started.t : undefined,
+      effects,
+      staleOutcome: outcome(staller, marks[0]),
+      rescuerOutcome: again ? outcome(rescuer, marks[1]) : 'not delivered again',
+    };
+  } finally {
+    await Promise.all([staller.leave(), rescuer.leave()]);
+    await producer.close();
+  }
+}
+
+export interface QueueSystemResult {
+  system: QueueSystem;
+  throughput: ThroughputCell[];
+  latency: LatencyResult | undefined;
+  kills: KillRound[];
+  stalls: StallRound[];
+  problems: string[];
+}
+
+/** Kill rounds, each on a fresh queue: one idle worker stays, each holder is a fresh process. */
+async function killLane(context: BenchContext, system: QueueSystem, result: QueueSystemResult, rounds: number) {
+  const [rescuer, first] = await spawn(context, 2);
+  if (!rescuer || !first) throw new Error('no worker processes');
+  let holder = first;
+  try {
+    for (let r = 0; r < rounds; r++) {
+      const next = r + 1 < rounds ? new WorkerProcess(context.server.url) : undefined;
+      const round = await killRound(context, system, rescuer, holder);
+      result.kills.push(round);
+      context.progress(
+        `queue ${system.label}: kill ${r + 1}/${rounds}: ${round.redeliveryMs === undefined ? 'never delivered again' : `${round.redeliveryMs.toFixed(1)} ms`}`,
+      );
+      if (next) {
+        await next.ready();
+        holder = next;
+      }
+    }
+  } finally {
+    await Promise.all([rescuer.stop(), holder.stop()]);
+  }
+}
+
+/** Stall rounds with one kind of handler, each on a fresh queue. */
+async function stallLane(
+  context: BenchContext,
+  system: QueueSystem,
+  result: QueueSystemResult,
+  rounds: number,
+  ledgerUrl: string,
+  checkSignal: boolean,
+) {
+  const [staller, rescuer] = await spawn(context, 2);
+  if (!staller || !rescuer) throw new Error('no worker processes');
+  try {
+    for (let r = 0; r < rounds; r++) {
+      const round = await stallRound(context, system, staller, rescuer, ledgerUrl, checkSignal);
+      result.stalls.push(round);
+      context.progress(
+        `queue ${system.label}: stall, handler ${checkSignal ? 'checks' : 'ignores'} its signal, ${r + 1}/${rounds}: ` +
+          `side effect ran ${round.effects}×; late completion: ${round.staleOutcome}`,
+      );
+    }
+  } finally {
+    await Promise.all([staller.stop(), rescuer.stop()]);
+  }
+}
+
+/** Kill and stall rounds of one system: one lane after the other, or all at once (`together`). */
+async function faultRounds(
+  context: BenchContext,
+  result: QueueSystemResult,
+  rounds: number,
+  ledgerUrl: string,
+  together: boolean,
+): Promise<void> {
+  const lanes = [
+    () => killLane(context, result.system, result, rounds),
+    () => stallLane(context, result.system, result, rounds, ledgerUrl, false),
+    () => stallLane(context, result.system, result, rounds, ledgerUrl, true),
+  ];
+  const run = async (lane: () => Promise<void>) => {
+    try {
+      await lane();
+    } catch (error) {
+      result.problems.push(`kill / stall rounds: ${describe(error)}`);
+      context.progress(`queue ${result.system.label}: ${result.problems.at(-1)}`);
+    }
+  };
+  if (together) await Promise.all(lanes.map(run));
+  else for (const lane of lanes) await run(lane);
+}
+
+/** Runs the whole family; `systems` in order, the same Redis for all. */
+export async function runQueueFamily(
+  context: BenchContext,
+  systems: readonly QueueSystem[],
+  settings: QueueSettings,
+  ledgerUrl: string,
+): Promise<QueueSystemResult[]> {
+  const results: QueueSystemResult[] = systems.map((system) => ({
+    system,
+    throughput: [],
+    latency: undefined,
+    kills: [],
+    stalls: [],
+    problems: [],
+  }));
+  const most = Math.max(...settings.workerCounts, settings.latencyWorkers);
+  context.progress(`queue: starting ${most} worker processes`);
+  const pool = await spawn(context, most);
+  try {
+    for (const result of results) {
+      const system = result.system;
+      for (const taskMs of settings.taskMs) {
+        for (const workers of settings.workerCounts) {
+          try {
+            const cell = await throughputCell(context, system, pool, workers, taskMs, settings.throughputTasks);
+            result.throughput.push(cell);
+            context.progress(
+              `queue ${system.label}: ${workers} workers, ${taskMs} ms tasks: ${cell.perSecond.toFixed(0)} tasks/s, ` +
+                `Redis ${cell.redisCpuUsPerTask.toFixed(1)} µs CPU and ${cell.commandsPerTask.toFixed(1)} commands per task`,
+            );
+          } catch (error) {
+            result.problems.push(`throughput, ${workers} workers, ${taskMs} ms tasks: ${describe(error)}`);
+            context.progress(`queue ${system.label}: ${result.problems.at(-1)}`);
+          }
+        }
+      }
+      try {
+        result.latency = await latency(
+          context,
+          system,
+          pool,
+          settings.latencyWorkers,
+          settings.latencyTasks,
+          settings.latencyGapMs,
+        );
+        context.progress(`queue ${system.label}: ${settings.latencyTasks} enqueue → start samples`);
+      } catch (error) {
+        result.problems.push(`latency: ${describe(error)}`);
+      }
+    }
+  } finally {
+    await Promise.all(pool.map((p) => p.stop()));
+  }
+  // Systems whose re-delivery takes about a minute (BullMQ's defaults) run their rounds all at
+  // once and beside the others': their processes sit idle or blocked (Atomics.wait), using no CPU.
+  const slow = results.filter((r) => r.system.redeliveryBoundMs > 10_000);
+  const fast = results.filter((r) => r.system.redeliveryBoundMs <= 10_000);
+  await Promise.all([
+    ...slow.map((r) => faultRounds(context, r, settings.slowRounds, ledgerUrl, true)),
+    (async () => {
+      for (const r of fast) await faultRounds(context, r, settings.faultRounds, ledgerUrl, false);
+    })(),
+  ]);
+  await context.redis.flushall();
+  return results;
+}
+
+export interface QueueResults {
+  /** The queue family can be measured alone (`--only queue`): when, how and under what load. */
+  run: {
+    command: string;
+    startedAt: string;
+    durationS: number;
+    revision: string;
+    load: { start: string; end: string };
+  };
+  settings: QueueSettings;
+  lease: { activationMs: number; heartbeatMs: number };
+  systems: QueueSystemResult[];
+  failures: string[];
+}
+
+/**
+ * The queue family on a Redis of its own (and a second one for the side-effect ledger), both
+ * started here: understudy's queue, then BullMQ tuned, then BullMQ with its defaults.
+ */
+export async function runQueueSuite(
+  settings: QueueSettings,
+  lease: { activationMs: number; heartbeatMs: number },
+  run: { command: string; revision: string },
+  progress: (line: string) => void,
+): Promise<QueueResults> {
+  const started = performance.now();
+  const results: QueueResults = {
+    run: { ...run, startedAt: new Date().toISOString(), durationS: 0, load: { start: readLoadAverage(), end: '' } },
+    settings,
+    lease,
+    systems: [],
+    failures: [],
+  };
+  const server = await startRedis();
+  const ledger = await startRedis();
+  const redis = new Redis(server.url, { connectionName: 'bench-queue' });
+  try {
+    const context: BenchContext = {
+      server,
+      redis,
+      clocks: await mapClocks(redis),
+      lease,
+      etcdHosts: undefined,
+      progress,
+    };
+    results.systems = await runQueueFamily(context, queueSystems(lease), settings, ledger.url);
+  } catch (error) {
+    results.failures.push(`queue family: ${describe(error)}`);
+    progress(results.failures.at(-1) ?? '');
+  } finally {
+    redis.disconnect();
+    await ledger.stop();
+    await server.stop();
+  }
+  results.run.durationS = (performance.now() - started) / 1000;
+  results.run.load.end = readLoadAverage();
+  return results;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
