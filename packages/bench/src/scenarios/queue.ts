@@ -1,6 +1,7 @@
 // Distributed queues side by side: understudy's queue and BullMQ (default and tuned lock
 // settings), on the same Redis, every worker a process of its own.
 
+import { queueKeys } from '@understudy/core';
 import { startRedis } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { hrNow, mapClocks, sleep } from '../clock.js';
@@ -217,42 +218,83 @@ async function latency(
 export interface KillRound {
   /** SIGKILL of the worker running the task → the task starts at the other worker, ms. */
   redeliveryMs: number | undefined;
+  /**
+   * The task started this long after the dead worker's lease (understudy: its `leases` score)
+   * or the task's lock (BullMQ: the lock key's PTTL) ran out, ms; read right after the kill.
+   */
+  overshootMs: number | undefined;
   /** The kill came this long after the task started at the killed worker, ms. */
   killAfterMs: number;
 }
 
 const HOLD_MS = 300_000;
 
+/** Two fresh worker processes for one round (stopped after it: no state carries over). */
+async function withPair<T>(
+  context: BenchContext,
+  round: (a: WorkerProcess, b: WorkerProcess) => Promise<T>,
+): Promise<T> {
+  const pair = await spawn(context, 2);
+  const [a, b] = pair;
+  if (!a || !b) throw new Error('no worker processes');
+  try {
+    return await round(a, b);
+  } finally {
+    await Promise.all(pair.map((p) => p.kill('SIGKILL')));
+  }
+}
+
+/** When the dead holder's claim on the task runs out, on hrNow(): understudy's lease, BullMQ's lock. */
+async function claimDeadline(
+  context: BenchContext,
+  system: QueueSystem,
+  queue: string,
+  task: string,
+  worker: string,
+): Promise<number | undefined> {
+  if (system.kind === 'understudy') {
+    const clocks = await mapClocks(context.redis, 5);
+    const score = await context.redis.zscore(queueKeys(queue).leases, worker);
+    return score === null ? undefined : clocks.fromRedis(Number(score));
+  }
+  const before = hrNow();
+  const pttl = await context.redis.pttl(`bull:${queue}:${task}:lock`);
+  return pttl < 0 ? undefined : (before + hrNow()) / 2 + pttl;
+}
+
 /**
  * One worker holds a task (awaits, the event loop free); a second, idle worker is there to take
  * it; the holder gets SIGKILL at a random moment; time until the task starts at the second.
  */
-async function killRound(
-  context: BenchContext,
-  system: QueueSystem,
-  rescuer: WorkerProcess,
-  holder: WorkerProcess,
-): Promise<KillRound> {
-  const queue = queueName(`kill-${system.key}`);
-  const producer = await openProducer(system, context.server.url, queue);
-  const mark = rescuer.events.length;
-  try {
-    await holder.join(plan(system, queue, 'holder', { kind: 'hold', holdMs: HOLD_MS }, 'each'));
-    const id = await producer.enqueue({ t: hrNow() });
-    const started = await holder.waitFor((e) => e.event === 'start' && e.task === id, 'the holder to start the task');
-    await rescuer.join(plan(system, queue, 'rescuer', { kind: 'work', taskMs: 0 }, 'each'));
-    // A random phase of the holder's renewals (understudy H, BullMQ lockRenewTime).
-    await sleep(200 + Math.random() * 800);
-    const killed = await holder.kill('SIGKILL');
-    const limit = system.redeliveryBoundMs + 10_000;
-    const again = await rescuer
-      .waitFor((e) => e.event === 'start' && e.task === id, 'the task to start again', limit, mark)
-      .catch(() => undefined);
-    return { redeliveryMs: again ? again.t - killed : undefined, killAfterMs: killed - started.t };
-  } finally {
-    await rescuer.leave();
-    await producer.close();
-  }
+function killRound(context: BenchContext, system: QueueSystem): Promise<KillRound> {
+  return withPair(context, async (holder, rescuer) => {
+    const queue = queueName(`kill-${system.key}`);
+    const producer = await openProducer(system, context.server.url, queue);
+    try {
+      await holder.join(plan(system, queue, 'holder', { kind: 'hold', holdMs: HOLD_MS }, 'each'));
+      const id = await producer.enqueue({ t: hrNow() });
+      const started = await holder.waitFor((e) => e.event === 'start' && e.task === id, 'the holder to start');
+      await rescuer.join(plan(system, queue, 'rescuer', { kind: 'work', taskMs: 0 }, 'each'));
+      // A random phase of the holder's renewals (understudy H, BullMQ lockRenewTime).
+      await sleep(200 + Math.random() * 800);
+      const killed = await holder.kill('SIGKILL');
+      const deadline = await claimDeadline(context, system, queue, id, 'holder');
+      const again = await rescuer
+        .waitFor(
+          (e) => e.event === 'start' && e.task === id,
+          'the task to start again',
+          system.redeliveryBoundMs + 10_000,
+        )
+        .catch(() => undefined);
+      return {
+        redeliveryMs: again ? again.t - killed : undefined,
+        overshootMs: again && deadline !== undefined ? again.t - deadline : undefined,
+        killAfterMs: killed - started.t,
+      };
+    } finally {
+      await producer.close();
+    }
+  });
 }
 
 export interface StallRound {
@@ -271,67 +313,63 @@ export interface StallRound {
  * A handler blocks its event loop longer than the system waits before delivering the task
  * again; a second worker is idle. How often does the task's side effect run?
  */
-async function stallRound(
+function stallRound(
   context: BenchContext,
   system: QueueSystem,
-  staller: WorkerProcess,
-  rescuer: WorkerProcess,
   ledgerUrl: string,
   checkSignal: boolean,
 ): Promise<StallRound> {
-  const queue = queueName(`stall-${system.key}`);
-  const producer = await openProducer(system, context.server.url, queue);
-  const stallMs = system.redeliveryBoundMs + 1000;
-  const marks = [staller.events.length, rescuer.events.length] as const;
-  try {
-    await staller.join(plan(system, queue, 'staller', { kind: 'stall', stallMs, checkSignal }, 'each', ledgerUrl));
-    const id = await producer.enqueue({ t: hrNow() });
-    const started = await staller.waitFor((e) => e.event === 'start' && e.task === id, 'the staller to start');
-    await rescuer.join(plan(system, queue, 'rescuer', { kind: 'work', taskMs: 0 }, 'each', ledgerUrl));
-    const again = await rescuer
-      .waitFor((e) => e.event === 'start' && e.task === id, 'the task to start again', stallMs + 5000, marks[1])
-      .catch(() => undefined);
-    // The stalled handler ends (side effect or not); give the queue's verdict a moment to arrive.
-    await staller.waitFor(
-      (e) => (e.event === 'effect' || e.event === 'skipped') && e.task === id,
-      'the stalled handler to end',
-      stallMs + 10_000,
-      marks[0],
-    );
-    const verdictBy = performance.now() + 3000;
-    while (staller.about(id, 'settled', marks[0]).length === 0 && performance.now() < verdictBy) await sleep(20);
-    if (again) {
-      await rescuer
-        .waitFor((e) => e.event === 'settled' && e.task === id, 'the second worker to complete', 10_000, marks[1])
+  return withPair(context, async (staller, rescuer) => {
+    const queue = queueName(`stall-${system.key}`);
+    const producer = await openProducer(system, context.server.url, queue);
+    const stallMs = system.redeliveryBoundMs + 1000;
+    try {
+      await staller.join(plan(system, queue, 'staller', { kind: 'stall', stallMs, checkSignal }, 'each', ledgerUrl));
+      const id = await producer.enqueue({ t: hrNow() });
+      const started = await staller.waitFor((e) => e.event === 'start' && e.task === id, 'the staller to start');
+      await rescuer.join(plan(system, queue, 'rescuer', { kind: 'work', taskMs: 0 }, 'each', ledgerUrl));
+      const again = await rescuer
+        .waitFor((e) => e.event === 'start' && e.task === id, 'the task to start again', stallMs + 5000)
         .catch(() => undefined);
+      // The stalled handler ends (side effect or not); give the queue's verdict a moment to arrive.
+      await staller.waitFor(
+        (e) => (e.event === 'effect' || e.event === 'skipped') && e.task === id,
+        'the stalled handler to end',
+        stallMs + 10_000,
+      );
+      const verdictBy = performance.now() + 3000;
+      while (staller.about(id, 'settled').length === 0 && performance.now() < verdictBy) await sleep(20);
+      if (again) {
+        await rescuer
+          .waitFor((e) => e.event === 'settled' && e.task === id, 'the second worker to complete', 10_000)
+          .catch(() => undefined);
+      }
+      // The queue's verdicts; without one, the errors the worker reported (ids taken out, so that
+      // rounds compare).
+      const taskId = new RegExp(`\\b${id.replace(/[^\w]/g, '\\$&')}\\b`, 'g');
+      const outcome = (p: WorkerProcess) => {
+        const settled = p.about(id, 'settled').map((e) => e.outcome ?? '');
+        if (settled.length) return settled.join('; ');
+        const errors = p.events
+          .filter((e) => e.event === 'error')
+          .map((e) => `error: ${(e.message ?? '').replaceAll(queue, '<queue>').replace(taskId, '<task>')}`);
+        return [...new Set(errors)].join('; ') || 'none';
+      };
+      const ledger = new Redis(ledgerUrl);
+      const effects = Number((await ledger.get(`ran:${queue}:${id}`)) ?? 0);
+      ledger.disconnect();
+      return {
+        checkSignal,
+        stallMs,
+        redeliveryMs: again ? again.t - started.t : undefined,
+        effects,
+        staleOutcome: outcome(staller),
+        rescuerOutcome: again ? outcome(rescuer) : 'not delivered again',
+      };
+    } finally {
+      await producer.close();
     }
-    // The queue's verdicts; without one, the errors the worker reported (ids taken out, so that
-    // rounds compare).
-    const taskId = new RegExp(`\\b${id.replace(/[^\w]/g, '\\$&')}\\b`, 'g');
-    const outcome = (p: WorkerProcess, from: number) => {
-      const settled = p.about(id, 'settled', from).map((e) => e.outcome ?? '');
-      if (settled.length) return settled.join('; ');
-      const errors = p.events
-        .slice(from)
-        .filter((e) => e.event === 'error')
-        .map((e) => `error: ${(e.message ?? '').replaceAll(queue, '<queue>').replace(taskId, '<task>')}`);
-      return [...new Set(errors)].join('; ') || 'none';
-    };
-    const ledger = new Redis(ledgerUrl);
-    const effects = Number((await ledger.get(`ran:${queue}:${id}`)) ?? 0);
-    ledger.disconnect();
-    return {
-      checkSignal,
-      stallMs,
-      redeliveryMs: again ? again.t - started.t : undefined,
-      effects,
-      staleOutcome: outcome(staller, marks[0]),
-      rescuerOutcome: again ? outcome(rescuer, marks[1]) : 'not delivered again',
-    };
-  } finally {
-    await Promise.all([staller.leave(), rescuer.leave()]);
-    await producer.close();
-  }
+  });
 }
 
 export interface QueueSystemResult {
@@ -343,51 +381,32 @@ export interface QueueSystemResult {
   problems: string[];
 }
 
-/** Kill rounds, each on a fresh queue: one idle worker stays, each holder is a fresh process. */
-async function killLane(context: BenchContext, system: QueueSystem, result: QueueSystemResult, rounds: number) {
-  const [rescuer, first] = await spawn(context, 2);
-  if (!rescuer || !first) throw new Error('no worker processes');
-  let holder = first;
-  try {
-    for (let r = 0; r < rounds; r++) {
-      const next = r + 1 < rounds ? new WorkerProcess(context.server.url) : undefined;
-      const round = await killRound(context, system, rescuer, holder);
-      result.kills.push(round);
-      context.progress(
-        `queue ${system.label}: kill ${r + 1}/${rounds}: ${round.redeliveryMs === undefined ? 'never delivered again' : `${round.redeliveryMs.toFixed(1)} ms`}`,
-      );
-      if (next) {
-        await next.ready();
-        holder = next;
-      }
-    }
-  } finally {
-    await Promise.all([rescuer.stop(), holder.stop()]);
+/** Kill rounds, each on a fresh queue with fresh processes. */
+async function killLane(context: BenchContext, result: QueueSystemResult, rounds: number): Promise<void> {
+  for (let r = 0; r < rounds; r++) {
+    const round = await killRound(context, result.system);
+    result.kills.push(round);
+    context.progress(
+      `queue ${result.system.label}: kill ${r + 1}/${rounds}: ${round.redeliveryMs === undefined ? 'never delivered again' : `${round.redeliveryMs.toFixed(1)} ms`}`,
+    );
   }
 }
 
-/** Stall rounds with one kind of handler, each on a fresh queue. */
+/** Stall rounds with one kind of handler, each on a fresh queue with fresh processes. */
 async function stallLane(
   context: BenchContext,
-  system: QueueSystem,
   result: QueueSystemResult,
   rounds: number,
   ledgerUrl: string,
   checkSignal: boolean,
-) {
-  const [staller, rescuer] = await spawn(context, 2);
-  if (!staller || !rescuer) throw new Error('no worker processes');
-  try {
-    for (let r = 0; r < rounds; r++) {
-      const round = await stallRound(context, system, staller, rescuer, ledgerUrl, checkSignal);
-      result.stalls.push(round);
-      context.progress(
-        `queue ${system.label}: stall, handler ${checkSignal ? 'checks' : 'ignores'} its signal, ${r + 1}/${rounds}: ` +
-          `side effect ran ${round.effects}×; late completion: ${round.staleOutcome}`,
-      );
-    }
-  } finally {
-    await Promise.all([staller.stop(), rescuer.stop()]);
+): Promise<void> {
+  for (let r = 0; r < rounds; r++) {
+    const round = await stallRound(context, result.system, ledgerUrl, checkSignal);
+    result.stalls.push(round);
+    context.progress(
+      `queue ${result.system.label}: stall, handler ${checkSignal ? 'checks' : 'ignores'} its signal, ${r + 1}/${rounds}: ` +
+        `side effect ran ${round.effects}×; late completion: ${round.staleOutcome}`,
+    );
   }
 }
 
@@ -400,9 +419,9 @@ async function faultRounds(
   together: boolean,
 ): Promise<void> {
   const lanes = [
-    () => killLane(context, result.system, result, rounds),
-    () => stallLane(context, result.system, result, rounds, ledgerUrl, false),
-    () => stallLane(context, result.system, result, rounds, ledgerUrl, true),
+    () => killLane(context, result, rounds),
+    () => stallLane(context, result, rounds, ledgerUrl, false),
+    () => stallLane(context, result, rounds, ledgerUrl, true),
   ];
   const run = async (lane: () => Promise<void>) => {
     try {
