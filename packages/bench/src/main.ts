@@ -38,7 +38,7 @@ if (args.has('--help')) {
       '                 they replace the HA figures in docs/bench/results.json and the report is written again\n' +
       "  --only queue   only understudy's queue beside BullMQ (default and tuned locks): throughput with 1, 4\n" +
       '                 and 16 workers, enqueue → start, re-delivery after SIGKILL, a stalled handler, Redis\n' +
-      '                 CPU per task (quick: about 4 minutes; full: about 10); without --quick it replaces the\n' +
+      '                 CPU per task (quick: about 5 minutes; full: about 12); without --quick it replaces the\n' +
       '                 queue figures in docs/bench/results.json and the report is written again\n' +
       '  --report-only  measure nothing: write docs/BENCHMARKS.md and the plots again from docs/bench/results.json\n',
   );
@@ -249,7 +249,7 @@ function runHa(revision: string): Promise<HaResults> {
 function runQueues(revision: string): Promise<QueueResults> {
   const q = quick ? QUEUE_QUICK : QUEUE_FULL;
   progress(
-    `── queues: ${q.throughputTasks} tasks per throughput cell, ${q.latencyTasks} latency samples, ${q.faultRounds} kill and stall rounds (BullMQ defaults: ${q.slowRounds})`,
+    `── queues: ${q.throughputRuns} runs of ${q.throughputTasks} tasks per throughput cell, ${q.latencyTasks} latency samples, ${q.faultRounds} kill and stall rounds (BullMQ defaults: ${q.slowRounds})`,
   );
   return runQueueSuite(q, settings.lease, { command: command(), revision }, progress);
 }

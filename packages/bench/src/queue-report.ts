@@ -11,11 +11,11 @@ function cell(r: QueueSystemResult, workers: number, taskMs: number): Throughput
   return r.throughput.find((c) => c.workers === workers && c.taskMs === taskMs);
 }
 
-/** Tasks per second, first enqueue → last completion. */
+/** Tasks per second, first enqueue → last completion: the median of the runs, and their range. */
 export function queueThroughputTable(q: QueueResults): string {
   const counts = q.settings.workerCounts;
   return table(
-    ['system', 'handler', ...counts.map((n) => `${n} worker${n === 1 ? '' : 's'}, tasks/s`)],
+    ['system', 'handler', ...counts.map((n) => `${n} worker${n === 1 ? '' : 's'}, tasks/s (range)`)],
     q.systems.flatMap((r) =>
       q.settings.taskMs.map((taskMs) => [
         r.system.label,
@@ -23,9 +23,9 @@ export function queueThroughputTable(q: QueueResults): string {
         ...counts.map((n) => {
           const c = cell(r, n, taskMs);
           if (!c) return '–';
-          return c.completed > c.tasks
-            ? `${format(c.perSecond)} (${c.completed - c.tasks} ran twice)`
-            : format(c.perSecond);
+          const all = summarize(c.runs.map((x) => x.perSecond));
+          const twice = c.completed - c.tasks * c.runs.length;
+          return `${format(c.perSecond)} (${format(all.min)}–${format(all.max)})${twice > 0 ? `, ${twice} ran twice` : ''}`;
         }),
       ]),
     ),
@@ -246,7 +246,7 @@ export function queueMarkdown(q: QueueResults): string {
   return [
     '## Distributed queues: understudy and BullMQ',
     `${queueRunLine(q)} Its targets are in the table at the top. To measure only this section again: \`pnpm bench --only queue\` (it keeps the other figures of \`docs/bench/results.json\` and writes this file again); ` +
-      '`pnpm bench --quick --only queue` prints the same tables with smaller counts in about 4 minutes.',
+      '`pnpm bench --quick --only queue` prints the same tables with smaller counts in about 5 minutes.',
     systems,
     [
       '- **One Redis** (`startRedis()`), fresh queue names for every measurement, `FLUSHALL` after each throughput cell; a second private Redis holds the side-effect ledger. ' +
@@ -254,9 +254,10 @@ export function queueMarkdown(q: QueueResults): string {
         'BullMQ keeps its other defaults (completed jobs are kept, `removeOnComplete` unset).',
       '- **Every worker is a process of its own** (Node, started before anything is timed, joining a fresh queue on command; every kill and stall round starts two new ones), with one task at a time (understudy `capacity: 1`, BullMQ `concurrency: 1`). ' +
         'The producer is the benchmark process: one `enqueue()` / `Queue.add()` per task, as an application calls them, at most 32 in flight.',
-      `- **Throughput**: ${s.throughputTasks.toLocaleString('en-US')} tasks per cell, enqueued as fast as the producer can while the workers drain them; tasks/s = tasks ÷ (last completion − first enqueue). ` +
+      `- **Throughput**: ${s.throughputTasks.toLocaleString('en-US')} tasks per run, enqueued as fast as the producer can while the workers drain them; tasks/s = tasks ÷ (last completion − first enqueue). ` +
+        `Each cell is run ${s.throughputRuns} times per system, the systems taking turns run by run (so a change in the machine's load falls on all of them); the tables show the median, and the range of the runs. ` +
         'The 5 ms handler awaits a 5 ms timer (like I/O, no CPU). Two cores are shared by Redis, the producer and every worker process: with 16 workers the machine, not the queue, is the limit.',
-      "- **Redis CPU per task**: the Redis process's user + system CPU (`INFO cpu`) over the throughput cell (enqueue, dispatch, completion, and the workers' renewals or lock extensions meanwhile), divided by the tasks; commands per task from `INFO commandstats` (commands inside scripts included), after `CONFIG RESETSTAT`.",
+      "- **Redis CPU per task**: the Redis process's user + system CPU (`INFO cpu`) over a throughput run (enqueue, dispatch, completion, and the workers' renewals or lock extensions meanwhile), divided by the tasks, median of the runs; commands per task from `INFO commandstats` (commands inside scripts included), after `CONFIG RESETSTAT`; the commands column is from the run whose CPU is the median.",
       `- **Enqueue → start**: ${s.latencyWorkers} idle workers; ${s.latencyTasks} tasks enqueued one at a time, ${s.latencyGapMs} ms ± half apart; from the producer's hrtime before the call to the handler's first line (hrtime, comparable across processes).`,
       "- **Re-delivery after SIGKILL**: a worker holds a task (its handler awaits, the event loop free); a second, idle worker joins; 0.2–1 s later (a random phase of the first worker's renewals) the first gets SIGKILL; time from the signal to the task's handler starting at the second worker. " +
         "Right after the kill the benchmark reads when the dead worker's claim runs out — understudy: its score in the queue's `leases` zset (Redis time, mapped onto hrtime through a `TIME` round trip); BullMQ: the job's lock key's `PTTL` — and the time past that deadline is the second column group.",

@@ -80,8 +80,10 @@ export const DRIVEN_LEASE = Object.freeze({ heartbeatMs: 1000, activationMs: 10_
 
 /** Counts of the queue family (understudy's queue beside BullMQ). */
 export interface QueueSettings {
-  /** Tasks per throughput cell. */
+  /** Tasks per throughput run. */
   throughputTasks: number;
+  /** Runs per throughput cell and system (the systems take turns; the tables show medians). */
+  throughputRuns: number;
   workerCounts: number[];
   /** Handler time of the throughput cells (0: returns at once; else awaits a timer). */
   taskMs: number[];
@@ -97,6 +99,7 @@ export interface QueueSettings {
 
 export const QUEUE_QUICK: QueueSettings = Object.freeze({
   throughputTasks: 1000,
+  throughputRuns: 3,
   workerCounts: [1, 4, 16],
   taskMs: [0, 5],
   latencyTasks: 50,
@@ -107,7 +110,8 @@ export const QUEUE_QUICK: QueueSettings = Object.freeze({
 });
 
 export const QUEUE_FULL: QueueSettings = Object.freeze({
-  throughputTasks: 4000,
+  throughputTasks: 2000,
+  throughputRuns: 5,
   workerCounts: [1, 4, 16],
   taskMs: [0, 5],
   latencyTasks: 300,

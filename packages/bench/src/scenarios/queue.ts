@@ -12,6 +12,7 @@ import { openProducer } from '../queue/producers.js';
 import { queueSystems } from '../queue/systems.js';
 import type { HandlerMode, QueueSystem, QueueWorkerEvent, WorkerPlan, WorkerProcessConfig } from '../queue/types.js';
 import type { QueueSettings } from '../settings.js';
+import { summarize } from '../stats.js';
 import { commandStats, redisCpuSeconds } from './cost.js';
 
 const WORKER = new URL('../queue/worker.ts', import.meta.url).pathname;
@@ -74,23 +75,48 @@ function plan(
   return { system, queue, workerId, mode, report, ...(ledgerUrl ? { ledgerUrl } : {}) };
 }
 
-export interface ThroughputCell {
-  system: QueueSystem['key'];
-  workers: number;
-  taskMs: number;
-  tasks: number;
-  /** Completions the workers reported (more than `tasks`: some task completed twice). */
+/** One drain of `tasks` tasks by `workers` workers. */
+export interface ThroughputRun {
+  /** Completions the workers reported (more than the tasks: some task completed twice). */
   completed: number;
   /** Tasks completed per second: first enqueue → last completion. */
   perSecond: number;
   /** Tasks enqueued per second by the one producer (32 enqueues in flight). */
   enqueuedPerSecond: number;
-  /** Redis process CPU (INFO cpu, user + sys) over the cell, per task, µs. */
+  /** Redis process CPU (INFO cpu, user + sys) over the run, per task, µs. */
   redisCpuUsPerTask: number;
   /** Commands Redis ran per task (INFO commandstats, commands inside scripts included). */
   commandsPerTask: number;
   /** The five commands that took the most Redis time, µs per task. */
   topCommands: { name: string; perTask: number; usPerTask: number }[];
+}
+
+/** The runs of one cell (systems interleaved run by run), and their medians. */
+export interface ThroughputCell extends ThroughputRun {
+  system: QueueSystem['key'];
+  workers: number;
+  taskMs: number;
+  tasks: number;
+  runs: ThroughputRun[];
+}
+
+/** Medians of the runs; the commands of the run whose Redis CPU is the median. */
+function throughputCell(
+  key: Pick<ThroughputCell, 'system' | 'workers' | 'taskMs' | 'tasks'>,
+  runs: ThroughputRun[],
+): ThroughputCell {
+  const median = (f: (r: ThroughputRun) => number) => summarize(runs.map(f)).p50;
+  const cpu = median((r) => r.redisCpuUsPerTask);
+  return {
+    ...key,
+    runs,
+    completed: runs.reduce((s, r) => s + r.completed, 0),
+    perSecond: median((r) => r.perSecond),
+    enqueuedPerSecond: median((r) => r.enqueuedPerSecond),
+    redisCpuUsPerTask: cpu,
+    commandsPerTask: median((r) => r.commandsPerTask),
+    topCommands: runs.find((r) => r.redisCpuUsPerTask === cpu)?.topCommands ?? [],
+  };
 }
 
 const PRODUCER_IN_FLIGHT = 32;
@@ -114,14 +140,14 @@ async function enqueueMany(
 }
 
 /** `workers` processes drain `tasks` tasks enqueued by the benchmark as fast as it can. */
-async function throughputCell(
+async function throughputRun(
   context: BenchContext,
   system: QueueSystem,
   pool: WorkerProcess[],
   workers: number,
   taskMs: number,
   tasks: number,
-): Promise<ThroughputCell> {
+): Promise<ThroughputRun> {
   const queue = queueName(`tp-${system.key}`);
   const used = pool.slice(0, workers);
   const marks = used.map((p) => p.events.length);
@@ -151,10 +177,6 @@ async function throughputCell(
     const last = Math.max(...done.map((e) => e?.last ?? Number.NEGATIVE_INFINITY));
     const calls = [...stats.values()].reduce((s, c) => s + c.calls, 0);
     return {
-      system: system.key,
-      workers,
-      taskMs,
-      tasks,
       completed: done.reduce((s, e) => s + (e?.completed ?? 0), 0),
       perSecond: (tasks / (last - start)) * 1000,
       enqueuedPerSecond: (tasks / (enqueued - start)) * 1000,
@@ -454,23 +476,35 @@ export async function runQueueFamily(
   context.progress(`queue: starting ${most} worker processes`);
   const pool = await spawn(context, most);
   try {
-    for (const result of results) {
-      const system = result.system;
-      for (const taskMs of settings.taskMs) {
-        for (const workers of settings.workerCounts) {
-          try {
-            const cell = await throughputCell(context, system, pool, workers, taskMs, settings.throughputTasks);
-            result.throughput.push(cell);
-            context.progress(
-              `queue ${system.label}: ${workers} workers, ${taskMs} ms tasks: ${cell.perSecond.toFixed(0)} tasks/s, ` +
-                `Redis ${cell.redisCpuUsPerTask.toFixed(1)} µs CPU and ${cell.commandsPerTask.toFixed(1)} commands per task`,
-            );
-          } catch (error) {
-            result.problems.push(`throughput, ${workers} workers, ${taskMs} ms tasks: ${describe(error)}`);
-            context.progress(`queue ${system.label}: ${result.problems.at(-1)}`);
+    // Cell by cell, the systems take turns run by run: a change in the machine's load falls on all.
+    for (const taskMs of settings.taskMs) {
+      for (const workers of settings.workerCounts) {
+        const runs = new Map<QueueSystemResult, ThroughputRun[]>(results.map((r) => [r, []]));
+        for (let rep = 0; rep < settings.throughputRuns; rep++) {
+          for (const result of results) {
+            const system = result.system;
+            try {
+              const run = await throughputRun(context, system, pool, workers, taskMs, settings.throughputTasks);
+              runs.get(result)?.push(run);
+              context.progress(
+                `queue ${system.label}: ${workers} workers, ${taskMs} ms tasks, run ${rep + 1}: ${run.perSecond.toFixed(0)} tasks/s, ` +
+                  `Redis ${run.redisCpuUsPerTask.toFixed(1)} µs CPU and ${run.commandsPerTask.toFixed(1)} commands per task`,
+              );
+            } catch (error) {
+              result.problems.push(`throughput, ${workers} workers, ${taskMs} ms tasks: ${describe(error)}`);
+              context.progress(`queue ${system.label}: ${result.problems.at(-1)}`);
+            }
           }
         }
+        for (const [result, list] of runs) {
+          if (!list.length) continue;
+          const key = { system: result.system.key, workers, taskMs, tasks: settings.throughputTasks };
+          result.throughput.push(throughputCell(key, list));
+        }
       }
+    }
+    for (const result of results) {
+      const system = result.system;
       try {
         result.latency = await latency(
           context,
