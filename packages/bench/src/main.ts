@@ -1,6 +1,6 @@
 // `pnpm bench [--quick] [--wait-quiet] [--only ha|queue]`: understudy and its peers, in one run, on
 // one Redis, with the same lease settings, then the failover of a group on Sentinel and Cluster,
-// then understudy's queue beside BullMQ.
+// then understudy's queue beside BullMQ and the group feed.
 // Prints the tables; a full run also writes docs/BENCHMARKS.md and the plots in docs/bench/.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { type RedisServer, redisServerBinary, startRedis } from '@understudy/testkit';
@@ -38,8 +38,9 @@ if (args.has('--help')) {
       '                 they replace the HA figures in docs/bench/results.json and the report is written again\n' +
       "  --only queue   only understudy's queue beside BullMQ (default and tuned locks): throughput with 1, 4\n" +
       '                 and 16 workers, enqueue → start, re-delivery after SIGKILL, a stalled handler, Redis\n' +
-      '                 CPU per task (quick: about 5 minutes; full: about 12); without --quick it replaces the\n' +
-      '                 queue figures in docs/bench/results.json and the report is written again\n' +
+      '                 CPU per task; then the group feed: publish → onMessage, failover resume (quick: about 5\n' +
+      '                 minutes; full: about 12); without --quick it replaces the queue and feed figures in\n' +
+      '                 docs/bench/results.json and the report is written again\n' +
       '  --report-only  measure nothing: write docs/BENCHMARKS.md and the plots again from docs/bench/results.json\n',
   );
   process.exit(0);

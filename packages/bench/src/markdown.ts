@@ -148,7 +148,7 @@ export function markdownReport(r: BenchResults): string {
       'pnpm bench --quick        # small counts, under 5 minutes; prints the tables only (without Sentinel and Cluster)\n' +
       'pnpm bench --only ha      # only the failovers on Sentinel and Cluster and the durability trade; writes them into this file\n' +
       'pnpm bench --quick --only ha   # the same with one failover per case, about 3 minutes; prints only\n' +
-      "pnpm bench --only queue   # only understudy's queue beside BullMQ; writes it into this file\n" +
+      "pnpm bench --only queue   # only understudy's queue beside BullMQ, and the group feed; writes them into this file\n" +
       'pnpm bench --quick --only queue   # the same with smaller counts, about 5 minutes; prints only\n```',
     'Benchmarks are not tests: nothing here fails a build. The run prints each target next to the measured figure and flags misses.',
     '## Machine',

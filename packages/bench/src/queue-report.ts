@@ -1,4 +1,4 @@
-// Tables, targets and text of the queue family: understudy's queue beside BullMQ.
+// Tables, targets and text of the queue family: understudy's queue beside BullMQ, and the group feed.
 import type { QueueResults, QueueSystemResult, StallRound, ThroughputCell } from './scenarios/queue.js';
 import { type Summary, summarize } from './stats.js';
 import { table } from './table.js';
@@ -156,6 +156,62 @@ export function queueStallTable(q: QueueResults): string {
   );
 }
 
+/** publish() → onMessage: at each member, and at the last of them. */
+export function feedLatencyTable(q: QueueResults): string {
+  const f = q.feed;
+  if (!f) return '';
+  const row = (what: string, values: number[]) => {
+    const v = summarize(values);
+    return [what, String(v.n), stat(v, 'p50'), stat(v, 'p99'), stat(v, 'max')];
+  };
+  return table(
+    ['publish() called → onMessage, ms', 'n', 'p50', 'p99', 'max'],
+    [
+      row(`at each member (${f.settings.members} members, every delivery)`, f.deliveries),
+      row('at every member (the last of them, per message)', f.toEvery),
+    ],
+  );
+}
+
+/** SIGKILL of the active while messages stream in → the new active acts on them. */
+export function feedFailoverTable(q: QueueResults): string {
+  const f = q.feed;
+  if (!f) return '';
+  const row = (what: string, values: (number | undefined)[]) => {
+    const present = values.filter((v): v is number => v !== undefined);
+    const v = summarize(present);
+    return [what, `${present.length} of ${values.length}`, stat(v, 'p50'), stat(v, 'p99'), stat(v, 'max')];
+  };
+  return table(
+    ['SIGKILL of the active → …, ms', 'rounds', 'p50', 'p99', 'max'],
+    [
+      row(
+        "the new active's onActivate",
+        f.failovers.map((x) => x.activateMs),
+      ),
+      row(
+        'its first onMessage with `active: true`',
+        f.failovers.map((x) => x.firstActedMs),
+      ),
+      row(
+        'it acts on the first message published after the kill',
+        f.failovers.map((x) => x.resumedMs),
+      ),
+    ],
+  );
+}
+
+function feedFailoverLine(q: QueueResults): string {
+  const f = q.feed;
+  if (!f?.failovers.length) return '';
+  const sum = (k: 'actedTwice' | 'neverActed' | 'published') => f.failovers.reduce((s, x) => s + x[k], 0);
+  return (
+    `Over the ${f.failovers.length} failovers, ${sum('published').toLocaleString('en-US')} messages were published while the active was killed and replaced: ` +
+    `${sum('actedTwice')} were acted on (\`active: true\`) by both the killed active and its successor, ${sum('neverActed')} by neither; ` +
+    `${f.missing} of the latency run's ${(f.settings.messages * f.settings.members).toLocaleString('en-US')} deliveries never arrived.`
+  );
+}
+
 const us = (q: QueueResults) => q.systems.find((r) => r.system.key === 'understudy');
 const bulls = (q: QueueResults) => q.systems.filter((r) => r.system.kind === 'bullmq');
 
@@ -214,7 +270,11 @@ export function queueRunLine(q: QueueResults): string {
 }
 
 export function queueProblems(q: QueueResults): string[] {
-  return [...q.systems.flatMap((r) => r.problems.map((p) => `${r.system.label}: ${p}`)), ...q.failures];
+  return [
+    ...q.systems.flatMap((r) => r.problems.map((p) => `${r.system.label}: ${p}`)),
+    ...(q.feed?.problems ?? []).map((p) => `feed: ${p}`),
+    ...q.failures,
+  ];
 }
 
 /** The queue tables for the console. */
@@ -228,6 +288,10 @@ export function queueConsoleReport(q: QueueResults): string {
     queueLatencyTable(q),
     queueKillTable(q),
     queueStallTable(q),
+    '## The group feed (understudy)',
+    feedLatencyTable(q),
+    feedFailoverTable(q),
+    feedFailoverLine(q),
     table(
       ['target', 'goal', 'measured', 'verdict'],
       queueTargets(q).map((t) => [t.what, t.target, t.measured, verdict(t.met)]),
@@ -277,6 +341,19 @@ export function queueMarkdown(q: QueueResults): string {
     queueKillTable(q),
     '### Duplicate side effects under a stalled handler',
     queueStallTable(q),
+    ...(q.feed
+      ? [
+          '## The group feed (understudy)',
+          `Measured in the same run, on the same Redis, after the queues. A group of ${q.feed.settings.members} members (goal 1, A = ${q.lease.activationMs} ms, H = ${q.lease.heartbeatMs} ms), each a process of its own with \`onMessage\`; ` +
+            `the benchmark publishes with \`publish()\` on a client of its own (auto-pipelining off). BullMQ has no counterpart (no message that every worker receives). ` +
+            `**Latency**: ${q.feed.settings.messages} messages, one at a time, ${q.feed.settings.gapMs} ms ± half apart, each carrying the publisher's hrtime before the call. ` +
+            `**Failover**: while a message is published every ${q.feed.settings.streamGapMs} ms, the active member gets SIGKILL (0.3–1 s into the stream); its successor activates when the lease lapses and first receives again, with \`active: true\`, every message after the slot's last commit. ` +
+            'The killed member is replaced by a new one of the lowest weight before the next round.',
+          feedLatencyTable(q),
+          feedFailoverTable(q),
+          feedFailoverLine(q),
+        ]
+      : ['The group feed was not measured in this run.']),
     ...(problems.length ? ['### Problems seen during the queue run', problems.map((p) => `- ${p}`).join('\n')] : []),
   ]
     .filter(Boolean)

@@ -1,3 +1,5 @@
+import type { FeedSettings } from './scenarios/feed.js';
+
 /** What a run measures, by mode. Lease settings are shared by every system. */
 export interface RunSettings {
   lease: { activationMs: number; heartbeatMs: number };
@@ -95,6 +97,8 @@ export interface QueueSettings {
   faultRounds: number;
   /** The same for BullMQ's defaults (a minute or more per round; run at once, beside the others). */
   slowRounds: number;
+  /** The group feed (understudy only: BullMQ has no message every worker receives). */
+  feed: FeedSettings;
 }
 
 export const QUEUE_QUICK: QueueSettings = Object.freeze({
@@ -107,6 +111,7 @@ export const QUEUE_QUICK: QueueSettings = Object.freeze({
   latencyGapMs: 20,
   faultRounds: 3,
   slowRounds: 1,
+  feed: { members: 3, messages: 100, gapMs: 20, failovers: 3, streamGapMs: 10 },
 });
 
 export const QUEUE_FULL: QueueSettings = Object.freeze({
@@ -119,4 +124,5 @@ export const QUEUE_FULL: QueueSettings = Object.freeze({
   latencyGapMs: 20,
   faultRounds: 10,
   slowRounds: 2,
+  feed: { members: 3, messages: 300, gapMs: 20, failovers: 10, streamGapMs: 10 },
 });

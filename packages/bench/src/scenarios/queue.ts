@@ -14,6 +14,7 @@ import type { HandlerMode, QueueSystem, QueueWorkerEvent, WorkerPlan, WorkerProc
 import type { QueueSettings } from '../settings.js';
 import { summarize } from '../stats.js';
 import { commandStats, redisCpuSeconds } from './cost.js';
+import { type FeedResults, runFeed } from './feed.js';
 
 const WORKER = new URL('../queue/worker.ts', import.meta.url).pathname;
 
@@ -548,12 +549,15 @@ export interface QueueResults {
   settings: QueueSettings;
   lease: { activationMs: number; heartbeatMs: number };
   systems: QueueSystemResult[];
+  /** The group feed, measured on the same Redis after the queues. */
+  feed: FeedResults | undefined;
   failures: string[];
 }
 
 /**
  * The queue family on a Redis of its own (and a second one for the side-effect ledger), both
- * started here: understudy's queue, then BullMQ tuned, then BullMQ with its defaults.
+ * started here: understudy's queue, then BullMQ tuned, then BullMQ with its defaults; then the
+ * group feed on the same Redis.
  */
 export async function runQueueSuite(
   settings: QueueSettings,
@@ -567,6 +571,7 @@ export async function runQueueSuite(
     settings,
     lease,
     systems: [],
+    feed: undefined,
     failures: [],
   };
   const server = await startRedis();
@@ -582,6 +587,15 @@ export async function runQueueSuite(
       progress,
     };
     results.systems = await runQueueFamily(context, queueSystems(lease), settings, ledger.url);
+    progress(
+      `── feed: ${settings.feed.members} members, ${settings.feed.messages} messages, ${settings.feed.failovers} failovers`,
+    );
+    const publisher = new Redis(server.url, { enableAutoPipelining: false, connectionName: 'bench-publisher' });
+    try {
+      results.feed = await runFeed(context, publisher, settings.feed);
+    } finally {
+      publisher.disconnect();
+    }
   } catch (error) {
     results.failures.push(`queue family: ${describe(error)}`);
     progress(results.failures.at(-1) ?? '');
