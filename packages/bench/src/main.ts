@@ -20,7 +20,7 @@ import { type DriverCost, measureDriven } from './scenarios/driver.js';
 import { HA_GOAL } from './scenarios/ha.js';
 import { type HaResults, runHaSuite } from './scenarios/ha-suite.js';
 import { runPreemption } from './scenarios/preemption.js';
-import { type QueueResults, runQueueSuite } from './scenarios/queue.js';
+import type { QueueResults } from './scenarios/queue.js';
 import { COST_LEASE, DRIVEN_LEASE, FULL, QUEUE_FULL, QUEUE_QUICK, QUICK } from './settings.js';
 import { summarize } from './stats.js';
 import { SYSTEMS } from './systems.js';
@@ -247,7 +247,9 @@ function runHa(revision: string): Promise<HaResults> {
   return runHaSuite(settings.ha, { command: command(), revision }, progress);
 }
 
-function runQueues(revision: string): Promise<QueueResults> {
+async function runQueues(revision: string): Promise<QueueResults> {
+  // Loaded here: BullMQ and the queue's workers only when the family runs.
+  const { runQueueSuite } = await import('./scenarios/queue.js');
   const q = quick ? QUEUE_QUICK : QUEUE_FULL;
   progress(
     `── queues: ${q.throughputRuns} runs of ${q.throughputTasks} tasks per throughput cell, ${q.latencyTasks} latency samples, ${q.faultRounds} kill and stall rounds (BullMQ defaults: ${q.slowRounds})`,
