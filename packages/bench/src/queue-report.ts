@@ -25,7 +25,12 @@ export function queueThroughputTable(q: QueueResults): string {
           if (!c) return '–';
           const all = summarize(c.runs.map((x) => x.perSecond));
           const twice = c.completed - c.tasks * c.runs.length;
-          return `${format(c.perSecond)} (${format(all.min)}–${format(all.max)})${twice > 0 ? `, ${twice} ran twice` : ''}`;
+          const otherwise = Object.entries(c.notCompleted).map(([outcome, k]) => `${k} ${outcome}`);
+          return (
+            `${format(c.perSecond)} (${format(all.min)}–${format(all.max)})` +
+            (twice > 0 ? `, ${twice} completed twice` : '') +
+            (otherwise.length ? `; deliveries not completed: ${otherwise.join(', ')}` : '')
+          );
         }),
       ]),
     ),
@@ -320,7 +325,8 @@ export function queueMarkdown(q: QueueResults): string {
         'The producer is the benchmark process: one `enqueue()` / `Queue.add()` per task, as an application calls them, at most 32 in flight.',
       `- **Throughput**: ${s.throughputTasks.toLocaleString('en-US')} tasks per run, enqueued as fast as the producer can while the workers drain them; tasks/s = tasks ÷ (last completion − first enqueue). ` +
         `Each cell is run ${s.throughputRuns} times per system, the systems taking turns run by run (so a change in the machine's load falls on all of them); the tables show the median, and the range of the runs. ` +
-        'The 5 ms handler awaits a 5 ms timer (like I/O, no CPU). Two cores are shared by Redis, the producer and every worker process: with 16 workers the machine, not the queue, is the limit.',
+        'A run ends when the workers together have reported the end of as many deliveries as there were tasks, completed or not (understudy reports a refused completion as `stale`; the table counts those). ' +
+        'The 5 ms handler awaits a 5 ms timer (like I/O, no CPU). Two cores are shared by Redis, the producer and every worker process.',
       "- **Redis CPU per task**: the Redis process's user + system CPU (`INFO cpu`) over a throughput run (enqueue, dispatch, completion, and the workers' renewals or lock extensions meanwhile), divided by the tasks, median of the runs; commands per task from `INFO commandstats` (commands inside scripts included), after `CONFIG RESETSTAT`; the commands column is from the run whose CPU is the median.",
       `- **Enqueue → start**: ${s.latencyWorkers} idle workers; ${s.latencyTasks} tasks enqueued one at a time, ${s.latencyGapMs} ms ± half apart; from the producer's hrtime before the call to the handler's first line (hrtime, comparable across processes).`,
       "- **Re-delivery after SIGKILL**: a worker holds a task (its handler awaits, the event loop free); a second, idle worker joins; 0.2–1 s later (a random phase of the first worker's renewals) the first gets SIGKILL; time from the signal to the task's handler starting at the second worker. " +

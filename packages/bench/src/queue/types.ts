@@ -62,5 +62,7 @@ export interface QueueWorkerEvent {
   completed?: number;
   first?: number;
   last?: number;
+  /** progress: deliveries that ended other than completed, by outcome. */
+  outcomes?: Record<string, number>;
   message?: string;
 }

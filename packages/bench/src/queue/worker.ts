@@ -54,7 +54,9 @@ async function join(plan: WorkerPlan): Promise<void> {
   let completed = 0;
   let first = Number.NaN;
   let last = Number.NaN;
-  let reported = 0;
+  let reported = '';
+  /** Deliveries that ended other than completed, by outcome. */
+  const others: Record<string, number> = {};
   ledger = plan.ledgerUrl ? new Redis(plan.ledgerUrl, { enableAutoPipelining: false }) : undefined;
   const effectKey = (id: string) => `ran:${plan.queue}:${id}`;
   const effect = async (id: string) => {
@@ -86,6 +88,10 @@ async function join(plan: WorkerPlan): Promise<void> {
     if (outcome === 'completed') {
       completed += 1;
       last = hrNow();
+    } else {
+      others[outcome] = (others[outcome] ?? 0) + 1;
+      // Rare, and what a run that does not finish is asked about.
+      if (!each) emit('settled', { task: id, outcome });
     }
     if (each) emit('settled', { task: id, outcome });
   };
@@ -93,9 +99,10 @@ async function join(plan: WorkerPlan): Promise<void> {
   joined = await start(plan, config.redisUrl, run, settle, emit);
   if (!each) {
     progressTimer = setInterval(() => {
-      if (completed === reported) return;
-      reported = completed;
-      emit('progress', { completed, first, last });
+      const now = JSON.stringify([completed, others]);
+      if (now === reported) return;
+      reported = now;
+      emit('progress', { completed, first, last, outcomes: others });
     }, 50);
   }
   emit('joined', { worker: plan.workerId });

@@ -1,7 +1,7 @@
 // Distributed queues side by side: understudy's queue and BullMQ (default and tuned lock
 // settings), on the same Redis, every worker a process of its own.
 
-import { queueKeys } from '@understudy/core';
+import { queueKeys, readQueue } from '@understudy/core';
 import { startRedis } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { hrNow, mapClocks, sleep } from '../clock.js';
@@ -80,6 +80,8 @@ function plan(
 export interface ThroughputRun {
   /** Completions the workers reported (more than the tasks: some task completed twice). */
   completed: number;
+  /** Deliveries that ended otherwise, by outcome (understudy: a completion refused as `stale`). */
+  notCompleted: Record<string, number>;
   /** Tasks completed per second: first enqueue → last completion. */
   perSecond: number;
   /** Tasks enqueued per second by the one producer (32 enqueues in flight). */
@@ -112,6 +114,7 @@ function throughputCell(
     ...key,
     runs,
     completed: runs.reduce((s, r) => s + r.completed, 0),
+    notCompleted: mergeCounts(runs.map((r) => r.notCompleted)),
     perSecond: median((r) => r.perSecond),
     enqueuedPerSecond: median((r) => r.enqueuedPerSecond),
     redisCpuUsPerTask: cpu,
@@ -161,13 +164,15 @@ async function throughputRun(
     await enqueueMany((data) => producer.enqueue(data), tasks, PRODUCER_IN_FLIGHT);
     const enqueued = hrNow();
     const latest = () => used.map((p, i) => p.events.slice(marks[i]).findLast((e) => e.event === 'progress'));
-    const deadline = performance.now() + 120_000 + tasks * (taskMs + 5);
+    const deadline = performance.now() + 60_000 + tasks * (taskMs + 5);
     let done = latest();
-    while (done.reduce((s, e) => s + (e?.completed ?? 0), 0) < tasks) {
+    // Every delivery settled, completed or not (a refused completion ends a delivery too).
+    const settled = (events: typeof done) =>
+      events.reduce((s, e) => s + (e?.completed ?? 0) + sumOf(e?.outcomes ?? {}), 0);
+    while (settled(done) < tasks) {
       if (performance.now() > deadline) {
-        throw new Error(
-          `${system.label}: only ${done.reduce((s, e) => s + (e?.completed ?? 0), 0)} of ${tasks} tasks completed in time`,
-        );
+        const odd = used.flatMap((p, i) => p.events.slice(marks[i]).filter((e) => e.event === 'settled'));
+        throw new Error(await stuck(context, system, queue, done, tasks, odd));
       }
       await sleep(20);
       done = latest();
@@ -179,6 +184,7 @@ async function throughputRun(
     const calls = [...stats.values()].reduce((s, c) => s + c.calls, 0);
     return {
       completed: done.reduce((s, e) => s + (e?.completed ?? 0), 0),
+      notCompleted: mergeCounts(done.map((e) => e?.outcomes ?? {})),
       perSecond: (tasks / (last - start)) * 1000,
       enqueuedPerSecond: (tasks / (enqueued - start)) * 1000,
       redisCpuUsPerTask: (cpu * 1e6) / tasks,
@@ -193,6 +199,34 @@ async function throughputRun(
     await producer.close();
     await context.redis.flushall();
   }
+}
+
+const sumOf = (counts: Record<string, number>) => Object.values(counts).reduce((s, n) => s + n, 0);
+
+function mergeCounts(all: Record<string, number>[]): Record<string, number> {
+  const merged: Record<string, number> = {};
+  for (const counts of all) for (const [k, n] of Object.entries(counts)) merged[k] = (merged[k] ?? 0) + n;
+  return merged;
+}
+
+/** What the workers and the queue said when a throughput run did not finish. */
+async function stuck(
+  context: BenchContext,
+  system: QueueSystem,
+  queue: string,
+  progress: (QueueWorkerEvent | undefined)[],
+  tasks: number,
+  odd: QueueWorkerEvent[],
+): Promise<string> {
+  const others = mergeCounts(progress.map((e) => e?.outcomes ?? {}));
+  const completed = progress.reduce((s, e) => s + (e?.completed ?? 0), 0);
+  let state = '';
+  if (system.kind === 'understudy') {
+    const q = await readQueue(context.redis, queueKeys(queue));
+    state = `; the queue: depth ${q.depth}, in flight ${q.inFlight}, dead ${q.dead}, workers' in flight ${q.workers.map((w) => w.inFlight).join(' ')}`;
+  }
+  const which = odd.map((e) => `${e.task} ${e.outcome}`).join(', ');
+  return `only ${completed} of ${tasks} tasks completed in time; other outcomes at the workers: ${JSON.stringify(others)} (${which})${state}`;
 }
 
 export interface LatencyResult {
