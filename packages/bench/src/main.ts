@@ -39,7 +39,7 @@ if (args.has('--help')) {
       "  --only queue   only understudy's queue beside BullMQ (default and tuned locks): throughput with 1, 4\n" +
       '                 and 16 workers, enqueue → start, re-delivery after SIGKILL, a stalled handler, Redis\n' +
       '                 CPU per task; then the group feed: publish → onMessage, failover resume (quick: about 5\n' +
-      '                 minutes; full: about 12); without --quick it replaces the queue and feed figures in\n' +
+      '                 minutes; full: about 10); without --quick it replaces the queue and feed figures in\n' +
       '                 docs/bench/results.json and the report is written again\n' +
       '  --report-only  measure nothing: write docs/BENCHMARKS.md and the plots again from docs/bench/results.json\n',
   );

@@ -116,13 +116,13 @@ export const QUEUE_QUICK: QueueSettings = Object.freeze({
 
 export const QUEUE_FULL: QueueSettings = Object.freeze({
   throughputTasks: 2000,
-  throughputRuns: 5,
+  throughputRuns: 3,
   workerCounts: [1, 4, 16],
   taskMs: [0, 5],
   latencyTasks: 300,
   latencyWorkers: 4,
   latencyGapMs: 20,
-  faultRounds: 10,
-  slowRounds: 2,
-  feed: { members: 3, messages: 300, gapMs: 20, failovers: 10, streamGapMs: 10 },
+  faultRounds: 6,
+  slowRounds: 1,
+  feed: { members: 3, messages: 300, gapMs: 20, failovers: 6, streamGapMs: 10 },
 });
