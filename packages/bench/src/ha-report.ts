@@ -1,5 +1,6 @@
 // Tables and text of the HA family: failover of a group on Sentinel and Cluster, and the
 // durability trade.
+import { runLine } from './family.js';
 import type { DurabilityResult } from './scenarios/durability.js';
 import type { HaResult } from './scenarios/ha.js';
 import { HA_GOAL } from './scenarios/ha.js';
@@ -318,14 +319,6 @@ export function durabilitySafetyLine(ha: HaResults): string {
     .join('; ');
 }
 
-export function haRunLine(ha: HaResults): string {
-  const r = ha.run;
-  return (
-    `Measured by \`${r.command}\` on ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC (${Math.round(r.durationS / 60)} min), ` +
-    `understudy ${r.revision}; load average (1, 5, 15 min) ${r.load.start} at the start, ${r.load.end} at the end.`
-  );
-}
-
 export function haProblems(ha: HaResults): string[] {
   return [
     ...ha.cases.flatMap((c) => c.problems.map((p) => `${caseName(c)}, A = ${c.plan.activationMs}: ${p}`)),
@@ -340,7 +333,7 @@ export function haConsoleReport(ha: HaResults): string {
   const problems = haProblems(ha);
   return [
     '## Failover of the group on Sentinel and Cluster (ms after the signal to the master; medians)',
-    haRunLine(ha),
+    runLine(ha.run),
     haTimelineTable(ha),
     haOutcomeTable(ha),
     haResumeTable(ha),
@@ -362,7 +355,7 @@ export function haMarkdown(ha: HaResults): string {
   const problems = haProblems(ha);
   return [
     '## Failover of the group on Sentinel and Cluster',
-    `${haRunLine(ha)} To measure only these sections again: \`pnpm bench --only ha\` (it keeps the other figures of \`docs/bench/results.json\` and writes this file again).`,
+    `${runLine(ha.run)} To measure only these sections again: \`pnpm bench --only ha\` (it keeps the other figures of \`docs/bench/results.json\` and writes this file again).`,
     [
       `- **Topologies**, started by the test kit from \`redis-server\` binaries on loopback (\`startSentinelSet()\`, \`startCluster()\`): ${ha.topologies.sentinel}; ${ha.topologies.cluster}. ` +
         'One of each serves every round; after a round the lost master comes back as a replica (restarted empty after a SIGKILL, resumed after a SIGSTOP), and the next round starts once every replica is in sync.',

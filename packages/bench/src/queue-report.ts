@@ -1,4 +1,5 @@
 // Tables, targets and text of the queue family: understudy's queue beside BullMQ, and the group feed.
+import { runLine } from './family.js';
 import type { QueueResults, QueueSystemResult, StallRound, ThroughputCell } from './scenarios/queue.js';
 import { type Summary, summarize } from './stats.js';
 import { table } from './table.js';
@@ -266,14 +267,6 @@ export function queueTargets(q: QueueResults): TargetCheck[] {
   return checks;
 }
 
-export function queueRunLine(q: QueueResults): string {
-  const r = q.run;
-  return (
-    `Measured by \`${r.command}\` on ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC (${Math.round(r.durationS / 60)} min), ` +
-    `understudy ${r.revision}; load average (1, 5, 15 min) ${r.load.start} at the start, ${r.load.end} at the end.`
-  );
-}
-
 export function queueProblems(q: QueueResults): string[] {
   return [
     ...q.systems.flatMap((r) => r.problems.map((p) => `${r.system.label}: ${p}`)),
@@ -287,7 +280,7 @@ export function queueConsoleReport(q: QueueResults): string {
   const problems = queueProblems(q);
   return [
     '## Distributed queues: understudy and BullMQ',
-    queueRunLine(q),
+    runLine(q.run),
     queueThroughputTable(q),
     queueCostTable(q),
     queueLatencyTable(q),
@@ -314,7 +307,7 @@ export function queueMarkdown(q: QueueResults): string {
   const systems = q.systems.map((r) => `- **${r.system.label}**: ${r.system.settingsText}.`).join('\n');
   return [
     '## Distributed queues: understudy and BullMQ',
-    `${queueRunLine(q)} Its targets are in the table at the top. To measure only this section again: \`pnpm bench --only queue\` (it keeps the other figures of \`docs/bench/results.json\` and writes this file again); ` +
+    `${runLine(q.run)} Its targets are in the table at the top. To measure only this section again: \`pnpm bench --only queue\` (it keeps the other figures of \`docs/bench/results.json\` and writes this file again); ` +
       '`pnpm bench --quick --only queue` prints the same tables with smaller counts in about 5 minutes.',
     systems,
     [

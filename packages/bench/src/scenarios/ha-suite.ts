@@ -1,5 +1,5 @@
 // The HA family: every failover case on a Sentinel set and on a Cluster, and the durability trade.
-import { readLoadAverage } from '../machine.js';
+import { beginRun, type FamilyRun } from '../family.js';
 import { HA_LEASES, type HaSettings } from '../settings.js';
 import { type HaTopology, startClusterTopology, startSentinelTopology, TOPOLOGY_SETTINGS } from '../topology.js';
 import { type DurabilityResult, runDurability } from './durability.js';
@@ -8,13 +8,7 @@ import { type PeerHaPlan, type PeerHaResult, runPeerHaCase } from './ha-peers.js
 
 export interface HaResults {
   /** The HA family can be measured alone (`--only ha`): when, how and under what load. */
-  run: {
-    command: string;
-    startedAt: string;
-    durationS: number;
-    revision: string;
-    load: { start: string; end: string };
-  };
+  run: FamilyRun;
   topologies: typeof TOPOLOGY_SETTINGS;
   leases: typeof HA_LEASES;
   cases: HaResult[];
@@ -49,14 +43,9 @@ export async function runHaSuite(
   run: { command: string; revision: string },
   progress: (line: string) => void,
 ): Promise<HaResults> {
-  const started = performance.now();
+  const record = beginRun(run);
   const results: HaResults = {
-    run: {
-      ...run,
-      startedAt: new Date().toISOString(),
-      durationS: 0,
-      load: { start: readLoadAverage(), end: '' },
-    },
+    run: record.run,
     topologies: TOPOLOGY_SETTINGS,
     leases: HA_LEASES,
     cases: [],
@@ -107,7 +96,6 @@ export async function runHaSuite(
       await topology?.stop();
     }
   }
-  results.run.durationS = (performance.now() - started) / 1000;
-  results.run.load.end = readLoadAverage();
+  record.finish();
   return results;
 }

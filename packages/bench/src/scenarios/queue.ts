@@ -6,9 +6,9 @@ import { startRedis } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { hrNow, mapClocks, sleep } from '../clock.js';
 import type { BenchContext } from '../context.js';
-import { readLoadAverage } from '../machine.js';
+import { beginRun, type FamilyRun } from '../family.js';
 import { Child } from '../processes.js';
-import { openProducer } from '../queue/producers.js';
+import { openProducer, type Producer } from '../queue/producers.js';
 import { queueSystems } from '../queue/systems.js';
 import type { HandlerMode, QueueSystem, QueueWorkerEvent, WorkerPlan, WorkerProcessConfig } from '../queue/types.js';
 import type { QueueSettings } from '../settings.js';
@@ -143,6 +143,38 @@ async function enqueueMany(
   return ids;
 }
 
+/** A fresh queue that the first `workers` processes of the pool joined, and its producer. */
+interface Joined {
+  queue: string;
+  used: WorkerProcess[];
+  /** Each used process's event count before it joined. */
+  marks: number[];
+  producer: Producer;
+}
+
+/** Runs `work` on a fresh queue joined by the first `workers` of the pool; they leave and Redis is flushed after. */
+async function onFreshQueue<T>(
+  context: BenchContext,
+  system: QueueSystem,
+  pool: WorkerProcess[],
+  workers: number,
+  use: { label: string; mode: HandlerMode; report: WorkerPlan['report'] },
+  work: (joined: Joined) => Promise<T>,
+): Promise<T> {
+  const queue = queueName(`${use.label}-${system.key}`);
+  const used = pool.slice(0, workers);
+  const marks = used.map((p) => p.events.length);
+  const producer = await openProducer(system, context.server.url, queue);
+  try {
+    await Promise.all(used.map((p, i) => p.join(plan(system, queue, `w${i}`, use.mode, use.report))));
+    return await work({ queue, used, marks, producer });
+  } finally {
+    await Promise.all(used.map((p) => p.leave()));
+    await producer.close();
+    await context.redis.flushall();
+  }
+}
+
 /** `workers` processes drain `tasks` tasks enqueued by the benchmark as fast as it can. */
 async function throughputRun(
   context: BenchContext,
@@ -152,12 +184,8 @@ async function throughputRun(
   taskMs: number,
   tasks: number,
 ): Promise<ThroughputRun> {
-  const queue = queueName(`tp-${system.key}`);
-  const used = pool.slice(0, workers);
-  const marks = used.map((p) => p.events.length);
-  const producer = await openProducer(system, context.server.url, queue);
-  try {
-    await Promise.all(used.map((p, i) => p.join(plan(system, queue, `w${i}`, { kind: 'work', taskMs }, 'progress'))));
+  const use = { label: 'tp', mode: { kind: 'work', taskMs } as const, report: 'progress' as const };
+  return onFreshQueue(context, system, pool, workers, use, async ({ queue, used, marks, producer }) => {
     await context.redis.config('RESETSTAT');
     const cpuBefore = await redisCpuSeconds(context);
     const start = hrNow();
@@ -194,11 +222,7 @@ async function throughputRun(
         .slice(0, 5)
         .map(([name, c]) => ({ name, perTask: c.calls / tasks, usPerTask: c.usec / tasks })),
     };
-  } finally {
-    await Promise.all(used.map((p) => p.leave()));
-    await producer.close();
-    await context.redis.flushall();
-  }
+  });
 }
 
 const sumOf = (counts: Record<string, number>) => Object.values(counts).reduce((s, n) => s + n, 0);
@@ -245,12 +269,8 @@ async function latency(
   count: number,
   gapMs: number,
 ): Promise<LatencyResult> {
-  const queue = queueName(`lat-${system.key}`);
-  const used = pool.slice(0, workers);
-  const marks = used.map((p) => p.events.length);
-  const producer = await openProducer(system, context.server.url, queue);
-  try {
-    await Promise.all(used.map((p, i) => p.join(plan(system, queue, `w${i}`, { kind: 'work', taskMs: 0 }, 'each'))));
+  const use = { label: 'lat', mode: { kind: 'work', taskMs: 0 } as const, report: 'each' as const };
+  return onFreshQueue(context, system, pool, workers, use, async ({ used, marks, producer }) => {
     const ids: string[] = [];
     for (let i = 0; i < count; i++) {
       ids.push(await producer.enqueue({ t: hrNow() }));
@@ -265,11 +285,7 @@ async function latency(
     }
     if (first.size < ids.length) throw new Error(`${system.label}: ${ids.length - first.size} tasks never started`);
     return { system: system.key, workers, samples: [...first.values()] };
-  } finally {
-    await Promise.all(used.map((p) => p.leave()));
-    await producer.close();
-    await context.redis.flushall();
-  }
+  });
 }
 
 export interface KillRound {
@@ -573,13 +589,7 @@ export async function runQueueFamily(
 
 export interface QueueResults {
   /** The queue family can be measured alone (`--only queue`): when, how and under what load. */
-  run: {
-    command: string;
-    startedAt: string;
-    durationS: number;
-    revision: string;
-    load: { start: string; end: string };
-  };
+  run: FamilyRun;
   settings: QueueSettings;
   lease: { activationMs: number; heartbeatMs: number };
   systems: QueueSystemResult[];
@@ -599,9 +609,9 @@ export async function runQueueSuite(
   run: { command: string; revision: string },
   progress: (line: string) => void,
 ): Promise<QueueResults> {
-  const started = performance.now();
+  const record = beginRun(run);
   const results: QueueResults = {
-    run: { ...run, startedAt: new Date().toISOString(), durationS: 0, load: { start: readLoadAverage(), end: '' } },
+    run: record.run,
     settings,
     lease,
     systems: [],
@@ -638,8 +648,7 @@ export async function runQueueSuite(
     await ledger.stop();
     await server.stop();
   }
-  results.run.durationS = (performance.now() - started) / 1000;
-  results.run.load.end = readLoadAverage();
+  record.finish();
   return results;
 }
 
