@@ -145,7 +145,7 @@ export function markdownReport(r: BenchResults): string {
       'To reproduce (Debian / Ubuntu, as root):',
     '```sh\napt-get update && apt-get install -y redis-server etcd-server   # etcd is optional: skipped with a note if missing\n' +
       'pnpm install --frozen-lockfile\npnpm bench --wait-quiet   # the full run: writes this file and docs/bench/*.svg\n' +
-      'pnpm bench --quick        # small counts, under 5 minutes; prints the tables only (without Sentinel and Cluster)\n' +
+      'pnpm bench --quick        # small counts, under 5 minutes; prints the tables only (without Sentinel and Cluster, and without the queues)\n' +
       'pnpm bench --only ha      # only the failovers on Sentinel and Cluster and the durability trade; writes them into this file\n' +
       'pnpm bench --quick --only ha   # the same with one failover per case, about 3 minutes; prints only\n' +
       "pnpm bench --only queue   # only understudy's queue beside BullMQ, and the group feed; writes them into this file\n" +

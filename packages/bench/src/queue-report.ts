@@ -275,6 +275,14 @@ export function queueProblems(q: QueueResults): string[] {
   ];
 }
 
+/** How many of the issue's queue targets this run met (the table at the top lists them). */
+function targetsLine(q: QueueResults): string {
+  const checks = queueTargets(q);
+  const met = checks.filter((c) => c.met === true).length;
+  const missed = checks.filter((c) => c.met === false).length;
+  return `Of the issue's ${checks.length} queue targets in the table at the top, this run met ${met} and missed ${missed}${checks.length - met - missed ? ` (${checks.length - met - missed} not measured)` : ''}.`;
+}
+
 /** The queue tables for the console. */
 export function queueConsoleReport(q: QueueResults): string {
   const problems = queueProblems(q);
@@ -307,7 +315,7 @@ export function queueMarkdown(q: QueueResults): string {
   const systems = q.systems.map((r) => `- **${r.system.label}**: ${r.system.settingsText}.`).join('\n');
   return [
     '## Distributed queues: understudy and BullMQ',
-    `${runLine(q.run)} Its targets are in the table at the top. To measure only this section again: \`pnpm bench --only queue\` (it keeps the other figures of \`docs/bench/results.json\` and writes this file again); ` +
+    `${runLine(q.run)} ${targetsLine(q)} To measure only this section again: \`pnpm bench --only queue\` (it keeps the other figures of \`docs/bench/results.json\` and writes this file again); ` +
       '`pnpm bench --quick --only queue` prints the same tables with smaller counts in about 5 minutes.',
     systems,
     [
