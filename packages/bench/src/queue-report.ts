@@ -1,6 +1,8 @@
 // Tables, targets and text of the queue family: understudy's queue beside BullMQ, and the group feed.
 import { runLine } from './family.js';
-import type { QueueResults, QueueSystemResult, StallRound, ThroughputCell } from './scenarios/queue.js';
+import type { QueueResults, QueueSystemResult } from './scenarios/queue.js';
+import type { StallRound } from './scenarios/queue-faults.js';
+import type { ThroughputCell } from './scenarios/queue-load.js';
 import { type Summary, summarize } from './stats.js';
 import { table } from './table.js';
 import { check, format, type TargetCheck, verdict } from './targets.js';
