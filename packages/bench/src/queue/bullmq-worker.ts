@@ -1,6 +1,5 @@
 import { type ConnectionOptions, Worker } from 'bullmq';
-import type { TaskData } from './types.js';
-import type { JoinWorker } from './worker.js';
+import type { JoinWorker, TaskData } from './types.js';
 
 /** BullMQ's connection options for a redis:// URL: auto-pipelining off, as understudy's clients. */
 export function bullmqConnection(redisUrl: string): ConnectionOptions {

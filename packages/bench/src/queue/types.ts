@@ -66,3 +66,22 @@ export interface QueueWorkerEvent {
   outcomes?: Record<string, number>;
   message?: string;
 }
+
+/** What the harness needs from either library's worker. */
+export interface JoinedWorker {
+  leave(): Promise<void>;
+}
+
+/** The library-independent part of a task's handling. */
+export type RunTask = (id: string, data: TaskData, signal: AbortSignal | undefined) => Promise<void>;
+/** How the queue ended a delivery: `completed` when it accepted the completion. */
+export type Settle = (id: string, outcome: string) => void;
+export type Emit = (event: QueueWorkerEvent['event'], fields?: Omit<QueueWorkerEvent, 't' | 'event'>) => void;
+
+export type JoinWorker = (
+  plan: WorkerPlan,
+  redisUrl: string,
+  run: RunTask,
+  settle: Settle,
+  emit: Emit,
+) => Promise<JoinedWorker>;

@@ -1,6 +1,5 @@
 import { joinQueue } from '@understudy/core';
-import type { TaskData } from './types.js';
-import type { JoinWorker } from './worker.js';
+import type { JoinWorker, TaskData } from './types.js';
 
 /** The producer's stamp, from a task's data as the queue hands it back (a JSON value). */
 function stamped(data: unknown): TaskData {

@@ -6,26 +6,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { hrNow } from '../clock.js';
-import type { QueueWorkerEvent, TaskData, WorkerPlan, WorkerProcessConfig } from './types.js';
-
-/** What the harness needs from either library's worker. */
-export interface JoinedWorker {
-  leave(): Promise<void>;
-}
-
-/** The library-independent part of a task's handling. */
-export type RunTask = (id: string, data: TaskData, signal: AbortSignal | undefined) => Promise<void>;
-/** How the queue ended a delivery: `completed` when it accepted the completion. */
-export type Settle = (id: string, outcome: string) => void;
-export type Emit = (event: QueueWorkerEvent['event'], fields?: Omit<QueueWorkerEvent, 't' | 'event'>) => void;
-
-export type JoinWorker = (
-  plan: WorkerPlan,
-  redisUrl: string,
-  run: RunTask,
-  settle: Settle,
-  emit: Emit,
-) => Promise<JoinedWorker>;
+import type { Emit, JoinedWorker, JoinWorker, RunTask, Settle, WorkerPlan, WorkerProcessConfig } from './types.js';
 
 /** Loads only the library a plan names. */
 const JOINERS: Record<WorkerPlan['system']['kind'], () => Promise<JoinWorker>> = {

@@ -6,8 +6,18 @@ import { hrNow, mapClocks, sleep } from '../clock.js';
 import type { BenchContext } from '../context.js';
 import { openProducer } from '../queue/producers.js';
 import type { QueueSystem } from '../queue/types.js';
-import type { QueueSystemResult } from './queue.js';
 import { describe, plan, queueName, spawn, type WorkerProcess } from './queue-harness.js';
+import type { LatencyResult, ThroughputCell } from './queue-load.js';
+
+/** One system's figures in the queue family. */
+export interface QueueSystemResult {
+  system: QueueSystem;
+  throughput: ThroughputCell[];
+  latency: LatencyResult | undefined;
+  kills: KillRound[];
+  stalls: StallRound[];
+  problems: string[];
+}
 
 export interface KillRound {
   /** SIGKILL of the worker running the task → the task starts at the other worker, ms. */

@@ -9,25 +9,12 @@ import { queueSystems } from '../queue/systems.js';
 import type { QueueSystem } from '../queue/types.js';
 import type { QueueSettings } from '../settings.js';
 import { type FeedResults, runFeed } from './feed.js';
-import { faultRounds, type KillRound, type StallRound } from './queue-faults.js';
+import { faultRounds, type QueueSystemResult } from './queue-faults.js';
 import { describe, spawn } from './queue-harness.js';
-import {
-  type LatencyResult,
-  latency,
-  type ThroughputCell,
-  type ThroughputRun,
-  throughputCell,
-  throughputRun,
-} from './queue-load.js';
 
-export interface QueueSystemResult {
-  system: QueueSystem;
-  throughput: ThroughputCell[];
-  latency: LatencyResult | undefined;
-  kills: KillRound[];
-  stalls: StallRound[];
-  problems: string[];
-}
+export type { QueueSystemResult } from './queue-faults.js';
+
+import { latency, type ThroughputRun, throughputCell, throughputRun } from './queue-load.js';
 
 /** Runs the whole family; `systems` in order, the same Redis for all. */
 export async function runQueueFamily(
