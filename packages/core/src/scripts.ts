@@ -149,29 +149,40 @@ export const queueScripts: {
   leave: script('queue/leave'),
 };
 
-/** One role change announced on the group's channel: [member, role, epoch, slot, reason]. */
+/** One role change announced on the group's channel, as sent: [member, role, epoch, slot, reason]. */
+export interface AnnouncedChange {
+  role: string;
+  epoch: number;
+  slot: number;
+  reason: string;
+}
+
+/**
+ * A message of the group's channel: its incarnation and version, and the role changes it
+ * announces, by member id (a member looks itself up in O(1), however many changes there are).
+ */
 export interface Announcement {
   incarnation: number;
   version: number;
-  changes: { member: string; role: string; epoch: number; slot: number; reason: string }[];
+  changes: ReadonlyMap<string, AnnouncedChange>;
 }
 
 export function parseAnnouncement(message: string): Announcement | undefined {
   try {
     const parsed = JSON.parse(message) as { i?: unknown; v?: unknown; c?: unknown };
     if (typeof parsed.v !== 'number') return undefined;
-    const changes = Array.isArray(parsed.c) ? (parsed.c as unknown[][]) : [];
-    return {
-      incarnation: Number(parsed.i) || 0,
-      version: parsed.v,
-      changes: changes.map(([member, role, epoch, slot, reason]) => ({
-        member: String(member),
+    const changes = new Map<string, AnnouncedChange>();
+    for (const change of Array.isArray(parsed.c) ? (parsed.c as unknown[]) : []) {
+      // A change that is not a list makes the whole message unreadable (caught below).
+      const [member, role, epoch, slot, reason] = change as unknown[];
+      changes.set(String(member), {
         role: String(role),
         epoch: Number(epoch),
         slot: Number(slot),
         reason: String(reason),
-      })),
-    };
+      });
+    }
+    return { incarnation: Number(parsed.i) || 0, version: parsed.v, changes };
   } catch {
     return undefined;
   }

@@ -75,7 +75,7 @@ describe('the group view', () => {
   const announcement = (incarnation: number, version: number, member = 'other') => ({
     incarnation,
     version,
-    changes: [{ member, role: 'standby', epoch: 0, slot: -1, reason: '' }],
+    changes: new Map([[member, { role: 'standby', epoch: 0, slot: -1, reason: '' }]]),
   });
 
   it('sends back what join and renewal replies said, never what other replies said (S6)', () => {

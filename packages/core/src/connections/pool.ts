@@ -27,6 +27,8 @@ export interface Link {
 
 const byClient = new WeakMap<object, Shared>();
 const byUrl = new Map<string, Shared>();
+/** Lease connections whose reset (a disconnect to reconnect) is under way. */
+const resetting = new WeakSet<Connection>();
 
 function sharedFor(source: RedisSource): Shared {
   const existing = typeof source === 'string' ? byUrl.get(source) : byClient.get(source);
@@ -87,13 +89,18 @@ export async function acquireLink(source: RedisSource, commandTimeout: number, c
     sub.subscriber.connection.disconnect();
     throw error;
   }
+  // Every member sharing the connection sees its own commands time out: the first reset serves
+  // them all (status stays 'ready' until the socket closed, and each further disconnect() would
+  // add one more 'close' listener to it: MaxListenersExceededWarning with thousands of members).
   const resetLease = () => {
     const connection = held.lease.connection;
-    if (released || connection.status !== 'ready') return;
+    if (released || connection.status !== 'ready' || resetting.has(connection)) return;
     if (connection instanceof Cluster) {
       held.lease.connection = replaceCluster(connection, source, commandTimeout);
       return;
     }
+    resetting.add(connection);
+    connection.once('close', () => resetting.delete(connection));
     connection.disconnect(true);
   };
   return {

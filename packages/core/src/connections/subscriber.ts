@@ -1,25 +1,60 @@
 import { Cluster } from 'ioredis';
+import { type Announcement, parseAnnouncement } from '../scripts.js';
 import type { Connection } from './settings.js';
 
-type MessageListener = (message: string) => void;
+/**
+ * A message as every listener of the process gets it: read as a group announcement at most
+ * once, by the first listener that asks, however many members of the group the process runs.
+ */
+export class Heard {
+  readonly #raw: string;
+  #announcement: Announcement | undefined;
+  #parsed = false;
+
+  constructor(raw: string) {
+    this.#raw = raw;
+  }
+
+  /** The group announcement it carries; undefined when it is not one (a forged or garbled message). */
+  get announcement(): Announcement | undefined {
+    if (!this.#parsed) {
+      this.#parsed = true;
+      this.#announcement = parseAnnouncement(this.#raw);
+    }
+    return this.#announcement;
+  }
+}
+
+type MessageListener = (message: Heard) => void;
 type ResyncListener = () => void;
+
+/** A channel's listeners, and the SSUBSCRIBE the first of them sent (later ones wait for it too). */
+interface Channel {
+  listeners: Set<MessageListener>;
+  subscribed: Promise<unknown>;
+}
 
 /**
  * One subscriber connection shared by every member and monitor of a process that uses the
- * same Redis: channel listeners, and a resync call after every reconnect (messages sent
- * while it was down are lost; listeners catch up by reading). Announcements are sharded
- * pub/sub (SSUBSCRIBE): in a Cluster they stay on the group's shard.
+ * same Redis: one subscription per channel however many listeners it has, each message handed
+ * to every listener of its channel as one `Heard` (parsed once for all of them), and a resync
+ * call after every reconnect (messages sent while it was down are lost; listeners catch up by
+ * reading). Announcements are sharded pub/sub (SSUBSCRIBE): in a Cluster they stay on the
+ * group's shard.
  */
 export class Subscriber {
   readonly #connection: Connection;
-  readonly #channels = new Map<string, Set<MessageListener>>();
+  readonly #channels = new Map<string, Channel>();
   readonly #resync = new Set<ResyncListener>();
   #readyOnce = false;
 
   constructor(connection: Connection) {
     this.#connection = connection;
     connection.on('smessage', (channel: string, message: string) => {
-      for (const listener of this.#channels.get(channel) ?? []) listener(message);
+      const listeners = this.#channels.get(channel)?.listeners;
+      if (!listeners) return;
+      const heard = new Heard(message);
+      for (const listener of listeners) listener(heard);
     });
     connection.on('ready', () => {
       if (this.#readyOnce) {
@@ -46,27 +81,27 @@ export class Subscriber {
     resync: ResyncListener,
     timeoutMs: number,
   ): Promise<void> {
-    let listeners = this.#channels.get(channel);
-    if (!listeners) {
-      listeners = new Set();
-      this.#channels.set(channel, listeners);
+    let entry = this.#channels.get(channel);
+    if (!entry) {
       const subscribed = this.#connection.ssubscribe(channel);
       subscribed.catch(() => undefined); // still pending when the timer wins
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`no reply to SSUBSCRIBE ${channel} within ${timeoutMs} ms`)),
-          timeoutMs,
-        );
-      });
-      try {
-        await Promise.race([subscribed, timedOut]);
-      } finally {
-        clearTimeout(timer);
-      }
+      entry = { listeners: new Set(), subscribed };
+      this.#channels.set(channel, entry);
     }
-    listeners.add(listener);
+    entry.listeners.add(listener);
     this.#resync.add(resync);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no reply to SSUBSCRIBE ${channel} within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    });
+    try {
+      await Promise.race([entry.subscribed, timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** A single Redis forgets subscriptions with the connection; a Cluster's shard subscribers restore their own. */
@@ -84,10 +119,10 @@ export class Subscriber {
    */
   unsubscribe(channel: string, listener: MessageListener, resync: ResyncListener): void {
     this.#resync.delete(resync);
-    const listeners = this.#channels.get(channel);
-    if (!listeners) return;
-    listeners.delete(listener);
-    if (listeners.size === 0) {
+    const entry = this.#channels.get(channel);
+    if (!entry) return;
+    entry.listeners.delete(listener);
+    if (entry.listeners.size === 0) {
       this.#channels.delete(channel);
       if (this.#connection.status === 'ready') void this.#connection.sunsubscribe(channel).catch(() => undefined);
     }

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { redisUser } from '../connections/diagnosis.js';
 import { acquireLink, type Link } from '../connections/pool.js';
 import type { RedisSource } from '../connections/settings.js';
+import type { Heard } from '../connections/subscriber.js';
 import { RedisUnavailableError, UnderstudyError } from '../errors.js';
 import { classify, describe } from '../failures.js';
 import { type CommitResult, commitMessage } from '../feed/commit.js';
@@ -23,7 +24,7 @@ export interface Call {
   midpoint: number;
 }
 
-export type Listener = (message: string) => void;
+export type Listener = (message: Heard) => void;
 
 /**
  * One member object's way to its group: the lease and subscriber connections, and the member

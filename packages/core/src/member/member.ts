@@ -1,9 +1,10 @@
 import { pino } from 'pino';
+import type { Heard } from '../connections/subscriber.js';
 import { LeftError, MemberExistsError, ParamMismatchError } from '../errors.js';
 import { describe } from '../failures.js';
 import { validateWeight } from '../options.js';
 import { claimRole } from '../role.js';
-import { type Announcement, parseAnnouncement } from '../scripts.js';
+import type { Announcement } from '../scripts.js';
 import { ActionQueue, type Outcome, runHandler } from './actions.js';
 import { type Call, joinFailure, MemberCalls } from './calls.js';
 import { lagMonitor } from './clock.js';
@@ -211,9 +212,9 @@ export class Member extends MemberEmitter {
     this.#converge();
   }
 
-  /** An announcement: heard once running (those heard while joining wait), it may only trigger a renewal (S7). */
-  #onMessage = (message: string): void => {
-    const announcement = parseAnnouncement(message);
+  /** An announcement (parsed once per process): heard once running (those heard while joining wait), only renews (S7). */
+  #onMessage = (message: Heard): void => {
+    const { announcement } = message;
     if (announcement && this.#phase === 'joining') this.#early.push(announcement);
     else if (announcement) this.#hear(announcement);
   };

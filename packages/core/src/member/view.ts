@@ -26,8 +26,13 @@ export interface Knowledge {
 export class GroupView {
   /** The group's incarnation and version in the latest join or renewal reply (sent with every renewal, S6). */
   #known: GroupVersion = { incarnation: 0, version: -1 };
-  /** The latest announcement heard, or reply received: announcements only trigger renewals (S7). */
-  #heard: GroupVersion = { incarnation: 0, version: -1 };
+  /**
+   * The latest announcement heard, or reply received: announcements only trigger renewals (S7).
+   * Two numbers rather than a GroupVersion: every member of a process hears every announcement
+   * of its group, and hearing one allocates nothing.
+   */
+  #heardIncarnation = 0;
+  #heardVersion = -1;
   /** The highest epoch the group told this member of for itself (S2, S6). */
   #epochFloor = 0;
   /** When the server said this member's lease ends (Redis ms, S6). */
@@ -83,7 +88,8 @@ export class GroupView {
     // What the member sends back with its renewals: only what the scripts that check it said.
     if (source !== 'other') {
       const version = { incarnation: view.incarnation, version: view.version };
-      this.#heard = version;
+      this.#heardIncarnation = view.incarnation;
+      this.#heardVersion = view.version;
       changed = version.incarnation !== this.#known.incarnation || version.version !== this.#known.version;
       this.#known = version;
       // Both scripts set the lease to now + A: the latest word of the server, on its clock.
@@ -111,11 +117,12 @@ export class GroupView {
    * heartbeat.
    */
   hear(announcement: Announcement, memberId: string): boolean {
-    const heard = this.#heard;
-    const same = announcement.incarnation === heard.incarnation;
-    if (same && announcement.version <= heard.version) return false;
-    const gap = !same || announcement.version !== heard.version + 1;
-    this.#heard = { incarnation: announcement.incarnation, version: announcement.version };
-    return gap || announcement.changes.some((change) => change.member === memberId);
+    const { incarnation, version } = announcement;
+    const same = incarnation === this.#heardIncarnation;
+    if (same && version <= this.#heardVersion) return false;
+    const gap = !same || version !== this.#heardVersion + 1;
+    this.#heardIncarnation = incarnation;
+    this.#heardVersion = version;
+    return gap || announcement.changes.has(memberId);
   }
 }
