@@ -28,6 +28,11 @@ let renewals = 0;
 let failed = 0;
 let joinErrors = 0;
 let lastJoinError = '';
+/** Process warnings (a MaxListenersExceededWarning among them) since the start. */
+let warnings = 0;
+process.on('warning', () => {
+  warnings += 1;
+});
 
 async function joinAll(): Promise<void> {
   const plan = config.groups.flatMap((group, g) =>
@@ -83,6 +88,7 @@ function stats(): Record<string, unknown> {
     members: members.length,
     joinErrors,
     lastJoinError,
+    warnings,
     active: members.filter((m) => m.isActive()).length,
   };
 }

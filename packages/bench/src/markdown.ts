@@ -149,7 +149,8 @@ export function markdownReport(r: BenchResults): string {
       'pnpm bench --only ha      # only the failovers on Sentinel and Cluster and the durability trade; writes them into this file\n' +
       'pnpm bench --quick --only ha   # the same with one failover per case, about 3 minutes; prints only\n' +
       "pnpm bench --only queue   # only understudy's queue beside BullMQ, and the group feed; writes them into this file\n" +
-      'pnpm bench --quick --only queue   # the same with smaller counts, about 5 minutes; prints only\n```',
+      'pnpm bench --quick --only queue   # the same with smaller counts, about 5 minutes; prints only\n' +
+      'pnpm bench:join          # members of one group joined in one process, into docs/bench/results.json; then pnpm bench --report-only\n```',
     'Benchmarks are not tests: nothing here fails a build. The run prints each target next to the measured figure and flags misses.',
     '## Machine',
     machineTable(r),
@@ -210,7 +211,7 @@ export function markdownReport(r: BenchResults): string {
     '### Against group size (driven by the benchmark)',
     "The benchmark joins n members with core's own `join` script and renews them round robin with core's `renew` script — the same commands and arguments a member sends — " +
       `at the same ${DRIVEN_LEASE.rate.toLocaleString('en-US')} renewals/s for every size, so only the group size differs (A = ${DRIVEN_LEASE.activationMs / 1000} s: every member of the largest group renews in time). ` +
-      'Real members cannot fill a group of 10,000 in one process: see "joining a large group" below.',
+      'For 10,000 real members of one group in one process, see "Joining a large group" below.',
     drivenTable(r),
     plot('cost-vs-group-size.svg'),
     '### Real members',
@@ -232,13 +233,15 @@ export function markdownReport(r: BenchResults): string {
     .join('\n\n')}\n`;
 }
 
-/** Which sections name a run of their own (measured by `--only ha` / `--only queue`). */
+/** Which figures name a run of their own (measured by `--only ha`, `--only queue` or `pnpm bench:join`). */
 function separateRuns(r: BenchResults): string {
   const own = [
     ...(r.ha && r.ha.run.command !== r.command ? ['Sentinel and Cluster'] : []),
     ...(r.queue && r.queue.run.command !== r.command ? ['distributed queues'] : []),
   ];
-  return own.length ? `, except the sections on ${own.join(' and on ')}, which name the run that measured them` : '';
+  const others = own.length ? [`the sections on ${own.join(' and on ')}, which name the run that measured them`] : [];
+  if (r.joins?.length) others.push('the `pnpm bench:join` figures of "Joining a large group"');
+  return others.length ? `, except ${others.join(', and ')}` : '';
 }
 
 /** The paragraph under the renewal's anatomy, with the figures of this run. */
@@ -265,26 +268,33 @@ function anatomyText(r: BenchResults): string {
   ].join('\n\n');
 }
 
-/** Why the largest group is driven rather than joined, with this run's join times. */
+/** How long members of one group take to join one process, with this run's (or `pnpm bench:join`'s) figures. */
 function joiningText(r: BenchResults): string {
+  const parts = [
+    "**Joining a large group.** A process subscribes once to a group's announcements, however many of the group's members it runs; the shared subscriber parses each announcement once, indexes its changes by member id, and hands it to every member of the process, whose own check (does it name me, is there a gap) is O(1). " +
+      'A join announces once, so the k-th member to join a group still makes every member already in that process look at a message: constant work each, where each used to parse it.',
+  ];
+  for (const j of r.joins ?? []) {
+    const runs = j.runs.map(
+      (c) =>
+        `${c.members.toLocaleString('en-US')} in ${(c.joinMs / 1000).toFixed(2)} s (then ${c.memberCpuPercentPerMember.toFixed(4)} % of a core per member, ${Math.round(c.renewalsPerSecond).toLocaleString('en-US')} renewals/s` +
+        `${c.failedRenewals ? `, ${c.failedRenewals.toLocaleString('en-US')} renewals failed` : ''}${c.joinErrors ? `, ${c.joinErrors} join attempts timed out and were retried` : ''})`,
+    );
+    parts.push(
+      `\`${j.command}\` (one group, one process, 20 joins in flight, H = ${j.heartbeatMs / 1000} s, A = 3 H; load average ${j.load.start} before, ${j.load.end} after): ` +
+        `${runs.join(', ')}; ${j.runs.reduce((s, c) => s + c.warnings, 0)} process warnings.`,
+    );
+  }
   const one = r.sizes.filter((c) => c.plan.groups === 1 && c.joinMs > 0);
   const small = one.find((c) => c.members === 100);
   const large = one.find((c) => c.members === 1000);
-  const fleet = r.fleet;
-  const parts = [
-    "**Joining a large group.** Every member of a process subscribes to its group's announcements through the one shared subscriber, and each member parses every announcement itself. " +
-      'A join announces once, so the k-th member to join a group makes every member already in that process parse a message: joining n members of one group in one process costs O(n²).',
-  ];
   if (small && large) {
     parts.push(
-      `In this run 100 members joined in ${(small.joinMs / 1000).toFixed(2)} s and 1,000 in ${(large.joinMs / 1000).toFixed(2)} s (${(large.joinMs / small.joinMs).toFixed(1)}× the time for 10× the members)` +
-        (fleet
-          ? `, while ${fleet.members.toLocaleString('en-US')} members in ${fleet.plan.groups.toLocaleString('en-US')} groups of ${fleet.plan.perGroup} joined in ${(fleet.joinMs / 1000).toFixed(1)} s.`
+      `In the header's run, 100 members of one group joined in ${(small.joinMs / 1000).toFixed(2)} s and 1,000 in ${(large.joinMs / 1000).toFixed(2)} s` +
+        (r.fleet
+          ? `, and ${r.fleet.members.toLocaleString('en-US')} members in ${r.fleet.plan.groups.toLocaleString('en-US')} groups of ${r.fleet.plan.perGroup} in ${(r.fleet.joinMs / 1000).toFixed(1)} s.`
           : '.'),
     );
   }
-  parts.push(
-    'Members of one group usually live in different processes, so this bites only when one process runs many members of the same group; parsing each announcement once per process and handing the parsed form to the members (connections/subscriber.ts `Subscriber`, member.ts `#onMessage`) would make it linear.',
-  );
   return parts.join(' ');
 }

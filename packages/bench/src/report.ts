@@ -5,6 +5,7 @@ import type { ContestResult } from './scenarios/contest.js';
 import type { CrowdCost, ScriptOverhead } from './scenarios/cost.js';
 import type { DriverCost } from './scenarios/driver.js';
 import type { HaResults } from './scenarios/ha-suite.js';
+import type { JoinScale } from './scenarios/joining.js';
 import type { PreemptionResult } from './scenarios/preemption.js';
 import type { QueueResults } from './scenarios/queue.js';
 import { type Summary, summarize } from './stats.js';
@@ -31,6 +32,8 @@ export interface BenchResults {
   ha?: HaResults;
   /** understudy's queue beside BullMQ (possibly from a run of its own). */
   queue?: QueueResults;
+  /** Members of one group joined in one process, from runs of their own (`pnpm bench:join`), one per H. */
+  joins?: JoinScale[];
   targets: TargetCheck[];
   plots: { file: string; title: string }[];
   /** Scenarios that failed and were left out. */

@@ -16,6 +16,7 @@ interface CrowdEvent {
   of?: number;
   joinErrors?: number;
   lastJoinError?: string;
+  warnings?: number;
   joinMs?: number;
 }
 
@@ -59,6 +60,8 @@ export interface CrowdCost {
   heapKiBPerMember: number;
   /** Client-side renewals that failed during the windows. */
   failedRenewals: number;
+  /** Process warnings the member processes raised (a MaxListenersExceededWarning among them). */
+  warnings: number;
 }
 
 const CROWD = new URL('../crowd.ts', import.meta.url).pathname;
@@ -203,6 +206,7 @@ export async function measureCrowd(context: BenchContext, plan: CrowdPlan): Prom
       rssKiBPerMember: (sum(last, 'rss') - sum(ready, 'rss')) / 1024 / Math.max(1, members),
       heapKiBPerMember: (sum(last, 'heapUsed') - sum(ready, 'heapUsed')) / 1024 / Math.max(1, members),
       failedRenewals: windows.reduce((s, w) => s + w.failed, 0),
+      warnings: sum(last, 'warnings'),
     };
   } finally {
     await Promise.all(crowds.map((c) => c.kill('SIGKILL')));
