@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { mapClocks } from './clock.js';
 import type { BenchContext } from './context.js';
 import { readLoadAverage } from './machine.js';
-import { killAllChildren } from './processes.js';
+import { runEntry } from './processes.js';
 import { type JoinScale, measureJoining } from './scenarios/joining.js';
 import { COST_LEASE } from './settings.js';
 
@@ -32,7 +32,12 @@ const results = new URL('../../../docs/bench/results.json', import.meta.url);
 
 let server: RedisServer | undefined;
 let redis: Redis | undefined;
-try {
+await runEntry(progress, measure, async () => {
+  redis?.disconnect();
+  await server?.stop();
+});
+
+async function measure(): Promise<void> {
   const loadStart = readLoadAverage();
   progress(`load ${loadStart}`);
   server = await startRedis();
@@ -61,11 +66,4 @@ try {
     writeFileSync(results, `${JSON.stringify({ ...all, joins }, null, 2)}\n`);
     progress('wrote the join figures into docs/bench/results.json');
   }
-} catch (error) {
-  progress(`FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-  process.exitCode = 1;
-} finally {
-  killAllChildren();
-  redis?.disconnect();
-  await server?.stop();
 }

@@ -11,7 +11,7 @@ import { ETCD_INSTALL_HINT, ETCD_TIMING, type EtcdServer, etcdBinary, killEtcdNo
 import { haConsoleReport } from './ha-report.js';
 import { describeMachine, readLoadAverage } from './machine.js';
 import { markdownReport, writePlots } from './markdown.js';
-import { killAllChildren } from './processes.js';
+import { killAllChildren, runEntry } from './processes.js';
 import { queueConsoleReport, queueTargets } from './queue-report.js';
 import { type BenchResults, consoleReport } from './report.js';
 import { type ContestResult, runContest } from './scenarios/contest.js';
@@ -416,15 +416,13 @@ if (args.has('--report-only')) {
   reportOnly();
   process.exit(0);
 }
-try {
-  await (only === 'ha' || only === 'queue' ? mainOnly(only) : main());
-} catch (error) {
-  progress(`FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-  process.exitCode = 1;
-} finally {
-  killAllChildren();
-  redis?.disconnect();
-  await etcd?.stop();
-  await server?.stop();
-  progress('stopped every process the benchmark started');
-}
+await runEntry(
+  progress,
+  () => (only === 'ha' || only === 'queue' ? mainOnly(only) : main()),
+  async () => {
+    redis?.disconnect();
+    await etcd?.stop();
+    await server?.stop();
+    progress('stopped every process the benchmark started');
+  },
+);

@@ -134,3 +134,23 @@ export function killAllChildren(): void {
   for (const child of live) child.kill('SIGKILL');
   live.clear();
 }
+
+/**
+ * Runs a benchmark entry point's work: a failure is reported (`FAILED: …`, exit code 1), and
+ * either way every child is killed and `cleanup` stops what the entry point started.
+ */
+export async function runEntry(
+  progress: (line: string) => void,
+  work: () => Promise<void>,
+  cleanup: () => Promise<void>,
+): Promise<void> {
+  try {
+    await work();
+  } catch (error) {
+    progress(`FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exitCode = 1;
+  } finally {
+    killAllChildren();
+    await cleanup();
+  }
+}
