@@ -22,10 +22,26 @@ export abstract class UnderstudyError extends Error {
   readonly retryable: boolean = false;
 }
 
+/** The base class of one kind of error: an {@link UnderstudyError} with its own `code` and `name`. */
+type ErrorKind<C extends UnderstudyErrorCode, N extends string> = abstract new (
+  message?: string,
+  options?: ErrorOptions,
+) => UnderstudyError & { readonly code: C; readonly name: N };
+
+/**
+ * The base of one kind of error, stating its stable `code` and its `name` (the class's own
+ * name, written out so that a bundler renaming classes cannot change it) once.
+ */
+function kind<const C extends UnderstudyErrorCode, const N extends string>(code: C, name: N): ErrorKind<C, N> {
+  abstract class Kind extends UnderstudyError {
+    readonly code = code;
+    override readonly name = name;
+  }
+  return Kind;
+}
+
 /** An option is invalid; the message names the field, the value and the rule it breaks. */
-export class ConfigError extends UnderstudyError {
-  readonly code = 'CONFIG';
-  override readonly name = 'ConfigError';
+export class ConfigError extends kind('CONFIG', 'ConfigError') {
   constructor(
     readonly field: string,
     readonly value: unknown,
@@ -36,9 +52,7 @@ export class ConfigError extends UnderstudyError {
 }
 
 /** The group already runs with a different active goal or activation interval. */
-export class ParamMismatchError extends UnderstudyError {
-  readonly code = 'PARAM_MISMATCH';
-  override readonly name = 'ParamMismatchError';
+export class ParamMismatchError extends kind('PARAM_MISMATCH', 'ParamMismatchError') {
   constructor(
     readonly group: string,
     readonly field: 'activeGoal' | 'activationInterval',
@@ -53,9 +67,7 @@ export class ParamMismatchError extends UnderstudyError {
 }
 
 /** Redis could not be reached or did not answer in time. Retryable. */
-export class RedisUnavailableError extends UnderstudyError {
-  readonly code = 'REDIS_UNAVAILABLE';
-  override readonly name = 'RedisUnavailableError';
+export class RedisUnavailableError extends kind('REDIS_UNAVAILABLE', 'RedisUnavailableError') {
   override readonly retryable = true;
   /**
    * A command got no reply within the command timeout. Its connection may still deliver that
@@ -69,15 +81,10 @@ export class RedisUnavailableError extends UnderstudyError {
 }
 
 /** The member has left; it cannot be used any more. */
-export class LeftError extends UnderstudyError {
-  readonly code = 'LEFT';
-  override readonly name = 'LeftError';
-}
+export class LeftError extends kind('LEFT', 'LeftError') {}
 
 /** A prepare / activate / deactivate handler threw or timed out. */
-export class HandlerError extends UnderstudyError {
-  readonly code = 'HANDLER_FAILED';
-  override readonly name = 'HandlerError';
+export class HandlerError extends kind('HANDLER_FAILED', 'HandlerError') {
   constructor(
     readonly action: 'prepare' | 'activate' | 'deactivate' | 'message',
     message: string,
@@ -88,9 +95,7 @@ export class HandlerError extends UnderstudyError {
 }
 
 /** A live member of the group already uses the id this member asked for. */
-export class MemberExistsError extends UnderstudyError {
-  readonly code = 'MEMBER_EXISTS';
-  override readonly name = 'MemberExistsError';
+export class MemberExistsError extends kind('MEMBER_EXISTS', 'MemberExistsError') {
   constructor(
     readonly group: string,
     readonly memberId: string,
@@ -103,9 +108,7 @@ export class MemberExistsError extends UnderstudyError {
  * Redis refused the user a command, key or channel (ACL, `NOPERM`): the user lacks the group's
  * rules. Not retried: asking again gets the same answer.
  */
-export class PermissionError extends UnderstudyError {
-  readonly code = 'NO_PERMISSION';
-  override readonly name = 'PermissionError';
+export class PermissionError extends kind('NO_PERMISSION', 'PermissionError') {
   constructor(
     /** The Redis user the connection logged in as. */
     readonly user: string,
@@ -130,9 +133,7 @@ export class PermissionError extends UnderstudyError {
  * group stands still, with nobody active once leases run out, until the key is repaired or
  * deleted.
  */
-export class CorruptStateError extends UnderstudyError {
-  readonly code = 'CORRUPT_STATE';
-  override readonly name = 'CorruptStateError';
+export class CorruptStateError extends kind('CORRUPT_STATE', 'CorruptStateError') {
   constructor(
     readonly group: string,
     /** The Redis key that holds the bad value. */
@@ -150,9 +151,7 @@ export class CorruptStateError extends UnderstudyError {
 }
 
 /** A Lua script replied with an error the library did not expect. */
-export class ScriptError extends UnderstudyError {
-  readonly code = 'SCRIPT';
-  override readonly name = 'ScriptError';
+export class ScriptError extends kind('SCRIPT', 'ScriptError') {
   constructor(
     readonly script: string,
     message: string,
@@ -163,9 +162,7 @@ export class ScriptError extends UnderstudyError {
 }
 
 /** The monitor was used before `monitorGroup()` resolved with it: it has not read the group yet. */
-export class MonitorNotStartedError extends UnderstudyError {
-  readonly code = 'NOT_STARTED';
-  override readonly name = 'MonitorNotStartedError';
+export class MonitorNotStartedError extends kind('NOT_STARTED', 'MonitorNotStartedError') {
   constructor(readonly group: string) {
     super(
       `the monitor of group ${group} has not read the group yet; use the monitor that monitorGroup() resolves with`,
@@ -188,9 +185,7 @@ function shown(value: unknown): string {
  * The reason of an activation's `signal` (onActivate's info) once that activation ended: it
  * names the epoch and the deactivate reason (lease lost, preempted, leave, quarantine…).
  */
-export class ActivationEndedError extends UnderstudyError {
-  readonly code = 'ACTIVATION_ENDED';
-  override readonly name = 'ActivationEndedError';
+export class ActivationEndedError extends kind('ACTIVATION_ENDED', 'ActivationEndedError') {
   constructor(
     readonly epoch: number,
     readonly reason: DeactivateReason,
@@ -203,9 +198,7 @@ export class ActivationEndedError extends UnderstudyError {
  * A queue refused a worker's completion: the task was delivered again since (its completeTime
  * passed, or the worker's lease lapsed), or it is gone. The result is dropped.
  */
-export class StaleTaskError extends UnderstudyError {
-  readonly code = 'STALE_TASK';
-  override readonly name = 'StaleTaskError';
+export class StaleTaskError extends kind('STALE_TASK', 'StaleTaskError') {
   constructor(
     readonly queue: string,
     readonly taskId: string,
@@ -221,9 +214,7 @@ export class StaleTaskError extends UnderstudyError {
 export type ProcessRole = 'group' | 'queue';
 
 /** DESIGN §7: a process is a group member or a queue worker, never both. */
-export class RoleConflictError extends UnderstudyError {
-  readonly code = 'ROLE_CONFLICT';
-  override readonly name = 'RoleConflictError';
+export class RoleConflictError extends kind('ROLE_CONFLICT', 'RoleConflictError') {
   constructor(
     readonly requested: { role: ProcessRole; name: string },
     readonly held: { role: ProcessRole; name: string },
