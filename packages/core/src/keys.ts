@@ -20,23 +20,22 @@ export interface GroupKeys {
 
 export const DEFAULT_PREFIX = 'understudy';
 
+/** The keys every member script takes first, in the order its header lists them. */
+const SCRIPT_KEYS = ['config', 'members', 'leases', 'rank', 'slots', 'log'] as const;
+
 export function groupKeys(group: string, prefix: string = DEFAULT_PREFIX): GroupKeys {
   const base = `${prefix}:{${group}}:`;
-  const keys = {
-    config: `${base}config`,
-    members: `${base}members`,
-    leases: `${base}leases`,
-    rank: `${base}rank`,
-    slots: `${base}slots`,
-    log: `${base}log`,
-  };
+  const scripted = keysUnder(base, SCRIPT_KEYS);
   return Object.freeze({
     group,
-    ...keys,
-    feed: `${base}feed`,
-    commits: `${base}commits`,
-    events: `${base}events`,
-    scriptKeys: Object.freeze([keys.config, keys.members, keys.leases, keys.rank, keys.slots, keys.log]),
+    ...scripted,
+    ...keysUnder(base, ['feed', 'commits', 'events']),
+    scriptKeys: Object.freeze(Object.values(scripted)),
     heartbeat: (memberId: string) => `${base}hb:${memberId}`,
   });
+}
+
+/** The key `<base><name>` for each name, in the order given: `{ config: '<base>config', … }`. */
+export function keysUnder<const N extends string>(base: string, names: readonly N[]): Record<N, string> {
+  return Object.fromEntries(names.map((name) => [name, `${base}${name}`])) as Record<N, string>;
 }

@@ -1,4 +1,4 @@
-import { DEFAULT_PREFIX } from '../keys.js';
+import { DEFAULT_PREFIX, keysUnder } from '../keys.js';
 
 /**
  * The Redis keys of one queue. Every key carries the hash tag `{q:<queue>}`: a queue lives in one
@@ -22,23 +22,17 @@ export interface QueueKeys {
   inbox(workerId: string): string;
 }
 
+/** The keys every queue script takes first, in the order its header lists them. */
+const SCRIPT_KEYS = ['config', 'workers', 'leases', 'order', 'deliveries', 'tasks', 'deadlines', 'dead'] as const;
+
 export function queueKeys(queue: string, prefix: string = DEFAULT_PREFIX): QueueKeys {
   const base = `${prefix}:{q:${queue}}:`;
-  const keys = {
-    config: `${base}config`,
-    workers: `${base}workers`,
-    leases: `${base}leases`,
-    order: `${base}order`,
-    deliveries: `${base}deliveries`,
-    tasks: `${base}tasks`,
-    deadlines: `${base}deadlines`,
-    dead: `${base}dead`,
-  };
+  const scripted = keysUnder(base, SCRIPT_KEYS);
   return Object.freeze({
     queue,
-    ...keys,
+    ...scripted,
     events: `${base}events`,
-    scriptKeys: Object.freeze(Object.values(keys)),
+    scriptKeys: Object.freeze(Object.values(scripted)),
     inbox: (workerId: string) => `${base}inbox:${workerId}`,
   });
 }
