@@ -68,11 +68,21 @@ export function plural(n: number, noun: string): string {
 }
 
 export function headline(s: GroupSnapshot, colour: boolean): string {
-  const count = `${s.activeCount}/${s.activeGoal} active`;
-  const healthy = s.activeCount === Math.min(s.activeGoal, s.members.length);
-  const counted = colour ? (healthy ? pc.green(count) : pc.yellow(count)) : count;
+  const counted = activeCount(s, colour, ' active');
   const quarantine = s.quarantineRemainingMs > 0 ? ` · quarantine ${seconds(s.quarantineRemainingMs)}` : '';
   return `group ${shown(s.group)} · ${counted} · ${plural(s.members.length, 'member')} · version ${s.version}${quarantine}`;
+}
+
+/** `active/goal` and `suffix`: green when as many are active as the members allow, else yellow. */
+export function activeCount(s: GroupSnapshot, colour: boolean, suffix = ''): string {
+  const count = `${s.activeCount}/${s.activeGoal}${suffix}`;
+  if (!colour) return count;
+  return s.activeCount === Math.min(s.activeGoal, s.members.length) ? pc.green(count) : pc.yellow(count);
+}
+
+/** A table's header row: bold on a terminal. */
+export function header(cells: string[], colour: boolean): string[] {
+  return colour ? cells.map((c) => pc.bold(c)) : cells;
 }
 
 /**
@@ -85,7 +95,7 @@ export function memberTable(
   elapsedMs = 0,
   idWidth = Number.POSITIVE_INFINITY,
 ): string[] {
-  const header = ['RANK', 'MEMBER', 'WEIGHT', 'STATE', 'EPOCH', 'LEASE'];
+  const titles = ['RANK', 'MEMBER', 'WEIGHT', 'STATE', 'EPOCH', 'LEASE'];
   const rows = s.members.map((m) => {
     const id = shown(m.id);
     return [
@@ -97,7 +107,7 @@ export function memberTable(
       leaseBar(m.leaseRemainingMs - elapsedMs, s.activationInterval),
     ];
   });
-  return columns([colour ? header.map((h) => pc.bold(h)) : header, ...rows]);
+  return columns([header(titles, colour), ...rows]);
 }
 
 export function transitionLine(t: Transition): string[] {

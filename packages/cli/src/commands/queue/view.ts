@@ -1,6 +1,6 @@
 import type { QueueSnapshot } from '@understudy/core';
 import pc from 'picocolors';
-import { clock, columns, leaseBar, plural, seconds, shown } from '../../format.js';
+import { clock, columns, header, leaseBar, plural, seconds, shown } from '../../format.js';
 
 /** The quarantine left, `1.2s (server-changed)`, or '' with none. */
 export function quarantine(s: QueueSnapshot, elapsedMs = 0): string {
@@ -38,7 +38,6 @@ export function queueView(
   elapsedMs = 0,
   height = Number.POSITIVE_INFINITY,
 ): string[] {
-  const bold = (cells: string[]) => (colour ? cells.map((c) => pc.bold(c)) : cells);
   const lines = [queueHeadline(s, colour, elapsedMs)];
   if (s.workers.length === 0) lines.push('  (no workers)');
   else {
@@ -52,8 +51,8 @@ export function queueView(
         ? `${clock(w.lastReceivedAt)} (${seconds(s.serverTime + elapsedMs - w.lastReceivedAt)} ago)`
         : '-',
     ]);
-    const header = ['WORKER', 'WEIGHT', 'CAPACITY', 'IN FLIGHT', 'LEASE', 'LAST RECEIVED'];
-    lines.push(...columns([bold(header), ...rows]).map((l) => `  ${l}`));
+    const titles = ['WORKER', 'WEIGHT', 'CAPACITY', 'IN FLIGHT', 'LEASE', 'LAST RECEIVED'];
+    lines.push(...columns([header(titles, colour), ...rows]).map((l) => `  ${l}`));
   }
   // The blank line, the header and the line saying how many more are in flight.
   const room = Math.max(0, height - 1 - lines.length - 3);
@@ -68,7 +67,7 @@ export function queueView(
     ]);
     lines.push(
       '',
-      ...columns([bold(['TASK', 'WORKER', 'DELIVERY', 'TOKEN', 'EXPIRES IN']), ...rows]).map((l) => `  ${l}`),
+      ...columns([header(['TASK', 'WORKER', 'DELIVERY', 'TOKEN', 'EXPIRES IN'], colour), ...rows]).map((l) => `  ${l}`),
     );
     const more = s.inFlight - tasks.length;
     if (more > 0) lines.push(`  … ${more} more in flight`);

@@ -11,7 +11,18 @@ import {
 import { Command } from 'commander';
 import pc from 'picocolors';
 import { ExitCode, exitCodeOf, messageOf } from '../../exit.js';
-import { columns, headline, json, memberTable, plural, seconds, shown, transitionLine } from '../../format.js';
+import {
+  activeCount,
+  columns,
+  header,
+  headline,
+  json,
+  memberTable,
+  plural,
+  seconds,
+  shown,
+  transitionLine,
+} from '../../format.js';
 import type { Io } from '../../io.js';
 import {
   type ConnectionOptions,
@@ -127,19 +138,23 @@ async function allGroups(options: StatusOptions, io: Io): Promise<number> {
     io.stdout(`no groups or queues under prefix ${options.prefix} on ${describeConnection(options)}\n`);
     return ExitCode.ok;
   }
-  const bold = (cells: string[]) => (colour ? cells.map((c) => pc.bold(c)) : cells);
   const tables: string[][] = [];
   const counted: string[] = [];
   const details: string[] = [];
   if (names.length > 0) {
     tables.push(
-      columns([bold(['GROUP', 'ACTIVE', 'MEMBERS', 'VERSION', 'QUARANTINE', 'LAST TRANSITION']), ...groupRows]),
+      columns([
+        header(['GROUP', 'ACTIVE', 'MEMBERS', 'VERSION', 'QUARANTINE', 'LAST TRANSITION'], colour),
+        ...groupRows,
+      ]),
     );
     counted.push(plural(names.length, 'group'));
     details.push('understudy status <group>');
   }
   if (queueNames.length > 0) {
-    tables.push(columns([bold(['QUEUE', 'DEPTH', 'WORKERS', 'IN FLIGHT', 'DEAD', 'QUARANTINE']), ...queueRows]));
+    tables.push(
+      columns([header(['QUEUE', 'DEPTH', 'WORKERS', 'IN FLIGHT', 'DEAD', 'QUARANTINE'], colour), ...queueRows]),
+    );
     counted.push(plural(queueNames.length, 'queue'));
     details.push('understudy queue <queue>');
   }
@@ -149,12 +164,10 @@ async function allGroups(options: StatusOptions, io: Io): Promise<number> {
 }
 
 function groupRow(d: Detail, colour: boolean): string[] {
-  const count = `${d.activeCount}/${d.activeGoal}`;
-  const healthy = d.activeCount === Math.min(d.activeGoal, d.members.length);
   const last = d.transitions.at(-1);
   return [
     shown(d.group),
-    colour ? (healthy ? pc.green(count) : pc.yellow(count)) : count,
+    activeCount(d, colour),
     String(d.members.length),
     String(d.version),
     d.quarantineRemainingMs > 0 ? seconds(d.quarantineRemainingMs) : '-',
