@@ -1,24 +1,56 @@
+import type { EventEmitter } from 'node:events';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
-/** Defines prom-client metrics on one registry, each name with the metrics' prefix: one place for the options. */
-export class MetricDefinitions {
-  readonly #registers: Registry[];
-  readonly #prefix: string;
+/** One metric of a table: made on a registry, its name after the metrics' prefix. */
+export interface MetricSpec<M> {
+  make(registers: Registry[], prefix: string): M;
+}
 
-  constructor(registry: Registry, prefix: string) {
-    this.#registers = [registry];
-    this.#prefix = prefix;
-  }
+export function gauge<L extends string>(name: string, help: string, labelNames: readonly L[]): MetricSpec<Gauge<L>> {
+  return { make: (registers, prefix) => new Gauge({ name: prefix + name, help, labelNames, registers }) };
+}
 
-  gauge<L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> {
-    return new Gauge({ name: this.#prefix + name, help, labelNames, registers: this.#registers });
-  }
+export function counter<L extends string>(
+  name: string,
+  help: string,
+  labelNames: readonly L[],
+): MetricSpec<Counter<L>> {
+  return { make: (registers, prefix) => new Counter({ name: prefix + name, help, labelNames, registers }) };
+}
 
-  counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
-    return new Counter({ name: this.#prefix + name, help, labelNames, registers: this.#registers });
-  }
+export function histogram<L extends string>(
+  name: string,
+  help: string,
+  labelNames: readonly L[],
+  buckets: number[],
+): MetricSpec<Histogram<L>> {
+  return { make: (registers, prefix) => new Histogram({ name: prefix + name, help, labelNames, buckets, registers }) };
+}
 
-  histogram<L extends string>(name: string, help: string, labelNames: readonly L[], buckets: number[]): Histogram<L> {
-    return new Histogram({ name: this.#prefix + name, help, labelNames, buckets, registers: this.#registers });
-  }
+/** The metrics a table declares, by the table's keys. */
+export type Defined<T> = { readonly [K in keyof T]: T[K] extends MetricSpec<infer M> ? M : never };
+
+/** Metrics by the names the code uses for them. */
+export type MetricTable = Record<string, MetricSpec<unknown>>;
+
+/** Registers every metric of a table on one registry, each name with the metrics' prefix. */
+export function define<T extends MetricTable>(table: T, registry: Registry, prefix: string): Defined<T> {
+  const registers = [registry];
+  return Object.fromEntries(
+    Object.entries(table).map(([key, spec]) => [key, spec.make(registers, prefix)]),
+  ) as Defined<T>;
+}
+
+/** Adds each listener to the emitter; the function returned removes them all again. */
+export function listen<T extends Record<keyof T, unknown[]>>(
+  emitter: EventEmitter<T>,
+  listeners: NoInfer<{ [E in keyof T]?: (...args: T[E]) => void }>,
+): () => void {
+  // The map is typed per event; Node's untyped view of the emitter adds and removes them alike.
+  const untyped = emitter as unknown as EventEmitter;
+  const entries = Object.entries(listeners) as [string, (...args: unknown[]) => void][];
+  for (const [event, listener] of entries) untyped.on(event, listener);
+  return () => {
+    for (const [event, listener] of entries) untyped.off(event, listener);
+  };
 }

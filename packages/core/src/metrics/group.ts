@@ -1,8 +1,7 @@
-import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Transition } from '../monitor/history.js';
 import type { Monitor } from '../monitor/monitor.js';
 import type { GroupSnapshot } from '../monitor/observe.js';
-import { MetricDefinitions } from './define.js';
+import { counter, type Defined, gauge, histogram, listen } from './define.js';
 
 /**
  * Seconds. A failover takes the activation interval A plus a round trip, so the buckets are
@@ -13,90 +12,73 @@ const FAILOVER_BUCKETS = [0.25, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 5, 6, 8, 10, 15,
 const HANDOVER_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /** What monitors report: the group as a whole, as Redis holds it. */
-export class GroupMetrics {
-  readonly #activeMembers: Gauge<'group'>;
-  readonly #activeGoal: Gauge<'group'>;
-  readonly #liveMembers: Gauge<'group'>;
-  readonly #transitions: Counter<'group' | 'type' | 'reason'>;
-  readonly #failover: Histogram<'group'>;
-  readonly #handover: Histogram<'group'>;
-  readonly #readFailures: Counter<'group'>;
+export const GROUP_METRICS = {
+  activeMembers: gauge(
+    'group_active_members',
+    'Live members holding a slot (active, or releasing it for a handover), as the monitor last read',
+    ['group'],
+  ),
+  activeGoal: gauge('group_active_goal', "The group's active goal N (0 while the group has no members)", ['group']),
+  liveMembers: gauge('group_live_members', 'Live members of the group, active or not', ['group']),
+  transitions: counter('group_transitions_total', "Entries of the group's transition log, by type and reason", [
+    'group',
+    'type',
+    'reason',
+  ]),
+  failover: histogram(
+    'failover_duration_seconds',
+    "Redis time from a lost holder's last renewal to the activation that refilled its slot",
+    ['group'],
+    FAILOVER_BUCKETS,
+  ),
+  handover: histogram(
+    'handover_duration_seconds',
+    'Redis time from the group asking for a slot back (or its holder leaving) to its next activation',
+    ['group'],
+    HANDOVER_BUCKETS,
+  ),
+  readFailures: counter('monitor_read_failures_total', 'Reads of the group by the monitor that failed (it retries)', [
+    'group',
+  ]),
+};
 
-  constructor(registry: Registry, prefix: string) {
-    const define = new MetricDefinitions(registry, prefix);
-    this.#activeMembers = define.gauge(
-      'group_active_members',
-      'Live members holding a slot (active, or releasing it for a handover), as the monitor last read',
-      ['group'],
-    );
-    this.#activeGoal = define.gauge(
-      'group_active_goal',
-      "The group's active goal N (0 while the group has no members)",
-      ['group'],
-    );
-    this.#liveMembers = define.gauge('group_live_members', 'Live members of the group, active or not', ['group']);
-    this.#transitions = define.counter(
-      'group_transitions_total',
-      "Entries of the group's transition log, by type and reason",
-      ['group', 'type', 'reason'],
-    );
-    this.#failover = define.histogram(
-      'failover_duration_seconds',
-      "Redis time from a lost holder's last renewal to the activation that refilled its slot",
-      ['group'],
-      FAILOVER_BUCKETS,
-    );
-    this.#handover = define.histogram(
-      'handover_duration_seconds',
-      'Redis time from the group asking for a slot back (or its holder leaving) to its next activation',
-      ['group'],
-      HANDOVER_BUCKETS,
-    );
-    this.#readFailures = define.counter(
-      'monitor_read_failures_total',
-      'Reads of the group by the monitor that failed (it retries)',
-      ['group'],
-    );
-  }
-
-  instrument(monitor: Monitor): () => void {
-    const group = monitor.group;
-    const first = monitor.snapshot();
-    /** Transitions before the monitor's first read are history it may replay, not news. */
-    const since = first.serverTime;
-    /** Slot → Redis time since which it has had no working holder. */
-    const vacated = new Map<number, number>();
-    const onChange = (snapshot: GroupSnapshot) => {
-      this.#activeMembers.set({ group }, snapshot.activeCount);
-      this.#activeGoal.set({ group }, snapshot.activeGoal);
-      this.#liveMembers.set({ group }, snapshot.members.length);
-    };
-    const onTransition = (transition: Transition) => {
-      if (transition.time < since) return;
-      this.#transitions.inc({ group, type: transition.type, reason: transition.reason ?? '' });
-      const slot = transition.slot;
-      if (slot === undefined) return;
-      if (transition.type === 'deactivate') {
-        vacated.set(slot, transition.requestedAt ?? transition.lastRenewal ?? transition.time);
-      } else if (transition.type === 'activate') {
-        const from = vacated.get(slot);
-        vacated.delete(slot);
-        if (from === undefined) return;
-        const seconds = Math.max(0, transition.time - from) / 1000;
-        if (transition.reason === 'failover') this.#failover.observe({ group }, seconds);
-        else if (transition.reason === 'handover') this.#handover.observe({ group }, seconds);
-      }
-    };
-    const onError = () => this.#readFailures.inc({ group });
-    onChange(first);
-    monitor.on('change', onChange);
-    monitor.on('transition', onTransition);
-    monitor.on('error', onError);
-    return () => {
-      monitor.off('change', onChange);
-      monitor.off('transition', onTransition);
-      monitor.off('error', onError);
-      for (const gauge of [this.#activeMembers, this.#activeGoal, this.#liveMembers]) gauge.remove({ group });
-    };
-  }
+/** Records a group as the monitor sees it; the function returned stops and removes its gauges. */
+export function recordGroup(metrics: Defined<typeof GROUP_METRICS>, monitor: Monitor): () => void {
+  const group = monitor.group;
+  const first = monitor.snapshot();
+  /** Transitions before the monitor's first read are history it may replay, not news. */
+  const since = first.serverTime;
+  /** Slot → Redis time since which it has had no working holder. */
+  const vacated = new Map<number, number>();
+  const onChange = (snapshot: GroupSnapshot) => {
+    metrics.activeMembers.set({ group }, snapshot.activeCount);
+    metrics.activeGoal.set({ group }, snapshot.activeGoal);
+    metrics.liveMembers.set({ group }, snapshot.members.length);
+  };
+  const onTransition = (transition: Transition) => {
+    if (transition.time < since) return;
+    metrics.transitions.inc({ group, type: transition.type, reason: transition.reason ?? '' });
+    const slot = transition.slot;
+    if (slot === undefined) return;
+    if (transition.type === 'deactivate') {
+      vacated.set(slot, transition.requestedAt ?? transition.lastRenewal ?? transition.time);
+    } else if (transition.type === 'activate') {
+      const from = vacated.get(slot);
+      vacated.delete(slot);
+      if (from === undefined) return;
+      const seconds = Math.max(0, transition.time - from) / 1000;
+      if (transition.reason === 'failover') metrics.failover.observe({ group }, seconds);
+      else if (transition.reason === 'handover') metrics.handover.observe({ group }, seconds);
+    }
+  };
+  onChange(first);
+  const stop = listen(monitor, {
+    change: onChange,
+    transition: onTransition,
+    error: () => metrics.readFailures.inc({ group }),
+  });
+  return () => {
+    stop();
+    for (const series of [metrics.activeMembers, metrics.activeGoal, metrics.liveMembers]) series.remove({ group });
+  };
 }

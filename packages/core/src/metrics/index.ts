@@ -4,9 +4,10 @@ import type { Member } from '../member/member.js';
 import type { Monitor } from '../monitor/monitor.js';
 import type { QueueMonitor } from '../queue/monitor.js';
 import type { QueueWorker } from '../queue/worker.js';
-import { GroupMetrics } from './group.js';
-import { MemberMetrics } from './member.js';
-import { QueueMetrics, WorkerMetrics } from './queue.js';
+import { type Defined, define, type MetricTable } from './define.js';
+import { GROUP_METRICS, recordGroup } from './group.js';
+import { MEMBER_METRICS, recordMember } from './member.js';
+import { QUEUE_METRICS, recordQueue, recordWorker, WORKER_METRICS } from './queue.js';
 
 /**
  * Prometheus metrics for members, queue workers and monitors, through prom-client (an optional peer
@@ -73,10 +74,7 @@ export function createMetrics(options: MetricsOptions = {}): UnderstudyMetrics {
 
 /** Registers each kind of metrics (members, groups, workers, queues) when first used, so a scrape lists only what is recorded. */
 class Metrics implements UnderstudyMetrics {
-  #members: MemberMetrics | undefined;
-  #groups: GroupMetrics | undefined;
-  #queues: QueueMetrics | undefined;
-  #workers: WorkerMetrics | undefined;
+  readonly #defined = new Map<object, unknown>();
 
   constructor(
     readonly registry: Registry,
@@ -84,22 +82,24 @@ class Metrics implements UnderstudyMetrics {
   ) {}
 
   instrumentMember(member: Member): () => void {
-    this.#members ??= new MemberMetrics(this.registry, this.prefix);
-    return this.#members.instrument(member);
+    return recordMember(this.#define(MEMBER_METRICS), member);
   }
 
   instrumentMonitor(monitor: Monitor): () => void {
-    this.#groups ??= new GroupMetrics(this.registry, this.prefix);
-    return this.#groups.instrument(monitor);
+    return recordGroup(this.#define(GROUP_METRICS), monitor);
   }
 
   instrumentQueueMonitor(monitor: QueueMonitor): () => void {
-    this.#queues ??= new QueueMetrics(this.registry, this.prefix);
-    return this.#queues.instrument(monitor);
+    return recordQueue(this.#define(QUEUE_METRICS), monitor);
   }
 
   instrumentWorker(worker: QueueWorker): () => void {
-    this.#workers ??= new WorkerMetrics(this.registry, this.prefix);
-    return this.#workers.instrument(worker);
+    return recordWorker(this.#define(WORKER_METRICS), worker);
+  }
+
+  /** The metrics of one table, registered on first use. */
+  #define<T extends MetricTable>(table: T): Defined<T> {
+    if (!this.#defined.has(table)) this.#defined.set(table, define(table, this.registry, this.prefix));
+    return this.#defined.get(table) as Defined<T>;
   }
 }
