@@ -304,11 +304,6 @@ local function heartbeat_key(G, hb_key, role)
   call('SET', hb_key, role, 'PX', G.activation)
 end
 
-local function next_epoch(G)
-  G.epoch = next_fence(K.config, 'epoch', G.epoch, G.now)
-  return G.epoch
-end
-
 local function quarantined(G)
   return G.now < G.quarantine_until
 end
@@ -387,7 +382,8 @@ local function reconcile(G)
         while slots[index] do index = index + 1 end
         local reason = call('HGET', K.config, 'freed:' .. index) or 'initial'
         if not FREED_AS[reason] then corrupt(K.config, 'field freed:' .. index .. ' is not an activation reason') end
-        local s = { index = index, m = id, e = next_epoch(G), t = G.now, s = 'active', r = reason, n = read_member(id).n }
+        local epoch = next_fence(G, K.config, 'epoch')
+        local s = { index = index, m = id, e = epoch, t = G.now, s = 'active', r = reason, n = read_member(id).n }
         write_slot(s)
         count_held(G)
         slots[index], by_member[id] = s, s

@@ -113,11 +113,6 @@ local function write_delivery(id, r)
   call('HSET', K.deliveries, id, cjson.encode({ w = r.w, k = fmt(r.k), n = r.n, d = r.d, e = fmt(r.e), l = r.l or '' }))
 end
 
-local function next_token(Q)
-  Q.token = next_fence(K.config, 'token', Q.token, Q.now)
-  return Q.token
-end
-
 local function entry_fields(entry)
   local f = {}
   local flat = entry[2] or {}
@@ -358,7 +353,7 @@ local function dispatch(Q)
       local task = entry[1]
       local f = entry_fields(entry)
       r = r or { n = 0 }
-      r.w, r.k, r.n, r.d, r.e = id, next_token(Q), r.n + 1, w.d, Q.now + w.t
+      r.w, r.k, r.n, r.d, r.e = id, next_fence(Q, K.config, 'token'), r.n + 1, w.d, Q.now + w.t
       write_delivery(task, r)
       call('ZADD', K.deadlines, r.e, task)
       Q.seq = Q.seq + 1
