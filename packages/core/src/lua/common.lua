@@ -39,3 +39,12 @@ local function next_fence(S, key, field)
   S[field] = n
   return n
 end
+
+-- Rebuilding after lost state: drops from each sorted set in `keys` the ids `known` lacks.
+local function drop_unknown(keys, known)
+  for _, key in ipairs(keys) do
+    for _, id in ipairs(call('ZRANGE', key, 0, -1)) do
+      if not known[id] then call('ZREM', key, id) end
+    end
+  end
+end

@@ -550,11 +550,7 @@ rebuild = function(G)
     members_memo[records[i]] = m
     if m.q > max_seq then max_seq = m.q end
   end
-  for _, key in ipairs({ K.leases, K.rank }) do
-    for _, id in ipairs(call('ZRANGE', key, 0, -1)) do
-      if not known[id] then call('ZREM', key, id) end
-    end
-  end
+  drop_unknown({ K.leases, K.rank }, known)
   slots_memo = nil
   local flat = call('HGETALL', K.slots)
   for i = 1, #flat, 2 do

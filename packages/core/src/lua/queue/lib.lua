@@ -210,11 +210,7 @@ local function rebuild(Q)
     workers[flat[i]] = read_worker(flat[i])
     workers[flat[i]].f = 0
   end
-  for _, key in ipairs({ K.leases, K.order }) do
-    for _, id in ipairs(call('ZRANGE', key, 0, -1)) do
-      if not workers[id] then call('ZREM', key, id) end
-    end
-  end
+  drop_unknown({ K.leases, K.order }, workers)
   local deliveries = call('HGETALL', K.deliveries)
   for i = 1, #deliveries, 2 do
     local id = deliveries[i]
