@@ -140,3 +140,10 @@ function scriptReply(
 function withoutScriptSuffix(message: string): string {
   return message.replace(/( script: [0-9a-f]{40}, on @user_script:\d+\.)+$/, '');
 }
+
+/** The advisory for a failed renewal: a refusal by ACL, or state someone else wrote, is not an outage. */
+export function renewalFailure(error: unknown): 'NO_PERMISSION' | 'CORRUPT_STATE' | 'REDIS_UNAVAILABLE' {
+  if (error instanceof PermissionError) return 'NO_PERMISSION';
+  if (error instanceof CorruptStateError) return 'CORRUPT_STATE';
+  return 'REDIS_UNAVAILABLE';
+}

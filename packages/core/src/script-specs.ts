@@ -220,6 +220,8 @@ export interface WorkerReply {
   lost: string[];
   /** Tasks this script moved to the dead letters, with their deliveries. */
   dead: { id: string; deliveries: number }[];
+  /** The earliest Redis time at which a lease lapses or a delivery expires (0: none). */
+  reapAt: number;
 }
 
 /** The worker reply's fields in the order `reply` in lua/queue/lib.lua returns them. */
@@ -233,6 +235,7 @@ const WORKER_FIELDS: { readonly [K in keyof WorkerReply]: ReplyField<WorkerReply
   quarantineReason: text,
   lost: texts,
   dead: (value, script) => pairs(value, script).map(([id, deliveries]) => ({ id, deliveries: Number(deliveries) })),
+  reapAt: number,
 };
 
 const QUEUE = ['config', 'workers', 'leases', 'order', 'deliveries', 'tasks', 'deadlines', 'dead'] as const;

@@ -1,5 +1,7 @@
 // Distributed queues under faults (DESIGN §11 with S2–S6): a worker that stops renewing, a Redis
 // restart with tasks in flight, and lost state.
+
+import { setTimeout as sleep } from 'node:timers/promises';
 import { enqueue, type QueueAdvisory, queueKeys, type TaskSettled } from '@understudy/core';
 import { type RedisServer, startChaosProxy, startRedis } from '@understudy/testkit';
 import { Redis } from 'ioredis';
@@ -237,5 +239,72 @@ describe('a queue under faults', () => {
       admin.disconnect();
       await own.stop();
     }
+  });
+});
+
+// Nothing waits for a periodic renewal (H = 1000 ms here): a worker's timer runs one at the moment
+// its latest reply said a lease lapses or a delivery expires, and that renewal hands the task on.
+describe('a queue hands a task on at the Redis moment it became free', () => {
+  const slow = { heartbeatInterval: 1000, activationInterval: 2000 };
+  const bound = 150; // ms past the moment, in Redis time: a loaded 2-core machine, well below H
+
+  it("starts a lapsed worker's task at another worker within a few round trips of the lease deadline", async () => {
+    const queue = uniqueGroup('q-watch-lapse');
+    const cut = await Switch.start(server().port);
+    try {
+      const taken = gate();
+      const stuck = gate();
+      await join({
+        ...slow,
+        queue,
+        workerId: 'cut-off',
+        weight: 20,
+        redis: cut.url,
+        handler: async () => {
+          taken.open();
+          await stuck.promise;
+        },
+      });
+      // Half an H out of step: the healthy worker's periodic renewals come ~500 ms after the deadline.
+      await sleep(slow.heartbeatInterval / 2);
+      const second = gate<number>();
+      const healthy = await join({ ...slow, queue, workerId: 'healthy', weight: 10 });
+      healthy.on('start', (t) => second.open(t.deliveredAt));
+      await enqueue({ redis: observer(), queue }, 'work');
+      await taken.promise;
+      cut.to(1); // nothing listens there: renewals fail from now on
+      await sleep(100); // a renewal in flight through the switch lands or fails
+      const deadline = Number(await observer().zscore(queueKeys(queue).leases, 'cut-off'));
+      const deliveredAt = await second.promise;
+      stuck.open();
+      expect(deliveredAt).toBeGreaterThanOrEqual(deadline);
+      expect(deliveredAt - deadline).toBeLessThanOrEqual(bound);
+    } finally {
+      await cut.close();
+    }
+  });
+
+  it('starts a task whose delivery expired at another worker within a few round trips of its expiry', async () => {
+    const queue = uniqueGroup('q-watch-expiry');
+    const stuck = gate();
+    const first = gate<number>();
+    const slowWorker = await join({
+      ...slow,
+      queue,
+      workerId: 'slow',
+      weight: 20,
+      completeTime: 300,
+      handler: () => stuck.promise,
+    });
+    slowWorker.on('start', (t) => first.open(t.deliveredAt + 300));
+    const second = gate<number>();
+    const other = await join({ ...slow, queue, workerId: 'other', weight: 10 });
+    other.on('start', (t) => second.open(t.deliveredAt));
+    await enqueue({ redis: observer(), queue }, 'work');
+    const expires = await first.promise;
+    const deliveredAt = await second.promise;
+    stuck.open();
+    expect(deliveredAt).toBeGreaterThanOrEqual(expires);
+    expect(deliveredAt - expires).toBeLessThanOrEqual(bound);
   });
 });

@@ -14,6 +14,7 @@ const reply = (status: WorkerReply['status']): WorkerReply => ({
   quarantineReason: '',
   lost: [],
   dead: [],
+  reapAt: 0,
 });
 
 /** Runs one task whose completion attempts answer as given (an Error is thrown), and what the runner said. */

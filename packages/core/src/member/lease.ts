@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import { CorruptStateError, PermissionError, RedisUnavailableError } from '../errors.js';
-import { describe } from '../failures.js';
+import { RedisUnavailableError } from '../errors.js';
+import { describe, renewalFailure } from '../failures.js';
 import type { MemberView } from '../scripts.js';
 import { SingleFlight } from '../single-flight.js';
 import type { Call } from './calls.js';
@@ -33,13 +33,6 @@ export interface LeaseHost {
   emit(event: RenewalEvent): void;
   advise: Advise;
   log: Logger;
-}
-
-/** The advisory for a failed renewal: a refusal by ACL, or state someone else wrote, is not an outage. */
-function renewalFailure(error: unknown): 'NO_PERMISSION' | 'CORRUPT_STATE' | 'REDIS_UNAVAILABLE' {
-  if (error instanceof PermissionError) return 'NO_PERMISSION';
-  if (error instanceof CorruptStateError) return 'CORRUPT_STATE';
-  return 'REDIS_UNAVAILABLE';
 }
 
 /**

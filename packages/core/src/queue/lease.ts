@@ -60,3 +60,61 @@ export class LeaseClock {
     return this.#sentAt + ahead * (ahead >= 0 ? 1 - rho : 1 + rho);
   }
 }
+
+/**
+ * Re-delivery timed to the Redis clock (DESIGN §11): the worker arms one unref'd timer at the
+ * moment its latest script reply said something becomes reapable (a lease deadline or a
+ * delivery's expiry), mapped to the local clock at the round trip's midpoint, + 1 ms, and renews
+ * when it fires; the renewal's script reaps and dispatches, deciding with Redis's clock. Every
+ * worker arms one: any worker's renewal hands the task to the best free worker, and one that
+ * stopped watching (busy, or its reply came before the change) would leave a gap of up to H. A
+ * jitter of up to JITTER ms spreads the herd: the first renewal hands the task on, the others
+ * find nothing to reap and only renew early (their next renewal moves to H after it), at most one
+ * script each per lapse or expiry, and their renewals do not fall into step.
+ */
+export class ReapWatch {
+  static readonly JITTER = 5;
+  readonly #clock: Clock;
+  readonly #fire: () => void;
+  /** Local clock minus Redis time at the latest reply's round-trip midpoint. */
+  #offset = 0;
+  #at = Number.POSITIVE_INFINITY;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(clock: Clock, fire: () => void) {
+    this.#clock = clock;
+    this.#fire = fire;
+  }
+
+  /** A script sent at `sentAt`, answered now, read Redis time `serverNow` and said `reapAt` (0: nothing). */
+  arm(sentAt: number, serverNow: number, reapAt: number): void {
+    this.stop();
+    this.#offset = (sentAt + this.#clock.now()) / 2 - serverNow;
+    if (reapAt > 0) this.armBy(reapAt);
+  }
+
+  /**
+   * Fires by Redis time `reapAt` at the latest: a delivery the worker read expires then (the
+   * script that dispatched it, an enqueue or another worker's, replied to someone else).
+   */
+  armBy(reapAt: number): void {
+    const at = reapAt + this.#offset + 1 + Math.random() * ReapWatch.JITTER;
+    if (at >= this.#at) return;
+    this.stop();
+    this.#at = at;
+    this.#timer = setTimeout(
+      () => {
+        this.#at = Number.POSITIVE_INFINITY;
+        this.#fire();
+      },
+      Math.max(0, at - this.#clock.now()),
+    );
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#at = Number.POSITIVE_INFINITY;
+  }
+}

@@ -6,8 +6,8 @@ import type { Cluster, Redis } from 'ioredis';
 import { type Logger, pino } from 'pino';
 import { redisUser } from '../connections/diagnosis.js';
 import { acquireLink, type Link } from '../connections/pool.js';
-import { ConfigError, CorruptStateError, PermissionError, RedisUnavailableError } from '../errors.js';
-import { classify, describe } from '../failures.js';
+import { ConfigError, RedisUnavailableError } from '../errors.js';
+import { classify, describe, renewalFailure } from '../failures.js';
 import { DEFAULT_PREFIX } from '../keys.js';
 import { type Clock, lagMonitor, monotonicClock } from '../member/clock.js';
 import {
@@ -21,7 +21,7 @@ import { claimRole } from '../role.js';
 import { queueScripts, type WorkerReply } from '../scripts.js';
 import { type Delivery, InboxReader, openInbox } from './inbox.js';
 import { type QueueKeys, queueKeys } from './keys.js';
-import { LeaseClock } from './lease.js';
+import { LeaseClock, ReapWatch } from './lease.js';
 import { type WorkerSettings, workerSettings } from './options.js';
 import { TaskRunner } from './tasks.js';
 import type { JoinQueueOptions, QueueAdvisoryCode, WorkerEvents, WorkerState } from './types.js';
@@ -46,6 +46,7 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
   #inbox: InboxReader | undefined;
   #releaseRole: (() => void) | undefined;
   readonly #time: LeaseClock;
+  readonly #watch: ReapWatch;
   /** The highest token this worker was given (sent with every script: S2, S6). */
   #tokenFloor = 0;
   #renewal: Promise<void> = Promise.resolve();
@@ -78,6 +79,7 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
     this.#keys = queueKeys(this.queue, validatePrefix(options.prefix ?? DEFAULT_PREFIX));
     this.#clock = options.clock ?? monotonicClock;
     this.#time = new LeaseClock(this.#clock, this.#settings);
+    this.#watch = new ReapWatch(this.#clock, () => void this.#renew());
     const bindings = { component: 'understudy-worker', queue: this.queue, worker: this.id };
     this.#log = options.logger?.child(bindings) ?? pino({ enabled: false });
     this.#tasks = new TaskRunner({
@@ -227,7 +229,7 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
       if (error instanceof RedisUnavailableError && error.timedOut) this.#link?.resetLease();
       if (!this.#redisDown) {
         this.#redisDown = true;
-        this.#advise(failureCode(error), `renewal failed: ${describe(error)}`, { error: describe(error) });
+        this.#advise(renewalFailure(error), `renewal failed: ${describe(error)}`, { error: describe(error) });
       }
       if (error instanceof ConfigError) void this.leave(); // another worker object holds the id now
       this.#scheduleRenewal();
@@ -281,6 +283,7 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
       return;
     }
     if (delivery.token > this.#tokenFloor) this.#tokenFloor = delivery.token;
+    this.#watch.armBy(delivery.expires);
     // Leaving: the leave script hands it back, unstarted.
     if (this.#state !== 'working') return;
     const now = this.#clock.now();
@@ -325,6 +328,7 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
     this.#renewalsStopped = true;
     clearTimeout(this.#renewTimer);
     clearTimeout(this.#leaseTimer);
+    this.#watch.stop();
     this.#tasks.abort('the worker left');
     this.#options.signal?.removeEventListener('abort', this.#onAbort);
     this.#inbox?.close();
@@ -347,6 +351,7 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
     const sentAt = this.#clock.now();
     const reply = await script(link.lease);
     this.#time.noteReply(sentAt, reply.serverNow);
+    this.#watch.arm(sentAt, reply.serverNow, reply.reapAt);
     for (const dead of reply.dead) {
       this.#advise('DEAD_LETTER', `task ${dead.id} moved to the dead letters after ${dead.deliveries} deliveries`, {
         task: dead.id,
@@ -382,12 +387,6 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
       this.#log.error({ event, error: describe(error) }, 'an event listener threw');
     }
   }
-}
-
-function failureCode(error: unknown): QueueAdvisoryCode {
-  if (error instanceof PermissionError) return 'NO_PERMISSION';
-  if (error instanceof CorruptStateError) return 'CORRUPT_STATE';
-  return 'REDIS_UNAVAILABLE';
 }
 
 /** Joins a queue as a worker; resolves once the worker is registered and reading its inbox. */

@@ -5,7 +5,7 @@
 --       queue/lib.lua)
 -- ARGV: 1 workerId  2 taskId  3 token  4 outcome ('done': the handler resolved; 'failed': it threw)
 --       5 tokenFloor (see renew.lua)
--- Reply: { status, serverNow, quarantineUntil, quarantineReason, lost, dead } (`reply` in
+-- Reply: { status, serverNow, quarantineUntil, quarantineReason, lost, dead, reapAt } (`reply` in
 -- queue/lib.lua); status 'done', 'retry' (failed, waits for re-delivery),
 -- 'dead' (failed for the last time: moved to the dead letters) or 'stale' (refused: the task was
 -- delivered again, or is gone), or an error: CORRUPT <key> <problem>

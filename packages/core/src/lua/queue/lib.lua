@@ -367,10 +367,22 @@ local function announce(Q)
   if Q.changed then call('SPUBLISH', BASE .. 'events', '') end
 end
 
+-- The earliest moment `reap` has something to do (Redis ms; 0: nothing): a lease deadline (not
+-- before a quarantine ends: none is reaped during one) or a delivery's expiry. Workers time a
+-- renewal to it, so nothing waits for the next periodic one (DESIGN §11).
+local function reap_at(Q)
+  local at = 0
+  local lease = call('ZRANGE', K.leases, 0, 0, 'WITHSCORES')[2]
+  if lease then at = math.max(tonumber(lease), quarantined(Q) and Q.quarantine_until or 0) end
+  local expiry = call('ZRANGE', K.deadlines, 0, 0, 'WITHSCORES')[2]
+  if expiry and (at == 0 or tonumber(expiry) < at) then at = tonumber(expiry) end
+  return at
+end
+
 -- What a worker's script replies (the spec names its fields: test/script-specs.test.ts):
 -- Reply: 1 status  2 serverNow (Redis ms)  3 quarantineUntil  4 quarantineReason (why the latest
 --        quarantine began)  5 lost (tasks this worker no longer holds: { id, ... })  6 dead (dead
---        letters made: { id, deliveries, ... })
+--        letters made: { id, deliveries, ... })  7 reapAt (`reap_at`)
 local function reply(Q, status, lost)
-  return { status, fmt(Q.now), fmt(Q.quarantine_until), Q.quarantine_reason, lost or {}, Q.dead }
+  return { status, fmt(Q.now), fmt(Q.quarantine_until), Q.quarantine_reason, lost or {}, Q.dead, fmt(reap_at(Q)) }
 end
