@@ -73,7 +73,7 @@ export class LeaseClock {
  * script each per lapse or expiry, and their renewals do not fall into step.
  */
 export class ReapWatch {
-  static readonly JITTER = 5;
+  static readonly JITTER = 2;
   readonly #clock: Clock;
   readonly #fire: () => void;
   /** Local clock minus Redis time at the latest reply's round-trip midpoint. */
