@@ -1,7 +1,7 @@
-import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { HandlerError, type MemberExistsError, ParamMismatchError } from '../errors.js';
 import { describe } from '../failures.js';
+import { Participant } from '../participant.js';
 import type { Outcome } from './actions.js';
 import type { Advise } from './health.js';
 import type { Advisory, AdvisoryCode, MemberEvents, MemberState } from './types.js';
@@ -19,7 +19,7 @@ const TRANSITIONS: Readonly<Record<MemberState, readonly MemberState[]>> = Objec
  * What a member shows its application: the visible `state`, changed in one method that checks
  * the transition table, logs and emits it; advisories; and events that no listener can break.
  */
-export abstract class MemberEmitter extends EventEmitter<MemberEvents> {
+export abstract class MemberEmitter extends Participant<MemberEvents> {
   readonly group: string;
   readonly id: string;
   protected readonly log: Logger;
@@ -31,8 +31,6 @@ export abstract class MemberEmitter extends EventEmitter<MemberEvents> {
     this.id = id;
     this.log = log;
   }
-
-  abstract leave(): Promise<void>;
 
   /** 'standby' | 'preparing' | 'active' | 'leaving' | 'left' */
   get state(): MemberState {

@@ -51,7 +51,6 @@ export class Member extends MemberEmitter {
   #weight: number;
   /** The activate handler failed: the weight stays 0 until the group has it (the disable script ran). */
   #disabling = false;
-  #leaving: Promise<void> | undefined;
   /** DESIGN §7: this process is a group member while this member is in its group. */
   #releaseRole: (() => void) | undefined;
   /** Announcements heard while joining, applied once joinGroup() resolved. */
@@ -114,16 +113,6 @@ export class Member extends MemberEmitter {
       throw error;
     }
     this.#applyReply(reply, 'other');
-  }
-
-  /** Leaves the group: deactivates first if active (reason `leave`), then hands the slot over at once. Idempotent. */
-  leave(): Promise<void> {
-    this.#leaving ??= this.#leave();
-    return this.#leaving;
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.leave();
   }
 
   /** @internal Connects, subscribes, joins; called once by `joinGroup`. */
@@ -358,7 +347,8 @@ export class Member extends MemberEmitter {
 
   #onAbort = (): void => void this.leave();
 
-  async #leave(): Promise<void> {
+  /** Deactivates first if active (reason `leave`), then runs the leave script, which hands the slot over at once. */
+  protected async leaveOnce(): Promise<void> {
     if (this.state === 'left') return;
     this.#phase = 'leaving';
     this.#ledger.unpend();

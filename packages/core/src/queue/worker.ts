@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cluster, Redis } from 'ioredis';
@@ -17,6 +16,7 @@ import {
   validatePrefix,
   validateRedisSource,
 } from '../options.js';
+import { Participant } from '../participant.js';
 import { claimRole } from '../role.js';
 import { queueScripts, type WorkerReply } from '../scripts.js';
 import { type Delivery, InboxReader, openInbox } from './inbox.js';
@@ -31,7 +31,7 @@ import type { JoinQueueOptions, QueueAdvisoryCode, WorkerEvents, WorkerState } f
  * member (renewed every H, lasting A), receives deliveries in its inbox, runs the handler for
  * each, and completes it with the delivery's fencing token.
  */
-export class QueueWorker extends EventEmitter<WorkerEvents> {
+export class QueueWorker extends Participant<WorkerEvents> {
   readonly queue: string;
   readonly id: string;
   readonly #settings: WorkerSettings;
@@ -57,7 +57,6 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
   #redisDown = false;
   #leaseLost = false;
   #quarantineReported = 0;
-  #leaving: Promise<void> | undefined;
   /**
    * Deliveries read before the join's reply (the join dispatches): run once the lease is known,
    * right after `joinQueue` resolved.
@@ -108,20 +107,6 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
   /** Deliveries whose handler is running now. */
   get inFlight(): number {
     return this.#tasks.size;
-  }
-
-  /**
-   * Leaves the queue: takes no new task, waits for the handlers running (each until it settles,
-   * or until its signal aborted at the task's deadline), then hands back what it still holds.
-   * Idempotent.
-   */
-  leave(): Promise<void> {
-    this.#leaving ??= this.#leave();
-    return this.#leaving;
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.leave();
   }
 
   /** @internal Connects, joins, starts reading the inbox; called once by `joinQueue`. */
@@ -305,7 +290,8 @@ export class QueueWorker extends EventEmitter<WorkerEvents> {
     void this.leave();
   };
 
-  async #leave(): Promise<void> {
+  /** Capacity 0, the running handlers drained, then the leave script hands back what the worker still holds. */
+  protected async leaveOnce(): Promise<void> {
     if (this.#state === 'left') return;
     this.#transition('leaving');
     // Capacity 0 from now on: nothing more is dispatched to this worker.
