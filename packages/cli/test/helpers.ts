@@ -3,7 +3,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { hrNow, runTypeScript, waitFor } from '@understudy/testkit';
+import type { Member } from '@understudy/core';
+import { hrNow, type RedisServer, runTypeScript, startRedis, waitFor } from '@understudy/testkit';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 
 const BIN = join(import.meta.dirname, '../bin/understudy.js');
 /** The stand-in program for `understudy run` (see its header). */
@@ -130,6 +132,33 @@ export async function killLeftoverClis(): Promise<Cli[]> {
 }
 
 /** Whether a process exists and is not a zombie (a zombie has exited; it only awaits its parent). */
+/**
+ * A Redis of the test file's own, started before its tests and stopped after them, and the
+ * members the tests join in this process: each test's members leave after it, and any CLI it
+ * started is killed.
+ */
+export function fileFixture(): { server: () => RedisServer; members: Member[] } {
+  let server: RedisServer | undefined;
+  const members: Member[] = [];
+  beforeAll(async () => {
+    server = await startRedis();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  afterEach(async () => {
+    await Promise.allSettled(members.splice(0).map((m) => m.leave()));
+    await killLeftoverClis();
+  });
+  return {
+    server: () => {
+      if (!server) throw new Error("the file's Redis is ready only inside tests and hooks");
+      return server;
+    },
+    members,
+  };
+}
+
 export function isAlive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

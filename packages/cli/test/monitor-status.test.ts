@@ -1,41 +1,18 @@
 import { type GroupSnapshot, joinGroup, type Member } from '@understudy/core';
-import { freePort, type RedisServer, startChaosProxy, startRedis } from '@understudy/testkit';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  Cli,
-  hrNow,
-  killLeftoverClis,
-  processesOfGroup,
-  STARTUP_MS,
-  understudy,
-  uniqueGroup,
-  waitFor,
-} from './helpers.js';
+import { freePort, startChaosProxy } from '@understudy/testkit';
+import { describe, expect, it } from 'vitest';
+import { Cli, fileFixture, hrNow, processesOfGroup, STARTUP_MS, understudy, uniqueGroup, waitFor } from './helpers.js';
 
 // Each CLI start-up may take seconds on a loaded machine (see STARTUP_MS): tests get a wide timeout.
 const H = 100;
 const A = 1000;
 
-let server: RedisServer;
-const members: Member[] = [];
-
-beforeAll(async () => {
-  server = await startRedis();
-});
-
-afterAll(async () => {
-  await server.stop();
-});
-
-afterEach(async () => {
-  await Promise.allSettled(members.splice(0).map((m) => m.leave()));
-  await killLeftoverClis();
-});
+const { server, members } = fileFixture();
 
 /** A member in this process (the CLI under test only watches or administers the group). */
 async function join(group: string, memberId: string, weight: number): Promise<Member> {
   const member = await joinGroup({
-    redis: server.url,
+    redis: server().url,
     group,
     memberId,
     weight,
@@ -66,7 +43,7 @@ function withoutClock(s: GroupSnapshot): unknown {
 }
 
 function monitor(group: string): Cli {
-  return new Cli(['monitor', group, '--json', '--redis', server.url]);
+  return new Cli(['monitor', group, '--json', '--redis', server().url]);
 }
 
 function printed(cli: Cli): GroupSnapshot[] {
@@ -157,7 +134,7 @@ describe('understudy monitor --json', { timeout: 90_000 }, () => {
     const wrapper = new Cli([
       'run',
       '--redis',
-      server.url,
+      server().url,
       '--group',
       group,
       '--member-id',
@@ -207,9 +184,9 @@ describe('understudy monitor --json', { timeout: 90_000 }, () => {
       const group = uniqueGroup('monitor-unreachable');
       const a = await join(group, 'a', 100);
       await untilActive(a);
-      const proxy = await startChaosProxy({ target: { host: server.host, port: server.port } });
+      const proxy = await startChaosProxy({ target: { host: server().host, port: server().port } });
       try {
-        const watcher = new Cli(['monitor', group, ...flags, '--redis', proxy.url(server.url)]);
+        const watcher = new Cli(['monitor', group, ...flags, '--redis', proxy.url(server().url)]);
         await waitFor(() => watcher.lines().length > 0, 'the first line', STARTUP_MS);
 
         proxy.blackhole(true);
@@ -265,7 +242,7 @@ describe('understudy status', { timeout: 90_000 }, () => {
     const { a } = await activeAndStandby(group);
     await join(other, 'c', 50);
 
-    const { code, stdout, stderr } = await understudy(['status', '--json', '--redis', server.url]);
+    const { code, stdout, stderr } = await understudy(['status', '--json', '--redis', server().url]);
 
     expect(code, stderr).toBe(0);
     const { groups } = JSON.parse(stdout) as { groups: StatusGroup[] };
@@ -299,7 +276,7 @@ describe('understudy status', { timeout: 90_000 }, () => {
     const group = uniqueGroup('status-one');
     const { a } = await activeAndStandby(group);
 
-    const { code, stdout, stderr } = await understudy(['status', group, '--json', '--redis', server.url]);
+    const { code, stdout, stderr } = await understudy(['status', group, '--json', '--redis', server().url]);
 
     expect(code, stderr).toBe(0);
     const shown = JSON.parse(stdout) as StatusGroup;
@@ -323,7 +300,7 @@ describe('understudy status', { timeout: 90_000 }, () => {
     const group = uniqueGroup('status-table');
     await activeAndStandby(group);
 
-    const { code, stdout, stderr } = await understudy(['status', group, '--redis', server.url]);
+    const { code, stdout, stderr } = await understudy(['status', group, '--redis', server().url]);
 
     expect(code, stderr).toBe(0);
     expect(stdout).toContain(`group ${group} · 1/1 active · 2 members`);
@@ -334,7 +311,7 @@ describe('understudy status', { timeout: 90_000 }, () => {
   });
 
   it('prints every group as one sorted table line each, "1 member" in the singular', async () => {
-    const db = `${server.url}/3`;
+    const db = `${server().url}/3`;
     const names = ['zeta', 'alpha', 'mid'].map((n) => uniqueGroup(`table-${n}`));
     // Database 3 of the server: only these groups.
     for (const [i, group] of names.entries()) {
@@ -362,7 +339,7 @@ describe('understudy status', { timeout: 90_000 }, () => {
   });
 
   it('exits 1 and says so for a group that does not exist', async () => {
-    const { code, stdout, stderr } = await understudy(['status', uniqueGroup('nosuchgroup'), '--redis', server.url]);
+    const { code, stdout, stderr } = await understudy(['status', uniqueGroup('nosuchgroup'), '--redis', server().url]);
 
     expect(code).toBe(1);
     expect(stdout).toBe('');
@@ -371,7 +348,7 @@ describe('understudy status', { timeout: 90_000 }, () => {
 
   it('says so when the server has no groups', async () => {
     // Database 9 of the same server: nothing has been written there.
-    const empty = `${server.url}/9`;
+    const empty = `${server().url}/9`;
 
     const { code, stdout, stderr } = await understudy(['status', '--redis', empty]);
 
@@ -392,7 +369,7 @@ describe('understudy group set', { timeout: 90_000 }, () => {
       '--active-goal',
       '2',
       '--redis',
-      server.url,
+      server().url,
     ]);
 
     expect(code, stderr).toBe(0);
@@ -405,7 +382,7 @@ describe('understudy group set', { timeout: 90_000 }, () => {
   it('fails with a clear message and a non-zero exit on a group without members', async () => {
     const group = uniqueGroup('goal-empty');
 
-    const { code, stderr } = await understudy(['group', 'set', group, '--active-goal', '2', '--redis', server.url]);
+    const { code, stderr } = await understudy(['group', 'set', group, '--active-goal', '2', '--redis', server().url]);
 
     expect(code, stderr).not.toBe(0);
     expect(stderr).toContain(`group ${group} has no members`);
@@ -428,7 +405,7 @@ describe('exit codes of the read and admin commands', { timeout: 90_000 }, () =>
   it.each(['monitor bad{name', 'status bad{name', 'group set bad{name --active-goal 2'])(
     'understudy %s exits 2 and names the bad character of the group name',
     async (command) => {
-      const { code, stderr } = await understudy([...command.split(' '), '--redis', server.url]);
+      const { code, stderr } = await understudy([...command.split(' '), '--redis', server().url]);
 
       expect(code, stderr).toBe(2);
       expect(stderr).toContain('character "{" is not allowed');

@@ -1,29 +1,14 @@
 // `understudy status` lists the distributed queues beside the groups: one line each, in JSON
 // too, and a queue that cannot be read with its error.
 import { enqueue, type GroupSnapshot, joinGroup, type Member, type QueueSnapshot, queueKeys } from '@understudy/core';
-import { type RedisServer, startRedis } from '@understudy/testkit';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { killLeftoverClis, understudy, uniqueGroup, waitFor } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { fileFixture, understudy, uniqueGroup, waitFor } from './helpers.js';
 
 const H = 100;
 const A = 1000;
 
-let server: RedisServer;
-const members: Member[] = [];
-
-beforeAll(async () => {
-  server = await startRedis();
-});
-
-afterAll(async () => {
-  await server.stop();
-});
-
-afterEach(async () => {
-  await Promise.allSettled(members.splice(0).map((m) => m.leave()));
-  await killLeftoverClis();
-});
+const { server, members } = fileFixture();
 
 function untilActive(member: Member, timeoutMs = A + 5000): Promise<true> {
   return waitFor(() => member.state === 'active', `${member.id} to be active`, timeoutMs);
@@ -36,7 +21,7 @@ interface StatusGroup extends GroupSnapshot {
 describe('understudy status with queues', { timeout: 90_000 }, () => {
   it('lists queues beside groups, one line each, and in JSON', async () => {
     // Database 4 of the server: only this group and these queues.
-    const db = `${server.url}/4`;
+    const db = `${server().url}/4`;
     const group = uniqueGroup('beside');
     const queues = ['zeta', 'alpha'].map((n) => uniqueGroup(`queue-${n}`));
     const member = await joinGroup({
@@ -80,7 +65,7 @@ describe('understudy status with queues', { timeout: 90_000 }, () => {
   });
 
   it('lists a queue that cannot be read with its error, beside the others, and exits 1', async () => {
-    const db = `${server.url}/6`;
+    const db = `${server().url}/6`;
     const [healthy, corrupt] = [uniqueGroup('a-queue'), uniqueGroup('b-queue')];
     await enqueue({ redis: db, queue: healthy }, 'a');
     await enqueue({ redis: db, queue: corrupt }, 'b');
