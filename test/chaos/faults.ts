@@ -34,7 +34,8 @@ const SLOW_INTERVALS: GroupIntervals = Object.freeze({
   activationInterval: 2000,
 });
 
-const TRIO: readonly MemberSpec[] = [
+/** Three members of weights 30, 20 and 10: the cast of most scenarios. */
+export const TRIO: readonly MemberSpec[] = [
   { id: 'a', weight: 30 },
   { id: 'b', weight: 20 },
   { id: 'c', weight: 10 },

@@ -3,6 +3,7 @@
 // each message (rules 13 and 14 of the history checker, and rule 8 for the work an active
 // message is). The faults: active members SIGKILLed while their onMessage runs.
 import type { GroupIntervals, HistoryEvent, MemberSpec, Scenario } from '../../packages/testkit/src/index.js';
+import { TRIO } from './faults.js';
 import { publishing } from './messaging.js';
 
 /** As the group scenarios' (H = 150 ms, A = 900 ms), with two slots: the rule is "by a holder of each slot". */
@@ -12,12 +13,6 @@ const FEED_INTERVALS: GroupIntervals = Object.freeze({
   preparationInterval: 0,
   activationInterval: 900,
 });
-
-const MEMBERS: readonly MemberSpec[] = [
-  { id: 'a', weight: 30 },
-  { id: 'b', weight: 20 },
-  { id: 'c', weight: 10 },
-];
 
 /** How long onMessage takes: the window a kill is timed into. */
 const MESSAGE_MS = 25;
@@ -31,7 +26,7 @@ const killMidMessage: Scenario = {
   criteria:
     'at least two kills land inside an active onMessage; no message is delivered active outside the lease; messages were published throughout',
   params: FEED_INTERVALS,
-  members: MEMBERS,
+  members: TRIO,
   feed: { messageMs: MESSAGE_MS },
   async run(run) {
     const publisher = publishing(run, PUBLISH_EVERY_MS);
@@ -53,7 +48,7 @@ const killMidMessage: Scenario = {
         );
         await run.kill(victim);
         await run.sleep(run.A);
-        const spec = MEMBERS.find((m) => m.id === victim.id) as MemberSpec;
+        const spec = TRIO.find((m) => m.id === victim.id) as MemberSpec;
         await run.spawn(spec);
         await run.untilConverged(run.settleMs + 5 * run.A);
       }
