@@ -31,11 +31,12 @@ end
 
 -- S2: the next fencing number (a group's epoch, a queue's token), kept in S[field] (S: the
 -- script's G or Q) and stored in `field` of the hash `key`: above the last one, and at least
--- Redis time in ms × 1000, so that it keeps growing when the stored one was lost.
-local function next_fence(S, key, field)
+-- Redis time in ms × 1000, so that it keeps growing when the stored one was lost. `...`: more
+-- fields and values of `key` to write in the same HSET.
+local function next_fence(S, key, field, ...)
   local n = math.max(S[field] + 1, S.now * 1000)
   if n > 9007199254740991 then corrupt(key, 'field ' .. field .. ' cannot grow past 2^53 - 1') end
-  call('HSET', key, field, fmt(n))
+  call('HSET', key, field, fmt(n), ...)
   S[field] = n
   return n
 end

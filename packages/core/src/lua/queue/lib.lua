@@ -349,11 +349,12 @@ local function dispatch(Q)
       local task = entry[1]
       local f = entry_fields(entry)
       r = r or { n = 0 }
-      r.w, r.k, r.n, r.d, r.e = id, next_fence(Q, K.config, 'token'), r.n + 1, w.d, Q.now + w.t
+      -- The token and the count of deliveries in one HSET, before anything of the delivery is
+      -- written (a script that stops on an error keeps what it wrote so far).
+      Q.seq = Q.seq + 1
+      r.w, r.k, r.n, r.d, r.e = id, next_fence(Q, K.config, 'token', 'seq', Q.seq), r.n + 1, w.d, Q.now + w.t
       write_delivery(task, r)
       call('ZADD', K.deadlines, r.e, task)
-      Q.seq = Q.seq + 1
-      call('HSET', K.config, 'seq', Q.seq)
       w.f, w.q, w.r = w.f + 1, Q.seq, Q.now
       write_worker(id, w)
       -- Header line, then the data: `<task> <token> <deliveries> <expires> <type>\n<data>`.
