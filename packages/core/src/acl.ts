@@ -108,6 +108,9 @@ const QUEUE_SCRIPT_COMMANDS = [
   'xgroup|create',
   'xgroup|delconsumer',
   'rpush',
+  'lpush',
+  'ltrim',
+  'lpos',
   'del',
   'spublish',
 ];

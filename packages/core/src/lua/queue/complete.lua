@@ -11,7 +11,9 @@
 -- delivered again, or is gone), or an error: CORRUPT <key> <problem>
 -- A worker sends a completion again when it could not tell whether the first attempt ran (a
 -- reply lost or late). So that the repeat of an accepted completion is answered 'done', not
--- 'stale', the worker's record keeps the tokens of its latest RECEIPTS accepted completions (`x`).
+-- 'stale', the worker's receipts list (queue/lib.lua) keeps the tokens of its latest RECEIPTS
+-- accepted completions: a list of its own, not a field of the worker's record, which every
+-- dispatch decodes and encodes again.
 --@include queue/lib.lua
 
 local RECEIPTS = 32
@@ -32,11 +34,9 @@ if r and r.w == id and r.k == token then
     local w = read_worker(id)
     if w then
       w.f = math.max(0, w.f - 1)
-      local receipts = type(w.x) == 'table' and w.x or {}
-      receipts[#receipts + 1] = fmt(token)
-      if #receipts > RECEIPTS then table.remove(receipts, 1) end
-      w.x = receipts
       write_worker(id, w)
+      call('LPUSH', receipts(id), fmt(token))
+      call('LTRIM', receipts(id), 0, RECEIPTS - 1)
     end
     status = 'done'
   else
@@ -47,10 +47,7 @@ if r and r.w == id and r.k == token then
   Q.changed = true
 elseif ARGV[4] == 'done' and not r then
   -- Gone: completed, by this very completion's first attempt if the worker has its receipt.
-  local w = read_worker(id)
-  for _, k in ipairs(w and type(w.x) == 'table' and w.x or {}) do
-    if tonumber(k) == token then status = 'done' end
-  end
+  if call('LPOS', receipts(id), fmt(token)) then status = 'done' end
 end
 dispatch(Q)
 announce(Q)

@@ -20,7 +20,9 @@
 --   7 deadlines  zset    task id in flight -> when its delivery expires (Redis ms)
 --   8 dead       stream  dead letters: id, deliveries, reason, t (data type), d (data)
 -- Built here from KEYS[1] (same hash tag, so the same Cluster slot): `<base>inbox:<worker>`, the
--- list a worker blocks on. The script that dispatches chooses the worker, so it cannot declare it.
+-- list a worker blocks on (the script that dispatches chooses the worker, so it cannot declare
+-- it), and `<base>receipts:<worker>`, the list of the tokens of its latest accepted completions
+-- (complete.lua), newest first.
 -- The channel `<base>events` (not a key) tells monitors that something changed.
 --@include guard.lua
 --@include common.lua
@@ -45,6 +47,12 @@ local REAP_BATCH = 64
 
 local function inbox(id)
   return BASE .. 'inbox:' .. id
+end
+
+local function receipts(id)
+  local key = BASE .. 'receipts:' .. id
+  KIND[key] = 'list'
+  return key
 end
 
 local function consumer(id)
@@ -182,7 +190,7 @@ local function remove_worker(Q, id, reason)
   call('HDEL', K.workers, id)
   call('ZREM', K.leases, id)
   call('ZREM', K.order, id)
-  call('DEL', inbox(id))
+  call('DEL', inbox(id), receipts(id))
   Q.changed = true
 end
 
