@@ -32,6 +32,11 @@ describe('a queue', () => {
     const keys = queueKeys(queue);
     expect(await observer().xlen(keys.tasks)).toBe(0);
     expect(await observer().hlen(keys.deliveries)).toBe(0);
+    // The receipts of the accepted completions (newest first) go with the worker.
+    const receipts = keys.inbox('w').replace(/inbox:w$/, 'receipts:w');
+    expect(await observer().lrange(receipts, 0, -1)).toEqual(settled.map((s) => String(s.token)).reverse());
+    await w.leave();
+    expect(await observer().exists(receipts, keys.inbox('w'))).toBe(0);
   });
 
   it('gives the tasks that waited to a worker as it joins', async () => {
