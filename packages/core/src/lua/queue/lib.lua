@@ -81,7 +81,13 @@ local function start_quarantine(Q, reason)
   Q.changed = true
 end
 
+-- The worker records this script read or wrote, by id: a record is decoded once per script (a
+-- completion frees the worker that dispatch then gives the next task). Every write of a record
+-- goes through write_worker, and remove_worker forgets the one it deletes.
+local WORKERS = {}
+
 local function read_worker(id)
+  if WORKERS[id] then return WORKERS[id] end
   local raw = call('HGET', K.workers, id)
   if not raw then return nil end
   local w = decode_object(K.workers, id, raw)
@@ -90,6 +96,7 @@ local function read_worker(id)
     or not whole(w.a, 1, MAX_INTERVAL) then
     corrupt(K.workers, 'field ' .. shown(id) .. ' is not a worker (w, c, f, q, t, d, a)')
   end
+  WORKERS[id] = w
   return w
 end
 
@@ -102,6 +109,7 @@ local function place(id, w)
 end
 
 local function write_worker(id, w)
+  WORKERS[id] = w
   call('HSET', K.workers, id, cjson.encode(w))
   place(id, w)
 end
@@ -188,6 +196,7 @@ local function remove_worker(Q, id, reason)
     call('XGROUP', 'DELCONSUMER', K.tasks, GROUP, consumer(id))
   end
   call('HDEL', K.workers, id)
+  WORKERS[id] = nil
   call('ZREM', K.leases, id)
   call('ZREM', K.order, id)
   call('DEL', inbox(id), receipts(id))
