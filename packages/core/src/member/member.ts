@@ -35,7 +35,7 @@ type Phase = 'joining' | 'running' | 'leaving' | 'stopped';
 /**
  * A member of a fault-tolerance group: wires its lease keeper, its view of the group, the
  * decision table and its epoch ledger, and delivers the actions they decide. The state machine
- * is described in docs/member-state-machine.md; every change of `state` goes through `#transition`.
+ * is described in docs/member-state-machine.md; every change of `state` goes through `transition` (emitter.ts).
  */
 export class Member extends MemberEmitter {
   readonly #s: MemberSettings;
