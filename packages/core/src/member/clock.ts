@@ -79,3 +79,20 @@ export function leaseMargin(t: { activationInterval: number; heartbeatInterval: 
   const cap = t.activationInterval * (1 - t.clockDrift) - 2 * t.heartbeatInterval;
   return Math.min(lagMonitor.margin(), Math.max(lagMonitor.baseMargin, cap));
 }
+
+/**
+ * S4: a renewal sent at local time `sentAt` (before Redis read its clock) lets the holder act
+ * until sentAt + A·(1−ρ) − δ on its own clock: always before Redis lets the lease lapse.
+ */
+export function leaseDeadline(sentAt: number, activationInterval: number, clockDrift: number, margin: number): number {
+  return sentAt + activationInterval * (1 - clockDrift) - margin;
+}
+
+/**
+ * A Redis instant on the local clock, as a script reply places it: Redis read `serverNow` about
+ * halfway through the round trip, at local time `midpoint`. For timers that only speed things up
+ * (the script decides again with Redis's clock), never for a deadline.
+ */
+export function localInstant(serverMs: number, serverNow: number, midpoint: number): number {
+  return midpoint + (serverMs - serverNow);
+}

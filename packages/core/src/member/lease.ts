@@ -4,7 +4,7 @@ import { describe, renewalFailure } from '../failures.js';
 import type { MemberView } from '../scripts.js';
 import { SingleFlight } from '../single-flight.js';
 import type { Call } from './calls.js';
-import { type Clock, leaseMargin } from './clock.js';
+import { type Clock, leaseDeadline, leaseMargin, localInstant } from './clock.js';
 import type { Advise } from './health.js';
 import type { RenewalEvent } from './types.js';
 
@@ -38,8 +38,8 @@ export interface LeaseHost {
 /**
  * One lease on one server: when to renew (every H, at once on request, never two at a time),
  * the local deadline S4 gives each renewal, and the timers that make the next in line renew
- * when a holder's lease runs out. The renewal itself is the caller's (`renewOnce`); so is what
- * a lapsed deadline means. Quorum mode runs one per server.
+ * when a holder's lease runs out. The renewal itself is the host's (`LeaseHost.send`); so is
+ * what a lapsed deadline means (`LeaseHost.lapsed`). Quorum mode runs one per server.
  */
 export class LeaseKeeper {
   readonly #s: LeaseSettings;
@@ -89,7 +89,7 @@ export class LeaseKeeper {
     const s = this.#s;
     if (view.activationInterval > 0) this.#groupActivation = view.activationInterval;
     const a = Math.min(s.activationInterval, this.#groupActivation || s.activationInterval);
-    const deadline = sentAt + a * (1 - s.clockDrift) - margin;
+    const deadline = leaseDeadline(sentAt, a, s.clockDrift, margin);
     if (deadline > this.#deadline) this.#deadline = deadline;
     if (this.#deadlineTimer) this.arm();
     this.#host.emit({ outcome: 'ok', sentAt, receivedAt: s.clock.now(), leaseDeadline: this.#deadline });
@@ -135,7 +135,7 @@ export class LeaseKeeper {
     this.#host.advise(renewalFailure(error), `renewal failed: ${describe(error)}`, { error: describe(error) });
   }
 
-  /** Watches the deadline while the member holds a slot: `onLapse` runs once it really passed. */
+  /** Watches the deadline while the member holds a slot: the host's `lapsed` runs once it really passed. */
   arm(): void {
     clearTimeout(this.#deadlineTimer);
     const delay = this.#deadline - this.#s.clock.now();
@@ -179,7 +179,7 @@ export class LeaseKeeper {
     this.unwatch();
     if (!watching || view.watchDeadline <= 0) return;
     const now = this.#s.clock.now();
-    const toLocal = (serverMs: number) => Math.max(0, midpoint + (serverMs - view.serverNow) - now);
+    const toLocal = (serverMs: number) => Math.max(0, localInstant(serverMs, view.serverNow, midpoint) - now);
     this.#watchTimer = setTimeout(() => void this.renew(), toLocal(view.watchDeadline) + 1);
     this.#watchTimer.unref();
     const { preparationInterval: p, activationInterval: a } = this.#s;

@@ -1,4 +1,4 @@
-import { type Clock, leaseMargin } from '../member/clock.js';
+import { type Clock, leaseDeadline, leaseMargin, localInstant } from '../member/clock.js';
 
 interface Timing {
   heartbeatInterval: number;
@@ -47,7 +47,7 @@ export class LeaseClock {
   /** A renewal sent at t0 holds the lease until t0 + A·(1−ρ) − δ; a lease never shrinks. */
   extend(sentAt: number, margin: number): void {
     const t = this.#timing;
-    this.#deadline = Math.max(this.#deadline, sentAt + t.activationInterval * (1 - t.clockDrift) - margin);
+    this.#deadline = Math.max(this.#deadline, leaseDeadline(sentAt, t.activationInterval, t.clockDrift, margin));
   }
 
   /**
@@ -76,8 +76,9 @@ export class ReapWatch {
   static readonly JITTER = 2;
   readonly #clock: Clock;
   readonly #fire: () => void;
-  /** Local clock minus Redis time at the latest reply's round-trip midpoint. */
-  #offset = 0;
+  /** The latest reply's round-trip midpoint (local clock) and the Redis time its script read. */
+  #midpoint = 0;
+  #serverNow = 0;
   #at = Number.POSITIVE_INFINITY;
   #timer: NodeJS.Timeout | undefined;
 
@@ -89,7 +90,8 @@ export class ReapWatch {
   /** A script sent at `sentAt`, answered now, read Redis time `serverNow` and said `reapAt` (0: nothing). */
   arm(sentAt: number, serverNow: number, reapAt: number): void {
     this.stop();
-    this.#offset = (sentAt + this.#clock.now()) / 2 - serverNow;
+    this.#midpoint = (sentAt + this.#clock.now()) / 2;
+    this.#serverNow = serverNow;
     if (reapAt > 0) this.armBy(reapAt);
   }
 
@@ -98,7 +100,7 @@ export class ReapWatch {
    * script that dispatched it, an enqueue or another worker's, replied to someone else).
    */
   armBy(reapAt: number): void {
-    const at = reapAt + this.#offset + 1 + Math.random() * ReapWatch.JITTER;
+    const at = localInstant(reapAt, this.#serverNow, this.#midpoint) + 1 + Math.random() * ReapWatch.JITTER;
     if (at >= this.#at) return;
     this.stop();
     this.#at = at;
