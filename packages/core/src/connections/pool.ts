@@ -1,4 +1,4 @@
-import { Cluster } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { RedisUnavailableError } from '../errors.js';
 import { classify, describe } from '../failures.js';
 import { describeSource, redisUser, tlsHint } from './diagnosis.js';
@@ -156,6 +156,22 @@ export async function withConnection<T>(
   } finally {
     connection.disconnect();
   }
+}
+
+/**
+ * Runs `work` on the client the caller handed over, as it is (its offline queue and retries
+ * apply: hot paths such as publish and enqueue keep no connection of their own), or on a
+ * short-lived connection opened from a URL or options (`withConnection`).
+ */
+export function runOnSource<T>(
+  source: RedisSource,
+  timeoutMs: number,
+  what: string,
+  work: (connection: Connection) => Promise<T>,
+  group?: string,
+): Promise<T> {
+  if (source instanceof Redis || source instanceof Cluster) return work(source);
+  return withConnection(source, timeoutMs, what, work, group);
 }
 
 /**

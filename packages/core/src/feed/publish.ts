@@ -1,6 +1,6 @@
-import { Cluster, Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { redisUser } from '../connections/diagnosis.js';
-import { withConnection } from '../connections/pool.js';
+import { runOnSource } from '../connections/pool.js';
 import type { RedisSource } from '../connections/settings.js';
 import { ConfigError } from '../errors.js';
 import { classify } from '../failures.js';
@@ -49,9 +49,7 @@ export async function publish(options: PublishOptions, data: unknown): Promise<s
       throw feedFailure(error, connection, what, keys.group, keys.feed);
     }
   };
-  const { redis } = options;
-  if (redis instanceof Redis || redis instanceof Cluster) return send(redis);
-  return withConnection(redis, options.timeout ?? FEED_DEFAULTS.timeout, what, send, keys.group);
+  return runOnSource(options.redis, options.timeout ?? FEED_DEFAULTS.timeout, what, send, keys.group);
 }
 
 export function validateFeedMaxLength(value: unknown): number {

@@ -1,5 +1,5 @@
-import { Cluster, Redis } from 'ioredis';
-import { withConnection } from '../connections/pool.js';
+import type { Cluster, Redis } from 'ioredis';
+import { runOnSource } from '../connections/pool.js';
 import { encodeData } from '../feed/encoding.js';
 import { DEFAULT_PREFIX } from '../keys.js';
 import { validateGroupName, validatePrefix, validateRedisSource } from '../options.js';
@@ -19,7 +19,5 @@ export async function enqueue(options: QueueOptions, data: unknown): Promise<str
   validateRedisSource(options.redis);
   const [dataType, payload] = encodeData(data);
   const run = (connection: Redis | Cluster) => queueScripts.enqueue(connection, keys, { dataType, data: payload });
-  const { redis } = options;
-  if (redis instanceof Redis || redis instanceof Cluster) return run(redis);
-  return withConnection(redis, 5000, `enqueue a task on queue ${queue}`, run);
+  return runOnSource(options.redis, 5000, `enqueue a task on queue ${queue}`, run);
 }
