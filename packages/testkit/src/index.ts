@@ -1,4 +1,5 @@
-export { type ChaosProxy, type ChaosProxyOptions, startChaosProxy } from './chaos/proxy.js';
+export type { LinkFaults } from './chaos/direction.js';
+export { type ChaosProxy, type ChaosProxyOptions, type LinkDirection, startChaosProxy } from './chaos/proxy.js';
 export { type CheckOptions, checkHistory } from './history/checker.js';
 export { HistoryRecorder, type NewHistoryEvent, readHistory } from './history/recorder.js';
 export type * from './history/types.js';

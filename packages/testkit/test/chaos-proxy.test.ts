@@ -218,6 +218,112 @@ describe('chaos proxy', () => {
     expect(liveServerCount()).toBe(before);
   });
 
+  it('is a WAN link with setDelay(15, 5): round trips centre on 30 ms and spread by the jitter', async () => {
+    const proxy = await proxyToRedis();
+    const client = connectTo(proxy.url());
+    await client.ping();
+    proxy.setDelay(15, 5);
+    const samples: number[] = [];
+    for (let i = 0; i < 41; i++) samples.push(await roundTripMs(client));
+    samples.sort((a, b) => a - b);
+    const at = (q: number) => samples[Math.floor(q * (samples.length - 1))] as number;
+    // Each way holds 10..20 ms: never below 20 ms in all; the median of the sum is 30 ms, plus
+    // timer granularity and a loaded machine's scheduling, a few ms at most.
+    expect(at(0)).toBeGreaterThanOrEqual(20 - 1);
+    expect(at(0.5)).toBeGreaterThanOrEqual(30 - 3);
+    expect(at(0.5)).toBeLessThanOrEqual(30 + 8);
+    expect(at(0.9) - at(0.1)).toBeGreaterThanOrEqual(2);
+  });
+
+  it('delays one direction only: a round trip costs that one delay, not two', async () => {
+    const proxy = await proxyToRedis();
+    const client = connectTo(proxy.url());
+    await client.ping();
+    for (const direction of ['to-server', 'to-client'] as const) {
+      proxy.setDelay(60, 0, direction);
+      expect(proxy.faultsOf(direction)).toEqual({ delayMs: 60, jitterMs: 0, blackhole: false });
+      const other = direction === 'to-server' ? 'to-client' : 'to-server';
+      expect(proxy.faultsOf(other).delayMs).toBe(0);
+      const samples = [await roundTripMs(client), await roundTripMs(client), await roundTripMs(client)];
+      expect(Math.min(...samples)).toBeGreaterThanOrEqual(60 - 1);
+      // Two delays would be 120 ms; one plus scheduling stays well below.
+      expect(Math.min(...samples)).toBeLessThan(100);
+      proxy.heal();
+    }
+  });
+
+  it('keeps client → server bytes in order under jitter wider than the gap between chunks', async () => {
+    const proxy = await proxyToRedis();
+    const client = connectTo(proxy.url());
+    const list = `order-${proxy.port}`;
+    await client.ping();
+    proxy.setDelay(15, 14, 'to-server');
+    const pushes: Promise<number>[] = [];
+    for (let i = 0; i < 60; i++) {
+      pushes.push(client.rpush(list, String(i)));
+      await sleep(1); // each command leaves in its own chunk
+    }
+    await Promise.all(pushes);
+    // Read straight from Redis: the order in which the commands arrived there.
+    const direct = connectTo(server.url);
+    expect(await direct.lrange(list, 0, -1)).toEqual(Array.from({ length: 60 }, (_, i) => String(i)));
+  });
+
+  it('blackholes client → server only: commands never reach Redis while what Redis sends still arrives', async () => {
+    const proxy = await proxyToRedis();
+    const channel = `one-way-${proxy.port}`;
+    const subscriber = connectTo(proxy.url());
+    const messages: string[] = [];
+    subscriber.on('message', (_channel: string, message: string) => messages.push(message));
+    await subscriber.subscribe(channel);
+    const writer = connectTo(proxy.url(), { commandTimeout: 300 });
+    await writer.ping();
+    const direct = connectTo(server.url);
+    proxy.blackhole(true, 'to-server');
+    expect(proxy.blackholed).toBe(true);
+    expect(proxy.faultsOf('to-client').blackhole).toBe(false);
+    await expect(writer.set(`${channel}:key`, 'lost')).rejects.toThrow(/timed out/i);
+    expect(await direct.get(`${channel}:key`)).toBeNull();
+    await direct.publish(channel, 'still-flows');
+    await waitFor(() => messages.includes('still-flows'));
+    proxy.blackhole(false, 'to-server');
+    expect(proxy.blackholed).toBe(false);
+    expect(await connectTo(proxy.url()).set(`${channel}:key`, 'after')).toBe('OK');
+    expect(await direct.get(`${channel}:key`)).toBe('after');
+  });
+
+  it('blackholes server → client only: commands reach Redis, their replies and messages never come back', async () => {
+    const proxy = await proxyToRedis();
+    const channel = `other-way-${proxy.port}`;
+    const subscriber = connectTo(proxy.url());
+    const messages: string[] = [];
+    subscriber.on('message', (_channel: string, message: string) => messages.push(message));
+    await subscriber.subscribe(channel);
+    const writer = connectTo(proxy.url(), { commandTimeout: 300 });
+    await writer.ping();
+    const direct = connectTo(server.url);
+    proxy.blackhole(true, 'to-client');
+    await expect(writer.set(`${channel}:key`, 'applied')).rejects.toThrow(/timed out/i);
+    // The request went through: Redis ran it.
+    expect(await direct.get(`${channel}:key`)).toBe('applied');
+    await direct.publish(channel, 'lost');
+    await sleep(200);
+    expect(messages).toEqual([]);
+    expect(proxy.connectionCount).toBe(2);
+    proxy.heal();
+    expect(await connectTo(proxy.url()).get(`${channel}:key`)).toBe('applied');
+  });
+
+  it('lifts a one-way blackhole without touching the other direction, and names a bad direction', async () => {
+    const proxy = await proxyToRedis();
+    proxy.blackhole(true);
+    proxy.blackhole(false, 'to-client');
+    expect(proxy.faultsOf('to-server').blackhole).toBe(true);
+    expect(proxy.faultsOf('to-client').blackhole).toBe(false);
+    expect(() => proxy.blackhole(true, 'up' as never)).toThrow(/'to-server', 'to-client' or 'both', got up/);
+    expect(() => proxy.setDelay(5, 0, 'down' as never)).toThrow(/got down/);
+  });
+
   it('rejects a negative or non-finite delay, naming the field', async () => {
     const proxy = await proxyToRedis();
     expect(() => proxy.setDelay(-1)).toThrow(/delayMs .* got -1/);

@@ -2,6 +2,15 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { track, untrack } from '../redis/registry.js';
 import { Direction, type LinkFaults } from './direction.js';
 
+/**
+ * Which way a fault applies: `to-server` is what the client sends (client → Redis),
+ * `to-client` what comes back (Redis → client), `both` the two at once.
+ */
+export type LinkDirection = 'to-server' | 'to-client' | 'both';
+
+const ONE_WAY = ['to-server', 'to-client'] as const;
+type OneWay = (typeof ONE_WAY)[number];
+
 export interface ChaosProxyOptions {
   /** Where the proxy forwards to: usually a Redis server from `startRedis()`. */
   target: { host: string; port: number };
@@ -18,12 +27,22 @@ export interface ChaosProxy {
   readonly connectionCount: number;
   /** `redis://host:port` of the proxy, or `redisUrl` with its host and port replaced (auth, db, scheme kept). */
   url(redisUrl?: string): string;
-  /** Holds every chunk, both directions, for delayMs ± jitterMs; order within a direction is kept. */
-  setDelay(delayMs: number, jitterMs?: number): void;
-  /** While on, bytes in both directions are lost and nobody sees the connections close. */
-  blackhole(on: boolean): void;
-  /** Whether the blackhole is on. */
+  /**
+   * Holds every chunk going `direction` (default both) for delayMs ± jitterMs, drawn anew for
+   * each chunk; order within a direction is kept (a chunk is never released before the one
+   * ahead of it). A WAN link of 30 ms round trip: `setDelay(15, 5)`.
+   */
+  setDelay(delayMs: number, jitterMs?: number, direction?: LinkDirection): void;
+  /**
+   * While on, bytes going `direction` (default both) are lost and nobody sees the connections
+   * close; the other direction, if not blackholed itself, keeps flowing. `blackhole(false)`
+   * lifts both directions, `blackhole(false, 'to-server')` only that one.
+   */
+  blackhole(on: boolean, direction?: LinkDirection): void;
+  /** Whether a blackhole is on in either direction. */
   readonly blackholed: boolean;
+  /** The faults of one direction now: its delay, jitter and blackhole. */
+  faultsOf(direction: 'to-server' | 'to-client'): Readonly<LinkFaults>;
   /** Aborts every open connection with an RST to both the client and Redis. */
   reset(): void;
   /** While on, new connections are reset as soon as they are accepted; open ones are untouched. */
@@ -60,7 +79,10 @@ class TcpChaosProxy implements ChaosProxy {
   #target: { host: string; port: number };
   readonly #server: Server;
   readonly #connections = new Set<Connection>();
-  readonly #faults: LinkFaults = { delayMs: 0, jitterMs: 0, blackhole: false };
+  readonly #faults: Record<OneWay, LinkFaults> = {
+    'to-server': { delayMs: 0, jitterMs: 0, blackhole: false },
+    'to-client': { delayMs: 0, jitterMs: 0, blackhole: false },
+  };
   #refusing = false;
   #port = 0;
   #closed: Promise<void> | undefined;
@@ -106,19 +128,25 @@ class TcpChaosProxy implements ChaosProxy {
     return url.toString();
   }
 
-  setDelay(delayMs: number, jitterMs = 0): void {
+  setDelay(delayMs: number, jitterMs = 0, direction: LinkDirection = 'both'): void {
     requireNonNegative('delayMs', delayMs);
     requireNonNegative('jitterMs', jitterMs);
-    this.#faults.delayMs = delayMs;
-    this.#faults.jitterMs = jitterMs;
+    for (const way of ways(direction)) {
+      this.#faults[way].delayMs = delayMs;
+      this.#faults[way].jitterMs = jitterMs;
+    }
   }
 
   get blackholed(): boolean {
-    return this.#faults.blackhole;
+    return this.#faults['to-server'].blackhole || this.#faults['to-client'].blackhole;
   }
 
-  blackhole(on: boolean): void {
-    this.#faults.blackhole = on;
+  faultsOf(direction: 'to-server' | 'to-client'): Readonly<LinkFaults> {
+    return { ...this.#faults[ways(direction)[0] as OneWay] };
+  }
+
+  blackhole(on: boolean, direction: LinkDirection = 'both'): void {
+    for (const way of ways(direction)) this.#faults[way].blackhole = on;
     if (!on) this.#pumpAll();
   }
 
@@ -167,7 +195,10 @@ class TcpChaosProxy implements ChaosProxy {
     const connection: Connection = {
       client,
       upstream,
-      directions: [new Direction(client, upstream, this.#faults), new Direction(upstream, client, this.#faults)],
+      directions: [
+        new Direction(client, upstream, this.#faults['to-server']),
+        new Direction(upstream, client, this.#faults['to-client']),
+      ],
     };
     this.#connections.add(connection);
     let open = 2;
@@ -196,6 +227,12 @@ class TcpChaosProxy implements ChaosProxy {
   #destroyAll(): void {
     for (const connection of this.#connections) this.#tearDown(connection, 'destroy');
   }
+}
+
+function ways(direction: LinkDirection): readonly OneWay[] {
+  if (direction === 'both') return ONE_WAY;
+  if (direction === 'to-server' || direction === 'to-client') return [direction];
+  throw new RangeError(`a link direction is 'to-server', 'to-client' or 'both', got ${String(direction)}`);
 }
 
 function requireNonNegative(field: string, value: number): void {
