@@ -9,6 +9,12 @@ export { type MetricSample, metricValue, parseMetrics } from './prometheus.js';
 export { RedisBinaryMissingError, redisServerBinary } from './redis/binary.js';
 export { type ClusterNodeInfo, RedisCluster, type StartClusterOptions, startCluster } from './redis/cluster.js';
 export { freePort } from './redis/ports.js';
+export {
+  QUORUM_SIZES,
+  RedisQuorum,
+  type StartRedisQuorumOptions,
+  startRedisQuorum,
+} from './redis/quorum.js';
 export { liveServerCount, stopAllRedis, sweepLeftovers, testkitRoot } from './redis/registry.js';
 export { ReplicatedPair, startReplicatedPair } from './redis/replicated.js';
 export {
