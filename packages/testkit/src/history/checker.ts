@@ -1,9 +1,10 @@
+import { findBreaches, markOutsideModel } from './assumptions.js';
 import { checkEveryoneLearns } from './awareness.js';
 import { checkConvergence } from './convergence.js';
 import { checkCommitFromHolder, checkFeedActedOn } from './feed.js';
 import { checkDemoteBeforePromote } from './handover.js';
 import { checkLeaseBound, checkNoRevival, checkWorkInsideBelief } from './lease.js';
-import { checkNoResend, checkRedisState } from './redis-side.js';
+import { checkNoResend, checkRedisState, checkServerFloors } from './redis-side.js';
 import { checkEpochsIncrease, checkNeverAboveGoal, checkSinkNeverStale } from './safety.js';
 import { checkNoFlapping } from './steadiness.js';
 import { checkNoStaleCompletion, checkNothingLost, checkOneWorkerAtATime } from './tasks.js';
@@ -30,8 +31,13 @@ export interface CheckOptions {
  * holder of each slot; (14) a commit comes from a current holder only; (15) a task is in
  * flight at one worker at a time; (16) no accepted completion from a stale token; (17) every
  * enqueued task completes or reaches the dead letters.
- * Safety rules (1–3, 7–12, 14–16) hold at all times, faults or not; liveness rules (4–6) are
- * suspended while a fault is open, and 13 and 17 are judged on the whole run.
+ * Quorum mode (DESIGN §9): (18) every server of the quorum accepts only epochs above its
+ * floor (redis-state events that name their server); rule 11 judges each server on its own.
+ * Safety rules (1–3, 7–12, 14–16, 18) hold at all times, faults or not; liveness rules (4–6)
+ * are suspended while a fault is open, and 13 and 17 are judged on the whole run.
+ * A member whose clock drifts beyond ρ (its join's `clockRate`) is outside S1's model:
+ * violations of rules 1, 4, 5 and 12 that involve it are kept, marked `outsideModel`, and do
+ * not make the result fail; `breaches` names such members.
  */
 export function checkHistory(history: History, params: GroupParams, options: CheckOptions = {}): CheckResult {
   validate(params, options);
@@ -56,8 +62,11 @@ export function checkHistory(history: History, params: GroupParams, options: Che
     ...checkOneWorkerAtATime(timeline),
     ...checkNoStaleCompletion(timeline),
     ...checkNothingLost(timeline),
+    ...checkServerFloors(timeline),
   ];
-  return { ok: violations.length === 0, violations };
+  const breaches = findBreaches(timeline, params);
+  const marked = markOutsideModel(violations, breaches);
+  return { ok: marked.every((v) => v.outsideModel !== undefined), violations: marked, breaches };
 }
 
 function nanoseconds(ms: number): bigint {

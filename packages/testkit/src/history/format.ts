@@ -18,6 +18,7 @@ const RULE_TITLES: Record<RuleNumber, string> = {
   15: 'a task is in flight at one worker at a time',
   16: 'no accepted completion from a stale token',
   17: 'every enqueued task completes or reaches the dead letters',
+  18: 'every server accepts only epochs above its floor',
 };
 
 /**

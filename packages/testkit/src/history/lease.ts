@@ -1,3 +1,4 @@
+import { DEFAULT_CLOCK_DRIFT } from './assumptions.js';
 import { ms, offset, violation } from './format.js';
 import type { Belief, OkRenewal, Timeline } from './timeline.js';
 import type { GroupParams, HistoryEvent, RenewalEvent, Violation, WorkEvent } from './types.js';
@@ -8,9 +9,6 @@ import type { GroupParams, HistoryEvent, RenewalEvent, Violation, WorkEvent } fr
  * instants taken on those two clocks; this is the only allowance they make.
  */
 export const CLOCK_MAPPING_NS = 10_000n;
-
-/** DESIGN S1: members allow for clocks that drift up to 1 % unless told otherwise. */
-const DEFAULT_CLOCK_DRIFT = 0.01;
 
 /**
  * Rule 7 (S4, the arithmetic): a renewal sent at t0 lets the member act until at most

@@ -89,7 +89,7 @@ const FIELDS: Record<HistoryEventType, Record<string, FieldKind>> = {
   'deactivate-settled': { epoch: 'decimal' },
   work: { epoch: 'decimal' },
   resend: { firstSentAt: 'bigint' },
-  'redis-state': { goal: 'number', slots: 'slots' },
+  'redis-state': { goal: 'number', slots: 'slots', 'server?': 'string' },
   leave: {},
   killed: {},
   fault: { fault: 'string' },

@@ -109,6 +109,12 @@ export interface RedisStateEvent extends At {
   type: 'redis-state';
   goal: number;
   slots: RedisSlot[];
+  /**
+   * Which of a quorum's K servers was read (quorum mode, DESIGN §9), e.g. its index; absent
+   * for the one server (or the current master) of every other topology. Rule 11 judges each
+   * server on its own; rule 18 judges only states that name their server.
+   */
+  server?: string;
 }
 
 /** When `leave()` is called. */
@@ -254,18 +260,39 @@ export interface GroupParams {
   clockDrift?: number;
 }
 
-export type RuleNumber = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11 | 12 | 13 | 14 | 15 | 16 | 17;
+export type RuleNumber = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11 | 12 | 13 | 14 | 15 | 16 | 17 | 18;
 
 export interface Violation {
   rule: RuleNumber;
   message: string;
   /** The fewest events that show the violation, in history order. */
   window: readonly HistoryEvent[];
+  /**
+   * Set when the violation involves a member outside the model the rule assumes (its clock
+   * drifting beyond ρ, DESIGN S1 (a)): the violation is expected there and does not fail the
+   * check. Says which member and how far its clock drifted.
+   */
+  outsideModel?: string;
   /** The rule, the message and the window, with times in ms relative to the window's first event. */
   format(): string;
 }
 
+/** A member whose clock drifted beyond ρ (DESIGN S1 (a)): outside the assumptions S1 is promised under. */
+export interface AssumptionBreach {
+  member: string;
+  /** Its clock's rate against the real one (the `join` event's `clockRate`). */
+  clockRate: number;
+  /** |clockRate − 1|, against the group's ρ. */
+  drift: number;
+  rho: number;
+  join: JoinEvent;
+}
+
 export interface CheckResult {
+  /** No violation inside the model: every violation, if any, has `outsideModel` set. */
   ok: boolean;
+  /** Every violation found, those outside the model included. */
   violations: Violation[];
+  /** Members whose clocks drifted beyond ρ: rules 1, 4, 5 and 12 do not hold them to S1. */
+  breaches: AssumptionBreach[];
 }

@@ -22,6 +22,12 @@ export function describeResult(result: ScenarioResult): string {
       .join(', ')}`,
     ...result.unmet.map((u) => `  unmet: ${u}`),
     ...result.violations.map((v) => v.format()),
+    ...(result.outsideModel.length > 0
+      ? [
+          `  ${result.outsideModel.length} violation(s) outside the model (expected, not failing the run):`,
+          ...result.outsideModel.map((v) => v.format()),
+        ]
+      : []),
   ];
   if (result.dir) lines.push(`  histories: ${result.dir}`);
   return `${lines.join('\n')}\n`;

@@ -105,7 +105,13 @@ export interface ScenarioResult {
   passed: boolean;
   /** Faults injected (`fault` events). */
   faults: number;
+  /** Violations inside the model: any of them fails the run. */
   violations: Violation[];
+  /**
+   * Violations that involve a member outside the model (a clock drifting beyond ρ): expected,
+   * reported, not failing the run (`CheckResult.breaches`, `Violation.outsideModel`).
+   */
+  outsideModel: Violation[];
   /** Scenario criteria not met (besides the checker's rules). */
   unmet: string[];
   /** The scenario's own figures (`Scenario.measure`), in ms. */
