@@ -35,6 +35,7 @@ export { MasterClient } from './scenario/master-client.js';
 export { type Convergence, convergenceAfterFaults } from './scenario/measures.js';
 export type { GroupIntervals, MemberArgs, MemberCommand, MemberReport } from './scenario/member-args.js';
 export { type MemberExit, MemberProcess, type ProcessArgs } from './scenario/member-process.js';
+export { clockRateAt, type FaultLog, type LinkScope, QuorumFaults } from './scenario/quorum-faults.js';
 export { deriveSeed, Random } from './scenario/random.js';
 export { describeResult, formatMs, isSafetyViolation } from './scenario/report.js';
 export { type ScriptExchange, type ScriptTap, tappedCluster, tappedRedis } from './scenario/script-tap.js';

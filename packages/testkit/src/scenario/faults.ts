@@ -1,6 +1,7 @@
 import type { RedisServer } from '../redis/types.js';
 import type { MemberProcess, ProcessArgs } from './member-process.js';
 import { QueueRun } from './queue-run.js';
+import { QuorumFaults } from './quorum-faults.js';
 import { dataServers } from './topology.js';
 
 /**
@@ -12,6 +13,16 @@ import { dataServers } from './topology.js';
 export class ScenarioRun extends QueueRun {
   readonly #openFaults: string[] = [];
   #faultCount = 0;
+  #quorumFaults: QuorumFaults | undefined;
+
+  /**
+   * The fault kinds of a `quorum` scenario: servers killed, frozen or restarted empty (one or
+   * a majority), the members' links to one server slowed or cut one way (`QuorumFaults`).
+   */
+  get quorumFaults(): QuorumFaults {
+    this.#quorumFaults ??= new QuorumFaults(this.quorum, this, (i, members) => this.linksTo(i, members));
+    return this.#quorumFaults;
+  }
 
   /** Faults injected so far. */
   get faultCount(): number {
@@ -106,8 +117,14 @@ export class ScenarioRun extends QueueRun {
    * Cluster stays dead (its replica took over).
    */
   async healAll(): Promise<void> {
-    for (const links of this.links.values()) for (const link of [links.redis, ...links.sentinels]) link.heal();
+    for (const link of this.allLinks()) {
+      // A quorum member's link that lost bytes is reset as it heals, like a server-side link below.
+      if (this.topology.kind === 'quorum' && link.blackholed) link.reset();
+      link.heal();
+    }
     for (const server of dataServers(this.topology)) if (server.paused) await server.resume();
+    // Quorum: a server that is down comes back empty, as a region that lost its disk.
+    if (this.topology.kind === 'quorum') await this.topology.quorum.healAll();
     if (this.topology.kind === 'single' && !this.topology.server.running) {
       await this.topology.server.restart({ keepData: false });
     }
@@ -122,6 +139,7 @@ export class ScenarioRun extends QueueRun {
     }
     for (const member of [...this.live(), ...this.liveWorkers()]) member.signal('SIGCONT');
     for (const description of [...this.#openFaults]) await this.heal(description);
+    this.#quorumFaults?.forgetOpen();
   }
 
   /** @internal */
@@ -136,7 +154,7 @@ export class ScenarioRun extends QueueRun {
    */
   async promoteReplica(): Promise<RedisServer> {
     const promoted = await this.pair.promote();
-    for (const links of this.links.values()) links.redis.retarget(promoted);
+    for (const links of this.links.values()) links.redis?.retarget(promoted);
     return promoted;
   }
 }

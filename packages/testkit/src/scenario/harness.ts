@@ -40,14 +40,19 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
   let run: ScenarioRun | undefined;
   let passed = false;
   try {
-    if (scenario.redis && !['single', 'replicated'].includes(scenario.topology ?? 'single')) {
-      throw new Error(`${scenario.name}: redis options apply to a single Redis or a pair, not to ${scenario.topology}`);
+    if (scenario.redis && !['single', 'replicated', 'quorum'].includes(scenario.topology ?? 'single')) {
+      throw new Error(
+        `${scenario.name}: redis options apply to a single Redis, a pair or a quorum's servers, not to ${scenario.topology}`,
+      );
     }
     const kind = scenario.topology ?? 'single';
     if (scenario.sentinel && kind !== 'sentinel') {
       throw new Error(`${scenario.name}: sentinel options apply to a Sentinel set, not to ${kind}`);
     }
-    const topology = await startTopology(kind, scenario.redis, scenario.sentinel);
+    if (scenario.quorum && kind !== 'quorum') {
+      throw new Error(`${scenario.name}: quorum options apply to a quorum, not to ${kind}`);
+    }
+    const topology = await startTopology(kind, scenario.redis, scenario.sentinel, scenario.quorum?.servers);
     servers.push({ stop: () => stopTopology(topology) });
     const sink = await startRedis();
     servers.push(sink);

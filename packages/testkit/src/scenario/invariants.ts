@@ -37,6 +37,8 @@ export interface WatchedRun {
   readonly signal: AbortSignal;
   /** The server that holds the group's keys now. */
   master(): Promise<RedisServer>;
+  /** Quorum mode: the K servers, each of which holds the group; read them all instead of `master()`. */
+  quorumServers?(): readonly RedisServer[] | undefined;
   /** Notes a scenario criterion that is not met. */
   unmet(criterion: string): void;
 }
@@ -48,9 +50,11 @@ export interface RedisStateWatch {
 
 /**
  * Reads the group's state from Redis as an administrator every 25 ms, on whichever server
- * holds the group now, and records a `redis-state` event whenever it changed (checker rule
- * 11). EVAL_RO, so that nothing counts it among the scripts members ran. A read that fails (a
- * server down, frozen or moving) is skipped; a slot it cannot read is a criterion not met.
+ * holds the group now — in quorum mode on each of the K servers, each event naming its server
+ * (`server`, its index) — and records a `redis-state` event whenever a server's state changed
+ * (checker rules 11 and 18). EVAL_RO, so that nothing counts it among the scripts members ran.
+ * A read that fails (a server down, frozen or moving) is skipped; a slot it cannot read is a
+ * criterion not met.
  */
 export function watchRedisState(run: WatchedRun): RedisStateWatch {
   let readAt = 0n;
@@ -58,30 +62,37 @@ export function watchRedisState(run: WatchedRun): RedisStateWatch {
   const key = (kind: string) => `understudy:{${run.group}}:${kind}`;
   let stopped = false;
   let reportedUnreadable = false;
+  const last = new Map<string, string>();
+  /** Reads one server; records its state (stamped when the read was sent) if it changed. */
+  const read = async (server: RedisServer, name: string | undefined) => {
+    const sentAt = process.hrtime.bigint();
+    const text = await server.admin('EVAL_RO', READ_STATE, '3', key('config'), key('slots'), key('members'));
+    const state = JSON.parse(text) as { goal: number; slots: RedisSlot[] | object; unreadable: string[] | object };
+    const slots = Array.isArray(state.slots) ? state.slots : [];
+    const unreadable = Array.isArray(state.unreadable) ? state.unreadable : [];
+    if (unreadable.length > 0 && !reportedUnreadable) {
+      reportedUnreadable = true;
+      run.unmet(`the Redis state watch could not read slots ${unreadable.join(', ')}: update scenario/invariants.ts`);
+    }
+    const snapshot = JSON.stringify([state.goal, slots]);
+    if (snapshot === last.get(name ?? '') || stopped) return;
+    last.set(name ?? '', snapshot);
+    readAt = sentAt;
+    recorder.record({ type: 'redis-state', goal: state.goal, slots, ...(name === undefined ? {} : { server: name }) });
+  };
   const loop = (async () => {
-    let last = '';
     while (!stopped && !run.signal.aborted) {
-      readAt = process.hrtime.bigint();
-      try {
-        const server = await run.master();
-        const text = await server.admin('EVAL_RO', READ_STATE, '3', key('config'), key('slots'), key('members'));
-        const state = JSON.parse(text) as { goal: number; slots: RedisSlot[] | object; unreadable: string[] | object };
-        const slots = Array.isArray(state.slots) ? state.slots : [];
-        const unreadable = Array.isArray(state.unreadable) ? state.unreadable : [];
-        if (unreadable.length > 0 && !reportedUnreadable) {
-          reportedUnreadable = true;
-          run.unmet(
-            `the Redis state watch could not read slots ${unreadable.join(', ')}: update scenario/invariants.ts`,
-          );
-        }
-        const snapshot = JSON.stringify([state.goal, slots]);
-        if (snapshot !== last && !stopped) {
-          last = snapshot;
-          recorder.record({ type: 'redis-state', goal: state.goal, slots });
-        }
-      } catch {
-        // not readable now: a fault is at work
-      }
+      const servers = run.quorumServers?.();
+      // A read that fails is not readable now: a fault is at work.
+      if (servers) await Promise.allSettled(servers.map((server, i) => read(server, String(i))));
+      else
+        await run
+          .master()
+          .then(
+            (server) => read(server, undefined),
+            () => undefined,
+          )
+          .catch(() => undefined);
       await sleep(EVERY_MS);
     }
   })();

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type ChaosProxy, startChaosProxy } from '../chaos/proxy.js';
 import { HistoryRecorder, type NewHistoryEvent } from '../history/recorder.js';
 import type { RedisCluster } from '../redis/cluster.js';
+import type { RedisQuorum } from '../redis/quorum.js';
 import type { ReplicatedPair } from '../redis/replicated.js';
 import type { SentinelSet } from '../redis/sentinel.js';
 import type { RedisServer } from '../redis/types.js';
@@ -113,6 +114,18 @@ export class RunCore {
     if (this.topology.kind !== 'cluster')
       throw new Error(`${this.scenario.name} runs on ${this.topology.kind}, not cluster`);
     return this.topology.cluster;
+  }
+
+  /** The K independent servers of a `quorum` scenario. */
+  get quorum(): RedisQuorum {
+    if (this.topology.kind !== 'quorum')
+      throw new Error(`${this.scenario.name} runs on ${this.topology.kind}, not quorum`);
+    return this.topology.quorum;
+  }
+
+  /** The K servers of a `quorum` scenario, each of which holds the group; undefined for any other topology. */
+  quorumServers(): readonly RedisServer[] | undefined {
+    return this.topology.kind === 'quorum' ? this.topology.quorum.servers : undefined;
   }
 
   /** A key in the group's slot (its hash tag alone): where a Cluster keeps the group. */
@@ -239,7 +252,30 @@ export class RunCore {
 
   /** The member's link to the group's Redis (single, replicated, proxied Sentinel: see `Scenario.topology`). */
   link(member: MemberProcess<ProcessArgs>): ChaosProxy {
-    return this.#linksOf(member).redis;
+    const link = this.#linksOf(member).redis;
+    if (!link) throw new Error(`${member.id} has a link to each server of the quorum: use run.serverLinks(member)`);
+    return link;
+  }
+
+  /** The member's links to each server of a quorum, in server order (quorum only). */
+  serverLinks(member: MemberProcess<ProcessArgs>): readonly ChaosProxy[] {
+    return this.#linksOf(member).servers;
+  }
+
+  /**
+   * The links to server `i` of a quorum: every live member's, or those of `members` (ids) only.
+   * What a slow or cut region means for the members it names.
+   */
+  linksTo(i: number, members?: readonly string[]): ChaosProxy[] {
+    this.quorum.server(i); // a valid index of a quorum scenario
+    return [...this.links]
+      .filter(([member]) => !this.gone.has(member) && (members === undefined || members.includes(member.id)))
+      .flatMap(([, links]) => links.servers.slice(i, i + 1));
+  }
+
+  /** Every proxy of every member, to whatever it leads. */
+  protected allLinks(): ChaosProxy[] {
+    return [...this.links.values()].flatMap((l) => [...(l.redis ? [l.redis] : []), ...l.sentinels, ...l.servers]);
   }
 
   /** The member's links to each Sentinel (a proxied Sentinel set only). */
@@ -263,7 +299,15 @@ export class RunCore {
     const topology = this.topology;
     if (topology.kind === 'single' || topology.kind === 'replicated') {
       const redis = await proxy(topology.kind === 'single' ? topology.server : topology.pair.primary);
-      return { links: { redis, sentinels: [] }, url: redis.url(), connection };
+      return { links: { redis, sentinels: [], servers: [] }, url: redis.url(), connection };
+    }
+    if (topology.kind === 'quorum') {
+      const servers = await Promise.all(topology.quorum.servers.map(proxy));
+      return {
+        links: { redis: undefined, sentinels: [], servers },
+        url: '',
+        connection: { ...connection, nodes: servers.map((p) => `${p.host}:${p.port}`).join(',') },
+      };
     }
     const setLinks = topology.kind === 'sentinel' ? topology.set.links : undefined;
     if (topology.kind === 'sentinel' && setLinks) {
@@ -273,7 +317,7 @@ export class RunCore {
       const sentinels = await Promise.all(set.sentinels.map(proxy));
       const at = (p: ChaosProxy) => `${p.host}:${p.port}`;
       return {
-        links: { redis, sentinels },
+        links: { redis, sentinels, servers: [] },
         url: '',
         // The Sentinels name the first master by their own proxy's address: this member goes through its own.
         connection: {
@@ -358,7 +402,7 @@ export class RunCore {
   async shutdown(): Promise<void> {
     this.closed = true;
     await Promise.allSettled(this.processes.map((m) => m.stop()));
-    await Promise.allSettled([...this.links.values()].flatMap((l) => [l.redis, ...l.sentinels]).map((l) => l.close()));
+    await Promise.allSettled(this.allLinks().map((l) => l.close()));
     this.recorder.close();
   }
 

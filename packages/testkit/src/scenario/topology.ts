@@ -1,4 +1,5 @@
 import { type RedisCluster, startCluster } from '../redis/cluster.js';
+import { type RedisQuorum, startRedisQuorum } from '../redis/quorum.js';
 import { type ReplicatedPair, startReplicatedPair } from '../redis/replicated.js';
 import { type SentinelSet, type StartSentinelSetOptions, startSentinelSet } from '../redis/sentinel.js';
 import { startRedis } from '../redis/start.js';
@@ -9,23 +10,31 @@ import type { RedisServer, StartRedisOptions } from '../redis/types.js';
  * master with a replica whose replication link runs through a chaos proxy (members reach the
  * primary through a proxy each, moved to the replica when it is promoted), a Sentinel set
  * (members ask the Sentinels for the master) or a Cluster (members are Cluster clients and
- * follow MOVED / ASK).
+ * follow MOVED / ASK), or K independent servers of quorum mode (DESIGN §9; members reach each
+ * through a chaos proxy of their own).
  */
-export type TopologyKind = 'single' | 'replicated' | 'sentinel' | 'cluster';
+export type TopologyKind = 'single' | 'replicated' | 'sentinel' | 'cluster' | 'quorum';
 
-/** How a member process connects: to one address, through Sentinels, or as a Cluster client. */
-export type MemberTopology = 'single' | 'sentinel' | 'cluster';
+/**
+ * How a member process connects: to one address, through Sentinels, as a Cluster client, or
+ * to the K servers of a quorum (`nodes`, in server order).
+ */
+export type MemberTopology = 'single' | 'sentinel' | 'cluster' | 'quorum';
 
 export type ScenarioTopology =
   | { kind: 'single'; server: RedisServer }
   | { kind: 'replicated'; pair: ReplicatedPair }
   | { kind: 'sentinel'; set: SentinelSet }
-  | { kind: 'cluster'; cluster: RedisCluster };
+  | { kind: 'cluster'; cluster: RedisCluster }
+  | { kind: 'quorum'; quorum: RedisQuorum };
 
 /** How a member process reaches the group's Redis (besides a single server's proxy URL). */
 export interface MemberConnection {
   topology: MemberTopology;
-  /** The Sentinels, or the Cluster's startup nodes, as `host:port,host:port`; empty for a single server. */
+  /**
+   * The Sentinels, the Cluster's startup nodes, or a quorum's K servers (through the member's
+   * own proxies, in server order), as `host:port,host:port`; empty for a single server.
+   */
   nodes: string;
   /** The Sentinels' name of the master; empty unless `topology` is `sentinel`. */
   masterName: string;
@@ -37,10 +46,14 @@ export interface MemberConnection {
   natMap: string;
 }
 
+/** The default K of a `quorum` scenario. */
+export const DEFAULT_QUORUM_SERVERS = 3;
+
 export async function startTopology(
   kind: TopologyKind,
   redis: StartRedisOptions | undefined,
   sentinel: StartSentinelSetOptions | undefined,
+  quorumServers = DEFAULT_QUORUM_SERVERS,
 ): Promise<ScenarioTopology> {
   switch (kind) {
     case 'single':
@@ -51,6 +64,8 @@ export async function startTopology(
       return { kind, set: await startSentinelSet(sentinel) };
     case 'cluster':
       return { kind, cluster: await startCluster() };
+    case 'quorum':
+      return { kind, quorum: await startRedisQuorum({ count: quorumServers, ...(redis ? { redis } : {}) }) };
   }
 }
 
@@ -64,6 +79,8 @@ export function stopTopology(topology: ScenarioTopology): Promise<void> {
       return topology.set.stop();
     case 'cluster':
       return topology.cluster.stop();
+    case 'quorum':
+      return topology.quorum.stop();
   }
 }
 
@@ -78,10 +95,15 @@ export function dataServers(topology: ScenarioTopology): readonly RedisServer[] 
       return topology.set.servers;
     case 'cluster':
       return topology.cluster.nodes;
+    case 'quorum':
+      return topology.quorum.servers;
   }
 }
 
-/** The server that holds `key` now: the single Redis, the pair's primary, the master the Sentinels name, or the master of its slot. */
+/**
+ * The server that holds `key` now: the single Redis, the pair's primary, the master the
+ * Sentinels name, or the master of its slot. A quorum has none: every server holds the group.
+ */
 export function masterFor(topology: ScenarioTopology, key: string): Promise<RedisServer> {
   switch (topology.kind) {
     case 'single':
@@ -92,6 +114,10 @@ export function masterFor(topology: ScenarioTopology, key: string): Promise<Redi
       return topology.set.master();
     case 'cluster':
       return topology.cluster.masterFor(key);
+    case 'quorum':
+      return Promise.reject(
+        new Error('a quorum has no master: each of its servers holds the group (run.quorum.server(i))'),
+      );
   }
 }
 
@@ -111,6 +137,9 @@ export function memberConnection(topology: ScenarioTopology): MemberConnection {
       };
     case 'cluster':
       return { topology: 'cluster', nodes: list(topology.cluster.startupNodes), masterName: '', natMap: '' };
+    case 'quorum':
+      // Each member reaches the servers through proxies of its own: the harness fills in `nodes`.
+      return { topology: 'quorum', nodes: '', masterName: '', natMap: '' };
   }
 }
 

@@ -25,10 +25,14 @@ export interface MemberSpec {
 /** How long `spawn` waits: until the member joined (default), or until its first join attempt ended either way. */
 export type SpawnUntil = 'joined' | 'attempted';
 
-/** A member's own chaos proxies: to the group's Redis, and on a proxied Sentinel set to each Sentinel. */
+/**
+ * A member's own chaos proxies: to the group's Redis, on a proxied Sentinel set to each
+ * Sentinel, and in quorum mode to each of the K servers (`servers`, in server order; no `redis`).
+ */
 export interface MemberLinks {
-  redis: ChaosProxy;
+  redis: ChaosProxy | undefined;
   sentinels: ChaosProxy[];
+  servers: ChaosProxy[];
 }
 
 /** A fault scenario without its faults (`Scenario.run`, in harness.ts): its group, its members, and how it passes. */
@@ -52,6 +56,8 @@ export interface ScenarioSpec {
   redis?: StartRedisOptions;
   /** Options of the Sentinel set (`topology` sentinel only). */
   sentinel?: StartSentinelSetOptions;
+  /** K, the independent servers of a `quorum` scenario (3–7, default 3); `redis` options apply to each. */
+  quorum?: { servers: number };
   /**
    * The checker's slack for this scenario's liveness rules, in ms (default 500, as in L1):
    * after a failover, members must also find the new master, which a heal on a single
