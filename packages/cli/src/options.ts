@@ -30,17 +30,85 @@ function addresses(value: string): { host: string; port: number }[] {
   });
 }
 
-/** The connection options every command shares. */
-export function withConnectionOptions(command: Command): Command {
+/** K of quorum mode (DESIGN §9): an odd number of independent Redis deployments, 3 to 7. */
+export const QUORUM_SIZES = { min: 3, max: 7 } as const;
+
+/** `--redis` again: every value in order (the first replaces the default). */
+function collectRedis(value: string, previous: string | string[]): string[] {
+  return Array.isArray(previous) ? [...previous, value] : [value];
+}
+
+/**
+ * The Redis URLs a command was given: `--redis` once or K times (`from` 'cli'), or REDIS_URL
+ * with one URL or K comma-separated ones ('env'), or the default. One URL is one Redis; more
+ * is quorum mode (DESIGN §9): K odd, 3 to 7, no server twice. Each URL is checked as `--redis`
+ * is. Errors name the count and where it came from (usage errors).
+ */
+export function redisUrls(values: string | readonly string[], from: 'cli' | 'env' | 'default'): string[] {
+  const given = typeof values === 'string' ? [values] : [...values];
+  const urls = from === 'env' ? given.flatMap((v) => v.split(',')).map((v) => v.trim()) : given;
+  const what = from === 'env' ? `REDIS_URL lists ${urls.length} URLs` : `--redis is given ${urls.length} times`;
+  if (urls.some((url) => url === '')) {
+    throw new CliError(`REDIS_URL ${given.join(',')}: an empty URL between commas`, ExitCode.usage);
+  }
+  for (const url of urls) {
+    if (from === 'cli' && url.includes(',')) {
+      throw new CliError(`--redis ${url}: one URL per --redis (give --redis once for each server)`, ExitCode.usage);
+    }
+    parseUrl(url);
+  }
+  if (urls.length === 1) return urls;
+  if (urls.length < QUORUM_SIZES.min || urls.length > QUORUM_SIZES.max || urls.length % 2 === 0) {
+    throw new CliError(
+      `${what}: quorum mode needs an odd number of independent Redis servers from ${QUORUM_SIZES.min} to ${QUORUM_SIZES.max} (3, 5 or 7), got ${urls.length}`,
+      ExitCode.usage,
+    );
+  }
+  const seen = new Set<string>();
+  for (const url of urls) {
+    const { hostname, port } = new URL(url);
+    const server = `${hostname}:${port || '6379'}`;
+    if (seen.has(server)) {
+      throw new CliError(
+        `${what}: ${server} is named twice; quorum mode needs ${urls.length} distinct servers`,
+        ExitCode.usage,
+      );
+    }
+    seen.add(server);
+  }
+  return urls;
+}
+
+/**
+ * The connection options every command shares. With `quorum`, `--redis` may be given K times
+ * (or REDIS_URL list K URLs): they land in `redisQuorum`, and `redis` holds the first. Without
+ * it, more than one URL is a usage error naming the command.
+ */
+export function withConnectionOptions(command: Command, { quorum = false }: { quorum?: boolean } = {}): Command {
   return command
     .addOption(
       new Option(
         '--redis <url>',
-        'Redis to coordinate through (redis://[user:password@]host:port[/db]; rediss:// for TLS)',
+        quorum
+          ? 'Redis to coordinate through (redis://[user:password@]host:port[/db]; rediss:// for TLS); give it K times (3, 5 or 7 independent servers) for quorum mode'
+          : 'Redis to coordinate through (redis://[user:password@]host:port[/db]; rediss:// for TLS)',
       )
         .env('REDIS_URL')
-        .default(DEFAULT_REDIS_URL),
+        .default(DEFAULT_REDIS_URL)
+        .argParser(collectRedis),
     )
+    .hook('preAction', (self) => {
+      const source = self.getOptionValueSource('redis');
+      const urls = redisUrls(
+        self.getOptionValue('redis') as string | string[],
+        source === 'env' ? 'env' : source === 'cli' ? 'cli' : 'default',
+      );
+      if (urls.length > 1 && !quorum) {
+        throw new CliError(`${self.name()} takes one Redis (--redis once), got ${urls.length}`, ExitCode.usage);
+      }
+      self.setOptionValueWithSource('redis', urls[0], source);
+      if (urls.length > 1) self.setOptionValueWithSource('redisQuorum', urls, source);
+    })
     .addOption(
       new Option('--tls-ca <file>', 'TLS: trust the CA certificates in this PEM file (rediss:// only)').env(
         'REDIS_TLS_CA',
@@ -67,7 +135,10 @@ export function withConnectionOptions(command: Command): Command {
 }
 
 export interface ConnectionOptions {
+  /** The one Redis, or the first of a quorum's. */
   redis: string;
+  /** Quorum mode: the K URLs (`--redis` given K times, or REDIS_URL with K comma-separated URLs). */
+  redisQuorum?: string[];
   tlsCa?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -83,6 +154,13 @@ export interface ConnectionOptions {
  * Cluster's data nodes too.
  */
 export function redisSource(options: ConnectionOptions): RedisSource {
+  if (options.redisQuorum) {
+    // Core's RedisSource takes one Redis: quorum mode (issue 16) is not in this build's core.
+    throw new CliError(
+      `--redis is given ${options.redisQuorum.length} times: quorum mode (one group over independent Redis servers) is not supported by this build; give --redis once`,
+      ExitCode.usage,
+    );
+  }
   if (options.sentinel && options.cluster) {
     throw new CliError('give --sentinel or --cluster, not both', ExitCode.usage);
   }

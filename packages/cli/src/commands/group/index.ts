@@ -13,7 +13,7 @@ export function groupCommand(io: Io, exit: (code: number) => void): Command {
     .summary('change a group’s active goal, or forget an empty group')
     .description('Change a group’s parameters (the operator’s side).');
   group.addCommand(
-    withConnectionOptions(new Command('set'))
+    withConnectionOptions(new Command('set'), { quorum: true })
       .description(
         'Set the active goal N of a group. Members follow at once: a raised goal activates the ' +
           'next ranked members, a lowered one deactivates the lowest-ranked actives first.',

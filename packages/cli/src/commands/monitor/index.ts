@@ -20,7 +20,7 @@ const REDRAW_MS = 200;
 const REREAD_MS = 500;
 
 export function monitorCommand(io: Io, exit: (code: number) => void): Command {
-  return withMetrics(withConnectionOptions(new Command('monitor')))
+  return withMetrics(withConnectionOptions(new Command('monitor'), { quorum: true }))
     .summary('watch a group live, or print JSON per change')
     .description(
       'Watch a group live: active count against the goal, members with rank, weight, state, ' +

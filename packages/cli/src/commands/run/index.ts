@@ -9,7 +9,7 @@ import { whyNotExecutable } from './child.js';
 import { KILL_MARGIN_MS, type RunOptions, Wrapper } from './wrapper.js';
 
 export function runCommand(io: Io, exit: (code: number) => void): Command {
-  return withMetrics(withConnectionOptions(new Command('run')))
+  return withMetrics(withConnectionOptions(new Command('run'), { quorum: true }))
     .summary('run a program only while this member is active')
     .description(
       'Run a program as a member of a group: it runs only while this member is active. ' +

@@ -39,7 +39,7 @@ interface StatusOptions extends ConnectionOptions {
 }
 
 export function statusCommand(io: Io, exit: (code: number) => void): Command {
-  return withConnectionOptions(new Command('status'))
+  return withConnectionOptions(new Command('status'), { quorum: true })
     .summary('show groups and queues, or one group’s members and recent transitions')
     .description(
       'Without a group: one line per group, sorted by name (active against goal, members, ' +
