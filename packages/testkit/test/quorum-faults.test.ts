@@ -108,6 +108,8 @@ describe('QuorumFaults on real servers', () => {
     expect(quorum.server(1).paused).toBe(false);
     await faults.restartEmpty(1);
     expect(await connect(quorum.directUrls[1] as string).get('kept')).toBeNull();
+    // A restart with no fault open is recorded as a fault of its own.
+    await faults.restartServer(0, { empty: false });
     expect(faultsOf(events())).toEqual([
       `fault SIGKILL server 2 (port ${port(2)})`,
       `fault SIGKILL server 0 (port ${port(0)})`,
@@ -117,6 +119,8 @@ describe('QuorumFaults on real servers', () => {
       `heal SIGSTOP server 1 (port ${port(1)})`,
       `fault server 1 (port ${port(1)}) restarted empty`,
       `heal server 1 (port ${port(1)}) restarted empty`,
+      `fault server 0 (port ${port(0)}) restarted`,
+      `heal server 0 (port ${port(0)}) restarted`,
     ]);
   });
 

@@ -82,7 +82,15 @@ export class QuorumFaults {
    * running server saved; a killed one has nothing saved) — and ends its open faults.
    */
   async restartServer(i: number, { empty = true }: { empty?: boolean } = {}): Promise<void> {
-    await this.#close(this.#openServer, i, () => this.#quorum.server(i).restart({ keepData: !empty }));
+    const restart = () => this.#quorum.server(i).restart({ keepData: !empty });
+    if (this.#openServer.has(i)) {
+      await this.#close(this.#openServer, i, restart);
+      return;
+    }
+    // Nothing open: the restart is a fault of its own.
+    const description = `${this.#name(i)} restarted${empty ? ' empty' : ''}`;
+    await this.#log.fault(description, restart);
+    await this.#log.heal(description);
   }
 
   /** Brings several servers back at once (a majority that was lost returns). */
