@@ -131,14 +131,17 @@ function scriptReply(
   if (error.message.startsWith('NO_GROUP')) {
     return new ScriptError(script, `group ${group} has no members`, { cause: error });
   }
-  if (/^ERR |^NOSCRIPT|user_script/.test(error.message))
+  if (/^ERR |^NOSCRIPT|user_script|user_function/.test(error.message))
     return new ScriptError(script, error.message, { cause: error });
   return undefined;
 }
 
-/** Drops the ` script: <sha>, on @user_script:<line>.` Redis adds to errors raised in scripts. */
+/**
+ * Drops the ` script: <sha>, on @user_script:<line>.` Redis adds to errors raised in scripts
+ * (` script: <function>, on @user_function:<line>.` in functions).
+ */
 function withoutScriptSuffix(message: string): string {
-  return message.replace(/( script: [0-9a-f]{40}, on @user_script:\d+\.)+$/, '');
+  return message.replace(/( script: [0-9a-f]{40}, on @user_script:\d+\.| script: \w+, on @user_function:\d+\.)+$/, '');
 }
 
 /** The advisory for a failed renewal: a refusal by ACL, or state someone else wrote, is not an outage. */

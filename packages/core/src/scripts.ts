@@ -1,19 +1,18 @@
 import type { Cluster, Redis } from 'ioredis';
 import { redisUser } from './connections/diagnosis.js';
-import { CorruptStateError, ScriptError } from './errors.js';
+import { CorruptStateError } from './errors.js';
 import { classify, type FailureContext } from './failures.js';
 import type { GroupKeys } from './keys.js';
-import { evalReadOnly, luaSource } from './lua.js';
 import type { QueueKeys } from './queue/keys.js';
+import { callScript } from './script-call.js';
 import {
   parseReply,
   type QueueScriptName,
-  SCRIPT_SPECS,
+  type SCRIPT_SPECS,
   type ScriptArgs,
   type ScriptKeys,
   type ScriptName,
   type ScriptReply,
-  type ScriptSpec,
   scriptInvocation,
 } from './script-specs.js';
 
@@ -21,31 +20,12 @@ import {
 export type { MemberView, ServerRole, WorkerReply, WorkerStatus } from './script-specs.js';
 
 /**
- * The Lua scripts, one per operation (their KEYS, ARGV and reply in script-specs.ts), loaded
- * once per connection through `defineCommand` under versioned names: two library versions
- * sharing a connection never run each other's code, and ioredis falls back from EVALSHA to
- * EVAL on NOSCRIPT by itself.
+ * The Lua scripts, one per operation (their KEYS, ARGV and reply in script-specs.ts), run as
+ * functions of understudy's versioned function library where the server allows it, else as
+ * scripts (script-call.ts decides, per connection). Two library versions sharing a server never
+ * run each other's code: a library's name and its functions' names carry the hash of its source.
  */
-const SCRIPT_VERSION = 1;
-
-const defined = new WeakSet<Redis | Cluster>();
-
 type Connection = Redis | Cluster;
-type ScriptCall = (...args: (string | number | Buffer)[]) => Promise<unknown>;
-
-function commandName(name: ScriptName): string {
-  return `understudy${SCRIPT_VERSION}_${name.replace('/', '_')}`;
-}
-
-/** Defines every script but the monitors' read-only ones on a connection (once). */
-function defineScripts(connection: Connection): void {
-  if (defined.has(connection)) return;
-  for (const [name, spec] of Object.entries(SCRIPT_SPECS) as [ScriptName, ScriptSpec][]) {
-    if (spec.readOnly) continue;
-    connection.defineCommand(commandName(name), { numberOfKeys: spec.keys.length, lua: luaSource(`${name}.lua`) });
-  }
-  defined.add(connection);
-}
 
 /** A failure of a script, as `classify` reads it: the group or queue, and the member or worker. */
 function failureContext(connection: Connection, name: ScriptName, keys: GroupKeys | QueueKeys, args: object) {
@@ -73,20 +53,17 @@ async function runScript<N extends ScriptName>(
   keys: ScriptKeys<N>,
   args: ScriptArgs<N>,
 ): Promise<ScriptReply<N>> {
-  defineScripts(connection);
-  const call = (connection as unknown as Record<string, ScriptCall>)[commandName(name)];
-  if (!call) throw new ScriptError(name, 'script is not defined on this connection');
   const invocation = scriptInvocation(name, keys, args);
   let reply: unknown;
   try {
-    reply = await call.call(connection, ...invocation.keys, ...invocation.argv);
+    reply = await callScript(connection, name, invocation.keys, invocation.argv, false);
   } catch (error) {
     throw classify(error, failureContext(connection, name, keys, args));
   }
   return parseReply(name, reply);
 }
 
-/** The scripts the monitors run with EVALSHA_RO: a monitor may run under a user that cannot write. */
+/** The scripts the monitors run with FCALL_RO or EVALSHA_RO: a monitor may run under a user that cannot write. */
 type ReadOnlyScriptName = {
   [N in ScriptName]: (typeof SCRIPT_SPECS)[N] extends { readOnly: true } ? N : never;
 }[ScriptName];
@@ -104,7 +81,7 @@ export async function readScript<N extends ReadOnlyScriptName>(
   const invocation = scriptInvocation(name, keys, args);
   let reply: unknown;
   try {
-    reply = await evalReadOnly(connection, `${name}.lua`, invocation.keys, invocation.argv);
+    reply = await callScript(connection, name, invocation.keys, invocation.argv, true);
   } catch (error) {
     const failure = classify(error, failureContext(connection, name, keys, args));
     throw failure instanceof CorruptStateError ? failure : error;

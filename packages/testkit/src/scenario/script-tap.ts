@@ -10,7 +10,7 @@ export interface ScriptExchange {
 }
 
 export interface ScriptTap {
-  /** Every script request (EVALSHA or EVAL), when it is about to be sent. */
+  /** Every script request (FCALL, EVALSHA or EVAL), when it is about to be sent. */
   onSend?(sentAt: bigint): void;
   /** Every script reply that arrived in time, with its request's send time. */
   onReply?(exchange: ScriptExchange): void;
@@ -21,7 +21,7 @@ export interface ScriptTap {
   onResend?(firstSentAt: bigint): void;
 }
 
-const SCRIPT_COMMANDS = new Set(['evalsha', 'eval']);
+const SCRIPT_COMMANDS = new Set(['fcall', 'evalsha', 'eval']);
 
 /** Wraps a client's `sendCommand` so that script requests and their replies reach the tap. */
 function tapSend<C extends Redis | Cluster>(client: C, tap: ScriptTap): void {
