@@ -4,12 +4,14 @@ import { validateGroupName, validatePrefix } from './options.js';
 import { queueKeys } from './queue/keys.js';
 
 /**
- * Commands a member sends: its scripts (EVALSHA, and EVAL when the server does not have a
- * script yet), the announcements' subscription, WAIT for durability 'replicated', the group
+ * Commands a member sends: its scripts (FCALL of understudy's function library; EVALSHA, and
+ * EVAL when the server does not have a script yet, where functions are unavailable or the
+ * library is not loaded), the announcements' subscription, WAIT for durability 'replicated', the group
  * feed (publish's XADD; the reader's XREAD, XRANGE, XINFO STREAM and the slots' commits), and
  * the connection handshake (INFO is ioredis's ready check, CLIENT SETNAME names the connection).
  */
 const MEMBER_CLIENT_COMMANDS = [
+  'fcall',
   'evalsha',
   'eval',
   'ssubscribe',
@@ -56,11 +58,12 @@ const MEMBER_SCRIPT_COMMANDS = [
 ];
 
 /**
- * Commands a monitor sends: the read-only script (EVALSHA_RO, EVAL_RO on NOSCRIPT: plain
- * EVALSHA would need write access to its keys), the transition log, the subscription, the
- * handshake.
+ * Commands a monitor sends: the read-only script (FCALL_RO of the loaded library, else
+ * EVALSHA_RO, EVAL_RO on NOSCRIPT: plain FCALL or EVALSHA would need write access to its keys),
+ * the transition log, the subscription, the handshake.
  */
 const MONITOR_CLIENT_COMMANDS = [
+  'fcall_ro',
   'evalsha_ro',
   'eval_ro',
   'xrevrange',
@@ -117,6 +120,7 @@ const QUEUE_SCRIPT_COMMANDS = [
 
 /** Commands an enqueuer sends (the enqueue script) and runs through it: it dispatches too. */
 export const ENQUEUER_COMMANDS: readonly string[] = unique([
+  'fcall',
   'evalsha',
   'eval',
   'info',
@@ -127,6 +131,7 @@ export const ENQUEUER_COMMANDS: readonly string[] = unique([
 export const WORKER_COMMANDS: readonly string[] = unique([...ENQUEUER_COMMANDS, 'blpop']);
 /** Commands a queue monitor needs: the read-only observe script and the change announcements. */
 export const QUEUE_MONITOR_COMMANDS: readonly string[] = unique([
+  'fcall_ro',
   'evalsha_ro',
   'eval_ro',
   'ssubscribe',
@@ -165,6 +170,10 @@ export interface AclUser {
  * that may only read those keys (`%R~`) and subscribe. Each rule list starts from `reset`, so
  * applying it again replaces whatever the user had; it ends with the user enabled but without
  * a password, so nobody can log in as it until one is added.
+ *
+ * No user gets FUNCTION LOAD: a user that may load functions may put its own code under the
+ * names every group's members call (function names are server-wide, not per key). An operator
+ * loads understudy's library (docs/SECURITY.md); until then, these users run the scripts.
  */
 export function aclRules(options: AclOptions): { member: AclUser; monitor: AclUser } {
   const group = validateGroupName(options.group);

@@ -21,10 +21,10 @@ interface ScriptStats {
   usec: number;
 }
 
-/** Calls and time of every script run since the last CONFIG RESETSTAT (scripts run as EVALSHA). */
+/** Calls and time of every script run since the last CONFIG RESETSTAT (scripts run as FCALL). */
 async function scriptStats(): Promise<ScriptStats> {
   const info = await observer().info('commandstats');
-  const line = /^cmdstat_evalsha:calls=(\d+),usec=(\d+)/m.exec(info);
+  const line = /^cmdstat_fcall:calls=(\d+),usec=(\d+)/m.exec(info);
   return { calls: Number(line?.[1] ?? 0), usec: Number(line?.[2] ?? 0) };
 }
 
