@@ -361,7 +361,7 @@ describe('a member whose user loses its rules while it runs', () => {
     member.on('advisory', (a) => advisories.push(a));
     await waitFor(() => member.isActive(), 'the member active', A * 2 + LATE_MS);
 
-    await server.admin('ACL', 'SETUSER', user, '-evalsha', '-eval');
+    await server.admin('ACL', 'SETUSER', user, '-fcall', '-evalsha', '-eval');
     const advisory = await waitFor(
       () => advisories.find((a) => a.code === 'NO_PERMISSION'),
       'the NO_PERMISSION advisory',
@@ -371,7 +371,7 @@ describe('a member whose user loses its rules while it runs', () => {
     await waitFor(() => member.state === 'standby', 'the member to demote itself', A + LATE_MS);
     expect(advisories.filter((a) => a.code === 'NO_PERMISSION')).toHaveLength(1);
 
-    await server.admin('ACL', 'SETUSER', user, '+evalsha', '+eval');
+    await server.admin('ACL', 'SETUSER', user, '+fcall', '+evalsha', '+eval');
     await waitFor(() => member.isActive(), 'the member active again once its rules are back', A * 3 + LATE_MS);
   });
 });
