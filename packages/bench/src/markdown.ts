@@ -206,7 +206,7 @@ export function markdownReport(r: BenchResults): string {
     r.ha ? haMarkdown(r.ha) : '',
     r.queue ? queueMarkdown(r.queue) : '',
     '## Cost',
-    "Redis's share is read from `INFO commandstats` (the script's own time, `EVALSHA` usec / calls) and `INFO cpu` (the Redis process's user + system CPU, network included), " +
+    "Redis's share is read from `INFO commandstats` (the script's own time, `FCALL` usec / calls: members call core's function library) and `INFO cpu` (the Redis process's user + system CPU, network included), " +
       `over ${r.driven[0]?.plan.windows ?? 0} windows of ${(r.driven[0]?.plan.windowMs ?? 0) / 1000} s on fresh statistics (\`CONFIG RESETSTAT\`) after the groups settled. The run flushes Redis between groups.`,
     '### Against group size (driven by the benchmark)',
     "The benchmark joins n members with core's own `join` script and renews them round robin with core's `renew` script — the same commands and arguments a member sends — " +
@@ -255,16 +255,16 @@ function anatomyText(r: BenchResults): string {
   ) => Object.values(nested).reduce((s, n) => s + n[key], 0);
   const lib = o.libUs - o.emptyUs;
   const nestedHot = sum(base.hot.nested, 'usPerRenewal');
-  const rest = base.hot.scriptUs - nestedHot - lib - o.emptyUs;
+  const rest = base.hot.scriptUs - nestedHot - o.emptyUs;
   const f = (n: number) => n.toFixed(1);
   return [
     `Paced like real members (one renewal at a time), a renewal took ${f(base.scriptUsMean)} µs of script time; back to back the same script takes ${f(base.hot.scriptUs)} µs. ` +
       'The difference is the machine, not the script: a lone call finds its caches cooled by everything else that ran since the last one, so the paced figure is what a deployment pays.',
-    `Of the back-to-back time: **${f(lib)} µs** rebuild lib.lua's function definitions (Redis runs a script's whole body on every call, and every member script includes lib.lua's ~30 \`local function\`s: ` +
-      `\`lib.lua + return 0\` minus \`return 0\`); **${f(nestedHot)} µs** are the ${sum(base.hot.nested, 'perRenewal').toFixed(0)} commands the script runs (\`commandstats\` counts commands inside scripts); ` +
-      `**${f(o.emptyUs)} µs** is the bare EVALSHA; the remaining **${f(rest)} µs** is the Lua work in between (cjson decoding of the member and slot records, building the 15-field reply, \`string.format\`, and the garbage all of it leaves for Lua's collector).`,
-    'Ways to make it cheaper (for core, not done here): load the shared code once as a Redis Function library (`FUNCTION LOAD`, Redis ≥ 7) so a renewal stops rebuilding it; ' +
-      "drop the visible heartbeat key's `SET … PX` from the plain renewal or make it optional (it exists for operators only); return the 15-field view only when something changed.",
+    `Of the back-to-back time: **${f(nestedHot)} µs** are the ${sum(base.hot.nested, 'perRenewal').toFixed(0)} commands the script runs (\`commandstats\` counts commands inside scripts); ` +
+      `**${f(o.emptyUs)} µs** is a bare call; the remaining **${f(rest)} µs** is the Lua work in between (lib.lua's per-call values, cjson decoding of the member and slot records, building the 15-field reply, \`string.format\`, and the garbage all of it leaves for Lua's collector). ` +
+      `The members call the scripts as functions of one library loaded once per server, so lib.lua's ~30 \`local function\`s are not rebuilt per call; where they run the scripts instead (EVALSHA: no functions, or not permitted), each call also pays **${f(lib)} µs** to rebuild them (\`lib.lua + return 0\` minus \`return 0\`). ` +
+      '`pnpm bench:transports` measures the renewal both ways side by side.',
+    "Ways to make it cheaper (for core, not done here): drop the visible heartbeat key's `SET … PX` from the plain renewal or make it optional (it exists for operators only); return the 15-field view only when something changed.",
   ].join('\n\n');
 }
 

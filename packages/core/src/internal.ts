@@ -3,6 +3,8 @@
  * and their source as Redis runs it. No compatibility promise: it follows core's scripts.
  */
 export { luaSource } from './lua.js';
+export { type FunctionLibrary, functionName } from './lua-library.js';
+export { libraryOf } from './script-call.js';
 export {
   type MemberView,
   parseReply,

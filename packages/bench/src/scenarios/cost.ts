@@ -44,7 +44,7 @@ export interface CrowdCost {
   joinErrors: number;
   /** Renewals (script calls) per second that Redis served. */
   renewalsPerSecond: number;
-  /** Redis time of one renewal script (INFO commandstats, EVALSHA usec / calls), µs: least window mean. */
+  /** Redis time of one renewal script (INFO commandstats, FCALL + EVALSHA + EVAL usec / calls), µs: least window mean. */
   scriptUsBest: number;
   scriptUsMean: number;
   /** Redis process CPU (INFO cpu, user + sys) per renewal, µs. */
@@ -65,7 +65,16 @@ export interface CrowdCost {
 }
 
 const CROWD = new URL('../crowd.ts', import.meta.url).pathname;
-const IGNORED = new Set(['evalsha', 'eval', 'info', 'config|resetstat', 'config', 'client|setname', 'ping']);
+const SCRIPT_COMMANDS = ['fcall', 'evalsha', 'eval'];
+const IGNORED = new Set([
+  ...SCRIPT_COMMANDS,
+  'function|load',
+  'info',
+  'config|resetstat',
+  'config',
+  'client|setname',
+  'ping',
+]);
 
 function parseInfo(info: string): Map<string, string> {
   const fields = new Map<string, string>();
@@ -162,12 +171,11 @@ export async function measureCrowd(context: BenchContext, plan: CrowdPlan): Prom
       const wall = performance.now() - start;
       const cpu = (await redisCpuSeconds(context)) - cpuBefore;
       const after = await crowdStats(crowds);
-      const script = stats.get('evalsha') ?? { calls: 0, usec: 0 };
-      const eval_ = stats.get('eval') ?? { calls: 0, usec: 0 };
+      const scripts = SCRIPT_COMMANDS.map((name) => stats.get(name) ?? { calls: 0, usec: 0 });
       for (const name of IGNORED) stats.delete(name);
       windows.push({
-        calls: script.calls + eval_.calls,
-        usec: script.usec + eval_.usec,
+        calls: scripts.reduce((s, c) => s + c.calls, 0),
+        usec: scripts.reduce((s, c) => s + c.usec, 0),
         cpu,
         wall,
         nested: stats,

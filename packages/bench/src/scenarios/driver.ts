@@ -1,4 +1,11 @@
-import { luaSource, parseReply, type ScriptInvocation, scriptInvocation } from '@understudy/core/internal';
+import {
+  functionName,
+  libraryOf,
+  luaSource,
+  parseReply,
+  type ScriptInvocation,
+  scriptInvocation,
+} from '@understudy/core/internal';
 import { groupKeys } from '@understudy/core/testing';
 import { sleep } from '../clock.js';
 import { type BenchContext, uniqueKey } from '../context.js';
@@ -13,6 +20,11 @@ import { type CommandCost, commandStats, redisCpuSeconds } from './cost.js';
  */
 export interface DriverPlan {
   size: number;
+  /**
+   * How the scripts are sent: FCALL of core's function library (what members send where the
+   * server has functions), or EVALSHA of the scripts (their fallback). Default FCALL.
+   */
+  transport?: ScriptTransport;
   /** Renewals per second sent; every member is renewed well within A. */
   rate: number;
   heartbeatMs: number;
@@ -35,6 +47,8 @@ export interface DriverCost {
   nested: Record<string, { perRenewal: number; usPerRenewal: number }>;
 }
 
+export type ScriptTransport = 'fcall' | 'evalsha';
+
 const HOT_BATCH = 1000;
 const HOT_BATCHES = 5;
 
@@ -53,16 +67,20 @@ function perRenewal(
 type Argument = ScriptInvocation['argv'][number];
 
 /** Runs batches of renewals back to back; the least mean time of a batch, and its commands. */
-async function backToBack(context: BenchContext, batch: () => [string, ...Argument[]][]): Promise<DriverCost['hot']> {
+async function backToBack(
+  context: BenchContext,
+  transport: ScriptTransport,
+  batch: () => ScriptInvocation[],
+): Promise<DriverCost['hot']> {
   let best: DriverCost['hot'] = { scriptUs: Number.POSITIVE_INFINITY, nested: {} };
   for (let b = 0; b < HOT_BATCHES; b++) {
     const pipeline = context.redis.pipeline();
-    for (const [sha, ...rest] of batch()) pipeline.evalsha(sha, ...(rest as [number, ...Argument[]]));
+    for (const call of batch()) pipeline.call(...scriptCommand(transport, 'renew', call));
     await context.redis.config('RESETSTAT');
     await pipeline.exec();
     const stats = commandStats(await context.redis.info('commandstats'));
-    const script = stats.get('evalsha') ?? { calls: 0, usec: 0 };
-    for (const name of ['evalsha', 'info', 'config|resetstat', 'config']) stats.delete(name);
+    const script = stats.get(transport) ?? { calls: 0, usec: 0 };
+    for (const name of [transport, 'info', 'config|resetstat', 'config']) stats.delete(name);
     const us = script.usec / Math.max(1, script.calls);
     if (us < best.scriptUs) best = { scriptUs: us, nested: perRenewal(stats, script.calls) };
   }
@@ -70,12 +88,36 @@ async function backToBack(context: BenchContext, batch: () => [string, ...Argume
 }
 const TICK_MS = 5;
 
+const shas = new Map<string, string>();
+
+/** The command that runs core's `script` on a call's keys and arguments: FCALL or EVALSHA. */
+function scriptCommand(
+  transport: ScriptTransport,
+  script: 'join' | 'renew',
+  call: ScriptInvocation,
+): [string, ...Argument[]] {
+  const target = transport === 'fcall' ? functionName(libraryOf(script), script) : (shas.get(script) as string);
+  return [transport, target, call.keys.length, ...call.keys, ...call.argv];
+}
+
+/** Makes the scripts callable: the library loaded (a new version beside the old), the scripts cached. */
+async function prepare(context: BenchContext, transport: ScriptTransport): Promise<void> {
+  if (transport === 'fcall') {
+    const library = libraryOf('renew');
+    await context.redis.call('FUNCTION', 'LOAD', 'REPLACE', library.source);
+    return;
+  }
+  for (const script of ['join', 'renew'] as const) {
+    shas.set(script, (await context.redis.script('LOAD', luaSource(`${script}.lua`))) as string);
+  }
+}
+
 export async function measureDriven(context: BenchContext, plan: DriverPlan): Promise<DriverCost> {
   const { redis } = context;
+  const transport = plan.transport ?? 'fcall';
   const group = uniqueKey(`driven${plan.size}`);
   const keys = groupKeys(group);
-  const join = (await redis.script('LOAD', luaSource('join.lua'))) as string;
-  const renew = (await redis.script('LOAD', luaSource('renew.lua'))) as string;
+  await prepare(context, transport);
   const ids = Array.from({ length: plan.size }, (_, i) => `d${i}`);
   // What a member sends on joining and renewing.
   const member = (i: number) => ({
@@ -105,8 +147,7 @@ export async function measureDriven(context: BenchContext, plan: DriverPlan): Pr
   for (let i = 0; i < ids.length; i += 500) {
     const pipeline = redis.pipeline();
     for (let j = i; j < Math.min(ids.length, i + 500); j++) {
-      const call = joinCall(j);
-      pipeline.evalsha(join, call.keys.length, ...call.keys, ...call.argv);
+      pipeline.call(...scriptCommand(transport, 'join', joinCall(j)));
     }
     for (const [error, reply] of (await pipeline.exec()) ?? []) {
       if (error) throw new Error(`core's join script failed: ${error.message}`, { cause: error });
@@ -120,9 +161,8 @@ export async function measureDriven(context: BenchContext, plan: DriverPlan): Pr
     const i = next;
     next = (next + 1) % ids.length;
     sent += 1;
-    const call = renewCall(i);
     redis
-      .evalsha(renew, call.keys.length, ...call.keys, ...call.argv)
+      .call(...scriptCommand(transport, 'renew', renewCall(i)))
       .then((reply) => parseReply('renew', reply))
       .catch(() => {
         failures += 1;
@@ -149,21 +189,20 @@ export async function measureDriven(context: BenchContext, plan: DriverPlan): Pr
       const stats = commandStats(await redis.info('commandstats'));
       const wall = performance.now() - start;
       const cpu = (await redisCpuSeconds(context)) - cpuBefore;
-      const script = stats.get('evalsha') ?? { calls: 0, usec: 0 };
-      for (const name of ['evalsha', 'info', 'config|resetstat', 'config']) stats.delete(name);
+      const script = stats.get(transport) ?? { calls: 0, usec: 0 };
+      for (const name of [transport, 'info', 'config|resetstat', 'config']) stats.delete(name);
       windows.push({ calls: script.calls, usec: script.usec, cpu, wall, nested: stats });
     }
     running = false;
     await pace;
-    const hot = await backToBack(context, () => {
-      const commands: [string, ...Argument[]][] = [];
+    const hot = await backToBack(context, transport, () => {
+      const calls: ScriptInvocation[] = [];
       for (let k = 0; k < HOT_BATCH; k++) {
         const i = next;
         next = (next + 1) % ids.length;
-        const call = renewCall(i);
-        commands.push([renew, call.keys.length, ...call.keys, ...call.argv]);
+        calls.push(renewCall(i));
       }
-      return commands;
+      return calls;
     });
     if (failures > 0) throw new Error(`${failures} driven renewals failed or answered unexpectedly`);
     const calls = windows.reduce((s, w) => s + w.calls, 0);

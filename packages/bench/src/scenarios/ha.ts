@@ -311,7 +311,7 @@ async function failOver(
     activations: activations.length,
     activateReasons: activations.map((e) => String(e.reason)),
     deactivateReasons: after.filter((e) => e.event === 'released' || e.event === 'lost').map((e) => String(e.reason)),
-    scripts: calls('evalsha') + calls('eval'),
+    scripts: calls('fcall') + calls('evalsha') + calls('eval'),
     waits: calls('wait'),
   };
   const renewed = samples.find((s) => [...s.leases.values()].some((lease) => lease >= lostAtRedis + A));
