@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { aclCommand } from './commands/acl/index.js';
 import { dashboardCommand } from './commands/dashboard/index.js';
 import { demoCommand } from './commands/demo/index.js';
+import { functionsCommand } from './commands/functions/index.js';
 import { groupCommand } from './commands/group/index.js';
 import { monitorCommand } from './commands/monitor/index.js';
 import { queueCommand } from './commands/queue/index.js';
@@ -40,6 +41,7 @@ ${EXIT_CODES_HELP}`,
     dashboardCommand(io, exit),
     groupCommand(io, exit),
     aclCommand(io, exit),
+    functionsCommand(io, exit),
     demoCommand(io, exit),
   ]) {
     cli.addCommand(command);

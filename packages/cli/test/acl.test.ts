@@ -215,6 +215,28 @@ describe('understudy acl', { timeout: 120_000 }, () => {
     expect(result.stderr).toContain('understudy-orders-monitor gets no password');
   });
 
+  it('loads the function libraries as an operator (once), which the printed users may not', async () => {
+    redisCli('FUNCTION FLUSH\n');
+    const group = uniqueGroup('acl-functions');
+    const printed = await understudy(['acl', group, '--member-password-file', passwordFile('fm.pw', 'fm-secret')]);
+    expect(printed.code, printed.stderr).toBe(0);
+    redisCli(printed.stdout);
+    const memberUrl = url(`understudy-${group}-member`, 'fm-secret');
+    const refused = await understudy(['functions', 'load', '--redis', memberUrl]);
+    expect(refused.code).toBe(5);
+    expect(refused.stderr).toMatch(/may not load understudy's function libraries: NOPERM .*function\|load/);
+
+    const operator = url(...OPERATOR);
+    const loaded = await understudy(['functions', 'load', '--redis', operator]);
+    expect(loaded.code, loaded.stderr).toBe(0);
+    expect(loaded.stdout).toMatch(/^group library understudy_[0-9a-f]{8}: loaded on 1 of 1 server\n/);
+    expect(loaded.stdout).toMatch(/\nqueue library understudy_[0-9a-f]{8}: loaded on 1 of 1 server\n$/);
+    const again = await understudy(['functions', 'load', '--redis', operator]);
+    expect(again.stdout).toContain('loaded on 0 of 1 server (already on 1)');
+    const libraries = redisCli('FUNCTION LIST LIBRARYNAME understudy_*\n');
+    for (const name of loaded.stdout.match(/understudy_[0-9a-f]{8}/g) ?? []) expect(libraries).toContain(name);
+  });
+
   it('refuses bad input with exit 2, naming it', async () => {
     const empty = passwordFile('empty.pw', '');
     for (const [args, message] of [

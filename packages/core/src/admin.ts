@@ -2,7 +2,10 @@ import { withConnection } from './connections/pool.js';
 import type { RedisSource } from './connections/settings.js';
 import { DEFAULT_PREFIX, type GroupKeys, groupKeys } from './keys.js';
 import { validateActiveGoal, validateGroupName, validatePrefix, validateRedisSource } from './options.js';
+import { type LoadedLibrary, loadLibraries } from './script-call.js';
 import { scripts } from './scripts.js';
+
+export type { LoadedLibrary } from './script-call.js';
 
 export interface GroupAdminOptions {
   redis: RedisSource;
@@ -39,4 +42,24 @@ export async function forgetGroup(options: GroupAdminOptions): Promise<{ deleted
   return withConnection(options.redis, options.timeout ?? 5000, `forget group ${keys.group}`, async (c) => ({
     deletedKeys: await scripts.forget(c, keys, {}),
   }));
+}
+
+export interface LoadFunctionsOptions {
+  redis: RedisSource;
+  /** How long to wait for Redis, in ms (default 5000). */
+  timeout?: number;
+}
+
+/**
+ * Loads understudy's function libraries (the group's scripts and the queue's) on the server,
+ * or on every master of a Cluster, with the caller's user: the operator's step where members,
+ * workers and monitors run under users that may not load functions (`understudy acl`). A
+ * library already there is left as it is. Members load it themselves where their user may
+ * (`FUNCTION LOAD`), and run the scripts with EVALSHA where nobody loaded it.
+ */
+export async function loadFunctions(options: LoadFunctionsOptions): Promise<LoadedLibrary[]> {
+  validateRedisSource(options.redis);
+  return withConnection(options.redis, options.timeout ?? 5000, "load understudy's function libraries", (c) =>
+    loadLibraries(c),
+  );
 }

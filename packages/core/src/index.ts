@@ -10,7 +10,15 @@ export {
   queueAclRules,
   WORKER_COMMANDS,
 } from './acl.js';
-export { forgetGroup, type GroupAdminOptions, type SetActiveGoalOptions, setActiveGoal } from './admin.js';
+export {
+  forgetGroup,
+  type GroupAdminOptions,
+  type LoadedLibrary,
+  type LoadFunctionsOptions,
+  loadFunctions,
+  type SetActiveGoalOptions,
+  setActiveGoal,
+} from './admin.js';
 export type { RedisSource } from './connections/settings.js';
 export {
   ActivationEndedError,

@@ -181,6 +181,37 @@ export async function callScript(
   return await evalScript(connection, name, keys, argv, readOnly);
 }
 
+/** What an operator's load did: each library, on how many servers, loaded there now (else already there). */
+export interface LoadedLibrary {
+  kind: LibraryKind;
+  name: string;
+  servers: number;
+  loadedNow: number;
+}
+
+/**
+ * Loads both libraries on the server, or on every master of a Cluster: an operator's step, so
+ * that users that may not load functions (understudy acl) call them. Any refusal is thrown.
+ */
+export async function loadLibraries(connection: Connection): Promise<LoadedLibrary[]> {
+  const nodes: Redis[] = connection instanceof Cluster ? connection.nodes('master') : [connection];
+  if (nodes.length === 0) throw new Error('the Cluster client knows no master');
+  const result: LoadedLibrary[] = [];
+  for (const library of [libraryOf('renew'), libraryOf('queue/renew')]) {
+    let loadedNow = 0;
+    for (const node of nodes) {
+      try {
+        await node.call('FUNCTION', 'LOAD', library.source);
+        loadedNow += 1;
+      } catch (error) {
+        if (refusal(error) !== 'exists') throw error;
+      }
+    }
+    result.push({ kind: library.kind, name: library.name, servers: nodes.length, loadedNow });
+  }
+  return result;
+}
+
 /** How a connection runs scripts now (for tests and diagnostics). */
 export function scriptTransport(connection: Connection): { scripts: boolean; readScripts: boolean } {
   const state = stateOf(connection);

@@ -1,12 +1,23 @@
 // The scripts as a Redis function library (script-call.ts): loaded once per server, called with
 // FCALL / FCALL_RO, loaded again where a server lost it, and the scripts (EVALSHA) wherever
 // functions are refused. Real redis-server processes; the counts come from INFO commandstats.
-import { aclRules, type Member, type Monitor, monitorGroup, queueAclRules } from '@understudy/core';
+import {
+  aclRules,
+  enqueue,
+  type Member,
+  type Monitor,
+  monitorGroup,
+  queueAclRules,
+  queueKeys,
+  type Task,
+} from '@understudy/core';
 import { type RedisCluster, type RedisServer, startCluster, startRedis } from '@understudy/testkit';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { luaRaw } from '../src/lua.js';
 import { libraryOf } from '../src/script-call.js';
-import { FAST, memberFactory, uniqueGroup, waitFor } from './helpers.js';
+import { SCRIPT_SPECS, type ScriptName } from '../src/script-specs.js';
+import { FAST, memberFactory, uniqueGroup, waitFor, workerFactory } from './helpers.js';
 
 const A = FAST.activationInterval;
 const H = FAST.heartbeatInterval;
@@ -31,6 +42,52 @@ function renewals(member: Member): () => number {
   });
   return () => count;
 }
+
+describe('the libraries', () => {
+  it('hold every script’s own code and every line of the code it includes, as written', () => {
+    const files = new Set<string>();
+    for (const name of Object.keys(SCRIPT_SPECS) as ScriptName[]) {
+      const library = libraryOf(name);
+      const raw = luaRaw(`${name}.lua`);
+      const include = /^--@include (\S+)$/m.exec(raw);
+      const body = include ? raw.slice(include.index + include[0].length) : raw;
+      expect(library.source, name).toContain(body.trim());
+      if (include) files.add(`${name.startsWith('queue/') ? 'queue/' : ''}:${include[1]}`);
+    }
+    for (const entry of files) {
+      const [kind, file] = entry.split(':') as [string, string];
+      const lines = new Set(libraryOf(kind === 'queue/' ? 'queue/renew' : 'renew').source.split('\n'));
+      const pending = [file];
+      while (pending.length > 0) {
+        const next = pending.pop() as string;
+        for (const line of luaRaw(next).split('\n')) {
+          const included = /^--@include (\S+)$/.exec(line);
+          if (included) pending.push(included[1] as string);
+          if (line.trim() === '' || line.trimStart().startsWith('--')) continue;
+          // A per-call value's declaration runs as an assignment to the block's local (a
+          // statement's trailing comment stays behind).
+          const variants = [line, line.replace(/ +-- [^']*$/, '')].flatMap((v) => [v, v.replace(/^local /, '')]);
+          expect(
+            variants.some((v) => lines.has(v)),
+            `${next}: ${line}`,
+          ).toBe(true);
+        }
+      }
+    }
+  });
+
+  it('are named by the hash of their code: understudy_<8 hex digits>, the group’s and the queue’s apart', () => {
+    const group = libraryOf('renew');
+    const queue = libraryOf('queue/renew');
+    expect(group.name).toMatch(/^understudy_[0-9a-f]{8}$/);
+    expect(queue.name).toMatch(/^understudy_[0-9a-f]{8}$/);
+    expect(group.name).not.toBe(queue.name);
+    expect(group.source.split('\n')[0]).toBe(`#!lua name=${group.name}`);
+    expect(group.source).toContain(`function_name = '${group.name}_renew'`);
+    expect(group.source).toContain(`function_name = '${group.name}_observe', flags = { 'no-writes' }`);
+    expect(queue.source).toContain(`function_name = '${queue.name}_queue_observe', flags = { 'no-writes' }`);
+  });
+});
 
 describe('a member on a server with functions', () => {
   let server: RedisServer;
@@ -112,6 +169,40 @@ describe('a member on a server with functions', () => {
   });
 });
 
+describe('a server without functions (FUNCTION and FCALL unknown, as before Redis 7)', () => {
+  let server: RedisServer;
+  let admin: Redis;
+  beforeAll(async () => {
+    server = await startRedis({ config: { 'rename-command': ['FUNCTION', '""'] } });
+    admin = new Redis(server.url);
+  });
+  afterAll(async () => {
+    admin?.disconnect();
+    await server?.stop();
+  });
+  const join = memberFactory(() => server);
+
+  it('runs the scripts with EVALSHA, and a monitor with EVALSHA_RO', async () => {
+    const group = uniqueGroup('fn-none');
+    const member = await join({ group, memberId: 'm', weight: 1 });
+    await waitFor(() => member.isActive(), 'm active', 2 * A + LATE_MS);
+    await admin.config('RESETSTAT');
+    const done = renewals(member);
+    await waitFor(() => done() >= 3, 'three renewals', 10 * H + LATE_MS);
+    const monitor = await monitorGroup({ redis: server.url, group });
+    try {
+      expect(monitor.snapshot().members.map((m) => m.id)).toEqual(['m']);
+    } finally {
+      await monitor.close();
+    }
+    const calls = await commandCalls(admin);
+    expect(calls.get('evalsha')).toBeGreaterThanOrEqual(3);
+    expect(calls.get('evalsha_ro')).toBeGreaterThanOrEqual(1);
+    expect(calls.get('fcall') ?? 0).toBe(0);
+    expect(calls.get('fcall_ro') ?? 0).toBe(0);
+  });
+});
+
 describe('under ACL', () => {
   let server: RedisServer;
   let admin: Redis;
@@ -141,9 +232,7 @@ describe('under ACL', () => {
   });
   /** As an operator would: the library loaded, or none (the previous test's clean-up may have loaded it). */
   const operatorLoads = (loaded: boolean) =>
-    loaded
-      ? admin.call('FUNCTION', 'LOAD', 'REPLACE', GROUP_LIBRARY.source)
-      : admin.call('FUNCTION', 'FLUSH');
+    loaded ? admin.call('FUNCTION', 'LOAD', 'REPLACE', GROUP_LIBRARY.source) : admin.call('FUNCTION', 'FLUSH');
 
   async function renewingWith(user: string, memberId: string): Promise<Map<string, number>> {
     const member = await join({ group, memberId, weight: 1, redis: urlOf(user) });
@@ -263,6 +352,30 @@ describe('on a Redis Cluster', () => {
       expect(calls.get('evalsha') ?? 0).toBe(0);
       expect(member.isActive()).toBe(true);
       expect(deactivations).toEqual([]);
+    } finally {
+      direct.disconnect();
+    }
+  });
+
+  const work = workerFactory(() => {
+    throw new Error('the workers below name their Cluster client');
+  });
+
+  it('runs a queue through FCALL there too: the dispatch writes the worker’s inbox, a key it names without declaring', async () => {
+    const queue = uniqueGroup('fn-cluster-q');
+    const seen: Task[] = [];
+    await work({ queue, workerId: 'w', redis: client, handler: (task) => void seen.push(task) });
+    const owner = await cluster.masterFor(queueKeys(queue).config);
+    const direct = new Redis(owner.port, '127.0.0.1');
+    try {
+      await direct.config('RESETSTAT');
+      const ids = [await enqueue({ redis: client, queue }, 'one'), await enqueue({ redis: client, queue }, 'two')];
+      await waitFor(() => seen.length === 2, 'both tasks delivered', 5000);
+      expect(seen.map((t) => t.id)).toEqual(ids);
+      const calls = await commandCalls(direct);
+      expect(calls.get('fcall')).toBeGreaterThanOrEqual(2);
+      expect(calls.get('evalsha') ?? 0).toBe(0);
+      expect(await direct.call('FUNCTION', 'LIST', 'LIBRARYNAME', libraryOf('queue/renew').name)).toHaveLength(1);
     } finally {
       direct.disconnect();
     }

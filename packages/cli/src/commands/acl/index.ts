@@ -25,7 +25,10 @@ export function aclCommand(io: Io, exit: (code: number) => void): Command {
         'Each rule list starts with `reset`, so applying it again replaces what the user had. ' +
         'Passwords are printed as SHA-256 hashes (#...), never in clear; without a password ' +
         'file, a user has no password and nobody can log in as it until you add one. ' +
-        'Needs no Redis connection.',
+        'The scripts run as Redis functions: the member user may FCALL and the monitor user FCALL_RO, ' +
+        'but neither may load functions (whoever may would choose the code every group runs), so ' +
+        'load them as an operator with `understudy functions load`; until then both run the same ' +
+        'scripts with EVALSHA / EVALSHA_RO. Needs no Redis connection.',
     )
     .argument('<group>', 'the group')
     .option('--prefix <prefix>', 'key prefix of the groups', 'understudy')
@@ -47,6 +50,8 @@ Examples:
     | redis-cli -u redis://admin:ADMIN_PASSWORD@redis.internal:6379
   # or keep them in the server's ACL file (aclfile directive), then ACL LOAD:
   understudy acl orders --format aclfile --member-password-file member.pw >> /etc/redis/users.acl
+  # load the scripts as functions once per server (and after each upgrade), as an administrator:
+  understudy functions load --redis redis://admin:ADMIN_PASSWORD@redis.internal:6379
 
 Then: understudy run --redis redis://understudy-orders-member:PASSWORD@redis.internal:6379 ...
       understudy monitor orders --redis redis://understudy-orders-monitor:PASSWORD@redis.internal:6379
