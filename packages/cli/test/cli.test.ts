@@ -19,7 +19,7 @@ describe('understudy', () => {
     const { code, stdout } = understudy('--help');
     expect(code).toBe(0);
     expect(stdout).toMatch(/^Usage: understudy \[options\] \[command\]/);
-    for (const command of ['run', 'monitor', 'status', 'queue', 'group', 'acl', 'demo']) {
+    for (const command of ['run', 'monitor', 'status', 'queue', 'group', 'acl', 'functions', 'demo']) {
       expect(stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
     }
     expect(stdout).toContain('Exit codes (see docs/CLI.md):');

@@ -122,7 +122,7 @@ describe('monitorGroup', () => {
     const restricted = await startRedis({
       acl: [
         'user default on nopass ~* &* +@all',
-        'user watcher on >watch ~understudy:* &understudy:* -@all +@read +evalsha_ro +eval_ro +time +ssubscribe +sunsubscribe +ping +info +client|setname',
+        'user watcher on >watch ~understudy:* &understudy:* -@all +@read +fcall_ro +evalsha_ro +eval_ro +time +ssubscribe +sunsubscribe +ping +info +client|setname',
       ],
     });
     const group = uniqueGroup();
