@@ -115,11 +115,11 @@ async function redisNowMs(server: RedisServer): Promise<number> {
   return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
 }
 
-/** How many scripts a server has run (EVALSHA and EVAL), from `INFO commandstats`. */
+/** How many scripts a server has run (FCALL, EVALSHA and EVAL), from `INFO commandstats`. */
 async function scriptsRun(server: RedisServer): Promise<number> {
   const stats = await redisInfo(server.port, 'commandstats');
   const calls = (name: string) => Number(/calls=(\d+)/.exec(stats.get(`cmdstat_${name}`) ?? '')?.[1] ?? 0);
-  return calls('evalsha') + calls('eval');
+  return calls('fcall') + calls('evalsha') + calls('eval');
 }
 
 /** The server has taken the replica role and synced with its master. */
