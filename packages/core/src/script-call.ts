@@ -55,7 +55,7 @@ export function libraryOf(name: ScriptName): FunctionLibrary {
 }
 
 /** What a refused function call or load says about the server and the user; undefined: neither. */
-type Refusal = 'missing' | 'unavailable' | 'not-permitted' | 'exists' | 'clash';
+type Refusal = 'missing' | 'unavailable' | 'not-permitted' | 'exists' | 'clash' | 'rejected';
 
 function refusal(error: unknown): Refusal | undefined {
   if (!(error instanceof Error)) return undefined;
@@ -67,6 +67,8 @@ function refusal(error: unknown): Refusal | undefined {
   if (/^ERR Library '[^']*' already exists/.test(message)) return 'exists';
   // Another library holds a function of ours by its name: its code is not ours to run.
   if (/^ERR Function \S+ already exists/.test(message)) return 'clash';
+  // The server would not take the library's code (a limit of its Lua): the scripts still run.
+  if (/^ERR Error (compiling|registering) function/.test(message)) return 'rejected';
   return undefined;
 }
 
@@ -82,7 +84,7 @@ async function load(connection: Connection, state: ServerState, library: Functio
     const reason = refusal(outcome.reason);
     if (reason === 'exists') continue;
     loaded = false;
-    if (reason === 'unavailable' || reason === 'clash') {
+    if (reason === 'unavailable' || reason === 'clash' || reason === 'rejected') {
       state.scripts = true;
       state.readScripts = true;
     } else if (reason === 'not-permitted') {
