@@ -99,7 +99,7 @@ describe('the rules aclRules prints', () => {
   it('give the monitor read-only key access and no command that writes', () => {
     expect(rulesA.monitor.rules).toContain(`%R~understudy:{${groupA}}:*`);
     expect(rulesA.monitor.rules.some((r) => r.startsWith('~'))).toBe(false);
-    for (const write of ['+eval', '+evalsha', '+hset', '+xadd', '+del', '+set', '+spublish']) {
+    for (const write of ['+fcall', '+eval', '+evalsha', '+hset', '+xadd', '+del', '+set', '+spublish']) {
       expect(rulesA.monitor.rules).not.toContain(write);
     }
   });
