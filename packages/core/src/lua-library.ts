@@ -142,6 +142,8 @@ function declaredNames(statement: Token[]): { names: string[]; assigned: boolean
 
 /** Included code split into what is defined once per library and what runs per call. */
 interface Module {
+  /** Every name the included code declares at its top level. */
+  names: Set<string>;
   /** The code kept at the block's top level: declarations and function definitions, in order. */
   definitions: string[];
   /** Names of the per-call values (declared first in the block, assigned per call). */
@@ -151,8 +153,8 @@ interface Module {
 }
 
 function splitModule(file: string, source: string): Module {
-  const module: Module = { definitions: [], values: [], perCall: [] };
-  const seen = new Set<string>();
+  const module: Module = { names: new Set(), definitions: [], values: [], perCall: [] };
+  const seen = module.names;
   const declare = (name: string) => {
     // One name declared twice at the top would be one variable here: refuse rather than guess.
     if (seen.has(name)) throw new Error(`${file}: top-level local '${name}' is declared twice`);
@@ -195,42 +197,71 @@ function splitModule(file: string, source: string): Module {
 const SHEBANG = /^#!lua(?: flags=(\S*))?\n/;
 const INCLUDE_LINE = /^--@include (\S+)$/m;
 
+interface Script {
+  name: string;
+  include?: string;
+  flags: string[];
+  /** The script's own code before its `--@include` line (a fast path that needs none of it). */
+  before: string;
+  /** Its code after that line. */
+  body: string;
+}
+
+/** The names a chunk declares at its top level (`local function f`, `local a, b`). */
+function topLevelNames(source: string): string[] {
+  return statements(source).flatMap((statement) => {
+    if (statement[0]?.text !== 'local') return [];
+    if (statement[1]?.text === 'function') return [statement[2]?.text as string];
+    return declaredNames(statement).names;
+  });
+}
+
 /** A script as a function: the file it includes, its flags, and its own code. */
-function splitScript(file: string): { include?: string; flags: string[]; body: string } {
+function splitScript(name: string): Script {
+  const file = `${name}.lua`;
   let raw = luaRaw(file);
   const shebang = SHEBANG.exec(raw);
   const flags = shebang?.[1] ? shebang[1].split(',') : [];
   if (shebang) raw = raw.slice(shebang[0].length);
   const include = INCLUDE_LINE.exec(raw);
-  if (!include) return { flags, body: raw };
+  if (!include) return { name, flags, before: '', body: raw };
   const before = raw.slice(0, include.index);
-  if (tokenize(before).length > 0) throw new Error(`${file}: code before its --@include line`);
   const body = raw.slice(include.index + include[0].length);
   if (INCLUDE_LINE.test(body)) throw new Error(`${file}: more than one --@include line`);
-  return { include: include[1], flags, body };
+  return { name, include: include[1], flags, before, body };
 }
 
 /** The library of one kind's scripts (`files` relative to `lua/`, without `.lua`). */
 function assemble(kind: LibraryKind, names: readonly string[]): FunctionLibrary {
-  const byInclude = new Map<string, { name: string; flags: string[]; body: string }[]>();
+  const byInclude = new Map<string, Script[]>();
   for (const name of names) {
-    const script = splitScript(`${name}.lua`);
+    const script = splitScript(name);
     const key = script.include ?? '';
-    byInclude.set(key, [...(byInclude.get(key) ?? []), { name, flags: script.flags, body: script.body }]);
+    byInclude.set(key, [...(byInclude.get(key) ?? []), script]);
   }
   const blocks: string[] = [];
   for (const [include, scripts] of byInclude) {
     const module: Module =
-      include === '' ? { definitions: [], values: [], perCall: [] } : splitModule(include, luaSource(include));
+      include === ''
+        ? { names: new Set(), definitions: [], values: [], perCall: [] }
+        : splitModule(include, luaSource(include));
     const lines = ['local KEYS, ARGV'];
     if (module.values.length > 0) lines.push(`local ${module.values.join(', ')}`);
     lines.push(...module.definitions);
     lines.push(`local function __per_call()\n${module.perCall.join('\n')}\nend`);
     for (const script of scripts) {
+      // Code before the include runs first, as in an EVAL; what the included code declares
+      // again would be the script's own there and the included one after: refuse the ambiguity.
+      const shadowed = topLevelNames(script.before).filter((n) => module.names.has(n));
+      if (shadowed.length > 0) {
+        throw new Error(
+          `${script.name}.lua: declares ${shadowed.join(', ')} before including ${include}, which does too`,
+        );
+      }
       const flags = script.flags.length > 0 ? `, flags = { ${script.flags.map((f) => `'${f}'`).join(', ')} }` : '';
       lines.push(
         `redis.register_function{ function_name = '@NAME@_${script.name.replace('/', '_')}'${flags}, callback = function(keys, args)\n` +
-          `KEYS, ARGV = keys, args\n__per_call()\n${script.body.trim()}\nend }`,
+          `KEYS, ARGV = keys, args\n${script.before.trim()}\n__per_call()\n${script.body.trim()}\nend }`,
       );
     }
     blocks.push(`do -- ${include || '(no include)'}\n${lines.join('\n\n')}\nend`);
