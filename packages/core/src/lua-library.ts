@@ -12,7 +12,9 @@ import { luaRaw, luaSource } from './lua.js';
  * - every other top-level statement (`local K = { config = KEYS[1] … }`, `local memo = {}`,
  *   `key_kinds(…)`) is what an EVAL ran afresh per call: its names are declared at the top of
  *   the block and the statements run, in their order, at the start of every call;
- * - the script's own code after its `--@include` line is the function's body, as written.
+ * - the script's own code is the function's body, as written: what stands before its
+ *   `--@include` line (a fast path that needs none of the included code) runs first, then the
+ *   per-call statements, then what follows the line.
  *
  * `KEYS` and `ARGV` are locals of the block that each call sets first, so the included code sees
  * them as an EVAL did. Calls never overlap in Redis, so that state is the call's own.
