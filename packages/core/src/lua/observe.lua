@@ -1,6 +1,6 @@
 #!lua flags=no-writes
--- observe: everything a monitor shows about a group, read-only (runs as EVALSHA_RO /
--- EVAL_RO, so it works under a Redis user without write permission). Decisions about
+-- observe: everything a monitor shows about a group, read-only (runs as FCALL_RO, or
+-- EVALSHA_RO / EVAL_RO, so it works under a Redis user without write permission). Decisions about
 -- lapsed leases are the reader's: this script only reports, with Redis's clock.
 -- KEYS: 1 config  2 members  3 leases  4 rank  5 slots
 -- ARGV: none
