@@ -40,6 +40,22 @@ describe('the script tap', () => {
     expect(replies[0]?.repliedAt).toBeGreaterThan(sent[0] ?? 0n);
   });
 
+  it('sees a function call (FCALL) as a script, and not the FUNCTION LOAD before it', async () => {
+    const server = await startRedis();
+    const { sent, replies, tap } = recorder();
+    const client = tappedRedis(server.url, tap);
+    const duplicate = client.duplicate();
+    clients.push(client, duplicate);
+    await duplicate.call(
+      'FUNCTION',
+      'LOAD',
+      "#!lua name=tap\nredis.register_function('tap_seven', function() return 7 end)",
+    );
+    expect(await duplicate.call('fcall', 'tap_seven', 0)).toBe(7);
+    expect(sent).toHaveLength(1);
+    expect(replies.map((r) => r.reply)).toEqual([7]);
+  });
+
   it('reports a script that went through the offline queue as sent twice, and none without the queue', async () => {
     const server = await startRedis();
     const { sent, resent, tap } = recorder();
