@@ -165,26 +165,26 @@ export function validateHandler(field: string, handler: unknown): void {
  * What to connect through: an ioredis client, connection options, or a URL. A string must be a
  * redis:// or rediss:// URL (ioredis would read anything else as a host name).
  */
-export function validateRedisSource(redis: unknown): void {
+export function validateRedisSource(redis: unknown, field = 'redis'): void {
   if (Array.isArray(redis)) {
     throw new ConfigError(
-      'redis',
+      field,
       `an array of ${redis.length}`,
-      'one Redis deployment only: pass one URL, one options object or one ioredis client (several servers in an array would be quorum mode, which this version does not have)',
+      'one Redis deployment only here: pass one URL, one options object or one ioredis client (several deployments in an array are quorum mode, which only monitorGroup has in this version)',
     );
   }
   if (typeof redis === 'object' && redis !== null && !(redis instanceof Redis) && !(redis instanceof Cluster)) {
     const proto = Object.getPrototypeOf(redis);
     if (proto !== Object.prototype && proto !== null) {
       throw new ConfigError(
-        'redis',
+        field,
         `a ${proto?.constructor?.name ?? 'class instance'}`,
         'pass an ioredis client, a redis:// URL or a plain options object',
       );
     }
   }
   if (redis === undefined || redis === null || (typeof redis !== 'string' && typeof redis !== 'object')) {
-    throw new ConfigError('redis', redis, 'pass an ioredis client, a redis:// URL or options');
+    throw new ConfigError(field, redis, 'pass an ioredis client, a redis:// URL or options');
   }
   if (typeof redis !== 'string') return;
   let url: URL | undefined;
@@ -194,6 +194,42 @@ export function validateRedisSource(redis: unknown): void {
     url = undefined;
   }
   if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') {
-    throw new ConfigError('redis', redact(redis), 'must be a redis://host:port or rediss://host:port URL');
+    throw new ConfigError(field, redact(redis), 'must be a redis://host:port or rediss://host:port URL');
   }
+}
+
+/** Fewest and most independent deployments in quorum mode (DESIGN §9). */
+export const MIN_QUORUM_SERVERS = 3;
+export const MAX_QUORUM_SERVERS = 7;
+
+/**
+ * Quorum mode (DESIGN §9): an array of K independent deployments, K odd from 3 to 7, each a URL,
+ * options or an ioredis client (a Sentinel set or a Cluster is one deployment). One element is
+ * not quorum mode: pass it alone.
+ */
+export function validateQuorumSources(redis: readonly unknown[]): void {
+  const k = redis.length;
+  if (k === 1) {
+    throw new ConfigError(
+      'redis',
+      'an array of 1',
+      'one deployment is not quorum mode: pass it alone (not in an array), or list 3, 5 or 7 independent deployments',
+    );
+  }
+  if (k < MIN_QUORUM_SERVERS || k > MAX_QUORUM_SERVERS || k % 2 === 0) {
+    const why =
+      k % 2 === 0 && k > 0
+        ? 'an even number can split in half with no majority on either side'
+        : k < MIN_QUORUM_SERVERS
+          ? 'fewer than 3 cannot lose a single one'
+          : 'more than 7 only adds round trips';
+    throw new ConfigError(
+      'redis',
+      `an array of ${k}`,
+      `quorum mode needs an odd number of independent deployments from ${MIN_QUORUM_SERVERS} to ${MAX_QUORUM_SERVERS} (3, 5 or 7): ${why}`,
+    );
+  }
+  redis.forEach((source, i) => {
+    validateRedisSource(source, `redis[${i}]`);
+  });
 }

@@ -209,10 +209,24 @@ const optionCases: OptionCase[] = [
     rule: /one Redis deployment/,
   },
   {
-    name: 'a monitor of a Redis given as an array',
+    name: 'a monitor of a Redis given as a one-element array',
     call: monitorWith({ redis: ['redis://127.0.0.1:1'] }),
     field: 'redis',
-    rule: /one Redis deployment only/,
+    rule: /one deployment is not quorum mode/,
+  },
+  {
+    name: 'a monitor of four deployments (quorum mode needs an odd number)',
+    call: monitorWith({
+      redis: ['redis://127.0.0.1:1', 'redis://127.0.0.1:2', 'redis://127.0.0.1:3', 'redis://127.0.0.1:4'],
+    }),
+    field: 'redis',
+    rule: /odd number .* from 3 to 7/,
+  },
+  {
+    name: 'a quorum monitor with a history replay (each deployment keeps its own log)',
+    call: monitorWith({ redis: ['redis://127.0.0.1:1', 'redis://127.0.0.1:2', 'redis://127.0.0.1:3'], history: 5 }),
+    field: 'history',
+    rule: /not available in quorum mode/,
   },
   { name: 'a Redis given as true', call: joinWith({ redis: true }), field: 'redis', rule: /ioredis client/ },
   { name: 'a Redis given as a function', call: joinWith({ redis: () => 1 }), field: 'redis', rule: /ioredis client/ },

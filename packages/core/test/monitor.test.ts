@@ -9,7 +9,7 @@ import {
 import { type RedisServer, startChaosProxy, startRedis } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Monitor } from '../src/monitor/monitor.js';
+import { ServerMonitor } from '../src/monitor/monitor.js';
 import { FAST, MemberProcess, memberFactory, uniqueGroup, waitFor } from './helpers.js';
 
 let server: RedisServer;
@@ -18,7 +18,7 @@ beforeAll(async () => {
 });
 const join = memberFactory(() => server);
 
-const monitors: Monitor[] = [];
+const monitors: { close(): Promise<void> }[] = [];
 afterEach(async () => {
   await Promise.all(monitors.splice(0).map((m) => m.close()));
 });
@@ -237,7 +237,7 @@ describe('monitorGroup interrupted while it starts (issue 13 item 6, issue 19 it
   it('rejects when it is closed during the start, and leaves no connection open', async () => {
     const proxy = await slowProxy();
     try {
-      const monitor = new Monitor({ redis: proxy.url(), group: uniqueGroup() });
+      const monitor = new ServerMonitor({ redis: proxy.url(), group: uniqueGroup() });
       const started = monitor.start();
       await waitFor(() => proxy.connectionCount > 0, 'the monitor to connect');
       await monitor.close();

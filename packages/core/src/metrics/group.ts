@@ -1,5 +1,5 @@
+import type { Monitor } from '../monitor/group.js';
 import type { Transition } from '../monitor/history.js';
-import type { Monitor } from '../monitor/monitor.js';
 import type { GroupSnapshot } from '../monitor/observe.js';
 import { counter, type Defined, gauge, histogram, listen } from './define.js';
 

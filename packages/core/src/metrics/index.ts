@@ -1,7 +1,7 @@
 import { type Registry, register } from 'prom-client';
 import { ConfigError } from '../errors.js';
 import type { Member } from '../member/member.js';
-import type { Monitor } from '../monitor/monitor.js';
+import type { Monitor } from '../monitor/group.js';
 import type { QueueMonitor } from '../queue/monitor.js';
 import type { QueueWorker } from '../queue/worker.js';
 import { type Defined, define, type MetricTable } from './define.js';

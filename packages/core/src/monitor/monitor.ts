@@ -18,7 +18,8 @@ import { readTransitions, readTransitionsAfter, type Transition } from './histor
 import { type GroupSnapshot, nextLossAt, readGroup } from './observe.js';
 
 export interface MonitorOptions {
-  redis: RedisSource;
+  /** One deployment, or K independent ones (an array: quorum mode, DESIGN §9). */
+  redis: RedisSource | readonly RedisSource[];
   group: string;
   /** A member not heard from for this long counts as lost (default: the group's activation interval). */
   lostInterval?: number;
@@ -46,11 +47,11 @@ const READ_TIMEOUT_MS = 2000;
 const RETRY_AFTER_FAILURE_MS = 500;
 
 /**
- * A read-only observer of a group: not a member, invisible to members, and able to run under
+ * A read-only observer of a group on one Redis deployment: not a member, invisible to members, and able to run under
  * a Redis user that may not write. Announcements only trigger reads (S7); a timer armed at
  * the earliest moment a member would count as lost catches crashes when nobody writes.
  */
-export class Monitor extends EventEmitter<MonitorEvents> implements AsyncIterable<GroupSnapshot> {
+export class ServerMonitor extends EventEmitter<MonitorEvents> implements AsyncIterable<GroupSnapshot> {
   readonly group: string;
   readonly #keys: GroupKeys;
   readonly #options: MonitorOptions;
@@ -127,7 +128,7 @@ export class Monitor extends EventEmitter<MonitorEvents> implements AsyncIterabl
       if (isAbortError(error)) throw error;
       throw classify(error, {
         operation: `monitor group ${this.group}`,
-        user: redisUser(this.#options.redis),
+        user: redisUser(this.#options.redis as RedisSource),
         group: this.group,
       });
     }
@@ -281,11 +282,4 @@ export class Monitor extends EventEmitter<MonitorEvents> implements AsyncIterabl
 
 function isAbortError(error: unknown): boolean {
   return error instanceof Error && error.name === 'AbortError';
-}
-
-/** Starts watching a group; resolves after the first read. Works for empty or unknown groups. */
-export async function monitorGroup(options: MonitorOptions): Promise<Monitor> {
-  const monitor = new Monitor(options);
-  await monitor.start();
-  return monitor;
 }
