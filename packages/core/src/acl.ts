@@ -53,6 +53,8 @@ const MEMBER_SCRIPT_COMMANDS = [
   'xrevrange',
   'xtrim',
   'set',
+  // The epoch floor of quorum mode (quorum_renew.lua).
+  'get',
   'del',
   'spublish',
 ];

@@ -11,6 +11,8 @@ export interface GroupKeys {
   readonly feed: string;
   /** Hash: slot index → id of the last feed message that slot's holders committed. */
   readonly commits: string;
+  /** String, quorum mode (DESIGN §9): the highest epoch this server accepted or was told of. */
+  readonly floor: string;
   /** Pub/sub channel for change announcements (not a key). */
   readonly events: string;
   /** The six keys every member script takes first, in the order its header lists them. */
@@ -29,7 +31,7 @@ export function groupKeys(group: string, prefix: string = DEFAULT_PREFIX): Group
   return Object.freeze({
     group,
     ...scripted,
-    ...keysUnder(base, ['feed', 'commits', 'events']),
+    ...keysUnder(base, ['feed', 'commits', 'floor', 'events']),
     scriptKeys: Object.freeze(Object.values(scripted)),
     heartbeat: (memberId: string) => `${base}hb:${memberId}`,
   });

@@ -108,6 +108,18 @@ export const VIEW_FIELDS: { readonly [K in keyof MemberView]: ReplyField<MemberV
   incarnation: (value) => Number(value) || 0,
 };
 
+/** The member's view from the list `view` in lua/lib.lua returns. */
+function parseView(value: unknown, script: string): MemberView {
+  const entries = list(value, script);
+  const names = Object.keys(VIEW_FIELDS) as (keyof MemberView)[];
+  if (entries.length !== names.length) throw new ScriptError(script, `unexpected view ${JSON.stringify(value)}`);
+  const view: Record<string, unknown> = {};
+  names.forEach((name, i) => {
+    view[name] = (VIEW_FIELDS[name] as ReplyField<unknown>)(entries[i], script);
+  });
+  return view as unknown as MemberView;
+}
+
 /**
  * A reply: the member's view, a list of named entries (`{ a, b }` in the header), or one value
  * the header names in the words of `of` (`the number of keys deleted`).
@@ -192,6 +204,28 @@ const GROUP_SCRIPTS = {
     keys: ['config', 'leases', 'slots', 'commits', 'feed'],
     argv: { memberId: 'text', nonce: 'text', slot: 'integer', epoch: 'integer', id: 'text' },
     reply: { shape: 'fields', fields: { outcome: text, detail: raw } },
+  },
+  quorum_renew: {
+    keys: [...WITH_HEARTBEAT, 'floor'],
+    argv: {
+      ...MEMBER,
+      nonce: 'text',
+      stamp: 'integer',
+      knownFloor: 'integer',
+      claimedEpoch: 'integer',
+      claimedSlot: 'integer',
+      proposedEpoch: 'integer',
+      proposedSlot: 'integer',
+    },
+    reply: {
+      shape: 'fields',
+      fields: {
+        view: (value, script) => parseView(value, script),
+        floor: epoch,
+        eligible: flag,
+        free: (value, script) => list(value, script).map(Number),
+      },
+    },
   },
   observe: {
     keys: ['config', 'members', 'leases', 'rank', 'slots'],

@@ -112,6 +112,7 @@ export const scripts: { readonly [N in Exclude<WritingScriptName, QueueScriptNam
   set_goal: script('set_goal'),
   forget: script('forget'),
   commit: script('commit'),
+  quorum_renew: script('quorum_renew'),
 };
 
 /** The queue's scripts by their name in `lua/queue/`: `queueScripts.renew(connection, keys, { workerId, … })`. */

@@ -7,9 +7,10 @@
 --
 -- KEYS (the same order in every member script):
 --   1 config   hash    activeGoal, activationInterval, heartbeatInterval, createdAt, replId,
---                      version, epoch, seq, quarantineUntil, next, preparing, freed:<slot>
+--                      version, epoch, seq, quarantineUntil, next, preparing, freed:<slot>,
+--                      quorum ('1': one of K servers in quorum mode, DESIGN §9)
 --   2 members  hash    member id -> cjson { w = weight, q = join sequence, h = host, p = pid,
---                      n = nonce of the member object that joined }
+--                      n = nonce of the member object that joined, s = join stamp in quorum mode }
 --   3 leases   zset    member id -> lease deadline (Redis ms)
 --   4 rank     zset    member id -> rank score (lower ranks first), see rank_score
 --   5 slots    hash    slot index -> cjson { m = member, e = epoch, t = since (granted, or
@@ -59,7 +60,7 @@ end
 
 local function read_config(now)
   local c = call('HMGET', K.config, 'activeGoal', 'activationInterval', 'heartbeatInterval', 'version',
-    'epoch', 'quarantineUntil', 'next', 'preparing', 'replId', 'createdAt', 'held')
+    'epoch', 'quarantineUntil', 'next', 'preparing', 'replId', 'createdAt', 'held', 'quorum')
   config_number(c, 10, 'createdAt', MAX_EPOCH)
   local G = {
     now = now,
@@ -78,6 +79,8 @@ local function read_config(now)
     created = c[10] or '',
     -- Slots held, as the scripts counted them: a slots key that lost entries disagrees (S6).
     held = c[11] ~= false and config_number(c, 11, 'held', MAX_GOAL) or nil,
+    -- Quorum mode (DESIGN §9): slots are granted only on a member's own proposal (quorum_renew.lua).
+    quorum = c[12] == '1',
     changes = {},
     changed = false,
   }
@@ -113,6 +116,7 @@ local function create_group(G, goal, activation, heartbeat)
   G.changed = true
   call('HSET', K.config, 'activeGoal', goal, 'activationInterval', activation, 'heartbeatInterval', heartbeat,
     'createdAt', fmt(G.now), 'quarantineUntil', fmt(G.quarantine_until), 'replId', G.repl_id)
+  if G.quorum then call('HSET', K.config, 'quorum', '1') end
   log_event(G, 'goal', '', { 'goal', goal, 'reason', 'created' })
   -- The config alone was lost (deleted, evicted): what the other keys hold must agree with it.
   if call('HLEN', K.members) > 0 or call('EXISTS', K.slots) == 1 then rebuild(G) end
@@ -225,8 +229,10 @@ local function write_member(id, m)
   call('HSET', K.members, id, cjson.encode(m))
 end
 
+-- In quorum mode the join stamp (m.s) orders equals instead of this server's join sequence: it
+-- is too large for the score, so equals score alike and `ranked` orders them.
 local function set_rank(id, m, holding)
-  call('ZADD', K.rank, rank_score(m.w, holding, m.q), id)
+  call('ZADD', K.rank, rank_score(m.w, holding, m.s and 0 or m.q), id)
 end
 
 -- A member's new weight, ranked at once; the caller reconciles.
@@ -333,6 +339,28 @@ local function forget_if_empty(G)
   G.changed = true
 end
 
+-- The first `count` members in rank order. Quorum mode (DESIGN §9): weight, holding a slot,
+-- then the join stamp, then the id, the same on every server.
+local function ranked(G, count)
+  if count <= 0 then return {} end
+  if not G.quorum then return call('ZRANGE', K.rank, 0, count - 1) end
+  local last = call('ZRANGE', K.rank, count - 1, count - 1, 'WITHSCORES')[2]
+  local flat = call('ZRANGEBYSCORE', K.rank, '-inf', last or '+inf', 'WITHSCORES')
+  local entries = {}
+  for i = 1, #flat, 2 do
+    local m = read_member(flat[i])
+    entries[#entries + 1] = { id = flat[i], score = tonumber(flat[i + 1]), stamp = m and tonumber(m.s) or math.huge }
+  end
+  table.sort(entries, function(a, b)
+    if a.score ~= b.score then return a.score < b.score end
+    if a.stamp ~= b.stamp then return a.stamp < b.stamp end
+    return a.id < b.id
+  end)
+  local top = {}
+  for i = 1, math.min(count, #entries) do top[i] = entries[i].id end
+  return top
+end
+
 -- The ranking: keep the best `goal` live members active; members with weight 0 only when
 -- no member with a positive weight is live. Demote before promote: a slot is granted only
 -- once its holder has released it (or its lease lapsed).
@@ -345,7 +373,7 @@ local function reconcile(G)
   local pool = positive > 0 and positive or call('ZCARD', K.rank)
   local wanted = math.min(G.goal, pool)
   local slots, by_member, held = read_slots()
-  local top = wanted > 0 and call('ZRANGE', K.rank, 0, wanted - 1) or {}
+  local top = ranked(G, wanted)
   local desired = {}
   for _, id in ipairs(top) do
     -- A rank without a member record: the ranking is older than the records (lost state).
@@ -369,7 +397,8 @@ local function reconcile(G)
     end
   end
 
-  if held < G.goal and not quarantined(G) then
+  -- Quorum mode: a slot is granted only on its member's proposal (quorum_renew.lua).
+  if held < G.goal and not G.quorum and not quarantined(G) then
     local checked_server = false
     for _, id in ipairs(top) do
       if held >= G.goal then break end
@@ -401,7 +430,7 @@ local function reconcile(G)
 
   -- Next in line: the best-ranked member that holds no slot. It watches the actives' leases.
   local next = ''
-  local candidates = call('ZRANGE', K.rank, 0, held)
+  local candidates = ranked(G, held + 1)
   for _, id in ipairs(candidates) do
     if not by_member[id] then
       if not read_member(id) then
