@@ -41,8 +41,8 @@ export {
 export type { FeedData, FeedMessage, JsonValue } from './feed/encoding.js';
 export { FEED_DEFAULTS, type PublishOptions, publish } from './feed/publish.js';
 export type { Clock } from './member/clock.js';
+export type { Member } from './member/join.js';
 export { joinGroup } from './member/join.js';
-export type { Member } from './member/member.js';
 export type * from './member/types.js';
 export { type Monitor, monitorGroup } from './monitor/group.js';
 export type { Transition, TransitionType } from './monitor/history.js';

@@ -170,7 +170,7 @@ export function validateRedisSource(redis: unknown, field = 'redis'): void {
     throw new ConfigError(
       field,
       `an array of ${redis.length}`,
-      'one Redis deployment only here: pass one URL, one options object or one ioredis client (several deployments in an array are quorum mode, which only monitorGroup has in this version)',
+      'one Redis deployment only here: pass one URL, one options object or one ioredis client (an array of deployments is quorum mode, which this call does not have)',
     );
   }
   if (typeof redis === 'object' && redis !== null && !(redis instanceof Redis) && !(redis instanceof Cluster)) {

@@ -122,7 +122,7 @@ export function memberFactory(server: () => RedisServer, defaults: Partial<JoinO
   });
   return async (options: Partial<JoinOptions> & { memberId: string; weight: number; group: string }) => {
     const redis = options.redis ?? server().url;
-    groups.set(options.group, redis);
+    groups.set(options.group, redis as RedisSource);
     const member = await joinGroup({ ...FAST, ...defaults, ...options, redis });
     joined.push(member);
     return member;

@@ -195,18 +195,27 @@ const optionCases: OptionCase[] = [
     rule: /redis:\/\/host:port/,
   },
   { name: 'a Redis given as a number', call: joinWith({ redis: 6379 }), field: 'redis', rule: /ioredis client/ },
-  // Finding F20: an array of URLs (what one tries first for several servers) used to join localhost:6379.
+  // Finding F20: an array of URLs used to join localhost:6379; an array is quorum mode now (DESIGN §9), checked up front.
   {
-    name: 'a Redis given as an array of URLs',
-    call: joinWith({ redis: ['redis://127.0.0.1:1', 'redis://127.0.0.1:2', 'redis://127.0.0.1:3'] }),
+    name: 'a Redis given as an array of two URLs (quorum mode needs an odd number)',
+    call: joinWith({ redis: ['redis://127.0.0.1:1', 'redis://127.0.0.1:2'] }),
     field: 'redis',
-    rule: /one Redis deployment only/,
+    rule: /odd number .* from 3 to 7/,
   },
   {
     name: 'a Redis given as an empty array',
     call: joinWith({ redis: [] }),
     field: 'redis',
-    rule: /one Redis deployment/,
+    rule: /odd number .* from 3 to 7/,
+  },
+  {
+    name: 'a quorum member with prepare hints (not in quorum mode yet)',
+    call: joinWith({
+      redis: ['redis://127.0.0.1:1', 'redis://127.0.0.1:2', 'redis://127.0.0.1:3'],
+      preparationInterval: 150,
+    }),
+    field: 'preparationInterval',
+    rule: /must be 0 in quorum mode/,
   },
   {
     name: 'a monitor of a Redis given as a one-element array',

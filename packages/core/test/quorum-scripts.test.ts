@@ -86,7 +86,17 @@ describe('quorum_renew.lua', () => {
     expect(b).toMatchObject({ eligible: false, free: [], floor: floor + 1 });
   });
 
-  it('raises the floor to the highest epoch the member saw elsewhere, without a quarantine', async () => {
+  it('adds a grant a majority gave on a server that missed it: the floor the renewal carries rises after the proposal', async () => {
+    const group = uniqueGroup('quorum-script');
+    const renew = caller(group);
+    const { floor } = await renew('a');
+    await sleep(A + 20);
+    const filled = await renew('a', { knownFloor: floor + 7, proposedEpoch: floor + 7, proposedSlot: 0 });
+    expect(filled.view).toMatchObject({ role: 'active', epoch: floor + 7 });
+    expect(filled.floor).toBe(floor + 7);
+  });
+
+  it('raises the floor to the epoch the member holds, without a quarantine', async () => {
     const group = uniqueGroup('quorum-script');
     const renew = caller(group);
     const { floor } = await renew('a');

@@ -4,15 +4,16 @@
 -- slot is never granted by the ranking alone: the member proposes a slot and an epoch, and the
 -- server accepts only if the member is among the `activeGoal` best ranked here, the slot is
 -- free here, no quarantine holds, and the epoch is above this server's floor, which then rises
--- to it. The member is active once Q servers accepted the same slot and epoch. Every epoch the
--- member saw anywhere raises the floor (`knownFloor`); a floor that is gone (lost state) is set
+-- to it. The member is active once Q servers accepted the same slot and epoch. The epoch the
+-- member holds raises the floor too (`knownFloor`, after the proposal is decided, so that a
+-- grant a majority gave can still be added here); a floor that is gone (lost state) is set
 -- again from TIME in µs, and the server grants nothing for A (S6).
 -- KEYS: 1 config  2 members  3 leases  4 rank  5 slots  6 log  7 heartbeat (the member's key)
 --       8 floor (string: the highest epoch this server accepted or was told of)
 -- ARGV: 1 channel  2 memberId  3 weight  4 activeGoal  5 activationInterval (ms)
 --       6 heartbeatInterval (ms)  7 preparationInterval (ms)  8 host  9 pid
 --       10 nonce (see join.lua)  11 stamp (the join stamp, Redis ms; 0: not known yet)
---       12 knownFloor (the highest epoch the member saw on any server; 0: none)
+--       12 knownFloor (the epoch the member holds; 0: none)
 --       13 claimedEpoch (what this server granted the member and it holds; 0: nothing)
 --       14 claimedSlot  15 proposedEpoch (0: no proposal)  16 proposedSlot
 -- Reply: { view (the member's view, see `view` in lib.lua), floor (this server's, after the
@@ -61,9 +62,7 @@ if not raw_floor then
   floor = math.max(G.epoch, tonumber(t[1]) * 1000000 + tonumber(t[2]))
   if existed then lost_state(G, 'floor') end
 end
-local stored_floor = raw_floor and floor or -1
-if known_floor > floor then floor = math.min(known_floor, MAX_EPOCH) end
-if floor ~= stored_floor then call('SET', floor_key, fmt(floor)) end
+if not raw_floor then call('SET', floor_key, fmt(floor)) end
 
 local rejoined = false
 if m then
@@ -116,6 +115,11 @@ if proposed_epoch > 0 and eligible() and proposed_epoch > floor and proposed_epo
     note(G, id, 'active', proposed_epoch, proposed_slot, reason)
     reconcile(G)
   end
+end
+
+if known_floor > floor then
+  floor = math.min(known_floor, MAX_EPOCH)
+  call('SET', floor_key, fmt(floor))
 end
 
 update_prepare(G, id, preparation)

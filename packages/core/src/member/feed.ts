@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { RedisSource } from '../connections/settings.js';
 import { describe } from '../failures.js';
 import type { CommitResult } from '../feed/commit.js';
 import type { FeedMessage } from '../feed/encoding.js';
@@ -64,7 +65,8 @@ export class MemberFeed {
   static async open(options: JoinOptions, s: MemberSettings, host: FeedHost): Promise<MemberFeed | undefined> {
     if (!options.onMessage) return undefined;
     const reader = await FeedReader.open({
-      redis: options.redis,
+      // One deployment: quorum mode has no feed yet (settings.ts refuses onMessage there).
+      redis: options.redis as RedisSource,
       group: s.group,
       prefix: options.prefix,
       commandTimeout: commandTimeoutFor(s.heartbeatInterval),

@@ -1,4 +1,5 @@
 import { pino } from 'pino';
+import type { RedisSource } from '../connections/settings.js';
 import type { Heard } from '../connections/subscriber.js';
 import { LeftError, MemberExistsError, ParamMismatchError } from '../errors.js';
 import { describe } from '../failures.js';
@@ -122,7 +123,7 @@ export class Member extends MemberEmitter {
     this.#releaseRole = claimRole('group', this.#s.group);
     lagMonitor.acquire();
     try {
-      await this.#calls.connect(this.#options.redis, this.#onMessage, this.#onResync, signal);
+      await this.#calls.connect(this.#options.redis as RedisSource, this.#onMessage, this.#onResync, signal);
       // Reading starts before the join: every message published after its reply is read.
       this.#feed = await MemberFeed.open(this.#options, this.#s, this.#feedHost());
       signal?.throwIfAborted();
@@ -134,7 +135,7 @@ export class Member extends MemberEmitter {
       this.transition('leaving');
       this.transition('left');
       if (signal?.aborted) throw signal.reason;
-      throw joinFailure(error, this.#options.redis, this.#s);
+      throw joinFailure(error, this.#options.redis as RedisSource, this.#s);
     }
     // Aborted while the join script ran: the member is in the group, so it leaves it again.
     if (signal?.aborted) {

@@ -15,6 +15,7 @@ import {
   validateLeaseBudget,
   validateMemberId,
   validatePrefix,
+  validateQuorumSources,
   validateRedisSource,
   validateWeight,
 } from '../options.js';
@@ -69,10 +70,36 @@ export function memberSettings(options: JoinOptions): MemberSettings {
       'is not available with Redis Cluster yet (WAIT has no key to route by)',
     );
   }
-  validateRedisSource(options.redis);
+  if (Array.isArray(options.redis)) validateQuorumOptions(options);
+  else validateRedisSource(options.redis);
   validateHandler('onPrepare', options.onPrepare);
   validateHandler('onActivate', options.onActivate);
   validateHandler('onDeactivate', options.onDeactivate);
   validateHandler('onMessage', options.onMessage);
   return settings;
+}
+
+/**
+ * Quorum mode (DESIGN §9): K deployments, and what this version does not do there yet: prepare
+ * hints, replicated durability (each deployment is its own majority vote), the group feed.
+ */
+function validateQuorumOptions(options: JoinOptions): void {
+  validateQuorumSources(options.redis as readonly unknown[]);
+  if ((options.preparationInterval ?? 0) !== 0) {
+    throw new ConfigError(
+      'preparationInterval',
+      options.preparationInterval,
+      'must be 0 in quorum mode (no prepare hints yet)',
+    );
+  }
+  if ((options.durability ?? 'async') !== 'async') {
+    throw new ConfigError(
+      'durability',
+      options.durability,
+      "must be 'async' in quorum mode: the majority of deployments is the durability",
+    );
+  }
+  if (options.onMessage !== undefined) {
+    throw new ConfigError('onMessage', 'a handler', 'the group feed is not available in quorum mode yet');
+  }
 }

@@ -68,6 +68,8 @@ export interface AdvisoryDetails {
   FEED_GAP: FeedGap;
   TOO_FEW_ACTIVE: { active: number; expected: number };
   TOO_MANY_ACTIVE: { active: number; activeGoal: number };
+  /** Quorum mode (DESIGN §9): fewer than Q of the K deployments answer; the member neither activates nor preempts. */
+  QUORUM_LOST: { answering: number; quorum: number; servers: number };
 }
 
 export type AdvisoryCode = keyof AdvisoryDetails;
@@ -114,8 +116,11 @@ export interface MemberEvents {
 export type MemberListeners = { [E in keyof MemberEvents]?: (...args: MemberEvents[E]) => void };
 
 export interface JoinOptions {
-  /** An ioredis client or Cluster (duplicated, never used directly), a URL, or options. */
-  redis: RedisSource;
+  /**
+   * An ioredis client or Cluster (duplicated, never used directly), a URL, or options; or an
+   * array of K independent deployments (K odd, 3–7): quorum mode (DESIGN §9).
+   */
+  redis: RedisSource | readonly RedisSource[];
   group: string;
   /** 1–65535; higher ranks first. */
   weight: number;

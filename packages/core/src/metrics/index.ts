@@ -1,6 +1,6 @@
 import { type Registry, register } from 'prom-client';
 import { ConfigError } from '../errors.js';
-import type { Member } from '../member/member.js';
+import type { Member } from '../member/join.js';
 import type { Monitor } from '../monitor/group.js';
 import type { QueueMonitor } from '../queue/monitor.js';
 import type { QueueWorker } from '../queue/worker.js';

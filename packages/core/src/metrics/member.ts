@@ -1,4 +1,4 @@
-import type { Member } from '../member/member.js';
+import type { Member } from '../member/join.js';
 import type {
   ActivateInfo,
   Advisory,

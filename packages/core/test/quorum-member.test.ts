@@ -1,0 +1,186 @@
+import { type JoinOptions, joinGroup, type Member, monitorGroup } from '@understudy/core';
+import {
+  type ChaosProxy,
+  type RedisServer,
+  startChaosProxy,
+  startRedis,
+  uniqueGroup,
+  waitFor,
+} from '@understudy/testkit';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { FAST } from './helpers.js';
+
+// Quorum mode (DESIGN §9) end to end: members over three independent real servers, each member
+// reaching them through chaos proxies of its own so that a test can cut any member's link to
+// any server. Safety assertions count believers from the members' own events: no tolerance.
+
+const A = FAST.activationInterval;
+/**
+ * Where a test asserts that nothing happens (no deactivation), the loaded 2-core machine must not
+ * make a lease lapse by itself: longer intervals than FAST leave room for slow renewals.
+ */
+const STEADY = Object.freeze({ heartbeatInterval: 200, activationInterval: 2000 });
+
+const servers: RedisServer[] = [];
+beforeAll(async () => {
+  servers.push(...(await Promise.all([startRedis(), startRedis(), startRedis()])));
+});
+afterAll(async () => {
+  await Promise.all(servers.map((s) => s.stop()));
+});
+
+/** Every member's activations and deactivations, in the order they happened. */
+class Believers {
+  active = new Set<string>();
+  most = 0;
+  epochs: number[] = [];
+  deactivations: { id: string; reason: string }[] = [];
+
+  watch(member: Member): void {
+    member.on('activate', ({ epoch }) => {
+      this.active.add(member.id);
+      this.most = Math.max(this.most, this.active.size);
+      this.epochs.push(epoch);
+    });
+    member.on('deactivate', ({ reason }) => {
+      this.active.delete(member.id);
+      this.deactivations.push({ id: member.id, reason });
+    });
+  }
+}
+
+const members: Member[] = [];
+const proxies: ChaosProxy[] = [];
+afterEach(async () => {
+  await Promise.allSettled(members.splice(0).map((m) => m.leave()));
+  await Promise.all(proxies.splice(0).map((p) => p.close()));
+});
+
+/** Joins over the three servers, each through a proxy of the member's own; returns the member and its links. */
+async function join(
+  believers: Believers,
+  options: Partial<JoinOptions> & { group: string; memberId: string; weight: number },
+): Promise<{ member: Member; links: ChaosProxy[] }> {
+  const links = await Promise.all(servers.map((s) => startChaosProxy({ target: s })));
+  proxies.push(...links);
+  const member = await joinGroup({ ...FAST, ...options, redis: links.map((p) => p.url()) });
+  members.push(member);
+  believers.watch(member);
+  return { member, links };
+}
+
+describe('quorum mode over three servers', () => {
+  it('activates exactly one member, the best ranked, with an epoch a majority accepted; the monitor agrees', async () => {
+    const group = uniqueGroup('quorum');
+    const b = new Believers();
+    const high = await join(b, { group, memberId: 'high', weight: 20 });
+    const low = await join(b, { group, memberId: 'low', weight: 10 });
+    await waitFor(() => high.member.isActive(), 'high active', 5000);
+    const monitor = await monitorGroup({ redis: servers.map((s) => s.url), group });
+    try {
+      await waitFor(() => monitor.snapshot().activeCount === 1, 'the monitor to count one active');
+      expect(monitor.snapshot().members.map((m) => [m.id, m.state, m.epoch])).toEqual([
+        ['high', 'active', high.member.epoch],
+        ['low', 'standby', undefined],
+      ]);
+    } finally {
+      await monitor.close();
+    }
+    expect(low.member.isActive()).toBe(false);
+    expect(b.most).toBe(1);
+  });
+
+  it('hands over on leave: the next member activates with a larger epoch', async () => {
+    const group = uniqueGroup('quorum');
+    const b = new Believers();
+    const first = await join(b, { group, memberId: 'first', weight: 20 });
+    const second = await join(b, { group, memberId: 'second', weight: 10 });
+    await waitFor(() => first.member.isActive(), 'first active', 5000);
+    const epoch = first.member.epoch as number;
+    await first.member.leave();
+    await waitFor(() => second.member.isActive(), 'second active', 5000);
+    expect(second.member.epoch).toBeGreaterThan(epoch);
+    expect(b.most).toBe(1);
+  });
+
+  it('fails over when the active member is cut off from every server, and the cut-off member demotes itself first', async () => {
+    const group = uniqueGroup('quorum');
+    const b = new Believers();
+    const first = await join(b, { group, memberId: 'first', weight: 20 });
+    const second = await join(b, { group, memberId: 'second', weight: 10 });
+    await waitFor(() => first.member.isActive(), 'first active', 5000);
+    const epoch = first.member.epoch as number;
+    for (const link of first.links) link.blackhole(true);
+    await waitFor(() => second.member.isActive(), 'second active after the failover', 10 * A);
+    expect(b.deactivations).toContainEqual({ id: 'first', reason: 'lease-lost' });
+    expect(second.member.epoch).toBeGreaterThan(epoch);
+    expect(b.most).toBe(1);
+  });
+
+  it('keeps the active in place when one server is cut off from everyone', async () => {
+    const group = uniqueGroup('quorum');
+    const b = new Believers();
+    const first = await join(b, { ...STEADY, group, memberId: 'first', weight: 20 });
+    const second = await join(b, { ...STEADY, group, memberId: 'second', weight: 10 });
+    await waitFor(() => first.member.isActive(), 'first active', 5000);
+    first.links[2]?.blackhole(true);
+    second.links[2]?.blackhole(true);
+    await new Promise((resolve) => setTimeout(resolve, 2 * STEADY.activationInterval));
+    expect(first.member.isActive()).toBe(true);
+    expect(b.deactivations).toEqual([]);
+    expect(b.epochs).toHaveLength(1);
+  });
+
+  it('an active that reaches only one server demotes itself by its deadline, and nobody else activates there', async () => {
+    const group = uniqueGroup('quorum');
+    const b = new Believers();
+    const first = await join(b, { group, memberId: 'first', weight: 20 });
+    await waitFor(() => first.member.isActive(), 'first active', 5000);
+    first.links[1]?.blackhole(true);
+    first.links[2]?.blackhole(true);
+    await waitFor(() => !first.member.isActive(), 'first to stop believing', 2 * A);
+    await waitFor(() => b.deactivations.length === 1, 'the deactivate event', A);
+    expect(b.deactivations).toEqual([{ id: 'first', reason: 'lease-lost' }]);
+    // It still reaches one server only: it never activates again, and says why.
+    await new Promise((resolve) => setTimeout(resolve, 2 * A));
+    expect(first.member.isActive()).toBe(false);
+    expect(b.epochs).toHaveLength(1);
+  });
+
+  it('N = 2, three members each reaching a different pair of servers: never three actives', async () => {
+    const group = uniqueGroup('quorum');
+    const b = new Believers();
+    const joined: { member: Member; links: ChaosProxy[] }[] = [];
+    for (const id of ['m0', 'm1', 'm2']) joined.push(await join(b, { group, memberId: id, weight: 10, activeGoal: 2 }));
+    await waitFor(() => joined.filter((j) => j.member.isActive()).length === 2, 'two actives', 5000);
+    // Member i loses server i: m0 reaches {1, 2}, m1 {0, 2}, m2 {0, 1}. Any two pairs share a server.
+    joined.forEach((j, i) => {
+      j.links[i]?.blackhole(true);
+    });
+    const deadline = performance.now() + 6 * A;
+    let most = 0;
+    while (performance.now() < deadline) {
+      most = Math.max(most, joined.filter((j) => j.member.isActive()).length);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect(most).toBeLessThanOrEqual(2);
+    expect(b.most).toBeLessThanOrEqual(2);
+  });
+
+  it('a server restarting empty changes nothing for the active, and later epochs still grow', async () => {
+    const group = uniqueGroup('quorum');
+    const b = new Believers();
+    const first = await join(b, { ...STEADY, group, memberId: 'first', weight: 20 });
+    const second = await join(b, { ...STEADY, group, memberId: 'second', weight: 10 });
+    await waitFor(() => first.member.isActive(), 'first active', 5000);
+    const epoch = first.member.epoch as number;
+    await servers[0]?.restart();
+    await new Promise((resolve) => setTimeout(resolve, STEADY.activationInterval));
+    expect(first.member.isActive()).toBe(true);
+    expect(b.deactivations).toEqual([]);
+    await first.member.leave();
+    await waitFor(() => second.member.isActive(), 'second active', 10 * STEADY.activationInterval);
+    expect(second.member.epoch).toBeGreaterThan(epoch);
+    expect(b.most).toBe(1);
+  });
+});
