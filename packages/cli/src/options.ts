@@ -155,9 +155,9 @@ export interface ConnectionOptions {
  */
 export function redisSource(options: ConnectionOptions): RedisSource {
   if (options.redisQuorum) {
-    // Core's RedisSource takes one Redis: quorum mode (issue 16) is not in this build's core.
+    // Core's one-off reads and admin calls (describeGroup, setActiveGoal) take one Redis.
     throw new CliError(
-      `--redis is given ${options.redisQuorum.length} times: quorum mode (one group over independent Redis servers) is not supported by this build; give --redis once`,
+      `--redis is given ${options.redisQuorum.length} times: quorum mode (one group over independent Redis servers) is supported by run and monitor only in this build; give --redis once`,
       ExitCode.usage,
     );
   }
@@ -184,6 +184,23 @@ export function redisSource(options: ConnectionOptions): RedisSource {
   // A client that never connects: the library opens its own connections from its options.
   if (tls) return new Redis(options.redis, { lazyConnect: true, tls });
   return options.redis;
+}
+
+/**
+ * What `run` and `monitor` hand joinGroup and monitorGroup: the one source, or in quorum mode
+ * the K URLs (DESIGN §9), each with the TLS files given. Sentinel and Cluster deployments in a
+ * quorum need ioredis clients in code.
+ */
+export function groupSources(options: ConnectionOptions): RedisSource | RedisSource[] {
+  const quorum = options.redisQuorum;
+  if (!quorum) return redisSource(options);
+  if (options.sentinel || options.cluster) {
+    throw new CliError(
+      'quorum mode takes K redis:// or rediss:// URLs here; a quorum of Sentinel sets or Clusters needs ioredis clients in code',
+      ExitCode.usage,
+    );
+  }
+  return quorum.map((redis) => redisSource({ ...options, redis, redisQuorum: undefined }));
 }
 
 function parseUrl(redis: string): URL {

@@ -1,9 +1,11 @@
+import { startRedis, uniqueGroup } from '@understudy/testkit';
 import { Command } from 'commander';
 import { afterEach, describe, expect, it } from 'vitest';
 import { main } from '../src/index.js';
 import {
   type ConnectionOptions,
   DEFAULT_REDIS_URL,
+  groupSources,
   redisSource,
   redisUrls,
   withConnectionOptions,
@@ -90,9 +92,15 @@ describe('withConnectionOptions', () => {
     );
   });
 
-  it('does not hand a quorum to core, which takes one Redis in this build', () => {
-    expect(() => redisSource({ redis: R1, redisQuorum: [R1, R2, R3], prefix: 'understudy' })).toThrow(
-      /--redis is given 3 times: quorum mode .* is not supported by this build/,
+  it('hands run and monitor the K URLs, and refuses them for the one-off reads, which take one Redis in this build', () => {
+    const options = { redis: R1, redisQuorum: [R1, R2, R3], prefix: 'understudy' };
+    expect(groupSources(options)).toEqual([R1, R2, R3]);
+    expect(groupSources({ redis: R1, prefix: 'understudy' })).toBe(R1);
+    expect(() => redisSource(options)).toThrow(
+      /--redis is given 3 times: quorum mode .* is supported by run and monitor only in this build/,
+    );
+    expect(() => groupSources({ ...options, cluster: [{ host: '127.0.0.1', port: 7000 }] })).toThrow(
+      /quorum mode takes K redis:\/\/ or rediss:\/\/ URLs here/,
     );
   });
 });
@@ -119,7 +127,7 @@ describe('understudy with K URLs', () => {
     }
   });
 
-  it('takes K = 3 on those commands as far as core allows: this build refuses to connect, saying why', async () => {
+  it('takes K = 3 for status and group set as far as core allows: this build refuses to connect, saying why', async () => {
     const three = ['--redis', R1, '--redis', R2, '--redis', R3];
     for (const args of [
       ['status', 'g', ...three],
@@ -128,6 +136,20 @@ describe('understudy with K URLs', () => {
       const { code, stderr } = await run(args);
       expect(code, `${args.join(' ')}: ${stderr}`).toBe(2);
       expect(stderr).toContain('--redis is given 3 times: quorum mode');
+    }
+  });
+
+  it('runs a command as the active member of a group over three servers (quorum mode)', async () => {
+    const servers = await Promise.all([startRedis(), startRedis(), startRedis()]);
+    try {
+      const urls = servers.flatMap((s) => ['--redis', s.url]);
+      const group = uniqueGroup('cli-quorum');
+      const args = ['run', ...urls, '--group', group, '--weight', '1', '--heartbeat', '50', '--activation', '400'];
+      // `true` exits at once once active: the wrapper leaves the group and exits with its code.
+      const { code, stderr } = await run([...args, '--', 'true']);
+      expect(code, stderr).toBe(0);
+    } finally {
+      await Promise.all(servers.map((s) => s.stop()));
     }
   });
 

@@ -113,7 +113,8 @@ export class QuorumMember extends MemberEmitter {
         accepting: () => this.#live,
         lapsed: () => undefined, // the member's deadline is the quorum's (#armDeadline), not one server's
         resetConnection: () => server.link?.resetLease(),
-        emit: () => undefined,
+        // Every server's renewal, with the member's deadline: the quorum's, not that server's.
+        emit: (event) => this.emitSafe('renewal', { ...event, leaseDeadline: this.#leaseDeadline() }),
         advise: () => undefined, // one server of K down is not an outage: QUORUM_LOST says when it is
         log: this.log,
       });
@@ -314,6 +315,15 @@ export class QuorumMember extends MemberEmitter {
   #grantOf(reply: QuorumCall | undefined): SlotGrant | undefined {
     const v = reply?.view;
     return v && (v.role === 'active' || v.role === 'releasing') ? { slot: v.slot, epoch: v.epoch } : undefined;
+  }
+
+  /** The member's lease in the group: the Q-th latest per-server deadline (of the grant, while it holds one). */
+  #leaseDeadline(): number {
+    if (this.#ledger.held) return this.#deadline();
+    return quorumDeadline(
+      this.#servers.map((server) => server.keeper.deadline),
+      this.#quorum,
+    );
   }
 
   /** The Q-th latest deadline among the servers whose latest reply shows the held grant. */

@@ -6,7 +6,7 @@ import { headline, json, shown as shownText, transitionLine } from '../../format
 import { interruption } from '../../interrupt.js';
 import type { Io } from '../../io.js';
 import { type MetricsEndpoint, type MetricsOptions, serveMetrics, withMetrics } from '../../metrics.js';
-import { type ConnectionOptions, integer, redisSource, withConnectionOptions } from '../../options.js';
+import { type ConnectionOptions, groupSources, integer, withConnectionOptions } from '../../options.js';
 import { liveView } from './view.js';
 
 interface MonitorOptions extends ConnectionOptions, MetricsOptions {
@@ -61,10 +61,11 @@ async function watchGroup(
   let monitor: Monitor;
   try {
     monitor = await monitorGroup({
-      redis: redisSource(options),
+      redis: groupSources(options),
       prefix: options.prefix,
       group,
-      history: options.json ? 0 : options.history,
+      // In quorum mode every server keeps its own transition log: there is no one history to replay.
+      history: options.json || options.redisQuorum ? 0 : options.history,
       signal: stop.signal,
       ...(options.lostInterval ? { lostInterval: options.lostInterval } : {}),
     });

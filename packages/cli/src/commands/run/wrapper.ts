@@ -9,7 +9,7 @@ import {
 import { CliError, ExitCode, exitCodeOf, messageOf } from '../../exit.js';
 import { shown } from '../../format.js';
 import type { MetricsEndpoint, MetricsOptions } from '../../metrics.js';
-import { type ConnectionOptions, redisSource } from '../../options.js';
+import { type ConnectionOptions, groupSources, redisSource } from '../../options.js';
 import { Child, describeExit, shellExitCode } from './child.js';
 
 /** The options of `understudy run`. */
@@ -130,7 +130,7 @@ export class Wrapper {
   async #start(activeGoal: number): Promise<Member> {
     const { options } = this.#launch;
     const member = await joinGroup({
-      redis: redisSource(options),
+      redis: groupSources(options),
       prefix: options.prefix,
       group: options.group,
       weight: options.weight,
@@ -172,8 +172,9 @@ export class Wrapper {
 
   /** The first member of a new group (or of one whose state was lost) waits in quarantine: say so. */
   async #explainWait(member: Member): Promise<void> {
-    if (member.state !== 'standby') return;
     const { options } = this.#launch;
+    // describeGroup reads one Redis: in quorum mode there is no single state to explain from.
+    if (member.state !== 'standby' || options.redisQuorum) return;
     try {
       const snapshot = await describeGroup({
         redis: redisSource(options),
