@@ -183,7 +183,8 @@ export interface ChildEvent {
 }
 
 export interface MemberProcessOptions {
-  url: string;
+  /** One Redis, or K of them (quorum mode). */
+  url: string | string[];
   group: string;
   memberId: string;
   weight: number;

@@ -8,7 +8,7 @@ import {
   waitFor,
 } from '@understudy/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { FAST } from './helpers.js';
+import { FAST, hrNow, MemberProcess } from './helpers.js';
 
 // Quorum mode (DESIGN §9) end to end: members over three independent real servers, each member
 // reaching them through chaos proxies of its own so that a test can cut any member's link to
@@ -114,6 +114,34 @@ describe('quorum mode over three servers', () => {
     await waitFor(() => second.member.isActive(), 'second active after the failover', 10 * A);
     expect(b.deactivations).toContainEqual({ id: 'first', reason: 'lease-lost' });
     expect(second.member.epoch).toBeGreaterThan(epoch);
+    expect(b.most).toBe(1);
+  });
+
+  it('fails over after a SIGKILL of the active member, only after its lease ran out', async () => {
+    const group = uniqueGroup('quorum');
+    const b = new Believers();
+    const first = new MemberProcess({ url: servers.map((s) => s.url), group, memberId: 'first', weight: 20 });
+    const activated = await first.waitFor('activate', 10_000);
+    const second = await join(b, { group, memberId: 'second', weight: 10 });
+    await first.kill('SIGKILL');
+    await waitFor(() => second.member.isActive(), 'second active after the crash', 10 * A);
+    const takenOver = hrNow();
+    const leases = first.events.filter((e) => e.event === 'lease').map((e) => Number(e.deadline));
+    // S1: the crashed member could have believed until its last lease deadline; nobody before.
+    expect(takenOver).toBeGreaterThan(Math.max(...leases));
+    expect(second.member.epoch).toBeGreaterThan(Number(activated.epoch));
+  });
+
+  it('a heavier member preempts the active: demote before promote, with a larger epoch', async () => {
+    const group = uniqueGroup('quorum');
+    const b = new Believers();
+    const low = await join(b, { group, memberId: 'low', weight: 10 });
+    await waitFor(() => low.member.isActive(), 'low active', 5000);
+    const epoch = low.member.epoch as number;
+    const high = await join(b, { group, memberId: 'high', weight: 20 });
+    await waitFor(() => high.member.isActive(), 'high active', 5000);
+    expect(b.deactivations).toEqual([{ id: 'low', reason: 'preempted' }]);
+    expect(high.member.epoch).toBeGreaterThan(epoch);
     expect(b.most).toBe(1);
   });
 

@@ -349,9 +349,13 @@ export class QuorumMember extends MemberEmitter {
     const { held: grant, strays } = tallyGrants(grants, this.#quorum);
     if (grant) {
       const asking = replies.map((r) => (r?.view.role === 'releasing' ? this.#grantOf(r) : undefined));
-      const showing = replies.find((r) => r && r.view.epoch === grant.epoch);
+      const releasing = releaseAsked(asking, grant, this.#quorum);
+      // The activate reason from a server that shows the grant; the release reason from one that asks.
+      const showing = replies.find(
+        (r) => r && r.view.epoch === grant.epoch && (!releasing || r.view.role === 'releasing'),
+      );
       this.#word = {
-        role: releaseAsked(asking, grant, this.#quorum) ? 'releasing' : 'active',
+        role: releasing ? 'releasing' : 'active',
         epoch: grant.epoch,
         slot: grant.slot,
         reason: showing?.view.reason ?? '',
