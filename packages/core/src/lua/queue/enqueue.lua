@@ -6,6 +6,15 @@
 --   CORRUPT <key> <problem>   a key of the queue holds what understudy never writes there
 --@include queue/lib.lua
 
+-- While no worker has room (the order set is empty) a task only waits: the XADD and the
+-- announcement are all an enqueue does. Lapsed workers, expired deliveries and lost state are
+-- found by the next worker script, which checks them before it dispatches anything.
+if call('ZCARD', K.order) == 0 and call('EXISTS', K.tasks) == 1 then
+  local id = call('XADD', K.tasks, '*', 't', ARGV[1], 'd', ARGV[2])
+  announce({ changed = true })
+  return id
+end
+
 local Q = load_queue()
 ensure_stream()
 local id = call('XADD', K.tasks, '*', 't', ARGV[1], 'd', ARGV[2])
