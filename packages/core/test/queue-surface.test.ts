@@ -2,6 +2,7 @@
 // the ACL rules a worker, an enqueuer and a monitor need, monitorQueue, and option checks.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join as joinPath } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ConfigError,
   CorruptStateError,
@@ -23,7 +24,7 @@ import {
 } from '@understudy/core';
 import { type RedisServer, startRedis } from '@understudy/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FAST, fileServer, Switch, uniqueGroup, waitFor, workerFactory } from './helpers.js';
+import { FAST, fileServer, gate, Switch, uniqueGroup, waitFor, workerFactory } from './helpers.js';
 
 const { server, observer } = fileServer();
 const join = workerFactory(server);
@@ -164,6 +165,52 @@ describe('a queue whose key holds what understudy never writes there', () => {
     } finally {
       await observer().del(keys.workers);
     }
+  });
+});
+
+describe('records an earlier version wrote as JSON objects', () => {
+  // What the previous version's scripts wrote: the same fields, tokens and expiries as text.
+  const TO_JSON = `
+    local w = { cmsgpack.unpack(redis.call('HGET', KEYS[1], ARGV[1])) }
+    redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({ w = w[2], c = w[3], t = w[4], d = w[5], a = w[6], f = w[7],
+      q = w[8], r = w[9], n = w[10], h = w[11], p = w[12] }))
+    local d = { cmsgpack.unpack(redis.call('HGET', KEYS[2], ARGV[2])) }
+    redis.call('HSET', KEYS[2], ARGV[2], cjson.encode({ k = string.format('%d', d[2]), n = d[3], d = d[4],
+      e = string.format('%d', d[5]), w = d[6], l = d[7] }))
+    return { string.byte(redis.call('HGET', KEYS[1], ARGV[1]), 1), string.byte(redis.call('HGET', KEYS[2], ARGV[2]), 1) }`;
+
+  it('are read (by the scripts and the monitor), and the worker record is written back as MessagePack', async () => {
+    const queue = uniqueGroup('q-json');
+    const keys = queueKeys(queue);
+    const release = gate();
+    const tokens: number[] = [];
+    const settled: TaskSettled[] = [];
+    const worker = await join({
+      queue,
+      workerId: 'legacy',
+      handler: async (_task, { token }) => {
+        tokens.push(token);
+        if (tokens.length === 1) await release.promise;
+      },
+    });
+    worker.on('task', (s) => settled.push(s));
+    const first = await enqueue({ redis: observer(), queue }, 1);
+    await waitFor(() => tokens.length === 1, 'the first task started');
+    // Both records now as the earlier version wrote them ('{' is byte 123).
+    expect(await observer().eval(TO_JSON, 2, keys.workers, keys.deliveries, 'legacy', first)).toEqual([123, 123]);
+    const read = await describeQueue({ redis: server().url, queue });
+    expect(read.workers).toMatchObject([{ id: 'legacy', inFlight: 1, capacity: 1 }]);
+    expect(read.tasks).toMatchObject([{ id: first, worker: 'legacy', token: tokens[0], deliveries: 1 }]);
+    await sleep(3 * FAST.heartbeatInterval); // renewals read the JSON worker record (its nonce too)
+    expect(worker.state).toBe('working');
+    release.open();
+    // The completion's token is checked against the JSON delivery record: accepted.
+    await waitFor(() => settled.length === 1, 'the first task settled');
+    expect(settled[0]).toMatchObject({ id: first, outcome: 'completed' });
+    expect((await observer().hgetBuffer(keys.workers, 'legacy'))?.[0]).toBe(2);
+    await enqueue({ redis: observer(), queue }, 2);
+    await waitFor(() => settled.length === 2, 'the second task settled');
+    expect(settled[1]).toMatchObject({ outcome: 'completed' });
   });
 });
 

@@ -1,20 +1,21 @@
 -- Shared by every queue script (included where a script says `--@include queue/lib.lua`).
 -- Conventions as in lib.lua: `now` is Redis time in ms, read once per script; tokens are
--- integers below 2^53, formatted with fmt and carried as strings (cjson keeps 14 digits).
+-- integers below 2^53, formatted with fmt where they are written as text (MessagePack records
+-- keep them as integers).
 --
 -- KEYS (the same order in every queue script):
 --   1 config     hash    createdAt, replId, quarantineUntil, quarantineReason, token (newest delivery token),
 --                        seq (deliveries made: ties go to the least recent receiver),
 --                        activationInterval (the longest A of any worker: a quarantine lasts it)
---   2 workers    hash    worker id -> cjson { w = weight, c = capacity, t = completeTime,
+--   2 workers    hash    worker id -> record (below): w = weight, c = capacity, t = completeTime,
 --                        d = maxDeliveries, a = activationInterval, f = tasks in flight,
 --                        q = seq of its latest delivery (0: none yet), r = when it got it (Redis ms),
---                        n = nonce, h = host, p = pid }
+--                        n = nonce, h = host, p = pid
 --   3 leases     zset    worker id -> lease deadline (Redis ms)
 --   4 order      zset    worker id -> dispatch score (lowest first), only while it has free capacity
---   5 deliveries hash    task id -> cjson { w = worker ('' while waiting for re-delivery),
+--   5 deliveries hash    task id -> record (below): w = worker ('' while waiting for re-delivery),
 --                        k = token, n = deliveries so far, d = maxDeliveries of its latest worker,
---                        e = when its latest delivery expires (Redis ms), l = its previous worker }
+--                        e = when its latest delivery expires (Redis ms), l = its previous worker
 --   6 tasks      stream  the tasks not completed: waiting or in flight; consumer group `workers`,
 --                        one consumer `w:<worker>` per worker, and `waiting` for re-deliveries
 --   7 deadlines  zset    task id in flight -> when its delivery expires (Redis ms)
@@ -24,6 +25,12 @@
 -- it), and `<base>receipts:<worker>`, the list of the tokens of its latest accepted completions
 -- (complete.lua), newest first.
 -- The channel `<base>events` (not a key) tells monitors that something changed.
+-- Records: MessagePack values in a row (cmsgpack, which Redis ships), the format's version first:
+--   worker    2 w c t d a f q r n h p
+--   delivery  2 k n d e w l
+-- (a tenth of the cost of JSON objects to read and write: every task reads and writes both). A
+-- record an earlier version wrote as a JSON object is still read, and written back in this form;
+-- an earlier version's scripts cannot read this form (docs/keys.md).
 --@include guard.lua
 --@include common.lua
 
@@ -86,11 +93,22 @@ end
 -- goes through write_worker, and remove_worker forgets the one it deletes.
 local WORKERS = {}
 
+local RECORD = 2
+
+-- A record's values (after its version), or its JSON object as an earlier version wrote it.
+local function unpack_record(key, field, raw)
+  if string.byte(raw, 1) == 123 then return decode_object(key, field, raw) end
+  local ok, version, a, b, c, d, e, f, g, h, i, j = pcall(cmsgpack.unpack, raw)
+  if not ok or version ~= RECORD then corrupt(key, 'field ' .. shown(field) .. ' is not a record understudy writes') end
+  return nil, a, b, c, d, e, f, g, h, i, j
+end
+
 local function read_worker(id)
   if WORKERS[id] then return WORKERS[id] end
   local raw = call('HGET', K.workers, id)
   if not raw then return nil end
-  local w = decode_object(K.workers, id, raw)
+  local w, ww, c, t, d, a, f, q, r, n, h, p = unpack_record(K.workers, id, raw)
+  w = w or { w = ww, c = c, t = t, d = d, a = a, f = f, q = q, r = r, n = n, h = h, p = p }
   if not whole(w.w, 1, 65535) or not whole(w.c, 0, 1000000) or not whole(w.f, 0, 1000000)
     or not whole(w.q, 0, MAX_TOKEN) or not whole(w.t, 1, MAX_INTERVAL) or not whole(w.d, 1, 1000000)
     or not whole(w.a, 1, MAX_INTERVAL) then
@@ -110,14 +128,15 @@ end
 
 local function write_worker(id, w)
   WORKERS[id] = w
-  call('HSET', K.workers, id, cjson.encode(w))
+  call('HSET', K.workers, id, cmsgpack.pack(RECORD, w.w, w.c, w.t, w.d, w.a, w.f, w.q, w.r or 0, w.n or '', w.h or '', w.p or 0))
   place(id, w)
 end
 
 local function read_delivery(id)
   local raw = call('HGET', K.deliveries, id)
   if not raw then return nil end
-  local r = decode_object(K.deliveries, id, raw)
+  local r, k, n, d, e, w, l = unpack_record(K.deliveries, id, raw)
+  r = r or { k = k, n = n, d = d, e = e, w = w, l = l }
   if type(r.w) ~= 'string' or not whole(r.k, 0, MAX_TOKEN) or not whole(r.n, 0, 1000000) then
     corrupt(K.deliveries, 'field ' .. shown(id) .. ' is not a delivery (w, k, n)')
   end
@@ -126,7 +145,7 @@ local function read_delivery(id)
 end
 
 local function write_delivery(id, r)
-  call('HSET', K.deliveries, id, cjson.encode({ w = r.w, k = fmt(r.k), n = r.n, d = r.d, e = fmt(r.e), l = r.l or '' }))
+  call('HSET', K.deliveries, id, cmsgpack.pack(RECORD, r.k, r.n, r.d, r.e, r.w, r.l or ''))
 end
 
 local function entry_fields(entry)

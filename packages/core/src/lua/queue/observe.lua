@@ -11,12 +11,33 @@
 --@include guard.lua
 
 key_kinds({ 'hash', 'hash', 'sorted set', 'sorted set', 'hash', 'stream', 'sorted set', 'stream' })
+
+-- The records (queue/lib.lua: MessagePack values in a row, or a JSON object an earlier version
+-- wrote) as the JSON objects the monitor reads, numbers as text (tokens need 16 digits). What is
+-- neither is passed on as it is: the monitor reports it as corrupt.
+local WORKER = { 'w', 'c', 't', 'd', 'a', 'f', 'q', 'r', 'n', 'h', 'p' }
+local DELIVERY = { 'k', 'n', 'd', 'e', 'w', 'l' }
+local function as_json(raw, names)
+  if type(raw) ~= 'string' or string.byte(raw, 1) == 123 then return raw end
+  local ok, values = pcall(function() return { cmsgpack.unpack(raw) } end)
+  if not ok or values[1] ~= 2 then return raw end
+  local object = {}
+  for i, name in ipairs(names) do
+    local value = values[i + 1]
+    object[name] = type(value) == 'number' and string.format('%.0f', value) or value
+  end
+  return cjson.encode(object)
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local config = call('HMGET', KEYS[1], 'quarantineUntil', 'quarantineReason', 'createdAt')
 local listed = call('ZRANGE', KEYS[7], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
 local ids = {}
 for i = 1, #listed, 2 do ids[#ids + 1] = listed[i] end
+local workers = call('HGETALL', KEYS[2])
+for i = 2, #workers, 2 do workers[i] = as_json(workers[i], WORKER) end
+local deliveries = #ids > 0 and call('HMGET', KEYS[5], unpack(ids)) or {}
+for i = 1, #deliveries do deliveries[i] = as_json(deliveries[i], DELIVERY) end
 return {
   tostring(now),
   config[1] or '0',
@@ -25,8 +46,8 @@ return {
   call('XLEN', KEYS[6]),
   call('ZCARD', KEYS[7]),
   call('XLEN', KEYS[8]),
-  call('HGETALL', KEYS[2]),
+  workers,
   call('ZRANGE', KEYS[3], 0, -1, 'WITHSCORES'),
   listed,
-  #ids > 0 and call('HMGET', KEYS[5], unpack(ids)) or {},
+  deliveries,
 }
