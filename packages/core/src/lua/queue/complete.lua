@@ -11,8 +11,8 @@
 -- delivered again, or is gone), or an error: CORRUPT <key> <problem>
 -- A worker sends a completion again when it could not tell whether the first attempt ran (a
 -- reply lost or late). So that the repeat of an accepted completion is answered 'done', not
--- 'stale', the worker's receipts list (queue/lib.lua) keeps the tokens of its latest RECEIPTS
--- accepted completions: a list of its own, not a field of the worker's record, which every
+-- 'stale', the worker's receipts list (queue/lib.lua) keeps the tokens of at least its latest
+-- RECEIPTS accepted completions: a list of its own, not a field of the worker's record, which every
 -- dispatch decodes and encodes again.
 --@include queue/lib.lua
 
@@ -35,8 +35,8 @@ if r and r.w == id and r.k == token then
     if w then
       w.f = math.max(0, w.f - 1)
       write_worker(id, w)
-      call('LPUSH', receipts(id), fmt(token))
-      call('LTRIM', receipts(id), 0, RECEIPTS - 1)
+      -- Trimmed once it holds twice the receipts kept: one command per completion, not two.
+      if call('LPUSH', receipts(id), fmt(token)) >= 2 * RECEIPTS then call('LTRIM', receipts(id), 0, RECEIPTS - 1) end
     end
     status = 'done'
   else

@@ -346,17 +346,18 @@ local function ensure_stream()
   if call('EXISTS', K.tasks) == 0 then call('XGROUP', 'CREATE', K.tasks, GROUP, '0', 'MKSTREAM') end
 end
 
--- A worker that may take a task now, best first: `skip` (the worker a re-delivery comes back
--- from) only when nobody else has room. Places of workers without a record are dropped.
-local function choose_worker(skip)
+-- A worker that may take a task now, best first, from `top` (the two first places): `skip` (the
+-- worker a re-delivery comes back from) only when nobody else has room. Places of workers without
+-- a record are dropped.
+local function choose_worker(top, skip)
   while true do
-    local top = call('ZRANGE', K.order, 0, 1)
     local id = top[1]
     if id == skip and top[2] then id = top[2] end
     if not id then return nil end
     local w = read_worker(id)
     if w then return id, w end
     call('ZREM', K.order, id)
+    top = call('ZRANGE', K.order, 0, 1)
   end
 end
 
@@ -364,12 +365,14 @@ end
 -- delivery is oldest), one at a time, pushing each to the worker's inbox: re-deliveries first
 -- (oldest first, to another worker than the last one where another has room), then new tasks.
 local function dispatch(Q)
-  if quarantined(Q) or call('EXISTS', K.tasks) == 0 or call('ZCARD', K.order) == 0 then return end
-  if server_changed(Q) or quarantined(Q) then return end
+  if quarantined(Q) or call('EXISTS', K.tasks) == 0 then return end
+  -- The places are read first: with nobody free, nothing else is (the server check included).
+  local top = call('ZRANGE', K.order, 0, 1)
+  if not top[1] or server_changed(Q) or quarantined(Q) then return end
   while true do
     local waiting = pending(Q, WAITING, 1)[1]
     local r = waiting and read_delivery(waiting[1])
-    local id, w = choose_worker(r and r.l)
+    local id, w = choose_worker(top, r and r.l)
     if not id then return end
     local entry
     if waiting then
@@ -397,6 +400,8 @@ local function dispatch(Q)
       call('RPUSH', inbox(id), table.concat({ task, fmt(r.k), r.n, fmt(r.e), f.t or 's' }, ' ') .. '\n' .. (f.d or ''))
       Q.changed = true
     end
+    top = call('ZRANGE', K.order, 0, 1)
+    if not top[1] then return end
   end
 end
 
