@@ -31,6 +31,7 @@ if r and r.w == id and r.k == token then
     call('XDEL', K.tasks, task)
     call('HDEL', K.deliveries, task)
     call('ZREM', K.deadlines, task)
+    if not Q.expiry_at or r.e <= Q.expiry_at then Q.expiry_at = nil end
     local w = read_worker(id)
     if w then
       w.f = math.max(0, w.f - 1)

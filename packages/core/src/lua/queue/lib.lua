@@ -148,6 +148,14 @@ local function write_delivery(id, r)
   call('HSET', K.deliveries, id, cmsgpack.pack(RECORD, r.k, r.n, r.d, r.e, r.w, r.l or ''))
 end
 
+-- The earliest score of a sorted set (Redis ms), false when it is empty. A script reads the
+-- earliest lease deadline and delivery expiry once (Q.lease_at, Q.expiry_at, in `reap`) and keeps
+-- them while it changes the sets: nil where a change may have moved one (`reap_at` reads it again).
+local function earliest(key)
+  local score = call('ZRANGE', key, 0, 0, 'WITHSCORES')[2]
+  return score and tonumber(score) or false
+end
+
 local function entry_fields(entry)
   local f = {}
   local flat = entry[2] or {}
@@ -187,6 +195,7 @@ end
 -- handed back unstarted (`counted` false: the worker left) does not count.
 local function withdraw(Q, id, r, reason, counted)
   call('ZREM', K.deadlines, id)
+  Q.expiry_at = nil
   local holder = r.w ~= '' and read_worker(r.w)
   if holder then
     holder.f = math.max(0, holder.f - 1)
@@ -217,22 +226,27 @@ local function remove_worker(Q, id, reason)
   call('HDEL', K.workers, id)
   WORKERS[id] = nil
   call('ZREM', K.leases, id)
+  Q.lease_at = nil
   call('ZREM', K.order, id)
   call('DEL', inbox(id), receipts(id))
   Q.changed = true
 end
 
 -- Lapsed workers (not during a quarantine: the leases may be an older copy, and every live worker
--- renews within it) and expired deliveries.
+-- renews within it) and expired deliveries; a range is read only when its earliest entry is due.
 local function reap(Q)
-  if not quarantined(Q) then
+  Q.lease_at, Q.expiry_at = earliest(K.leases), earliest(K.deadlines)
+  if Q.lease_at and Q.lease_at <= Q.now and not quarantined(Q) then
     for _, id in ipairs(call('ZRANGEBYSCORE', K.leases, '-inf', Q.now, 'LIMIT', 0, REAP_BATCH)) do
       remove_worker(Q, id, 'lease-lost')
     end
   end
-  for _, id in ipairs(call('ZRANGEBYSCORE', K.deadlines, '-inf', Q.now, 'LIMIT', 0, REAP_BATCH)) do
-    local r = read_delivery(id)
-    if r then withdraw(Q, id, r, 'complete-time', true) else call('ZREM', K.deadlines, id) end
+  if Q.expiry_at and Q.expiry_at <= Q.now then
+    for _, id in ipairs(call('ZRANGEBYSCORE', K.deadlines, '-inf', Q.now, 'LIMIT', 0, REAP_BATCH)) do
+      local r = read_delivery(id)
+      if r then withdraw(Q, id, r, 'complete-time', true) else call('ZREM', K.deadlines, id) end
+    end
+    Q.expiry_at = nil
   end
 end
 
@@ -264,6 +278,7 @@ local function rebuild(Q)
       call('XCLAIM', K.tasks, GROUP, WAITING, 0, id, 'JUSTID')
     end
   end
+  Q.lease_at, Q.expiry_at = nil, nil
   local longest = Q.activation
   for id, w in pairs(workers) do
     if not call('ZSCORE', K.leases, id) then call('ZADD', K.leases, Q.now + w.a, id) end
@@ -287,7 +302,10 @@ local function verify_keys(Q)
   if not Q.exists and (workers > 0 or deliveries > 0 or call('EXISTS', K.tasks) == 1) then lost[#lost + 1] = 'config' end
   if call('ZCARD', K.leases) ~= workers then lost[#lost + 1] = 'leases' end
   if call('ZCARD', K.deadlines) > deliveries then lost[#lost + 1] = 'deliveries' end
-  if deliveries > 0 and call('EXISTS', K.tasks) == 0 then lost[#lost + 1] = 'tasks' end
+  if deliveries > 0 then
+    Q.stream = call('EXISTS', K.tasks) == 1
+    if not Q.stream then lost[#lost + 1] = 'tasks' end
+  end
   if #lost == 0 then return end
   start_quarantine(Q, 'lost-state:' .. table.concat(lost, ','))
   rebuild(Q)
@@ -365,7 +383,8 @@ end
 -- delivery is oldest), one at a time, pushing each to the worker's inbox: re-deliveries first
 -- (oldest first, to another worker than the last one where another has room), then new tasks.
 local function dispatch(Q)
-  if quarantined(Q) or call('EXISTS', K.tasks) == 0 then return end
+  -- (Q.stream: verify_keys saw the stream; a stream emptied by XDEL stays.)
+  if quarantined(Q) or not (Q.stream or call('EXISTS', K.tasks) == 1) then return end
   -- The places are read first: with nobody free, nothing else is (the server check included).
   local top = call('ZRANGE', K.order, 0, 1)
   if not top[1] or server_changed(Q) or quarantined(Q) then return end
@@ -394,6 +413,7 @@ local function dispatch(Q)
       r.w, r.k, r.n, r.d, r.e = id, next_fence(Q, K.config, 'token', 'seq', Q.seq), r.n + 1, w.d, Q.now + w.t
       write_delivery(task, r)
       call('ZADD', K.deadlines, r.e, task)
+      if Q.expiry_at == false or (Q.expiry_at and r.e < Q.expiry_at) then Q.expiry_at = r.e end
       w.f, w.q, w.r = w.f + 1, Q.seq, Q.now
       write_worker(id, w)
       -- Header line, then the data: `<task> <token> <deliveries> <expires> <type>\n<data>`.
@@ -413,11 +433,11 @@ end
 -- before a quarantine ends: none is reaped during one) or a delivery's expiry. Workers time a
 -- renewal to it, so nothing waits for the next periodic one (DESIGN §11).
 local function reap_at(Q)
+  if Q.lease_at == nil then Q.lease_at = earliest(K.leases) end
+  if Q.expiry_at == nil then Q.expiry_at = earliest(K.deadlines) end
   local at = 0
-  local lease = call('ZRANGE', K.leases, 0, 0, 'WITHSCORES')[2]
-  if lease then at = math.max(tonumber(lease), quarantined(Q) and Q.quarantine_until or 0) end
-  local expiry = call('ZRANGE', K.deadlines, 0, 0, 'WITHSCORES')[2]
-  if expiry and (at == 0 or tonumber(expiry) < at) then at = tonumber(expiry) end
+  if Q.lease_at then at = math.max(Q.lease_at, quarantined(Q) and Q.quarantine_until or 0) end
+  if Q.expiry_at and (at == 0 or Q.expiry_at < at) then at = Q.expiry_at end
   return at
 end
 

@@ -45,6 +45,7 @@ end
 w.w, w.c, w.t, w.d, w.a = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), activation
 -- GT: a lease is never shortened.
 call('ZADD', K.leases, 'GT', Q.now + activation, id)
+Q.lease_at = nil
 
 local lost = {}
 for i = 12, #ARGV, 3 do
@@ -64,6 +65,7 @@ for i = 12, #ARGV, 3 do
     if r == nil or r.w ~= id then w.f = w.f + 1 end
     write_delivery(task, { w = id, k = token, n = r and r.n or 1, d = w.d, e = expires })
     call('ZADD', K.deadlines, expires, task)
+    Q.expiry_at = nil
     call('XCLAIM', K.tasks, GROUP, consumer(id), 0, task, 'JUSTID')
   else
     lost[#lost + 1] = task
