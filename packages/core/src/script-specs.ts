@@ -256,6 +256,11 @@ export interface WorkerReply {
   dead: { id: string; deliveries: number }[];
   /** The earliest Redis time at which a lease lapses or a delivery expires (0: none). */
   reapAt: number;
+  /**
+   * Deliveries to this worker that came in the reply, not through its inbox (inbox elements, as
+   * text): the next task a completion dispatched to it, or one a renewal sends again.
+   */
+  next: string[];
 }
 
 /** The worker reply's fields in the order `reply` in lua/queue/lib.lua returns them. */
@@ -270,6 +275,7 @@ const WORKER_FIELDS: { readonly [K in keyof WorkerReply]: ReplyField<WorkerReply
   lost: texts,
   dead: (value, script) => pairs(value, script).map(([id, deliveries]) => ({ id, deliveries: Number(deliveries) })),
   reapAt: number,
+  next: texts,
 };
 
 const QUEUE = ['config', 'workers', 'leases', 'order', 'deliveries', 'tasks', 'deadlines', 'dead'] as const;
@@ -301,7 +307,14 @@ const QUEUE_SCRIPTS = {
   },
   'queue/complete': {
     keys: QUEUE,
-    argv: { workerId: 'text', taskId: 'text', token: 'integer', outcome: 'text', tokenFloor: 'integer' },
+    argv: {
+      workerId: 'text',
+      taskId: 'text',
+      token: 'integer',
+      outcome: 'text',
+      tokenFloor: 'integer',
+      inline: 'flag',
+    },
     reply: WORKER,
   },
   'queue/leave': { keys: QUEUE, argv: { workerId: 'text', nonce: 'text' }, reply: WORKER },

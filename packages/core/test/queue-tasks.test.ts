@@ -14,6 +14,7 @@ const reply = (status: WorkerReply['status']): WorkerReply => ({
   quarantineReason: '',
   lost: [],
   dead: [],
+  next: [],
   reapAt: 0,
 });
 

@@ -17,6 +17,32 @@ export interface Delivery {
 
 const NEWLINE = 0x0a;
 
+/**
+ * The tokens of the deliveries a worker received lately: a delivery that came in a script's reply
+ * may come again in a renewal's (sent before the first reply arrived); the second is ignored.
+ * A token is kept for `keepMs` (the renewal that sends one again answers within A).
+ */
+export class RecentTokens {
+  readonly #keepMs: number;
+  readonly #seen = new Map<number, number>();
+
+  constructor(keepMs: number) {
+    this.#keepMs = keepMs;
+  }
+
+  /** Notes a token received at `now`; false when it was received already. */
+  add(token: number, now: number): boolean {
+    if (this.#seen.has(token)) return false;
+    // Insertion order is arrival order: the oldest come first.
+    for (const [old, at] of this.#seen) {
+      if (now - at < this.#keepMs) break;
+      this.#seen.delete(old);
+    }
+    this.#seen.set(token, now);
+    return true;
+  }
+}
+
 /** A delivery from its inbox element: the header line, then the data as the task's stream entry has it. */
 export function parseDelivery(element: Buffer): Delivery {
   const end = element.indexOf(NEWLINE);

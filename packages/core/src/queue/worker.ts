@@ -19,7 +19,7 @@ import {
 import { Participant } from '../participant.js';
 import { claimRole } from '../role.js';
 import { queueScripts, type WorkerReply } from '../scripts.js';
-import { type Delivery, InboxReader, openInbox } from './inbox.js';
+import { type Delivery, InboxReader, openInbox, parseDelivery, RecentTokens } from './inbox.js';
 import { type QueueKeys, queueKeys } from './keys.js';
 import { LeaseClock, ReapWatch } from './lease.js';
 import { type WorkerSettings, workerSettings } from './options.js';
@@ -41,6 +41,7 @@ export class QueueWorker extends Participant<WorkerEvents> {
   readonly #log: Logger;
   readonly #nonce = randomBytes(6).toString('hex');
   readonly #tasks: TaskRunner;
+  readonly #received: RecentTokens;
   #state: WorkerState = 'working';
   #link: Link | undefined;
   #inbox: InboxReader | undefined;
@@ -79,6 +80,7 @@ export class QueueWorker extends Participant<WorkerEvents> {
     this.#clock = options.clock ?? monotonicClock;
     this.#time = new LeaseClock(this.#clock, this.#settings);
     this.#watch = new ReapWatch(this.#clock, () => void this.#renew());
+    this.#received = new RecentTokens(2 * this.#settings.activationInterval);
     const bindings = { component: 'understudy-worker', queue: this.queue, worker: this.id };
     this.#log = options.logger?.child(bindings) ?? pino({ enabled: false });
     this.#tasks = new TaskRunner({
@@ -89,8 +91,12 @@ export class QueueWorker extends Participant<WorkerEvents> {
       retryDelay: Math.min(50, this.#settings.heartbeatInterval),
       complete: async (delivery, outcome) => {
         const { id: taskId, token } = delivery;
-        const args = { workerId: this.id, taskId, token, outcome, tokenFloor: this.#tokenFloor };
-        return (await this.#call((c) => queueScripts.complete(c, this.#keys, args))).reply;
+        const inline = this.#state === 'working';
+        const args = { workerId: this.id, taskId, token, outcome, tokenFloor: this.#tokenFloor, inline };
+        const { reply } = await this.#call((c) => queueScripts.complete(c, this.#keys, args));
+        // The next task, if the completion dispatched one to this worker: after this one settled.
+        if (reply.next.length > 0) setImmediate(() => this.#handOver(reply.next));
+        return reply;
       },
       mayRetry: () => this.#clock.now() < this.#time.deadline && this.#state !== 'left',
       settled: (settled) => this.#emitSafe('task', settled),
@@ -235,6 +241,7 @@ export class QueueWorker extends Participant<WorkerEvents> {
     if (reply.lost.length > 0) {
       this.#tasks.abort('the queue no longer gives this worker the task', { tokens: claims.tokens, ids: reply.lost });
     }
+    this.#handOver(reply.next);
     this.#scheduleRenewal();
   }
 
@@ -262,11 +269,18 @@ export class QueueWorker extends Participant<WorkerEvents> {
 
   // ---- tasks -----------------------------------------------------------------------------
 
+  /** Deliveries that came in a script's reply (inbox elements, as text). */
+  #handOver(elements: readonly string[]): void {
+    for (const element of elements) this.#onDelivery(parseDelivery(Buffer.from(element)));
+  }
+
   #onDelivery(delivery: Delivery): void {
     if (this.#early) {
       this.#early.push(delivery);
       return;
     }
+    // Sent again by a renewal while the reply that carried it was on its way: once is enough.
+    if (!this.#received.add(delivery.token, this.#clock.now())) return;
     if (delivery.token > this.#tokenFloor) this.#tokenFloor = delivery.token;
     this.#watch.armBy(delivery.expires);
     // Leaving: the leave script hands it back, unstarted.

@@ -4,8 +4,9 @@
 -- KEYS: 1 config  2 workers  3 leases  4 order  5 deliveries  6 tasks  7 deadlines  8 dead (as in
 --       queue/lib.lua)
 -- ARGV: 1 workerId  2 taskId  3 token  4 outcome ('done': the handler resolved; 'failed': it threw)
---       5 tokenFloor (see renew.lua)
--- Reply: { status, serverNow, quarantineUntil, quarantineReason, lost, dead, reapAt } (`reply` in
+--       5 tokenFloor (see renew.lua)  6 inline ('1': a delivery to this worker goes in the reply, not
+--       through its inbox; see `dispatch` in queue/lib.lua)
+-- Reply: { status, serverNow, quarantineUntil, quarantineReason, lost, dead, reapAt, next } (`reply` in
 -- queue/lib.lua); status 'done', 'retry' (failed, waits for re-delivery),
 -- 'dead' (failed for the last time: moved to the dead letters) or 'stale' (refused: the task was
 -- delivered again, or is gone), or an error: CORRUPT <key> <problem>
@@ -50,6 +51,7 @@ elseif ARGV[4] == 'done' and not r then
   -- Gone: completed, by this very completion's first attempt if the worker has its receipt.
   if call('LPOS', receipts(id), fmt(token)) then status = 'done' end
 end
+if ARGV[6] == '1' then Q.inline = id end
 dispatch(Q)
 announce(Q)
 return reply(Q, status)

@@ -15,7 +15,8 @@
 --   4 order      zset    worker id -> dispatch score (lowest first), only while it has free capacity
 --   5 deliveries hash    task id -> record (below): w = worker ('' while waiting for re-delivery),
 --                        k = token, n = deliveries so far, d = maxDeliveries of its latest worker,
---                        e = when its latest delivery expires (Redis ms), l = its previous worker
+--                        e = when its latest delivery expires (Redis ms), l = its previous worker,
+--                        i = 1 when the delivery went in a script's reply, not through the inbox
 --   6 tasks      stream  the tasks not completed: waiting or in flight; consumer group `workers`,
 --                        one consumer `w:<worker>` per worker, and `waiting` for re-deliveries
 --   7 deadlines  zset    task id in flight -> when its delivery expires (Redis ms)
@@ -27,7 +28,7 @@
 -- The channel `<base>events` (not a key) tells monitors that something changed.
 -- Records: MessagePack values in a row (cmsgpack, which Redis ships), the format's version first:
 --   worker    2 w c t d a f q r n h p
---   delivery  2 k n d e w l
+--   delivery  2 k n d e w l i
 -- (a tenth of the cost of JSON objects to read and write: every task reads and writes both). A
 -- record an earlier version wrote as a JSON object is still read, and written back in this form;
 -- an earlier version's scripts cannot read this form (docs/keys.md).
@@ -135,17 +136,17 @@ end
 local function read_delivery(id)
   local raw = call('HGET', K.deliveries, id)
   if not raw then return nil end
-  local r, k, n, d, e, w, l = unpack_record(K.deliveries, id, raw)
-  r = r or { k = k, n = n, d = d, e = e, w = w, l = l }
+  local r, k, n, d, e, w, l, i = unpack_record(K.deliveries, id, raw)
+  r = r or { k = k, n = n, d = d, e = e, w = w, l = l, i = i }
   if type(r.w) ~= 'string' or not whole(r.k, 0, MAX_TOKEN) or not whole(r.n, 0, 1000000) then
     corrupt(K.deliveries, 'field ' .. shown(id) .. ' is not a delivery (w, k, n)')
   end
-  r.k, r.e, r.d, r.l = tonumber(r.k), tonumber(r.e) or 0, tonumber(r.d) or 1, r.l or ''
+  r.k, r.e, r.d, r.l, r.i = tonumber(r.k), tonumber(r.e) or 0, tonumber(r.d) or 1, r.l or '', r.i or 0
   return r
 end
 
 local function write_delivery(id, r)
-  call('HSET', K.deliveries, id, cmsgpack.pack(RECORD, r.k, r.n, r.d, r.e, r.w, r.l or ''))
+  call('HSET', K.deliveries, id, cmsgpack.pack(RECORD, r.k, r.n, r.d, r.e, r.w, r.l or '', r.i or 0))
 end
 
 -- The earliest score of a sorted set (Redis ms), false when it is empty. A script reads the
@@ -206,7 +207,7 @@ local function withdraw(Q, id, r, reason, counted)
     bury(Q, id, r, reason)
     return
   end
-  r.l, r.w, r.e = r.w, '', 0
+  r.l, r.w, r.e, r.i = r.w, '', 0, 0
   write_delivery(id, r)
   call('XCLAIM', K.tasks, GROUP, WAITING, 0, id, 'JUSTID')
   Q.changed = true
@@ -327,6 +328,7 @@ local function load_queue()
     changed = false,
     checked_server = false,
     dead = {},
+    handed = {},
   }
   config_number(c, 1, 'createdAt', MAX_TOKEN)
   verify_keys(Q)
@@ -379,9 +381,18 @@ local function choose_worker(top, skip)
   end
 end
 
+-- A delivery as the worker reads it: the header line, then the data:
+-- `<task> <token> <deliveries> <expires> <type>\n<data>`.
+local function delivery_element(task, r, f)
+  return table.concat({ task, fmt(r.k), r.n, fmt(r.e), f.t or 's' }, ' ') .. '\n' .. (f.d or '')
+end
+
 -- Hands waiting tasks to the heaviest live workers with free capacity (ties: the one whose latest
 -- delivery is oldest), one at a time, pushing each to the worker's inbox: re-deliveries first
 -- (oldest first, to another worker than the last one where another has room), then new tasks.
+-- A delivery to Q.inline (the worker whose completion runs this script) goes in the script's
+-- reply instead (Q.handed; not bytes, which the reply would carry as text), marked in its record
+-- (i = 1) so that a renewal sends it again if that reply was lost (`resend`).
 local function dispatch(Q)
   -- (Q.stream: verify_keys saw the stream; a stream emptied by XDEL stays.)
   if quarantined(Q) or not (Q.stream or call('EXISTS', K.tasks) == 1) then return end
@@ -407,21 +418,41 @@ local function dispatch(Q)
       local task = entry[1]
       local f = entry_fields(entry)
       r = r or { n = 0 }
+      local inline = id == Q.inline and f.t ~= 'b'
       -- The token and the count of deliveries in one HSET, before anything of the delivery is
       -- written (a script that stops on an error keeps what it wrote so far).
       Q.seq = Q.seq + 1
       r.w, r.k, r.n, r.d, r.e = id, next_fence(Q, K.config, 'token', 'seq', Q.seq), r.n + 1, w.d, Q.now + w.t
+      r.i = inline and 1 or 0
       write_delivery(task, r)
       call('ZADD', K.deadlines, r.e, task)
       if Q.expiry_at == false or (Q.expiry_at and r.e < Q.expiry_at) then Q.expiry_at = r.e end
       w.f, w.q, w.r = w.f + 1, Q.seq, Q.now
       write_worker(id, w)
-      -- Header line, then the data: `<task> <token> <deliveries> <expires> <type>\n<data>`.
-      call('RPUSH', inbox(id), table.concat({ task, fmt(r.k), r.n, fmt(r.e), f.t or 's' }, ' ') .. '\n' .. (f.d or ''))
+      if inline then
+        Q.handed[#Q.handed + 1] = delivery_element(task, r, f)
+      else
+        call('RPUSH', inbox(id), delivery_element(task, r, f))
+      end
       Q.changed = true
     end
     top = call('ZRANGE', K.order, 0, 1)
     if not top[1] then return end
+  end
+end
+
+-- Deliveries to worker `id` that went in a script's reply (i = 1, `dispatch`) and that it does not
+-- claim (`claimed`: task id -> true): that reply was lost (a timeout, a connection cut) or is still
+-- on its way. They go in this script's reply again, unexpired ones only; the worker ignores a
+-- token it already has.
+local function resend(Q, id, w, claimed)
+  for _, p in ipairs(pending(Q, consumer(id), math.min(w.f + 1, 1000))) do
+    local task = p[1]
+    local r = not claimed[task] and read_delivery(task)
+    if r and r.w == id and r.i == 1 and r.e > Q.now then
+      local entry = call('XRANGE', K.tasks, task, task)[1]
+      if entry then Q.handed[#Q.handed + 1] = delivery_element(task, r, entry_fields(entry)) end
+    end
   end
 end
 
@@ -444,7 +475,9 @@ end
 -- What a worker's script replies (the spec names its fields: test/script-specs.test.ts):
 -- Reply: 1 status  2 serverNow (Redis ms)  3 quarantineUntil  4 quarantineReason (why the latest
 --        quarantine began)  5 lost (tasks this worker no longer holds: { id, ... })  6 dead (dead
---        letters made: { id, deliveries, ... })  7 reapAt (`reap_at`)
+--        letters made: { id, deliveries, ... })  7 reapAt (`reap_at`)  8 next (deliveries to this
+--        worker, as `dispatch` writes them: { element, ... })
 local function reply(Q, status, lost)
-  return { status, fmt(Q.now), fmt(Q.quarantine_until), Q.quarantine_reason, lost or {}, Q.dead, fmt(reap_at(Q)) }
+  return { status, fmt(Q.now), fmt(Q.quarantine_until), Q.quarantine_reason, lost or {}, Q.dead, fmt(reap_at(Q)),
+    Q.handed }
 end

@@ -3,13 +3,15 @@
 -- ones the queue no longer gives it are listed in the reply, and a claim the server knows less
 -- about than the worker (no record, or an older token: lost state, S6) is taken back into the
 -- record, with a quarantine, so that nothing it still runs goes to another worker.
+-- A delivery that went to the worker in a completion's reply and that it does not claim (that reply
+-- was lost) goes in this reply again (`resend` in queue/lib.lua).
 -- KEYS: 1 config  2 workers  3 leases  4 order  5 deliveries  6 tasks  7 deadlines  8 dead (as in
 --       queue/lib.lua)  9 inbox (the worker's)
 -- ARGV: 1 workerId  2 weight  3 capacity (0 while leaving)  4 completeTime (ms)  5 maxDeliveries
 --       6 activationInterval (ms)  7 nonce (random per worker object)  8 host  9 pid
 --       10 tokenFloor (the highest token the worker was given; 0: none)  11 joining ('1' for the join)
 --       12 claims (the rest of ARGV, three each: task id, token, when its delivery expires in Redis ms)
--- Reply: { status, serverNow, quarantineUntil, quarantineReason, lost, dead, reapAt } (`reply` in
+-- Reply: { status, serverNow, quarantineUntil, quarantineReason, lost, dead, reapAt, next } (`reply` in
 -- queue/lib.lua); status 'ok', 'joined' or 'rejoined' (the queue had dropped
 -- the worker: what it held went back), or an error:
 --   WORKER_EXISTS <id>        another worker object holds the id
@@ -48,8 +50,10 @@ call('ZADD', K.leases, 'GT', Q.now + activation, id)
 Q.lease_at = nil
 
 local lost = {}
+local claimed = {}
 for i = 12, #ARGV, 3 do
   local task, token, expires = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  claimed[task] = true
   local r = read_delivery(task)
   if r and r.w == id and r.k == token then
     -- still this worker's
@@ -72,6 +76,8 @@ for i = 12, #ARGV, 3 do
   end
 end
 write_worker(id, w)
+-- (More in flight than claimed: some are in the inbox, or went in a reply that was lost.)
+if w.f > (#ARGV - 11) / 3 then resend(Q, id, w, claimed) end
 dispatch(Q)
 announce(Q)
 return reply(Q, status, lost)

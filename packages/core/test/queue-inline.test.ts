@@ -1,0 +1,104 @@
+// A completion hands the next task to its own worker in its reply, not through the inbox; a
+// renewal sends it again when that reply was lost (lua/queue/lib.lua `dispatch`, `resend`), and
+// the worker runs a delivery once however often it arrives.
+import { queueKeys } from '@understudy/core';
+import { describe, expect, it } from 'vitest';
+import { parseDelivery, RecentTokens } from '../src/queue/inbox.js';
+import { queueScripts } from '../src/scripts.js';
+import { fileServer, uniqueGroup } from './helpers.js';
+
+const { observer } = fileServer();
+
+describe('a delivery in a completion reply', () => {
+  it('skips the inbox, and comes again in a renewal until the worker claims it', async () => {
+    const keys = queueKeys(uniqueGroup('q-inline'));
+    const c = observer();
+    const renew = (claims: { id: string; token: number; expires: number }[], joining = false) =>
+      queueScripts.renew(c, keys, {
+        workerId: 'ghost',
+        weight: 1,
+        capacity: 1,
+        completeTime: 30_000,
+        maxDeliveries: 5,
+        activationInterval: 60_000,
+        nonce: 'n',
+        host: 'h',
+        pid: 1,
+        tokenFloor: 0,
+        joining,
+        claims,
+      });
+    await renew([], true);
+    const first = await queueScripts.enqueue(c, keys, { dataType: 's', data: 'one' });
+    const pushed = await c.lpopBuffer(keys.inbox('ghost'));
+    expect(pushed && parseDelivery(pushed)).toMatchObject({ id: first, data: 'one' });
+    const second = await queueScripts.enqueue(c, keys, { dataType: 's', data: 'two' });
+    const done = await queueScripts.complete(c, keys, {
+      workerId: 'ghost',
+      taskId: first,
+      token: pushed ? parseDelivery(pushed).token : 0,
+      outcome: 'done',
+      tokenFloor: 0,
+      inline: true,
+    });
+    expect(done.status).toBe('done');
+    expect(done.next).toHaveLength(1);
+    const next = parseDelivery(Buffer.from(done.next[0] ?? ''));
+    expect(next).toMatchObject({ id: second, deliveries: 1, data: 'two' });
+    expect(await c.llen(keys.inbox('ghost'))).toBe(0);
+    // That reply was lost: the worker claims nothing, and the renewal sends the delivery again.
+    const again = await renew([]);
+    expect(again.next.map((e) => parseDelivery(Buffer.from(e)))).toMatchObject([
+      { id: second, token: next.token, expires: next.expires, data: 'two' },
+    ]);
+    // Claimed: not sent again.
+    expect((await renew([{ id: second, token: next.token, expires: next.expires }])).next).toEqual([]);
+  });
+
+  it('is not used for bytes, which the reply would carry as text', async () => {
+    const keys = queueKeys(uniqueGroup('q-inline-bytes'));
+    const c = observer();
+    const args = {
+      workerId: 'ghost',
+      weight: 1,
+      capacity: 1,
+      completeTime: 30_000,
+      maxDeliveries: 5,
+      activationInterval: 60_000,
+      nonce: 'n',
+      host: 'h',
+      pid: 1,
+      tokenFloor: 0,
+      joining: true,
+      claims: [],
+    };
+    await queueScripts.renew(c, keys, args);
+    const first = await queueScripts.enqueue(c, keys, { dataType: 's', data: 'one' });
+    const pushed = await c.lpopBuffer(keys.inbox('ghost'));
+    await queueScripts.enqueue(c, keys, { dataType: 'b', data: Buffer.from([0xff, 0x00, 0xfe]) });
+    const token = pushed ? parseDelivery(pushed).token : 0;
+    const done = await queueScripts.complete(c, keys, {
+      workerId: 'ghost',
+      taskId: first,
+      token,
+      outcome: 'done',
+      tokenFloor: 0,
+      inline: true,
+    });
+    expect(done.next).toEqual([]);
+    const bytes = await c.lpopBuffer(keys.inbox('ghost'));
+    expect(bytes && parseDelivery(bytes).data).toEqual(Buffer.from([0xff, 0x00, 0xfe]));
+  });
+});
+
+describe('RecentTokens', () => {
+  it('takes a token once while it is kept, and forgets the oldest after keepMs', () => {
+    const recent = new RecentTokens(100);
+    expect(recent.add(1, 0)).toBe(true);
+    expect(recent.add(1, 50)).toBe(false);
+    expect(recent.add(2, 60)).toBe(true);
+    expect(recent.add(3, 150)).toBe(true); // token 1 (from 0) is forgotten now
+    expect(recent.add(1, 151)).toBe(true);
+    expect(recent.add(2, 152)).toBe(false);
+  });
+});
