@@ -168,6 +168,22 @@ describe('a queue whose key holds what understudy never writes there', () => {
   });
 });
 
+describe('an enqueue while no worker has room (before the code of queue/lib.lua)', () => {
+  it('names a key of the wrong type too', async () => {
+    const queue = uniqueGroup('q-corrupt-fast');
+    const keys = queueKeys(queue);
+    await enqueue({ redis: observer(), queue }, 'creates the stream');
+    await observer().set(keys.order, 'not a sorted set');
+    try {
+      const refused = await enqueue({ redis: observer(), queue }, 'x').catch((e) => e);
+      expect(refused).toBeInstanceOf(CorruptStateError);
+      expect(refused).toMatchObject({ group: `queue ${queue}`, key: keys.order });
+    } finally {
+      await observer().del(keys.order);
+    }
+  });
+});
+
 describe('records an earlier version wrote as JSON objects', () => {
   // What the previous version's scripts wrote: the same fields, tokens and expiries as text.
   const TO_JSON = `

@@ -4,16 +4,20 @@
 -- ARGV: 1 dataType ('s' string, 'b' bytes, 'j' JSON)  2 data
 -- Reply: the task's id (its stream id), or an error:
 --   CORRUPT <key> <problem>   a key of the queue holds what understudy never writes there
---@include queue/lib.lua
 
 -- While no worker has room (the order set is empty) a task only waits: the XADD and the
--- announcement are all an enqueue does. Lapsed workers, expired deliveries and lost state are
--- found by the next worker script, which checks them before it dispatches anything.
-if call('ZCARD', K.order) == 0 and call('EXISTS', K.tasks) == 1 then
-  local id = call('XADD', K.tasks, '*', 't', ARGV[1], 'd', ARGV[2])
-  announce({ changed = true })
-  return id
+-- announcement are all an enqueue does, before (and without) the code of queue/lib.lua. Lapsed
+-- workers, expired deliveries and lost state are found by the next worker script, which checks
+-- them before it dispatches anything. An error reply (a key of the wrong type) takes the full
+-- path below, which names the key.
+if redis.pcall('ZCARD', KEYS[4]) == 0 and redis.pcall('EXISTS', KEYS[6]) == 1 then
+  local task = redis.pcall('XADD', KEYS[6], '*', 't', ARGV[1], 'd', ARGV[2])
+  if type(task) == 'string' then
+    redis.call('SPUBLISH', string.sub(KEYS[1], 1, -7) .. 'events', '')
+    return task
+  end
 end
+--@include queue/lib.lua
 
 local Q = load_queue()
 ensure_stream()
