@@ -78,6 +78,8 @@ interface Wrapper {
   weight: number;
   heartbeat?: number;
   activation?: number;
+  /** The Redis to join through (default: the test's server); `--redis` given twice would ask for quorum mode. */
+  redis?: string;
   /** More `run` options, before `--`. */
   options?: string[];
 }
@@ -86,7 +88,7 @@ function runArgs(w: Wrapper, command: readonly string[]): string[] {
   return [
     'run',
     '--redis',
-    server.url,
+    w.redis ?? server.url,
     '--group',
     w.group,
     '--member-id',
@@ -258,7 +260,8 @@ describe('understudy run', { timeout: 120_000 }, () => {
             memberId: 'slow',
             weight: 100,
             activation,
-            options: ['--redis', proxy.url(server.url), '--active-goal', '1'],
+            redis: proxy.url(server.url),
+            options: ['--active-goal', '1'],
           },
           records.command('slow'),
         ),
@@ -505,7 +508,7 @@ describe('understudy run', { timeout: 120_000 }, () => {
     const group = newGroup('rejoin-mismatch');
     const proxy = await startChaosProxy({ target: { host: server.host, port: server.port } });
     try {
-      const wrapper = run({ group, memberId: 'old', weight: 100, options: ['--redis', proxy.url(server.url)] });
+      const wrapper = run({ group, memberId: 'old', weight: 100, redis: proxy.url(server.url) });
       const started = await programOf(wrapper, 'old', A + 10_000);
       // Cut off until its lease lapsed; meanwhile the group re-forms with another A.
       proxy.blackhole(true);
