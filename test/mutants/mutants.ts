@@ -169,9 +169,9 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'l2-no-takeover-timer',
     rule: 'L2',
     breaks: 'the next in line arms no timer at the actives’ lease deadline: it notices a lapse at its next renewal',
-    file: MEMBER,
-    find: '    if (view.watchDeadline <= 0 || this.#held || this.#closing) return;',
-    replace: '    if (view.watchDeadline > -1 || this.#held || this.#closing) return;',
+    file: 'packages/core/src/member/lease.ts',
+    find: '    if (!watching || view.watchDeadline <= 0) return;',
+    replace: '    if (!watching || view.watchDeadline > -1) return;',
     tests: [{ file: 'packages/core/test/takeover.test.ts' }],
   },
   {

@@ -3,6 +3,7 @@ import { RedisUnavailableError } from '../errors.js';
 import { describe, renewalFailure } from '../failures.js';
 import type { MemberView } from '../scripts.js';
 import { SingleFlight } from '../single-flight.js';
+import { wakeAt } from '../wake-at.js';
 import type { Call } from './calls.js';
 import { type Clock, leaseDeadline, leaseMargin, localInstant } from './clock.js';
 import type { Advise } from './health.js';
@@ -56,8 +57,8 @@ export class LeaseKeeper {
   #down = false;
   #renewTimer: NodeJS.Timeout | undefined;
   #deadlineTimer: NodeJS.Timeout | undefined;
-  #watchTimer: NodeJS.Timeout | undefined;
-  #prepareTimer: NodeJS.Timeout | undefined;
+  /** Cancel the takeover and prepare wake-ups (`wakeAt`). */
+  #unwatch: (() => void)[] = [];
 
   constructor(settings: LeaseSettings, host: LeaseHost) {
     this.#s = settings;
@@ -171,27 +172,28 @@ export class LeaseKeeper {
   }
 
   /**
-   * The next in line arms timers at the slot holders' earliest lease deadline (takeover) and
-   * at the moment that lease turns older than P (prepare); each timer just renews, and the
-   * script decides with Redis's clock. Nothing polls.
+   * The next in line wakes at the slot holders' earliest lease deadline (takeover) and at the
+   * moment that lease turns older than P (prepare), as the reply places them on the local clock;
+   * each wake-up just renews, and the script decides with Redis's clock. Nothing polls. Not a
+   * millisecond early (`wakeAt`): a renewal sent before the deadline is only told "not yet".
+   * No margin either: Redis reads its clock in whole ms, rounded down, and usually before the
+   * midpoint of the round trip that placed it (the script runs after the read), so the local
+   * instant lies at or after the deadline; one that lies before costs a "not yet" and a round trip.
    */
   watch(view: MemberView, midpoint: number, watching: boolean): void {
     this.unwatch();
     if (!watching || view.watchDeadline <= 0) return;
-    const now = this.#s.clock.now();
-    const toLocal = (serverMs: number) => Math.max(0, localInstant(serverMs, view.serverNow, midpoint) - now);
-    this.#watchTimer = setTimeout(() => void this.renew(), toLocal(view.watchDeadline) + 1);
-    this.#watchTimer.unref();
-    const { preparationInterval: p, activationInterval: a } = this.#s;
-    if (p > 0 && view.role === 'standby') {
-      this.#prepareTimer = setTimeout(() => void this.renew(), toLocal(view.watchDeadline - a + p) + 1);
-      this.#prepareTimer.unref();
-    }
+    const { clock, preparationInterval: p, activationInterval: a } = this.#s;
+    const wake = (serverMs: number) =>
+      this.#unwatch.push(wakeAt(clock, localInstant(serverMs, view.serverNow, midpoint), () => void this.renew()));
+    wake(view.watchDeadline);
+    if (p > 0 && view.role === 'standby') wake(view.watchDeadline - a + p);
   }
 
   unwatch(): void {
-    clearTimeout(this.#watchTimer);
-    clearTimeout(this.#prepareTimer);
+    if (this.#unwatch.length === 0) return;
+    for (const cancel of this.#unwatch) cancel();
+    this.#unwatch = [];
   }
 
   /**
@@ -200,9 +202,8 @@ export class LeaseKeeper {
    */
   stop(): void {
     this.#stopped = true;
-    for (const timer of [this.#renewTimer, this.#deadlineTimer, this.#watchTimer, this.#prepareTimer]) {
-      clearTimeout(timer);
-    }
+    this.unwatch();
+    for (const timer of [this.#renewTimer, this.#deadlineTimer]) clearTimeout(timer);
     this.#deadlineTimer = undefined;
   }
 
