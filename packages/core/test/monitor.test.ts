@@ -199,6 +199,30 @@ describe('monitorGroup', () => {
     await waitFor(() => replayed.length === expected.length, 'the replay');
     expect(replayed).toEqual(expected);
   });
+
+  it('reads a snapshot and the new transitions in one round trip', async () => {
+    const group = uniqueGroup();
+    await join({ group, memberId: 'a', weight: 10 });
+    // Every reply is held 200 ms on its way back: a read that waits for the snapshot's reply
+    // before it asks for the transitions takes two of those, one that sends both at once one.
+    const proxy = await startChaosProxy({ target: { host: server.host, port: server.port } });
+    try {
+      const { monitor } = await watch(group, { redis: proxy.url() });
+      const transitions: string[] = [];
+      monitor.on('transition', (t) => transitions.push(`${t.type} ${t.member}`));
+      await join({ group, memberId: 'b', weight: 5 });
+      await waitFor(() => transitions.includes('join b'), 'the monitor to read the join');
+      proxy.setDelay(200, 0, 'to-client');
+      const started = performance.now();
+      await monitor.refresh(); // reads the transitions after the join too (none)
+      const took = performance.now() - started;
+      expect(took).toBeGreaterThanOrEqual(190);
+      expect(took).toBeLessThan(390);
+    } finally {
+      await Promise.all(monitors.splice(0).map((m) => m.close()));
+      await proxy.close();
+    }
+  });
 });
 
 describe('reading groups', () => {

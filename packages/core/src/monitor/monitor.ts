@@ -14,6 +14,7 @@ import {
   validateRedisSource,
 } from '../options.js';
 import { SingleFlight } from '../single-flight.js';
+import { wakeAt } from '../wake-at.js';
 import { readTransitions, readTransitionsAfter, type Transition } from './history.js';
 import { type GroupSnapshot, nextLossAt, readGroup } from './observe.js';
 
@@ -66,6 +67,8 @@ export class ServerMonitor extends EventEmitter<MonitorEvents> implements AsyncI
     () => this.#closed,
   );
   #timer: NodeJS.Timeout | undefined;
+  /** Cancels the wake-up at the next loss (`wakeAt`). */
+  #unwake: (() => void) | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
   #unreachableSince: number | undefined;
@@ -214,8 +217,13 @@ export class ServerMonitor extends EventEmitter<MonitorEvents> implements AsyncI
     const link = this.#link;
     if (!link) return;
     const sentAt = performance.now();
+    // Both requests leave together, the transitions right behind the snapshot: one round trip,
+    // so a read asked for meanwhile (an announcement) does not wait for a second reply.
+    const snapshotRead = readGroup(link.lease, this.#keys, this.#options.lostInterval);
+    const transitions = readTransitionsAfter(link.lease, this.#keys, this.#lastLogId);
+    transitions.catch(() => undefined); // awaited below, unless the snapshot failed first
     try {
-      const snapshot = await readGroup(link.lease, this.#keys, this.#options.lostInterval);
+      const snapshot = await snapshotRead;
       if (this.#closed) return;
       const since = this.#unreachableSince;
       if (since !== undefined) {
@@ -223,7 +231,7 @@ export class ServerMonitor extends EventEmitter<MonitorEvents> implements AsyncI
         this.emit('reachable', { since, downMs: Date.now() - since });
       }
       this.#accept(snapshot, (sentAt + performance.now()) / 2);
-      for (const transition of await readTransitionsAfter(link.lease, this.#keys, this.#lastLogId)) {
+      for (const transition of await transitions) {
         this.#lastLogId = transition.id;
         if (!this.#closed) this.emit('transition', transition);
       }
@@ -253,12 +261,21 @@ export class ServerMonitor extends EventEmitter<MonitorEvents> implements AsyncI
       if (!first) this.emit('change', snapshot);
     }
     const lossAt = nextLossAt(snapshot, this.#options.lostInterval);
-    if (lossAt !== undefined) this.#arm(midpoint + (lossAt - snapshot.serverTime) - performance.now() + 1);
-    else clearTimeout(this.#timer);
+    this.#disarm();
+    // Not a millisecond early (see `LeaseKeeper.watch`): an early read shows nobody lost yet.
+    if (lossAt !== undefined && !this.#closed) {
+      this.#unwake = wakeAt(performance, midpoint + (lossAt - snapshot.serverTime), () => void this.#reads.run());
+    }
+  }
+
+  #disarm(): void {
+    clearTimeout(this.#timer);
+    this.#unwake?.();
+    this.#unwake = undefined;
   }
 
   #arm(delayMs: number): void {
-    clearTimeout(this.#timer);
+    this.#disarm();
     if (this.#closed) return;
     // Never beyond a day (no lease lasts longer): a longer delay would overflow Node's timer into 1 ms.
     this.#timer = setTimeout(() => void this.#reads.run(), Math.min(MAX_INTERVAL, Math.max(0, delayMs)));
@@ -267,7 +284,7 @@ export class ServerMonitor extends EventEmitter<MonitorEvents> implements AsyncI
 
   async #close(): Promise<void> {
     this.#closed = true;
-    clearTimeout(this.#timer);
+    this.#disarm();
     this.#options.signal?.removeEventListener('abort', this.#onAbort);
     for (const wake of this.#wakers) wake();
     this.#wakers.clear();
