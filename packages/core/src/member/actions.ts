@@ -1,5 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-
 export type Action = 'prepare' | 'activate' | 'deactivate';
 
 export type Outcome = { ok: true } | { ok: false; timedOut: boolean; error: unknown };
@@ -36,30 +34,34 @@ export class ActionQueue {
   }
 }
 
-/** Runs a handler with a time limit; a handler that never settles is abandoned, not awaited. */
+/**
+ * Runs a handler with a time limit; a handler that never settles is abandoned, not awaited. A
+ * plain timer rather than `timers/promises` with an AbortSignal: those cost about a
+ * millisecond the first time a process uses them, which was the first activation's handler.
+ */
 export async function runHandler<T>(
   handler: ((info: T) => unknown) | undefined,
   info: T,
   timeoutMs: number,
 ): Promise<Outcome> {
   if (!handler) return { ok: true };
-  const timer = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<Outcome>((resolve) => {
+    timer = setTimeout(
+      () => resolve({ ok: false, timedOut: true, error: new Error(`handler did not settle within ${timeoutMs} ms`) }),
+      timeoutMs,
+    ).unref();
+  });
   try {
     return await Promise.race([
       Promise.resolve()
         .then(() => handler(info))
         .then((): Outcome => ({ ok: true })),
-      sleep(timeoutMs, undefined, { signal: timer.signal, ref: false }).then(
-        (): Outcome => ({
-          ok: false,
-          timedOut: true,
-          error: new Error(`handler did not settle within ${timeoutMs} ms`),
-        }),
-      ),
+      timedOut,
     ]);
   } catch (error) {
     return { ok: false, timedOut: false, error };
   } finally {
-    timer.abort();
+    clearTimeout(timer);
   }
 }

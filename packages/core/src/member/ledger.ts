@@ -23,6 +23,12 @@ export class EpochLedger {
   #held: (Held & { controller: AbortController }) | undefined;
   readonly #settling = new Set<number>();
   readonly #releasing = new Set<number>();
+  /**
+   * The next activation's controller, made ahead: the first AbortController of a process costs
+   * about a millisecond (Node loads the class on first use), which would otherwise fall between
+   * the grant and the activate handler of a standby's first takeover.
+   */
+  #nextController: AbortController | undefined = new AbortController();
 
   /** Every epoch up to it was delivered, released or revoked. */
   get floor(): number {
@@ -74,7 +80,8 @@ export class EpochLedger {
       throw new Error(`understudy bug: epoch ${epoch} is not deliverable (floor ${this.#floor})`);
     }
     if (this.#pending === epoch) this.#pending = undefined;
-    const controller = new AbortController();
+    const controller = this.#nextController ?? new AbortController();
+    this.#nextController = undefined;
     this.#held = { epoch, slot, reason, signal: controller.signal, controller };
     this.retire(epoch);
     return this.#held;
