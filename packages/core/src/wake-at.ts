@@ -15,7 +15,9 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * millisecond before the delay they were given has passed, and a task that runs early is told
  * "not yet" and costs a round trip and another timer. So a timer runs until less than
  * `SPIN_MS` is left, and the rest is waited out in `setImmediate` steps, which let I/O run.
- * Neither keeps the process alive (unref). The task never runs synchronously.
+ * The timer does not keep the process alive (unref); the steps do, for that last millisecond:
+ * with only unref'd immediates pending, the event loop blocks in its poll until some other timer
+ * or I/O wakes it, and the task would run that late. The task never runs synchronously.
  */
 export function wakeAt(clock: Now, at: number, task: () => void): () => void {
   let timer: NodeJS.Timeout | undefined;
@@ -36,7 +38,7 @@ export function wakeAt(clock: Now, at: number, task: () => void): () => void {
       return;
     }
     if (spinUntil === Number.POSITIVE_INFINITY) spinUntil = real + 2 * SPIN_MS;
-    immediate = setImmediate(step).unref();
+    immediate = setImmediate(step);
   };
   const step = () => {
     timer = undefined;
@@ -46,7 +48,7 @@ export function wakeAt(clock: Now, at: number, task: () => void): () => void {
   // Never synchronously: the caller finishes what it is doing first.
   const left = at - clock.now();
   if (left > SPIN_MS) timer = setTimeout(step, Math.min(left, MAX_TIMER_MS)).unref();
-  else immediate = setImmediate(step).unref();
+  else immediate = setImmediate(step);
   return () => {
     over = true;
     clearTimeout(timer);

@@ -1,4 +1,6 @@
-import { waitFor } from '@understudy/testkit';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { runTypeScript, waitFor } from '@understudy/testkit';
 import { describe, expect, it } from 'vitest';
 import type { Call } from '../src/member/calls.js';
 import { type Clock, driftingClock } from '../src/member/clock.js';
@@ -15,6 +17,23 @@ import { wakeAt } from '../src/wake-at.js';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('wakeAt', () => {
+  it('waits out the last millisecond in a process whose event loop nothing else wakes', () => {
+    // Were its steps unref'd immediates, the loop would block in its poll until the interval
+    // (a second) and every task would run about a second late.
+    const child = spawnSync(
+      process.execPath,
+      [...runTypeScript(), join(import.meta.dirname, 'fixtures/wake-at-alone.ts')],
+      {
+        encoding: 'utf8',
+        timeout: 20_000,
+      },
+    );
+    expect(child.status, child.stderr).toBe(0);
+    const late = JSON.parse(child.stdout) as number[];
+    expect(late).toHaveLength(5);
+    for (const ms of late) expect(ms).toBeLessThan(300);
+  });
+
   it('runs its task once, never before the clock reached the instant, though timers fire early', async () => {
     const clock = driftingClock(0.5);
     const at = clock.now() + 20;
