@@ -13,6 +13,7 @@ import { describeMachine, readLoadAverage } from './machine.js';
 import { markdownReport, writePlots } from './markdown.js';
 import { killAllChildren, runEntry } from './processes.js';
 import { queueConsoleReport, queueTargets } from './queue-report.js';
+import { quorumConsoleReport, quorumTargets } from './quorum-report.js';
 import { type BenchResults, consoleReport } from './report.js';
 import { type ContestResult, runContest } from './scenarios/contest.js';
 import { type CrowdCost, measureCrowd, measureScriptOverhead } from './scenarios/cost.js';
@@ -21,6 +22,7 @@ import { HA_GOAL } from './scenarios/ha.js';
 import { type HaResults, runHaSuite } from './scenarios/ha-suite.js';
 import { runPreemption } from './scenarios/preemption.js';
 import type { QueueResults } from './scenarios/queue.js';
+import { QUORUM_FULL, QUORUM_QUICK, type QuorumResults, runQuorumSuite } from './scenarios/quorum.js';
 import { COST_LEASE, DRIVEN_LEASE, FULL, QUEUE_FULL, QUEUE_QUICK, QUICK } from './settings.js';
 import { summarize } from './stats.js';
 import { SYSTEMS } from './systems.js';
@@ -30,7 +32,7 @@ const argv = process.argv.slice(2);
 const args = new Set(argv);
 if (args.has('--help')) {
   process.stdout.write(
-    'pnpm bench [--quick] [--wait-quiet] [--only ha|queue] [--report-only]\n' +
+    'pnpm bench [--quick] [--wait-quiet] [--only ha|queue|quorum] [--report-only]\n' +
       '  --quick        small counts, under 5 minutes; prints the tables, writes nothing; leaves out the\n' +
       '                 failovers on Sentinel and Cluster and the queues unless given --only ha / --only queue\n' +
       '  --wait-quiet   first wait (up to 45 min) until the 1-minute load average is below 0.8\n' +
@@ -41,14 +43,17 @@ if (args.has('--help')) {
       '                 CPU per task; then the group feed: publish → onMessage, failover resume (quick: about 5\n' +
       '                 minutes; full: about 10); without --quick it replaces the queue and feed figures in\n' +
       '                 docs/bench/results.json and the report is written again\n' +
+      '  --only quorum  only quorum mode (K = 3 servers behind 30 ms and 100 ms links): crash failover,\n' +
+      '                 handover and the loss of one region, beside a Sentinel set and a redlock loop (full: about\n' +
+      '                 6 minutes); without --quick it replaces the quorum figures in docs/bench/results.json\n' +
       '  --report-only  measure nothing: write docs/BENCHMARKS.md and the plots again from docs/bench/results.json\n',
   );
   process.exit(0);
 }
 const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
-if (argv.includes('--only') && only !== 'ha' && only !== 'queue') {
+if (argv.includes('--only') && only !== 'ha' && only !== 'queue' && only !== 'quorum') {
   process.stderr.write(
-    `pnpm bench: --only takes "ha" or "queue" (the families that can run alone), not ${JSON.stringify(only)}\n`,
+    `pnpm bench: --only takes "ha", "queue" or "quorum" (the families that can run alone), not ${JSON.stringify(only)}\n`,
   );
   process.exit(2);
 }
@@ -202,6 +207,7 @@ async function main(): Promise<void> {
   // a quick run leaves it out (`--quick --only ha` runs it alone) to stay within 5 minutes.
   const ha = quick ? undefined : await runHa(machine.revision);
   const queue = quick ? undefined : await runQueues(machine.revision);
+  const quorum = quick ? undefined : await runQuorum(machine.revision);
 
   const results: BenchResults = {
     quick,
@@ -221,6 +227,7 @@ async function main(): Promise<void> {
     overhead,
     ...(ha ? { ha } : {}),
     ...(queue ? { queue } : {}),
+    ...(quorum ? { quorum } : {}),
     targets: [],
     plots: [],
     failures,
@@ -257,17 +264,33 @@ async function runQueues(revision: string): Promise<QueueResults> {
   return runQueueSuite(q, settings.lease, { command: command(), revision }, progress);
 }
 
+function runQuorum(revision: string): Promise<QuorumResults> {
+  const q = quick ? QUORUM_QUICK : QUORUM_FULL;
+  progress(`── quorum: K = 3, links of ${q.rttsMs.join(' and ')} ms round trip`);
+  return runQuorumSuite(q, { command: command(), revision }, progress);
+}
+
 /**
- * `--only ha` / `--only queue`: one family alone; a full-count run merges it into the last full
+ * `--only ha` / `--only queue` / `--only quorum`: one family alone; a full-count run merges it into the last full
  * run's figures.
  */
-async function mainOnly(family: 'ha' | 'queue'): Promise<void> {
+async function mainOnly(family: 'ha' | 'queue' | 'quorum'): Promise<void> {
   if (args.has('--wait-quiet')) await waitForQuiet();
   const revision = describeMachine(redisServerBinary(), undefined).revision;
-  const figures = family === 'ha' ? { ha: await runHa(revision) } : { queue: await runQueues(revision) };
-  process.stdout.write(
-    `\n${figures.ha ? haConsoleReport(figures.ha) : figures.queue ? queueConsoleReport(figures.queue) : ''}\n`,
-  );
+  const figures: Pick<BenchResults, 'ha' | 'queue' | 'quorum'> =
+    family === 'ha'
+      ? { ha: await runHa(revision) }
+      : family === 'queue'
+        ? { queue: await runQueues(revision) }
+        : { quorum: await runQuorum(revision) };
+  const printed = figures.ha
+    ? haConsoleReport(figures.ha)
+    : figures.queue
+      ? queueConsoleReport(figures.queue)
+      : figures.quorum
+        ? quorumConsoleReport(figures.quorum)
+        : '';
+  process.stdout.write(`\n${printed}\n`);
   if (quick) return;
   const file = new URL('bench/results.json', docs);
   if (!existsSync(file)) {
@@ -277,7 +300,7 @@ async function mainOnly(family: 'ha' | 'queue'): Promise<void> {
   }
   const results = { ...loadResults(), ...figures };
   writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
-  progress(`wrote the ${family === 'ha' ? 'HA' : 'queue'} figures into docs/bench/results.json`);
+  progress(`wrote the ${family === 'ha' ? 'HA' : family} figures into docs/bench/results.json`);
   results.targets = targets(results);
   writeReport(results);
 }
@@ -393,6 +416,7 @@ function targets(results: BenchResults): TargetCheck[] {
     );
   }
   if (results.queue) checks.push(...queueTargets(results.queue));
+  if (results.quorum) checks.push(...quorumTargets(results.quorum));
   const fleet = results.fleet;
   if (fleet) {
     // Redis CPU at the nominal rate (every member renews once per H): the member processes may
@@ -418,7 +442,7 @@ if (args.has('--report-only')) {
 }
 await runEntry(
   progress,
-  () => (only === 'ha' || only === 'queue' ? mainOnly(only) : main()),
+  () => (only === 'ha' || only === 'queue' || only === 'quorum' ? mainOnly(only) : main()),
   async () => {
     redis?.disconnect();
     await etcd?.stop();

@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { haMarkdown } from './ha-report.js';
 import { queueMarkdown } from './queue-report.js';
+import { quorumMarkdown } from './quorum-report.js';
 import {
   anatomyTable,
   type BenchResults,
@@ -150,6 +151,8 @@ export function markdownReport(r: BenchResults): string {
       'pnpm bench --quick --only ha   # the same with one failover per case, about 3 minutes; prints only\n' +
       "pnpm bench --only queue   # only understudy's queue beside BullMQ, and the group feed; writes them into this file\n" +
       'pnpm bench --quick --only queue   # the same with smaller counts, about 5 minutes; prints only\n' +
+      'pnpm bench --only quorum  # only quorum mode over 30 / 100 ms links, beside Sentinel and redlock; writes it into this file\n' +
+      'pnpm bench --quick --only quorum  # the same with small counts; prints only\n' +
       'pnpm bench:join          # members of one group joined in one process, into docs/bench/results.json; then pnpm bench --report-only\n```',
     'Benchmarks are not tests: nothing here fails a build. The run prints each target next to the measured figure and flags misses.',
     '## Machine',
@@ -205,6 +208,7 @@ export function markdownReport(r: BenchResults): string {
     plot('understudy-cdf.svg'),
     r.ha ? haMarkdown(r.ha) : '',
     r.queue ? queueMarkdown(r.queue) : '',
+    r.quorum ? quorumMarkdown(r.quorum) : '',
     '## Cost',
     "Redis's share is read from `INFO commandstats` (the script's own time, `FCALL` usec / calls: members call core's function library) and `INFO cpu` (the Redis process's user + system CPU, network included), " +
       `over ${r.driven[0]?.plan.windows ?? 0} windows of ${(r.driven[0]?.plan.windowMs ?? 0) / 1000} s on fresh statistics (\`CONFIG RESETSTAT\`) after the groups settled. The run flushes Redis between groups.`,
@@ -238,6 +242,7 @@ function separateRuns(r: BenchResults): string {
   const own = [
     ...(r.ha && r.ha.run.command !== r.command ? ['Sentinel and Cluster'] : []),
     ...(r.queue && r.queue.run.command !== r.command ? ['distributed queues'] : []),
+    ...(r.quorum && r.quorum.run.command !== r.command ? ['quorum mode'] : []),
   ];
   const others = own.length ? [`the sections on ${own.join(' and on ')}, which name the run that measured them`] : [];
   if (r.joins?.length) others.push('the `pnpm bench:join` figures of "Joining a large group"');

@@ -8,6 +8,7 @@ import type { HaResults } from './scenarios/ha-suite.js';
 import type { JoinScale } from './scenarios/joining.js';
 import type { PreemptionResult } from './scenarios/preemption.js';
 import type { QueueResults } from './scenarios/queue.js';
+import type { QuorumResults } from './scenarios/quorum.js';
 import { type Summary, summarize } from './stats.js';
 import { table } from './table.js';
 import { format, type TargetCheck, verdict } from './targets.js';
@@ -32,6 +33,8 @@ export interface BenchResults {
   ha?: HaResults;
   /** understudy's queue beside BullMQ (possibly from a run of its own). */
   queue?: QueueResults;
+  /** Quorum mode over WAN links beside Sentinel and redlock (possibly from a run of its own). */
+  quorum?: QuorumResults;
   /** Members of one group joined in one process, from runs of their own (`pnpm bench:join`), one per H. */
   joins?: JoinScale[];
   targets: TargetCheck[];

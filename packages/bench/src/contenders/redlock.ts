@@ -1,5 +1,5 @@
 import { type Lock, Redlock } from '@sesamecare-oss/redlock';
-import { peerClient } from './connection.js';
+import { peerClients } from './connection.js';
 import type { StartCandidate } from './types.js';
 
 /**
@@ -8,9 +8,10 @@ import type { StartCandidate } from './types.js';
  * extension fails or the lock's validity (`expiration` = start + TTL − drift) runs out.
  */
 export const startRedlock: StartCandidate = async (config, { id }, emit) => {
-  const client = peerClient(config, { maxRetriesPerRequest: 0, commandTimeout: config.heartbeatMs });
-  client.on('error', () => undefined);
-  const redlock = new Redlock([client], { retryCount: 0 });
+  // One client per server: one Redis, or the K independent servers of a quorum (Redlock proper).
+  const clients = peerClients(config, { maxRetriesPerRequest: 0, commandTimeout: config.heartbeatMs });
+  for (const client of clients) client.on('error', () => undefined);
+  const redlock = new Redlock(clients, { retryCount: 0 });
   const { retryDelay, retryJitter } = redlock.settings;
   const A = config.activationMs;
   let stopped = false;
@@ -81,7 +82,7 @@ export const startRedlock: StartCandidate = async (config, { id }, emit) => {
       const held = drop('released', 'leave');
       wake?.();
       if (held) await held.release().catch(() => undefined);
-      client.disconnect();
+      for (const client of clients) client.disconnect();
     },
   };
 };

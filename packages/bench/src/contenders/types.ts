@@ -3,7 +3,13 @@ export type ContenderKind = 'understudy' | 'redlock' | 'mutex' | 'semaphore' | '
 
 /** A Redis with failover: the contender connects through Sentinel or to a Cluster instead of `redisUrl`. */
 export type ContenderTopology =
-  | { kind: 'sentinel'; sentinels: { host: string; port: number }[]; name: string }
+  | {
+      kind: 'sentinel';
+      sentinels: { host: string; port: number }[];
+      name: string;
+      /** ioredis `natMap`: the servers' addresses as Sentinel names them → a proxy in front of each (a slow link). */
+      natMap?: Record<string, { host: string; port: number }>;
+    }
   | { kind: 'cluster'; nodes: { host: string; port: number }[] };
 
 /** How a contender process is set up (passed as JSON on its command line). */
@@ -12,6 +18,8 @@ export interface ContenderConfig {
   /** Group, lock or election name. */
   key: string;
   redisUrl: string;
+  /** Quorum mode (DESIGN §9): K independent servers; understudy joins all, redlock locks on all. */
+  redisUrls?: string[];
   /** Connect through Sentinel or to a Cluster rather than to `redisUrl`. */
   topology?: ContenderTopology;
   /** understudy: `durability` of the member (default 'async'). */
