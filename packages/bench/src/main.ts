@@ -1,6 +1,6 @@
-// `pnpm bench [--quick] [--wait-quiet] [--only ha|queue]`: understudy and its peers, in one run, on
-// one Redis, with the same lease settings, then the failover of a group on Sentinel and Cluster,
-// then understudy's queue beside BullMQ and the group feed.
+// `pnpm bench [--quick] [--wait-quiet] [--only ha|queue|quorum]`: understudy and its peers, in one
+// run, on one Redis, with the same lease settings, then the failover of a group on Sentinel and
+// Cluster, then understudy's queue beside BullMQ and the group feed, then quorum mode over WAN links.
 // Prints the tables; a full run also writes docs/BENCHMARKS.md and the plots in docs/bench/.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { type RedisServer, redisServerBinary, startRedis } from '@understudy/testkit';
@@ -34,7 +34,7 @@ if (args.has('--help')) {
   process.stdout.write(
     'pnpm bench [--quick] [--wait-quiet] [--only ha|queue|quorum] [--report-only]\n' +
       '  --quick        small counts, under 5 minutes; prints the tables, writes nothing; leaves out the\n' +
-      '                 failovers on Sentinel and Cluster and the queues unless given --only ha / --only queue\n' +
+      '                 failovers on Sentinel and Cluster, the queues and quorum mode unless given --only\n' +
       '  --wait-quiet   first wait (up to 45 min) until the 1-minute load average is below 0.8\n' +
       '  --only ha      only the failovers on Sentinel and Cluster and the durability trade; without --quick\n' +
       '                 they replace the HA figures in docs/bench/results.json and the report is written again\n' +
