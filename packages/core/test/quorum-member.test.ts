@@ -103,6 +103,23 @@ describe('quorum mode over three servers', () => {
     expect(b.most).toBe(1);
   });
 
+  it('hands over on leave at once: the next in line hears the freed slot and proposes, with no heartbeat in between', async () => {
+    const group = uniqueGroup('quorum');
+    const b = new Believers();
+    // A long heartbeat: a standby that waited for its next renewal would take seconds.
+    const slow = { heartbeatInterval: 5000, activationInterval: 15_000 };
+    const first = await join(b, { group, memberId: 'first', weight: 20, ...slow });
+    const second = await join(b, { group, memberId: 'second', weight: 10, ...slow });
+    await waitFor(() => first.member.isActive(), 'first active', 20_000);
+    // Leave right after the standby's renewals: its next one is a whole heartbeat away.
+    await new Promise((resolve) => second.member.once('renewal', resolve));
+    const left = performance.now();
+    await first.member.leave();
+    await waitFor(() => second.member.isActive(), 'second active', 10_000);
+    expect(performance.now() - left).toBeLessThan(slow.heartbeatInterval / 2);
+    expect(b.most).toBe(1);
+  });
+
   it('fails over when the active member is cut off from every server, and the cut-off member demotes itself first', async () => {
     const group = uniqueGroup('quorum');
     const b = new Believers();

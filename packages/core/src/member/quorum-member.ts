@@ -20,7 +20,7 @@ import {
 } from '../quorum.js';
 import { claimRole } from '../role.js';
 import type { ScriptReply } from '../script-specs.js';
-import { scripts } from '../scripts.js';
+import { type Announcement, scripts } from '../scripts.js';
 import { ActionQueue, runHandler } from './actions.js';
 import type { Call } from './calls.js';
 import { lagMonitor } from './clock.js';
@@ -279,11 +279,17 @@ export class QuorumMember extends MemberEmitter {
       : undefined;
   }
 
+  /**
+   * An announcement renews on its server when it names this member or shows a gap (S7), and
+   * also, while this member holds nothing, when it frees a slot: in a quorum group no script
+   * hands a freed slot on (a slot goes only to a member's own proposal), so the announcement
+   * names nobody who could take it, and the next in line would otherwise wait for its heartbeat.
+   */
   #heard(server: Server, message: Heard): void {
     const { announcement } = message;
-    if (announcement && this.#phase === 'running' && server.view.hear(announcement, this.id)) {
-      void server.keeper.renew();
-    }
+    if (!announcement || this.#phase !== 'running') return;
+    const named = server.view.hear(announcement, this.id);
+    if (named || (this.#heldGrant() === undefined && freesSlot(announcement))) void server.keeper.renew();
   }
 
   #refused(server: Server, error: unknown): boolean {
@@ -593,4 +599,13 @@ export class QuorumMember extends MemberEmitter {
     this.#releaseRole = undefined;
     lagMonitor.release();
   }
+}
+
+/** A holder gave a slot up (left, released, was dropped or revoked), or the goal changed. */
+function freesSlot(announcement: Announcement): boolean {
+  for (const change of announcement.changes.values()) {
+    if (change.role === 'goal') return true;
+    if ((change.role === 'standby' || change.role === 'gone') && change.slot >= 0) return true;
+  }
+  return false;
 }
