@@ -284,12 +284,31 @@ export class QuorumMember extends MemberEmitter {
    * also, while this member holds nothing, when it frees a slot: in a quorum group no script
    * hands a freed slot on (a slot goes only to a member's own proposal), so the announcement
    * names nobody who could take it, and the next in line would otherwise wait for its heartbeat.
+   * The next in line takes the freed slot as free there at once (`#expectFreed`): once Q
+   * servers announced it, its proposal goes out with the renewals, a round trip sooner.
    */
   #heard(server: Server, message: Heard): void {
     const { announcement } = message;
     if (!announcement || this.#phase !== 'running') return;
     const named = server.view.hear(announcement, this.id);
-    if (named || (this.#heldGrant() === undefined && freesSlot(announcement))) void server.keeper.renew();
+    const freed = this.#heldGrant() === undefined ? freedSlots(announcement) : undefined;
+    if (freed && freed.length > 0 && this.#expectFreed(server, freed)) return;
+    if (named || freed) void server.keeper.renew();
+  }
+
+  /**
+   * The next in line on `server` (its latest reply armed a takeover watch) reads the freed slots
+   * as free there and itself as among the best: only what the proposal is based on. The server
+   * decides the proposal by its own state (quorum_renew.lua), and a proposal it refuses is a
+   * partial grant at most, released as any other. True once a proposal went out: its renewals
+   * reach every server, this one included.
+   */
+  #expectFreed(server: Server, freed: readonly number[]): boolean {
+    const r = server.reply;
+    if (!r || !server.fresh || this.#proposing || r.view.watchDeadline <= 0) return false;
+    server.reply = { ...r, eligible: true, free: [...new Set([...r.free, ...freed])] };
+    this.#converge();
+    return this.#proposing !== undefined;
   }
 
   #refused(server: Server, error: unknown): boolean {
@@ -601,11 +620,19 @@ export class QuorumMember extends MemberEmitter {
   }
 }
 
-/** A holder gave a slot up (left, released, was dropped or revoked), or the goal changed. */
-function freesSlot(announcement: Announcement): boolean {
+/**
+ * What an announcement frees: the slots of holders that gave them up (left, released, were
+ * dropped or revoked), empty for a goal change (which slot it frees is the server's to say);
+ * undefined when it frees none.
+ */
+function freedSlots(announcement: Announcement): number[] | undefined {
+  let freed: number[] | undefined;
   for (const change of announcement.changes.values()) {
-    if (change.role === 'goal') return true;
-    if ((change.role === 'standby' || change.role === 'gone') && change.slot >= 0) return true;
+    if (change.role === 'goal') freed ??= [];
+    else if ((change.role === 'standby' || change.role === 'gone') && change.slot >= 0) {
+      freed ??= [];
+      freed.push(change.slot);
+    }
   }
-  return false;
+  return freed;
 }
