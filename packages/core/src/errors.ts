@@ -51,19 +51,31 @@ export class ConfigError extends kind('CONFIG', 'ConfigError') {
   }
 }
 
-/** The group already runs with a different active goal or activation interval. */
+/**
+ * The group already runs with a different active goal or activation interval, or in the other
+ * mode (`quorum`: 1 for quorum mode over K servers, DESIGN §9, 0 for one Redis deployment).
+ */
 export class ParamMismatchError extends kind('PARAM_MISMATCH', 'ParamMismatchError') {
   constructor(
     readonly group: string,
-    readonly field: 'activeGoal' | 'activationInterval',
+    readonly field: 'activeGoal' | 'activationInterval' | 'quorum',
     readonly requested: number,
     readonly current: number,
   ) {
     super(
-      `group ${group} runs with ${field} = ${current}, this member asked for ${requested}; ` +
-        `join with ${field}: ${current}, or change the group's parameters first (understudy group set)`,
+      field === 'quorum'
+        ? `group ${group} runs in ${modeName(current)} on this server, this member joins in ${modeName(requested)}; ` +
+            (current === 1
+              ? 'join with redis: [all K servers of the group] (CLI: --redis given K times)'
+              : 'join with the one Redis deployment of the group (CLI: --redis once), or let the group empty first')
+        : `group ${group} runs with ${field} = ${current}, this member asked for ${requested}; ` +
+            `join with ${field}: ${current}, or change the group's parameters first (understudy group set)`,
     );
   }
+}
+
+function modeName(quorum: number): string {
+  return quorum === 1 ? 'quorum mode (one group over K independent Redis servers)' : 'single-server mode';
 }
 
 /** Redis could not be reached or did not answer in time. Retryable. */

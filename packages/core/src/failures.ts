@@ -117,7 +117,7 @@ function scriptReply(
   if (taken && queue !== undefined) {
     return new ConfigError('workerId', taken[1], `a live worker of queue ${queue} already uses this id`);
   }
-  const mismatch = /^PARAM_MISMATCH (activeGoal|activationInterval) (\d+) (\d+)/.exec(error.message);
+  const mismatch = /^PARAM_MISMATCH (activeGoal|activationInterval|quorum) (\d+) (\d+)/.exec(error.message);
   if (mismatch) {
     const [, field, requested, current] = mismatch as unknown as [string, 'activeGoal', string, string];
     return new ParamMismatchError(group, field, Number(requested), Number(current));

@@ -11,7 +11,7 @@ describe('advisory details are typed per code', () => {
         case 'DISABLED':
           return expectTypeOf(a.epoch).toEqualTypeOf<number>();
         case 'PARAM_MISMATCH':
-          expectTypeOf(a.field).toEqualTypeOf<'activeGoal' | 'activationInterval'>();
+          expectTypeOf(a.field).toEqualTypeOf<'activeGoal' | 'activationInterval' | 'quorum'>();
           return expectTypeOf(a.current).toEqualTypeOf<number>();
         case 'TOO_FEW_ACTIVE':
           return expectTypeOf(a.expected).toEqualTypeOf<number>();

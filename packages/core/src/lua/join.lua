@@ -5,7 +5,8 @@
 --       6 heartbeatInterval (ms)  7 preparationInterval (ms)  8 host  9 pid
 --       10 nonce (random per member object: a join retried after a timeout finds itself)
 -- Reply: the member's view (see `view` in lib.lua), or an error:
---   PARAM_MISMATCH <field> <requested> <current>   the group runs with other parameters
+--   PARAM_MISMATCH <field> <requested> <current>   the group runs with other parameters, or in
+--                                                  quorum mode (field quorum, 0 1)
 --   MEMBER_EXISTS <id>                             a live member already uses this id
 --@include lib.lua
 
@@ -15,6 +16,8 @@ local heartbeat, preparation = tonumber(ARGV[6]), tonumber(ARGV[7])
 
 local G = load_group(read_now())
 local refused = admit(G, channel, goal, activation)
+if refused then return refused end
+refused = mode_mismatch(G, channel, false)
 if refused then return refused end
 local existing = read_member(id)
 if existing and existing.n ~= ARGV[10] then

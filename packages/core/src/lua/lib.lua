@@ -519,6 +519,22 @@ local function admit(G, channel, goal, activation)
   return mismatch
 end
 
+-- Quorum mode and single-server mode do not mix (DESIGN §9): a group with members in one mode
+-- refuses a member of the other (PARAM_MISMATCH quorum <requested> <current>, 1 for quorum
+-- mode). An empty group (no parameters) takes the mode of the member that forms it again.
+-- Call after `admit`, with G.quorum as the group's config says.
+local function mode_mismatch(G, channel, quorum)
+  if G.exists and G.goal > 0 and G.quorum ~= quorum then
+    commit(G, channel)
+    return redis.error_reply('PARAM_MISMATCH quorum ' .. (quorum and 1 or 0) .. ' ' .. (G.quorum and 1 or 0))
+  end
+  if not quorum and G.quorum then
+    call('HDEL', K.config, 'quorum')
+    G.quorum = false
+  end
+  return nil
+end
+
 -- The reply every member script sends to its caller: the member's role and what it
 -- needs to arm its timers.
 -- View: 1 role ('active' | 'releasing' | 'preparing' | 'standby' | 'gone')  2 epoch (string)

@@ -19,7 +19,8 @@
 -- Reply: { view (the member's view, see `view` in lib.lua), floor (this server's, after the
 --          script), eligible (1: among the best ranked here and holding no slot here),
 --          free (slot indices free here, while eligible) }, or an error:
---   PARAM_MISMATCH <field> <requested> <current>   the group runs with other parameters
+--   PARAM_MISMATCH <field> <requested> <current>   the group runs with other parameters, or with
+--                                                  single-server members (field quorum, 1 0)
 --   MEMBER_EXISTS <id>                             another member object holds the id now
 --   CORRUPT <key> ...                              state the scripts did not write
 --@include lib.lua
@@ -47,6 +48,11 @@ if m then
 else
   local refused = admit(G, channel, goal, activation)
   if refused then return refused end
+  -- A group with single-server members refuses a quorum member (checked with the config's flag).
+  G.quorum = marked
+  refused = mode_mismatch(G, channel, true)
+  if refused then return refused end
+  G.quorum = true
 end
 local existed = G.exists
 ensure_group(G, goal, activation, heartbeat)

@@ -12,7 +12,8 @@
 --       15 epochFloor (the highest epoch the member was told of for itself; 0: none)
 --       16 leaseEnd (when its lease ends as the server last told it, Redis ms; 0: none)
 -- Reply: the member's view (see `view` in lib.lua), or an error:
---   PARAM_MISMATCH <field> <requested> <current>   the group runs with other parameters
+--   PARAM_MISMATCH <field> <requested> <current>   the group runs with other parameters, or in
+--                                                  quorum mode (field quorum, 0 1)
 --   MEMBER_EXISTS <id>                             another member object holds the id now
 --@include lib.lua
 
@@ -41,7 +42,7 @@ if m then
   end
 else
   -- A rejoin is checked like a join.
-  local refused = admit(G, channel, goal, activation)
+  local refused = admit(G, channel, goal, activation) or mode_mismatch(G, channel, false)
   if refused then return refused end
 end
 ensure_group(G, goal, activation, heartbeat)

@@ -47,8 +47,8 @@ export interface DeactivateInfo {
 
 /** What each advisory says besides its message, by code. */
 export interface AdvisoryDetails {
-  /** The group refused this member's parameters (ParamMismatchError): the member leaves. */
-  PARAM_MISMATCH: { field: 'activeGoal' | 'activationInterval'; requested: number; current: number };
+  /** The group refused this member's parameters or mode (ParamMismatchError): the member leaves. */
+  PARAM_MISMATCH: { field: 'activeGoal' | 'activationInterval' | 'quorum'; requested: number; current: number };
   /** The activate handler failed: the member gave up the activation and set its weight to 0. */
   DISABLED: { epoch: number };
   /** A handler did not settle within the activation interval. */
