@@ -2,6 +2,7 @@ import { withConnection } from './connections/pool.js';
 import type { RedisSource } from './connections/settings.js';
 import { DEFAULT_PREFIX, type GroupKeys, groupKeys } from './keys.js';
 import { validateActiveGoal, validateGroupName, validatePrefix, validateRedisSource } from './options.js';
+import { type QuorumGoalChange, setQuorumGoal } from './quorum-admin.js';
 import { type LoadedLibrary, loadLibraries } from './script-call.js';
 import { scripts } from './scripts.js';
 
@@ -15,7 +16,9 @@ export interface GroupAdminOptions {
   timeout?: number;
 }
 
-export interface SetActiveGoalOptions extends GroupAdminOptions {
+export interface SetActiveGoalOptions extends Omit<GroupAdminOptions, 'redis'> {
+  /** One deployment, or the K of a group in quorum mode (DESIGN §9). */
+  redis: RedisSource | readonly RedisSource[];
   activeGoal: number;
 }
 
@@ -27,13 +30,36 @@ function keysOf(options: GroupAdminOptions): GroupKeys {
 /**
  * The operator's change of a group's active goal. Members follow at once: a raised goal
  * activates the next ranked members; a lowered one demotes the lowest-ranked actives first.
+ * In quorum mode (`redis` an array of K deployments) the change is sent to all K and takes
+ * effect once Q accepted it; the reply says per server what it had and whether it accepted,
+ * and fewer than Q accepting is an error naming each server's answer.
  */
-export async function setActiveGoal(options: SetActiveGoalOptions): Promise<{ version: number; previous: number }> {
-  const keys = keysOf(options);
+export async function setActiveGoal(
+  options: SetActiveGoalOptions & { redis: readonly RedisSource[] },
+): Promise<QuorumGoalChange>;
+export async function setActiveGoal(
+  options: SetActiveGoalOptions & { redis: RedisSource },
+): Promise<{ version: number; previous: number }>;
+export async function setActiveGoal(
+  options: SetActiveGoalOptions,
+): Promise<{ version: number; previous: number } | QuorumGoalChange>;
+export async function setActiveGoal(
+  options: SetActiveGoalOptions,
+): Promise<{ version: number; previous: number } | QuorumGoalChange> {
+  const { redis } = options;
   const activeGoal = validateActiveGoal(options.activeGoal);
-  return withConnection(options.redis, options.timeout ?? 5000, `set the active goal of group ${keys.group}`, (c) =>
+  if (isQuorum(redis)) {
+    const keys = groupKeys(validateGroupName(options.group), validatePrefix(options.prefix ?? DEFAULT_PREFIX));
+    return setQuorumGoal(redis, keys, options.timeout ?? 5000, activeGoal);
+  }
+  const keys = keysOf({ ...options, redis });
+  return withConnection(redis, options.timeout ?? 5000, `set the active goal of group ${keys.group}`, (c) =>
     scripts.set_goal(c, keys, { channel: keys.events, activeGoal }),
   );
+}
+
+function isQuorum(redis: RedisSource | readonly RedisSource[]): redis is readonly RedisSource[] {
+  return Array.isArray(redis);
 }
 
 /** Deletes a group that has no live members: its parameters, ranking and transition log. */

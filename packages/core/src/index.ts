@@ -48,7 +48,13 @@ export { type Monitor, monitorGroup } from './monitor/group.js';
 export type { Transition, TransitionType } from './monitor/history.js';
 export type { MonitorEvents, MonitorOptions } from './monitor/monitor.js';
 export type { GroupSnapshot, MonitoredMember, MonitoredState } from './monitor/observe.js';
-export { describeGroup, listGroups, type ReadOptions, readHistory } from './monitor/read.js';
+export {
+  describeGroup,
+  type GroupReadOptions,
+  listGroups,
+  type ReadOptions,
+  readHistory,
+} from './monitor/read.js';
 export { MEMBER_DEFAULTS } from './options.js';
 export { enqueue } from './queue/enqueue.js';
 export { type QueueKeys, queueKeys } from './queue/keys.js';
@@ -63,3 +69,9 @@ export { QUEUE_DEFAULTS } from './queue/options.js';
 export { describeQueue, listQueues } from './queue/read.js';
 export type * from './queue/types.js';
 export { joinQueue, QueueWorker } from './queue/worker.js';
+export type {
+  QuorumGoalChange,
+  QuorumGroupSnapshot,
+  QuorumTransition,
+  ServerReach,
+} from './quorum-admin.js';

@@ -3,6 +3,12 @@ import { withConnection } from '../connections/pool.js';
 import type { RedisSource } from '../connections/settings.js';
 import { DEFAULT_PREFIX, groupKeys } from '../keys.js';
 import { validateGroupName, validateLostInterval, validatePrefix, validateRedisSource } from '../options.js';
+import {
+  describeQuorumGroup,
+  type QuorumGroupSnapshot,
+  type QuorumTransition,
+  readQuorumHistory,
+} from '../quorum-admin.js';
 import { readTransitions, type Transition } from './history.js';
 import { type GroupSnapshot, readGroup } from './observe.js';
 
@@ -45,15 +51,38 @@ export async function scanNames(options: ReadOptions, what: string, glob: string
   });
 }
 
-/** One read of a group: members, ranks, states, epochs, leases. */
+/** One deployment, or the K of a group in quorum mode (DESIGN §9). */
+export interface GroupReadOptions extends Omit<ReadOptions, 'redis'> {
+  redis: RedisSource | readonly RedisSource[];
+  group: string;
+}
+
+/**
+ * One read of a group: members, ranks, states, epochs, leases. In quorum mode (`redis` an array
+ * of K deployments) all K are read at once and the snapshot is what a majority shows (a member
+ * active only where Q servers show it the same slot and epoch), with each server's reachability
+ * and its own goal, version and active count; fewer than Q answering is an error.
+ */
 export async function describeGroup(
-  options: ReadOptions & { group: string; lostInterval?: number },
-): Promise<GroupSnapshot> {
-  validateRedisSource(options.redis);
+  options: GroupReadOptions & { redis: readonly RedisSource[]; lostInterval?: number },
+): Promise<QuorumGroupSnapshot>;
+export async function describeGroup(
+  options: GroupReadOptions & { redis: RedisSource; lostInterval?: number },
+): Promise<GroupSnapshot>;
+export async function describeGroup(
+  options: GroupReadOptions & { lostInterval?: number },
+): Promise<GroupSnapshot | QuorumGroupSnapshot>;
+export async function describeGroup(
+  options: GroupReadOptions & { lostInterval?: number },
+): Promise<GroupSnapshot | QuorumGroupSnapshot> {
+  const { redis } = options;
   if (options.lostInterval !== undefined) validateLostInterval(options.lostInterval);
   const keys = groupKeys(validateGroupName(options.group), validatePrefix(options.prefix ?? DEFAULT_PREFIX));
+  if (Array.isArray(redis)) return describeQuorumGroup(redis, keys, options.timeout ?? 5000, options.lostInterval);
+  const source = redis as RedisSource;
+  validateRedisSource(source);
   return withConnection(
-    options.redis,
+    source,
     options.timeout ?? 5000,
     `describe group ${keys.group}`,
     (c) => readGroup(c, keys, options.lostInterval),
@@ -61,12 +90,26 @@ export async function describeGroup(
   );
 }
 
-/** The last `count` transitions of a group (default 50), oldest first. */
-export async function readHistory(options: ReadOptions & { group: string; count?: number }): Promise<Transition[]> {
-  validateRedisSource(options.redis);
+/**
+ * The last `count` transitions of a group (default 50), oldest first. In quorum mode the K
+ * servers' logs are merged: copies of one transition count once, listing the servers that
+ * logged it (`servers`).
+ */
+export async function readHistory(
+  options: GroupReadOptions & { redis: readonly RedisSource[]; count?: number },
+): Promise<QuorumTransition[]>;
+export async function readHistory(
+  options: GroupReadOptions & { redis: RedisSource; count?: number },
+): Promise<Transition[]>;
+export async function readHistory(options: GroupReadOptions & { count?: number }): Promise<Transition[]>;
+export async function readHistory(options: GroupReadOptions & { count?: number }): Promise<Transition[]> {
+  const { redis } = options;
   const keys = groupKeys(validateGroupName(options.group), validatePrefix(options.prefix ?? DEFAULT_PREFIX));
+  if (Array.isArray(redis)) return readQuorumHistory(redis, keys, options.timeout ?? 5000, options.count ?? 50);
+  const source = redis as RedisSource;
+  validateRedisSource(source);
   return withConnection(
-    options.redis,
+    source,
     options.timeout ?? 5000,
     `read the history of group ${keys.group}`,
     (c) => readTransitions(c, keys, options.count ?? 50),
