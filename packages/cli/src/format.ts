@@ -110,6 +110,42 @@ export function memberTable(
   return columns([header(titles, colour), ...rows]);
 }
 
+/** A server of a quorum (DESIGN §9) as an operator call saw it. */
+export interface ServerRow {
+  index: number;
+  server: string;
+  reachable: boolean;
+  error?: string;
+  activeGoal?: number;
+  activeCount?: number;
+  version?: number;
+}
+
+/**
+ * One row per server of a quorum: reachable or why not, and its own goal, actives and version,
+ * so that a server whose view differs from the majority's shows.
+ */
+export function serverTable(servers: readonly ServerRow[], quorum: number, colour: boolean): string[] {
+  const rows = servers.map((r) => {
+    const reach = r.reachable ? 'reachable' : `unreachable: ${shown(r.error ?? 'no answer')}`;
+    return [
+      String(r.index + 1),
+      shown(r.server),
+      colour ? (r.reachable ? pc.green(reach) : pc.red(reach)) : reach,
+      r.activeGoal === undefined ? '-' : String(r.activeGoal),
+      r.activeCount === undefined ? '-' : String(r.activeCount),
+      r.version === undefined ? '-' : String(r.version),
+    ];
+  });
+  const answering = servers.filter((r) => r.reachable).length;
+  return [
+    `servers: ${answering} of ${servers.length} reachable, a quorum is ${quorum}`,
+    ...columns([header(['#', 'SERVER', 'STATE', 'GOAL', 'ACTIVE HERE', 'VERSION'], colour), ...rows]).map(
+      (l) => `  ${l}`,
+    ),
+  ];
+}
+
 export function transitionLine(t: Transition): string[] {
   const details = [
     t.epoch === undefined ? '' : `epoch ${t.epoch}`,

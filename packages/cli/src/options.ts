@@ -155,9 +155,9 @@ export interface ConnectionOptions {
  */
 export function redisSource(options: ConnectionOptions): RedisSource {
   if (options.redisQuorum) {
-    // Core's one-off reads and admin calls (describeGroup, setActiveGoal) take one Redis.
+    // The commands that speak quorum mode call groupSources; the others take one Redis.
     throw new CliError(
-      `--redis is given ${options.redisQuorum.length} times: quorum mode (one group over independent Redis servers) is supported by run and monitor only in this build; give --redis once`,
+      `--redis is given ${options.redisQuorum.length} times: quorum mode (one group over independent Redis servers) is supported by run, monitor, status and group set; give --redis once`,
       ExitCode.usage,
     );
   }
@@ -187,7 +187,8 @@ export function redisSource(options: ConnectionOptions): RedisSource {
 }
 
 /**
- * What `run` and `monitor` hand joinGroup and monitorGroup: the one source, or in quorum mode
+ * What `run`, `monitor`, `status` and `group set` hand core (joinGroup, monitorGroup,
+ * describeGroup, readHistory, setActiveGoal): the one source, or in quorum mode
  * the K URLs (DESIGN §9), each with the TLS files given. Sentinel and Cluster deployments in a
  * quorum need ioredis clients in code.
  */
@@ -244,5 +245,6 @@ export function describeConnection(options: ConnectionOptions): string {
     return `Sentinel master ${options.masterName} via ${options.sentinel.map((a) => `${a.host}:${a.port}`).join(',')}`;
   }
   if (options.cluster) return `Cluster ${options.cluster.map((a) => `${a.host}:${a.port}`).join(',')}`;
+  if (options.redisQuorum) return `the quorum of ${options.redisQuorum.map(redact).join(', ')}`;
   return redact(options.redis);
 }

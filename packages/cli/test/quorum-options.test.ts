@@ -1,4 +1,5 @@
-import { startRedis, uniqueGroup } from '@understudy/testkit';
+import { joinGroup } from '@understudy/core';
+import { startRedis, startRedisQuorum, uniqueGroup, waitFor } from '@understudy/testkit';
 import { Command } from 'commander';
 import { afterEach, describe, expect, it } from 'vitest';
 import { main } from '../src/index.js';
@@ -92,12 +93,12 @@ describe('withConnectionOptions', () => {
     );
   });
 
-  it('hands run and monitor the K URLs, and refuses them for the one-off reads, which take one Redis in this build', () => {
+  it('hands run, monitor, status and group set the K URLs, and refuses them where one Redis is taken', () => {
     const options = { redis: R1, redisQuorum: [R1, R2, R3], prefix: 'understudy' };
     expect(groupSources(options)).toEqual([R1, R2, R3]);
     expect(groupSources({ redis: R1, prefix: 'understudy' })).toBe(R1);
     expect(() => redisSource(options)).toThrow(
-      /--redis is given 3 times: quorum mode .* is supported by run and monitor only in this build/,
+      /--redis is given 3 times: quorum mode .* is supported by run, monitor, status and group set; give --redis once/,
     );
     expect(() => groupSources({ ...options, cluster: [{ host: '127.0.0.1', port: 7000 }] })).toThrow(
       /quorum mode takes K redis:\/\/ or rediss:\/\/ URLs here/,
@@ -106,11 +107,12 @@ describe('withConnectionOptions', () => {
 });
 
 describe('understudy with K URLs', () => {
-  async function run(args: string[]): Promise<{ code: number; stderr: string }> {
+  async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     delete process.env.REDIS_URL;
     let stderr = '';
-    const code = await main(args, { stdout: () => undefined, stderr: (t) => (stderr += t), isTTY: false });
-    return { code, stderr };
+    let stdout = '';
+    const code = await main(args, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), isTTY: false });
+    return { code, stdout, stderr };
   }
 
   it('names the count when K is even, for run, monitor, status and group set', async () => {
@@ -127,15 +129,64 @@ describe('understudy with K URLs', () => {
     }
   });
 
-  it('takes K = 3 for status and group set as far as core allows: this build refuses to connect, saying why', async () => {
-    const three = ['--redis', R1, '--redis', R2, '--redis', R3];
-    for (const args of [
-      ['status', 'g', ...three],
-      ['group', 'set', 'g', '--active-goal', '2', ...three],
-    ]) {
-      const { code, stderr } = await run(args);
-      expect(code, `${args.join(' ')}: ${stderr}`).toBe(2);
-      expect(stderr).toContain('--redis is given 3 times: quorum mode');
+  it('status and group set over three servers: the majority view, per-server reachability, Q needed', async () => {
+    const quorum = await startRedisQuorum({ count: 3 });
+    const group = uniqueGroup('cli-quorum-admin');
+    const member = await joinGroup({
+      redis: quorum.urls,
+      group,
+      memberId: 'm1',
+      weight: 5,
+      heartbeatInterval: 50,
+      activationInterval: 400,
+    });
+    try {
+      await waitFor(() => member.isActive(), 'm1 active');
+      const urls = quorum.urls.flatMap((u) => ['--redis', u]);
+
+      let r = await run(['status', group, ...urls]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/1\/1 active/);
+      expect(r.stdout).toContain('servers: 3 of 3 reachable, a quorum is 2');
+      expect(r.stdout).toMatch(/servers 1,2,3 of 3/);
+
+      r = await run(['group', 'set', group, '--active-goal', '2', ...urls]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain('active goal 1 -> 2');
+      expect(r.stdout).toContain('accepted by 3 of 3 servers, a quorum is 2');
+
+      r = await run(['status', group, ...urls, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      const shown = JSON.parse(r.stdout);
+      expect(shown).toMatchObject({ group, activeGoal: 2, quorum: 2 });
+      expect(shown.servers.map((s: { reachable: boolean }) => s.reachable)).toEqual([true, true, true]);
+
+      r = await run(['status', ...urls]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain(group);
+
+      // One server lost: a majority still answers, the lost one is named.
+      await quorum.kill(2);
+      r = await run(['group', 'set', group, '--active-goal', '1', ...urls, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      const change = JSON.parse(r.stdout);
+      expect(change).toMatchObject({ previous: 2, accepted: 2, quorum: 2 });
+      expect(change.servers[2]).toMatchObject({ reachable: false });
+      r = await run(['status', group, ...urls]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain('servers: 2 of 3 reachable, a quorum is 2');
+      expect(r.stdout).toMatch(/unreachable: /);
+
+      // Two lost: no majority.
+      await quorum.kill(1);
+      r = await run(['group', 'set', group, '--active-goal', '2', ...urls]);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toContain('1 of 3 servers accepted, a quorum is 2; the goal is not in effect');
+      r = await run(['status', group, ...urls]);
+      expect(r.code).toBe(3);
+    } finally {
+      await member.leave().catch(() => undefined);
+      await quorum.stop();
     }
   });
 

@@ -5,6 +5,8 @@ import {
   listGroups,
   listQueues,
   type QueueSnapshot,
+  type QuorumGroupSnapshot,
+  type QuorumTransition,
   readHistory,
   type Transition,
 } from '@understudy/core';
@@ -20,6 +22,7 @@ import {
   memberTable,
   plural,
   seconds,
+  serverTable,
   shown,
   transitionLine,
 } from '../../format.js';
@@ -27,6 +30,7 @@ import type { Io } from '../../io.js';
 import {
   type ConnectionOptions,
   describeConnection,
+  groupSources,
   integer,
   redisSource,
   withConnectionOptions,
@@ -47,7 +51,12 @@ export function statusCommand(io: Io, exit: (code: number) => void): Command {
         'workers, tasks in flight, dead letters, quarantine; details: understudy queue); a group ' +
         'or queue that cannot be read is listed with its error and makes the exit code non-zero. ' +
         'With a group: its members with rank, weight, state, epoch and lease, and the recent ' +
-        'transitions with their times; exit code 1 if the group does not exist. Read-only.',
+        'transitions with their times; exit code 1 if the group does not exist. Read-only. ' +
+        'In quorum mode (--redis given K times): the group as a majority of the servers shows it ' +
+        '(a member is active only where Q servers show the same slot and epoch), each server’s ' +
+        'reachability, goal and version, and the servers’ transition logs merged (each transition ' +
+        'once, with the servers that logged it); no queues (queues live on one Redis); fewer than ' +
+        'Q servers answering is an error.',
     )
     .argument('[group]', 'one group to show in detail')
     .option('--json', 'print JSON instead of tables')
@@ -57,12 +66,23 @@ export function statusCommand(io: Io, exit: (code: number) => void): Command {
     });
 }
 
-type Detail = GroupSnapshot & { transitions: Transition[] };
+type Detail = (GroupSnapshot | QuorumGroupSnapshot) & { transitions: (Transition | QuorumTransition)[] };
 
 async function read(name: string, options: StatusOptions, count: number): Promise<Detail> {
-  const connection = { redis: redisSource(options), prefix: options.prefix, group: name };
+  const connection = { redis: groupSources(options), prefix: options.prefix, group: name };
   const [snapshot, transitions] = await Promise.all([describeGroup(connection), readHistory({ ...connection, count })]);
   return { ...snapshot, transitions };
+}
+
+function isQuorum(d: Detail): d is QuorumGroupSnapshot & { transitions: QuorumTransition[] } {
+  return 'servers' in d;
+}
+
+/** A transition's line; in quorum mode with the servers that logged it. */
+function detailLine(d: Detail, t: Transition | QuorumTransition): string[] {
+  const line = transitionLine(t);
+  if (!isQuorum(d) || !('servers' in t)) return line;
+  return [...line, `servers ${t.servers.map((i) => i + 1).join(',')} of ${d.servers.length}`];
 }
 
 /** A group nobody ever joined, or one forgotten: no parameters, no members, no log. */
@@ -86,17 +106,36 @@ async function oneGroup(group: string, options: StatusOptions, io: Io): Promise<
   const colour = io.isTTY;
   const out = [headline(d, colour)];
   out.push(...(d.members.length ? memberTable(d, colour).map((l) => `  ${l}`) : ['  (no members)']));
+  if (isQuorum(d)) out.push(...serverTable(d.servers, d.quorum, colour).map((l) => `  ${l}`));
   if (d.transitions.length > 0) {
     out.push('  recent transitions:');
-    out.push(...columns(d.transitions.map(transitionLine)).map((l) => `    ${l}`));
+    out.push(...columns(d.transitions.map((t) => detailLine(d, t))).map((l) => `    ${l}`));
   }
   io.stdout(`${out.join('\n')}\n`);
   return ExitCode.ok;
 }
 
+/**
+ * Every group's name: in quorum mode the union over the servers that answer (a group any of them
+ * holds), an error only when none answers; and the queues, which live on one Redis (none in
+ * quorum mode).
+ */
+async function listAll(options: StatusOptions): Promise<{ names: string[]; queueNames: string[] }> {
+  const sources = groupSources(options);
+  if (!Array.isArray(sources)) {
+    const source = { redis: redisSource(options), prefix: options.prefix };
+    const [names, queueNames] = await Promise.all([listGroups(source), listQueues(source)]);
+    return { names, queueNames };
+  }
+  const listed = await Promise.allSettled(sources.map((redis) => listGroups({ redis, prefix: options.prefix })));
+  const names = new Set<string>();
+  for (const result of listed) if (result.status === 'fulfilled') for (const name of result.value) names.add(name);
+  if (listed.every((r) => r.status === 'rejected')) throw (listed[0] as PromiseRejectedResult).reason;
+  return { names: [...names].sort(), queueNames: [] };
+}
+
 async function allGroups(options: StatusOptions, io: Io): Promise<number> {
-  const source = { redis: redisSource(options), prefix: options.prefix };
-  const [names, queueNames] = await Promise.all([listGroups(source), listQueues(source)]);
+  const { names, queueNames } = await listAll(options);
   const colour = io.isTTY;
   const groups: Detail[] = [];
   const queues: QueueSnapshot[] = [];
@@ -122,7 +161,7 @@ async function allGroups(options: StatusOptions, io: Io): Promise<number> {
   const queueRows: string[][] = [];
   for (const queue of queueNames) {
     try {
-      const q = await describeQueue({ ...source, queue });
+      const q = await describeQueue({ redis: redisSource(options), prefix: options.prefix, queue });
       queues.push(q);
       queueRows.push(queueRow(q));
     } catch (error) {
