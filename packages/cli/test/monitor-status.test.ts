@@ -1,5 +1,5 @@
 import { type GroupSnapshot, joinGroup, type Member } from '@understudy/core';
-import { freePort, startChaosProxy } from '@understudy/testkit';
+import { freePort, startChaosProxy, startRedisQuorum } from '@understudy/testkit';
 import { describe, expect, it } from 'vitest';
 import { Cli, fileFixture, hrNow, processesOfGroup, STARTUP_MS, understudy, uniqueGroup, waitFor } from './helpers.js';
 
@@ -432,4 +432,48 @@ describe('--help', { timeout: 90_000 }, () => {
       expect(stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
     }
   });
+});
+
+const FAST_Q = { heartbeatInterval: 50, activationInterval: 400 };
+
+describe('understudy monitor over three servers (quorum mode)', { timeout: 90_000 }, () => {
+  it.each([
+    { mode: 'lines', flags: [] as string[] },
+    { mode: 'json', flags: ['--json'] },
+  ])(
+    'shows each server’s reachability, and says when one is lost while a majority answers ($mode)',
+    async ({ flags }) => {
+      const quorum = await startRedisQuorum({ count: 3 });
+      const group = uniqueGroup('monitor-quorum');
+      const a = await joinGroup({ ...FAST_Q, redis: quorum.urls, group, memberId: 'a', weight: 10 });
+      try {
+        await waitFor(() => a.isActive(), 'a active', A + 5000);
+        const watcher = new Cli(['monitor', group, ...flags, ...quorum.urls.flatMap((u) => ['--redis', u])]);
+        await waitFor(
+          () => watcher.stdout.includes(flags.length ? '"reachable":true' : 'servers: 3 of 3 reachable'),
+          () => `every server shown reachable; it printed:\n${watcher.stdout}`,
+          STARTUP_MS,
+        );
+        await quorum.kill(1);
+        await waitFor(
+          () =>
+            flags.length
+              ? watcher
+                  .lines()
+                  .map((l) => JSON.parse(l))
+                  .some((o) => o.servers?.[1]?.reachable === false && o.servers?.[0]?.reachable === true)
+              : watcher.stdout.includes('servers: 2 of 3 reachable (a quorum is 2)'),
+          () => `server 2 shown lost; it printed:\n${watcher.stdout}`,
+          15_000,
+        );
+        // The majority's view holds: a stays active, the monitor stays reachable.
+        expect(watcher.stdout).not.toMatch(/Redis unreachable/);
+        watcher.signal('SIGINT');
+        expect((await watcher.result()).code).toBe(0);
+      } finally {
+        await a.leave().catch(() => undefined);
+        await quorum.stop();
+      }
+    },
+  );
 });

@@ -5,6 +5,7 @@ import { ConfigError, MonitorNotStartedError } from '../errors.js';
 import { describe } from '../failures.js';
 import { validateGroupName, validateLostInterval, validateQuorumSources } from '../options.js';
 import { quorumSize } from '../quorum.js';
+import { type ServerReach, serverLabel } from '../quorum-admin.js';
 import { combineSnapshots } from './combine.js';
 import { type MonitorEvents, type MonitorOptions, ServerMonitor } from './monitor.js';
 import type { GroupSnapshot } from './observe.js';
@@ -17,6 +18,8 @@ interface Server {
   source: RedisSource;
   monitor: ServerMonitor | undefined;
   starting: boolean;
+  /** Why it did not answer when last tried or read. */
+  error: string | undefined;
 }
 
 /**
@@ -54,7 +57,7 @@ export class QuorumMonitor extends EventEmitter<MonitorEvents> implements AsyncI
       );
     }
     this.#options = options;
-    this.#servers = options.redis.map((source) => ({ source, monitor: undefined, starting: false }));
+    this.#servers = options.redis.map((source) => ({ source, monitor: undefined, starting: false, error: undefined }));
     this.#quorum = quorumSize(options.redis.length);
     this.#log =
       options.logger?.child({ component: 'understudy-monitor', group: this.group, quorum: this.#quorum }) ??
@@ -65,6 +68,29 @@ export class QuorumMonitor extends EventEmitter<MonitorEvents> implements AsyncI
   snapshot(): GroupSnapshot {
     if (!this.#snapshot) throw new MonitorNotStartedError(this.group);
     return this.#snapshot;
+  }
+
+  /** Q: how many servers must agree. */
+  get quorum(): number {
+    return this.#quorum;
+  }
+
+  /**
+   * Each deployment as the monitor sees it now: reachable (its reads answer) or not, with why
+   * and since when. The combined snapshot counts only the reachable ones.
+   */
+  servers(): (ServerReach & { unreachableSince?: number })[] {
+    return this.#servers.map((s, index) => {
+      const since = s.monitor?.unreachableSince;
+      const reachable = s.monitor !== undefined && since === undefined;
+      return {
+        index,
+        server: serverLabel(s.source, index),
+        reachable,
+        ...(reachable ? {} : { error: s.error ?? 'not answering' }),
+        ...(since === undefined ? {} : { unreachableSince: since }),
+      };
+    });
   }
 
   /** Since when (ms, wall clock) fewer than Q servers answer, or undefined. */
@@ -166,7 +192,8 @@ export class QuorumMonitor extends EventEmitter<MonitorEvents> implements AsyncI
     try {
       await monitor.start();
     } catch (error) {
-      this.#log.debug({ error: describe(error) }, 'a deployment did not answer; trying it again later');
+      server.error = describe(error);
+      this.#log.debug({ error: server.error }, 'a deployment did not answer; trying it again later');
       return error;
     } finally {
       server.starting = false;
@@ -176,9 +203,16 @@ export class QuorumMonitor extends EventEmitter<MonitorEvents> implements AsyncI
       return undefined;
     }
     server.monitor = monitor;
+    server.error = undefined;
     monitor.on('change', this.#combine);
-    monitor.on('reachable', this.#combine);
-    monitor.on('unreachable', this.#combine);
+    monitor.on('reachable', () => {
+      server.error = undefined;
+      this.#combine();
+    });
+    monitor.on('unreachable', ({ error }) => {
+      server.error = describe(error);
+      this.#combine();
+    });
     monitor.on('error', (error) => {
       if (this.listenerCount('error') > 0) this.emit('error', error);
     });

@@ -7,7 +7,7 @@ import { interruption } from '../../interrupt.js';
 import type { Io } from '../../io.js';
 import { type MetricsEndpoint, type MetricsOptions, serveMetrics, withMetrics } from '../../metrics.js';
 import { type ConnectionOptions, groupSources, integer, withConnectionOptions } from '../../options.js';
-import { liveView } from './view.js';
+import { liveView, serversLine } from './view.js';
 
 interface MonitorOptions extends ConnectionOptions, MetricsOptions {
   json?: boolean;
@@ -80,8 +80,13 @@ async function watchGroup(
   let render: (() => void) | undefined;
   let unreachableError = '';
 
+  // Quorum mode: each server's reachability beside the majority's view.
+  const reach = () => ('servers' in monitor ? { list: monitor.servers(), quorum: monitor.quorum } : undefined);
   if (options.json) {
-    const print = (s: GroupSnapshot) => io.stdout(`${json(s)}\n`);
+    const print = (s: GroupSnapshot) => {
+      const servers = reach();
+      io.stdout(`${json(servers ? { ...s, quorum: servers.quorum, servers: servers.list } : s)}\n`);
+    };
     print(monitor.snapshot());
     monitor.on('change', print);
     monitor.on('unreachable', ({ since, error }) =>
@@ -110,14 +115,18 @@ async function watchGroup(
           elapsedMs: performance.now() - readAt,
           transitions,
           history: options.history,
+          ...(reach() ? { servers: reach() } : {}),
           ...(since === undefined ? {} : { unreachable: { since, error: unreachableError, now: Date.now() } }),
         }).join('\n'),
       );
     };
     stop.signal.addEventListener('abort', () => screen.done(), { once: true });
   } else {
-    const print = (s: GroupSnapshot) =>
-      io.stdout(`${headline(s, false)}: ${s.members.map((m) => `${shownText(m.id)}=${m.state}`).join(' ')}\n`);
+    const print = (s: GroupSnapshot) => {
+      const servers = reach();
+      const line = `${headline(s, false)}: ${s.members.map((m) => `${shownText(m.id)}=${m.state}`).join(' ')}`;
+      io.stdout(`${line}${servers ? `\n  ${serversLine(servers.list, servers.quorum, false)}` : ''}\n`);
+    };
     print(monitor.snapshot());
     monitor.on('change', print);
     monitor.on('transition', (t) => io.stdout(`  ${transitionLine(t).join('  ')}\n`));
@@ -147,10 +156,19 @@ async function watchGroup(
   // renewals, and a Redis that went away is noticed (and said) even when nothing changes.
   let lastReread = 0;
   let timer: NodeJS.Timeout | undefined;
+  // Quorum mode, lines and JSON: a server lost or back is said even when the majority's view holds.
+  let lastReach = JSON.stringify(reach()?.list.map((r) => r.reachable));
   const tick = () => {
     if (performance.now() - lastReread >= REREAD_MS) {
       lastReread = performance.now();
       void monitor.refresh();
+    }
+    const servers = reach();
+    const now = JSON.stringify(servers?.list.map((r) => r.reachable));
+    if (servers && now !== lastReach && !render) {
+      lastReach = now;
+      if (options.json) io.stdout(`${json({ group, quorum: servers.quorum, servers: servers.list })}\n`);
+      else io.stdout(`group ${group} · ${serversLine(servers.list, servers.quorum, false)}\n`);
     }
     render?.();
     timer = setTimeout(tick, render ? REDRAW_MS : REREAD_MS);

@@ -1,7 +1,7 @@
 import { stripVTControlCharacters } from 'node:util';
-import type { GroupSnapshot, MonitoredMember, Transition } from '@understudy/core';
+import type { GroupSnapshot, MonitoredMember, ServerReach, Transition } from '@understudy/core';
 import pc from 'picocolors';
-import { clock, columns, headline, memberTable, transitionLine } from '../../format.js';
+import { clock, columns, headline, memberTable, shown, transitionLine } from '../../format.js';
 
 export interface ViewOptions {
   /** Terminal size: the view never has more lines than `height` − 1, nor longer lines than `width`. */
@@ -14,6 +14,17 @@ export interface ViewOptions {
   history: number;
   /** Since when (wall clock ms) Redis has not answered, if it has not. */
   unreachable?: { since: number; error: string; now: number };
+  /** Quorum mode: each server's reachability, and Q. */
+  servers?: { list: readonly ServerReach[]; quorum: number };
+}
+
+/** One line for the servers of a quorum: how many answer, and which do not and why. */
+export function serversLine(list: readonly ServerReach[], quorum: number, colour: boolean): string {
+  const answering = list.filter((r) => r.reachable).length;
+  const down = list.filter((r) => !r.reachable).map((r) => `${shown(r.server)} unreachable: ${shown(r.error ?? '')}`);
+  const text = `servers: ${answering} of ${list.length} reachable (a quorum is ${quorum})${down.length ? ` · ${down.join(' · ')}` : ''}`;
+  if (!colour) return text;
+  return answering === list.length ? pc.green(text) : answering >= quorum ? pc.yellow(text) : pc.red(text);
 }
 
 /**
@@ -25,6 +36,7 @@ export interface ViewOptions {
 export function liveView(s: GroupSnapshot, o: ViewOptions): string[] {
   const rows = Math.max(1, o.height - 1); // log-update keeps the cursor on a line of its own
   const top = [o.unreachable ? unreachableLine(s, o.unreachable, o.colour) : headline(s, o.colour)];
+  if (o.servers) top.push(serversLine(o.servers.list, o.servers.quorum, o.colour));
   if (s.members.length === 0) return fit([...top, '', '(no members)'].slice(0, rows), o.width);
   const busy = s.members.filter((m) => m.state !== 'standby');
   const standbys = s.members.filter((m) => m.state === 'standby');
