@@ -166,6 +166,31 @@ describe('understudy dashboard', { timeout: 120_000 }, () => {
     await waitFor(() => stream.ended, 'the event stream to end', 5000);
   });
 
+  it('shows a quorum group as the one server it watches sees it', async () => {
+    // One of the K servers of a group in quorum mode (DESIGN §9): the dashboard reads it like any
+    // group, with that server's own grant.
+    const others = await Promise.all([startRedis(), startRedis()]);
+    try {
+      const group = uniqueGroup('dash-quorum');
+      const q = await joinGroup({
+        redis: [operatorUrl(), ...others.map((o) => o.url)],
+        group,
+        memberId: 'q',
+        weight: 10,
+        heartbeatInterval: H,
+        activationInterval: A,
+      });
+      members.push(q);
+      await waitFor(() => q.isActive(), 'q active', A * 3);
+      const { state } = await showsActiveGroup(['--redis', operatorUrl(), '--scan-interval', '200'], group);
+      const shown = state.groups.find((g) => g.snapshot.group === group);
+      expect(shown?.snapshot.members.map((m) => `${m.id}:${m.state}`)).toEqual(['q:active']);
+    } finally {
+      await Promise.allSettled(members.splice(0).map((m) => m.leave()));
+      await Promise.all(others.map((o) => o.stop()));
+    }
+  });
+
   it('explains itself with --help, and is listed among the commands', async () => {
     const [help, top] = await Promise.all([understudy(['dashboard', '--help']), understudy(['--help'])]);
     expect(help.code).toBe(0);
