@@ -165,13 +165,18 @@ export async function readQuorumHistory(
 /** Two copies of one transition on different servers are logged this close in time at most. */
 export const DEDUP_WINDOW_MS = 2000;
 
+/** What makes copies of one transition on different servers the same (not the id, not the time). */
+export function transitionKey(t: Transition): string {
+  return JSON.stringify([t.type, t.member, t.epoch, t.slot, t.reason, t.goal, t.weight]);
+}
+
 /** Pure: the servers' logs (undefined: not read) merged into one, oldest first. */
 export function mergeTransitions(logs: readonly (readonly Transition[] | undefined)[]): QuorumTransition[] {
   const all = logs.flatMap((log, server) => (log ?? []).map((t) => ({ t, server })));
   all.sort((a, b) => a.t.time - b.t.time || a.server - b.server);
   const merged: (QuorumTransition & { key: string })[] = [];
   for (const { t, server } of all) {
-    const key = JSON.stringify([t.type, t.member, t.epoch, t.slot, t.reason, t.goal, t.weight]);
+    const key = transitionKey(t);
     const copy = merged.find((m) => m.key === key && !m.servers.includes(server) && t.time - m.time <= DEDUP_WINDOW_MS);
     if (copy) copy.servers.push(server);
     else merged.push({ ...t, servers: [server], key });

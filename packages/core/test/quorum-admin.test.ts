@@ -2,7 +2,9 @@ import {
   describeGroup,
   joinGroup,
   type Member,
+  monitorGroup,
   ParamMismatchError,
+  type QuorumTransition,
   RedisUnavailableError,
   readHistory,
   setActiveGoal,
@@ -59,6 +61,35 @@ describe('mode mismatch', () => {
     const single = await join(quorum.urls[0] as string, group, 'single');
     // Granted by ranking again: the quorum flag went with the quorum members.
     await waitFor(() => single.isActive(), 'the single-server member active');
+  });
+});
+
+describe('the quorum monitor’s transitions', () => {
+  it('emits each transition once, when a majority of the servers logged it, with those servers', async () => {
+    const group = uniqueGroup('transitions');
+    // The group exists before the monitor starts (a monitor of a group nobody joined is fine too).
+    const first = await join(quorum.urls, group, 'first', 5);
+    await waitFor(() => first.isActive(), 'first active');
+    const monitor = await monitorGroup({ redis: quorum.urls, group });
+    const seen: QuorumTransition[] = [];
+    monitor.on('transition', (t) => seen.push(t as QuorumTransition));
+    try {
+      const heavy = await join(quorum.urls, group, 'heavy', 50);
+      await waitFor(() => heavy.isActive(), 'heavy active after preempting first');
+      await setActiveGoal({ redis: quorum.urls, group, activeGoal: 2 });
+      await waitFor(
+        () => seen.some((t) => t.type === 'goal' && t.reason === 'operator'),
+        () => `the goal change; seen: ${JSON.stringify(seen)}`,
+      );
+      const count = (type: string, member: string) => seen.filter((t) => t.type === type && t.member === member);
+      expect(count('join', 'heavy')).toHaveLength(1);
+      expect(count('activate', 'heavy')).toHaveLength(1);
+      expect(count('deactivate', 'first')).toHaveLength(1);
+      expect(seen.filter((t) => t.type === 'goal' && t.reason === 'operator')).toHaveLength(1);
+      for (const t of seen) expect(t.servers.length).toBeGreaterThanOrEqual(2);
+    } finally {
+      await monitor.close();
+    }
   });
 });
 

@@ -5,10 +5,29 @@ import { ConfigError, MonitorNotStartedError } from '../errors.js';
 import { describe } from '../failures.js';
 import { validateGroupName, validateLostInterval, validateQuorumSources } from '../options.js';
 import { quorumSize } from '../quorum.js';
-import { type ServerReach, serverLabel } from '../quorum-admin.js';
+import {
+  DEDUP_WINDOW_MS,
+  type QuorumTransition,
+  type ServerReach,
+  serverLabel,
+  transitionKey,
+} from '../quorum-admin.js';
 import { combineSnapshots } from './combine.js';
+import type { Transition } from './history.js';
 import { type MonitorEvents, type MonitorOptions, ServerMonitor } from './monitor.js';
 import type { GroupSnapshot } from './observe.js';
+
+/** Copies of transitions remembered to merge later copies into (the oldest are dropped). */
+const RECENT_TRANSITIONS = 1000;
+
+/** A transition some servers logged, until Q did. */
+interface Seen {
+  key: string;
+  time: number;
+  servers: number[];
+  emitted: boolean;
+  transition: Transition;
+}
 
 /** A server that did not answer at start is tried again this often, until it does. */
 const RESTART_AFTER_MS = 1000;
@@ -27,7 +46,8 @@ interface Server {
  * reading and re-reading on its own, and a snapshot combined from the servers that answer
  * (`combineSnapshots`): a member is active only when Q servers show it the same slot and epoch.
  * A slow or dead server never holds the report back while Q others answer; with fewer than Q
- * answering, the monitor is `unreachable` and keeps its last snapshot.
+ * answering, the monitor is `unreachable` and keeps its last snapshot. New transitions are
+ * emitted once Q servers logged them (see `#transition`); `servers()` says which deployments answer.
  */
 export class QuorumMonitor extends EventEmitter<MonitorEvents> implements AsyncIterable<GroupSnapshot> {
   readonly group: string;
@@ -42,6 +62,7 @@ export class QuorumMonitor extends EventEmitter<MonitorEvents> implements AsyncI
   #closing: Promise<void> | undefined;
   #retry: NodeJS.Timeout | undefined;
   readonly #wakers = new Set<() => void>();
+  readonly #recent: Seen[] = [];
 
   /** @internal Use `monitorGroup()`. */
   constructor(options: MonitorOptions & { redis: readonly RedisSource[] }) {
@@ -204,6 +225,8 @@ export class QuorumMonitor extends EventEmitter<MonitorEvents> implements AsyncI
     }
     server.monitor = monitor;
     server.error = undefined;
+    const index = this.#servers.indexOf(server);
+    monitor.on('transition', (t) => this.#transition(index, t));
     monitor.on('change', this.#combine);
     monitor.on('reachable', () => {
       server.error = undefined;
@@ -266,6 +289,31 @@ export class QuorumMonitor extends EventEmitter<MonitorEvents> implements AsyncI
       if (!first) this.emit('change', combined);
     }
   };
+
+  /**
+   * Each server logs its own copy of a transition (its own id and time): a `transition` event
+   * is emitted once, when Q servers logged copies that say the same within DEDUP_WINDOW_MS, with
+   * those servers. A transition fewer than Q log (a partial grant released at once) is not one
+   * the group made.
+   */
+  #transition(index: number, t: Transition): void {
+    if (this.#closed) return;
+    const key = transitionKey(t);
+    let seen = this.#recent.find(
+      (s) => s.key === key && !s.servers.includes(index) && Math.abs(t.time - s.time) <= DEDUP_WINDOW_MS,
+    );
+    if (!seen) {
+      seen = { key, time: t.time, servers: [], emitted: false, transition: t };
+      this.#recent.push(seen);
+      if (this.#recent.length > RECENT_TRANSITIONS) this.#recent.shift();
+    }
+    seen.servers.push(index);
+    if (!seen.emitted && seen.servers.length >= this.#quorum) {
+      seen.emitted = true;
+      const merged: QuorumTransition = { ...seen.transition, servers: [...seen.servers].sort((a, b) => a - b) };
+      this.emit('transition', merged);
+    }
+  }
 
   #onAbort = (): void => {
     void this.close();

@@ -27,7 +27,9 @@ export function monitorCommand(io: Io, exit: (code: number) => void): Command {
         'epoch and lease, and the latest transitions. Read-only: works under a Redis user that ' +
         'may not write. With --metrics-port, it also serves the group’s Prometheus metrics ' +
         '(active members against the goal, transitions, failover and handover durations; see ' +
-        'docs/METRICS.md). Stop with Ctrl-C.',
+        'docs/METRICS.md). In quorum mode (--redis given K times): the majority’s view, each ' +
+        'server’s reachability, and each new transition once a majority of the servers logged ' +
+        'it. Stop with Ctrl-C.',
     )
     .argument('<group>', 'group to watch')
     .option('--json', 'print one JSON object per change (the first is the current state)')
@@ -64,7 +66,8 @@ async function watchGroup(
       redis: groupSources(options),
       prefix: options.prefix,
       group,
-      // In quorum mode every server keeps its own transition log: there is no one history to replay.
+      // In quorum mode every server keeps its own transition log: there is no one history to
+      // replay; new transitions arrive once a majority logged them.
       history: options.json || options.redisQuorum ? 0 : options.history,
       signal: stop.signal,
       ...(options.lostInterval ? { lostInterval: options.lostInterval } : {}),
