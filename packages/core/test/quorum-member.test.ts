@@ -7,6 +7,7 @@ import {
   uniqueGroup,
   waitFor,
 } from '@understudy/testkit';
+import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FAST, hrNow, MemberProcess } from './helpers.js';
 
@@ -160,6 +161,32 @@ describe('quorum mode over three servers', () => {
     expect(b.deactivations).toEqual([{ id: 'low', reason: 'preempted' }]);
     expect(high.member.epoch).toBeGreaterThan(epoch);
     expect(b.most).toBe(1);
+  });
+
+  it('one server refusing the member (the group there re-formed in the other mode) does not expel it from the others', async () => {
+    const group = uniqueGroup('quorum');
+    const b = new Believers();
+    const q = await join(b, { ...STEADY, group, memberId: 'q', weight: 20 });
+    await waitFor(() => q.member.isActive(), 'q active', 10_000);
+    const advisories: string[] = [];
+    q.member.on('advisory', ({ code }) => advisories.push(code));
+    // The group's keys vanish from one server, and a single-server member forms it there again.
+    const first = servers[0] as RedisServer;
+    const admin = new Redis(first.url);
+    try {
+      const keys = await admin.keys(`*{${group}}*`);
+      await admin.del(...keys);
+    } finally {
+      admin.disconnect();
+    }
+    const single = await joinGroup({ ...STEADY, redis: first.url, group, memberId: 'single', weight: 5 });
+    members.push(single);
+    // Several renewals on the refusing server: a majority still holds the member.
+    await new Promise((resolve) => setTimeout(resolve, 5 * STEADY.heartbeatInterval));
+    expect(q.member.state).toBe('active');
+    expect(q.member.isActive()).toBe(true);
+    expect(b.deactivations).toEqual([]);
+    expect(advisories).not.toContain('PARAM_MISMATCH');
   });
 
   it('keeps the active in place when one server is cut off from everyone', async () => {

@@ -52,6 +52,8 @@ interface Server {
   readonly onResync: () => void;
   /** The grant this server showed for the held (or pending) activation: claimed in every renewal (S6). */
   claimed: SlotGrant | undefined;
+  /** Its latest renewal was refused as the member's own fault (ParamMismatchError, MemberExistsError). */
+  refusal: UnderstudyError | undefined;
 }
 
 /**
@@ -102,6 +104,7 @@ export class QuorumMember extends MemberEmitter {
         reply: undefined,
         fresh: false,
         claimed: undefined,
+        refusal: undefined,
         keeper: undefined as unknown as LeaseKeeper,
         onMessage: (message) => this.#heard(server, message),
         onResync: () => void server.keeper.renew(),
@@ -311,11 +314,24 @@ export class QuorumMember extends MemberEmitter {
     return this.#proposing !== undefined;
   }
 
+  /**
+   * A server that refuses the member (other parameters or the other mode, another member object
+   * with its id) holds it no more, as if it were down; the member is expelled from the group
+   * only when Q servers refuse it: one server whose group re-formed differently (restarted
+   * empty, a member of the other mode first there) must not end a membership a majority keeps.
+   */
   #refused(server: Server, error: unknown): boolean {
     server.fresh = false;
     if (error instanceof ParamMismatchError || error instanceof MemberExistsError) {
-      this.expelled(error);
-      return true;
+      const first = server.refusal === undefined;
+      server.refusal = error;
+      if (this.#servers.filter((s) => s.refusal).length >= this.#quorum) {
+        this.expelled(error);
+        return true;
+      }
+      if (first) this.log.warn({ server: server.index, error: describe(error) }, 'one deployment refuses this member');
+      setImmediate(() => this.#converge());
+      return false;
     }
     this.log.debug({ server: server.index, error: describe(error) }, 'renewal failed on one deployment');
     setImmediate(() => this.#converge());
@@ -325,6 +341,7 @@ export class QuorumMember extends MemberEmitter {
   #replied(server: Server, reply: QuorumCall): void {
     server.reply = reply;
     server.fresh = true;
+    server.refusal = undefined;
     server.view.apply(reply.view, 'renewal');
     if (reply.floor > this.#seen) this.#seen = reply.floor;
     if (reply.view.epoch > this.#seen) this.#seen = reply.view.epoch;
