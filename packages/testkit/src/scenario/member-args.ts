@@ -68,7 +68,7 @@ const STRINGS = [
   'sinkClockOffset',
 ] as const;
 
-const TOPOLOGIES: readonly MemberTopology[] = ['single', 'sentinel', 'cluster'];
+const TOPOLOGIES: readonly MemberTopology[] = ['single', 'sentinel', 'cluster', 'quorum'];
 
 export function parseMemberArgv(argv: readonly string[]): MemberArgs {
   const options = Object.fromEntries(
