@@ -13,6 +13,7 @@ import { FAULT_SCENARIOS } from './faults.js';
 import { FEED_SCENARIOS } from './feed.js';
 import { HA_SCENARIOS } from './ha.js';
 import { QUEUE_SCENARIOS } from './queues.js';
+import { QUORUM_SCENARIOS } from './quorum.js';
 import {
   activations,
   between,
@@ -527,8 +528,15 @@ export const SOAK_SCENARIOS: readonly Scenario[] = [
   ...HA_SCENARIOS,
   ...FEED_SCENARIOS,
   ...QUEUE_SCENARIOS,
+  ...QUORUM_SCENARIOS,
   churnScenario(CHURN_PARAMS, 'soak'),
 ];
+
+/**
+ * The quorum scenarios CI runs (test/quorum-faults.test.ts, its own file so that it runs beside
+ * fault-injection.test.ts on the other core): every one; the soak runs them in its rotation.
+ */
+export const CI_QUORUM_SCENARIOS: readonly Scenario[] = QUORUM_SCENARIOS;
 
 /** The seed of the CI profile. */
 export const CI_SEED = 20_251_129;
