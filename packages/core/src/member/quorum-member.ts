@@ -566,6 +566,10 @@ export class QuorumMember extends MemberEmitter {
   async #release(epoch: number, reason: string): Promise<void> {
     if (this.#phase !== 'running' || !this.#ledger.beginRelease(epoch)) return;
     this.#ledger.retire(epoch);
+    // A retired epoch is never delivered again: claiming it in a renewal (a server the release
+    // below does not reach, e.g. one cut off) would only have it granted back (`reclaimed`),
+    // given back once more, and the member quarantined there for A.
+    for (const server of this.#servers) if (server.claimed?.epoch === epoch) server.claimed = undefined;
     try {
       const s = this.#s;
       await Promise.allSettled(
@@ -579,7 +583,6 @@ export class QuorumMember extends MemberEmitter {
             preparationInterval: 0,
             nonce: this.#nonce,
           });
-          if (server.claimed?.epoch === epoch) server.claimed = undefined;
           if (server.reply) server.reply = { ...server.reply, view };
         }),
       );
