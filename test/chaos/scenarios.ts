@@ -521,7 +521,7 @@ export const SCENARIOS: readonly Scenario[] = [
   churnScenario(CHURN_PARAMS, 'ci'),
 ];
 
-/** Every scenario, for the soak's rotation: the fixed ones, the new fault kinds, the Sentinel and Cluster ones, the feed and queues, then churn. */
+/** Every scenario, for the soak's rotation: the fixed ones, the new fault kinds, the Sentinel and Cluster ones, the feed and queues, quorum mode, then churn. */
 export const SOAK_SCENARIOS: readonly Scenario[] = [
   ...FIXED_SCENARIOS,
   ...FAULT_SCENARIOS,
