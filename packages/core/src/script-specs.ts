@@ -121,11 +121,31 @@ function parseView(value: unknown, script: string): MemberView {
 }
 
 /**
- * A reply: the member's view, a list of named entries (`{ a, b }` in the header), or one value
+ * A renewal's reply in the steady state (see `steady` in lua/renew.lua): nothing changed since
+ * the member's last join or renewal reply, whose view the member keeps; only the server's time
+ * is new (its lease now ends at serverNow + A, as after any renewal).
+ */
+export interface SteadyReply {
+  steady: true;
+  /** Redis time when the script ran, in ms. */
+  serverNow: number;
+}
+
+/** What a renewal answers: the member's view, or in the steady state the server's time alone. */
+export type RenewalReply = MemberView | SteadyReply;
+
+/** A renewal's reply that left the member's view as it was. */
+export function isSteady(reply: RenewalReply): reply is SteadyReply {
+  return 'steady' in reply;
+}
+
+/**
+ * A reply: the member's view, the view or the server's time alone (a renewal), a list of named entries (`{ a, b }` in the header), or one value
  * the header names in the words of `of` (`the number of keys deleted`).
  */
 export type ReplySpec =
   | { readonly shape: 'view' }
+  | { readonly shape: 'renewal' }
   | { readonly shape: 'fields'; readonly fields: Readonly<Record<string, ReplyField<unknown>>> }
   | { readonly shape: 'value'; readonly of: string; readonly value: ReplyField<unknown> };
 
@@ -169,7 +189,7 @@ const GROUP_SCRIPTS = {
       epochFloor: 'integer',
       leaseEnd: 'integer',
     },
-    reply: VIEW,
+    reply: { shape: 'renewal' },
   },
   release: {
     keys: GROUP,
@@ -372,11 +392,13 @@ export type ScriptArgs<N extends ScriptName> = {
 
 type ReplyOf<R> = R extends { shape: 'view' }
   ? MemberView
-  : R extends { shape: 'fields'; fields: infer F }
-    ? { [K in keyof F]: F[K] extends ReplyField<infer T> ? T : never }
-    : R extends { shape: 'value'; value: ReplyField<infer T> }
-      ? T
-      : never;
+  : R extends { shape: 'renewal' }
+    ? RenewalReply
+    : R extends { shape: 'fields'; fields: infer F }
+      ? { [K in keyof F]: F[K] extends ReplyField<infer T> ? T : never }
+      : R extends { shape: 'value'; value: ReplyField<infer T> }
+        ? T
+        : never;
 
 /** What a script answers, with its reply entries named. */
 export type ScriptReply<N extends ScriptName> = ReplyOf<(typeof SCRIPT_SPECS)[N]['reply']>;
@@ -426,7 +448,14 @@ export function scriptInvocation<N extends ScriptName>(
 export function parseReply<N extends ScriptName>(name: N, reply: unknown): ScriptReply<N> {
   const spec: ReplySpec = SCRIPT_SPECS[name].reply;
   if (spec.shape === 'value') return spec.value(reply, name) as ScriptReply<N>;
-  const fields: Readonly<Record<string, ReplyField<unknown>>> = spec.shape === 'view' ? VIEW_FIELDS : spec.fields;
+  if (spec.shape === 'renewal' && !Array.isArray(reply)) {
+    const serverNow = Number(reply);
+    if (typeof reply !== 'number' || !Number.isSafeInteger(serverNow) || serverNow <= 0) {
+      throw new ScriptError(name, `unexpected reply ${JSON.stringify(reply)}`);
+    }
+    return { steady: true, serverNow } satisfies SteadyReply as ScriptReply<N>;
+  }
+  const fields: Readonly<Record<string, ReplyField<unknown>>> = spec.shape === 'fields' ? spec.fields : VIEW_FIELDS;
   const names = Object.keys(fields);
   if (!Array.isArray(reply) || reply.length !== names.length) {
     throw new ScriptError(name, `unexpected reply ${JSON.stringify(reply)}`);

@@ -1,6 +1,13 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ACTOR_KEYS, SCRIPT_SPECS, type ScriptName, type ScriptSpec, VIEW_FIELDS } from '../src/script-specs.js';
+import {
+  ACTOR_KEYS,
+  parseReply,
+  SCRIPT_SPECS,
+  type ScriptName,
+  type ScriptSpec,
+  VIEW_FIELDS,
+} from '../src/script-specs.js';
 
 /**
  * Every Lua script's header (lua/ and lua/queue/) names its KEYS, ARGV and reply as the spec
@@ -52,7 +59,12 @@ function fieldNames(text: string): string[] | undefined {
 function replyProblem(spec: ScriptSpec, text: string): string | undefined {
   const reply = spec.reply;
   const said = text.trim();
-  if (reply.shape === 'view') return said.startsWith("the member's view") ? undefined : `reply "${said}"`;
+  if (reply.shape === 'view') {
+    return said.startsWith("the member's view") && !said.includes('serverNow alone') ? undefined : `reply "${said}"`;
+  }
+  if (reply.shape === 'renewal') {
+    return /^the member's view\s*, or serverNow alone/.test(said) ? undefined : `reply "${said}"`;
+  }
   if (reply.shape === 'value') return said.startsWith(reply.of) ? undefined : `reply "${said}"`;
   const names = fieldNames(said);
   const expected = Object.keys(reply.fields);
@@ -127,11 +139,48 @@ describe('script specs', () => {
     }
   });
 
+  it("parse a renewal's reply in both shapes: the view, or the server's time alone", () => {
+    const view = [
+      'active',
+      '17',
+      0,
+      'initial',
+      4,
+      1,
+      3000,
+      1000,
+      '1700000000000',
+      '0',
+      '0',
+      1,
+      2,
+      10,
+      0,
+      '1699999990000',
+    ];
+    expect(parseReply('renew', view)).toMatchObject({
+      role: 'active',
+      epoch: 17,
+      version: 4,
+      incarnation: 1699999990000,
+    });
+    expect(parseReply('renew', 1700000000123)).toEqual({ steady: true, serverNow: 1700000000123 });
+    expect(() => parseReply('renew', 'ok')).toThrow(/unexpected reply/);
+    expect(() => parseReply('renew', view.slice(1))).toThrow(/unexpected reply/);
+    // Other member scripts always answer with the whole view.
+    expect(() => parseReply('join', 1700000000123)).toThrow(/unexpected reply/);
+  });
+
   it('notice a header that disagrees with the spec', () => {
     const renew = read('renew.lua');
     const swapped = renew.replace('14 knownVersion', '14 epochFloor').replace('15 epochFloor', '15 knownVersion');
     expect(headerProblems('renew', swapped)).toHaveLength(1);
     expect(headerProblems('renew', renew.replace(' 7 heartbeat', ''))).toHaveLength(1);
+    expect(headerProblems('renew', renew.replace('or serverNow alone', 'or the time'))).toHaveLength(1);
+    const join = read('join.lua');
+    expect(headerProblems('join', join.replace('lib.lua), or an error', 'lib.lua), or serverNow alone'))).toHaveLength(
+      1,
+    );
     expect(headerProblems('set_goal', read('set_goal.lua').replace('{ version,', '{ epoch,'))).toHaveLength(1);
     expect(headerProblems('forget', read('forget.lua').replace('keys deleted', 'members'))).toHaveLength(1);
     expect(headerProblems('leave', read('leave.lua').replace("member's view", 'reply'))).toHaveLength(1);

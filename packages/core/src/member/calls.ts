@@ -78,10 +78,14 @@ export class MemberCalls {
     }
   }
 
-  /** A renewal carries the member's weight, what it holds, and what it knows of the group (S2, S6). */
+  /**
+   * A renewal carries the member's weight, what it holds, and what it knows of the group (S2,
+   * S6). Its reply is a full view, or in the steady state the server's time alone: the view
+   * completes it from the latest full one.
+   */
   renew(weight: number, held: { epoch: number; slot: number } | undefined, view: GroupView): Promise<Call> {
     const knows = view.knowledge(held?.epoch ?? 0);
-    return this.#call('renew', {
+    const args = {
       ...this.#member(weight, view.activeGoal),
       claimedEpoch: held?.epoch ?? 0,
       claimedSlot: held?.slot ?? -1,
@@ -90,7 +94,8 @@ export class MemberCalls {
       knownVersion: knows.version,
       epochFloor: knows.epochFloor,
       leaseEnd: knows.leaseEnd,
-    });
+    };
+    return this.#timed(async (lease) => view.complete(await scripts.renew(lease, this.#s.keys, args)));
   }
 
   setWeight(weight: number): Promise<Call> {
@@ -176,12 +181,17 @@ export class MemberCalls {
     };
   }
 
-  async #call<N extends MemberScriptName>(name: N, args: ScriptArgs<N>): Promise<Call> {
+  #call<N extends MemberScriptName>(name: N, args: ScriptArgs<N>): Promise<Call> {
+    return this.#timed((lease) => scripts[name](lease, this.#s.keys, args));
+  }
+
+  /** Runs a script on the lease connection, timed on the member's clock. */
+  async #timed(run: (lease: Link['lease']) => Promise<MemberView>): Promise<Call> {
     const s = this.#s;
     const link = this.#link;
     if (!link) throw new RedisUnavailableError(`member ${s.id} has no connection`);
     const sentAt = s.clock.now();
-    const view = await scripts[name](link.lease, s.keys, args);
+    const view = await run(link.lease);
     const receivedAt = s.clock.now();
     return { view, sentAt, midpoint: (sentAt + receivedAt) / 2 };
   }

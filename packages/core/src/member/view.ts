@@ -1,3 +1,5 @@
+import { ScriptError } from '../errors.js';
+import { isSteady, type RenewalReply } from '../script-specs.js';
 import type { Announcement, MemberView } from '../scripts.js';
 import type { ServerWord } from './decide.js';
 
@@ -38,6 +40,8 @@ export class GroupView {
   /** When the server said this member's lease ends (Redis ms, S6). */
   #serverLeaseEnd = 0;
   #server: ServerWord = { role: 'standby', epoch: 0, slot: -1, reason: '', confirmed: false };
+  /** The view of the latest join or renewal reply: what a steady renewal leaves as it was. */
+  #word: MemberView | undefined;
   #goal: number;
   #quarantined = false;
 
@@ -75,6 +79,18 @@ export class GroupView {
   }
 
   /**
+   * A renewal's reply as a view: in the steady state (the server proved that nothing changed
+   * since the version this member sent, see `steady` in lua/renew.lua) the view of the latest
+   * join or renewal reply, with the server's new time.
+   */
+  complete(reply: RenewalReply): MemberView {
+    if (!isSteady(reply)) return reply;
+    // The server answers shortly only to a member that sent the version of a reply it had.
+    if (!this.#word) throw new ScriptError('renew', 'a steady reply to a member that has no view yet');
+    return { ...this.#word, serverNow: reply.serverNow, rejoined: false };
+  }
+
+  /**
    * Takes a script's reply as the server's latest word. Replies on the lease connection arrive
    * in the order the server ran their scripts, so the latest is applied whatever version it
    * carries (a server that lost writes, or a new one after a failover, counts from where its
@@ -94,6 +110,7 @@ export class GroupView {
       this.#known = version;
       // Both scripts set the lease to now + A: the latest word of the server, on its clock.
       this.#serverLeaseEnd = view.role === 'gone' ? 0 : view.serverNow + view.activationInterval;
+      this.#word = view;
     }
     if (view.role === 'active' || view.role === 'releasing') {
       this.#epochFloor = Math.max(this.#epochFloor, view.epoch);
