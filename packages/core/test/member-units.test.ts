@@ -96,6 +96,21 @@ describe('the group view', () => {
     expect(view.knowledge(15).epochFloor).toBe(15);
   });
 
+  it('completes a steady renewal reply from the latest join or renewal view, never from another script’s', () => {
+    const view = new GroupView(1);
+    expect(() => view.complete({ steady: true, serverNow: 1_000_500 })).toThrow(/no view yet/);
+    view.apply(reply({ role: 'active', epoch: 12, slot: 0, rejoined: true }), 'renewal');
+    view.apply(reply({ role: 'standby', version: 5 }), 'other');
+    const steady = view.complete({ steady: true, serverNow: 1_000_500 });
+    expect(steady).toEqual(reply({ role: 'active', epoch: 12, slot: 0, serverNow: 1_000_500 }));
+    view.apply(steady, 'renewal');
+    // The lease ends one A after the steady reply's time, as after any renewal (S6 sends it back).
+    expect(view.knowledge(12)).toEqual({ incarnation: 77, version: 4, epochFloor: 12, leaseEnd: 1_003_500 });
+    expect(view.server).toMatchObject({ role: 'active', epoch: 12, confirmed: true });
+    const full = reply({ version: 6 });
+    expect(view.complete(full)).toBe(full);
+  });
+
   it('only a renewal reply is confirmed: others may not deliver an activation', () => {
     const view = new GroupView(1);
     view.apply(reply({ role: 'active', epoch: 3, slot: 0 }), 'other');

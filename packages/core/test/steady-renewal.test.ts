@@ -1,0 +1,287 @@
+// The steady-state renewal (lua/renew.lua `steady`): a renewal where nothing changed answers
+// with the server's time alone, and runs none of the full renewal's work; any change — a member
+// joins, leaves, lapses or changes weight, a key of the group is lost, the server loses
+// everything, a lagging replica is promoted — gets the full view in the very next renewal.
+// Simulated members call the real scripts (as scripts-model.test.ts does): each claims what its
+// last view gave it and sends back what its last join or renew reply said (DESIGN S6).
+import { randomUUID } from 'node:crypto';
+import { type GroupKeys, groupKeys } from '@understudy/core/testing';
+import { type RedisServer, startRedis, uniqueGroup } from '@understudy/testkit';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isSteady, type MemberView, type RenewalReply } from '../src/script-specs.js';
+import { scripts } from '../src/scripts.js';
+
+const A = 300;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+let server: RedisServer;
+let redis: Redis;
+beforeAll(async () => {
+  server = await startRedis();
+  redis = new Redis(server.url, { connectionName: 'steady-member' });
+});
+afterAll(async () => {
+  redis.disconnect();
+  await server.stop();
+});
+
+/** Calls of each command since the last CONFIG RESETSTAT (commandstats counts commands inside scripts). */
+async function commandCalls(on: Redis): Promise<Map<string, number>> {
+  const calls = new Map<string, number>();
+  for (const [, name, n] of (await on.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+    calls.set(name as string, Number(n));
+  }
+  return calls;
+}
+
+class Sim {
+  readonly nonce = randomUUID();
+  /** The latest join or renew reply, completed as the member completes a steady one. */
+  view: MemberView | undefined;
+  constructor(
+    readonly id: string,
+    public weight: number,
+  ) {}
+}
+
+function memberArgs(keys: GroupKeys, m: Sim) {
+  return {
+    channel: keys.events,
+    memberId: m.id,
+    weight: m.weight,
+    activeGoal: 1,
+    activationInterval: A,
+    heartbeatInterval: 50,
+    preparationInterval: 0,
+    host: 'steady',
+    pid: 0,
+    nonce: m.nonce,
+  };
+}
+
+async function join(keys: GroupKeys, m: Sim, on: Redis = redis): Promise<MemberView> {
+  m.view = await scripts.join(on, keys, memberArgs(keys, m));
+  return m.view;
+}
+
+/** One renewal, as a member sends it; the reply as it came, and the view the member keeps. */
+async function renew(keys: GroupKeys, m: Sim, on: Redis = redis): Promise<RenewalReply> {
+  const v = m.view;
+  const holds = v && (v.role === 'active' || v.role === 'releasing');
+  const reply = await scripts.renew(on, keys, {
+    ...memberArgs(keys, m),
+    claimedEpoch: holds ? v.epoch : 0,
+    claimedSlot: holds ? v.slot : -1,
+    knownIncarnation: v?.incarnation ?? 0,
+    knownVersion: v?.version ?? -1,
+    epochFloor: holds ? v.epoch : 0,
+    leaseEnd: v && v.role !== 'gone' ? v.serverNow + v.activationInterval : 0,
+  });
+  m.view = isSteady(reply) ? { ...(v as MemberView), serverNow: reply.serverNow, rejoined: false } : reply;
+  return reply;
+}
+
+/**
+ * A group of `a` (weight 30, active), `b` (20, next in line) and `c` (10), past its start-up
+ * quarantine, with every member's view current.
+ */
+async function settled(label: string): Promise<{ keys: GroupKeys; a: Sim; b: Sim; c: Sim }> {
+  const keys = groupKeys(uniqueGroup(label));
+  const [a, b, c] = [new Sim('a', 30), new Sim('b', 20), new Sim('c', 10)];
+  for (const m of [a, b, c]) await join(keys, m);
+  const until = Date.now() + 10 * A;
+  while (Date.now() < until) {
+    for (const m of [a, b, c]) await renew(keys, m);
+    if (a.view?.role === 'active') break;
+    await sleep(A / 6);
+  }
+  expect(a.view?.role).toBe('active');
+  // Everyone learns the version of the grant.
+  for (const m of [a, b, c]) await renew(keys, m);
+  return { keys, a, b, c };
+}
+
+/** The full view came back, not the server's time alone. */
+function full(reply: RenewalReply): MemberView {
+  expect(isSteady(reply), 'the full view').toBe(false);
+  return reply as MemberView;
+}
+
+describe('a renewal where nothing changed', () => {
+  it('answers with the server time alone, for a holder and for a standby, and runs none of the full work', async () => {
+    const { keys, a, c } = await settled('steady');
+    const before = { ...(a.view as MemberView) };
+    await redis.config('RESETSTAT');
+    const replies = [await renew(keys, a), await renew(keys, c), await renew(keys, a), await renew(keys, c)];
+    const calls = await commandCalls(redis);
+    for (const reply of replies) expect(isSteady(reply)).toBe(true);
+    // The member keeps its view; only the server's time moved.
+    expect(a.view).toEqual({ ...before, serverNow: a.view?.serverNow });
+    expect(a.view?.role).toBe('active');
+    expect(c.view?.role).toBe('standby');
+    // needs_reconcile's ZRANGEBYSCORE runs on every full renewal; the view's HGETALL of the
+    // config and reading of every record never run; nothing is announced or logged.
+    expect(calls.get('evalsha')).toBe(4);
+    for (const full of ['zrangebyscore', 'spublish', 'xadd', 'hset', 'zcount'])
+      expect(calls.get(full) ?? 0, full).toBe(0);
+    expect(calls.get('zadd')).toBe(4);
+    expect(calls.get('set')).toBe(4);
+    // The visible heartbeat key is kept, with the role and a TTL of A.
+    expect(await redis.get(keys.heartbeat('a'))).toBe('active');
+    expect(await redis.pttl(keys.heartbeat('c'))).toBeGreaterThan(A / 2);
+  });
+
+  it('is the full view for the next in line, whose watch deadline moves with the holders’ renewals', async () => {
+    const { keys, a, b } = await settled('next');
+    await renew(keys, a);
+    expect(full(await renew(keys, b)).watchDeadline).toBe((a.view as MemberView).serverNow + A);
+  });
+});
+
+describe('a change reaches every member in its next renewal, with the full view', () => {
+  it('another member joins, leaves, or changes weight', async () => {
+    const { keys, a, b, c } = await settled('membership');
+    const d = new Sim('d', 5);
+    await join(keys, d);
+    expect(full(await renew(keys, a)).liveMembers).toBe(4);
+    expect(full(await renew(keys, c)).liveMembers).toBe(4);
+    expect(isSteady(await renew(keys, c))).toBe(true);
+    await scripts.leave(redis, keys, { channel: keys.events, memberId: 'd', nonce: d.nonce });
+    expect(full(await renew(keys, c)).liveMembers).toBe(3);
+    await renew(keys, a);
+    await scripts.set_weight(redis, keys, {
+      channel: keys.events,
+      memberId: 'b',
+      weight: 40,
+      preparationInterval: 0,
+      nonce: b.nonce,
+    });
+    // b now outranks a: a is asked for its slot back.
+    expect(full(await renew(keys, a)).role).toBe('releasing');
+    expect(full(await renew(keys, c)).version).toBe((a.view as MemberView).version);
+  });
+
+  it('its own weight, sent with the renewal, differs from its record', async () => {
+    const { keys, c } = await settled('own-weight');
+    c.weight = 11;
+    expect(full(await renew(keys, c)).weight).toBe(11);
+    expect(isSteady(await renew(keys, c))).toBe(true);
+  });
+
+  it('a member’s lease lapses', async () => {
+    const { keys, a, c } = await settled('lapse');
+    // b stops renewing; a and c go on.
+    const until = Date.now() + A + 100;
+    let lapsed: MemberView | undefined;
+    while (!lapsed && Date.now() < until + A) {
+      const reply = await renew(keys, c);
+      await renew(keys, a);
+      if (!isSteady(reply) && reply.liveMembers === 2) lapsed = reply;
+      await sleep(A / 10);
+    }
+    expect(lapsed, 'c saw the lapse').toBeDefined();
+    expect(await redis.zscore(keys.leases, 'b')).toBeNull();
+  });
+
+  it.each(['config', 'members', 'leases', 'rank', 'slots', 'log'] as const)('the %s key is lost', async (kind) => {
+    const { keys, a, c } = await settled(`lost-${kind}`);
+    expect(isSteady(await renew(keys, c))).toBe(true);
+    await redis.del(keys[kind]);
+    const view = full(await renew(keys, c));
+    // The group noticed: quarantined (or, the config lost, formed again) and announced.
+    expect(view.quarantineUntil).toBeGreaterThan(view.serverNow);
+    // The active keeps its slot and epoch (S6), in the full view.
+    const epoch = (a.view as MemberView).epoch;
+    const held = full(await renew(keys, a));
+    expect([held.role, held.epoch]).toEqual(['active', epoch]);
+  });
+
+  it('an older copy of the slots is restored, counts unchanged', async () => {
+    const { keys, a, b, c } = await settled('restored-slots');
+    // d stands by behind c (the next in line once b holds the slot).
+    const d = new Sim('d', 5);
+    await join(keys, d);
+    for (const m of [a, b, c, d]) await renew(keys, m);
+    const old = await redis.dumpBuffer(keys.slots);
+    // a leaves: b takes the slot, with a newer epoch.
+    await scripts.leave(redis, keys, { channel: keys.events, memberId: 'a', nonce: a.nonce });
+    let granted: MemberView | undefined;
+    const until = Date.now() + 10 * A;
+    while (!granted && Date.now() < until) {
+      const reply = await renew(keys, b);
+      if (!isSteady(reply) && reply.role === 'active') granted = reply;
+    }
+    await renew(keys, c);
+    await renew(keys, d);
+    expect(isSteady(await renew(keys, b))).toBe(true);
+    expect(isSteady(await renew(keys, d))).toBe(true);
+    // The slots as they were: a (without a record now) holds slot 0.
+    await redis.restore(keys.slots, 0, old as Buffer, 'REPLACE');
+    // d, which claims nothing, finds a slot holder without a record: lost state.
+    const found = full(await renew(keys, d));
+    expect(found.quarantineUntil).toBeGreaterThan(found.serverNow);
+    const view = full(await renew(keys, b));
+    expect([view.role, view.epoch]).toEqual(['active', (granted as MemberView).epoch]);
+    expect(view.quarantineUntil).toBeGreaterThan(view.serverNow);
+  });
+
+  it('an older copy of the leases is restored, counts unchanged: a lease ends before its member was told', async () => {
+    const { keys, c } = await settled('restored-leases');
+    const old = await redis.dumpBuffer(keys.leases);
+    await sleep(20);
+    expect(isSteady(await renew(keys, c))).toBe(true);
+    await redis.restore(keys.leases, 0, old as Buffer, 'REPLACE');
+    const view = full(await renew(keys, c));
+    expect(view.quarantineUntil).toBeGreaterThan(view.serverNow);
+  });
+
+  it('its record is restored as another object with its id wrote it: refused, as the full renewal refuses it', async () => {
+    const { keys, c } = await settled('replaced');
+    const record = JSON.parse((await redis.hget(keys.members, 'c')) as string) as Record<string, unknown>;
+    await redis.hset(keys.members, 'c', JSON.stringify({ ...record, n: 'another-object' }));
+    await expect(renew(keys, c)).rejects.toMatchObject({ code: 'MEMBER_EXISTS' });
+  });
+
+  it('the server restarts with nothing (data and scripts lost)', async () => {
+    const { keys, a, c } = await settled('restart');
+    await redis.flushall();
+    await redis.script('FLUSH');
+    const view = full(await renew(keys, c));
+    expect(view.rejoined).toBe(true);
+    const held = full(await renew(keys, a));
+    expect([held.role, held.epoch]).toEqual(['active', (a.view as MemberView).epoch]);
+  });
+
+  it('a replica that lags is promoted', async () => {
+    const replica = await startRedis();
+    const promoted = new Redis(replica.url);
+    try {
+      const { keys, a, c } = await settled('promotion');
+      await redis.config('SET', 'repl-diskless-sync-delay', '0');
+      await promoted.call('REPLICAOF', '127.0.0.1', String(server.port));
+      await waitForSync(promoted);
+      // The link breaks (the replica is promoted); the master goes on a little longer.
+      await promoted.call('REPLICAOF', 'NO', 'ONE');
+      await join(keys, new Sim('d', 5));
+      expect(full(await renew(keys, c)).liveMembers).toBe(4);
+      // The members reach the promoted server: it is behind what c knows.
+      const view = full(await renew(keys, c, promoted));
+      expect(view.quarantineUntil).toBeGreaterThan(view.serverNow);
+      const held = full(await renew(keys, a, promoted));
+      expect([held.role, held.epoch]).toEqual(['active', (a.view as MemberView).epoch]);
+    } finally {
+      promoted.disconnect();
+      await replica.stop();
+    }
+  });
+});
+
+async function waitForSync(replica: Redis): Promise<void> {
+  const until = Date.now() + 10_000;
+  while (Date.now() < until) {
+    if ((await replica.info('replication')).includes('master_link_status:up')) return;
+    await sleep(20);
+  }
+  throw new Error('the replica did not sync');
+}
