@@ -26,6 +26,8 @@ export interface Mutant {
 const MEMBER = 'packages/core/src/member/member.ts';
 const LIB = 'packages/core/src/lua/lib.lua';
 const FAULTS = 'test/fault-injection.test.ts';
+const RENEW = 'packages/core/src/lua/renew.lua';
+const STEADY = 'packages/core/test/steady-renewal.test.ts';
 
 export const MUTANTS: readonly Mutant[] = [
   // ---- the seven of issue 13 ----
@@ -187,5 +189,33 @@ export const MUTANTS: readonly Mutant[] = [
         name: 'activates the next member at once when the active one leaves',
       },
     ],
+  },
+  // ---- the steady-state renewal (issue 15): each check it skips is one the full renewal makes ----
+  {
+    id: 's7-steady-ignores-version',
+    rule: 'S7',
+    breaks: 'a renewal answers shortly whatever version the member knows: it never learns of a change',
+    file: RENEW,
+    find: ' or tonumber(ARGV[14]) ~= G.version then return nil end',
+    replace: ' then return nil end',
+    tests: [{ file: STEADY, name: 'another member joins' }],
+  },
+  {
+    id: 's6-steady-ignores-orphans',
+    rule: 'S6',
+    breaks: 'a steady renewal does not notice a slot whose holder has no record (slots older than the records)',
+    file: RENEW,
+    find: "    elseif not holder or call('HEXISTS', K.members, holder) == 0 then",
+    replace: '    elseif not holder then',
+    tests: [{ file: STEADY, name: 'older copy of the slots' }],
+  },
+  {
+    id: 's6-steady-ignores-lease-end',
+    rule: 'S6',
+    breaks: 'a steady renewal does not notice a lease that ends before its member was told (leases restored)',
+    file: RENEW,
+    find: '  if not score or score < tonumber(ARGV[16]) then return nil end',
+    replace: '  if not score then return nil end',
+    tests: [{ file: STEADY, name: 'older copy of the leases' }],
   },
 ];
