@@ -16,6 +16,118 @@
 --   PARAM_MISMATCH <field> <requested> <current>   the group runs with other parameters, or in
 --                                                  quorum mode (field quorum, 0 1)
 --   MEMBER_EXISTS <id>                             another member object holds the id now
+-- A whole number as the scripts write it (digits only; absent: 0), at most `high`; else nil.
+local function stored(raw, high)
+  if raw == false then return 0 end
+  if not string.find(raw, '^%d+$') then return nil end
+  local n = tonumber(raw)
+  return n <= high and n or nil
+end
+
+-- The steady state, before anything else (lib.lua's definitions are not even built): the
+-- member's view is current, so the reply is the server's time alone and the member keeps the
+-- rest of its view. Proven without decoding JSON, in O(log n) plus O(goal): the group's
+-- incarnation and version are the ones the member knows (every change of anyone's role, weight
+-- or membership bumps the version), its activation interval is the member's, no quarantine, the
+-- member is neither next in line nor preparing (their replies carry a watch deadline that moves
+-- with the holders' renewals), the keys agree as `verify_keys` counts them, the member's record
+-- carries its nonce and weight, the slots name exactly what it claims (and only members with
+-- records), its lease does not end before it was told (S6), no lease has lapsed, and no
+-- reconcile is due (`needs_reconcile`). Numbers are compared as the strings the scripts and the
+-- member write (the library sends integers without exponent, as `fmt` does). Records are matched
+-- by the exact tokens cjson writes for them (`"n":"<nonce>"`, `"w":<weight>`, `"e":"<epoch>"`,
+-- `"m":"<id>"`): cjson escapes every quote inside a string, so a token can only be the field
+-- itself. Anything that does not match exactly, or an error (a key of the wrong type), takes the
+-- full renewal below, which decides and reports as always (CORRUPT for a value the scripts never
+-- write: every value read here is checked as strictly as `read_config`, `read_member` and
+-- `read_slots` check it, or more); nothing is written before the checks have passed. Returns the
+-- server's time, or nil.
+local function steady()
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local id = ARGV[2]
+  local c = redis.call('HMGET', KEYS[1], 'version', 'createdAt', 'activationInterval', 'quarantineUntil',
+    'activeGoal', 'held', 'epoch', 'next', 'preparing', 'heartbeatInterval')
+  if c[1] ~= ARGV[14] or c[2] ~= ARGV[13] or c[3] ~= ARGV[5] or c[8] == id or c[9] == id then return nil end
+  -- Every value read is one the scripts could have written (`read_config` refuses anything else).
+  local quarantine, goal, held = stored(c[4], now), stored(c[5], 10000), stored(c[6], 10000)
+  local epoch, heartbeat = stored(c[7], 9007199254740991), stored(c[10], 86400000)
+  if not (quarantine and goal and held and epoch and heartbeat) or c[6] == false or goal < 1 then return nil end
+  for i = 8, 9 do
+    local other = c[i]
+    if other and other ~= '' and (#other > 200 or not string.find(other, '^[%w%._:@/%-]+$')) then return nil end
+  end
+  if tonumber(ARGV[15]) > epoch then return nil end
+  local nonce = '"n":"' .. ARGV[12] .. '"'
+  local record = redis.call('HGET', KEYS[2], id)
+  if not record or string.sub(record, 1, 1) ~= '{' or string.sub(record, -1) ~= '}' then return nil end
+  if not string.find(record, nonce, 1, true) then return nil end
+  local w = '"w":' .. ARGV[3]
+  local at = string.find(record, w, 1, true)
+  local after = at and string.sub(record, at + #w, at + #w)
+  if after ~= ',' and after ~= '}' then return nil end
+  local q = string.match(record, '"q":(%d+)[,}]')
+  if not q or tonumber(q) > 4294967295 then return nil end
+  -- `verify_keys`, by counts.
+  local members = redis.call('HLEN', KEYS[2])
+  if redis.call('ZCARD', KEYS[3]) ~= members or redis.call('ZCARD', KEYS[4]) ~= members
+    or redis.call('EXISTS', KEYS[6]) == 0 then
+    return nil
+  end
+  -- The slots, as `read_slots` holds them: an index below the goal's bound, a holder with a
+  -- record (one slot each), an epoch, a state.
+  local flat = redis.call('HGETALL', KEYS[5])
+  if #flat ~= 2 * held then return nil end
+  local mine, holders = nil, {}
+  for i = 1, #flat, 2 do
+    local slot = flat[i + 1]
+    local holder = string.match(slot, '"m":"([^"\\]*)"')
+    local e = stored(string.match(slot, '"e":"(%d+)"') or '', 9007199254740991)
+    if not holder or holders[holder] or not stored(flat[i], 9999) or not e or e < 1 then return nil end
+    if not string.find(slot, '"s":"active"', 1, true) and not string.find(slot, '"s":"releasing"', 1, true) then
+      return nil
+    end
+    holders[holder] = true
+    if holder == id then
+      mine = i
+    elseif redis.call('HEXISTS', KEYS[2], holder) == 0 then
+      return nil
+    end
+  end
+  -- `settle_claim`: the member claims exactly the slot the server lists for it, granted to this
+  -- object (its nonce), or claims nothing and is listed for nothing.
+  if ARGV[10] ~= '0' then
+    if not mine or flat[mine] ~= ARGV[11] then return nil end
+    local s = flat[mine + 1]
+    if not string.find(s, '"e":"' .. ARGV[10] .. '"', 1, true) or not string.find(s, nonce, 1, true) then return nil end
+  elseif mine then
+    return nil
+  end
+  -- S6 (as below): a lease that ends before the member was told.
+  local score = tonumber(redis.call('ZSCORE', KEYS[3], id))
+  if not score or score < tonumber(ARGV[16]) then return nil end
+  -- `needs_reconcile`: a lapsed lease (the earliest), or a free slot someone could take.
+  local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+  if tonumber(first[2]) <= now then return nil end
+  if held < goal then
+    -- Members of weight 0 score from 65535 · 2^33 on (`rank_score`).
+    local positive = redis.call('ZCOUNT', KEYS[4], '-inf', string.format('(%.0f', 65535 * 2 * 4294967296))
+    if held < (positive > 0 and positive or members) then return nil end
+  end
+  local activation = tonumber(c[3])
+  redis.call('ZADD', KEYS[3], 'GT', now + activation, id)
+  local role = 'standby'
+  if mine then role = string.find(flat[mine + 1], '"s":"releasing"', 1, true) and 'releasing' or 'active' end
+  -- The visible heartbeat (`heartbeat_key`).
+  redis.call('SET', KEYS[7], role, 'PX', activation)
+  return now
+end
+
+do
+  local ok, now = pcall(steady)
+  if ok and now then return now end
+end
+
 --@include lib.lua
 
 local channel, id = ARGV[1], ARGV[2]
@@ -23,79 +135,7 @@ local weight, goal, activation = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(
 local heartbeat, preparation = tonumber(ARGV[6]), tonumber(ARGV[7])
 local claimed_epoch, claimed_slot = tonumber(ARGV[10]), tonumber(ARGV[11])
 
--- The steady state: the member's view is current, so the reply is the server's time alone (the
--- member keeps the rest of its view). Proven without decoding JSON, in O(log n) plus O(goal):
--- the group's incarnation and version are the ones the member knows (every change of anyone's
--- role, weight or membership bumps the version), no quarantine, the member is neither next in
--- line nor preparing (their replies carry a watch deadline that moves with the holders'
--- renewals), the keys agree as `verify_keys` counts them, the member's record carries its
--- nonce and weight, the slots name exactly what it claims (and only members with records), its
--- lease is not older than it was told (S6), no lease has lapsed, and no reconcile is due.
--- Records are matched by the exact tokens cjson writes for them (`"n":"<nonce>"`, `"w":<weight>`,
--- `"e":"<epoch>"`, `"m":"<id>"`): cjson escapes every quote inside a string, so a token can only
--- be the field itself; a record that does not match exactly takes the full renewal. Returns
--- nil, having written nothing, when anything differs: the full renewal below runs.
-local function steady(now)
-  local G = read_config(now)
-  if not G.exists or G.held == nil or G.goal == 0 or G.activation ~= activation or quarantined(G) then return nil end
-  if tonumber(ARGV[13]) ~= tonumber(G.created) or tonumber(ARGV[14]) ~= G.version then return nil end
-  if tonumber(ARGV[15]) > G.epoch or G.next == id or G.preparing == id then return nil end
-  local nonce = '"n":"' .. ARGV[12] .. '"'
-  local record = call('HGET', K.members, id)
-  if not record or not string.find(record, nonce, 1, true) then return nil end
-  local w = '"w":' .. tostring(weight)
-  local at = string.find(record, w, 1, true)
-  local after = at and string.sub(record, at + #w, at + #w)
-  if after ~= ',' and after ~= '}' then return nil end
-  -- `verify_keys`, by counts.
-  local members = call('HLEN', K.members)
-  if call('ZCARD', K.leases) ~= members or call('ZCARD', K.rank) ~= members or call('EXISTS', K.log) == 0 then
-    return nil
-  end
-  local flat = call('HGETALL', K.slots)
-  if #flat ~= 2 * G.held then return nil end
-  local mine = nil
-  for i = 1, #flat, 2 do
-    local holder = string.match(flat[i + 1], '"m":"([^"\\]*)"')
-    if holder == id then
-      mine = i
-    elseif not holder or call('HEXISTS', K.members, holder) == 0 then
-      return nil
-    end
-  end
-  -- `settle_claim`: the member claims exactly the slot the server lists for it, granted to this
-  -- object (its nonce), or claims nothing and is listed for nothing.
-  if claimed_epoch > 0 then
-    if not mine or tonumber(flat[mine]) ~= claimed_slot then return nil end
-    local s = flat[mine + 1]
-    if not string.find(s, '"e":"' .. fmt(claimed_epoch) .. '"', 1, true) or not string.find(s, nonce, 1, true) then
-      return nil
-    end
-  elseif mine then
-    return nil
-  end
-  -- S6 (as below): a lease that ends before the member was told.
-  local score = tonumber(call('ZSCORE', K.leases, id))
-  if not score or score < tonumber(ARGV[16]) then return nil end
-  -- `needs_reconcile`: a lapsed lease (the earliest), or a free slot someone could take.
-  local first = call('ZRANGE', K.leases, 0, 0, 'WITHSCORES')
-  if tonumber(first[2]) <= now then return nil end
-  if G.held < G.goal then
-    local positive = call('ZCOUNT', K.rank, '-inf', '(' .. fmt(ZERO_WEIGHT_BASE))
-    if G.held < (positive > 0 and positive or members) then return nil end
-  end
-  call('ZADD', K.leases, 'GT', now + G.activation, id)
-  local role = 'standby'
-  if mine then role = string.find(flat[mine + 1], '"s":"releasing"', 1, true) and 'releasing' or 'active' end
-  heartbeat_key(G, KEYS[7], role)
-  return now
-end
-
-local now = read_now()
-local short = steady(now)
-if short then return short end
-
-local G = load_group(now)
+local G = load_group(read_now())
 local m = read_member(id)
 local gone = replaced(m, id, ARGV[12])
 if gone then return gone end
