@@ -99,7 +99,7 @@ describe('the group view', () => {
   it('completes a steady renewal reply from the latest join or renewal view, never from another script’s', () => {
     const view = new GroupView(1);
     expect(() => view.complete({ steady: true, serverNow: 1_000_500 })).toThrow(/no view yet/);
-    view.apply(reply({ role: 'active', epoch: 12, slot: 0, rejoined: true }), 'renewal');
+    view.apply(reply({ role: 'active', epoch: 12, slot: 0, rejoined: true, watchDeadline: 999_000 }), 'renewal');
     view.apply(reply({ role: 'standby', version: 5 }), 'other');
     const steady = view.complete({ steady: true, serverNow: 1_000_500 });
     expect(steady).toEqual(reply({ role: 'active', epoch: 12, slot: 0, serverNow: 1_000_500 }));

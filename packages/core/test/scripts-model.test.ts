@@ -227,7 +227,9 @@ class World {
       const run = scripts[name] as (r: Redis, k: GroupKeys, a: ScriptArgs<N>) => Promise<RenewalReply>;
       const reply = await run(this.redis, this.keys, args);
       // A steady renewal: nothing changed since the member's latest join or renew reply.
-      const view = isSteady(reply) ? { ...(m.word as MemberView), serverNow: reply.serverNow, rejoined: false } : reply;
+      const view = isSteady(reply)
+        ? { ...(m.word as MemberView), serverNow: reply.serverNow, watchDeadline: 0, rejoined: false }
+        : reply;
       if (name === 'renew') replies[isSteady(reply) ? 'steady' : 'full'] += 1;
       this.note(
         `${m.id} ${name} → ${view.role} epoch ${view.epoch} slot ${view.slot} v${view.version} i${view.incarnation} A${view.activationInterval} q${Math.max(0, view.quarantineUntil - view.serverNow)}`,

@@ -78,7 +78,9 @@ async function renew(keys: GroupKeys, m: Sim, on: Redis = redis): Promise<Renewa
     epochFloor: holds ? v.epoch : 0,
     leaseEnd: v && v.role !== 'gone' ? v.serverNow + v.activationInterval : 0,
   });
-  m.view = isSteady(reply) ? { ...(v as MemberView), serverNow: reply.serverNow, rejoined: false } : reply;
+  m.view = isSteady(reply)
+    ? { ...(v as MemberView), serverNow: reply.serverNow, watchDeadline: 0, rejoined: false }
+    : reply;
   return reply;
 }
 
