@@ -6,8 +6,10 @@ export { luaSource } from './lua.js';
 export { type FunctionLibrary, functionName } from './lua-library.js';
 export { libraryOf } from './script-call.js';
 export {
+  isSteady,
   type MemberView,
   parseReply,
+  type RenewalReply,
   SCRIPT_SPECS,
   type ScriptArgs,
   type ScriptInvocation,
