@@ -46,7 +46,7 @@ export function describeMachine(redisBinary: string, etcdBinary: string | undefi
   };
 }
 
-function describeRevision(): string {
+export function describeRevision(): string {
   const commit = run('git', ['rev-parse', '--short', 'HEAD']);
   if (!commit) return 'unknown (not a git checkout)';
   const changed = (run('git', ['status', '--porcelain', '--', 'packages/core/src']) ?? '').split('\n').filter(Boolean);

@@ -17,8 +17,10 @@ import {
   targetTable,
   understudyFailoverDetail,
 } from './report.js';
+import { libShare } from './scenarios/driver.js';
 import { DRIVEN_LEASE } from './settings.js';
 import { cdfPoints, plot } from './svg.js';
+import { table } from './table.js';
 
 /** Floor for log axes: overshoots at or below it (timers can fire a hair early) are drawn on it. */
 const LOG_FLOOR_MS = 0.1;
@@ -153,7 +155,8 @@ export function markdownReport(r: BenchResults): string {
       'pnpm bench --quick --only queue   # the same with smaller counts, about 5 minutes; prints only\n' +
       'pnpm bench --only quorum  # only quorum mode over 30 / 100 ms links, beside Sentinel and redlock; writes it into this file\n' +
       'pnpm bench --quick --only quorum  # the same with small counts; prints only\n' +
-      'pnpm bench:join          # members of one group joined in one process, into docs/bench/results.json; then pnpm bench --report-only\n```',
+      'pnpm bench:join          # members of one group joined in one process, into docs/bench/results.json; then pnpm bench --report-only\n' +
+      'pnpm bench:renewal       # the steady-state renewal beside the floor script, into docs/bench/results.json; then pnpm bench --report-only\n```',
     'Benchmarks are not tests: nothing here fails a build. The run prints each target next to the measured figure and flags misses.',
     '## Machine',
     machineTable(r),
@@ -246,6 +249,7 @@ function separateRuns(r: BenchResults): string {
   ];
   const others = own.length ? [`the sections on ${own.join(' and on ')}, which name the run that measured them`] : [];
   if (r.joins?.length) others.push('the `pnpm bench:join` figures of "Joining a large group"');
+  if (r.steady) others.push('the `pnpm bench:renewal` figures of "The steady state against the floor"');
   return others.length ? `, except ${others.join(', and ')}` : '';
 }
 
@@ -262,14 +266,84 @@ function anatomyText(r: BenchResults): string {
   const nestedHot = sum(base.hot.nested, 'usPerRenewal');
   const rest = base.hot.scriptUs - nestedHot - o.emptyUs;
   const f = (n: number) => n.toFixed(1);
+  const floor = base.floor;
+  // A run before the steady reply (issue 15): every renewal ran the full script.
+  const measuredSteady = base.steadyShare !== undefined;
+  const steady = measuredSteady
+    ? ` (${((base.steadyShare ?? 0) * 100).toFixed(1)} % of them answered with the steady reply)`
+    : '';
   return [
-    `Paced like real members (one renewal at a time), a renewal took ${f(base.scriptUsMean)} µs of script time; back to back the same script takes ${f(base.hot.scriptUs)} µs. ` +
+    `Paced like real members (one renewal at a time), a renewal took ${f(base.scriptUsMean)} µs of script time${steady}; back to back the same script takes ${f(base.hot.scriptUs)} µs. ` +
       'The difference is the machine, not the script: a lone call finds its caches cooled by everything else that ran since the last one, so the paced figure is what a deployment pays.',
+    ...(floor
+      ? [
+          `**Against the floor.** The floor script does what any renewal must (TIME, HGET of the member's record, ZADD of its lease, ZRANGE of the first lease), sent the same way, measured in the same run on the same group, in paced windows that take turns with the renewal's: ${f(floor.scriptUsMean)} µs paced, ${f(floor.hotUs)} µs back to back. ` +
+            `**Renewal ÷ floor: ${(base.scriptUsMean / floor.scriptUsMean).toFixed(2)} paced, ${(base.hot.scriptUs / floor.hotUs).toFixed(2)} back to back.**`,
+        ]
+      : []),
     `Of the back-to-back time: **${f(nestedHot)} µs** are the ${sum(base.hot.nested, 'perRenewal').toFixed(0)} commands the script runs (\`commandstats\` counts commands inside scripts); ` +
       `**${f(o.emptyUs)} µs** is a bare call; the remaining **${f(rest)} µs** is the Lua work in between (lib.lua's per-call values, cjson decoding of the member and slot records, building the 15-field reply, \`string.format\`, and the garbage all of it leaves for Lua's collector). ` +
       `The members call the scripts as functions of one library loaded once per server, so lib.lua's ~30 \`local function\`s are not rebuilt per call; where they run the scripts instead (EVALSHA: no functions, or not permitted), each call also pays **${f(lib)} µs** to rebuild them (\`lib.lua + return 0\` minus \`return 0\`). ` +
       '`pnpm bench:transports` measures the renewal both ways side by side.',
-    "Ways to make it cheaper (for core, not done here): drop the visible heartbeat key's `SET … PX` from the plain renewal or make it optional (it exists for operators only); return the 15-field view only when something changed.",
+    measuredSteady
+      ? "**The steady state.** A renewal where nothing changed (the group's version and incarnation are the ones the member sent back, no quarantine, no lapsed lease, nothing to reconcile, and the member is not the next in line, whose reply carries a watch deadline) takes the fast path at the top of `lua/renew.lua`, before lib.lua's code: it checks the keys by their counts, the member's record, the slots and its own lease by the exact tokens cjson wrote, decodes no JSON, and answers with the server's time alone; the member keeps the rest of its view. " +
+        'Every other renewal runs the full script and gets the full view. What is left: the checks S6 needs (13 commands where the floor runs 4), and the visible heartbeat key, which operators rely on.'
+      : "Ways to make it cheaper (for core, not done here): drop the visible heartbeat key's `SET … PX` from the plain renewal or make it optional (it exists for operators only); return the 15-field view only when something changed.",
+    steadyText(r),
+  ]
+    .filter(Boolean)
+    .join('\n\n');
+}
+
+/** The steady-state renewal beside the floor script, from `pnpm bench:renewal` (a run of its own). */
+function steadyText(r: BenchResults): string {
+  const run = r.steady;
+  if (!run) return '';
+  const rebuild = run.overhead.libUs - run.overhead.emptyUs;
+  const f = (n: number) => n.toFixed(2);
+  const rows = run.costs.flatMap((c) => {
+    const floor = c.floor;
+    if (!floor) return [];
+    return [
+      [
+        `${c.plan.size.toLocaleString('en-US')}, ${(c.plan.transport ?? 'fcall').toUpperCase()}`,
+        f(c.scriptUsMean),
+        f(floor.scriptUsMean),
+        (c.scriptUsMean / floor.scriptUsMean).toFixed(2),
+        f(c.hot.scriptUs),
+        f(floor.hotUs),
+        (c.hot.scriptUs / floor.hotUs).toFixed(2),
+        f(libShare(c, rebuild)),
+        `${((c.steadyShare ?? 0) * 100).toFixed(1)} %`,
+      ],
+    ];
+  });
+  const last = run.costs.at(-1);
+  const commands = Object.entries(last?.hot.nested ?? {})
+    .filter(([, n]) => n.perRenewal >= 0.01)
+    .sort(([, a], [, b]) => b.usPerRenewal - a.usPerRenewal)
+    .map(
+      ([name, n]) =>
+        `${name.toUpperCase()}${n.perRenewal >= 1.5 ? ` ×${n.perRenewal.toFixed(0)}` : ''} ${f(n.usPerRenewal)}`,
+    );
+  return [
+    `**The steady state against the floor, \`${run.command}\`** (a run of its own: driven groups at ${DRIVEN_LEASE.rate.toLocaleString('en-US')} renewals/s, windows of the renewal and of the floor script taking turns, then batches of 1,000 back to back; at ${run.revision}, ${run.at}; load average ${run.load.start} at the start, ${run.load.end} at the end). ` +
+      `Under EVALSHA, lib.lua's rebuild (${f(rebuild)} µs here) is paid only by the renewals that run the full script (the steady reply returns before lib.lua's code); the last but one column is their share, already in the renewal's time.`,
+    table(
+      [
+        'driven group, transport',
+        'renewal µs, paced',
+        'floor µs, paced',
+        'renewal ÷ floor, paced',
+        'renewal µs, back to back',
+        'floor µs, back to back',
+        'renewal ÷ floor, back to back',
+        "lib.lua's rebuild in it, µs",
+        'steady replies',
+      ],
+      rows,
+    ),
+    `The steady renewal's commands (${last ? `group of ${last.plan.size.toLocaleString('en-US')}, ` : ''}back to back), µs: ${commands.join(', ')}. The rest of a call is what Redis spends around each \`redis.call\` from Lua and the bare call.`,
   ].join('\n\n');
 }
 

@@ -37,10 +37,22 @@ export interface BenchResults {
   quorum?: QuorumResults;
   /** Members of one group joined in one process, from runs of their own (`pnpm bench:join`), one per H. */
   joins?: JoinScale[];
+  /** The steady-state renewal beside the floor script, from a run of its own (`pnpm bench:renewal`). */
+  steady?: SteadyScale;
   targets: TargetCheck[];
   plots: { file: string; title: string }[];
   /** Scenarios that failed and were left out. */
   failures: string[];
+}
+
+/** What `pnpm bench:renewal` measured. */
+export interface SteadyScale {
+  command: string;
+  revision: string;
+  at: string;
+  load: { start: string; end: string };
+  costs: DriverCost[];
+  overhead: ScriptOverhead;
 }
 
 const ms = (v: number) => format(v);
@@ -235,6 +247,7 @@ export function drivenTable(results: BenchResults): string {
       'script µs/renewal (mean)',
       'Redis CPU µs/renewal',
       'commands per renewal',
+      'steady replies',
     ],
     results.driven.map((c) => [
       c.plan.size.toLocaleString('en-US'),
@@ -245,6 +258,8 @@ export function drivenTable(results: BenchResults): string {
       Object.values(c.nested)
         .reduce((s, n) => s + n.perRenewal, 0)
         .toFixed(1),
+      // Results written before the steady reply have no share.
+      c.steadyShare === undefined ? '–' : `${(c.steadyShare * 100).toFixed(1)} %`,
     ]),
   );
 }
@@ -276,6 +291,20 @@ export function anatomyTable(results: BenchResults): string {
     (base.hot.scriptUs - total(base.hot.nested)).toFixed(2),
   ]);
   rows.push(['**whole renewal script (FCALL)**', '1', base.scriptUsMean.toFixed(2), base.hot.scriptUs.toFixed(2)]);
+  if (base.floor) {
+    rows.push([
+      'floor script: TIME, HGET, ZADD, ZRANGE of the first lease (same run)',
+      '1',
+      base.floor.scriptUsMean.toFixed(2),
+      base.floor.hotUs.toFixed(2),
+    ]);
+    rows.push([
+      '**renewal ÷ floor**',
+      '–',
+      (base.scriptUsMean / base.floor.scriptUsMean).toFixed(2),
+      (base.hot.scriptUs / base.floor.hotUs).toFixed(2),
+    ]);
+  }
   const o = results.overhead;
   if (o) {
     rows.push([`EVALSHA of \`return 0\``, '–', '–', o.emptyUs.toFixed(2)]);

@@ -1,7 +1,9 @@
 import {
   functionName,
+  isSteady,
   libraryOf,
   luaSource,
+  type MemberView,
   parseReply,
   type ScriptInvocation,
   scriptInvocation,
@@ -14,7 +16,11 @@ import { type CommandCost, commandStats, redisCpuSeconds } from './cost.js';
 /**
  * Redis cost of a renewal against group size, without n member objects: the benchmark joins
  * n members with core's own join script and renews them with core's renew script (the
- * arguments a member sends, laid out by core's script specs), one command at a time, round robin.
+ * arguments a member sends, laid out by core's script specs, with what each member's last reply
+ * told it: a member whose view is current gets the steady reply), one command at a time, round
+ * robin. In the same run, in windows that take turns with the renewal's, the floor script: what
+ * any renewal must do (TIME, HGET of the member, ZADD of its lease, ZRANGE of the first lease),
+ * sent the same way (FCALL of a function, or EVALSHA).
  * Real members cannot be used for 10,000 in one group: every member of a process parses
  * every announcement of its group, so joining them is quadratic (see the report).
  */
@@ -33,8 +39,32 @@ export interface DriverPlan {
   windowMs: number;
 }
 
+/** The floor script's cost, measured like the renewal's: paced windows and back-to-back batches. */
+export interface FloorCost {
+  scriptUsBest: number;
+  scriptUsMean: number;
+  hotUs: number;
+}
+
+/**
+ * lib.lua's rebuild per renewal under EVALSHA (`rebuildUs`: EVALSHA of lib.lua + `return 0` minus
+ * `return 0`): only a renewal that runs the full script builds lib.lua's definitions (the steady
+ * reply returns before them), and a function library builds them once, not per call. Results
+ * without a steady share paid it on every renewal.
+ */
+export function libShare(cost: Pick<DriverCost, 'steadyShare' | 'plan'>, rebuildUs: number): number {
+  if ((cost.plan.transport ?? 'fcall') === 'fcall') return 0;
+  return rebuildUs * (1 - (cost.steadyShare ?? 0));
+}
+
 export interface DriverCost {
   plan: DriverPlan;
+  /**
+   * Share of the paced renewals answered with the steady reply (the server's time alone), and
+   * the floor script; both absent in results written before the steady reply (issue 15).
+   */
+  steadyShare?: number;
+  floor?: FloorCost;
   /**
    * The same renewals sent back to back (pipelines of 1,000): Redis runs them with warm caches.
    * Members renew one at a time, spread over H, so the paced figures are the ones that count.
@@ -48,6 +78,23 @@ export interface DriverCost {
 }
 
 export type ScriptTransport = 'fcall' | 'evalsha';
+
+/**
+ * The least a renewal can do: read Redis's clock, the member's record, extend its lease, look at
+ * the earliest lease. KEYS: 1 members  2 leases; ARGV: 1 memberId  2 activationInterval (ms).
+ */
+const FLOOR_BODY = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], 'GT', now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+return now`;
+export const FLOOR_SCRIPT = FLOOR_BODY;
+const FLOOR_FUNCTION = 'understudy_bench_floor';
+const FLOOR_LIBRARY = `#!lua name=${FLOOR_FUNCTION}
+redis.register_function('${FLOOR_FUNCTION}', function(KEYS, ARGV)
+${FLOOR_BODY}
+end)`;
 
 const HOT_BATCH = 1000;
 const HOT_BATCHES = 5;
@@ -66,16 +113,16 @@ function perRenewal(
 /** One ARGV entry of a script call, as core lays it out. */
 type Argument = ScriptInvocation['argv'][number];
 
-/** Runs batches of renewals back to back; the least mean time of a batch, and its commands. */
+/** Runs batches of script commands back to back; the least mean time of a batch, and its commands. */
 async function backToBack(
   context: BenchContext,
   transport: ScriptTransport,
-  batch: () => ScriptInvocation[],
+  batch: () => [string, ...Argument[]][],
 ): Promise<DriverCost['hot']> {
   let best: DriverCost['hot'] = { scriptUs: Number.POSITIVE_INFINITY, nested: {} };
   for (let b = 0; b < HOT_BATCHES; b++) {
     const pipeline = context.redis.pipeline();
-    for (const call of batch()) pipeline.call(...scriptCommand(transport, 'renew', call));
+    for (const command of batch()) pipeline.call(...command);
     await context.redis.config('RESETSTAT');
     await pipeline.exec();
     const stats = commandStats(await context.redis.info('commandstats'));
@@ -105,11 +152,24 @@ async function prepare(context: BenchContext, transport: ScriptTransport): Promi
   if (transport === 'fcall') {
     const library = libraryOf('renew');
     await context.redis.call('FUNCTION', 'LOAD', 'REPLACE', library.source);
+    await context.redis.call('FUNCTION', 'LOAD', 'REPLACE', FLOOR_LIBRARY);
     return;
   }
   for (const script of ['join', 'renew'] as const) {
     shas.set(script, (await context.redis.script('LOAD', luaSource(`${script}.lua`))) as string);
   }
+  shas.set('floor', (await context.redis.script('LOAD', FLOOR_SCRIPT)) as string);
+}
+
+/** The command that runs the floor script for member `id`: FCALL or EVALSHA, like the renewal. */
+function floorCommand(
+  transport: ScriptTransport,
+  keys: { members: string; leases: string },
+  id: string,
+  activationMs: number,
+): [string, ...Argument[]] {
+  const target = transport === 'fcall' ? FLOOR_FUNCTION : (shas.get('floor') as string);
+  return [transport, target, 2, keys.members, keys.leases, id, activationMs];
 }
 
 export async function measureDriven(context: BenchContext, plan: DriverPlan): Promise<DriverCost> {
@@ -133,40 +193,68 @@ export async function measureDriven(context: BenchContext, plan: DriverPlan): Pr
     nonce: `bench-${i}`,
   });
   const joinCall = (i: number) => scriptInvocation('join', keys, member(i));
-  // A member that knows nothing yet: no version or epoch to hold the server to (S6).
-  const renewCall = (i: number) =>
-    scriptInvocation('renew', keys, {
+  // What each member's latest join or renewal reply told it (a steady reply keeps the view).
+  const views: (MemberView | undefined)[] = ids.map(() => undefined);
+  let steady = 0;
+  let full = 0;
+  // What a member sends: what it holds (it delivers at once here), and what its view says (S6).
+  const renewCall = (i: number) => {
+    const v = views[i];
+    const holds = v !== undefined && (v.role === 'active' || v.role === 'releasing');
+    return scriptInvocation('renew', keys, {
       ...member(i),
-      claimedEpoch: 0,
-      claimedSlot: -1,
-      knownIncarnation: 0,
-      knownVersion: -1,
-      epochFloor: 0,
-      leaseEnd: 0,
+      claimedEpoch: holds ? v.epoch : 0,
+      claimedSlot: holds ? v.slot : -1,
+      knownIncarnation: v?.incarnation ?? 0,
+      knownVersion: v?.version ?? -1,
+      epochFloor: holds ? v.epoch : 0,
+      leaseEnd: v && v.role !== 'gone' ? v.serverNow + v.activationInterval : 0,
     });
+  };
+  const renewed = (i: number, raw: unknown) => {
+    const reply = parseReply('renew', raw);
+    const v = views[i];
+    if (!isSteady(reply)) {
+      full += 1;
+      views[i] = reply;
+    } else if (v) {
+      steady += 1;
+      views[i] = { ...v, serverNow: reply.serverNow, watchDeadline: 0, rejoined: false };
+    } else {
+      throw new Error(`member ${ids[i]} got a steady reply without a view`);
+    }
+  };
+  const floorCall = (i: number) => floorCommand(transport, keys, ids[i] as string, plan.activationMs);
   for (let i = 0; i < ids.length; i += 500) {
     const pipeline = redis.pipeline();
     for (let j = i; j < Math.min(ids.length, i + 500); j++) {
       pipeline.call(...scriptCommand(transport, 'join', joinCall(j)));
     }
-    for (const [error, reply] of (await pipeline.exec()) ?? []) {
+    for (const [k, [error, reply]] of ((await pipeline.exec()) ?? []).entries()) {
       if (error) throw new Error(`core's join script failed: ${error.message}`, { cause: error });
-      parseReply('join', reply);
+      views[i + k] = parseReply('join', reply);
     }
   }
   let next = 0;
   let sent = 0;
   let failures = 0;
+  /** What the paced sender sends: renewals, or (in the floor's windows) the floor script. */
+  let sending: 'renew' | 'floor' = 'renew';
   const renewOne = () => {
     const i = next;
     next = (next + 1) % ids.length;
     sent += 1;
+    const fail = () => {
+      failures += 1;
+    };
+    if (sending === 'floor') {
+      redis.call(...floorCall(i)).catch(fail);
+      return;
+    }
     redis
       .call(...scriptCommand(transport, 'renew', renewCall(i)))
-      .then((reply) => parseReply('renew', reply))
-      .catch(() => {
-        failures += 1;
-      });
+      .then((reply) => renewed(i, reply))
+      .catch(fail);
   };
   let running = true;
   const pace = (async () => {
@@ -180,8 +268,21 @@ export async function measureDriven(context: BenchContext, plan: DriverPlan): Pr
   try {
     // The start-up quarantine (A), the first activation, then steady renewals.
     await sleep(plan.activationMs + 2 * plan.heartbeatMs);
+    let steadyCount = 0;
+    let fullCount = 0;
     const windows: { calls: number; usec: number; cpu: number; wall: number; nested: Map<string, CommandCost> }[] = [];
+    const floorWindows: { calls: number; usec: number }[] = [];
+    // The renewal's windows and the floor's take turns, so that both meet the same machine.
     for (let w = 0; w < plan.windows; w++) {
+      sending = 'floor';
+      await sleep(20); // what is in flight drains before the statistics start afresh
+      await redis.config('RESETSTAT');
+      await sleep(plan.windowMs);
+      floorWindows.push(commandStats(await redis.info('commandstats')).get(transport) ?? { calls: 0, usec: 0 });
+      sending = 'renew';
+      await sleep(20);
+      steady = 0;
+      full = 0;
       await redis.config('RESETSTAT');
       const cpuBefore = await redisCpuSeconds(context);
       const start = performance.now();
@@ -192,19 +293,30 @@ export async function measureDriven(context: BenchContext, plan: DriverPlan): Pr
       const script = stats.get(transport) ?? { calls: 0, usec: 0 };
       for (const name of [transport, 'info', 'config|resetstat', 'config']) stats.delete(name);
       windows.push({ calls: script.calls, usec: script.usec, cpu, wall, nested: stats });
+      steadyCount += steady;
+      fullCount += full;
     }
     running = false;
     await pace;
     const hot = await backToBack(context, transport, () => {
-      const calls: ScriptInvocation[] = [];
+      const commands: [string, ...Argument[]][] = [];
       for (let k = 0; k < HOT_BATCH; k++) {
         const i = next;
         next = (next + 1) % ids.length;
-        calls.push(renewCall(i));
+        commands.push(scriptCommand(transport, 'renew', renewCall(i)));
       }
-      return calls;
+      return commands;
+    });
+    const floorHot = await backToBack(context, transport, () => {
+      const commands: [string, ...Argument[]][] = [];
+      for (let k = 0; k < HOT_BATCH; k++) {
+        commands.push(floorCall(next));
+        next = (next + 1) % ids.length;
+      }
+      return commands;
     });
     if (failures > 0) throw new Error(`${failures} driven renewals failed or answered unexpectedly`);
+    const floorCalls = floorWindows.reduce((s, w) => s + w.calls, 0);
     const calls = windows.reduce((s, w) => s + w.calls, 0);
     const nested: DriverCost['nested'] = {};
     for (const w of windows) {
@@ -217,6 +329,12 @@ export async function measureDriven(context: BenchContext, plan: DriverPlan): Pr
     }
     return {
       plan,
+      steadyShare: steadyCount / Math.max(1, steadyCount + fullCount),
+      floor: {
+        scriptUsBest: Math.min(...floorWindows.filter((w) => w.calls > 0).map((w) => w.usec / w.calls)),
+        scriptUsMean: floorWindows.reduce((s, w) => s + w.usec, 0) / Math.max(1, floorCalls),
+        hotUs: floorHot.scriptUs,
+      },
       hot,
       renewalsPerSecond: (calls / windows.reduce((s, w) => s + w.wall, 0)) * 1000,
       scriptUsBest: Math.min(...windows.filter((w) => w.calls > 0).map((w) => w.usec / w.calls)),
