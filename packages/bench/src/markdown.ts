@@ -318,7 +318,7 @@ function steadyText(r: BenchResults): string {
       ],
     ];
   });
-  const last = run.costs.at(-1);
+  const last = run.costs.filter((c) => (c.plan.transport ?? 'fcall') === 'fcall').at(-1) ?? run.costs.at(-1);
   const commands = Object.entries(last?.hot.nested ?? {})
     .filter(([, n]) => n.perRenewal >= 0.01)
     .sort(([, a], [, b]) => b.usPerRenewal - a.usPerRenewal)
@@ -343,7 +343,7 @@ function steadyText(r: BenchResults): string {
       ],
       rows,
     ),
-    `The steady renewal's commands (${last ? `group of ${last.plan.size.toLocaleString('en-US')}, ` : ''}back to back), µs: ${commands.join(', ')}. The rest of a call is what Redis spends around each \`redis.call\` from Lua and the bare call.`,
+    `The steady renewal's commands (${last ? `group of ${last.plan.size.toLocaleString('en-US')}, ${(last.plan.transport ?? 'fcall').toUpperCase()}, ` : ''}back to back), µs: ${commands.join(', ')}. The rest of a call is what Redis spends around each \`redis.call\` from Lua and the bare call.`,
   ].join('\n\n');
 }
 
