@@ -47,8 +47,10 @@ local function steady()
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local id = ARGV[2]
   local c = redis.call('HMGET', KEYS[1], 'version', 'createdAt', 'activationInterval', 'quarantineUntil',
-    'activeGoal', 'held', 'epoch', 'next', 'preparing', 'heartbeatInterval')
+    'activeGoal', 'held', 'epoch', 'next', 'preparing', 'heartbeatInterval', 'quorum')
   if c[1] ~= ARGV[14] or c[2] ~= ARGV[13] or c[3] ~= ARGV[5] or c[8] == id or c[9] == id then return nil end
+  -- A group in quorum mode refuses this member (`mode_mismatch`): the full renewal says so.
+  if c[11] == '1' then return nil end
   -- Every value read is one the scripts could have written (`read_config` refuses anything else).
   local quarantine, goal, held = stored(c[4], now), stored(c[5], 10000), stored(c[6], 10000)
   local epoch, heartbeat = stored(c[7], 9007199254740991), stored(c[10], 86400000)
