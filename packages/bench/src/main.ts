@@ -339,7 +339,9 @@ function targets(results: BenchResults): TargetCheck[] {
     const hand = summarize(us.handover.map((h) => h.total));
     const monGraceful = summarize(us.handover.flatMap((h) => (h.monitor === undefined ? [] : [h.monitor])));
     const monLapse = summarize(us.failover.flatMap((f) => (f.monitorLapse === undefined ? [] : [f.monitorLapse])));
+    const callbackOver = summarize(us.failover.map((f) => f.overshoot));
     checks.push(
+      check('crash failover: activate callback past the lease deadline, p99 (hrtime)', callbackOver.p99, 5, ' ms'),
       check('crash failover: overshoot past the lease deadline, p99 (Redis time)', redisOver.p99, 5, ' ms'),
       check('crash failover: kill → activate callback, p99', total.p99, A + 5, ' ms'),
       check('graceful handover, p50', hand.p50, 2, ' ms'),
@@ -354,13 +356,19 @@ function targets(results: BenchResults): TargetCheck[] {
           20,
           ' ms',
         ),
+        check(
+          'preemption: join script → activate callback, p99',
+          summarize(p.samples.map((s) => s.fromJoin)).p99,
+          10,
+          ' ms',
+        ),
         check('preemption: members active at once', p.maxConcurrency, 1, ''),
         check('preemption: newcomer activated before the old active deactivated', p.promotedFirst, 0, ' rounds'),
       );
     }
     checks.push(
       check('monitor notice after a graceful change, p99', monGraceful.p99, 10, ' ms'),
-      check('monitor notice after a lease lapse, p99', monLapse.p99, 5, ' ms'),
+      check('monitor notice after a lease lapse, p99', monLapse.p99, 10, ' ms'),
     );
   }
   for (const c of results.contests) {
@@ -411,6 +419,17 @@ function targets(results: BenchResults): TargetCheck[] {
         `renewal cost flat: group of ${large.plan.size.toLocaleString('en-US')} / group of 10 (script time, best window)`,
         large.scriptUsBest / small.scriptUsBest,
         1.3,
+        '×',
+      ),
+    );
+  }
+  const floor = large?.floor;
+  if (large && floor) {
+    checks.push(
+      check(
+        `renewal script time ÷ the floor script's, paced, group of ${large.plan.size.toLocaleString('en-US')} (same run)`,
+        large.scriptUsMean / floor.scriptUsMean,
+        1.5,
         '×',
       ),
     );
