@@ -55,6 +55,41 @@ describe('a delivery in a completion reply', () => {
     expect((await renew([{ id: second, token: next.token, expires: next.expires }])).next).toEqual([]);
   });
 
+  it("stores the worker's record once when the completion that frees it hands it the next task", async () => {
+    const keys = queueKeys(uniqueGroup('q-inline-once'));
+    const c = observer();
+    await queueScripts.renew(c, keys, {
+      workerId: 'ghost',
+      weight: 1,
+      capacity: 1,
+      completeTime: 30_000,
+      maxDeliveries: 5,
+      activationInterval: 60_000,
+      nonce: 'n',
+      host: 'h',
+      pid: 1,
+      tokenFloor: 0,
+      joining: true,
+      claims: [],
+    });
+    const first = await queueScripts.enqueue(c, keys, { dataType: 's', data: 'one' });
+    const pushed = await c.lpopBuffer(keys.inbox('ghost'));
+    await queueScripts.enqueue(c, keys, { dataType: 's', data: 'two' });
+    const hsets = async () => Number(/cmdstat_hset:calls=(\d+)/.exec(await c.info('commandstats'))?.[1] ?? 0);
+    const before = await hsets();
+    const done = await queueScripts.complete(c, keys, {
+      workerId: 'ghost',
+      taskId: first,
+      token: pushed ? parseDelivery(pushed).token : 0,
+      outcome: 'done',
+      tokenFloor: 0,
+      inline: true,
+    });
+    expect(done.next).toHaveLength(1);
+    // The next task's delivery record, the config's token, and the worker's record: once.
+    expect((await hsets()) - before).toBe(3);
+  });
+
   it('is not used for bytes, which the reply would carry as text', async () => {
     const keys = queueKeys(uniqueGroup('q-inline-bytes'));
     const c = observer();

@@ -35,10 +35,11 @@ if r and r.w == id and r.k == token then
     if not Q.expiry_at or r.e <= Q.expiry_at then Q.expiry_at = nil end
     local w = read_worker(id)
     if w then
-      w.f = math.max(0, w.f - 1)
-      write_worker(id, w)
       -- Trimmed once it holds twice the receipts kept: one command per completion, not two.
       if call('LPUSH', receipts(id), fmt(token)) >= 2 * RECEIPTS then call('LTRIM', receipts(id), 0, RECEIPTS - 1) end
+      w.f = math.max(0, w.f - 1)
+      -- Stored after dispatch, which may give the worker its next task (`saving`).
+      write_worker(id, w, true)
     end
     status = 'done'
   else
@@ -52,6 +53,6 @@ elseif ARGV[4] == 'done' and not r then
   if call('LPOS', receipts(id), fmt(token)) then status = 'done' end
 end
 if ARGV[6] == '1' then Q.inline = id end
-dispatch(Q)
+saving(function() dispatch(Q) end)
 announce(Q)
 return reply(Q, status)

@@ -91,8 +91,10 @@ end
 
 -- The worker records this script read or wrote, by id: a record is decoded once per script (a
 -- completion frees the worker that dispatch then gives the next task). Every write of a record
--- goes through write_worker, and remove_worker forgets the one it deletes.
+-- goes through write_worker, and remove_worker forgets the one it deletes. UNSAVED: the records
+-- written `later` (`saving`), by id.
 local WORKERS = {}
+local UNSAVED = {}
 
 local RECORD = 2
 
@@ -127,9 +129,16 @@ local function place(id, w)
   end
 end
 
-local function write_worker(id, w)
-  WORKERS[id] = w
+local function save_worker(id, w)
+  UNSAVED[id] = nil
   call('HSET', K.workers, id, cmsgpack.pack(RECORD, w.w, w.c, w.t, w.d, w.a, w.f, w.q, w.r or 0, w.n or '', w.h or '', w.p or 0))
+end
+
+-- `later`: the record is placed now and stored by `saving`, once, whether or not dispatch
+-- writes it again (a completion frees the worker that dispatch then fills: one HSET, not two).
+local function write_worker(id, w, later)
+  WORKERS[id] = w
+  if later then UNSAVED[id] = true else save_worker(id, w) end
   place(id, w)
 end
 
@@ -226,6 +235,7 @@ local function remove_worker(Q, id, reason)
   end
   call('HDEL', K.workers, id)
   WORKERS[id] = nil
+  UNSAVED[id] = nil
   call('ZREM', K.leases, id)
   Q.lease_at = nil
   call('ZREM', K.order, id)
@@ -439,6 +449,15 @@ local function dispatch(Q)
     top = call('ZRANGE', K.order, 0, 1)
     if not top[1] then return end
   end
+end
+
+-- Runs `step` (what is left of a script: dispatch, at least), then stores the records written
+-- `later`, also when `step` stops on an error (a key holding what understudy never writes there),
+-- so that what the script wrote before agrees.
+local function saving(step)
+  local ok, err = pcall(step)
+  for id in pairs(UNSAVED) do save_worker(id, WORKERS[id]) end
+  if not ok then error(err, 0) end
 end
 
 -- Deliveries to worker `id` that went in a script's reply (i = 1, `dispatch`) and that it does not

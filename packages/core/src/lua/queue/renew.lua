@@ -75,9 +75,11 @@ for i = 12, #ARGV, 3 do
     lost[#lost + 1] = task
   end
 end
-write_worker(id, w)
--- (More in flight than claimed: some are in the inbox, or went in a reply that was lost.)
-if w.f > (#ARGV - 11) / 3 then resend(Q, id, w, claimed) end
-dispatch(Q)
+write_worker(id, w, true)
+saving(function()
+  -- (More in flight than claimed: some are in the inbox, or went in a reply that was lost.)
+  if w.f > (#ARGV - 11) / 3 then resend(Q, id, w, claimed) end
+  dispatch(Q)
+end)
 announce(Q)
 return reply(Q, status, lost)
