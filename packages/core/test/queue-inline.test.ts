@@ -55,7 +55,7 @@ describe('a delivery in a completion reply', () => {
     expect((await renew([{ id: second, token: next.token, expires: next.expires }])).next).toEqual([]);
   });
 
-  it("stores the worker's record once when the completion that frees it hands it the next task", async () => {
+  it("stores the worker's record once, and reads the places once, when the completion that frees it hands it the next task", async () => {
     const keys = queueKeys(uniqueGroup('q-inline-once'));
     const c = observer();
     await queueScripts.renew(c, keys, {
@@ -75,8 +75,9 @@ describe('a delivery in a completion reply', () => {
     const first = await queueScripts.enqueue(c, keys, { dataType: 's', data: 'one' });
     const pushed = await c.lpopBuffer(keys.inbox('ghost'));
     await queueScripts.enqueue(c, keys, { dataType: 's', data: 'two' });
-    const hsets = async () => Number(/cmdstat_hset:calls=(\d+)/.exec(await c.info('commandstats'))?.[1] ?? 0);
-    const before = await hsets();
+    const calls = async (command: string) =>
+      Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(await c.info('commandstats'))?.[1] ?? 0);
+    const [hsets, zranges] = [await calls('hset'), await calls('zrange')];
     const done = await queueScripts.complete(c, keys, {
       workerId: 'ghost',
       taskId: first,
@@ -87,7 +88,10 @@ describe('a delivery in a completion reply', () => {
     });
     expect(done.next).toHaveLength(1);
     // The next task's delivery record, the config's token, and the worker's record: once.
-    expect((await hsets()) - before).toBe(3);
+    expect((await calls('hset')) - hsets).toBe(3);
+    // The earliest lease and expiry (reap, and the reply's reapAt: the only expiry went), and the
+    // places once: the only one, filled, needs no second look.
+    expect((await calls('zrange')) - zranges).toBe(4);
   });
 
   it('is not used for bytes, which the reply would carry as text', async () => {

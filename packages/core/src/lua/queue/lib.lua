@@ -378,14 +378,14 @@ end
 
 -- A worker that may take a task now, best first, from `top` (the two first places): `skip` (the
 -- worker a re-delivery comes back from) only when nobody else has room. Places of workers without
--- a record are dropped.
+-- a record are dropped. Also returns the places it chose from.
 local function choose_worker(top, skip)
   while true do
     local id = top[1]
     if id == skip and top[2] then id = top[2] end
     if not id then return nil end
     local w = read_worker(id)
-    if w then return id, w end
+    if w then return id, w, top end
     call('ZREM', K.order, id)
     top = call('ZRANGE', K.order, 0, 1)
   end
@@ -412,7 +412,8 @@ local function dispatch(Q)
   while true do
     local waiting = pending(Q, WAITING, 1)[1]
     local r = waiting and read_delivery(waiting[1])
-    local id, w = choose_worker(top, r and r.l)
+    local id, w
+    id, w, top = choose_worker(top, r and r.l)
     if not id then return end
     local entry
     if waiting then
@@ -446,6 +447,8 @@ local function dispatch(Q)
       end
       Q.changed = true
     end
+    -- The only place, now full: nobody has room (a ZRANGE less per task while all are busy).
+    if not top[2] and w.f >= w.c then return end
     top = call('ZRANGE', K.order, 0, 1)
     if not top[1] then return end
   end
