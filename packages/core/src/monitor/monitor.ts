@@ -15,6 +15,7 @@ import {
 } from '../options.js';
 import { SingleFlight } from '../single-flight.js';
 import { wakeAt } from '../wake-at.js';
+import { changes } from './changes.js';
 import { readTransitions, readTransitionsAfter, type Transition } from './history.js';
 import { type GroupSnapshot, nextLossAt, readGroup } from './observe.js';
 
@@ -172,33 +173,7 @@ export class ServerMonitor extends EventEmitter<MonitorEvents> implements AsyncI
 
   /** The current snapshot, then one per change, until the monitor closes. */
   [Symbol.asyncIterator](): AsyncIterator<GroupSnapshot> {
-    const queue: GroupSnapshot[] = this.#snapshot ? [this.#snapshot] : [];
-    let wake: (() => void) | undefined;
-    const onChange = (snapshot: GroupSnapshot) => {
-      queue.push(snapshot);
-      wake?.();
-    };
-    this.on('change', onChange);
-    const finish = (): IteratorReturnResult<undefined> => {
-      this.off('change', onChange);
-      if (wake) this.#wakers.delete(wake);
-      return { done: true, value: undefined };
-    };
-    return {
-      next: async () => {
-        while (queue.length === 0) {
-          if (this.#closed) return finish();
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-            this.#wakers.add(resolve);
-          });
-          if (wake) this.#wakers.delete(wake);
-          wake = undefined;
-        }
-        return { done: false, value: queue.shift() as GroupSnapshot };
-      },
-      return: async () => finish(),
-    };
+    return changes(this, this.#snapshot, () => this.#closed, this.#wakers);
   }
 
   #onMessage = (): void => {

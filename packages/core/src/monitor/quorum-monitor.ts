@@ -12,6 +12,7 @@ import {
   serverLabel,
   transitionKey,
 } from '../quorum-admin.js';
+import { changes } from './changes.js';
 import { combineSnapshots } from './combine.js';
 import type { Transition } from './history.js';
 import { type MonitorEvents, type MonitorOptions, ServerMonitor } from './monitor.js';
@@ -166,33 +167,7 @@ export class QuorumMonitor extends EventEmitter<MonitorEvents> implements AsyncI
 
   /** The current snapshot, then one per change, until the monitor closes. */
   [Symbol.asyncIterator](): AsyncIterator<GroupSnapshot> {
-    const queue: GroupSnapshot[] = this.#snapshot ? [this.#snapshot] : [];
-    let wake: (() => void) | undefined;
-    const onChange = (snapshot: GroupSnapshot) => {
-      queue.push(snapshot);
-      wake?.();
-    };
-    this.on('change', onChange);
-    const finish = (): IteratorReturnResult<undefined> => {
-      this.off('change', onChange);
-      if (wake) this.#wakers.delete(wake);
-      return { done: true, value: undefined };
-    };
-    return {
-      next: async () => {
-        while (queue.length === 0) {
-          if (this.#closed) return finish();
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-            this.#wakers.add(resolve);
-          });
-          if (wake) this.#wakers.delete(wake);
-          wake = undefined;
-        }
-        return { done: false, value: queue.shift() as GroupSnapshot };
-      },
-      return: async () => finish(),
-    };
+    return changes(this, this.#snapshot, () => this.#closed, this.#wakers);
   }
 
   #started(): ServerMonitor[] {
