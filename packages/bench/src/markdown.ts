@@ -17,7 +17,7 @@ import {
   targetTable,
   understudyFailoverDetail,
 } from './report.js';
-import { libShare } from './scenarios/driver.js';
+import { libShare, sentWith } from './scenarios/driver.js';
 import { DRIVEN_LEASE } from './settings.js';
 import { cdfPoints, plot } from './svg.js';
 import { table } from './table.js';
@@ -213,7 +213,7 @@ export function markdownReport(r: BenchResults): string {
     r.queue ? queueMarkdown(r.queue) : '',
     r.quorum ? quorumMarkdown(r.quorum) : '',
     '## Cost',
-    "Redis's share is read from `INFO commandstats` (the script's own time, `FCALL` usec / calls: members call core's function library) and `INFO cpu` (the Redis process's user + system CPU, network included), " +
+    `Redis's share is read from \`INFO commandstats\` (the script's own time, ${r.driven[0] && sentWith(r.driven[0]) === 'evalsha' ? '`EVALSHA` usec / calls: this run predates the function library' : "`FCALL` usec / calls: members call core's function library"}) and \`INFO cpu\` (the Redis process's user + system CPU, network included), ` +
       `over ${r.driven[0]?.plan.windows ?? 0} windows of ${(r.driven[0]?.plan.windowMs ?? 0) / 1000} s on fresh statistics (\`CONFIG RESETSTAT\`) after the groups settled. The run flushes Redis between groups.`,
     '### Against group size (driven by the benchmark)',
     "The benchmark joins n members with core's own `join` script and renews them round robin with core's `renew` script — the same commands and arguments a member sends — " +
@@ -281,14 +281,17 @@ function anatomyText(r: BenchResults): string {
             `**Renewal ÷ floor: ${(base.scriptUsMean / floor.scriptUsMean).toFixed(2)} paced, ${(base.hot.scriptUs / floor.hotUs).toFixed(2)} back to back.**`,
         ]
       : []),
-    `Of the back-to-back time: **${f(nestedHot)} µs** are the ${sum(base.hot.nested, 'perRenewal').toFixed(0)} commands the script runs (\`commandstats\` counts commands inside scripts); ` +
-      `**${f(o.emptyUs)} µs** is a bare call; the remaining **${f(rest)} µs** is the Lua work in between (lib.lua's per-call values, cjson decoding of the member and slot records, building the 15-field reply, \`string.format\`, and the garbage all of it leaves for Lua's collector). ` +
-      `The members call the scripts as functions of one library loaded once per server, so lib.lua's ~30 \`local function\`s are not rebuilt per call; where they run the scripts instead (EVALSHA: no functions, or not permitted), each call also pays **${f(lib)} µs** to rebuild them (\`lib.lua + return 0\` minus \`return 0\`). ` +
-      '`pnpm bench:transports` measures the renewal both ways side by side.',
+    sentWith(base) === 'evalsha'
+      ? `Of the back-to-back time (this run sent the scripts with EVALSHA, before the function library): **${f(lib)} µs** rebuild lib.lua's ~30 \`local function\`s on every call (\`lib.lua + return 0\` minus \`return 0\`); **${f(nestedHot)} µs** are the ${sum(base.hot.nested, 'perRenewal').toFixed(0)} commands the script runs (\`commandstats\` counts commands inside scripts); ` +
+        `**${f(o.emptyUs)} µs** is the bare EVALSHA; the remaining **${f(rest - lib)} µs** is the Lua work in between (cjson decoding of the member and slot records, building the 15-field reply, \`string.format\`, and the garbage all of it leaves for Lua's collector).`
+      : `Of the back-to-back time: **${f(nestedHot)} µs** are the ${sum(base.hot.nested, 'perRenewal').toFixed(0)} commands the script runs (\`commandstats\` counts commands inside scripts); ` +
+        `**${f(o.emptyUs)} µs** is a bare call; the remaining **${f(rest)} µs** is the Lua work in between (lib.lua's per-call values, cjson decoding of the member and slot records, building the 15-field reply, \`string.format\`, and the garbage all of it leaves for Lua's collector). ` +
+        `The members call the scripts as functions of one library loaded once per server, so lib.lua's ~30 \`local function\`s are not rebuilt per call; where they run the scripts instead (EVALSHA: no functions, or not permitted), each call also pays **${f(lib)} µs** to rebuild them (\`lib.lua + return 0\` minus \`return 0\`). ` +
+        '`pnpm bench:transports` measures the renewal both ways side by side.',
     measuredSteady
       ? "**The steady state.** A renewal where nothing changed (the group's version and incarnation are the ones the member sent back, no quarantine, no lapsed lease, nothing to reconcile, and the member is not the next in line, whose reply carries a watch deadline) takes the fast path at the top of `lua/renew.lua`, before lib.lua's code: it checks the keys by their counts, the member's record, the slots and its own lease by the exact tokens cjson wrote, decodes no JSON, and answers with the server's time alone; the member keeps the rest of its view. " +
         'Every other renewal runs the full script and gets the full view. What is left: the checks S6 needs (13 commands where the floor runs 4), and the visible heartbeat key, which operators rely on.'
-      : "Ways to make it cheaper (for core, not done here): drop the visible heartbeat key's `SET … PX` from the plain renewal or make it optional (it exists for operators only); return the 15-field view only when something changed.",
+      : 'This run predates the steady reply: every renewal ran the full script and got the full 15-field view.',
     steadyText(r),
   ]
     .filter(Boolean)

@@ -3,7 +3,7 @@ import type { Machine } from './machine.js';
 import { queueConsoleReport } from './queue-report.js';
 import type { ContestResult } from './scenarios/contest.js';
 import type { CrowdCost, ScriptOverhead } from './scenarios/cost.js';
-import type { DriverCost } from './scenarios/driver.js';
+import { type DriverCost, sentWith } from './scenarios/driver.js';
 import type { HaResults } from './scenarios/ha-suite.js';
 import type { JoinScale } from './scenarios/joining.js';
 import type { PreemptionResult } from './scenarios/preemption.js';
@@ -277,6 +277,7 @@ export function anatomyTable(results: BenchResults): string {
     (base.nested[name]?.usPerRenewal ?? 0).toFixed(2),
     (base.hot.nested[name]?.usPerRenewal ?? 0).toFixed(2),
   ]);
+  const command = sentWith(base).toUpperCase();
   const calls = Object.values(base.nested).reduce((s, n) => s + n.perRenewal, 0);
   rows.push([
     '**all commands inside the script**',
@@ -285,12 +286,12 @@ export function anatomyTable(results: BenchResults): string {
     total(base.hot.nested).toFixed(2),
   ]);
   rows.push([
-    '**the rest: Lua (the per-call part of lib.lua, cjson, tables), FCALL itself**',
+    `**the rest: Lua (${command === 'FCALL' ? 'the per-call part of lib.lua' : "lib.lua's definitions"}, cjson, tables), ${command} itself**`,
     '–',
     (base.scriptUsMean - total(base.nested)).toFixed(2),
     (base.hot.scriptUs - total(base.hot.nested)).toFixed(2),
   ]);
-  rows.push(['**whole renewal script (FCALL)**', '1', base.scriptUsMean.toFixed(2), base.hot.scriptUs.toFixed(2)]);
+  rows.push([`**whole renewal script (${command})**`, '1', base.scriptUsMean.toFixed(2), base.hot.scriptUs.toFixed(2)]);
   if (base.floor) {
     rows.push([
       'floor script: TIME, HGET, ZADD, ZRANGE of the first lease (same run)',

@@ -53,8 +53,17 @@ export interface FloorCost {
  * without a steady share paid it on every renewal.
  */
 export function libShare(cost: Pick<DriverCost, 'steadyShare' | 'plan'>, rebuildUs: number): number {
-  if ((cost.plan.transport ?? 'fcall') === 'fcall') return 0;
+  if (sentWith(cost) === 'fcall') return 0;
   return rebuildUs * (1 - (cost.steadyShare ?? 0));
+}
+
+/**
+ * How a measured group's scripts were sent: as its plan says; a plan that says nothing is FCALL
+ * (the default), except in results recorded before the function library and the steady reply
+ * (no steady share), whose scripts all went as EVALSHA.
+ */
+export function sentWith(cost: Pick<DriverCost, 'steadyShare' | 'plan'>): ScriptTransport {
+  return cost.plan.transport ?? (cost.steadyShare === undefined ? 'evalsha' : 'fcall');
 }
 
 export interface DriverCost {
