@@ -109,6 +109,22 @@ describe('monitorGroup over three servers', () => {
     expect(summary(monitor.snapshot())).toBe('1/2 a:releasing@0/5');
   });
 
+  it('iterates: the current snapshot, then each change, and ends when the monitor closes', async () => {
+    const group = uniqueGroup('quorum-mon');
+    for (const c of clients) await writeGroup(c, group, [{ id: 'a' }]);
+    const { monitor } = await watch(group);
+    const seen: string[] = [];
+    const iterating = (async () => {
+      for await (const snapshot of monitor) seen.push(summary(snapshot));
+    })();
+    for (const c of clients) await writeGroup(c, group, [{ id: 'a', epoch: 7 }]);
+    await monitor.refresh();
+    await waitFor(() => seen.length === 2, 'the change iterated', 5000);
+    await monitor.close();
+    await iterating;
+    expect(seen).toEqual(['0/1 a:standby', '1/1 a:active@0/7']);
+  });
+
   it('leaves out a member that only one server lists', async () => {
     const group = uniqueGroup('quorum-mon');
     const [one, two, three] = clients as [Redis, Redis, Redis];
