@@ -209,15 +209,6 @@ const optionCases: OptionCase[] = [
     rule: /odd number .* from 3 to 7/,
   },
   {
-    name: 'a quorum member with prepare hints (not in quorum mode yet)',
-    call: joinWith({
-      redis: ['redis://127.0.0.1:1', 'redis://127.0.0.1:2', 'redis://127.0.0.1:3'],
-      preparationInterval: 150,
-    }),
-    field: 'preparationInterval',
-    rule: /must be 0 in quorum mode/,
-  },
-  {
     name: 'a monitor of a Redis given as a one-element array',
     call: monitorWith({ redis: ['redis://127.0.0.1:1'] }),
     field: 'redis',

@@ -119,6 +119,11 @@ if proposed_epoch > 0 and eligible() and proposed_epoch > floor and proposed_epo
     end
     log_event(G, 'activate', id, { 'epoch', fmt(proposed_epoch), 'slot', proposed_slot, 'reason', reason })
     note(G, id, 'active', proposed_epoch, proposed_slot, reason)
+    -- Granted: no longer preparing (reconcile would otherwise announce it 'standby', rank-changed).
+    if G.preparing == id then
+      G.preparing = ''
+      call('HSET', K.config, 'preparing', '')
+    end
     reconcile(G)
   end
 end

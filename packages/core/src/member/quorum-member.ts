@@ -29,7 +29,14 @@ import { MemberEmitter } from './emitter.js';
 import { LeaseKeeper } from './lease.js';
 import { EpochLedger } from './ledger.js';
 import { type MemberSettings, memberSettings } from './settings.js';
-import type { ActivateInfo, ActivateReason, DeactivateInfo, DeactivateReason, JoinOptions } from './types.js';
+import type {
+  ActivateInfo,
+  ActivateReason,
+  DeactivateInfo,
+  DeactivateReason,
+  JoinOptions,
+  PrepareInfo,
+} from './types.js';
 import { GroupView } from './view.js';
 
 type Phase = 'joining' | 'running' | 'leaving' | 'stopped';
@@ -256,7 +263,8 @@ export class QuorumMember extends MemberEmitter {
       activeGoal: server.view.activeGoal,
       activationInterval: s.activationInterval,
       heartbeatInterval: s.heartbeatInterval,
-      preparationInterval: 0,
+      // Each server tells the next in line to prepare by its own clock (update_prepare in lib.lua).
+      preparationInterval: s.preparationInterval,
       host: this.#host,
       pid: process.pid,
       nonce: this.#nonce,
@@ -404,7 +412,20 @@ export class QuorumMember extends MemberEmitter {
         confirmed: true,
       };
     } else {
-      this.#word = { role: 'standby', epoch: 0, slot: -1, reason: '', confirmed: true };
+      // Prepare is a hint, given while Q servers name this member preparing (the next in line
+      // there, a holder's last renewal older than P by that server's clock) and withdrawn once
+      // fewer than Q do. A lease that lapsed ends a server's hint (no holder left to age there)
+      // while this member takes the slot over: a server that ranks it among the best with no
+      // slot, or shows it the grant it proposed, still counts for a member already preparing;
+      // otherwise the takeover's round trips would withdraw the hint right before the activate.
+      const prepared = this.state === 'preparing';
+      const naming = replies.filter(
+        (r) => r && (r.view.role === 'preparing' || (prepared && (r.eligible || this.#grantOf(r) !== undefined))),
+      );
+      const preparing = naming.length >= this.#quorum;
+      this.#word = preparing
+        ? { role: 'preparing', epoch: 0, slot: -1, reason: 'lease-aging', confirmed: true }
+        : { role: 'standby', epoch: 0, slot: -1, reason: '', confirmed: true };
     }
     this.#releaseStrays(strays.map((i) => grants[i] as SlotGrant));
     const ledger = this.#ledger;
@@ -450,8 +471,8 @@ export class QuorumMember extends MemberEmitter {
    * to every server at once.
    */
   #propose(answered: (QuorumCall | undefined)[]): void {
-    if (this.#proposing || this.#ledger.pending !== undefined || this.state !== 'standby' || !this.#actions.idle)
-      return;
+    const waiting = this.state === 'standby' || this.state === 'preparing';
+    if (this.#proposing || this.#ledger.pending !== undefined || !waiting || !this.#actions.idle) return;
     if (this.#s.clock.now() < this.#proposeAfter) return;
     // A quarantined server grants nothing: only the others count.
     const replies = answered.map((r) => (r && r.view.quarantineUntil <= r.view.serverNow ? r : undefined));
@@ -487,14 +508,29 @@ export class QuorumMember extends MemberEmitter {
     else if (step.do === 'activate') this.#scheduleActivation(step.epoch);
     else if (step.do === 'renew') void this.#renewAll();
     else if (step.do === 'release') void this.#release(step.epoch, step.reason);
+    else if (step.do === 'prepare') this.#schedulePrepare('lease-aging');
+    else if (step.do === 'withdraw-prepare') this.transition('standby');
     else if (step.do === 'deactivate') {
       if (step.advise) this.#leaseLost('fewer than a majority of the deployments count this member as active');
       else this.#demote(step.reason, step.release ? 'release' : 'none');
     }
   }
 
+  #schedulePrepare(reason: PrepareInfo['reason']): void {
+    if (this.state === 'standby') this.transition('preparing');
+    const info: PrepareInfo = { reason };
+    this.log.debug(info, 'prepare');
+    this.emitSafe('prepare', info);
+    void this.#actions.enqueue(async () => {
+      const outcome = await runHandler(this.#options.onPrepare, info, this.#s.activationInterval);
+      this.handlerFailed('prepare', outcome);
+    });
+  }
+
   #scheduleActivation(epoch: number): void {
     this.#ledger.pend(epoch);
+    // With P > 0 every activate is preceded by a prepare: right before it when none came first.
+    if (this.#s.preparationInterval > 0 && this.state !== 'preparing') this.#schedulePrepare('activation');
     void this.#actions.enqueue(async () => {
       if (this.#ledger.pending !== epoch) return;
       this.#ledger.unpend(epoch);
@@ -580,7 +616,7 @@ export class QuorumMember extends MemberEmitter {
             memberId: s.id,
             epoch,
             reason,
-            preparationInterval: 0,
+            preparationInterval: s.preparationInterval,
             nonce: this.#nonce,
           });
           if (server.reply) server.reply = { ...server.reply, view };

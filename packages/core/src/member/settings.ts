@@ -80,18 +80,11 @@ export function memberSettings(options: JoinOptions): MemberSettings {
 }
 
 /**
- * Quorum mode (DESIGN §9): K deployments, and what this version does not do there yet: prepare
- * hints, replicated durability (each deployment is its own majority vote), the group feed.
+ * Quorum mode (DESIGN §9): K deployments, and what this version does not do there yet:
+ * replicated durability (each deployment is its own majority vote), the group feed.
  */
 function validateQuorumOptions(options: JoinOptions): void {
   validateQuorumSources(options.redis as readonly unknown[]);
-  if ((options.preparationInterval ?? 0) !== 0) {
-    throw new ConfigError(
-      'preparationInterval',
-      options.preparationInterval,
-      'must be 0 in quorum mode (no prepare hints yet)',
-    );
-  }
   if ((options.durability ?? 'async') !== 'async') {
     throw new ConfigError(
       'durability',
