@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { groupKeys } from '@understudy/core/testing';
 import { uniqueGroup } from '@understudy/testkit';
+import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import type { ScriptArgs } from '../src/script-specs.js';
 import { scripts } from '../src/scripts.js';
@@ -10,7 +11,7 @@ import { fileServer } from './helpers.js';
 // granted only on a member's proposal, above the epoch floor, to a member ranked among the best
 // here; the floor raised by what members saw elsewhere, and set again from TIME after a loss.
 
-const { observer } = fileServer();
+const { observer, server } = fileServer();
 const A = 300;
 
 function caller(group: string) {
@@ -159,5 +160,34 @@ describe('quorum_renew.lua', () => {
     expect(await observer().hlen(keys.slots)).toBe(0);
     const next = await renew('heavy', { weight: 20, proposedEpoch: floor + 2, proposedSlot: 0 });
     expect(next.view).toMatchObject({ role: 'active', epoch: floor + 2, slot: 0, reason: 'handover' });
+  });
+
+  it('a preparing member granted its proposal is announced active only, not also standby (rank-changed)', async () => {
+    const group = uniqueGroup('quorum-script');
+    const keys = groupKeys(group);
+    const renew = caller(group);
+    const P = 100;
+    const { floor } = await renew('a');
+    await sleep(A + 20);
+    await renew('a', { proposedEpoch: floor + 1, proposedSlot: 0 });
+    await renew('b', { preparationInterval: P });
+    await sleep(P + 20);
+    // The holder's last renewal is older than P here: the next in line is told to prepare.
+    expect((await renew('b', { preparationInterval: P })).view.role).toBe('preparing');
+    const subscriber = new Redis(server().url, { connectionName: 'test-subscriber' });
+    const heard: unknown[][] = [];
+    try {
+      subscriber.on('smessage', (_channel: string, message: string) => heard.push(...JSON.parse(message).c));
+      await subscriber.ssubscribe(keys.events);
+      await sleep(A);
+      // The holder's lease lapsed: the same call expires it and grants the proposal.
+      const granted = await renew('b', { preparationInterval: P, proposedEpoch: floor + 2, proposedSlot: 0 });
+      expect(granted.view).toMatchObject({ role: 'active', epoch: floor + 2, slot: 0 });
+      await sleep(50);
+    } finally {
+      subscriber.disconnect();
+    }
+    expect(heard.filter((change) => change[0] === 'b')).toEqual([['b', 'active', String(floor + 2), 0, 'failover']]);
+    expect(await observer().hget(keys.config, 'preparing')).toBe('');
   });
 });
