@@ -11,15 +11,18 @@ import { clockRateAt } from '../../packages/testkit/src/index.js';
 import { activations, between, deactivations, noteOf, someoneElseActivated, theActive, victimOf } from './reading.js';
 
 /**
- * H = 150 ms, A = 900 ms, as the single-server scenarios: every member renews on the three
- * servers in parallel, so a dead or frozen one costs a timed-out request per renewal (0.8 H),
- * never a decision.
+ * H = 200 ms, A = 1500 ms: every member renews on the three servers in parallel, so a dead or
+ * frozen one costs a timed-out request per renewal (0.8 H), never a decision. Longer than the
+ * single-server scenarios' 150 / 900: each member's links to all three servers run through
+ * proxies in the harness process, and on a loaded 2-core machine (CI beside a soak) a stall of
+ * that process timed out the renewals on two healthy servers for 0.7 s, more than A = 900 ms
+ * leaves (a lease lost, no safety rule broken).
  */
 const QUORUM: GroupIntervals = Object.freeze({
   activeGoal: 1,
-  heartbeatInterval: 150,
+  heartbeatInterval: 200,
   preparationInterval: 0,
-  activationInterval: 900,
+  activationInterval: 1500,
 });
 
 /** ρ of the members (MEMBER_DEFAULTS.clockDrift). */

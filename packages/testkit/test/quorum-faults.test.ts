@@ -74,12 +74,16 @@ describe('QuorumFaults on real servers', () => {
     const { quorum, faults, events, port } = await setUp();
     const client = connect(quorum.urls[1] as string);
     await client.ping();
-    await faults.slowLink(1, 40, 0, { direction: 'to-server' });
-    expect(await roundTripMs(client)).toBeGreaterThanOrEqual(39);
-    expect(await roundTripMs(connect(quorum.urls[0] as string))).toBeLessThan(35);
+    const other = connect(quorum.urls[0] as string);
+    await other.ping();
+    // A delay far above what a loaded machine adds to a loopback round trip, so the two sides
+    // of each comparison cannot meet.
+    await faults.slowLink(1, 300, 0, { direction: 'to-server' });
+    expect(await roundTripMs(client)).toBeGreaterThanOrEqual(299);
+    expect(await roundTripMs(other)).toBeLessThan(200);
     await faults.healLink(1);
-    expect(await roundTripMs(client)).toBeLessThan(35);
-    const description = `links to server 1 (port ${port(1)}) delayed 40 ± 0 ms to-server`;
+    expect(await roundTripMs(client)).toBeLessThan(200);
+    const description = `links to server 1 (port ${port(1)}) delayed 300 ± 0 ms to-server`;
     expect(faultsOf(events())).toEqual([`fault ${description}`, `heal ${description}`]);
   });
 
