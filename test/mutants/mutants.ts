@@ -24,6 +24,11 @@ export interface Mutant {
 }
 
 const MEMBER = 'packages/core/src/member/member.ts';
+const LEASE = 'packages/core/src/member/lease.ts';
+const CLOCK = 'packages/core/src/member/clock.ts';
+const VIEW = 'packages/core/src/member/view.ts';
+const LEDGER = 'packages/core/src/member/ledger.ts';
+const COMMON = 'packages/core/src/lua/common.lua';
 const LIB = 'packages/core/src/lua/lib.lua';
 const FAULTS = 'test/fault-injection.test.ts';
 const RENEW = 'packages/core/src/lua/renew.lua';
@@ -35,9 +40,9 @@ export const MUTANTS: readonly Mutant[] = [
     id: 's4-t0-after-reply',
     rule: 'S4',
     breaks: 'the lease is extended from the reply’s arrival instead of from t0 taken before sending',
-    file: MEMBER,
-    find: '    this.#extendLease(result.sentAt, margin, result.view.activationInterval);',
-    replace: '    this.#extendLease(s.clock.now(), margin, result.view.activationInterval);',
+    file: LEASE,
+    find: '    const deadline = leaseDeadline(sentAt, a, s.clockDrift, margin);',
+    replace: '    const deadline = leaseDeadline(s.clock.now(), a, s.clockDrift, margin);',
     tests: [{ file: FAULTS, name: 'no fault' }],
   },
   {
@@ -45,8 +50,8 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'S4',
     breaks: '`isActive()` ignores the lease deadline',
     file: MEMBER,
-    find: "    return this.#state === 'active' && this.#held !== undefined && this.#settings.clock.now() < this.#leaseDeadline;",
-    replace: "    return this.#state === 'active' && this.#held !== undefined;",
+    find: "    return this.state === 'active' && this.#ledger.held !== undefined && this.#lease.valid();",
+    replace: "    return this.state === 'active' && this.#ledger.held !== undefined;",
     tests: [{ file: 'packages/core/test/lease.test.ts' }],
   },
   {
@@ -64,9 +69,9 @@ export const MUTANTS: readonly Mutant[] = [
     id: 's2-epoch-stored-plus-one',
     rule: 'S2',
     breaks: 'the epoch is only the stored epoch + 1, not also above Redis’s time',
-    file: LIB,
-    find: '  local epoch = math.max(G.epoch + 1, G.now * 1000)',
-    replace: '  local epoch = G.epoch + 1',
+    file: COMMON,
+    find: '  local n = math.max(S[field] + 1, S.now * 1000)',
+    replace: '  local n = S[field] + 1',
     tests: [
       { file: 'packages/core/test/epochs.test.ts' },
       { file: 'packages/core/test/failover.test.ts', name: 'activates nobody for A after a restart that outlived' },
@@ -97,9 +102,9 @@ export const MUTANTS: readonly Mutant[] = [
     id: 's4-late-reply-extends',
     rule: 'S4',
     breaks: 'a renewal reply handled after the deadline extends the lease instead of finding it lost',
-    file: MEMBER,
-    find: '    this.#checkDeadline();\n    this.#extendLease(result.sentAt, margin, result.view.activationInterval);',
-    replace: '    this.#extendLease(result.sentAt, margin, result.view.activationInterval);',
+    file: LEASE,
+    find: '    this.check();\n    this.#extend(reply, margin);',
+    replace: '    this.#extend(reply, margin);',
     tests: [{ file: 'packages/core/test/lease.test.ts' }],
   },
   // ---- the findings of issue 13 that the core fixes, one each ----
@@ -107,8 +112,8 @@ export const MUTANTS: readonly Mutant[] = [
     id: 's6-delivers-retired-epoch',
     rule: 'S6',
     breaks: 'the member keeps no ledger: it may deliver an epoch it has seen released or revoked',
-    file: MEMBER,
-    find: '    if (epoch > this.#retiredFloor) this.#retiredFloor = epoch;\n',
+    file: LEDGER,
+    find: '    if (epoch > this.#floor) this.#floor = epoch;\n',
     replace: '',
     tests: [
       { file: 'packages/core/test/ledger.test.ts' },
@@ -132,16 +137,16 @@ export const MUTANTS: readonly Mutant[] = [
     id: 's1-lease-ignores-drift',
     rule: 'S1',
     breaks: 'a member believes for A after t0, ignoring clock drift (ρ) and event-loop lag (δ)',
-    file: MEMBER,
-    find: '    const deadline = sentAt + a * (1 - s.clockDrift) - margin;',
-    replace: '    const deadline = sentAt + a;',
+    file: CLOCK,
+    find: '  return sentAt + activationInterval * (1 - clockDrift) - margin;',
+    replace: '  return sentAt + activationInterval;',
     tests: [{ file: FAULTS, name: 'member clocks drifting at the bound' }],
   },
   {
     id: 's3-coarse-redis-clock',
     rule: 'S3',
     breaks: 'scripts read Redis’s clock to the second, so leases lapse up to a second early',
-    file: LIB,
+    file: COMMON,
     find: '  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)',
     replace: '  return tonumber(t[1]) * 1000',
     tests: [
@@ -153,9 +158,9 @@ export const MUTANTS: readonly Mutant[] = [
     id: 's7-deaf-after-a-future-version',
     rule: 'S7',
     breaks: 'a reply no longer resets what the member last heard: one announcement from the future deafens it',
-    file: MEMBER,
-    find: '    this.#heard = version;\n    const known = this.#known;',
-    replace: '    const known = this.#known;',
+    file: VIEW,
+    find: '      this.#heardVersion = view.version;\n',
+    replace: '',
     tests: [{ file: 'packages/core/test/announcements.test.ts' }, { file: 'packages/core/test/stale-server.test.ts' }],
   },
   {
@@ -163,8 +168,8 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'L1',
     breaks: 'the group keeps the lowest-ranked live members active instead of the top ones',
     file: LIB,
-    find: "  local top = wanted > 0 and call('ZRANGE', K.rank, 0, wanted - 1) or {}",
-    replace: "  local top = wanted > 0 and call('ZRANGE', K.rank, -wanted, -1) or {}",
+    find: "  if not G.quorum then return call('ZRANGE', K.rank, 0, count - 1) end",
+    replace: "  if not G.quorum then return call('ZRANGE', K.rank, -count, -1) end",
     tests: [{ file: 'packages/core/test/ranking.test.ts' }],
   },
   {
@@ -181,7 +186,7 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'L3',
     breaks: 'leave() gives nothing back: the next member waits for the lease to lapse',
     file: MEMBER,
-    find: "      await this.#call('leave', [this.#keys.events, this.id, this.#nonce]);",
+    find: '      await this.#calls.leave();',
     replace: '      await Promise.resolve();',
     tests: [
       {
