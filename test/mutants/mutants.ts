@@ -43,7 +43,7 @@ export const MUTANTS: readonly Mutant[] = [
     file: LEASE,
     find: '    const deadline = leaseDeadline(sentAt, a, s.clockDrift, margin);',
     replace: '    const deadline = leaseDeadline(s.clock.now(), a, s.clockDrift, margin);',
-    tests: [{ file: FAULTS, name: 'no fault' }],
+    tests: [{ file: 'packages/core/test/lease.test.ts', name: 'runs from t0' }],
   },
   {
     id: 's4-isactive-ignores-deadline',

@@ -68,4 +68,29 @@ describe('the lease deadline (S4)', () => {
     expect(seen[0]).toBe('deactivate lease-lost');
     redis.disconnect();
   });
+
+  it('runs from t0, taken before the request left: time spent waiting for the reply adds nothing to it', async () => {
+    const clock = jumpingClock();
+    const intervals = { heartbeatInterval: 200, activationInterval: 3000 };
+    let armed = false;
+    // Every renewal request, once it has left, costs 300 ms on the member's clock before its
+    // reply is handled (a slow round trip, well inside the lease).
+    const redis = tappedRedis(server.url, {
+      onSend: () => {
+        if (armed) clock.jump(300);
+      },
+    });
+    const member = await joinGroup({ redis, group: uniqueGroup('s4'), weight: 1, ...intervals, clock });
+    members.push(member);
+    const renewals: { sentAt: number; leaseDeadline: number }[] = [];
+    member.on('renewal', (r) => {
+      if (armed && r.outcome === 'ok') renewals.push(r);
+    });
+    armed = true;
+    await waitFor(() => renewals.length >= 3, 'three renewals over the slow round trip', 5000);
+    for (const r of renewals) {
+      expect(r.leaseDeadline).toBeLessThanOrEqual(r.sentAt + intervals.activationInterval * (1 - 0.01));
+    }
+    redis.disconnect();
+  });
 });
