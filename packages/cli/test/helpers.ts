@@ -87,7 +87,11 @@ export class Cli {
       new Promise<never>((_, reject) => {
         timer = setTimeout(
           () =>
-            reject(new Error(`understudy ${this.args.join(' ')} did not exit within ${timeoutMs} ms\n${this.stderr}`)),
+            reject(
+              new Error(
+                `understudy ${this.args.join(' ')} did not exit within ${timeoutMs} ms\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`,
+              ),
+            ),
           timeoutMs,
         );
       }),
