@@ -121,6 +121,38 @@ describe('quorum mode over three servers', () => {
     expect(b.most).toBe(1);
   });
 
+  it('hands over on leave with one round trip of the standby: it proposes on the first announcement of the freed slot', async () => {
+    const group = uniqueGroup('quorum');
+    const b = new Believers();
+    // A heartbeat long enough that no regular renewal runs between the leave and the takeover.
+    const slow = { heartbeatInterval: 3000, activationInterval: 7000 };
+    const first = await join(b, { group, memberId: 'first', weight: 20, ...slow });
+    const second = await join(b, { group, memberId: 'second', weight: 10, ...slow });
+    await waitFor(() => first.member.isActive(), 'first active', 20_000);
+    // The standby reaches server 2 at once and servers 0 and 1 with a one-way delay D: the leave
+    // reaches every server at once, and the announcements of 0 and 1 reach the standby D later;
+    // a proposal sent then gets their grants at 3·D. Proposing on server 2's announcement gets
+    // them at 2·D.
+    const oneWay = 150;
+    for (const link of second.links.slice(0, 2)) link.setDelay(oneWay);
+    // One renewal on each server since the activation: every reply shows the holder and arms
+    // the standby's takeover watch.
+    let renewed = 0;
+    await new Promise<void>((resolve) => {
+      const count = () => {
+        if (++renewed < 3) return;
+        second.member.off('renewal', count);
+        resolve();
+      };
+      second.member.on('renewal', count);
+    });
+    const left = performance.now();
+    await first.member.leave();
+    await waitFor(() => second.member.isActive(), 'second active', 10_000);
+    expect(performance.now() - left).toBeLessThan(2.5 * oneWay);
+    expect(b.most).toBe(1);
+  });
+
   it('fails over when the active member is cut off from every server, and the cut-off member demotes itself first', async () => {
     const group = uniqueGroup('quorum');
     const b = new Believers();

@@ -295,8 +295,8 @@ export class QuorumMember extends MemberEmitter {
    * also, while this member holds nothing, when it frees a slot: in a quorum group no script
    * hands a freed slot on (a slot goes only to a member's own proposal), so the announcement
    * names nobody who could take it, and the next in line would otherwise wait for its heartbeat.
-   * The next in line takes the freed slot as free there at once (`#expectFreed`): once Q
-   * servers announced it, its proposal goes out with the renewals, a round trip sooner.
+   * The next in line takes the freed slot as free at once (`#expectFreed`), and its proposal
+   * goes out with the renewals on the first announcement, not after Q of them.
    */
   #heard(server: Server, message: Heard): void {
     const { announcement } = message;
@@ -308,16 +308,22 @@ export class QuorumMember extends MemberEmitter {
   }
 
   /**
-   * The next in line on `server` (its latest reply armed a takeover watch) reads the freed slots
-   * as free there and itself as among the best: only what the proposal is based on. The server
-   * decides the proposal by its own state (quorum_renew.lua), and a proposal it refuses is a
-   * partial grant at most, released as any other. True once a proposal went out: its renewals
-   * reach every server, this one included.
+   * The next in line (`server`'s latest reply armed a takeover watch) reads the freed slots as
+   * free, and itself as among the best, on every server whose latest reply armed one: a leave or
+   * a release goes to all servers at once, so the others' announcements are on their way, and
+   * waiting for the Q-th of them cost up to a round trip more (the proposal then also queued
+   * behind the renewal the first one sent). Only what the proposal is based on changes: each
+   * server decides it by its own state (quorum_renew.lua), and one that has not freed the slot
+   * refuses, leaving a partial grant at most, released as any other. True once a proposal went
+   * out: its renewals reach every server, this one included.
    */
   #expectFreed(server: Server, freed: readonly number[]): boolean {
-    const r = server.reply;
-    if (!r || !server.fresh || this.#proposing || r.view.watchDeadline <= 0) return false;
-    server.reply = { ...r, eligible: true, free: [...new Set([...r.free, ...freed])] };
+    const watching = (s: Server) => s.fresh && s.reply !== undefined && s.reply.view.watchDeadline > 0;
+    if (this.#proposing || !watching(server)) return false;
+    for (const s of this.#servers.filter(watching)) {
+      const r = s.reply as QuorumCall;
+      s.reply = { ...r, eligible: true, free: [...new Set([...r.free, ...freed])] };
+    }
     this.#converge();
     return this.#proposing !== undefined;
   }
