@@ -1,4 +1,4 @@
-// `pnpm chaos --minutes M --seed S [--only a,b] [--churn-seconds N] [--verbose] [--keep]`:
+// `pnpm chaos --minutes M --seed S [--only a,b] [--churn-seconds N] [--seed-of-run R] [--verbose] [--keep]`:
 // the reliability soak. Runs the fault scenarios in rotation, each fixed scenario once per
 // round and churn for the rest of the round, until M minutes have passed; prints a line per
 // run and, at the end (or on Ctrl-C), a table per scenario. Run i of the soak uses seed
@@ -22,24 +22,47 @@ import {
 } from '../../packages/testkit/src/index.js';
 import { SOAK_SCENARIOS as SCENARIOS } from './scenarios.js';
 
-const { values } = parseArgs({
-  options: {
-    minutes: { type: 'string', default: '10' },
-    seed: { type: 'string' },
-    only: { type: 'string' },
-    'churn-seconds': { type: 'string', default: '120' },
-    'seed-of-run': { type: 'string' },
-    verbose: { type: 'boolean', default: false },
-    keep: { type: 'boolean', default: false },
-  },
-  strict: true,
-});
+const USAGE = `pnpm chaos --minutes M --seed S [--only a,b] [--churn-seconds N] [--seed-of-run R] [--verbose] [--keep]
+  --minutes M        how long the soak runs (default 10)
+  --seed S           the soak's seed (default: a random one, printed); run i uses deriveSeed(S, i)
+  --only a,b         only these scenarios (comma-separated names; default: all)
+  --churn-seconds N  the churn scenario's length per round (default 120)
+  --seed-of-run R    run every scenario with the seed R a run printed (replay it with --only)
+  --verbose          print every line the runs log (faults, transitions) as it happens
+  --keep             keep every run's files (history, logs), not only a failed run's
+Scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}`;
+
+function parseOptions() {
+  try {
+    return parseArgs({
+      options: {
+        minutes: { type: 'string', default: '10' },
+        seed: { type: 'string' },
+        only: { type: 'string' },
+        'churn-seconds': { type: 'string', default: '120' },
+        'seed-of-run': { type: 'string' },
+        verbose: { type: 'boolean', default: false },
+        keep: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    }).values;
+  } catch (error) {
+    console.error(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
+    process.exit(2);
+  }
+}
+const values = parseOptions();
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 
 const minutes = Number(values.minutes);
 const seed = Number(values.seed ?? Math.floor(Math.random() * 2 ** 32));
 const churnMs = Number(values['churn-seconds']) * 1000;
 if (!(minutes > 0) || !Number.isInteger(seed) || !(churnMs > 0)) {
-  console.error('usage: pnpm chaos --minutes M --seed S [--only a,b] [--churn-seconds N] [--verbose] [--keep]');
+  console.error(USAGE);
   process.exit(2);
 }
 const only = values.only?.split(',').map((s) => s.trim());
