@@ -123,15 +123,18 @@ function parseView(value: unknown, script: string): MemberView {
 /**
  * A renewal's reply in the steady state (see `steady` in lua/renew.lua): nothing changed since
  * the member's last join or renewal reply, whose view the member keeps; only the server's time
- * is new (its lease now ends at serverNow + A, as after any renewal).
+ * is new (its lease now ends at serverNow + A, as after any renewal), and to the next in line
+ * the slot holders' earliest lease deadline, which moves with their renewals.
  */
 export interface SteadyReply {
   steady: true;
   /** Redis time when the script ran, in ms. */
   serverNow: number;
+  /** Next in line: the earliest lease deadline of the slot holders (Redis ms); else 0. */
+  watchDeadline: number;
 }
 
-/** What a renewal answers: the member's view, or in the steady state the server's time alone. */
+/** What a renewal answers: the member's view, or in the steady state the server's time (and watch deadline). */
 export type RenewalReply = MemberView | SteadyReply;
 
 /** A renewal's reply that left the member's view as it was. */
@@ -448,12 +451,13 @@ export function scriptInvocation<N extends ScriptName>(
 export function parseReply<N extends ScriptName>(name: N, reply: unknown): ScriptReply<N> {
   const spec: ReplySpec = SCRIPT_SPECS[name].reply;
   if (spec.shape === 'value') return spec.value(reply, name) as ScriptReply<N>;
-  if (spec.shape === 'renewal' && !Array.isArray(reply)) {
-    const serverNow = Number(reply);
-    if (typeof reply !== 'number' || !Number.isSafeInteger(serverNow) || serverNow <= 0) {
+  if (spec.shape === 'renewal' && (!Array.isArray(reply) || reply.length === 2)) {
+    const [serverNow, watchDeadline] = Array.isArray(reply) ? (reply as unknown[]) : [reply, 0];
+    const times = [serverNow, watchDeadline];
+    if (!times.every((t) => typeof t === 'number' && Number.isSafeInteger(t) && t >= 0) || serverNow === 0) {
       throw new ScriptError(name, `unexpected reply ${JSON.stringify(reply)}`);
     }
-    return { steady: true, serverNow } satisfies SteadyReply as ScriptReply<N>;
+    return { steady: true, serverNow, watchDeadline } as SteadyReply as ScriptReply<N>;
   }
   const fields: Readonly<Record<string, ReplyField<unknown>>> = spec.shape === 'fields' ? spec.fields : VIEW_FIELDS;
   const names = Object.keys(fields);

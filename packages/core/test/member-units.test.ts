@@ -98,10 +98,10 @@ describe('the group view', () => {
 
   it('completes a steady renewal reply from the latest join or renewal view, never from another script’s', () => {
     const view = new GroupView(1);
-    expect(() => view.complete({ steady: true, serverNow: 1_000_500 })).toThrow(/no view yet/);
+    expect(() => view.complete({ steady: true, serverNow: 1_000_500, watchDeadline: 0 })).toThrow(/no view yet/);
     view.apply(reply({ role: 'active', epoch: 12, slot: 0, rejoined: true, watchDeadline: 999_000 }), 'renewal');
     view.apply(reply({ role: 'standby', version: 5 }), 'other');
-    const steady = view.complete({ steady: true, serverNow: 1_000_500 });
+    const steady = view.complete({ steady: true, serverNow: 1_000_500, watchDeadline: 0 });
     expect(steady).toEqual(reply({ role: 'active', epoch: 12, slot: 0, serverNow: 1_000_500 }));
     view.apply(steady, 'renewal');
     // The lease ends one A after the steady reply's time, as after any renewal (S6 sends it back).

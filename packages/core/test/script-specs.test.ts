@@ -164,7 +164,15 @@ describe('script specs', () => {
       version: 4,
       incarnation: 1699999990000,
     });
-    expect(parseReply('renew', 1700000000123)).toEqual({ steady: true, serverNow: 1700000000123 });
+    expect(parseReply('renew', 1700000000123)).toEqual({ steady: true, serverNow: 1700000000123, watchDeadline: 0 });
+    // To the next in line, with the holders' earliest lease deadline.
+    expect(parseReply('renew', [1700000000123, 1700000000456])).toEqual({
+      steady: true,
+      serverNow: 1700000000123,
+      watchDeadline: 1700000000456,
+    });
+    expect(() => parseReply('renew', [1700000000123, '1700000000456'])).toThrow(/unexpected reply/);
+    expect(() => parseReply('renew', [0, 0])).toThrow(/unexpected reply/);
     expect(() => parseReply('renew', 'ok')).toThrow(/unexpected reply/);
     expect(() => parseReply('renew', view.slice(1))).toThrow(/unexpected reply/);
     // Other member scripts always answer with the whole view.

@@ -228,7 +228,7 @@ class World {
       const reply = await run(this.redis, this.keys, args);
       // A steady renewal: nothing changed since the member's latest join or renew reply.
       const view = isSteady(reply)
-        ? { ...(m.word as MemberView), serverNow: reply.serverNow, watchDeadline: 0, rejoined: false }
+        ? { ...(m.word as MemberView), serverNow: reply.serverNow, watchDeadline: reply.watchDeadline, rejoined: false }
         : reply;
       if (name === 'renew') replies[isSteady(reply) ? 'steady' : 'full'] += 1;
       this.note(

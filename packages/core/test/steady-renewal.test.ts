@@ -39,6 +39,8 @@ class Sim {
   readonly nonce = randomUUID();
   /** The latest join or renew reply, completed as the member completes a steady one. */
   view: MemberView | undefined;
+  /** P: the next in line gets prepare hints only from full renewals. */
+  preparation = 0;
   constructor(
     readonly id: string,
     public weight: number,
@@ -53,7 +55,7 @@ function memberArgs(keys: GroupKeys, m: Sim) {
     activeGoal: 1,
     activationInterval: A,
     heartbeatInterval: 50,
-    preparationInterval: 0,
+    preparationInterval: m.preparation,
     host: 'steady',
     pid: 0,
     nonce: m.nonce,
@@ -79,7 +81,7 @@ async function renew(keys: GroupKeys, m: Sim, on: Redis = redis): Promise<Renewa
     leaseEnd: v && v.role !== 'gone' ? v.serverNow + v.activationInterval : 0,
   });
   m.view = isSteady(reply)
-    ? { ...(v as MemberView), serverNow: reply.serverNow, watchDeadline: 0, rejoined: false }
+    ? { ...(v as MemberView), serverNow: reply.serverNow, watchDeadline: reply.watchDeadline, rejoined: false }
     : reply;
   return reply;
 }
@@ -128,17 +130,48 @@ describe('a renewal where nothing changed', () => {
     expect((calls.get('fcall') ?? 0) + (calls.get('evalsha') ?? 0) + (calls.get('eval') ?? 0)).toBe(4);
     for (const full of ['zrangebyscore', 'spublish', 'xadd', 'hset', 'zcount'])
       expect(calls.get(full) ?? 0, full).toBe(0);
-    expect(calls.get('zadd')).toBe(4);
+    // Each extends its lease, or finds it extended already (a renewal in the same ms as the last).
+    expect((calls.get('zadd') ?? 0) + (calls.get('zscore') ?? 0)).toBe(4);
     expect(calls.get('set')).toBe(4);
     // The visible heartbeat key is kept, with the role and a TTL of A.
     expect(await redis.get(keys.heartbeat('a'))).toBe('active');
     expect(await redis.pttl(keys.heartbeat('c'))).toBeGreaterThan(A / 2);
   });
 
-  it('is the full view for the next in line, whose watch deadline moves with the holders’ renewals', async () => {
+  it('answers the next in line with the holders’ earliest lease deadline too, which moves with their renewals', async () => {
     const { keys, a, b } = await settled('next');
-    await renew(keys, a);
-    expect(full(await renew(keys, b)).watchDeadline).toBe((a.view as MemberView).serverNow + A);
+    for (let round = 0; round < 3; round++) {
+      await sleep(5);
+      await renew(keys, a);
+      expect(isSteady(await renew(keys, b))).toBe(true);
+      expect(b.view?.watchDeadline).toBe((a.view as MemberView).serverNow + A);
+      expect(b.view?.role).toBe('standby');
+    }
+  });
+
+  it('is the full view for the next in line when it gets prepare hints (P > 0)', async () => {
+    const { keys, b } = await settled('next-prepare');
+    b.preparation = A / 2;
+    expect(full(await renew(keys, b)).watchDeadline).toBeGreaterThan(0);
+    expect(full(await renew(keys, b)).watchDeadline).toBeGreaterThan(0);
+  });
+
+  it('extends a lease the member was told less of (a reply it never got) without shortening it', async () => {
+    const { keys, c } = await settled('reply-lost');
+    const told = { ...(c.view as MemberView) };
+    await sleep(20);
+    // A renewal whose reply the member never got: the server holds a later deadline than c knows.
+    expect(isSteady(await renew(keys, c))).toBe(true);
+    const held = Number(await redis.zscore(keys.leases, 'c'));
+    c.view = told;
+    await sleep(5);
+    expect(isSteady(await renew(keys, c))).toBe(true);
+    const extended = Number(await redis.zscore(keys.leases, 'c'));
+    expect(extended).toBe((c.view as MemberView).serverNow + A);
+    expect(extended).toBeGreaterThan(held);
+    // Told right again, the next renewal extends it by the time that passed.
+    expect(isSteady(await renew(keys, c))).toBe(true);
+    expect(Number(await redis.zscore(keys.leases, 'c'))).toBe((c.view as MemberView).serverNow + A);
   });
 });
 
@@ -200,7 +233,7 @@ describe('a change reaches every member in its next renewal, with the full view'
     expect([held.role, held.epoch]).toEqual(['active', epoch]);
   });
 
-  it('an older copy of the slots is restored, counts unchanged', async () => {
+  it('an older copy of the slots is restored, counts unchanged: the holder finds its slot naming another', async () => {
     const { keys, a, b, c } = await settled('restored-slots');
     // d stands by behind c (the next in line once b holds the slot).
     const d = new Sim('d', 5);
@@ -221,12 +254,14 @@ describe('a change reaches every member in its next renewal, with the full view'
     expect(isSteady(await renew(keys, d))).toBe(true);
     // The slots as they were: a (without a record now) holds slot 0.
     await redis.restore(keys.slots, 0, old as Buffer, 'REPLACE');
-    // d, which claims nothing, finds a slot holder without a record: lost state.
-    const found = full(await renew(keys, d));
-    expect(found.quarantineUntil).toBeGreaterThan(found.serverNow);
+    // b claims slot 0 with its epoch; the server names a there: the full renewal finds lost
+    // state, and b keeps its slot (S6: it claims that very slot and epoch).
     const view = full(await renew(keys, b));
     expect([view.role, view.epoch]).toEqual(['active', (granted as MemberView).epoch]);
     expect(view.quarantineUntil).toBeGreaterThan(view.serverNow);
+    // The others learn of the quarantine with their next renewal.
+    const found = full(await renew(keys, d));
+    expect(found.quarantineUntil).toBeGreaterThan(found.serverNow);
   });
 
   it('an older copy of the leases is restored, counts unchanged: a lease ends before its member was told', async () => {

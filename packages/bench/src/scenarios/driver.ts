@@ -228,7 +228,7 @@ export async function measureDriven(context: BenchContext, plan: DriverPlan): Pr
       views[i] = reply;
     } else if (v) {
       steady += 1;
-      views[i] = { ...v, serverNow: reply.serverNow, watchDeadline: 0, rejoined: false };
+      views[i] = { ...v, serverNow: reply.serverNow, watchDeadline: reply.watchDeadline, rejoined: false };
     } else {
       throw new Error(`member ${ids[i]} got a steady reply without a view`);
     }

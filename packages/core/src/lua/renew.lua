@@ -11,8 +11,8 @@
 --       14 knownVersion (the group's, in that reply; -1: none)
 --       15 epochFloor (the highest epoch the member was told of for itself; 0: none)
 --       16 leaseEnd (when its lease ends as the server last told it, Redis ms; 0: none)
--- Reply: the member's view (see `view` in lib.lua), or serverNow alone (a number: the steady state,
---   see `steady` below), or an error:
+-- Reply: the member's view (see `view` in lib.lua), or serverNow alone in the steady state (a
+--   number; to the next in line { serverNow, watchDeadline }: see `steady` below), or an error:
 --   PARAM_MISMATCH <field> <requested> <current>   the group runs with other parameters, or in
 --                                                  quorum mode (field quorum, 0 1)
 --   MEMBER_EXISTS <id>                             another member object holds the id now
@@ -25,103 +25,110 @@ local function stored(raw, high)
 end
 
 -- The steady state, before anything else (lib.lua's definitions are not even built): the
--- member's view is current, so the reply is the server's time alone and the member keeps the
--- rest of its view. Proven without decoding JSON, in O(log n) plus O(goal): the group's
--- incarnation and version are the ones the member knows (every change of anyone's role, weight
--- or membership bumps the version), its activation interval is the member's, no quarantine, the
--- member is neither next in line nor preparing (their replies carry a watch deadline that moves
--- with the holders' renewals), the keys agree as `verify_keys` counts them, the member's record
--- carries its nonce and weight, the slots name exactly what it claims (and only members with
--- records), its lease does not end before it was told (S6), no lease has lapsed, and no
--- reconcile is due (`needs_reconcile`). Numbers are compared as the strings the scripts and the
--- member write (the library sends integers without exponent, as `fmt` does). Records are matched
--- by the exact tokens cjson writes for them (`"n":"<nonce>"`, `"w":<weight>`, `"e":"<epoch>"`,
--- `"m":"<id>"`): cjson escapes every quote inside a string, so a token can only be the field
--- itself. Anything that does not match exactly, or an error (a key of the wrong type), takes the
+-- member's view is current, so the reply is the server's time alone (to the next in line also
+-- the slot holders' earliest lease deadline, which moves with their renewals) and the member
+-- keeps the rest of its view. Proven from what the member sends, the config and its own
+-- entries, in a few commands and no JSON decoding:
+-- - the group's incarnation and version are the ones the member knows: every change of anyone's
+--   role, weight or membership, every grant, release, goal change and quarantine bumps the
+--   version (the activation interval, the mode and the epochs change only with it);
+-- - no quarantine, and the member is not preparing; the next in line gets its watch deadline
+--   only while every slot is held, without prepare hints (P = 0) and before any holder's lease
+--   ended;
+-- - its record carries its nonce and weight; a holder's slot names it, with the epoch it claims
+--   and its nonce;
+-- - every key of the group exists (one deleted or evicted is lost state, S6);
+-- - no lease has lapsed (the earliest one);
+-- - its lease ends exactly where it was told (S6: leases restored from an older copy end
+--   earlier), and is extended by the time that passed since (ZADD INCR: one command for both).
+-- Every config value read is one the scripts could have written (`read_config` refuses anything
+-- else), and records and slots are matched by the exact tokens cjson writes (`"n":"<nonce>"`,
+-- `"w":<weight>`, `"e":"<epoch>"`, `"m":"<id>"`: cjson escapes every quote inside a string, so a
+-- token can only be the field itself). What changes without a version (a slot, or another
+-- member's record, restored from an older copy by hand) is found by the full renewals: the next
+-- in line sends one whenever a slot is free or a lease ends, and nothing is granted outside
+-- them. Anything that does not match exactly, or an error (a key of the wrong type), takes the
 -- full renewal below, which decides and reports as always (CORRUPT for a value the scripts never
--- write: every value read here is checked as strictly as `read_config`, `read_member` and
--- `read_slots` check it, or more); nothing is written before the checks have passed. Returns the
--- server's time, or nil.
+-- write); what is written before a check fails is written by it too (the heartbeat key), or put
+-- back (the lease). Returns the server's time (and the watch deadline), or nil.
 local function steady()
+  local told = tonumber(ARGV[16])
+  if not told or told <= 0 then return nil end
+  local id = ARGV[2]
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local id = ARGV[2]
-  local c = redis.call('HMGET', KEYS[1], 'version', 'createdAt', 'activationInterval', 'quarantineUntil',
-    'activeGoal', 'held', 'epoch', 'next', 'preparing', 'heartbeatInterval', 'quorum')
-  if c[1] ~= ARGV[14] or c[2] ~= ARGV[13] or c[3] ~= ARGV[5] or c[8] == id or c[9] == id then return nil end
-  -- A group in quorum mode refuses this member (`mode_mismatch`): the full renewal says so.
-  if c[11] == '1' then return nil end
-  -- Every value read is one the scripts could have written (`read_config` refuses anything else).
-  local quarantine, goal, held = stored(c[4], now), stored(c[5], 10000), stored(c[6], 10000)
-  local epoch, heartbeat = stored(c[7], 9007199254740991), stored(c[10], 86400000)
-  if not (quarantine and goal and held and epoch and heartbeat) or c[6] == false or goal < 1 then return nil end
-  for i = 8, 9 do
+  local c = redis.call('HMGET', KEYS[1], 'version', 'createdAt', 'next', 'preparing', 'quarantineUntil',
+    'activeGoal', 'held', 'epoch', 'activationInterval')
+  if c[1] ~= ARGV[14] or c[2] ~= ARGV[13] or c[4] == id or c[9] ~= ARGV[5] then return nil end
+  local quarantine, goal, held = stored(c[5], now), stored(c[6], 10000), stored(c[7], 10000)
+  local epoch = stored(c[8], 9007199254740991)
+  if not (quarantine and goal and held and epoch) or c[7] == false or goal < 1 then return nil end
+  for i = 3, 4 do
     local other = c[i]
     if other and other ~= '' and (#other > 200 or not string.find(other, '^[%w%._:@/%-]+$')) then return nil end
   end
-  if tonumber(ARGV[15]) > epoch then return nil end
-  local nonce = '"n":"' .. ARGV[12] .. '"'
   local record = redis.call('HGET', KEYS[2], id)
   if not record or string.sub(record, 1, 1) ~= '{' or string.sub(record, -1) ~= '}' then return nil end
-  if not string.find(record, nonce, 1, true) then return nil end
+  local nonce = '"n":"' .. ARGV[12] .. '"'
   local w = '"w":' .. ARGV[3]
   local at = string.find(record, w, 1, true)
   local after = at and string.sub(record, at + #w, at + #w)
-  if after ~= ',' and after ~= '}' then return nil end
-  local q = string.match(record, '"q":(%d+)[,}]')
-  if not q or tonumber(q) > 4294967295 then return nil end
-  -- `verify_keys`, by counts.
-  local members = redis.call('HLEN', KEYS[2])
-  if redis.call('ZCARD', KEYS[3]) ~= members or redis.call('ZCARD', KEYS[4]) ~= members
-    or redis.call('EXISTS', KEYS[6]) == 0 then
-    return nil
-  end
-  -- The slots, as `read_slots` holds them: an index below the goal's bound, a holder with a
-  -- record (one slot each), an epoch, a state.
-  local flat = redis.call('HGETALL', KEYS[5])
-  if #flat ~= 2 * held then return nil end
-  local mine, holders = nil, {}
-  for i = 1, #flat, 2 do
-    local slot = flat[i + 1]
-    local holder = string.match(slot, '"m":"([^"\\]*)"')
-    local e = stored(string.match(slot, '"e":"(%d+)"') or '', 9007199254740991)
-    if not holder or holders[holder] or not stored(flat[i], 9999) or not e or e < 1 then return nil end
-    if not string.find(slot, '"s":"active"', 1, true) and not string.find(slot, '"s":"releasing"', 1, true) then
-      return nil
-    end
-    holders[holder] = true
-    if holder == id then
-      mine = i
-    elseif redis.call('HEXISTS', KEYS[2], holder) == 0 then
-      return nil
-    end
-  end
-  -- `settle_claim`: the member claims exactly the slot the server lists for it, granted to this
-  -- object (its nonce), or claims nothing and is listed for nothing.
+  if (after ~= ',' and after ~= '}') or not string.find(record, nonce, 1, true) then return nil end
+  local role, watch = 'standby', nil
   if ARGV[10] ~= '0' then
-    if not mine or flat[mine] ~= ARGV[11] then return nil end
-    local s = flat[mine + 1]
-    if not string.find(s, '"e":"' .. ARGV[10] .. '"', 1, true) or not string.find(s, nonce, 1, true) then return nil end
-  elseif mine then
-    return nil
+    local s = redis.call('HGET', KEYS[5], ARGV[11])
+    if not s or not string.find(s, '"m":"' .. id .. '"', 1, true)
+      or not string.find(s, '"e":"' .. ARGV[10] .. '"', 1, true) or not string.find(s, nonce, 1, true) then
+      return nil
+    end
+    if string.find(s, '"s":"active"', 1, true) then
+      role = 'active'
+    elseif string.find(s, '"s":"releasing"', 1, true) then
+      role = 'releasing'
+    else
+      return nil
+    end
+  elseif c[3] == id then
+    if held < goal or ARGV[7] ~= '0' then return nil end
+    local holders = redis.call('HVALS', KEYS[5])
+    if #holders ~= held then return nil end
+    for i = 1, held do
+      holders[i] = string.match(holders[i], '"m":"([^"\\]*)"')
+      if not holders[i] then return nil end
+    end
+    local deadlines = redis.call('ZMSCORE', KEYS[3], unpack(holders))
+    for i = 1, held do
+      local d = tonumber(deadlines[i])
+      if not d or d <= now then return nil end
+      if not watch or d < watch then watch = d end
+    end
   end
-  -- S6 (as below): a lease that ends before the member was told.
-  local score = tonumber(redis.call('ZSCORE', KEYS[3], id))
-  if not score or score < tonumber(ARGV[16]) then return nil end
-  -- `needs_reconcile`: a lapsed lease (the earliest), or a free slot someone could take.
+  if redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4], KEYS[6], KEYS[5]) ~= (held > 0 and 5 or 4) then return nil end
   local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
   if tonumber(first[2]) <= now then return nil end
-  if held < goal then
-    -- Members of weight 0 score from 65535 · 2^33 on (`rank_score`).
-    local positive = redis.call('ZCOUNT', KEYS[4], '-inf', string.format('(%.0f', 65535 * 2 * 4294967296))
-    if held < (positive > 0 and positive or members) then return nil end
+  local activation = tonumber(c[9])
+  -- XX: a member without a lease is not added here. Told in this very ms (by = 0): GT would
+  -- refuse the increment, and there is nothing to extend.
+  local by = now + activation - told
+  if by == 0 then
+    local score = tonumber(redis.call('ZSCORE', KEYS[3], id))
+    if not score or score < told then return nil end
+  else
+    local extended = tonumber(redis.call('ZADD', KEYS[3], 'XX', 'GT', 'INCR', by, id) or nil)
+    if not extended then return nil end
+    if extended ~= now + activation then
+      local old = extended - by
+      if old < told then
+        redis.call('ZADD', KEYS[3], 'XX', old, id)
+        return nil
+      end
+      -- It was told less than the server held (a reply it never got): never shortened.
+      redis.call('ZADD', KEYS[3], 'XX', math.max(old, now + activation), id)
+    end
   end
-  local activation = tonumber(c[3])
-  redis.call('ZADD', KEYS[3], 'GT', now + activation, id)
-  local role = 'standby'
-  if mine then role = string.find(flat[mine + 1], '"s":"releasing"', 1, true) and 'releasing' or 'active' end
   -- The visible heartbeat (`heartbeat_key`).
   redis.call('SET', KEYS[7], role, 'PX', activation)
+  if watch then return { now, watch } end
   return now
 end
 
@@ -183,5 +190,5 @@ if G.changed or needs_reconcile(G) then reconcile(G) end
 update_prepare(G, id, preparation)
 commit(G, channel)
 local reply = view(G, id, rejoined)
-heartbeat_key(G, KEYS[7], reply[1])
+heartbeat_key(G, KEYS[7], reply[1], ARGV[3], ARGV[12])
 return reply

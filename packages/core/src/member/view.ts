@@ -87,8 +87,7 @@ export class GroupView {
     if (!isSteady(reply)) return reply;
     // The server answers shortly only to a member that sent the version of a reply it had.
     if (!this.#word) throw new ScriptError('renew', 'a steady reply to a member that has no view yet');
-    // The script answers so only to a member that is not the next in line: no watch deadline.
-    return { ...this.#word, serverNow: reply.serverNow, watchDeadline: 0, rejoined: false };
+    return { ...this.#word, serverNow: reply.serverNow, watchDeadline: reply.watchDeadline, rejoined: false };
   }
 
   /**
