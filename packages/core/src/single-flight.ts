@@ -16,6 +16,11 @@ export class SingleFlight {
     this.#stopped = stopped;
   }
 
+  /** A run is in flight. */
+  get running(): boolean {
+    return this.#running;
+  }
+
   /**
    * Runs the task now (its synchronous part before this returns), or once more after the run
    * in flight. Settles when the runs in flight are over: with the task's error for the call

@@ -172,6 +172,19 @@ export class LeaseKeeper {
   }
 
   /**
+   * Renews now, beside the renewal in flight if there is one: that one left first on the same
+   * connection, so Redis runs the two in order and their replies come back in order, each
+   * extending the lease from its own t0. For what must not wait a round trip behind a plain
+   * heartbeat: a quorum member's proposal.
+   */
+  async renewNow(): Promise<void> {
+    if (this.#stopped) return;
+    if (!this.#flight.running) return this.renew();
+    await this.#renewOnce();
+    this.#schedule(this.#lastStart + this.#s.heartbeatInterval);
+  }
+
+  /**
    * The next in line wakes at the slot holders' earliest lease deadline (takeover) and at the
    * moment that lease turns older than P (prepare), as the reply places them on the local clock;
    * each wake-up just renews, and the script decides with Redis's clock. Nothing polls. Not a

@@ -494,7 +494,8 @@ export class QuorumMember extends MemberEmitter {
     const epoch = proposeEpoch([...floors, this.#seen, this.#ledger.floor], times);
     this.#proposing = { slot, epoch };
     this.log.debug({ slot, epoch }, 'proposing');
-    void this.#renewAll().finally(() => {
+    // Not behind a heartbeat in flight: that one carries no proposal.
+    void Promise.all(this.#servers.map((server) => server.keeper.renewNow())).finally(() => {
       if (this.#proposing?.epoch === epoch) this.#proposing = undefined;
       if (this.#ledger.pending !== epoch && this.#ledger.held?.epoch !== epoch) {
         const h = this.#s.heartbeatInterval;
