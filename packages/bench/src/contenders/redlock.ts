@@ -27,6 +27,8 @@ export const startRedlock: StartCandidate = async (config, { id }, emit) => {
     emit(why, { member: id, reason });
     const held = lock;
     lock = undefined;
+    // The loop waits while it holds the lock: wake it to try again (an expiry, too).
+    wake?.();
     return held;
   };
   const armValidity = () => {
@@ -44,7 +46,6 @@ export const startRedlock: StartCandidate = async (config, { id }, emit) => {
       extendTimer = setTimeout(extend, config.heartbeatMs);
     } catch {
       if (lock === current) drop('lost', 'extend-failed');
-      wake?.();
     }
   };
   const loop = async () => {
