@@ -330,7 +330,7 @@ function steadyText(r: BenchResults): string {
         `${name.toUpperCase()}${n.perRenewal >= 1.5 ? ` ×${n.perRenewal.toFixed(0)}` : ''} ${f(n.usPerRenewal)}`,
     );
   return [
-    `**The steady state against the floor, \`${run.command}\`** (a run of its own: driven groups at ${DRIVEN_LEASE.rate.toLocaleString('en-US')} renewals/s, windows of the renewal and of the floor script taking turns, then batches of 1,000 back to back; at ${run.revision}, ${run.at}; load average ${run.load.start} at the start, ${run.load.end} at the end). ` +
+    `**The steady state against the floor, \`${run.command}\`** (a run of its own: driven groups at ${DRIVEN_LEASE.rate.toLocaleString('en-US')} renewals/s, windows of the renewal and of the floor script taking turns, then 1,000 renewals back to back (in pipelines of up to 1,000, each member once per pipeline and told by its last reply, as a member is); at ${run.revision}, ${run.at}; load average ${run.load.start} at the start, ${run.load.end} at the end). ` +
       `Under EVALSHA, lib.lua's rebuild (${f(rebuild)} µs here) is paid only by the renewals that run the full script (the steady reply returns before lib.lua's code); the last but one column is their share, already in the renewal's time.`,
     table(
       [
