@@ -72,10 +72,25 @@ export function enqueueing(
   });
 }
 
-/** The ids in the queue's tasks stream and in its dead letters (docs/keys.md), read in one step. */
+/**
+ * The ids of the tasks not completed (docs/keys.md: pending in the consumer group, or not read by
+ * it yet; an acknowledged task stays in the stream until a trim) and of the dead letters, read
+ * in one step. Without the group (lost state) every task in the stream waits.
+ */
 const READ_QUEUE = `
 local waiting, dead = {}, {}
-for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do waiting[#waiting + 1] = e[1] end
+local after = '-'
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    local f = {}
+    for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
+    if f.name == 'workers' then
+      after = '(' .. f['last-delivered-id']
+      for _, p in ipairs(redis.call('XPENDING', KEYS[1], 'workers', '-', '+', 1000000)) do waiting[#waiting + 1] = p[1] end
+    end
+  end
+end
+for _, e in ipairs(redis.call('XRANGE', KEYS[1], after, '+')) do waiting[#waiting + 1] = e[1] end
 for _, e in ipairs(redis.call('XRANGE', KEYS[2], '-', '+')) do
   local f = e[2]
   for i = 1, #f, 2 do if f[i] == 'id' then dead[#dead + 1] = f[i + 1] end end
@@ -94,7 +109,7 @@ async function readQueue(run: ScenarioRun): Promise<{ waiting: string[]; dead: s
 }
 
 /**
- * The quiet period at the end of a queue scenario: waits until the queue's stream is empty (or
+ * The quiet period at the end of a queue scenario: waits until no task is left in the queue (or
  * `timeoutMs` passed: a criterion not met), then records the final `queue-state` (rule 17).
  */
 export async function drainQueue(run: ScenarioRun, timeoutMs: number): Promise<void> {

@@ -360,3 +360,24 @@ export async function snapshot(redis: Redis, keys: string[]): Promise<Map<string
 export async function restore(redis: Redis, dumps: Map<string, Buffer>): Promise<void> {
   for (const [key, dump] of dumps) await redis.restore(key, 0, dump, 'REPLACE');
 }
+
+/**
+ * The tasks of a queue not completed: those its consumer group did not read yet (the lag) and
+ * those pending in it. An acknowledged task stays in the stream until a completion trims its
+ * node, so XLEN counts more (lua/queue/lib.lua `trim`).
+ */
+export async function unfinishedTasks(redis: Redis, tasksKey: string): Promise<number> {
+  if ((await redis.exists(tasksKey)) === 0) return 0;
+  const groups = (await redis.xinfo('GROUPS', tasksKey)) as unknown[][];
+  for (const group of groups) {
+    const f = new Map<string, unknown>();
+    for (let i = 0; i < group.length; i += 2) f.set(String(group[i]), group[i + 1]);
+    if (f.get('name') !== 'workers') continue;
+    const lag =
+      f.get('lag') === null
+        ? (await redis.xrange(tasksKey, `(${String(f.get('last-delivered-id'))}`, '+')).length
+        : Number(f.get('lag'));
+    return Number(f.get('pending')) + lag;
+  }
+  return redis.xlen(tasksKey);
+}

@@ -6,7 +6,7 @@ import { enqueue, type QueueAdvisory, queueKeys, type TaskSettled } from '@under
 import { type RedisServer, startChaosProxy, startRedis } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { fileServer, gate, hrNow, Switch, uniqueGroup, waitFor, workerFactory } from './helpers.js';
+import { fileServer, gate, hrNow, Switch, unfinishedTasks, uniqueGroup, waitFor, workerFactory } from './helpers.js';
 
 const { server, observer } = fileServer();
 const join = workerFactory(server);
@@ -123,7 +123,10 @@ describe('a queue under faults', () => {
       // The completion reaches Redis (and runs) after 120 ms; its reply comes after the command timed out.
       proxy.setDelay(120);
       release.open();
-      await waitFor(async () => (await observer().xlen(queueKeys(queue).tasks)) === 0, 'the completion to run');
+      await waitFor(
+        async () => (await unfinishedTasks(observer(), queueKeys(queue).tasks)) === 0,
+        'the completion to run',
+      );
       proxy.setDelay(0);
       await waitFor(() => settled.length === 1, 'the task settled', 5000);
       expect(settled.map((s) => [s.id, s.outcome])).toEqual([[id, 'completed']]);

@@ -291,7 +291,10 @@ describe('the ACL rules queueAclRules prints', () => {
     const lua = joinPath(import.meta.dirname, '../src/lua');
     const called = (file: string) =>
       [...readFileSync(joinPath(lua, file), 'utf8').matchAll(/(?:call\(\s*|\{\s*)'([A-Z]+)'(?:,\s*'([A-Z]+)')?/g)].map(
-        (m) => (m[1] === 'XGROUP' ? `xgroup|${m[2]?.toLowerCase()}` : (m[1] as string).toLowerCase()),
+        (m) =>
+          m[1] === 'XGROUP' || m[1] === 'XINFO'
+            ? `${m[1].toLowerCase()}|${m[2]?.toLowerCase()}`
+            : (m[1] as string).toLowerCase(),
       );
     const scripts = ['guard.lua', 'common.lua', ...readdirSync(joinPath(lua, 'queue')).map((f) => `queue/${f}`)];
     for (const command of new Set(scripts.filter((f) => f !== 'queue/observe.lua').flatMap(called))) {

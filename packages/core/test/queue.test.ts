@@ -2,7 +2,7 @@
 // how fast, and how a delivery ends (completion, re-delivery, dead letters, leave).
 import { type Advisory, enqueue, type QueueAdvisory, queueKeys, type Task, type TaskSettled } from '@understudy/core';
 import { describe, expect, it } from 'vitest';
-import { fileServer, gate, hrNow, uniqueGroup, waitFor, workerFactory } from './helpers.js';
+import { fileServer, gate, hrNow, unfinishedTasks, uniqueGroup, waitFor, workerFactory } from './helpers.js';
 
 const { server, observer } = fileServer();
 const join = workerFactory(server);
@@ -30,7 +30,7 @@ describe('a queue', () => {
     expect(seen.map((t) => t.deliveries)).toEqual([1, 1, 1]);
     expect(settled.map((s) => s.outcome)).toEqual(['completed', 'completed', 'completed']);
     const keys = queueKeys(queue);
-    expect(await observer().xlen(keys.tasks)).toBe(0);
+    expect(await unfinishedTasks(observer(), keys.tasks)).toBe(0);
     expect(await observer().hlen(keys.deliveries)).toBe(0);
     // The receipts of the accepted completions (newest first) go with the worker.
     const receipts = keys.inbox('w').replace(/inbox:w$/, 'receipts:w');
@@ -207,7 +207,7 @@ describe('a queue', () => {
     const dead = await observer().xrange(keys.dead, '-', '+');
     expect(dead).toHaveLength(1);
     expect(dead[0]?.[1]).toEqual(['id', id, 'deliveries', '3', 'reason', 'failed', 't', 'j', 'd', '{"n":1}']);
-    expect(await observer().xlen(keys.tasks)).toBe(0);
+    expect(await unfinishedTasks(observer(), keys.tasks)).toBe(0);
   });
 
   it('waits on leave for the handlers running, completes them once, and leaves the rest to other workers', async () => {
@@ -231,7 +231,7 @@ describe('a queue', () => {
     await sleep(100);
     for (const id of first) expect(runs.get(id)).toEqual(['leaving']);
     for (const id of later) expect(runs.get(id)).toHaveLength(1);
-    expect(await observer().xlen(queueKeys(queue).tasks)).toBe(0);
+    expect(await unfinishedTasks(observer(), queueKeys(queue).tasks)).toBe(0);
   });
 
   it('completes every task once or moves it to the dead letters, with failing and overrunning handlers', async () => {
@@ -279,7 +279,7 @@ describe('a queue', () => {
     const keys = queueKeys(queue);
     try {
       await waitFor(
-        async () => (await observer().xlen(keys.tasks)) === 0 && settledCount > 0,
+        async () => (await unfinishedTasks(observer(), keys.tasks)) === 0 && settledCount > 0,
         'every task completed or dead',
         20_000,
         50,

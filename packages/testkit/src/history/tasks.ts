@@ -168,8 +168,8 @@ export function checkNoStaleCompletion(timeline: Timeline): Violation[] {
  * Rule 17 (DESIGN §11): every enqueued task completes or reaches the dead letters, judged on
  * the last `queue-state` (read at the end, after the quiet period). A task counts as completed
  * when a completion was accepted (`task-end` completed); or when its handler resolved at a
- * worker killed before it could record the outcome and the task has left the stream (only an
- * accepted completion deletes it there). A history with enqueued tasks and no `queue-state`
+ * worker killed before it could record the outcome and the task is no longer in the queue (not
+ * pending in the consumer group nor unread by it: only an accepted completion acknowledges it). A history with enqueued tasks and no `queue-state`
  * cannot be judged: that is a violation too.
  */
 export function checkNothingLost(timeline: Timeline): Violation[] {

@@ -215,7 +215,8 @@ export interface TaskEndEvent extends At {
 
 /**
  * Read by the harness at the end of a queue scenario, after its quiet period: the tasks still
- * in the queue's stream and those in its dead letters (rule 17).
+ * in the queue (not completed: pending in its consumer group or not read by it yet) and those
+ * in its dead letters (rule 17).
  */
 export interface QueueStateEvent extends At {
   type: 'queue-state';

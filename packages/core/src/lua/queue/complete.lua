@@ -1,6 +1,7 @@
 -- complete: ends a delivery, fenced by its token: only the worker that holds the task's latest
 -- delivery, naming that delivery's token, may complete it. The only script that acknowledges
--- a completed task (XACK names no consumer and cannot fence on its own).
+-- a completed task (XACK names no consumer and cannot fence on its own), and the one that trims
+-- the acknowledged tasks from the stream (`trim` in queue/lib.lua).
 -- KEYS: 1 config  2 workers  3 leases  4 order  5 deliveries  6 tasks  7 deadlines  8 dead (as in
 --       queue/lib.lua)
 -- ARGV: 1 workerId  2 taskId  3 token  4 outcome ('done': the handler resolved; 'failed': it threw)
@@ -18,6 +19,7 @@
 --@include queue/lib.lua
 
 local RECEIPTS = 32
+local TRIM_EVERY = 16
 
 local id, task, token, floor = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
 local Q = load_queue()
@@ -28,8 +30,11 @@ local status = 'stale'
 local r = read_delivery(task)
 if r and r.w == id and r.k == token then
   if ARGV[4] == 'done' then
-    call('XACK', K.tasks, GROUP, task)
-    call('XDEL', K.tasks, task)
+    -- (0: the group no longer holds it, made again after lost state; nothing to trim by it.)
+    local acked = call('XACK', K.tasks, GROUP, task) == 1
+    -- While the count of deliveries made is a multiple of TRIM_EVERY (under load: one completion
+    -- in TRIM_EVERY, each followed by a delivery): the trim's two commands amortised.
+    if Q.seq % TRIM_EVERY == 0 then trim(acked and task) end
     call('HDEL', K.deliveries, task)
     call('ZREM', K.deadlines, task)
     if not Q.expiry_at or r.e <= Q.expiry_at then Q.expiry_at = nil end

@@ -17,8 +17,10 @@
 --                        k = token, n = deliveries so far, d = maxDeliveries of its latest worker,
 --                        e = when its latest delivery expires (Redis ms), l = its previous worker,
 --                        i = 1 when the delivery went in a script's reply, not through the inbox
---   6 tasks      stream  the tasks not completed: waiting or in flight; consumer group `workers`,
---                        one consumer `w:<worker>` per worker, and `waiting` for re-deliveries
+--   6 tasks      stream  the tasks: consumer group `workers`, one consumer `w:<worker>` per worker,
+--                        and `waiting` for re-deliveries; a task not completed is either not read
+--                        by the group yet or pending in it (in flight, or waiting for re-delivery).
+--                        A completed task (acknowledged) stays until `trim` drops its stream node
 --   7 deadlines  zset    task id in flight -> when its delivery expires (Redis ms)
 --   8 dead       stream  dead letters: id, deliveries, reason, t (data type), d (data)
 -- Built here from KEYS[1] (same hash tag, so the same Cluster slot): `<base>inbox:<worker>`, the
@@ -50,8 +52,9 @@ local MAX_INTERVAL = 86400000
 -- A queue whose workers never said their A (only enqueues so far) quarantines for the default A.
 local DEFAULT_ACTIVATION = 3000
 local DEAD_MAXLEN = 100000
--- Expired deliveries reaped per script: the rest are reaped by the next one.
-local REAP_BATCH = 64
+-- Numbers go to redis.call as text, formatted by `fmt` (a number Redis formats as '%.17g': five
+-- times the instructions). Expired deliveries reaped per script: the rest by the next one.
+local REAP_BATCH = '64'
 
 local function inbox(id)
   return BASE .. 'inbox:' .. id
@@ -123,7 +126,7 @@ end
 
 local function place(id, w)
   if w.f < w.c then
-    call('ZADD', K.order, (65535 - w.w) * TWO33 + w.q, id)
+    call('ZADD', K.order, fmt((65535 - w.w) * TWO33 + w.q), id)
   else
     call('ZREM', K.order, id)
   end
@@ -162,7 +165,7 @@ end
 -- earliest lease deadline and delivery expiry once (Q.lease_at, Q.expiry_at, in `reap`) and keeps
 -- them while it changes the sets: nil where a change may have moved one (`reap_at` reads it again).
 local function earliest(key)
-  local score = call('ZRANGE', key, 0, 0, 'WITHSCORES')[2]
+  local score = call('ZRANGE', key, '0', '0', 'WITHSCORES')[2]
   return score and tonumber(score) or false
 end
 
@@ -176,6 +179,7 @@ end
 -- The tasks a consumer holds (oldest first). A stream that lost its consumer group (deleted and
 -- written again by hand) gets it back, reading from the start: lost state, so a quarantine.
 local function pending(Q, name, count)
+  count = count == 1 and '1' or fmt(count)
   local reply = redis.pcall('XPENDING', K.tasks, GROUP, '-', '+', count, name)
   if type(reply) == 'table' and reply.err then
     if not string.find(reply.err, 'NOGROUP', 1, true) then call('XPENDING', K.tasks, GROUP, '-', '+', count, name) end
@@ -186,14 +190,25 @@ local function pending(Q, name, count)
   return reply
 end
 
--- Moves a task to the dead letters: out of the stream and the consumer group for good.
+-- Drops the acknowledged tasks from the stream, a whole node at a time (XTRIM MINID ~: an XDEL
+-- per task walked its node from the start, and its tombstones hide the group's lag from
+-- observe.lua): everything before the oldest task pending in the group. With none pending, the
+-- group read (and acknowledged) everything up to `acked`, a task this script just acknowledged
+-- (false: none); a task it did not read (the group was made again after lost state) is kept.
+local function trim(acked)
+  local oldest = call('XPENDING', K.tasks, GROUP, '-', '+', '1')[1]
+  local below = oldest and oldest[1] or acked
+  if below then call('XTRIM', K.tasks, 'MINID', '~', below) end
+end
+
+-- Moves a task to the dead letters: out of the consumer group for good (acknowledged; `trim`
+-- drops it from the stream).
 local function bury(Q, id, r, reason)
   local entry = call('XRANGE', K.tasks, id, id)[1]
   local f = entry and entry_fields(entry) or {}
   call('XADD', K.dead, 'MAXLEN', '~', DEAD_MAXLEN, '*', 'id', id, 'deliveries', r.n, 'reason', reason,
     't', f.t or 's', 'd', f.d or '')
   call('XACK', K.tasks, GROUP, id)
-  call('XDEL', K.tasks, id)
   call('HDEL', K.deliveries, id)
   Q.dead[#Q.dead + 1] = id
   Q.dead[#Q.dead + 1] = r.n
@@ -218,7 +233,7 @@ local function withdraw(Q, id, r, reason, counted)
   end
   r.l, r.w, r.e, r.i = r.w, '', 0, 0
   write_delivery(id, r)
-  call('XCLAIM', K.tasks, GROUP, WAITING, 0, id, 'JUSTID')
+  call('XCLAIM', K.tasks, GROUP, WAITING, '0', id, 'JUSTID')
   Q.changed = true
 end
 
@@ -248,12 +263,12 @@ end
 local function reap(Q)
   Q.lease_at, Q.expiry_at = earliest(K.leases), earliest(K.deadlines)
   if Q.lease_at and Q.lease_at <= Q.now and not quarantined(Q) then
-    for _, id in ipairs(call('ZRANGEBYSCORE', K.leases, '-inf', Q.now, 'LIMIT', 0, REAP_BATCH)) do
+    for _, id in ipairs(call('ZRANGEBYSCORE', K.leases, '-inf', fmt(Q.now), 'LIMIT', '0', REAP_BATCH)) do
       remove_worker(Q, id, 'lease-lost')
     end
   end
   if Q.expiry_at and Q.expiry_at <= Q.now then
-    for _, id in ipairs(call('ZRANGEBYSCORE', K.deadlines, '-inf', Q.now, 'LIMIT', 0, REAP_BATCH)) do
+    for _, id in ipairs(call('ZRANGEBYSCORE', K.deadlines, '-inf', fmt(Q.now), 'LIMIT', '0', REAP_BATCH)) do
       local r = read_delivery(id)
       if r then withdraw(Q, id, r, 'complete-time', true) else call('ZREM', K.deadlines, id) end
     end
@@ -281,12 +296,12 @@ local function rebuild(Q)
       call('ZREM', K.deadlines, id)
     elseif r.w ~= '' and workers[r.w] then
       workers[r.w].f = workers[r.w].f + 1
-      call('ZADD', K.deadlines, r.e, id)
+      call('ZADD', K.deadlines, fmt(r.e), id)
     elseif r.w ~= '' then
       r.w = ''
       write_delivery(id, r)
       call('ZREM', K.deadlines, id)
-      call('XCLAIM', K.tasks, GROUP, WAITING, 0, id, 'JUSTID')
+      call('XCLAIM', K.tasks, GROUP, WAITING, '0', id, 'JUSTID')
     end
   end
   Q.lease_at, Q.expiry_at = nil, nil
@@ -387,7 +402,7 @@ local function choose_worker(top, skip)
     local w = read_worker(id)
     if w then return id, w, top end
     call('ZREM', K.order, id)
-    top = call('ZRANGE', K.order, 0, 1)
+    top = call('ZRANGE', K.order, '0', '1')
   end
 end
 
@@ -404,10 +419,10 @@ end
 -- reply instead (Q.handed; not bytes, which the reply would carry as text), marked in its record
 -- (i = 1) so that a renewal sends it again if that reply was lost (`resend`).
 local function dispatch(Q)
-  -- (Q.stream: verify_keys saw the stream; a stream emptied by XDEL stays.)
+  -- (Q.stream: verify_keys saw the stream; a stream emptied by a trim stays.)
   if quarantined(Q) or not (Q.stream or call('EXISTS', K.tasks) == 1) then return end
   -- The places are read first: with nobody free, nothing else is (the server check included).
-  local top = call('ZRANGE', K.order, 0, 1)
+  local top = call('ZRANGE', K.order, '0', '1')
   if not top[1] or server_changed(Q) or quarantined(Q) then return end
   while true do
     local waiting = pending(Q, WAITING, 1)[1]
@@ -417,11 +432,11 @@ local function dispatch(Q)
     if not id then return end
     local entry
     if waiting then
-      entry = call('XCLAIM', K.tasks, GROUP, consumer(id), 0, waiting[1])[1]
+      entry = call('XCLAIM', K.tasks, GROUP, consumer(id), '0', waiting[1])[1]
       -- Trimmed or deleted by hand: Redis keeps the reference, the task itself is gone.
       if not entry then call('HDEL', K.deliveries, waiting[1]) end
     else
-      local read = call('XREADGROUP', 'GROUP', GROUP, consumer(id), 'COUNT', 1, 'STREAMS', K.tasks, '>')
+      local read = call('XREADGROUP', 'GROUP', GROUP, consumer(id), 'COUNT', '1', 'STREAMS', K.tasks, '>')
       if not read then return end
       entry = read[1][2][1]
     end
@@ -436,7 +451,7 @@ local function dispatch(Q)
       r.w, r.k, r.n, r.d, r.e = id, next_fence(Q, K.config, 'token', 'seq', Q.seq), r.n + 1, w.d, Q.now + w.t
       r.i = inline and 1 or 0
       write_delivery(task, r)
-      call('ZADD', K.deadlines, r.e, task)
+      call('ZADD', K.deadlines, fmt(r.e), task)
       if Q.expiry_at == false or (Q.expiry_at and r.e < Q.expiry_at) then Q.expiry_at = r.e end
       w.f, w.q, w.r = w.f + 1, Q.seq, Q.now
       write_worker(id, w)
@@ -449,7 +464,7 @@ local function dispatch(Q)
     end
     -- The only place, now full: nobody has room (a ZRANGE less per task while all are busy).
     if not top[2] and w.f >= w.c then return end
-    top = call('ZRANGE', K.order, 0, 1)
+    top = call('ZRANGE', K.order, '0', '1')
     if not top[1] then return end
   end
 end

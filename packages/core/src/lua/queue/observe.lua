@@ -3,8 +3,8 @@
 -- KEYS: 1 config  2 workers  3 leases  4 order  5 deliveries  6 tasks  7 deadlines  8 dead (as in
 --       queue/lib.lua)
 -- ARGV: 1 limit (how many tasks in flight to list, soonest deadline first)
--- Reply: { now, quarantineUntil, quarantineReason, createdAt ('' for no queue), length (tasks in
---          the stream), inFlight (tasks in flight), dead (dead letters), workers { id, json, ... },
+-- Reply: { now, quarantineUntil, quarantineReason, createdAt ('' for no queue), length (tasks not
+--          completed: `unfinished`), inFlight (tasks in flight), dead (dead letters), workers { id, json, ... },
 --          leases { id, deadline, ... }, listed (tasks in flight) { id, deadline, ... }, deliveries
 --          (of the listed tasks) { json, ... } }, or an error:
 --   CORRUPT <key> <problem>
@@ -28,6 +28,25 @@ local function as_json(raw, names)
   end
   return cjson.encode(object)
 end
+-- The tasks not completed: those the consumer group did not read yet (its lag) and those pending
+-- in it (delivered, not acknowledged). XLEN counts more: an acknowledged task stays in the stream
+-- until a completion trims its node (queue/lib.lua `trim`). The lag is unknown (nil) while a
+-- deleted entry (XDEL: an earlier version, or by hand) lies ahead of the group's last read: then
+-- the entries after it are counted.
+local function unfinished(key)
+  if call('EXISTS', key) == 0 then return 0 end
+  for _, group in ipairs(call('XINFO', 'GROUPS', key)) do
+    local f = {}
+    for i = 1, #group, 2 do f[group[i]] = group[i + 1] end
+    if f.name == 'workers' then
+      local lag = f.lag or #call('XRANGE', key, '(' .. f['last-delivered-id'], '+')
+      return f.pending + lag
+    end
+  end
+  -- No group (lost state: the next worker script makes it again, reading from the start).
+  return call('XLEN', key)
+end
+
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local config = call('HMGET', KEYS[1], 'quarantineUntil', 'quarantineReason', 'createdAt')
@@ -43,7 +62,7 @@ return {
   config[1] or '0',
   config[2] or '',
   config[3] or '',
-  call('XLEN', KEYS[6]),
+  unfinished(KEYS[6]),
   call('ZCARD', KEYS[7]),
   call('XLEN', KEYS[8]),
   workers,

@@ -46,8 +46,16 @@ if not w then
 end
 w.w, w.c, w.t, w.d, w.a = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), activation
 -- GT: a lease is never shortened.
-call('ZADD', K.leases, 'GT', Q.now + activation, id)
+call('ZADD', K.leases, 'GT', fmt(Q.now + activation), id)
 Q.lease_at = nil
+
+-- A task pending in the consumer group: delivered and neither completed nor buried (both
+-- acknowledge it; an acknowledged task stays in the stream until a trim, so XRANGE cannot tell).
+-- A stream or group that is gone holds no task (lost state: the next dispatch quarantines).
+local function pending_task(task)
+  local found = redis.pcall('XPENDING', K.tasks, GROUP, task, task, '1')
+  return type(found) == 'table' and found[1] ~= nil
+end
 
 local lost = {}
 local claimed = {}
@@ -57,7 +65,7 @@ for i = 12, #ARGV, 3 do
   local r = read_delivery(task)
   if r and r.w == id and r.k == token then
     -- still this worker's
-  elseif (r == nil or r.k < token) and #call('XRANGE', K.tasks, task, task) == 1 then
+  elseif (r == nil or r.k < token) and pending_task(task) then
     if not quarantined(Q) then start_quarantine(Q, 'lost-state:deliveries') end
     if r and r.w ~= '' and r.w ~= id then
       local other = read_worker(r.w)
@@ -68,9 +76,9 @@ for i = 12, #ARGV, 3 do
     end
     if r == nil or r.w ~= id then w.f = w.f + 1 end
     write_delivery(task, { w = id, k = token, n = r and r.n or 1, d = w.d, e = expires })
-    call('ZADD', K.deadlines, expires, task)
+    call('ZADD', K.deadlines, fmt(expires), task)
     Q.expiry_at = nil
-    call('XCLAIM', K.tasks, GROUP, consumer(id), 0, task, 'JUSTID')
+    call('XCLAIM', K.tasks, GROUP, consumer(id), '0', task, 'JUSTID')
   else
     lost[#lost + 1] = task
   end

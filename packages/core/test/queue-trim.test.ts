@@ -1,0 +1,120 @@
+// A completion acknowledges its task, and completions trim the acknowledged tasks from the stream
+// a whole node at a time (lua/queue/lib.lua `trim`): never a task still pending, and the depth
+// counts only what is not completed; a renewal that still claims a task just completed does not
+// take it back (its entry may still be in the stream).
+import { describeQueue, queueKeys } from '@understudy/core';
+import { describe, expect, it } from 'vitest';
+import { type Delivery, parseDelivery } from '../src/queue/inbox.js';
+import type { QueueKeys } from '../src/queue/keys.js';
+import { queueScripts } from '../src/scripts.js';
+import { fileServer, unfinishedTasks, uniqueGroup } from './helpers.js';
+
+const { server, observer } = fileServer();
+
+function renew(
+  keys: QueueKeys,
+  workerId: string,
+  weight: number,
+  claims: { id: string; token: number; expires: number }[],
+) {
+  return queueScripts.renew(observer(), keys, {
+    workerId,
+    weight,
+    capacity: 1,
+    completeTime: 30_000,
+    maxDeliveries: 5,
+    activationInterval: 60_000,
+    nonce: 'n',
+    host: 'h',
+    pid: 1,
+    tokenFloor: 0,
+    joining: claims.length === 0,
+    claims,
+  });
+}
+
+async function popDelivery(keys: QueueKeys, workerId: string) {
+  const pushed = await observer().lpopBuffer(keys.inbox(workerId));
+  if (!pushed) throw new Error(`nothing in the inbox of ${workerId}`);
+  return parseDelivery(pushed);
+}
+
+/** Completes `count` deliveries: `first`, then each next one a completion hands back in its reply; returns the last handed back. */
+async function completeChain(keys: QueueKeys, workerId: string, first: Delivery, count: number): Promise<Delivery> {
+  let delivery = first;
+  for (let i = 0; i < count; i++) {
+    const reply = await queueScripts.complete(observer(), keys, {
+      workerId,
+      taskId: delivery.id,
+      token: delivery.token,
+      outcome: 'done',
+      tokenFloor: 0,
+      inline: true,
+    });
+    expect(reply.status).toBe('done');
+    delivery = parseDelivery(Buffer.from(reply.next[0] ?? ''));
+  }
+  return delivery;
+}
+
+describe('the tasks stream', () => {
+  it('loses acknowledged tasks by whole nodes, never one still pending, and the depth counts only tasks not completed', async () => {
+    const queue = uniqueGroup('q-trim');
+    const keys = queueKeys(queue);
+    await renew(keys, 'holder', 2, []);
+    const held = await queueScripts.enqueue(observer(), keys, { dataType: 's', data: 'held' });
+    const holding = await popDelivery(keys, 'holder');
+    expect(holding.id).toBe(held);
+    await renew(keys, 'runner', 1, []);
+    for (let i = 0; i < 300; i++) await queueScripts.enqueue(observer(), keys, { dataType: 's', data: `t${i}` });
+    const running = await completeChain(keys, 'runner', await popDelivery(keys, 'runner'), 260);
+    // The oldest task pending holds back every trim: nothing went, the held task is readable.
+    expect(await observer().xlen(keys.tasks)).toBe(301);
+    expect(await observer().xrange(keys.tasks, held, held)).toHaveLength(1);
+    // 40 not completed: one in flight at the runner, 39 unread; and the held one.
+    expect(await unfinishedTasks(observer(), keys.tasks)).toBe(41);
+    expect(await describeQueue({ redis: server().url, queue })).toMatchObject({ depth: 39, inFlight: 2 });
+    // Completed, the held task no longer holds them back: the next trims drop whole nodes.
+    const reply = await queueScripts.complete(observer(), keys, {
+      workerId: 'holder',
+      taskId: held,
+      token: holding.token,
+      outcome: 'done',
+      tokenFloor: 0,
+      inline: true,
+    });
+    expect(reply.status).toBe('done');
+    expect(await describeQueue({ redis: server().url, queue })).toMatchObject({ depth: 38, inFlight: 2 });
+    await completeChain(keys, 'runner', running, 20);
+    const length = await observer().xlen(keys.tasks);
+    expect(length).toBeLessThan(301);
+    // Nothing not completed was trimmed.
+    const left = new Set((await observer().xrange(keys.tasks, '-', '+')).map(([id]) => id));
+    for (const id of await observer().hkeys(keys.deliveries)) expect(left.has(id)).toBe(true);
+    expect(await unfinishedTasks(observer(), keys.tasks)).toBe(20);
+    expect(await describeQueue({ redis: server().url, queue })).toMatchObject({ depth: 18, inFlight: 2 });
+  });
+
+  it('is not taken back by a renewal that still claims a task its completion just acknowledged', async () => {
+    const queue = uniqueGroup('q-trim-claim');
+    const keys = queueKeys(queue);
+    await renew(keys, 'w', 1, []);
+    const id = await queueScripts.enqueue(observer(), keys, { dataType: 's', data: 'one' });
+    const delivery = await popDelivery(keys, 'w');
+    const done = await queueScripts.complete(observer(), keys, {
+      workerId: 'w',
+      taskId: id,
+      token: delivery.token,
+      outcome: 'done',
+      tokenFloor: 0,
+      inline: true,
+    });
+    expect(done.status).toBe('done');
+    // The renewal was sent before the completion's reply came: it claims the task.
+    const renewal = await renew(keys, 'w', 1, [{ id, token: delivery.token, expires: delivery.expires }]);
+    expect(renewal.lost).toEqual([id]);
+    expect(renewal.quarantineUntil).toBeLessThanOrEqual(renewal.serverNow);
+    expect(await observer().hlen(keys.deliveries)).toBe(0);
+    expect(await describeQueue({ redis: server().url, queue })).toMatchObject({ depth: 0, inFlight: 0 });
+  });
+});
