@@ -5,14 +5,20 @@
 -- 3 leases  4 rank  5 slots  6 log (not in observe.lua). A script whose KEYS differ names
 -- their kinds itself with `key_kinds`.
 
-local KIND = {}
+-- KINDS: the type of each of KEYS, in order; KIND: of a key a script names without declaring
+-- it, by key. Looked up only when a command fails (`kind_of`): a script does not build a table
+-- of its keys on every call.
+local KINDS, KIND = {}, {}
 
--- The type of each of KEYS, in order, for naming a key of the wrong type.
 local function key_kinds(kinds)
-  KIND = {}
-  for i, kind in ipairs(kinds) do
-    if KEYS[i] then KIND[KEYS[i]] = kind end
+  KINDS, KIND = kinds, {}
+end
+
+local function kind_of(key)
+  for i = 1, #KEYS do
+    if KEYS[i] == key then return KINDS[i] end
   end
+  return KIND[key]
 end
 
 key_kinds({ 'hash', 'hash', 'sorted set', 'sorted set', 'hash', 'stream' })
@@ -26,8 +32,9 @@ local function call(...)
   local reply = redis.pcall(...)
   if type(reply) == 'table' and reply.err then
     local key = select(2, ...)
-    if KIND[key] and string.sub(reply.err, 1, 9) == 'WRONGTYPE' then
-      corrupt(key, 'is not a ' .. KIND[key] .. ' (WRONGTYPE); understudy did not write it')
+    local kind = kind_of(key)
+    if kind and string.sub(reply.err, 1, 9) == 'WRONGTYPE' then
+      corrupt(key, 'is not a ' .. kind .. ' (WRONGTYPE); understudy did not write it')
     end
     error(reply)
   end

@@ -1,4 +1,5 @@
 import { type Clock, leaseDeadline, leaseMargin, localInstant } from '../member/clock.js';
+import { wakeAt } from '../wake-at.js';
 
 interface Timing {
   heartbeatInterval: number;
@@ -62,15 +63,18 @@ export class LeaseClock {
 }
 
 /**
- * Re-delivery timed to the Redis clock (DESIGN §11): the worker arms one unref'd timer at the
- * moment its latest script reply said something becomes reapable (a lease deadline or a
- * delivery's expiry), mapped to the local clock at the round trip's midpoint, + 1 ms, and renews
- * when it fires; the renewal's script reaps and dispatches, deciding with Redis's clock. Every
- * worker arms one: any worker's renewal hands the task to the best free worker, and one that
- * stopped watching (busy, or its reply came before the change) would leave a gap of up to H. A
- * jitter of up to JITTER ms spreads the herd: the first renewal hands the task on, the others
- * find nothing to reap and only renew early (their next renewal moves to H after it), at most one
- * script each per lapse or expiry, and their renewals do not fall into step.
+ * Re-delivery timed to the Redis clock (DESIGN §11): the worker arms one wake-up at the moment
+ * its latest script reply said something becomes reapable (a lease deadline or a delivery's
+ * expiry), mapped to the local clock at the round trip's midpoint, and renews when it fires; the
+ * renewal's script reaps and dispatches, deciding with Redis's clock. Not a millisecond early
+ * (`wakeAt`: a Node timer fires up to a millisecond before its delay, and a renewal sent before
+ * the moment only finds nothing to reap), and no margin either (as the group member's watch:
+ * Redis reads its clock in whole ms, rounded down, usually before the midpoint). Every worker
+ * arms one: any worker's renewal hands the task to the best free worker, and one that stopped
+ * watching (busy, or its reply came before the change) would leave a gap of up to H. A jitter of
+ * up to JITTER ms spreads the herd: the first renewal hands the task on, the others find nothing
+ * to reap and only renew early (their next renewal moves to H after it), at most one script each
+ * per lapse or expiry, and their renewals do not fall into step.
  */
 export class ReapWatch {
   static readonly JITTER = 2;
@@ -80,7 +84,7 @@ export class ReapWatch {
   #midpoint = 0;
   #serverNow = 0;
   #at = Number.POSITIVE_INFINITY;
-  #timer: NodeJS.Timeout | undefined;
+  #cancel: (() => void) | undefined;
 
   constructor(clock: Clock, fire: () => void) {
     this.#clock = clock;
@@ -100,23 +104,20 @@ export class ReapWatch {
    * script that dispatched it, an enqueue or another worker's, replied to someone else).
    */
   armBy(reapAt: number): void {
-    const at = localInstant(reapAt, this.#serverNow, this.#midpoint) + 1 + Math.random() * ReapWatch.JITTER;
+    const at = localInstant(reapAt, this.#serverNow, this.#midpoint) + Math.random() * ReapWatch.JITTER;
     if (at >= this.#at) return;
     this.stop();
     this.#at = at;
-    this.#timer = setTimeout(
-      () => {
-        this.#at = Number.POSITIVE_INFINITY;
-        this.#fire();
-      },
-      Math.max(0, at - this.#clock.now()),
-    );
-    this.#timer.unref();
+    this.#cancel = wakeAt(this.#clock, at, () => {
+      this.#cancel = undefined;
+      this.#at = Number.POSITIVE_INFINITY;
+      this.#fire();
+    });
   }
 
   stop(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#cancel?.();
+    this.#cancel = undefined;
     this.#at = Number.POSITIVE_INFINITY;
   }
 }
