@@ -1,7 +1,8 @@
 // A completion acknowledges its task, and completions trim the acknowledged tasks from the stream
 // a whole node at a time (lua/queue/lib.lua `trim`): never a task still pending, and the depth
 // counts only what is not completed; a renewal that still claims a task just completed does not
-// take it back (its entry may still be in the stream).
+// take it back (its entry may still be in the stream). And a completion's reply names the next
+// expiry without reading the deadlines again (`earliest_expiry`).
 import { describeQueue, queueKeys } from '@understudy/core';
 import { describe, expect, it } from 'vitest';
 import { type Delivery, parseDelivery } from '../src/queue/inbox.js';
@@ -116,5 +117,27 @@ describe('the tasks stream', () => {
     expect(renewal.quarantineUntil).toBeLessThanOrEqual(renewal.serverNow);
     expect(await observer().hlen(keys.deliveries)).toBe(0);
     expect(await describeQueue({ redis: server().url, queue })).toMatchObject({ depth: 0, inFlight: 0 });
+  });
+
+  it("says in a completion's reply when the next delivery expires, the earliest having ended", async () => {
+    const keys = queueKeys(uniqueGroup('q-reap-at'));
+    await renew(keys, 'a', 2, []);
+    await renew(keys, 'b', 1, []);
+    const first = await queueScripts.enqueue(observer(), keys, { dataType: 's', data: 'one' });
+    const toA = await popDelivery(keys, 'a');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await queueScripts.enqueue(observer(), keys, { dataType: 's', data: 'two' });
+    const toB = await popDelivery(keys, 'b');
+    expect(toB.expires).toBeGreaterThan(toA.expires);
+    const done = await queueScripts.complete(observer(), keys, {
+      workerId: 'a',
+      taskId: first,
+      token: toA.token,
+      outcome: 'done',
+      tokenFloor: 0,
+      inline: false,
+    });
+    expect(done.status).toBe('done');
+    expect(done.reapAt).toBe(toB.expires);
   });
 });

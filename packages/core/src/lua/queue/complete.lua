@@ -37,7 +37,12 @@ if r and r.w == id and r.k == token then
     if Q.seq % TRIM_EVERY == 0 then trim(acked and task) end
     call('HDEL', K.deliveries, task)
     call('ZREM', K.deadlines, task)
-    if not Q.expiry_at or r.e <= Q.expiry_at then Q.expiry_at = nil end
+    -- (The earliest delivery ended: the one after it is next, as `reap` read them.)
+    if Q.expiry_at and Q.expiry_task == task then
+      Q.expiry_at = Q.expiry_then
+    elseif not Q.expiry_at or r.e < Q.expiry_at then
+      Q.expiry_at = nil
+    end
     local w = read_worker(id)
     if w then
       -- Trimmed once it holds twice the receipts kept: one command per completion, not two.

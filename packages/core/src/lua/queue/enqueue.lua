@@ -8,10 +8,11 @@
 -- While no worker has room (the order set is empty) a task only waits: the XADD and the
 -- announcement are all an enqueue does, before (and without) the code of queue/lib.lua. Lapsed
 -- workers, expired deliveries and lost state are found by the next worker script, which checks
--- them before it dispatches anything. An error reply (a key of the wrong type) takes the full
--- path below, which names the key.
-if redis.pcall('ZCARD', KEYS[4]) == 0 and redis.pcall('EXISTS', KEYS[6]) == 1 then
-  local task = redis.pcall('XADD', KEYS[6], '*', 't', ARGV[1], 'd', ARGV[2])
+-- them before it dispatches anything. No stream (NOMKSTREAM: the XADD adds nothing and replies
+-- nil) or an error reply (a key of the wrong type) takes the full path below, which makes the
+-- stream with its consumer group, or names the key.
+if redis.pcall('ZCARD', KEYS[4]) == 0 then
+  local task = redis.pcall('XADD', KEYS[6], 'NOMKSTREAM', '*', 't', ARGV[1], 'd', ARGV[2])
   if type(task) == 'string' then
     redis.call('SPUBLISH', string.sub(KEYS[1], 1, -7) .. 'events', '')
     return task

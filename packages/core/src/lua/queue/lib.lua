@@ -169,6 +169,15 @@ local function earliest(key)
   return score and tonumber(score) or false
 end
 
+-- The earliest delivery expiry, as `earliest`, and which task it is (Q.expiry_task) and the one
+-- after it (Q.expiry_then, false: none): a completion that ends the earliest delivery (under
+-- load, the usual one) knows the next without reading the set again.
+local function earliest_expiry(Q)
+  local two = call('ZRANGE', K.deadlines, '0', '1', 'WITHSCORES')
+  Q.expiry_task, Q.expiry_then = two[1], two[4] and tonumber(two[4]) or false
+  return two[2] and tonumber(two[2]) or false
+end
+
 local function entry_fields(entry)
   local f = {}
   local flat = entry[2] or {}
@@ -261,7 +270,7 @@ end
 -- Lapsed workers (not during a quarantine: the leases may be an older copy, and every live worker
 -- renews within it) and expired deliveries; a range is read only when its earliest entry is due.
 local function reap(Q)
-  Q.lease_at, Q.expiry_at = earliest(K.leases), earliest(K.deadlines)
+  Q.lease_at, Q.expiry_at = earliest(K.leases), earliest_expiry(Q)
   if Q.lease_at and Q.lease_at <= Q.now and not quarantined(Q) then
     for _, id in ipairs(call('ZRANGEBYSCORE', K.leases, '-inf', fmt(Q.now), 'LIMIT', '0', REAP_BATCH)) do
       remove_worker(Q, id, 'lease-lost')
