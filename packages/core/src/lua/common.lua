@@ -13,8 +13,11 @@ end
 
 -- The server's replication history: a new one on every start and every promotion of a replica,
 -- so a failover back to a server that wrote the state before (and lagged since) is seen too.
+-- (Found as plain text: a Lua pattern over the INFO text cost a third of the check.)
 local function server_repl_id()
-  return string.match(call('INFO', 'replication'), 'master_replid:(%x+)')
+  local info = call('INFO', 'replication')
+  local at = string.find(info, 'master_replid:', 1, true)
+  return at and string.sub(info, at + 14, at + 53) or nil
 end
 
 -- Field `name` of a hash as read by HMGET into `c[i]`, a whole number the scripts store: absent
