@@ -156,7 +156,8 @@ export function markdownReport(r: BenchResults): string {
       'pnpm bench --only quorum  # only quorum mode over 30 / 100 ms links, beside Sentinel and redlock; writes it into this file\n' +
       'pnpm bench --quick --only quorum  # the same with small counts; prints only\n' +
       'pnpm bench:join          # members of one group joined in one process, into docs/bench/results.json; then pnpm bench --report-only\n' +
-      'pnpm bench:renewal       # the steady-state renewal beside the floor script, into docs/bench/results.json; then pnpm bench --report-only\n```',
+      'pnpm bench:renewal       # the steady-state renewal beside the floor script, into docs/bench/results.json; then pnpm bench --report-only\n' +
+      'pnpm bench:queue-instructions --system understudy   # Redis instructions per queue task (redis-server under callgrind; also bullmq-tuned, --task-ms 5); prints only\n```',
     'Benchmarks are not tests: nothing here fails a build. The run prints each target next to the measured figure and flags misses.',
     '## Machine',
     machineTable(r),

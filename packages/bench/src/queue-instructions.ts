@@ -1,11 +1,13 @@
-// `node --conditions=@understudy/source --import tsx packages/bench/src/queue-instructions.ts
-//   [--system understudy|bullmq-tuned|bullmq-default] [--tasks 2000] [--workers 4] [--task-ms 0]`
+// `pnpm bench:queue-instructions [--system understudy|bullmq-tuned|bullmq-default] [--tasks 2000]
+//   [--workers 4] [--task-ms 0]` (needs valgrind)
 // Redis instructions per task, counted by callgrind: a redis-server of its own under
 // `valgrind --tool=callgrind`, `workers` worker processes on a fresh queue, then `tasks` tasks
 // enqueued as the throughput benchmark does (32 in flight) and drained; the counts are zeroed
-// before the first enqueue and dumped after the last task settled. Instruction counts do not
-// depend on the machine's load, unlike the CPU time `pnpm bench` measures. Prints the total and
-// the functions and commands that cost most (callgrind_annotate), and keeps the dump in /tmp.
+// before the first enqueue and dumped after the last task settled. Instruction counts depend far
+// less on the machine's load than the CPU time `pnpm bench` measures (they still move by some
+// per cent from run to run: the backlog the workers leave changes what a dispatch reads). Prints
+// the total, the command implementations' inclusive counts and the commands per task, and keeps
+// the dump in /tmp for callgrind_annotate.
 import { execFileSync, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
