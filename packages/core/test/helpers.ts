@@ -16,6 +16,9 @@ import { hrNow, maxOverlap, type RedisServer, runTypeScript, startRedis, waitFor
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { FeedReader, type FeedReaderOptions } from '../src/feed/reader.js';
+import type { QueueKeys } from '../src/queue/keys.js';
+import type { MemberView } from '../src/script-specs.js';
+import { queueScripts } from '../src/scripts.js';
 
 /** Short intervals for tests: H = 50 ms, A = 400 ms. */
 export const FAST = Object.freeze({ heartbeatInterval: 50, activationInterval: 400 });
@@ -380,4 +383,57 @@ export async function unfinishedTasks(redis: Redis, tasksKey: string): Promise<n
     return Number(f.get('pending')) + lag;
   }
   return redis.xlen(tasksKey);
+}
+
+/** A standby's view as the member scripts return it, for tests of what a member makes of replies. */
+export function standbyView(over: Partial<MemberView> = {}): MemberView {
+  return {
+    role: 'standby',
+    epoch: 0,
+    slot: -1,
+    reason: '',
+    version: 1,
+    activeGoal: 1,
+    activationInterval: 1000,
+    heartbeatInterval: 200,
+    serverNow: 1_000_000,
+    watchDeadline: 0,
+    quarantineUntil: 0,
+    slotsHeld: 1,
+    liveMembers: 2,
+    weight: 10,
+    rejoined: false,
+    incarnation: 1,
+    ...over,
+  };
+}
+
+/**
+ * A queue renewal as a worker of capacity 1 sends it, straight to the script (no worker object):
+ * `claims` are the deliveries it holds, `joining` its first renewal.
+ */
+export function renewAsWorker(
+  redis: Redis,
+  keys: QueueKeys,
+  worker: {
+    workerId: string;
+    weight?: number;
+    claims: { id: string; token: number; expires: number }[];
+    joining: boolean;
+  },
+) {
+  return queueScripts.renew(redis, keys, {
+    workerId: worker.workerId,
+    weight: worker.weight ?? 1,
+    capacity: 1,
+    completeTime: 30_000,
+    maxDeliveries: 5,
+    activationInterval: 60_000,
+    nonce: 'n',
+    host: 'h',
+    pid: 1,
+    tokenFloor: 0,
+    joining: worker.joining,
+    claims: worker.claims,
+  });
 }

@@ -2,7 +2,7 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Call } from '../src/member/calls.js';
 import { LeaseKeeper } from '../src/member/lease.js';
-import type { MemberView } from '../src/script-specs.js';
+import { standbyView } from './helpers.js';
 
 // The lease keeper's renewals in flight, with a host whose replies the test hands out: one at a
 // time for a heartbeat, and a quorum proposal (`renewNow`) beside the heartbeat in flight.
@@ -10,26 +10,7 @@ import type { MemberView } from '../src/script-specs.js';
 const H = 1000;
 const A = 10_000;
 
-function view(serverNow: number): MemberView {
-  return {
-    role: 'standby',
-    epoch: 0,
-    slot: -1,
-    reason: '',
-    version: 1,
-    activeGoal: 1,
-    activationInterval: A,
-    heartbeatInterval: H,
-    serverNow,
-    watchDeadline: 0,
-    quarantineUntil: 0,
-    slotsHeld: 1,
-    liveMembers: 2,
-    weight: 1,
-    rejoined: false,
-    incarnation: 1,
-  };
-}
+const view = (serverNow: number) => standbyView({ activationInterval: A, heartbeatInterval: H, serverNow, weight: 1 });
 
 /** A keeper whose host records each renewal sent; `reply(i)` answers the i-th. */
 function keeperWithHost() {

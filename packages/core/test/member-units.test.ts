@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { EpochLedger } from '../src/member/ledger.js';
 import { GroupView } from '../src/member/view.js';
 import type { MemberView } from '../src/scripts.js';
+import { standbyView } from './helpers.js';
 
 // The pure parts of the member the decision table decides from, without Redis: the epoch
 // ledger and the group view.
@@ -53,25 +54,9 @@ describe('the epoch ledger', () => {
 });
 
 describe('the group view', () => {
-  const reply = (over: Partial<MemberView> = {}): MemberView => ({
-    role: 'standby',
-    epoch: 0,
-    slot: -1,
-    reason: '',
-    version: 4,
-    activeGoal: 1,
-    activationInterval: 3000,
-    heartbeatInterval: 1000,
-    serverNow: 1_000_000,
-    watchDeadline: 0,
-    quarantineUntil: 0,
-    slotsHeld: 1,
-    liveMembers: 2,
-    weight: 10,
-    rejoined: false,
-    incarnation: 77,
-    ...over,
-  });
+  const reply = (over: Partial<MemberView> = {}): MemberView =>
+    standbyView({ version: 4, activationInterval: 3000, heartbeatInterval: 1000, incarnation: 77, ...over });
+
   const announcement = (incarnation: number, version: number, member = 'other') => ({
     incarnation,
     version,

@@ -5,7 +5,7 @@ import { queueKeys } from '@understudy/core';
 import { describe, expect, it } from 'vitest';
 import { parseDelivery, RecentTokens } from '../src/queue/inbox.js';
 import { queueScripts } from '../src/scripts.js';
-import { fileServer, uniqueGroup } from './helpers.js';
+import { fileServer, renewAsWorker, uniqueGroup } from './helpers.js';
 
 const { observer } = fileServer();
 
@@ -14,20 +14,7 @@ describe('a delivery in a completion reply', () => {
     const keys = queueKeys(uniqueGroup('q-inline'));
     const c = observer();
     const renew = (claims: { id: string; token: number; expires: number }[], joining = false) =>
-      queueScripts.renew(c, keys, {
-        workerId: 'ghost',
-        weight: 1,
-        capacity: 1,
-        completeTime: 30_000,
-        maxDeliveries: 5,
-        activationInterval: 60_000,
-        nonce: 'n',
-        host: 'h',
-        pid: 1,
-        tokenFloor: 0,
-        joining,
-        claims,
-      });
+      renewAsWorker(c, keys, { workerId: 'ghost', claims, joining });
     await renew([], true);
     const first = await queueScripts.enqueue(c, keys, { dataType: 's', data: 'one' });
     const pushed = await c.lpopBuffer(keys.inbox('ghost'));

@@ -8,31 +8,16 @@ import { describe, expect, it } from 'vitest';
 import { type Delivery, parseDelivery } from '../src/queue/inbox.js';
 import type { QueueKeys } from '../src/queue/keys.js';
 import { queueScripts } from '../src/scripts.js';
-import { fileServer, unfinishedTasks, uniqueGroup } from './helpers.js';
+import { fileServer, renewAsWorker, unfinishedTasks, uniqueGroup } from './helpers.js';
 
 const { server, observer } = fileServer();
 
-function renew(
+const renew = (
   keys: QueueKeys,
   workerId: string,
   weight: number,
   claims: { id: string; token: number; expires: number }[],
-) {
-  return queueScripts.renew(observer(), keys, {
-    workerId,
-    weight,
-    capacity: 1,
-    completeTime: 30_000,
-    maxDeliveries: 5,
-    activationInterval: 60_000,
-    nonce: 'n',
-    host: 'h',
-    pid: 1,
-    tokenFloor: 0,
-    joining: claims.length === 0,
-    claims,
-  });
-}
+) => renewAsWorker(observer(), keys, { workerId, weight, claims, joining: claims.length === 0 });
 
 async function popDelivery(keys: QueueKeys, workerId: string) {
   const pushed = await observer().lpopBuffer(keys.inbox(workerId));

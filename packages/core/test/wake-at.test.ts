@@ -5,8 +5,8 @@ import { describe, expect, it } from 'vitest';
 import type { Call } from '../src/member/calls.js';
 import { type Clock, driftingClock } from '../src/member/clock.js';
 import { type LeaseHost, LeaseKeeper } from '../src/member/lease.js';
-import type { MemberView } from '../src/scripts.js';
 import { wakeAt } from '../src/wake-at.js';
+import { standbyView } from './helpers.js';
 
 // A timer whose task asks Redis something it answers by its own clock (a takeover, a lapsed
 // lease) must not run before the instant it was armed for: Node's timers fire up to about a
@@ -62,24 +62,7 @@ describe('wakeAt', () => {
   });
 });
 
-const VIEW: MemberView = {
-  role: 'standby',
-  epoch: 0,
-  slot: -1,
-  reason: '',
-  version: 1,
-  activeGoal: 1,
-  activationInterval: 1000,
-  heartbeatInterval: 200,
-  serverNow: 1_000_000,
-  watchDeadline: 0,
-  quarantineUntil: 0,
-  slotsHeld: 1,
-  liveMembers: 2,
-  weight: 10,
-  rejoined: false,
-  incarnation: 1,
-};
+const VIEW = standbyView();
 
 /** A lease keeper whose renewals are recorded (local send time) and answered at once with `view`. */
 function keeper(clock: Clock, preparationInterval: number) {
