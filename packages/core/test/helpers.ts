@@ -14,8 +14,11 @@ import {
 } from '@understudy/core';
 import { hrNow, maxOverlap, type RedisServer, runTypeScript, startRedis, waitFor } from '@understudy/testkit';
 import { Redis } from 'ioredis';
+import pino from 'pino';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { FeedReader, type FeedReaderOptions } from '../src/feed/reader.js';
+import type { Call } from '../src/member/calls.js';
+import type { LeaseHost } from '../src/member/lease.js';
 import type { QueueKeys } from '../src/queue/keys.js';
 import type { MemberView } from '../src/script-specs.js';
 import { queueScripts } from '../src/scripts.js';
@@ -436,4 +439,20 @@ export function renewAsWorker(
     joining: worker.joining,
     claims: worker.claims,
   });
+}
+
+/** A lease keeper's host that sends with `send` and ignores everything else, unless told. */
+export function leaseHost(send: () => Promise<Call>, over: Partial<LeaseHost> = {}): LeaseHost {
+  return {
+    send,
+    renewed: () => undefined,
+    refused: () => false,
+    accepting: () => true,
+    lapsed: () => undefined,
+    resetConnection: () => undefined,
+    emit: () => undefined,
+    advise: () => undefined,
+    log: pino({ level: 'silent' }),
+    ...over,
+  };
 }

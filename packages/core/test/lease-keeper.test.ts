@@ -1,8 +1,7 @@
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Call } from '../src/member/calls.js';
 import { LeaseKeeper } from '../src/member/lease.js';
-import { standbyView } from './helpers.js';
+import { leaseHost, standbyView } from './helpers.js';
 
 // The lease keeper's renewals in flight, with a host whose replies the test hands out: one at a
 // time for a heartbeat, and a quorum proposal (`renewNow`) beside the heartbeat in flight.
@@ -25,20 +24,13 @@ function keeperWithHost() {
       clockDrift: 0.01,
       clock: { now: () => now },
     },
-    {
-      send: () => {
+    leaseHost(
+      () => {
         const sentAt = now;
         return new Promise<Call>((answer) => sent.push({ sentAt, answer }));
       },
-      renewed: (call) => renewed.push(call.sentAt),
-      refused: () => false,
-      accepting: () => true,
-      lapsed: () => undefined,
-      resetConnection: () => undefined,
-      emit: () => undefined,
-      advise: () => undefined,
-      log: pino({ level: 'silent' }),
-    },
+      { renewed: (call) => renewed.push(call.sentAt) },
+    ),
   );
   const reply = (i: number) => {
     const s = sent[i];

@@ -45,20 +45,7 @@ describe('a delivery in a completion reply', () => {
   it("stores the worker's record once, and reads the places once, when the completion that frees it hands it the next task", async () => {
     const keys = queueKeys(uniqueGroup('q-inline-once'));
     const c = observer();
-    await queueScripts.renew(c, keys, {
-      workerId: 'ghost',
-      weight: 1,
-      capacity: 1,
-      completeTime: 30_000,
-      maxDeliveries: 5,
-      activationInterval: 60_000,
-      nonce: 'n',
-      host: 'h',
-      pid: 1,
-      tokenFloor: 0,
-      joining: true,
-      claims: [],
-    });
+    await renewAsWorker(c, keys, { workerId: 'ghost', claims: [], joining: true });
     const first = await queueScripts.enqueue(c, keys, { dataType: 's', data: 'one' });
     const pushed = await c.lpopBuffer(keys.inbox('ghost'));
     await queueScripts.enqueue(c, keys, { dataType: 's', data: 'two' });

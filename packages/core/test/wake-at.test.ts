@@ -4,9 +4,9 @@ import { runTypeScript, waitFor } from '@understudy/testkit';
 import { describe, expect, it } from 'vitest';
 import type { Call } from '../src/member/calls.js';
 import { type Clock, driftingClock } from '../src/member/clock.js';
-import { type LeaseHost, LeaseKeeper } from '../src/member/lease.js';
+import { LeaseKeeper } from '../src/member/lease.js';
 import { wakeAt } from '../src/wake-at.js';
-import { standbyView } from './helpers.js';
+import { leaseHost, standbyView } from './helpers.js';
 
 // A timer whose task asks Redis something it answers by its own clock (a takeover, a lapsed
 // lease) must not run before the instant it was armed for: Node's timers fire up to about a
@@ -67,21 +67,11 @@ const VIEW = standbyView();
 /** A lease keeper whose renewals are recorded (local send time) and answered at once with `view`. */
 function keeper(clock: Clock, preparationInterval: number) {
   const sent: number[] = [];
-  const host: LeaseHost = {
-    send: async (): Promise<Call> => {
-      const now = clock.now();
-      sent.push(now);
-      return { view: { ...VIEW, serverNow: VIEW.serverNow + 1 }, sentAt: now, midpoint: now };
-    },
-    renewed: () => undefined,
-    refused: () => false,
-    accepting: () => true,
-    lapsed: () => undefined,
-    resetConnection: () => undefined,
-    emit: () => undefined,
-    advise: () => undefined,
-    log: { info: () => undefined, warn: () => undefined } as unknown as LeaseHost['log'],
-  };
+  const host = leaseHost(async (): Promise<Call> => {
+    const now = clock.now();
+    sent.push(now);
+    return { view: { ...VIEW, serverNow: VIEW.serverNow + 1 }, sentAt: now, midpoint: now };
+  });
   const settings = {
     heartbeatInterval: 60_000,
     activationInterval: 1000,
