@@ -72,21 +72,7 @@ describe('a delivery in a completion reply', () => {
   it('is not used for bytes, which the reply would carry as text', async () => {
     const keys = queueKeys(uniqueGroup('q-inline-bytes'));
     const c = observer();
-    const args = {
-      workerId: 'ghost',
-      weight: 1,
-      capacity: 1,
-      completeTime: 30_000,
-      maxDeliveries: 5,
-      activationInterval: 60_000,
-      nonce: 'n',
-      host: 'h',
-      pid: 1,
-      tokenFloor: 0,
-      joining: true,
-      claims: [],
-    };
-    await queueScripts.renew(c, keys, args);
+    await renewAsWorker(c, keys, { workerId: 'ghost', claims: [], joining: true });
     const first = await queueScripts.enqueue(c, keys, { dataType: 's', data: 'one' });
     const pushed = await c.lpopBuffer(keys.inbox('ghost'));
     await queueScripts.enqueue(c, keys, { dataType: 'b', data: Buffer.from([0xff, 0x00, 0xfe]) });
