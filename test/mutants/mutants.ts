@@ -33,6 +33,7 @@ const LIB = 'packages/core/src/lua/lib.lua';
 const FAULTS = 'test/fault-injection.test.ts';
 const RENEW = 'packages/core/src/lua/renew.lua';
 const STEADY = 'packages/core/test/steady-renewal.test.ts';
+const QUORUM_MEMBER = 'packages/core/src/member/quorum-member.ts';
 
 export const MUTANTS: readonly Mutant[] = [
   // ---- the seven of issue 13 ----
@@ -231,5 +232,15 @@ export const MUTANTS: readonly Mutant[] = [
     find: '      if old < told then',
     replace: '      if false then',
     tests: [{ file: STEADY, name: 'older copy of the leases' }],
+  },
+  // ---- quorum mode (issue 16) ----
+  {
+    id: 's4-quorum-late-reply',
+    rule: 'S4',
+    breaks: 'a quorum member handles a reply that came after its quorum deadline before deactivating',
+    file: QUORUM_MEMBER,
+    find: '          this.#checkDeadline();',
+    replace: '',
+    tests: [{ file: 'packages/core/test/quorum-member.test.ts', name: 'arrives after the quorum deadline' }],
   },
 ];

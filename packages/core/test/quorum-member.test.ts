@@ -4,6 +4,7 @@ import {
   type RedisServer,
   startChaosProxy,
   startRedis,
+  tappedRedis,
   uniqueGroup,
   waitFor,
 } from '@understudy/testkit';
@@ -151,6 +152,46 @@ describe('quorum mode over three servers', () => {
     await waitFor(() => second.member.isActive(), 'second active', 10_000);
     expect(performance.now() - left).toBeLessThan(2.5 * oneWay);
     expect(b.most).toBe(1);
+  });
+
+  it('is not extended by a renewal reply that arrives after the quorum deadline passed: the member deactivates first', async () => {
+    // S4 over K servers (rule 9 of the soak's checker, quorum-majority-loss seed 3109142134: a
+    // reply handled 0.9 ms after the deadline, before the deadline timer ran). The jump happens
+    // as a renewal request leaves, after the member took its t0.
+    let now = 0;
+    let offset = 0;
+    const clock = { now: () => performance.now() + offset };
+    let armed = false;
+    let jumped = false;
+    const onSend = () => {
+      if (!armed || jumped) return;
+      jumped = true;
+      offset += now - clock.now() + 1;
+    };
+    const clients = servers.map((s) => tappedRedis(s.url, { onSend }));
+    try {
+      const member = await joinGroup({
+        ...STEADY,
+        redis: clients,
+        group: uniqueGroup('quorum-s4'),
+        memberId: 'late',
+        weight: 1,
+        clock,
+      });
+      members.push(member);
+      const seen: string[] = [];
+      member.on('renewal', (r) => {
+        now = r.leaseDeadline;
+        if (jumped) seen.push(`renewal ${r.outcome}`);
+      });
+      member.on('deactivate', (info) => seen.push(`deactivate ${info.reason}`));
+      await waitFor(() => member.isActive(), 'the member to activate', 10_000);
+      armed = true;
+      await waitFor(() => seen.length > 0, 'the reply to the renewal sent at the jump', 5000);
+      expect(seen[0]).toBe('deactivate lease-lost');
+    } finally {
+      for (const client of clients) client.disconnect();
+    }
   });
 
   it('fails over when the active member is cut off from every server, and the cut-off member demotes itself first', async () => {

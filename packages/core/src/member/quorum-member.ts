@@ -120,7 +120,12 @@ export class QuorumMember extends MemberEmitter {
         send: () => this.#send(server),
         renewed: (reply) => this.#replied(server, reply as QuorumCall),
         refused: (error) => this.#refused(server, error),
-        accepting: () => this.#live,
+        accepting: () => {
+          // S4, as the keeper checks one server's lease: a reply handled after the quorum's
+          // deadline (its timer not yet run) finds the member deactivated first.
+          this.#checkDeadline();
+          return this.#live;
+        },
         lapsed: () => undefined, // the member's deadline is the quorum's (#armDeadline), not one server's
         resetConnection: () => server.link?.resetLease(),
         // Every server's renewal, with the member's deadline: the quorum's, not that server's.
@@ -572,14 +577,19 @@ export class QuorumMember extends MemberEmitter {
     const delay = this.#deadline() - this.#s.clock.now();
     this.#deadlineTimer = setTimeout(
       () => {
-        if (!this.#ledger.held || this.state !== 'active') return;
         // Timers can fire a little early: "not yet" re-arms.
         if (this.isActive()) this.#armDeadline();
-        else this.#leaseLost('no majority of deployments renewed the lease before its deadline; deactivating');
+        else this.#checkDeadline();
       },
       Math.max(0, delay),
     );
     this.#deadlineTimer.unref();
+  }
+
+  /** Past the quorum's deadline while active: deactivate now. */
+  #checkDeadline(): void {
+    if (!this.#ledger.held || this.state !== 'active' || this.isActive()) return;
+    this.#leaseLost('no majority of deployments renewed the lease before its deadline; deactivating');
   }
 
   #leaseLost(message: string): void {
