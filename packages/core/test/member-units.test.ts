@@ -81,6 +81,22 @@ describe('the group view', () => {
     expect(view.knowledge(15).epochFloor).toBe(15);
   });
 
+  it('sends no version while what it holds differs from what its last reply gave it: only a full renewal settles that', () => {
+    const view = new GroupView(1);
+    view.apply(reply({ role: 'active', epoch: 12, slot: 0 }), 'renewal');
+    expect(view.knowledge(12).version).toBe(4);
+    // It deactivated on its own (lease lost), its release perhaps lost with the connection: the
+    // server may still list it for slot 0, which a steady reply would leave so.
+    expect(view.knowledge(0).version).toBe(-1);
+    expect(view.knowledge(13).version).toBe(-1);
+    view.apply(reply({ role: 'releasing', epoch: 12, slot: 0, version: 5 }), 'renewal');
+    expect(view.knowledge(12).version).toBe(5);
+    view.apply(reply({ role: 'standby', version: 6 }), 'renewal');
+    expect(view.knowledge(0).version).toBe(6);
+    // Holding what a standby's view does not show (an activation it has not seen confirmed).
+    expect(view.knowledge(12).version).toBe(-1);
+  });
+
   it('completes a steady renewal reply from the latest join or renewal view, never from another script’s', () => {
     const view = new GroupView(1);
     expect(() => view.complete({ steady: true, serverNow: 1_000_500, watchDeadline: 0 })).toThrow(/no view yet/);

@@ -69,10 +69,18 @@ export class GroupView {
   /**
    * What a renewal carries: the incarnation and version of the last reply, the highest epoch
    * the member was told of for itself (or holds), and when the server last said its lease ends.
+   * No version (-1) while what the member holds differs from what that reply gave it (it
+   * deactivated on its own, and its release may not have reached the server): the steady reply
+   * would keep that view, and the slot the server lists for it would stay listed; a full
+   * renewal settles it (S6, `settle_claim`).
    */
   knowledge(heldEpoch: number): Knowledge {
+    const word = this.#word;
+    const holds = word !== undefined && (word.role === 'active' || word.role === 'releasing');
+    const agrees = word === undefined || (holds ? word.epoch === heldEpoch : heldEpoch === 0);
     return {
       ...this.#known,
+      version: agrees ? this.#known.version : -1,
       epochFloor: Math.max(this.#epochFloor, heldEpoch),
       leaseEnd: this.#serverLeaseEnd,
     };
