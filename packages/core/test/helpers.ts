@@ -2,6 +2,7 @@ import { createHook } from 'node:async_hooks';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
+import type { Clock } from '@understudy/core';
 import {
   forgetGroup,
   type JoinOptions,
@@ -454,5 +455,16 @@ export function leaseHost(send: () => Promise<Call>, over: Partial<LeaseHost> = 
     advise: () => undefined,
     log: pino({ level: 'silent' }),
     ...over,
+  };
+}
+
+/** The real monotonic clock, plus a jump a test can add. */
+export function jumpingClock(): Clock & { jump(ms: number): void } {
+  let offset = 0;
+  return {
+    now: () => performance.now() + offset,
+    jump(ms: number) {
+      offset += ms;
+    },
   };
 }

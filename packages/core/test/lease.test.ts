@@ -1,7 +1,7 @@
-import { type Clock, joinGroup, type Member } from '@understudy/core';
+import { joinGroup, type Member } from '@understudy/core';
 import { plainRedis, type RedisServer, tappedRedis } from '@understudy/testkit';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { FAST, uniqueGroup, waitFor } from './helpers.js';
+import { FAST, jumpingClock, uniqueGroup, waitFor } from './helpers.js';
 
 // S4 at the instants where timers cannot help: a member's clock is made to jump past its lease
 // deadline between two of its own steps, so only the checks S4 asks for can notice.
@@ -14,17 +14,6 @@ const members: Member[] = [];
 afterEach(async () => {
   await Promise.allSettled(members.splice(0).map((m) => m.leave()));
 });
-
-/** The real monotonic clock, plus a jump a test can add. */
-function jumpingClock(): Clock & { jump(ms: number): void } {
-  let offset = 0;
-  return {
-    now: () => performance.now() + offset,
-    jump(ms: number) {
-      offset += ms;
-    },
-  };
-}
 
 describe('the lease deadline (S4)', () => {
   it('makes isActive() false the moment it passes, before the member’s own deadline timer ran', async () => {

@@ -10,7 +10,7 @@ import {
 } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { FAST, hrNow, MemberProcess } from './helpers.js';
+import { FAST, hrNow, jumpingClock, MemberProcess } from './helpers.js';
 
 // Quorum mode (DESIGN §9) end to end: members over three independent real servers, each member
 // reaching them through chaos proxies of its own so that a test can cut any member's link to
@@ -158,15 +158,14 @@ describe('quorum mode over three servers', () => {
     // S4 over K servers (rule 9 of the soak's checker, quorum-majority-loss seed 3109142134: a
     // reply handled 0.9 ms after the deadline, before the deadline timer ran). The jump happens
     // as a renewal request leaves, after the member took its t0.
-    let now = 0;
-    let offset = 0;
-    const clock = { now: () => performance.now() + offset };
+    const clock = jumpingClock();
+    let leaseDeadline = 0;
     let armed = false;
     let jumped = false;
     const onSend = () => {
       if (!armed || jumped) return;
       jumped = true;
-      offset += now - clock.now() + 1;
+      clock.jump(leaseDeadline - clock.now() + 1);
     };
     const clients = servers.map((s) => tappedRedis(s.url, { onSend }));
     try {
@@ -181,7 +180,7 @@ describe('quorum mode over three servers', () => {
       members.push(member);
       const seen: string[] = [];
       member.on('renewal', (r) => {
-        now = r.leaseDeadline;
+        leaseDeadline = r.leaseDeadline;
         if (jumped) seen.push(`renewal ${r.outcome}`);
       });
       member.on('deactivate', (info) => seen.push(`deactivate ${info.reason}`));
