@@ -128,16 +128,18 @@ const laggingReplica: Scenario = {
 const LOST_KEY_ROUNDS = 3;
 
 /**
- * One group key deleted (an operator's DEL, a bad script), then the active leaves: a script
- * that misses any key must treat the state as lost — quarantine, rebuild — and still hand the
- * slot on (F18: without `rank` the standby was never granted; without `slots` holders
- * were re-granted at once with new epochs).
+ * One group key deleted (an operator's DEL, a bad script), then, in odd rounds, an active
+ * leaves: a script that misses any key must treat the state as lost — quarantine, rebuild —
+ * and still hand the slot on (F18: without `rank` the standby was never granted; without
+ * `slots` holders were re-granted at once with new epochs). In even rounds a member heavier
+ * than all joins during the quarantine instead and nothing else happens: nobody is preempted
+ * during it (F21), and the preemption must run once it ends (F25: it never did).
  */
 const lostKey: Scenario = {
   name: 'lost-key',
-  title: `a random group key DELeted, then an active leaves, ${LOST_KEY_ROUNDS} times`,
+  title: `a random group key DELeted, then an active leaves or a heavier member joins, ${LOST_KEY_ROUNDS} times`,
   criteria:
-    'after each DEL nobody activates before A has passed (S6 quarantine), and the group converges after the leave (L1)',
+    'after each DEL nobody activates before A has passed (S6 quarantine), and the group converges after the leave or the join (L1)',
   params: { ...INTERVALS, activeGoal: 2 },
   members: TRIO,
   async run(run) {
@@ -149,6 +151,13 @@ const lostKey: Scenario = {
       await run.fault(description, () => run.admin('DEL', run.key(kind)));
       await run.heal(description);
       await run.sleep(random.between(0.1, 0.8) * A);
+      if (round % 2 === 0) {
+        const weight = Math.max(...run.processes.map((m) => run.weightOf(m))) + random.int(1, 9);
+        run.log(`  n${round} (weight ${weight}) joins during the quarantine`);
+        await run.spawn({ id: `n${round}`, weight });
+        await convergedAfter(run, `DEL ${kind} and n${round}'s join above every member (F25)`);
+        continue;
+      }
       const leaving = random.pick(run.actives());
       run.log(`  ${leaving.id} leaves`);
       await run.leave(leaving);

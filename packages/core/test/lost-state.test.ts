@@ -286,6 +286,44 @@ describe('a group that loses one of its keys (F18)', () => {
     expect(log).toContainEqual([expect.any(String), expect.arrayContaining(['reason', 'lost-state', 'lost', 'slots'])]);
   });
 
+  it('a member that outranks the holder, joined during the quarantine, takes over once it ends (churn seed 2290595580)', async () => {
+    const { group, keys, timeline, a } = await activePair('deferred-preemption');
+    await observer.del(keys.slots);
+    await waitFor(
+      async () => Number(await observer.hget(keys.config, 'quarantineUntil')) > Date.now(),
+      'the group quarantined',
+      4 * H,
+    );
+    // No preemption during a quarantine (F21): c waits, and nothing changes after it.
+    const c = await join({ group, memberId: 'c', weight: 40 });
+    timeline.watch(c);
+    await sleep(2 * H);
+    expect(a.isActive()).toBe(true);
+    await waitFor(() => c.isActive(), 'c active after the quarantine', 2 * A + 4 * H);
+    expect(timeline.maxConcurrentActive()).toBe(1);
+  });
+
+  it('lost state found on a server that changed costs one quarantine, not a second at the next grant (F9)', async () => {
+    const { keys, timeline, a, b } = await activePair('lost-and-moved');
+    // As after a restart that kept an older copy: another server wrote the group last, and a key is gone.
+    await observer.hset(keys.config, 'replId', '0'.repeat(40));
+    await observer.del(keys.slots);
+    await waitFor(
+      async () => (await observer.hget(keys.config, 'quarantineUntil')) === '0',
+      'the quarantine closed',
+      2 * A + 4 * H,
+    );
+    await a.leave();
+    await waitFor(() => b.isActive(), 'b active', 2 * A + 4 * H);
+    const log = await observer.xrange(keys.log, '-', '+');
+    const field = (fields: string[], name: string) => fields[fields.indexOf(name) + 1];
+    const quarantines = log.filter(([, fields]) => field(fields, 'type') === 'quarantine').map(([, f]) => f);
+    // Both findings of one script, quarantined from the same moment: one wait of A.
+    expect(quarantines.map((f) => field(f, 'reason'))).toEqual(['server-changed', 'lost-state']);
+    expect(new Set(quarantines.map((f) => field(f, 'until'))).size).toBe(1);
+    expect(timeline.maxConcurrentActive()).toBe(1);
+  });
+
   it('DEL of the config, then the active leaves: the group forms again and the standby takes over', async () => {
     const { keys, timeline, advisories, a, b } = await activePair('lost-config');
     await observer.del(keys.config);

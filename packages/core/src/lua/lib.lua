@@ -451,14 +451,22 @@ local function reconcile(G)
     G.preparing = ''
     call('HSET', K.config, 'preparing', '')
   end
+  -- A quarantine that ended is closed here: what it held back (grants, preemptions) has now
+  -- been decided, and renewals may take the steady path again (renew.lua).
+  if G.quarantine_until > 0 and not quarantined(G) then
+    G.quarantine_until = 0
+    call('HSET', K.config, 'quarantineUntil', '0')
+  end
   forget_if_empty(G)
 end
 
--- Cheap test for whether a plain renewal must run the full reconcile: a lease lapsed, or a
--- slot is free while someone could take it.
+-- Cheap test for whether a plain renewal must run the full reconcile: a lease lapsed, a
+-- quarantine ended that no reconcile has closed (it may have held back a preemption, with
+-- nothing changing since), or a slot is free while someone could take it.
 local function needs_reconcile(G)
   if #call('ZRANGEBYSCORE', K.leases, '-inf', G.now, 'LIMIT', 0, 1) > 0 then return true end
   if quarantined(G) then return false end
+  if G.quarantine_until > 0 then return true end
   local _, _, held = read_slots()
   if held >= G.goal then return false end
   -- Members of weight 0 take a slot only when nobody with a positive weight is live: a slot
@@ -569,9 +577,12 @@ end
 -- S6: lost state. The group's keys disagree with each other (one was deleted or evicted), or a
 -- member knows more than the server (a version, an incarnation or an epoch the server never
 -- reached: the server's copy is older than what it once said). Nothing is granted for one
--- activation interval, and a slot is reported active only to a member that claims it.
+-- activation interval, and a slot is reported active only to a member that claims it. A change
+-- of server not noticed yet (`server_changed`) is found here too and quarantined from the same
+-- moment: a restart that lost writes costs one quarantine, not a second one at the next grant.
 lost_state = function(G, what)
   if G.activation > 0 then
+    server_changed(G)
     G.quarantine_until = G.now + G.activation
     call('HSET', K.config, 'quarantineUntil', fmt(G.quarantine_until))
   end

@@ -32,7 +32,8 @@ end
 -- - the group's incarnation and version are the ones the member knows: every change of anyone's
 --   role, weight or membership, every grant, release, goal change and quarantine bumps the
 --   version (the activation interval, the mode and the epochs change only with it);
--- - no quarantine, and the member is not preparing; the next in line gets its watch deadline
+-- - no quarantine, not even one that ended unclosed (a full renewal closes it with a reconcile:
+--   it may have held back a preemption), and the member is not preparing; the next in line gets its watch deadline
 --   only while every slot is held, without prepare hints (P = 0) and before any holder's lease
 --   ended;
 -- - its record carries its nonce and weight; a holder's slot names it, with the epoch it claims
@@ -60,9 +61,9 @@ local function steady()
   local c = redis.call('HMGET', KEYS[1], 'version', 'createdAt', 'next', 'preparing', 'quarantineUntil',
     'activeGoal', 'held', 'epoch', 'activationInterval')
   if c[1] ~= ARGV[14] or c[2] ~= ARGV[13] or c[4] == id or c[9] ~= ARGV[5] then return nil end
-  local quarantine, goal, held = stored(c[5], now), stored(c[6], 10000), stored(c[7], 10000)
+  local goal, held = stored(c[6], 10000), stored(c[7], 10000)
   local epoch = stored(c[8], 9007199254740991)
-  if not (quarantine and goal and held and epoch) or c[7] == false or goal < 1 then return nil end
+  if c[5] ~= '0' or not (goal and held and epoch) or c[7] == false or goal < 1 then return nil end
   for i = 3, 4 do
     local other = c[i]
     if other and other ~= '' and (#other > 200 or not string.find(other, '^[%w%._:@/%-]+$')) then return nil end
