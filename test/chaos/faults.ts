@@ -179,6 +179,47 @@ const lostKey: Scenario = {
   },
 };
 
+// ---- a release lost while Redis still holds the lease ----------------------------------------
+
+/**
+ * The active's link is blackholed and its clock steps forward by A: its lease ends on its own
+ * clock, it deactivates at its next failed renewal, and its release is lost on the link. The link
+ * heals while Redis still holds its lease and lists its slot, and nothing else changes: the
+ * member's renewals, steady or full, must get the slot it no longer claims released (its next
+ * reply still lists the slot, so it releases again; a full renewal settles it, S6) rather than
+ * keep it listed, renewed by the member's own lease, with nobody active.
+ */
+const releaseLost: Scenario = {
+  name: 'release-lost',
+  title:
+    'the active’s clock steps past its lease while its link is blackholed: it deactivates, its release is lost, the link heals before Redis lets the lease lapse',
+  criteria:
+    'the victim deactivates itself (lease-lost) before the heal; then, with nothing else changing, the group converges (L1)',
+  params: INTERVALS,
+  members: TRIO,
+  async run(run) {
+    const victim = theActive(run);
+    const link = run.link(victim);
+    const description = `blackhole ${victim.id}, its clock +A`;
+    run.note('cut');
+    await run.fault(description, () => {
+      link.blackhole(true);
+      victim.send({ cmd: 'clock-jump', ms: run.A });
+    });
+    // Redis holds the lease until about A − H after the cut: the heal comes well before.
+    await run
+      .until(() => !victim.active, `${victim.id} to deactivate`, run.A / 2)
+      .catch(() => run.unmet(`${victim.id} did not deactivate within A/2 of its clock's step`));
+    await run.sleep(run.H);
+    await run.heal(description, () => link.blackhole(false));
+    run.note('heal');
+    await convergedAfter(run, `${victim.id}'s lost release (nothing else changed)`);
+  },
+  verify(outcome) {
+    return demotedItself(outcome, victimOf(outcome), 'cut', 'heal');
+  },
+};
+
 const FILLER_BATCH = 400;
 const FILLER_VALUE_BYTES = 1024;
 
@@ -655,6 +696,7 @@ const partitionedMaster: Scenario = {
 export const FAULT_SCENARIOS: readonly Scenario[] = [
   laggingReplica,
   lostKey,
+  releaseLost,
   eviction,
   forgedAnnouncements,
   sameIdRestart,

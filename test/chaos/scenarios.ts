@@ -495,7 +495,13 @@ const CHURN_PARAMS: GroupIntervals = { ...INTERVALS, activeGoal: 2 };
 const CI_HA_SCENARIOS = new Set(['sentinel-kill-master', 'sentinel-sigstop-master', 'cluster-migrate-slot']);
 
 /** The new fault kinds CI runs (about a minute together); the soak runs them all. */
-const CI_FAULT_SCENARIOS = new Set(['lagging-replica', 'lost-key', 'forged-announcements', 'same-id-restart']);
+const CI_FAULT_SCENARIOS = new Set([
+  'lagging-replica',
+  'lost-key',
+  'release-lost',
+  'forged-announcements',
+  'same-id-restart',
+]);
 
 /**
  * The feed and queue scenarios CI runs (about a minute together): a kill inside onMessage,

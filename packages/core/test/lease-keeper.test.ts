@@ -86,4 +86,26 @@ describe('the lease keeper', () => {
     await proposal;
     keeper.stop();
   });
+
+  it('deactivates at a failed renewal once its clock passed the deadline, before the deadline timer runs', async () => {
+    let now = 1000;
+    let lapsed = 0;
+    const keeper = new LeaseKeeper(
+      {
+        heartbeatInterval: H,
+        activationInterval: A,
+        preparationInterval: 0,
+        clockDrift: 0.01,
+        clock: { now: () => now },
+      },
+      leaseHost(() => Promise.reject(new Error('cut off')), { lapsed: () => lapsed++ }),
+    );
+    keeper.joined({ view: view(now), sentAt: now, midpoint: now + 1 });
+    keeper.arm();
+    // The clock steps past the deadline; the timer, on real time, is still about A away.
+    now += A;
+    await keeper.renew();
+    expect(lapsed).toBe(1);
+    keeper.stop();
+  });
 });

@@ -125,11 +125,16 @@ export class LeaseKeeper {
     this.#host.renewed(reply);
   }
 
-  /** A renewal failed: the next is due one H after it; the first failure of an outage is an advisory. */
+  /**
+   * A renewal failed: the next is due one H after it; the first failure of an outage is an
+   * advisory. A deadline that passed is acted on now, not when its timer runs (a clock that
+   * stepped forward passes it before the timer, which counts real time).
+   */
   #failed(error: unknown): void {
     const now = this.#s.clock.now();
     this.#lastStart = now;
     this.#host.emit({ outcome: 'failed', sentAt: now, receivedAt: now, leaseDeadline: this.#deadline, error });
+    this.check();
     if (error instanceof RedisUnavailableError && error.timedOut) this.#host.resetConnection();
     if (this.#down) return;
     this.#down = true;

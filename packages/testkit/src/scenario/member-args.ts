@@ -120,6 +120,11 @@ export type MemberCommand =
   | { cmd: 'stall'; ms: number }
   /** The next prepare handler takes `ms`, as an application warming up would. */
   | { cmd: 'slow-prepare'; ms: number }
+  /**
+   * Its clock steps forward by `ms` (an NTP step, a VM resumed): a lease it holds ends on its
+   * own clock while Redis still holds it.
+   */
+  | { cmd: 'clock-jump'; ms: number }
   | { cmd: 'leave' };
 
 /** What a member reports on stdout, one JSON object per line (its history file has the details). */
