@@ -33,9 +33,9 @@ end
 --   role, weight or membership, every grant, release, goal change and quarantine bumps the
 --   version (the activation interval, the mode and the epochs change only with it);
 -- - no quarantine, not even one that ended unclosed (a full renewal closes it with a reconcile:
---   it may have held back a preemption), and the member is not preparing; the next in line gets its watch deadline
---   only while every slot is held, without prepare hints (P = 0) and before any holder's lease
---   ended;
+--   it may have held back a preemption), and the member is not preparing; the next in line gets
+--   its watch deadline only while every slot is held, without prepare hints (P = 0) and before
+--   any holder's lease ended;
 -- - its record carries its nonce and weight; a holder's slot names it, with the epoch it claims
 --   and its nonce;
 -- - every key of the group exists (one deleted or evicted is lost state, S6);
