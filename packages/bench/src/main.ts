@@ -232,6 +232,13 @@ async function main(): Promise<void> {
     plots: [],
     failures,
   };
+  // The figures of `pnpm bench:join` and `pnpm bench:renewal` come from their own runs, which
+  // name themselves in the report: a full run keeps them.
+  if (!quick && existsSync(new URL('bench/results.json', docs))) {
+    const { joins, steady } = loadResults();
+    if (joins) results.joins = joins;
+    if (steady) results.steady = steady;
+  }
   results.targets = targets(results);
   process.stdout.write(`\n${consoleReport(results)}\n`);
   if (!quick) {
