@@ -41,7 +41,14 @@ export const startRedlock: StartCandidate = async (config, { id }, emit) => {
     const current = lock;
     if (!current || stopped) return;
     try {
-      lock = await current.extend(A);
+      const extended = await current.extend(A);
+      // Dropped while the extension was in flight (its validity ran out, or a leave): the loop
+      // no longer believes it holds, so the lock it extended is given back, not kept unseen.
+      if (lock !== current) {
+        await extended.release().catch(() => undefined);
+        return;
+      }
+      lock = extended;
       armValidity();
       extendTimer = setTimeout(extend, config.heartbeatMs);
     } catch {
