@@ -9,6 +9,15 @@ import { leaseHost, standbyView } from './helpers.js';
 const H = 1000;
 const A = 10_000;
 
+/** The keeper's settings, on a clock the test moves. */
+const settings = (now: () => number) => ({
+  heartbeatInterval: H,
+  activationInterval: A,
+  preparationInterval: 0,
+  clockDrift: 0.01,
+  clock: { now },
+});
+
 const view = (serverNow: number) => standbyView({ activationInterval: A, heartbeatInterval: H, serverNow, weight: 1 });
 
 /** A keeper whose host records each renewal sent; `reply(i)` answers the i-th. */
@@ -17,13 +26,7 @@ function keeperWithHost() {
   const sent: { sentAt: number; answer: (call: Call) => void }[] = [];
   const renewed: number[] = [];
   const keeper = new LeaseKeeper(
-    {
-      heartbeatInterval: H,
-      activationInterval: A,
-      preparationInterval: 0,
-      clockDrift: 0.01,
-      clock: { now: () => now },
-    },
+    settings(() => now),
     leaseHost(
       () => {
         const sentAt = now;
@@ -91,13 +94,7 @@ describe('the lease keeper', () => {
     let now = 1000;
     let lapsed = 0;
     const keeper = new LeaseKeeper(
-      {
-        heartbeatInterval: H,
-        activationInterval: A,
-        preparationInterval: 0,
-        clockDrift: 0.01,
-        clock: { now: () => now },
-      },
+      settings(() => now),
       leaseHost(() => Promise.reject(new Error('cut off')), { lapsed: () => lapsed++ }),
     );
     keeper.joined({ view: view(now), sentAt: now, midpoint: now + 1 });
