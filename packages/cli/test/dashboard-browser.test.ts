@@ -135,7 +135,11 @@ describe.skipIf(missing !== undefined)('the dashboard in a real browser', { time
       const killedAt = Date.now();
       wrapper.signal('SIGKILL');
       const sawAt = await monitorSaw;
-      await page.waitForFunction('window.shownAt !== undefined', undefined, { timeout: 5000 });
+      // A function, not an expression: Playwright polls an expression with eval in the page,
+      // which the dashboard's CSP (script-src 'self') refuses once the first check finds it false.
+      await page.waitForFunction(() => (globalThis as { shownAt?: number }).shownAt !== undefined, undefined, {
+        timeout: 5000,
+      });
       const shownAt = Number(await page.evaluate('window.shownAt'));
       console.info(
         `dashboard: failover seen by a monitor ${sawAt - killedAt} ms after the kill, ` +

@@ -151,6 +151,10 @@ describe('monitorGroup over three servers, when servers die', () => {
       monitor.on('change', (s) => events.push(`change ${summary(s)}`));
       monitor.on('unreachable', () => events.push('unreachable'));
       monitor.on('reachable', () => events.push('reachable'));
+      // monitorGroup resolves once Q servers read the group; the third may still be connecting
+      // (on a loaded machine), and a kill before it reads would leave one server of three.
+      const everyRead = () => 'servers' in monitor && monitor.servers().every((s) => s.reachable);
+      await waitFor(everyRead, 'every server read', 10_000);
       await servers[2]?.kill('SIGKILL');
       await monitor.refresh();
       expect(summary(monitor.snapshot())).toBe('1/1 a:active@0/4 b:standby');
