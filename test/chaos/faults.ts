@@ -1,9 +1,10 @@
 // The fault kinds of issue 13 (docs/RELIABILITY.md §2, §4): lost writes of a lagging replica,
 // lost keys, stale and forged announcements, members that come back with the same id or with
 // other parameters, aborts inside join / setWeight / leave, a slow link that is then cut, and
-// the split brain of a partitioned old master under Sentinel. Each one is a fault a service
-// running Redis lives with; all but slow-then-cut made the core of 54619f0 break a rule (the
-// finding each one shows, F13–F18 of RELIABILITY.md §7, is named where the scenario checks it).
+// the split brain of a partitioned old master under Sentinel; and, added since, a release lost
+// while Redis still holds the lease. Each one is a fault a service running Redis lives with; all
+// but slow-then-cut and release-lost made the core of 54619f0 break a rule (the finding each one
+// shows, F13–F18 of RELIABILITY.md §7, is named where the scenario checks it).
 import {
   AnnouncementRecorder,
   type GroupIntervals,
