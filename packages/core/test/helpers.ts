@@ -468,3 +468,35 @@ export function jumpingClock(): Clock & { jump(ms: number): void } {
     },
   };
 }
+
+/**
+ * S4 at the instant a reply comes back late: once `arm()`ed, `clock` jumps past the member's lease
+ * deadline as its next script request leaves (`onSend`, for `tappedRedis`), after the member took
+ * that renewal's t0; `seen` lists what the member did after the jump (`watch`).
+ */
+export function lateReplyProbe() {
+  const clock = jumpingClock();
+  const seen: string[] = [];
+  let leaseDeadline = 0;
+  let armed = false;
+  let jumped = false;
+  return {
+    clock,
+    seen,
+    onSend() {
+      if (!armed || jumped) return;
+      jumped = true;
+      clock.jump(leaseDeadline - clock.now() + 1);
+    },
+    arm() {
+      armed = true;
+    },
+    watch(member: Member) {
+      member.on('renewal', (r) => {
+        leaseDeadline = r.leaseDeadline;
+        if (jumped) seen.push(`renewal ${r.outcome}`);
+      });
+      member.on('deactivate', (info) => seen.push(`deactivate ${info.reason}`));
+    },
+  };
+}

@@ -1,7 +1,7 @@
 import { joinGroup, type Member } from '@understudy/core';
 import { plainRedis, type RedisServer, tappedRedis } from '@understudy/testkit';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { FAST, jumpingClock, uniqueGroup, waitFor } from './helpers.js';
+import { FAST, jumpingClock, lateReplyProbe, uniqueGroup, waitFor } from './helpers.js';
 
 // S4 at the instants where timers cannot help: a member's clock is made to jump past its lease
 // deadline between two of its own steps, so only the checks S4 asks for can notice.
@@ -29,32 +29,18 @@ describe('the lease deadline (S4)', () => {
   });
 
   it('is not extended by a renewal reply that arrives after it passed: the member deactivates first', async () => {
-    const clock = jumpingClock();
-    let leaseDeadline = 0;
-    let armed = false;
-    let jumped = false;
     // The jump happens as a renewal request leaves, after the member took its t0: by the time
     // the reply arrives, the lease that renewal would extend has run out on the member's clock.
-    const redis = tappedRedis(server.url, {
-      onSend: () => {
-        if (!armed || jumped) return;
-        jumped = true;
-        clock.jump(leaseDeadline - clock.now() + 1);
-      },
-    });
-    const member = await joinGroup({ redis, group: uniqueGroup('s4'), weight: 1, ...FAST, clock });
+    const probe = lateReplyProbe();
+    const redis = tappedRedis(server.url, { onSend: probe.onSend });
+    const member = await joinGroup({ redis, group: uniqueGroup('s4'), weight: 1, ...FAST, clock: probe.clock });
     members.push(member);
-    const seen: string[] = [];
-    member.on('renewal', (r) => {
-      leaseDeadline = r.leaseDeadline;
-      if (jumped) seen.push(`renewal ${r.outcome}`);
-    });
-    member.on('deactivate', (info) => seen.push(`deactivate ${info.reason}`));
+    probe.watch(member);
     await waitFor(() => member.isActive(), 'the member to activate', 5000);
-    armed = true;
+    probe.arm();
 
-    await waitFor(() => seen.length > 0, 'the reply to the renewal sent at the jump', 5000);
-    expect(seen[0]).toBe('deactivate lease-lost');
+    await waitFor(() => probe.seen.length > 0, 'the reply to the renewal sent at the jump', 5000);
+    expect(probe.seen[0]).toBe('deactivate lease-lost');
     redis.disconnect();
   });
 

@@ -10,7 +10,7 @@ import {
 } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { FAST, hrNow, jumpingClock, MemberProcess } from './helpers.js';
+import { FAST, hrNow, lateReplyProbe, MemberProcess } from './helpers.js';
 
 // Quorum mode (DESIGN §9) end to end: members over three independent real servers, each member
 // reaching them through chaos proxies of its own so that a test can cut any member's link to
@@ -158,16 +158,8 @@ describe('quorum mode over three servers', () => {
     // S4 over K servers (rule 9 of the soak's checker, quorum-majority-loss seed 3109142134: a
     // reply handled 0.9 ms after the deadline, before the deadline timer ran). The jump happens
     // as a renewal request leaves, after the member took its t0.
-    const clock = jumpingClock();
-    let leaseDeadline = 0;
-    let armed = false;
-    let jumped = false;
-    const onSend = () => {
-      if (!armed || jumped) return;
-      jumped = true;
-      clock.jump(leaseDeadline - clock.now() + 1);
-    };
-    const clients = servers.map((s) => tappedRedis(s.url, { onSend }));
+    const probe = lateReplyProbe();
+    const clients = servers.map((s) => tappedRedis(s.url, { onSend: probe.onSend }));
     try {
       const member = await joinGroup({
         ...STEADY,
@@ -175,19 +167,14 @@ describe('quorum mode over three servers', () => {
         group: uniqueGroup('quorum-s4'),
         memberId: 'late',
         weight: 1,
-        clock,
+        clock: probe.clock,
       });
       members.push(member);
-      const seen: string[] = [];
-      member.on('renewal', (r) => {
-        leaseDeadline = r.leaseDeadline;
-        if (jumped) seen.push(`renewal ${r.outcome}`);
-      });
-      member.on('deactivate', (info) => seen.push(`deactivate ${info.reason}`));
+      probe.watch(member);
       await waitFor(() => member.isActive(), 'the member to activate', 10_000);
-      armed = true;
-      await waitFor(() => seen.length > 0, 'the reply to the renewal sent at the jump', 5000);
-      expect(seen[0]).toBe('deactivate lease-lost');
+      probe.arm();
+      await waitFor(() => probe.seen.length > 0, 'the reply to the renewal sent at the jump', 5000);
+      expect(probe.seen[0]).toBe('deactivate lease-lost');
     } finally {
       for (const client of clients) client.disconnect();
     }
