@@ -134,7 +134,7 @@ export class LeaseKeeper {
     const now = this.#s.clock.now();
     this.#lastStart = now;
     this.#host.emit({ outcome: 'failed', sentAt: now, receivedAt: now, leaseDeadline: this.#deadline, error });
-    this.check();
+    if (!this.valid()) this.check();
     if (error instanceof RedisUnavailableError && error.timedOut) this.#host.resetConnection();
     if (this.#down) return;
     this.#down = true;
