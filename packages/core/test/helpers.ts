@@ -2,7 +2,6 @@ import { createHook } from 'node:async_hooks';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import type { Clock } from '@understudy/core';
 import {
   forgetGroup,
   type JoinOptions,
@@ -13,6 +12,7 @@ import {
   type QueueWorker,
   type RedisSource,
 } from '@understudy/core';
+import { jumpingClock } from '@understudy/core/testing';
 import { hrNow, maxOverlap, type RedisServer, runTypeScript, startRedis, waitFor } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import pino from 'pino';
@@ -455,17 +455,6 @@ export function leaseHost(send: () => Promise<Call>, over: Partial<LeaseHost> = 
     advise: () => undefined,
     log: pino({ level: 'silent' }),
     ...over,
-  };
-}
-
-/** The real monotonic clock, plus a jump a test can add. */
-export function jumpingClock(): Clock & { jump(ms: number): void } {
-  let offset = 0;
-  return {
-    now: () => performance.now() + offset,
-    jump(ms: number) {
-      offset += ms;
-    },
   };
 }
 

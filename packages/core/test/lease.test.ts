@@ -1,7 +1,8 @@
 import { joinGroup, type Member } from '@understudy/core';
+import { jumpingClock } from '@understudy/core/testing';
 import { plainRedis, type RedisServer, tappedRedis } from '@understudy/testkit';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { FAST, jumpingClock, lateReplyProbe, uniqueGroup, waitFor } from './helpers.js';
+import { FAST, lateReplyProbe, uniqueGroup, waitFor } from './helpers.js';
 
 // S4 at the instants where timers cannot help: a member's clock is made to jump past its lease
 // deadline between two of its own steps, so only the checks S4 asks for can notice.

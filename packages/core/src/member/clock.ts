@@ -13,6 +13,20 @@ export function driftingClock(rate: number): Clock {
   return { now: () => origin + (performance.now() - origin) * rate };
 }
 
+/**
+ * `base` (the real one by default) plus the steps a test adds with `jump(ms)`: an NTP step or a
+ * resumed VM, which ends a lease on the member's clock before its timers (real time) run.
+ */
+export function jumpingClock(base: Clock = monotonicClock): Clock & { jump(ms: number): void } {
+  let offset = 0;
+  return {
+    now: () => base.now() + offset,
+    jump(ms: number) {
+      offset += ms;
+    },
+  };
+}
+
 const BASE_MARGIN_MS = 2;
 const WINDOW_MS = 1000;
 const WINDOWS = 5;
