@@ -187,8 +187,8 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'L1',
     breaks: 'a lost-state quarantine does not look at the server: the next grant waits out a second one',
     file: LIB,
-    find: '    server_changed(G)\n    G.quarantine_until = G.now + G.activation',
-    replace: '    G.quarantine_until = G.now + G.activation',
+    find: '  if G.activation > 0 and not server_changed(G) then',
+    replace: '  if G.activation > 0 then',
     tests: [{ file: 'packages/core/test/lost-state.test.ts', name: 'costs one quarantine' }],
   },
   {

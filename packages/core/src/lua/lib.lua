@@ -581,8 +581,8 @@ end
 -- of server not noticed yet (`server_changed`) is found here too and quarantined from the same
 -- moment: a restart that lost writes costs one quarantine, not a second one at the next grant.
 lost_state = function(G, what)
-  if G.activation > 0 then
-    server_changed(G)
+  -- (A change of server found here sets the same quarantine itself.)
+  if G.activation > 0 and not server_changed(G) then
     G.quarantine_until = G.now + G.activation
     call('HSET', K.config, 'quarantineUntil', fmt(G.quarantine_until))
   end
