@@ -42,7 +42,7 @@ export interface QuorumGroupSnapshot extends GroupSnapshot {
 
 /** A transition as the servers logged it; each server logs its own copy. */
 export interface QuorumTransition extends Transition {
-  /** The servers (indices) whose logs hold this transition. */
+  /** The servers (indices, ascending) whose logs hold this transition. */
   servers: number[];
 }
 
@@ -181,7 +181,8 @@ export function mergeTransitions(logs: readonly (readonly Transition[] | undefin
     if (copy) copy.servers.push(server);
     else merged.push({ ...t, servers: [server], key });
   }
-  return merged.map(({ key: _key, ...t }) => t);
+  // Listed by index, not by which server logged its copy first.
+  return merged.map(({ key: _key, ...t }) => ({ ...t, servers: t.servers.sort((a, b) => a - b) }));
 }
 
 /**

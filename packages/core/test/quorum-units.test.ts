@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { combineSnapshots } from '../src/monitor/combine.js';
+import type { Transition } from '../src/monitor/history.js';
 import type { GroupSnapshot, MonitoredMember } from '../src/monitor/observe.js';
 import { validateQuorumSources } from '../src/options.js';
 import {
@@ -12,6 +13,7 @@ import {
   releaseAsked,
   tallyGrants,
 } from '../src/quorum.js';
+import { DEDUP_WINDOW_MS, mergeTransitions } from '../src/quorum-admin.js';
 
 // Quorum mode's rules (DESIGN §9) as pure functions, without Redis.
 
@@ -237,5 +239,21 @@ describe('quorum mode: the monitor counts a member active only when Q servers sh
     const c = member('c', { weight: 20 });
     const combined = combineSnapshots([server([c, b, a]), server([c, b, a]), server([c, a, b])], 2);
     expect(combined?.members.map((m) => `${m.rank}:${m.id}`)).toEqual(['1:c', '2:b', '3:a']);
+  });
+});
+
+describe("quorum mode: the servers' logs merged into one history", () => {
+  const join = (time: number): Transition => ({ id: `${time}-0`, time, type: 'join', member: 'm1', weight: 5 });
+
+  it('copies of one transition are one entry listing the servers by index, whichever logged first', () => {
+    const merged = mergeTransitions([[join(1002)], [join(1001)], [join(1000)]]);
+    expect(merged).toHaveLength(1);
+    expect(merged[0]?.servers).toEqual([0, 1, 2]);
+    expect(merged[0]?.time).toBe(1000);
+  });
+
+  it('copies further apart than the window, or from a server not read, are not merged with it', () => {
+    const merged = mergeTransitions([[join(1000)], undefined, [join(1001 + DEDUP_WINDOW_MS)]]);
+    expect(merged.map((t) => t.servers)).toEqual([[0], [2]]);
   });
 });
