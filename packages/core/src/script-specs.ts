@@ -277,7 +277,10 @@ export interface WorkerReply {
   lost: string[];
   /** Tasks this script moved to the dead letters, with their deliveries. */
   dead: { id: string; deliveries: number }[];
-  /** The earliest Redis time at which a lease lapses or a delivery expires (0: none). */
+  /**
+   * The earliest Redis time at which a lease lapses or a delivery expires (0: none), as a
+   * renewal reads it; -1 from the scripts that do not read it (a completion, a leave).
+   */
   reapAt: number;
   /**
    * Deliveries to this worker that came in the reply, not through its inbox (inbox elements, as

@@ -1,6 +1,7 @@
 // A completion hands the next task to its own worker in its reply, not through the inbox; a
 // renewal sends it again when that reply was lost (lua/queue/lib.lua `dispatch`, `resend`), and
-// the worker runs a delivery once however often it arrives.
+// the worker runs a delivery once however often it arrives. The worker a completion frees is
+// weighed against the others with room (the SPARE) without taking a place first.
 import { queueKeys } from '@understudy/core';
 import { describe, expect, it } from 'vitest';
 import { parseDelivery, RecentTokens } from '../src/queue/inbox.js';
@@ -51,7 +52,12 @@ describe('a delivery in a completion reply', () => {
     await queueScripts.enqueue(c, keys, { dataType: 's', data: 'two' });
     const calls = async (command: string) =>
       Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(await c.info('commandstats'))?.[1] ?? 0);
-    const [hsets, zranges] = [await calls('hset'), await calls('zrange')];
+    const [hsets, zranges, zadds, zrems] = [
+      await calls('hset'),
+      await calls('zrange'),
+      await calls('zadd'),
+      await calls('zrem'),
+    ];
     const done = await queueScripts.complete(c, keys, {
       workerId: 'ghost',
       taskId: first,
@@ -63,10 +69,12 @@ describe('a delivery in a completion reply', () => {
     expect(done.next).toHaveLength(1);
     // The next task's delivery record, the config's token, and the worker's record: once.
     expect((await calls('hset')) - hsets).toBe(3);
-    // The earliest lease and the two earliest expiries (reap: the reply's reapAt knows the next
-    // when the earliest went, here none), and the places once: the only one, filled, needs no
-    // second look.
-    expect((await calls('zrange')) - zranges).toBe(3);
+    // The places once: the only one, filled, needs no second look. The worker was full, so it had
+    // no place, and filled again it needs none: only the deadlines change (the completed task's
+    // removed, the next one's added).
+    expect((await calls('zrange')) - zranges).toBe(1);
+    expect((await calls('zadd')) - zadds).toBe(1);
+    expect((await calls('zrem')) - zrems).toBe(1);
   });
 
   it('is not used for bytes, which the reply would carry as text', async () => {
@@ -88,6 +96,63 @@ describe('a delivery in a completion reply', () => {
     expect(done.next).toEqual([]);
     const bytes = await c.lpopBuffer(keys.inbox('ghost'));
     expect(bytes && parseDelivery(bytes).data).toEqual(Buffer.from([0xff, 0x00, 0xfe]));
+  });
+});
+
+describe('a completion that frees a full worker', () => {
+  /**
+   * Worker `completer` holds a task; worker `other`, with room, joined after; `waiting` tasks were
+   * enqueued during a quarantine (written here) and wait until it ends. Then `completer` completes.
+   */
+  async function completeWhileOthersWait(weights: { completer: number; other: number }, waiting: number) {
+    const keys = queueKeys(uniqueGroup('q-spare'));
+    const c = observer();
+    await renewAsWorker(c, keys, { workerId: 'completer', weight: weights.completer, claims: [], joining: true });
+    const held = await queueScripts.enqueue(c, keys, { dataType: 's', data: 'held' });
+    const pushed = await c.lpopBuffer(keys.inbox('completer'));
+    if (!pushed) throw new Error('the completer got no task');
+    await renewAsWorker(c, keys, { workerId: 'other', weight: weights.other, claims: [], joining: true });
+    const redisNow = async () => Number((await c.time())[0]) * 1000 + Math.floor(Number((await c.time())[1]) / 1000);
+    const until = (await redisNow()) + 150;
+    await c.hset(keys.config, 'quarantineUntil', String(until), 'quarantineReason', 'test');
+    const tasks: string[] = [];
+    for (let i = 0; i < waiting; i++) tasks.push(await queueScripts.enqueue(c, keys, { dataType: 's', data: `t${i}` }));
+    expect(await c.llen(keys.inbox('other'))).toBe(0);
+    while ((await redisNow()) <= until) await new Promise((resolve) => setTimeout(resolve, 20));
+    const done = await queueScripts.complete(c, keys, {
+      workerId: 'completer',
+      taskId: held,
+      token: parseDelivery(pushed).token,
+      outcome: 'done',
+      tokenFloor: 0,
+      inline: true,
+    });
+    expect(done.status).toBe('done');
+    const toOther = await c.lpopBuffer(keys.inbox('other'));
+    return {
+      tasks,
+      toCompleter: done.next.map((e) => parseDelivery(Buffer.from(e)).id),
+      toOther: toOther ? [parseDelivery(toOther).id] : [],
+      places: await c.zrange(keys.order, '0', '-1'),
+    };
+  }
+
+  it('gives it the first task when it is heavier than the worker with room, and the next to that one', async () => {
+    const r = await completeWhileOthersWait({ completer: 5, other: 1 }, 2);
+    expect(r.toCompleter).toEqual([r.tasks[0]]);
+    expect(r.toOther).toEqual([r.tasks[1]]);
+    expect(r.places).toEqual([]);
+  });
+
+  it('gives the first task to a heavier worker with room, the next to it, and places it when none is left', async () => {
+    const both = await completeWhileOthersWait({ completer: 1, other: 5 }, 2);
+    expect(both.toOther).toEqual([both.tasks[0]]);
+    expect(both.toCompleter).toEqual([both.tasks[1]]);
+    expect(both.places).toEqual([]);
+    const one = await completeWhileOthersWait({ completer: 1, other: 5 }, 1);
+    expect(one.toOther).toEqual([one.tasks[0]]);
+    expect(one.toCompleter).toEqual([]);
+    expect(one.places).toEqual(['completer']);
   });
 });
 

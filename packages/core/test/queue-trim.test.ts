@@ -1,8 +1,9 @@
 // A completion acknowledges its task, and completions trim the acknowledged tasks from the stream
 // a whole node at a time (lua/queue/lib.lua `trim`): never a task still pending, and the depth
 // counts only what is not completed; a renewal that still claims a task just completed does not
-// take it back (its entry may still be in the stream). And a completion's reply names the next
-// expiry without reading the deadlines again (`earliest_expiry`).
+// take it back (its entry may still be in the stream). Only a renewal's reply names the next
+// moment to reap (a completion's says -1: not read), and a completion that comes after its
+// delivery expired is refused even when nothing reaped it yet.
 import { describeQueue, queueKeys } from '@understudy/core';
 import { describe, expect, it } from 'vitest';
 import { type Delivery, parseDelivery } from '../src/queue/inbox.js';
@@ -104,7 +105,7 @@ describe('the tasks stream', () => {
     expect(await describeQueue({ redis: server().url, queue })).toMatchObject({ depth: 0, inFlight: 0 });
   });
 
-  it("says in a completion's reply when the next delivery expires, the earliest having ended", async () => {
+  it("leaves the moment to reap to the renewals: a completion's reply says -1, a renewal's the earliest expiry", async () => {
     const keys = queueKeys(uniqueGroup('q-reap-at'));
     await renew(keys, 'a', 2, []);
     await renew(keys, 'b', 1, []);
@@ -123,6 +124,43 @@ describe('the tasks stream', () => {
       inline: false,
     });
     expect(done.status).toBe('done');
-    expect(done.reapAt).toBe(toB.expires);
+    expect(done.reapAt).toBe(-1);
+    const renewal = await renew(keys, 'b', 1, [{ id: toB.id, token: toB.token, expires: toB.expires }]);
+    expect(renewal.reapAt).toBe(toB.expires);
+  });
+
+  it('refuses a completion that comes after its delivery expired, before anything reaped it, and hands the task on', async () => {
+    const keys = queueKeys(uniqueGroup('q-expired'));
+    const join = (workerId: string, weight: number) =>
+      queueScripts.renew(observer(), keys, {
+        workerId,
+        weight,
+        capacity: 1,
+        completeTime: 50,
+        maxDeliveries: 5,
+        activationInterval: 60_000,
+        nonce: 'n',
+        host: 'h',
+        pid: 1,
+        tokenFloor: 0,
+        joining: true,
+        claims: [],
+      });
+    await join('slow', 2);
+    const id = await queueScripts.enqueue(observer(), keys, { dataType: 's', data: 'one' });
+    const delivery = await popDelivery(keys, 'slow');
+    await join('next', 1);
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    const late = await queueScripts.complete(observer(), keys, {
+      workerId: 'slow',
+      taskId: id,
+      token: delivery.token,
+      outcome: 'done',
+      tokenFloor: 0,
+      inline: false,
+    });
+    expect(late.status).toBe('stale');
+    expect(late.serverNow).toBeGreaterThan(delivery.expires);
+    expect(await popDelivery(keys, 'next')).toMatchObject({ id, deliveries: 2 });
   });
 });

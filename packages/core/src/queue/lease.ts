@@ -91,11 +91,15 @@ export class ReapWatch {
     this.#fire = fire;
   }
 
-  /** A script sent at `sentAt`, answered now, read Redis time `serverNow` and said `reapAt` (0: nothing). */
+  /**
+   * A script sent at `sentAt`, answered now, read Redis time `serverNow` and said `reapAt` (0:
+   * nothing to reap; negative: it did not look, as a completion, and the moment armed stays).
+   */
   arm(sentAt: number, serverNow: number, reapAt: number): void {
-    this.stop();
     this.#midpoint = (sentAt + this.#clock.now()) / 2;
     this.#serverNow = serverNow;
+    if (reapAt < 0) return;
+    this.stop();
     if (reapAt > 0) this.armBy(reapAt);
   }
 

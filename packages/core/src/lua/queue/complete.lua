@@ -24,11 +24,16 @@ local TRIM_EVERY = 16
 local id, task, token, floor = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
 local Q = load_queue()
 check_floor(Q, floor)
-reap(Q)
+-- A lapsed worker's tasks go back before anything is dispatched; other expired deliveries are
+-- found by the renewals timed to their expiry (reapAt), this one here: expired, it is not
+-- completed but withdrawn.
+reap_lapsed(Q)
 
 local status = 'stale'
 local r = read_delivery(task)
-if r and r.w == id and r.k == token then
+if r and r.w == id and r.k == token and r.e <= Q.now then
+  withdraw(Q, task, r, 'complete-time', true)
+elseif r and r.w == id and r.k == token then
   if ARGV[4] == 'done' then
     -- (0: the group no longer holds it, made again after lost state; nothing to trim by it.)
     local acked = call('XACK', K.tasks, GROUP, task) == 1
@@ -37,16 +42,13 @@ if r and r.w == id and r.k == token then
     if Q.seq % TRIM_EVERY == 0 then trim(acked and task) end
     call('HDEL', K.deliveries, task)
     call('ZREM', K.deadlines, task)
-    -- (The earliest delivery ended: the one after it is next, as `reap` read them.)
-    if Q.expiry_at and Q.expiry_task == task then
-      Q.expiry_at = Q.expiry_then
-    elseif not Q.expiry_at or r.e < Q.expiry_at then
-      Q.expiry_at = nil
-    end
     local w = read_worker(id)
     if w then
       -- Trimmed once it holds twice the receipts kept: one command per completion, not two.
       if call('LPUSH', receipts(id), fmt(token)) >= 2 * RECEIPTS then call('LTRIM', receipts(id), 0, RECEIPTS - 1) end
+      -- Full until now, it has no place: dispatch weighs it beside the places (SPARE in
+      -- queue/lib.lua) and, under load, fills it again at once.
+      if w.f >= w.c and w.f - 1 < w.c then SPARE = id end
       w.f = math.max(0, w.f - 1)
       -- Stored after dispatch, which may give the worker its next task (`saving`).
       write_worker(id, w, true)

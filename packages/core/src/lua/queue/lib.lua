@@ -124,10 +124,22 @@ local function read_worker(id)
   return w
 end
 
+-- A worker's dispatch score: the heaviest first, then the one whose latest delivery is oldest.
+local function score(w)
+  return (65535 - w.w) * TWO33 + w.q
+end
+
+-- Its place in the order set, while it has room. `SPARE`: the id of a worker that a completion
+-- freed and that has no place yet (it was full); `dispatch` weighs it beside the places, and
+-- `saving` places it if dispatch did not fill it (a ZADD and a ZREM less per task under load).
+local SPARE
+
 local function place(id, w)
+  local spare = SPARE == id
+  if spare then SPARE = nil end
   if w.f < w.c then
-    call('ZADD', K.order, fmt((65535 - w.w) * TWO33 + w.q), id)
-  else
+    call('ZADD', K.order, fmt(score(w)), id)
+  elseif not spare then
     call('ZREM', K.order, id)
   end
 end
@@ -137,12 +149,13 @@ local function save_worker(id, w)
   call('HSET', K.workers, id, cmsgpack.pack(RECORD, w.w, w.c, w.t, w.d, w.a, w.f, w.q, w.r or 0, w.n or '', w.h or '', w.p or 0))
 end
 
--- `later`: the record is placed now and stored by `saving`, once, whether or not dispatch
--- writes it again (a completion frees the worker that dispatch then fills: one HSET, not two).
+-- `later`: the record is stored by `saving`, once, whether or not dispatch writes it again (a
+-- completion frees the worker that dispatch then fills: one HSET, not two), and placed now, or
+-- there if it is the SPARE.
 local function write_worker(id, w, later)
   WORKERS[id] = w
   if later then UNSAVED[id] = true else save_worker(id, w) end
-  place(id, w)
+  if not (later and SPARE == id) then place(id, w) end
 end
 
 local function read_delivery(id)
@@ -161,7 +174,7 @@ local function write_delivery(id, r)
   call('HSET', K.deliveries, id, cmsgpack.pack(RECORD, r.k, r.n, r.d, r.e, r.w, r.l or '', r.i or 0))
 end
 
--- The earliest score of a sorted set (Redis ms), false when it is empty. A script reads the
+-- The earliest score of a sorted set (Redis ms), false when it is empty. A renewal reads the
 -- earliest lease deadline and delivery expiry once (Q.lease_at, Q.expiry_at, in `reap`) and keeps
 -- them while it changes the sets: nil where a change may have moved one (`reap_at` reads it again).
 local function earliest(key)
@@ -169,13 +182,10 @@ local function earliest(key)
   return score and tonumber(score) or false
 end
 
--- The earliest delivery expiry, as `earliest`, and which task it is (Q.expiry_task) and the one
--- after it (Q.expiry_then, false: none): a completion that ends the earliest delivery (under
--- load, the usual one) knows the next without reading the set again.
-local function earliest_expiry(Q)
-  local two = call('ZRANGE', K.deadlines, '0', '1', 'WITHSCORES')
-  Q.expiry_task, Q.expiry_then = two[1], two[4] and tonumber(two[4]) or false
-  return two[2] and tonumber(two[2]) or false
+-- The ids of a sorted set whose score (Redis ms) is due by now, at most REAP_BATCH, without their
+-- scores (a score in a reply costs Redis a floating-point print).
+local function due(Q, key)
+  return call('ZRANGEBYSCORE', key, '-inf', fmt(Q.now), 'LIMIT', '0', REAP_BATCH)
 end
 
 local function entry_fields(entry)
@@ -260,6 +270,7 @@ local function remove_worker(Q, id, reason)
   call('HDEL', K.workers, id)
   WORKERS[id] = nil
   UNSAVED[id] = nil
+  if SPARE == id then SPARE = nil end
   call('ZREM', K.leases, id)
   Q.lease_at = nil
   call('ZREM', K.order, id)
@@ -267,22 +278,32 @@ local function remove_worker(Q, id, reason)
   Q.changed = true
 end
 
--- Lapsed workers (not during a quarantine: the leases may be an older copy, and every live worker
--- renews within it) and expired deliveries; a range is read only when its earliest entry is due.
-local function reap(Q)
-  Q.lease_at, Q.expiry_at = earliest(K.leases), earliest_expiry(Q)
-  if Q.lease_at and Q.lease_at <= Q.now and not quarantined(Q) then
-    for _, id in ipairs(call('ZRANGEBYSCORE', K.leases, '-inf', fmt(Q.now), 'LIMIT', '0', REAP_BATCH)) do
-      remove_worker(Q, id, 'lease-lost')
-    end
+-- Workers whose lease lapsed (not during a quarantine: the leases may be an older copy, and every
+-- live worker renews within it): what they held goes back.
+local function reap_lapsed(Q)
+  if quarantined(Q) then return end
+  for _, id in ipairs(due(Q, K.leases)) do
+    remove_worker(Q, id, 'lease-lost')
   end
-  if Q.expiry_at and Q.expiry_at <= Q.now then
-    for _, id in ipairs(call('ZRANGEBYSCORE', K.deadlines, '-inf', fmt(Q.now), 'LIMIT', '0', REAP_BATCH)) do
-      local r = read_delivery(id)
-      if r then withdraw(Q, id, r, 'complete-time', true) else call('ZREM', K.deadlines, id) end
-    end
+end
+
+-- Deliveries that expired: their tasks wait for re-delivery, or go to the dead letters.
+local function reap_expired(Q)
+  for _, id in ipairs(due(Q, K.deadlines)) do
+    local r = read_delivery(id)
+    if r then withdraw(Q, id, r, 'complete-time', true) else call('ZREM', K.deadlines, id) end
     Q.expiry_at = nil
   end
+end
+
+-- Both. `precise` (a renewal, whose reply says reapAt): the earliest lease deadline and delivery
+-- expiry are read first, kept for `reap_at`, and the due ids of a set only when its earliest is
+-- due; otherwise (an enqueue, a leave: their replies say no reapAt) the due ids are read directly,
+-- one command per set either way.
+local function reap(Q, precise)
+  if precise then Q.lease_at, Q.expiry_at = earliest(K.leases), earliest(K.deadlines) end
+  if not precise or (Q.lease_at and Q.lease_at <= Q.now) then reap_lapsed(Q) end
+  if not precise or (Q.expiry_at and Q.expiry_at <= Q.now) then reap_expired(Q) end
 end
 
 -- Makes the keys agree again after some were lost: workers without a lease get one, leases and
@@ -331,6 +352,10 @@ end
 -- The keys of a queue must agree: a lease per worker, a delivery record per deadline, and the
 -- tasks stream while deliveries exist. A script that finds them disagreeing quarantines and rebuilds.
 local function verify_keys(Q)
+  if Q.exists and call('EXISTS', K.workers, K.leases, K.deliveries, K.deadlines, K.tasks) == 5 then
+    Q.stream = true
+    return
+  end
   local workers = call('HLEN', K.workers)
   local deliveries = call('HLEN', K.deliveries)
   local lost = {}
@@ -400,19 +425,23 @@ local function ensure_stream()
   if call('EXISTS', K.tasks) == 0 then call('XGROUP', 'CREATE', K.tasks, GROUP, '0', 'MKSTREAM') end
 end
 
--- A worker that may take a task now, best first, from `top` (the two first places): `skip` (the
--- worker a re-delivery comes back from) only when nobody else has room. Places of workers without
--- a record are dropped. Also returns the places it chose from.
+-- A worker that may take a task now, best first, from `top` (the two first places) and the SPARE:
+-- `skip` (the worker a re-delivery comes back from) only when nobody else has room. Places of
+-- workers without a record are dropped. Also returns the places it chose from.
 local function choose_worker(top, skip)
+  local id, w
   while true do
-    local id = top[1]
+    id = top[1]
     if id == skip and top[2] then id = top[2] end
-    if not id then return nil end
-    local w = read_worker(id)
-    if w then return id, w, top end
+    if not id then break end
+    w = read_worker(id)
+    if w then break end
     call('ZREM', K.order, id)
     top = call('ZRANGE', K.order, '0', '1')
   end
+  local spare = SPARE and WORKERS[SPARE]
+  if spare and (not id or (SPARE ~= skip and (id == skip or score(spare) < score(w)))) then return SPARE, spare, top end
+  return id, w, top
 end
 
 -- A delivery as the worker reads it: the header line, then the data:
@@ -432,7 +461,7 @@ local function dispatch(Q)
   if quarantined(Q) or not (Q.stream or call('EXISTS', K.tasks) == 1) then return end
   -- The places are read first: with nobody free, nothing else is (the server check included).
   local top = call('ZRANGE', K.order, '0', '1')
-  if not top[1] or server_changed(Q) or quarantined(Q) then return end
+  if not (top[1] or SPARE) or server_changed(Q) or quarantined(Q) then return end
   while true do
     local waiting = pending(Q, WAITING, 1)[1]
     local r = waiting and read_delivery(waiting[1])
@@ -471,10 +500,13 @@ local function dispatch(Q)
       end
       Q.changed = true
     end
-    -- The only place, now full: nobody has room (a ZRANGE less per task while all are busy).
-    if not top[2] and w.f >= w.c then return end
+    -- Nobody else has room: no other place was read, no SPARE waits, and the one chosen is full
+    -- now (a ZRANGE less per task while all are busy).
+    local other = top[1]
+    if other == id then other = top[2] end
+    if not (other or SPARE) and w.f >= w.c then return end
     top = call('ZRANGE', K.order, '0', '1')
-    if not top[1] then return end
+    if not (top[1] or SPARE) then return end
   end
 end
 
@@ -483,6 +515,7 @@ end
 -- so that what the script wrote before agrees.
 local function saving(step)
   local ok, err = pcall(step)
+  if SPARE then place(SPARE, WORKERS[SPARE]) end
   for id in pairs(UNSAVED) do save_worker(id, WORKERS[id]) end
   if not ok then error(err, 0) end
 end
@@ -521,9 +554,10 @@ end
 -- What a worker's script replies (the spec names its fields: test/script-specs.test.ts):
 -- Reply: 1 status  2 serverNow (Redis ms)  3 quarantineUntil  4 quarantineReason (why the latest
 --        quarantine began)  5 lost (tasks this worker no longer holds: { id, ... })  6 dead (dead
---        letters made: { id, deliveries, ... })  7 reapAt (`reap_at`)  8 next (deliveries to this
---        worker, as `dispatch` writes them: { element, ... })
-local function reply(Q, status, lost)
-  return { status, fmt(Q.now), fmt(Q.quarantine_until), Q.quarantine_reason, lost or {}, Q.dead, fmt(reap_at(Q)),
-    Q.handed }
+--        letters made: { id, deliveries, ... })  7 reapAt (`reap_at` after a `precise` reap; -1:
+--        not read, the worker keeps the moment it has)  8 next (deliveries to this worker, as
+--        `dispatch` writes them: { element, ... })
+-- (Times as integers, which need no text in Lua nor in the reply.)
+local function reply(Q, status, lost, at)
+  return { status, Q.now, Q.quarantine_until, Q.quarantine_reason, lost or {}, Q.dead, at or -1, Q.handed }
 end

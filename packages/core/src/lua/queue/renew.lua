@@ -29,7 +29,7 @@ check_floor(Q, floor)
 -- Renewals notice a change of server within H, also while no task waits to be dispatched.
 server_changed(Q)
 -- Lapsed workers go first: an id whose worker crashed is free again once its lease ran out.
-reap(Q)
+reap(Q, true)
 local w = read_worker(id)
 if w and w.n ~= nonce then
   announce(Q)
@@ -90,4 +90,4 @@ saving(function()
   dispatch(Q)
 end)
 announce(Q)
-return reply(Q, status, lost)
+return reply(Q, status, lost, reap_at(Q))
