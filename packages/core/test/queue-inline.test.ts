@@ -156,6 +156,59 @@ describe('a completion that frees a full worker', () => {
   });
 });
 
+describe('a task waiting for re-delivery', () => {
+  it('goes to the worker a completion frees before any new task, the queue having marked that one waits', async () => {
+    const keys = queueKeys(uniqueGroup('q-waiting'));
+    const c = observer();
+    const join = (workerId: string, weight: number, activationInterval: number) =>
+      queueScripts.renew(c, keys, {
+        workerId,
+        weight,
+        capacity: 1,
+        completeTime: 30_000,
+        maxDeliveries: 5,
+        activationInterval,
+        nonce: 'n',
+        host: 'h',
+        pid: 1,
+        tokenFloor: 0,
+        joining: true,
+        claims: [],
+      });
+    const pop = async (workerId: string) => {
+      const pushed = await c.lpopBuffer(keys.inbox(workerId));
+      if (!pushed) throw new Error(`nothing in the inbox of ${workerId}`);
+      return parseDelivery(pushed);
+    };
+    await join('dies', 2, 100);
+    await join('lives', 1, 60_000);
+    const lost = await queueScripts.enqueue(c, keys, { dataType: 's', data: 'lost' });
+    expect((await pop('dies')).id).toBe(lost);
+    await queueScripts.enqueue(c, keys, { dataType: 's', data: 'held' });
+    const held = await pop('lives');
+    await queueScripts.enqueue(c, keys, { dataType: 's', data: 'new' });
+    expect(await c.hget(keys.config, 'waiting')).not.toBe('1');
+    // `dies` stops renewing: the renewal of `lives` (still busy) takes its task back, and it waits.
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const renewal = await renewAsWorker(c, keys, {
+      workerId: 'lives',
+      claims: [{ id: held.id, token: held.token, expires: held.expires }],
+      joining: false,
+    });
+    expect(renewal.next).toEqual([]);
+    expect(await c.hget(keys.config, 'waiting')).toBe('1');
+    const done = await queueScripts.complete(c, keys, {
+      workerId: 'lives',
+      taskId: held.id,
+      token: held.token,
+      outcome: 'done',
+      tokenFloor: 0,
+      inline: true,
+    });
+    expect(done.next.map((e) => parseDelivery(Buffer.from(e)))).toMatchObject([{ id: lost, deliveries: 2 }]);
+  });
+});
+
 describe('RecentTokens', () => {
   it('takes a token once while it is kept, and forgets the oldest after keepMs', () => {
     const recent = new RecentTokens(100);

@@ -3,7 +3,8 @@
 // counts only what is not completed; a renewal that still claims a task just completed does not
 // take it back (its entry may still be in the stream). Only a renewal's reply names the next
 // moment to reap (a completion's says -1: not read), and a completion that comes after its
-// delivery expired is refused even when nothing reaped it yet.
+// delivery expired is refused even when nothing reaped it yet. A stream that lost its consumer
+// group gets it back, with a quarantine.
 import { describeQueue, queueKeys } from '@understudy/core';
 import { describe, expect, it } from 'vitest';
 import { type Delivery, parseDelivery } from '../src/queue/inbox.js';
@@ -162,5 +163,21 @@ describe('the tasks stream', () => {
     expect(late.status).toBe('stale');
     expect(late.serverNow).toBeGreaterThan(delivery.expires);
     expect(await popDelivery(keys, 'next')).toMatchObject({ id, deliveries: 2 });
+  });
+
+  it('gives a stream that lost its consumer group the group back, with a quarantine, when an enqueue dispatches', async () => {
+    const keys = queueKeys(uniqueGroup('q-nogroup'));
+    await renew(keys, 'busy', 2, []);
+    await renew(keys, 'free', 1, []);
+    await queueScripts.enqueue(observer(), keys, { dataType: 's', data: 'one' });
+    await popDelivery(keys, 'busy');
+    // Deleted and written again by hand: the stream is back, its group is not.
+    await observer().del(keys.tasks);
+    await observer().xadd(keys.tasks, '*', 't', 's', 'd', 'by hand');
+    const id = await queueScripts.enqueue(observer(), keys, { dataType: 's', data: 'two' });
+    expect(id).toMatch(/^\d+-\d+$/);
+    expect(await observer().hget(keys.config, 'quarantineReason')).toBe('lost-state:tasks');
+    const groups = (await observer().xinfo('GROUPS', keys.tasks)) as unknown[][];
+    expect(groups.map((g) => g[1])).toEqual(['workers']);
   });
 });

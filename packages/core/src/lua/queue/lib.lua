@@ -6,7 +6,8 @@
 -- KEYS (the same order in every queue script):
 --   1 config     hash    createdAt, replId, quarantineUntil, quarantineReason, token (newest delivery token),
 --                        seq (deliveries made: ties go to the least recent receiver),
---                        activationInterval (the longest A of any worker: a quarantine lasts it)
+--                        activationInterval (the longest A of any worker: a quarantine lasts it),
+--                        waiting ('1' while a task may wait for re-delivery: `dispatch` looks)
 --   2 workers    hash    worker id -> record (below): w = weight, c = capacity, t = completeTime,
 --                        d = maxDeliveries, a = activationInterval, f = tasks in flight,
 --                        q = seq of its latest delivery (0: none yet), r = when it got it (Redis ms),
@@ -195,18 +196,21 @@ local function entry_fields(entry)
   return f
 end
 
--- The tasks a consumer holds (oldest first). A stream that lost its consumer group (deleted and
--- written again by hand) gets it back, reading from the start: lost state, so a quarantine.
+-- A command on the consumer group. A stream that lost its group (deleted and written again by
+-- hand) gets it back, reading from the start: lost state, so a quarantine; the command is not run
+-- (nil). Any other error is raised as `call` raises it.
+local function in_group(Q, ...)
+  local reply = redis.pcall(...)
+  if type(reply) ~= 'table' or not reply.err then return reply end
+  if not string.find(reply.err, 'NOGROUP', 1, true) then return call(...) end
+  call('XGROUP', 'CREATE', K.tasks, GROUP, '0', 'MKSTREAM')
+  start_quarantine(Q, 'lost-state:tasks')
+  return nil
+end
+
+-- The tasks a consumer holds (oldest first).
 local function pending(Q, name, count)
-  count = count == 1 and '1' or fmt(count)
-  local reply = redis.pcall('XPENDING', K.tasks, GROUP, '-', '+', count, name)
-  if type(reply) == 'table' and reply.err then
-    if not string.find(reply.err, 'NOGROUP', 1, true) then call('XPENDING', K.tasks, GROUP, '-', '+', count, name) end
-    call('XGROUP', 'CREATE', K.tasks, GROUP, '0', 'MKSTREAM')
-    start_quarantine(Q, 'lost-state:tasks')
-    return {}
-  end
-  return reply
+  return in_group(Q, 'XPENDING', K.tasks, GROUP, '-', '+', count == 1 and '1' or fmt(count), name) or {}
 end
 
 -- Drops the acknowledged tasks from the stream, a whole node at a time (XTRIM MINID ~: an XDEL
@@ -218,6 +222,20 @@ local function trim(acked)
   local oldest = call('XPENDING', K.tasks, GROUP, '-', '+', '1')[1]
   local below = oldest and oldest[1] or acked
   if below then call('XTRIM', K.tasks, 'MINID', '~', below) end
+end
+
+-- Whether a task may wait for re-delivery (config `waiting`), so that a completion's dispatch looks
+-- at the `waiting` consumer only then; a renewal always looks, and sets it right.
+local function note_waiting(Q, waiting)
+  if waiting == Q.waiting then return end
+  Q.waiting = waiting
+  call('HSET', K.config, 'waiting', waiting and '1' or '0')
+end
+
+-- A task in flight waits for re-delivery: under the consumer `waiting`.
+local function wait_again(Q, id)
+  call('XCLAIM', K.tasks, GROUP, WAITING, '0', id, 'JUSTID')
+  note_waiting(Q, true)
 end
 
 -- Moves a task to the dead letters: out of the consumer group for good (acknowledged; `trim`
@@ -252,7 +270,7 @@ local function withdraw(Q, id, r, reason, counted)
   end
   r.l, r.w, r.e, r.i = r.w, '', 0, 0
   write_delivery(id, r)
-  call('XCLAIM', K.tasks, GROUP, WAITING, '0', id, 'JUSTID')
+  wait_again(Q, id)
   Q.changed = true
 end
 
@@ -296,14 +314,15 @@ local function reap_expired(Q)
   end
 end
 
--- Both. `precise` (a renewal, whose reply says reapAt): the earliest lease deadline and delivery
+-- Both. In a renewal (Q.renewal: its reply says reapAt) the earliest lease deadline and delivery
 -- expiry are read first, kept for `reap_at`, and the due ids of a set only when its earliest is
 -- due; otherwise (an enqueue, a leave: their replies say no reapAt) the due ids are read directly,
 -- one command per set either way.
-local function reap(Q, precise)
-  if precise then Q.lease_at, Q.expiry_at = earliest(K.leases), earliest(K.deadlines) end
-  if not precise or (Q.lease_at and Q.lease_at <= Q.now) then reap_lapsed(Q) end
-  if not precise or (Q.expiry_at and Q.expiry_at <= Q.now) then reap_expired(Q) end
+local function reap(Q)
+  local renewal = Q.renewal
+  if renewal then Q.lease_at, Q.expiry_at = earliest(K.leases), earliest(K.deadlines) end
+  if not renewal or (Q.lease_at and Q.lease_at <= Q.now) then reap_lapsed(Q) end
+  if not renewal or (Q.expiry_at and Q.expiry_at <= Q.now) then reap_expired(Q) end
 end
 
 -- Makes the keys agree again after some were lost: workers without a lease get one, leases and
@@ -331,10 +350,12 @@ local function rebuild(Q)
       r.w = ''
       write_delivery(id, r)
       call('ZREM', K.deadlines, id)
-      call('XCLAIM', K.tasks, GROUP, WAITING, '0', id, 'JUSTID')
+      wait_again(Q, id)
     end
   end
   Q.lease_at, Q.expiry_at = nil, nil
+  -- (Tasks may wait for re-delivery that no record says: the next dispatch looks.)
+  note_waiting(Q, true)
   local longest = Q.activation
   for id, w in pairs(workers) do
     if not call('ZSCORE', K.leases, id) then call('ZADD', K.leases, Q.now + w.a, id) end
@@ -374,7 +395,7 @@ end
 local function load_queue()
   local now = read_now()
   local c = call('HMGET', K.config, 'createdAt', 'replId', 'quarantineUntil', 'token', 'seq', 'activationInterval',
-    'quarantineReason')
+    'quarantineReason', 'waiting')
   local Q = {
     now = now,
     exists = c[1] ~= false,
@@ -384,6 +405,7 @@ local function load_queue()
     seq = config_number(c, 5, 'seq', MAX_TOKEN),
     activation = config_number(c, 6, 'activationInterval', MAX_INTERVAL),
     quarantine_reason = c[7] or '',
+    waiting = c[8] == '1',
     changed = false,
     checked_server = false,
     dead = {},
@@ -463,7 +485,11 @@ local function dispatch(Q)
   local top = call('ZRANGE', K.order, '0', '1')
   if not (top[1] or SPARE) or server_changed(Q) or quarantined(Q) then return end
   while true do
-    local waiting = pending(Q, WAITING, 1)[1]
+    local waiting
+    if Q.waiting or Q.renewal then
+      waiting = pending(Q, WAITING, 1)[1]
+      note_waiting(Q, waiting ~= nil)
+    end
     local r = waiting and read_delivery(waiting[1])
     local id, w
     id, w, top = choose_worker(top, r and r.l)
@@ -474,7 +500,7 @@ local function dispatch(Q)
       -- Trimmed or deleted by hand: Redis keeps the reference, the task itself is gone.
       if not entry then call('HDEL', K.deliveries, waiting[1]) end
     else
-      local read = call('XREADGROUP', 'GROUP', GROUP, consumer(id), 'COUNT', '1', 'STREAMS', K.tasks, '>')
+      local read = in_group(Q, 'XREADGROUP', 'GROUP', GROUP, consumer(id), 'COUNT', '1', 'STREAMS', K.tasks, '>')
       if not read then return end
       entry = read[1][2][1]
     end
@@ -554,7 +580,7 @@ end
 -- What a worker's script replies (the spec names its fields: test/script-specs.test.ts):
 -- Reply: 1 status  2 serverNow (Redis ms)  3 quarantineUntil  4 quarantineReason (why the latest
 --        quarantine began)  5 lost (tasks this worker no longer holds: { id, ... })  6 dead (dead
---        letters made: { id, deliveries, ... })  7 reapAt (`reap_at` after a `precise` reap; -1:
+--        letters made: { id, deliveries, ... })  7 reapAt (`reap_at`, in a renewal's reply; -1:
 --        not read, the worker keeps the moment it has)  8 next (deliveries to this worker, as
 --        `dispatch` writes them: { element, ... })
 -- (Times as integers, which need no text in Lua nor in the reply.)

@@ -21,6 +21,7 @@
 local id, nonce = ARGV[1], ARGV[7]
 local activation, floor = tonumber(ARGV[6]), tonumber(ARGV[10])
 local Q = load_queue()
+Q.renewal = true
 if activation > Q.activation then
   Q.activation = activation
   call('HSET', K.config, 'activationInterval', activation)
@@ -29,7 +30,7 @@ check_floor(Q, floor)
 -- Renewals notice a change of server within H, also while no task waits to be dispatched.
 server_changed(Q)
 -- Lapsed workers go first: an id whose worker crashed is free again once its lease ran out.
-reap(Q, true)
+reap(Q)
 local w = read_worker(id)
 if w and w.n ~= nonce then
   announce(Q)
