@@ -54,6 +54,18 @@ export function libraryOf(name: ScriptName): FunctionLibrary {
   return name.startsWith('queue/') ? functionLibrary('queue', QUEUE_SCRIPTS) : functionLibrary('group', GROUP_SCRIPTS);
 }
 
+const functionNames = new Map<ScriptName, string>();
+
+/** The name of a script's function in this version's library (worked out once per process). */
+function functionNameOf(name: ScriptName): string {
+  let named = functionNames.get(name);
+  if (named === undefined) {
+    named = functionName(libraryOf(name), name);
+    functionNames.set(name, named);
+  }
+  return named;
+}
+
 /** What a refused function call or load says about the server and the user; undefined: neither. */
 type Refusal = 'missing' | 'unavailable' | 'not-permitted' | 'exists' | 'clash' | 'rejected';
 
@@ -148,15 +160,18 @@ export async function callScript(
   readOnly: boolean,
 ): Promise<unknown> {
   const state = stateOf(connection);
-  const scripts = () => (readOnly ? state.readScripts : state.scripts);
-  if (!scripts()) {
+  if (!(readOnly ? state.readScripts : state.scripts)) {
     const library = libraryOf(name);
     if (state.mayLoad && !state.loaded.has(library.kind)) await loadOnce(connection, state, library);
-    const call = () =>
-      connection.call(readOnly ? 'fcall_ro' : 'fcall', functionName(library, name), keys.length, ...keys, ...argv);
-    for (let attempt = 0; !scripts(); attempt++) {
+    for (let attempt = 0; !(readOnly ? state.readScripts : state.scripts); attempt++) {
       try {
-        return await call();
+        return await connection.call(
+          readOnly ? 'fcall_ro' : 'fcall',
+          functionNameOf(name),
+          keys.length,
+          ...keys,
+          ...argv,
+        );
       } catch (error) {
         const reason = refusal(error);
         if (reason === 'missing' && attempt === 0 && state.mayLoad) {

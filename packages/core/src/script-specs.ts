@@ -422,6 +422,30 @@ export interface ScriptInvocation {
 
 type Scalar = string | number | Buffer;
 
+/** One ARGV entry of a spec, prepared once: its name, and the fields of each list element. */
+interface ArgumentSlot {
+  readonly name: string;
+  readonly flag: boolean;
+  /** A list's fields, in order; undefined for a single value. */
+  readonly fields?: readonly string[];
+}
+
+const argumentSlots = new Map<ScriptName, readonly ArgumentSlot[]>();
+
+/** The ARGV layout of a script (read from its spec once per process: every call lays out its arguments). */
+function slotsOf(name: ScriptName): readonly ArgumentSlot[] {
+  let slots = argumentSlots.get(name);
+  if (!slots) {
+    slots = Object.entries(SCRIPT_SPECS[name].argv as Readonly<Record<string, ArgumentKind>>).map(([arg, kind]) =>
+      typeof kind === 'string'
+        ? { name: arg, flag: kind === 'flag' }
+        : { name: arg, flag: false, fields: Object.keys(kind.list) },
+    );
+    argumentSlots.set(name, slots);
+  }
+  return slots;
+}
+
 /** Lays a call's named keys and arguments out in the script's positions. */
 export function scriptInvocation<N extends ScriptName>(
   name: N,
@@ -431,23 +455,35 @@ export function scriptInvocation<N extends ScriptName>(
   const spec: ScriptSpec = SCRIPT_SPECS[name];
   const named = args as Readonly<Record<string, unknown>>;
   const byName = keys as unknown as Readonly<Record<string, string | ((id: string) => string)>>;
-  return {
-    keys: spec.keys.map((key) => {
-      const entry = byName[key];
-      return typeof entry === 'function'
-        ? entry(String(named[ACTOR_KEYS[key as keyof typeof ACTOR_KEYS]]))
-        : String(entry);
-    }),
-    argv: Object.entries(spec.argv).flatMap(([arg, kind]): Scalar[] => {
-      const value = named[arg];
-      if (kind === 'flag') return [value ? '1' : '0'];
-      if (typeof kind === 'string') return [value as Scalar];
-      const fields = Object.keys(kind.list);
-      return (value as readonly Readonly<Record<string, Scalar>>[]).flatMap((entry) =>
-        fields.map((f) => entry[f] as Scalar),
-      );
-    }),
-  };
+  const keyList: string[] = [];
+  for (const key of spec.keys) {
+    const entry = byName[key];
+    keyList.push(
+      typeof entry === 'function' ? entry(String(named[ACTOR_KEYS[key as keyof typeof ACTOR_KEYS]])) : String(entry),
+    );
+  }
+  const argv: Scalar[] = [];
+  for (const slot of slotsOf(name)) {
+    const value = named[slot.name];
+    if (slot.fields) {
+      for (const entry of value as readonly Readonly<Record<string, Scalar>>[]) {
+        for (const field of slot.fields) argv.push(entry[field] as Scalar);
+      }
+    } else argv.push(slot.flag ? (value ? '1' : '0') : (value as Scalar));
+  }
+  return { keys: keyList, argv };
+}
+
+const replyFieldLists = new Map<object, readonly [string, ReplyField<unknown>][]>();
+
+/** A reply spec's fields in order, with their readers (listed once per process). */
+function replyFields(fields: Readonly<Record<string, ReplyField<unknown>>>): readonly [string, ReplyField<unknown>][] {
+  let list = replyFieldLists.get(fields);
+  if (!list) {
+    list = Object.entries(fields);
+    replyFieldLists.set(fields, list);
+  }
+  return list;
 }
 
 /** A script's reply with its entries named as its spec names them. */
@@ -462,14 +498,14 @@ export function parseReply<N extends ScriptName>(name: N, reply: unknown): Scrip
     }
     return { steady: true, serverNow, watchDeadline } as SteadyReply as ScriptReply<N>;
   }
-  const fields: Readonly<Record<string, ReplyField<unknown>>> = spec.shape === 'fields' ? spec.fields : VIEW_FIELDS;
-  const names = Object.keys(fields);
-  if (!Array.isArray(reply) || reply.length !== names.length) {
+  const fields = replyFields(spec.shape === 'fields' ? spec.fields : VIEW_FIELDS);
+  if (!Array.isArray(reply) || reply.length !== fields.length) {
     throw new ScriptError(name, `unexpected reply ${JSON.stringify(reply)}`);
   }
   const parsed: Record<string, unknown> = {};
-  names.forEach((field, i) => {
-    parsed[field] = (fields[field] as ReplyField<unknown>)(reply[i], name);
-  });
+  for (let i = 0; i < fields.length; i++) {
+    const [field, read] = fields[i] as [string, ReplyField<unknown>];
+    parsed[field] = read(reply[i], name);
+  }
   return parsed as ScriptReply<N>;
 }

@@ -209,6 +209,26 @@ describe('a task waiting for re-delivery', () => {
   });
 });
 
+describe('parseDelivery', () => {
+  it('reads an element the same from the inbox (bytes) and from a reply (text), text and JSON data alike', () => {
+    for (const [type, data, expected] of [
+      ['s', 'grüße ✓', 'grüße ✓'],
+      ['j', '{"t":1.5,"s":"ü"}', { t: 1.5, s: 'ü' }],
+    ] as const) {
+      const element = `1764-0 1764000000000123 2 1764000030000 ${type}\n${data}`;
+      const fromReply = parseDelivery(element);
+      expect(fromReply).toEqual({
+        id: '1764-0',
+        token: 1764000000000123,
+        deliveries: 2,
+        expires: 1764000030000,
+        data: expected,
+      });
+      expect(parseDelivery(Buffer.from(element))).toEqual(fromReply);
+    }
+  });
+});
+
 describe('RecentTokens', () => {
   it('takes a token once while it is kept, and forgets the oldest after keepMs', () => {
     const recent = new RecentTokens(100);

@@ -59,14 +59,23 @@ export function encodeData(data: unknown): [string, string | Buffer] {
 export function decodeData(fields: readonly Buffer[]): FeedData | undefined {
   if (fields.length !== 2) return undefined;
   const [name, value] = fields as [Buffer, Buffer];
-  switch (name.toString('latin1')) {
+  return decodeValue(name.toString('latin1'), value);
+}
+
+/**
+ * The data of a value whose field is `name`, as bytes or as text (a script's reply carries text
+ * and JSON as text: never bytes, which would not come back the same); undefined if understudy
+ * did not write it.
+ */
+export function decodeValue(name: string, value: Buffer | string): FeedData | undefined {
+  switch (name) {
     case TEXT:
-      return value.toString('utf8');
+      return typeof value === 'string' ? value : value.toString('utf8');
     case BYTES:
-      return value;
+      return typeof value === 'string' ? undefined : value;
     case JSON_TEXT:
       try {
-        return JSON.parse(value.toString('utf8')) as JsonValue;
+        return JSON.parse(typeof value === 'string' ? value : value.toString('utf8')) as JsonValue;
       } catch {
         return undefined;
       }

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { connect } from '../connections/pool.js';
 import { open, type RedisSource } from '../connections/settings.js';
-import { decodeData } from '../feed/encoding.js';
+import { decodeValue } from '../feed/encoding.js';
 import type { TaskData } from './types.js';
 
 /** One delivery as the dispatching script pushed it to a worker's inbox (lua/queue/lib.lua `dispatch`). */
@@ -15,7 +15,7 @@ export interface Delivery {
   data: TaskData;
 }
 
-const NEWLINE = 0x0a;
+const NEWLINE = '\n';
 
 /**
  * The tokens of the deliveries a worker received lately: a delivery that came in a script's reply
@@ -43,16 +43,22 @@ export class RecentTokens {
   }
 }
 
-/** A delivery from its inbox element: the header line, then the data as the task's stream entry has it. */
-export function parseDelivery(element: Buffer): Delivery {
+/**
+ * A delivery from its inbox element: the header line, then the data as the task's stream entry
+ * has it. As bytes from the inbox, or as text from a script's reply (text and JSON data only).
+ */
+export function parseDelivery(element: Buffer | string): Delivery {
   const end = element.indexOf(NEWLINE);
-  const [id, token, deliveries, expires, type] = element.subarray(0, end).toString('latin1').split(' ');
+  const text = typeof element === 'string';
+  const header = text ? element.slice(0, end) : element.subarray(0, end).toString('latin1');
+  const [id, token, deliveries, expires, type = ''] = header.split(' ');
+  const value = text ? element.slice(end + 1) : element.subarray(end + 1);
   return {
     id: id ?? '',
     token: Number(token),
     deliveries: Number(deliveries),
     expires: Number(expires),
-    data: decodeData([Buffer.from(type ?? ''), element.subarray(end + 1)]) ?? element.subarray(end + 1),
+    data: decodeValue(type, value) ?? value,
   };
 }
 

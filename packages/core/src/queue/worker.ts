@@ -271,7 +271,7 @@ export class QueueWorker extends Participant<WorkerEvents> {
 
   /** Deliveries that came in a script's reply (inbox elements, as text). */
   #handOver(elements: readonly string[]): void {
-    for (const element of elements) this.#onDelivery(parseDelivery(Buffer.from(element)));
+    for (const element of elements) this.#onDelivery(parseDelivery(element));
   }
 
   #onDelivery(delivery: Delivery): void {
