@@ -35,6 +35,14 @@ export async function runQueueFamily(
   context.progress(`queue: starting ${most} worker processes`);
   const pool = await spawn(context, most);
   try {
+    // Unmeasured first, one run per system on every worker process: the processes compile a
+    // system's code on its first tasks (each system's first measured run was its slowest).
+    const warmUp = Math.max(...settings.workerCounts);
+    for (const { system } of results) {
+      await throughputRun(context, system, pool, warmUp, 0, settings.throughputTasks).catch((error: unknown) => {
+        context.progress(`queue ${system.label}: warm-up run: ${describe(error)}`);
+      });
+    }
     // Cell by cell, the systems take turns run by run: a change in the machine's load falls on all.
     for (const taskMs of settings.taskMs) {
       for (const workers of settings.workerCounts) {
