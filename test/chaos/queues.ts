@@ -3,6 +3,8 @@
 // harness enqueues tasks on its own connection and, after a quiet period, reads what is left
 // and what reached the dead letters. Rules 15–17 of the history checker judge the run: a task
 // in flight at one worker at a time, no accepted completion from a stale token, nothing lost.
+
+import { queueKeys } from '../../packages/core/src/index.js';
 import type {
   HistoryEvent,
   MemberProcess,
@@ -193,6 +195,50 @@ const failover: Scenario = {
   measure: queueFigures,
 };
 
+/**
+ * What a lost-key round may DEL: a key of the queue (not the tasks stream, whose loss is the loss
+ * of the tasks themselves), or a live worker's inbox.
+ */
+const QUEUE_LOSABLE = ['config', 'workers', 'leases', 'order', 'deliveries', 'deadlines', 'inbox'] as const;
+const QUEUE_LOST_KEY_ROUNDS = 3;
+
+/**
+ * A key of the queue DELeted while tasks are in flight (an operator's DEL, an eviction): the
+ * scripts must find the loss before they dispatch on it (S6 for queues: quarantine, rebuild, the
+ * workers' claims taken back into the records) and lose no task. It tries the one-command key
+ * check of a completion (all five keys there, else the counts), the flag that says a task waits
+ * for re-delivery (lost with the config), and the rebuild that hands tasks back.
+ */
+const lostKey: Scenario = {
+  name: 'queue-lost-key',
+  title: `tasks every 25 ms over two workers; a random key of the queue (not the tasks stream) or a worker's inbox DELeted while tasks are in flight, ${QUEUE_LOST_KEY_ROUNDS} times`,
+  criteria: 'a task was in flight at each DEL; every task completes or reaches the dead letters (nothing lost)',
+  params: NO_GROUP,
+  members: [],
+  queue: QUEUE,
+  async run(run) {
+    await startWorkers(run, ['w1', 'w2']);
+    const keys = queueKeys(run.queueName);
+    const tasks = enqueueing(run, Number.POSITIVE_INFINITY, 25, () => run.random.int(50, 300));
+    await withTasks(run, tasks, async () => {
+      await run.sleep(run.A);
+      for (let round = 1; round <= QUEUE_LOST_KEY_ROUNDS; round++) {
+        const busy = await busyWorker(run);
+        const kind = run.random.pick(QUEUE_LOSABLE);
+        const key = kind === 'inbox' ? keys.inbox(busy.id) : keys[kind];
+        const description = `DEL ${kind === 'inbox' ? `the inbox of ${busy.id}` : kind} (${round})`;
+        run.note(`del-${round}`);
+        await run.fault(description, () => run.admin('DEL', key));
+        await run.heal(description);
+        await run.sleep(2 * run.A);
+      }
+    });
+  },
+  verify: (outcome) =>
+    Array.from({ length: QUEUE_LOST_KEY_ROUNDS }, (_, i) => inFlightAt(outcome, `del-${i + 1}`)).flat(),
+  measure: queueFigures,
+};
+
 function killedMidTask(history: readonly HistoryEvent[], worker: string): boolean {
   const open = new Set<string>();
   for (const e of history) {
@@ -229,4 +275,4 @@ function queueFigures(outcome: ScenarioOutcome): Record<string, number> {
   };
 }
 
-export const QUEUE_SCENARIOS: readonly Scenario[] = [workerFaults, slowHandler, redisRestart, failover];
+export const QUEUE_SCENARIOS: readonly Scenario[] = [workerFaults, slowHandler, redisRestart, failover, lostKey];

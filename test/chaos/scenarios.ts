@@ -504,20 +504,21 @@ const CI_FAULT_SCENARIOS = new Set([
 ]);
 
 /**
- * The feed and queue scenarios CI runs (about a minute together): a kill inside onMessage,
- * workers killed and frozen mid-task, a handler slower than completeTime, a Redis restart with
- * tasks in flight; the soak adds the failover of a replicated pair.
+ * The feed and queue scenarios CI runs (about 70 s together): a kill inside onMessage, workers
+ * killed and frozen mid-task, a handler slower than completeTime, a Redis restart with tasks in
+ * flight, keys of the queue deleted; the soak adds the failover of a replicated pair.
  */
 const CI_MESSAGE_SCENARIOS = new Set([
   'feed-kill-mid-message',
   'queue-worker-faults',
   'queue-slow-handler',
   'queue-redis-restart',
+  'queue-lost-key',
 ]);
 
 /**
  * The CI profile's scenarios: every fixed one, some of the new fault kinds, three on Sentinel
- * and Cluster, four of the feed and queues, then churn. CI runs each once.
+ * and Cluster, five of the feed and queues, then churn. CI runs each once.
  */
 export const SCENARIOS: readonly Scenario[] = [
   ...FIXED_SCENARIOS,

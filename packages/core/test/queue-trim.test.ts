@@ -4,7 +4,8 @@
 // take it back (its entry may still be in the stream). Only a renewal's reply names the next
 // moment to reap (a completion's says -1: not read), and a completion that comes after its
 // delivery expired is refused even when nothing reaped it yet. A stream that lost its consumer
-// group gets it back, with a quarantine.
+// group gets it back, with a quarantine; a completion whose delivery record was lost, of a task
+// still pending at its worker, is taken as that worker's (S6), not refused and left pending.
 import { describeQueue, queueKeys } from '@understudy/core';
 import { describe, expect, it } from 'vitest';
 import { type Delivery, parseDelivery } from '../src/queue/inbox.js';
@@ -179,5 +180,30 @@ describe('the tasks stream', () => {
     expect(await observer().hget(keys.config, 'quarantineReason')).toBe('lost-state:tasks');
     const groups = (await observer().xinfo('GROUPS', keys.tasks)) as unknown[][];
     expect(groups.map((g) => g[1])).toEqual(['workers']);
+  });
+
+  it("takes the completion of a task whose delivery record was lost as its worker's, the task being pending at that worker", async () => {
+    for (const outcome of ['done', 'failed'] as const) {
+      const keys = queueKeys(uniqueGroup(`q-lost-record-${outcome}`));
+      await renew(keys, 'holder', 1, []);
+      const id = await queueScripts.enqueue(observer(), keys, { dataType: 's', data: 'one' });
+      const delivery = await popDelivery(keys, 'holder');
+      await observer().del(keys.deliveries);
+      const reply = await queueScripts.complete(observer(), keys, {
+        workerId: 'holder',
+        taskId: id,
+        token: delivery.token,
+        outcome,
+        tokenFloor: delivery.token,
+        inline: false,
+      });
+      expect(reply.status).toBe(outcome === 'done' ? 'done' : 'retry');
+      expect(reply.quarantineReason).toMatch(/^lost-state:/);
+      // Not left pending at the worker (where nothing would ever hand it on): completed, or waiting.
+      const pendingAtHolder = (await observer().xpending(keys.tasks, 'workers', '-', '+', 10, 'w:holder')) as unknown[];
+      expect(pendingAtHolder).toEqual([]);
+      const waiting = (await observer().xpending(keys.tasks, 'workers', '-', '+', 10, 'waiting')) as unknown[][];
+      expect(waiting.map((p) => p[0])).toEqual(outcome === 'done' ? [] : [id]);
+    }
   });
 });
