@@ -20,6 +20,7 @@ import { afterAll, afterEach, beforeAll } from 'vitest';
 import { FeedReader, type FeedReaderOptions } from '../src/feed/reader.js';
 import type { Call } from '../src/member/calls.js';
 import type { LeaseHost } from '../src/member/lease.js';
+import { type Delivery, parseDelivery } from '../src/queue/inbox.js';
 import type { QueueKeys } from '../src/queue/keys.js';
 import type { MemberView } from '../src/script-specs.js';
 import { queueScripts } from '../src/scripts.js';
@@ -424,15 +425,17 @@ export function renewAsWorker(
     weight?: number;
     claims: { id: string; token: number; expires: number }[];
     joining: boolean;
+    completeTime?: number;
+    activationInterval?: number;
   },
 ) {
   return queueScripts.renew(redis, keys, {
     workerId: worker.workerId,
     weight: worker.weight ?? 1,
     capacity: 1,
-    completeTime: 30_000,
+    completeTime: worker.completeTime ?? 30_000,
     maxDeliveries: 5,
-    activationInterval: 60_000,
+    activationInterval: worker.activationInterval ?? 60_000,
     nonce: 'n',
     host: 'h',
     pid: 1,
@@ -440,6 +443,13 @@ export function renewAsWorker(
     joining: worker.joining,
     claims: worker.claims,
   });
+}
+
+/** The next delivery in a worker's inbox, as the dispatching script pushed it; throws when there is none. */
+export async function popDelivery(redis: Redis, keys: QueueKeys, workerId: string): Promise<Delivery> {
+  const pushed = await redis.lpopBuffer(keys.inbox(workerId));
+  if (!pushed) throw new Error(`nothing in the inbox of ${workerId}`);
+  return parseDelivery(pushed);
 }
 
 /** A lease keeper's host that sends with `send` and ignores everything else, unless told. */

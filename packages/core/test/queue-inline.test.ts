@@ -6,7 +6,7 @@ import { queueKeys } from '@understudy/core';
 import { describe, expect, it } from 'vitest';
 import { parseDelivery, RecentTokens } from '../src/queue/inbox.js';
 import { queueScripts } from '../src/scripts.js';
-import { fileServer, renewAsWorker, uniqueGroup } from './helpers.js';
+import { fileServer, popDelivery, renewAsWorker, uniqueGroup } from './helpers.js';
 
 const { observer } = fileServer();
 
@@ -161,25 +161,8 @@ describe('a task waiting for re-delivery', () => {
     const keys = queueKeys(uniqueGroup('q-waiting'));
     const c = observer();
     const join = (workerId: string, weight: number, activationInterval: number) =>
-      queueScripts.renew(c, keys, {
-        workerId,
-        weight,
-        capacity: 1,
-        completeTime: 30_000,
-        maxDeliveries: 5,
-        activationInterval,
-        nonce: 'n',
-        host: 'h',
-        pid: 1,
-        tokenFloor: 0,
-        joining: true,
-        claims: [],
-      });
-    const pop = async (workerId: string) => {
-      const pushed = await c.lpopBuffer(keys.inbox(workerId));
-      if (!pushed) throw new Error(`nothing in the inbox of ${workerId}`);
-      return parseDelivery(pushed);
-    };
+      renewAsWorker(c, keys, { workerId, weight, claims: [], joining: true, activationInterval });
+    const pop = (workerId: string) => popDelivery(c, keys, workerId);
     await join('dies', 2, 100);
     await join('lives', 1, 60_000);
     const lost = await queueScripts.enqueue(c, keys, { dataType: 's', data: 'lost' });

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { type Delivery, parseDelivery } from '../src/queue/inbox.js';
 import type { QueueKeys } from '../src/queue/keys.js';
 import { queueScripts } from '../src/scripts.js';
-import { fileServer, renewAsWorker, unfinishedTasks, uniqueGroup } from './helpers.js';
+import { fileServer, popDelivery as popInbox, renewAsWorker, unfinishedTasks, uniqueGroup } from './helpers.js';
 
 const { server, observer } = fileServer();
 
@@ -22,11 +22,7 @@ const renew = (
   claims: { id: string; token: number; expires: number }[],
 ) => renewAsWorker(observer(), keys, { workerId, weight, claims, joining: claims.length === 0 });
 
-async function popDelivery(keys: QueueKeys, workerId: string) {
-  const pushed = await observer().lpopBuffer(keys.inbox(workerId));
-  if (!pushed) throw new Error(`nothing in the inbox of ${workerId}`);
-  return parseDelivery(pushed);
-}
+const popDelivery = (keys: QueueKeys, workerId: string) => popInbox(observer(), keys, workerId);
 
 /** Completes `count` deliveries: `first`, then each next one a completion hands back in its reply; returns the last handed back. */
 async function completeChain(keys: QueueKeys, workerId: string, first: Delivery, count: number): Promise<Delivery> {
@@ -134,20 +130,7 @@ describe('the tasks stream', () => {
   it('refuses a completion that comes after its delivery expired, before anything reaped it, and hands the task on', async () => {
     const keys = queueKeys(uniqueGroup('q-expired'));
     const join = (workerId: string, weight: number) =>
-      queueScripts.renew(observer(), keys, {
-        workerId,
-        weight,
-        capacity: 1,
-        completeTime: 50,
-        maxDeliveries: 5,
-        activationInterval: 60_000,
-        nonce: 'n',
-        host: 'h',
-        pid: 1,
-        tokenFloor: 0,
-        joining: true,
-        claims: [],
-      });
+      renewAsWorker(observer(), keys, { workerId, weight, claims: [], joining: true, completeTime: 50 });
     await join('slow', 2);
     const id = await queueScripts.enqueue(observer(), keys, { dataType: 's', data: 'one' });
     const delivery = await popDelivery(keys, 'slow');
