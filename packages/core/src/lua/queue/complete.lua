@@ -33,12 +33,12 @@ local status = 'stale'
 local r = read_delivery(task)
 if not r and #(in_group(Q, 'XPENDING', K.tasks, GROUP, task, task, '1', consumer(id)) or {}) == 1 then
   -- Lost state (S6): no record, and the task is still pending at this worker, so no other worker
-  -- was given it since; the claim is taken back into a record, as a renewal's would be (a
-  -- completion refused here would leave it pending at a worker that no longer runs it).
+  -- was given it since; the claim is taken as the record, as a renewal's would be (a completion
+  -- refused here would leave it pending at a worker that no longer runs it). `done` deletes the
+  -- record and `failed` writes it (withdraw): neither needs it stored first.
   local w = read_worker(id)
   if not quarantined(Q) then start_quarantine(Q, 'lost-state:deliveries') end
   r = { w = id, k = token, n = 1, d = w and w.d or 1, e = Q.now + 1, l = '', i = 0 }
-  write_delivery(task, r)
 end
 if r and r.w == id and r.k == token and r.e <= Q.now then
   withdraw(Q, task, r, 'complete-time', true)

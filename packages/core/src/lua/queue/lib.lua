@@ -316,8 +316,8 @@ end
 
 -- Both. In a renewal (Q.renewal: its reply says reapAt) the earliest lease deadline and delivery
 -- expiry are read first, kept for `reap_at`, and the due ids of a set only when its earliest is
--- due; otherwise (an enqueue, a leave: their replies say no reapAt) the due ids are read directly,
--- one command per set either way.
+-- due (one command per set, two when it is); otherwise (an enqueue, a leave: their replies say no
+-- reapAt) the due ids are read directly, one command per set.
 local function reap(Q)
   local renewal = Q.renewal
   if renewal then Q.lease_at, Q.expiry_at = earliest(K.leases), earliest(K.deadlines) end
