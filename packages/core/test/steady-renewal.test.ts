@@ -124,12 +124,13 @@ describe('a renewal where nothing changed', () => {
     expect(a.view).toEqual({ ...before, serverNow: a.view?.serverNow });
     expect(a.view?.role).toBe('active');
     expect(c.view?.role).toBe('standby');
-    // needs_reconcile's ZRANGEBYSCORE runs on every full renewal; the view's HGETALL of the
-    // config and reading of every record never run; nothing is announced or logged.
-    // The scripts run as functions (FCALL), or as scripts where the server has none.
+    // verify_keys' counts (HLEN) and read_slots' HGETALL run on every full renewal; nothing is
+    // announced or logged. The scripts run as functions (FCALL), or as scripts where the server has none.
     expect((calls.get('fcall') ?? 0) + (calls.get('evalsha') ?? 0) + (calls.get('eval') ?? 0)).toBe(4);
-    for (const full of ['zrangebyscore', 'spublish', 'xadd', 'hset', 'zcount'])
+    for (const full of ['hlen', 'hgetall', 'spublish', 'xadd', 'hset', 'zcount'])
       expect(calls.get(full) ?? 0, full).toBe(0);
+    // Each looks for a lapsed lease once (one ZRANGEBYSCORE … LIMIT 0 1: no score is printed).
+    expect(calls.get('zrangebyscore')).toBe(4);
     // Each extends its lease, or finds it extended already (a renewal in the same ms as the last).
     expect((calls.get('zadd') ?? 0) + (calls.get('zscore') ?? 0)).toBe(4);
     expect(calls.get('set')).toBe(4);

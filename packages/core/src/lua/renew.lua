@@ -39,7 +39,8 @@ end
 -- - its record carries its nonce and weight; a holder's slot names it, with the epoch it claims
 --   and its nonce;
 -- - every key of the group exists (one deleted or evicted is lost state, S6);
--- - no lease has lapsed (the earliest one);
+-- - no lease has lapsed (none scores at or below now: read without scores, which Redis 7.0
+--   prints as doubles at a cost);
 -- - its lease ends exactly where it was told (S6: leases restored from an older copy end
 --   earlier), and is extended by the time that passed since (ZADD INCR: one command for both).
 -- Every config value read is one the scripts could have written (`read_config` refuses anything
@@ -51,7 +52,8 @@ end
 -- them. Anything that does not match exactly, or an error (a key of the wrong type), takes the
 -- full renewal below, which decides and reports as always (CORRUPT for a value the scripts never
 -- write); what is written before a check fails is written by it too (the heartbeat key), or put
--- back (the lease). Returns the server's time (and the watch deadline), or nil.
+-- back (the lease). Numbers go to Redis as '%d' strings (Lua would print them as doubles).
+-- Returns the server's time (and the watch deadline), or nil.
 local function steady()
   local told = tonumber(ARGV[16])
   if not told or told <= 0 then return nil end
@@ -105,8 +107,7 @@ local function steady()
     end
   end
   if redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4], KEYS[6], KEYS[5]) ~= (held > 0 and 5 or 4) then return nil end
-  local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-  if tonumber(first[2]) <= now then return nil end
+  if redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', string.format('%d', now), 'LIMIT', '0', '1')[1] then return nil end
   local activation = tonumber(c[9])
   -- XX: a member without a lease is not added here. Told in this very ms (by = 0): GT would
   -- refuse the increment, and there is nothing to extend.
@@ -115,7 +116,7 @@ local function steady()
     local score = tonumber(redis.call('ZSCORE', KEYS[3], id))
     if not score or score < told then return nil end
   else
-    local extended = tonumber(redis.call('ZADD', KEYS[3], 'XX', 'GT', 'INCR', by, id) or nil)
+    local extended = tonumber(redis.call('ZADD', KEYS[3], 'XX', 'GT', 'INCR', string.format('%d', by), id) or nil)
     if not extended then return nil end
     if extended ~= now + activation then
       local old = extended - by
@@ -128,7 +129,7 @@ local function steady()
     end
   end
   -- The visible heartbeat (`heartbeat_key`).
-  redis.call('SET', KEYS[7], role, 'PX', activation)
+  redis.call('SET', KEYS[7], role, 'PX', c[9])
   if watch then return { now, watch } end
   return now
 end
