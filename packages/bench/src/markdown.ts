@@ -286,7 +286,11 @@ function anatomyText(r: BenchResults): string {
       ? `Of the back-to-back time (this run sent the scripts with EVALSHA, before the function library): **${f(lib)} µs** rebuild lib.lua's ~30 \`local function\`s on every call (\`lib.lua + return 0\` minus \`return 0\`); **${f(nestedHot)} µs** are the ${sum(base.hot.nested, 'perRenewal').toFixed(0)} commands the script runs (\`commandstats\` counts commands inside scripts); ` +
         `**${f(o.emptyUs)} µs** is the bare EVALSHA; the remaining **${f(rest - lib)} µs** is the Lua work in between (cjson decoding of the member and slot records, building the 15-field reply, \`string.format\`, and the garbage all of it leaves for Lua's collector).`
       : `Of the back-to-back time: **${f(nestedHot)} µs** are the ${sum(base.hot.nested, 'perRenewal').toFixed(0)} commands the script runs (\`commandstats\` counts commands inside scripts); ` +
-        `**${f(o.emptyUs)} µs** is a bare call; the remaining **${f(rest)} µs** is the Lua work in between (lib.lua's per-call values, cjson decoding of the member and slot records, building the 15-field reply, \`string.format\`, and the garbage all of it leaves for Lua's collector). ` +
+        `**${f(o.emptyUs)} µs** is a bare call; the remaining **${f(rest)} µs** is the Lua work in between (${
+          (base.steadyShare ?? 0) >= 0.5
+            ? "in the steady path: the checks of the config values it reads and of the record's and the slot's tokens, the 23 KEYS and ARGV strings a renewal carries, the pcall around it, and the garbage all of it leaves for Lua's collector"
+            : "lib.lua's per-call values, cjson decoding of the member and slot records, building the 15-field reply, `string.format`, and the garbage all of it leaves for Lua's collector"
+        }). ` +
         `The members call the scripts as functions of one library loaded once per server, so lib.lua's ~30 \`local function\`s are not rebuilt per call; where they run the scripts instead (EVALSHA: no functions, or not permitted), each call also pays **${f(lib)} µs** to rebuild them (\`lib.lua + return 0\` minus \`return 0\`). ` +
         '`pnpm bench:transports` measures the renewal both ways side by side.',
     measuredSteady
