@@ -17,7 +17,7 @@ import {
   targetTable,
   understudyFailoverDetail,
 } from './report.js';
-import { libShare, sentWith } from './scenarios/driver.js';
+import { libShare, mostlySteady, sentWith } from './scenarios/driver.js';
 import { DRIVEN_LEASE } from './settings.js';
 import { cdfPoints, plot } from './svg.js';
 import { table } from './table.js';
@@ -287,7 +287,7 @@ function anatomyText(r: BenchResults): string {
         `**${f(o.emptyUs)} µs** is the bare EVALSHA; the remaining **${f(rest - lib)} µs** is the Lua work in between (cjson decoding of the member and slot records, building the 15-field reply, \`string.format\`, and the garbage all of it leaves for Lua's collector).`
       : `Of the back-to-back time: **${f(nestedHot)} µs** are the ${sum(base.hot.nested, 'perRenewal').toFixed(0)} commands the script runs (\`commandstats\` counts commands inside scripts); ` +
         `**${f(o.emptyUs)} µs** is a bare call; the remaining **${f(rest)} µs** is the Lua work in between (${
-          (base.steadyShare ?? 0) >= 0.5
+          mostlySteady(base)
             ? "in the steady path: the checks of the config values it reads and of the record's and the slot's tokens, the 23 KEYS and ARGV strings a renewal carries, the pcall around it, and the garbage all of it leaves for Lua's collector"
             : "lib.lua's per-call values, cjson decoding of the member and slot records, building the 15-field reply, `string.format`, and the garbage all of it leaves for Lua's collector"
         }). ` +

@@ -3,7 +3,7 @@ import type { Machine } from './machine.js';
 import { queueConsoleReport } from './queue-report.js';
 import type { ContestResult } from './scenarios/contest.js';
 import type { CrowdCost, ScriptOverhead } from './scenarios/cost.js';
-import { type DriverCost, sentWith } from './scenarios/driver.js';
+import { type DriverCost, mostlySteady, sentWith } from './scenarios/driver.js';
 import type { HaResults } from './scenarios/ha-suite.js';
 import type { JoinScale } from './scenarios/joining.js';
 import type { PreemptionResult } from './scenarios/preemption.js';
@@ -285,11 +285,9 @@ export function anatomyTable(results: BenchResults): string {
     total(base.nested).toFixed(2),
     total(base.hot.nested).toFixed(2),
   ]);
-  // Mostly steady replies: the Lua work is the steady path's, before lib.lua's code.
-  const lua =
-    (base.steadyShare ?? 0) >= 0.5
-      ? "the steady path's checks, KEYS and ARGV"
-      : `${command === 'FCALL' ? 'the per-call part of lib.lua' : "lib.lua's definitions"}, cjson, tables`;
+  const lua = mostlySteady(base)
+    ? "the steady path's checks, KEYS and ARGV"
+    : `${command === 'FCALL' ? 'the per-call part of lib.lua' : "lib.lua's definitions"}, cjson, tables`;
   rows.push([
     `**the rest: Lua (${lua}), ${command} itself**`,
     '–',

@@ -56,6 +56,11 @@ export function libShare(cost: Pick<DriverCost, 'steadyShare' | 'plan'>, rebuild
   return rebuildUs * (1 - (cost.steadyShare ?? 0));
 }
 
+/** Most of the measured renewals got the steady reply: their Lua time is the steady path's, before lib.lua's code. */
+export function mostlySteady(cost: Pick<DriverCost, 'steadyShare'>): boolean {
+  return (cost.steadyShare ?? 0) >= 0.5;
+}
+
 /**
  * How a measured group's scripts were sent: as its plan says; a plan that says nothing is FCALL
  * (the default), except in results recorded before the function library and the steady reply
@@ -249,7 +254,12 @@ export async function measureDriven(context: BenchContext, plan: DriverPlan): Pr
   // told of (and put it right with a second ZADD), which a real member never meets. It has a
   // round robin of its own, so that it never holds up a member's renewal.
   const floorKeys = { members: keys.members, leases: `${keys.leases}:bench-floor` };
-  const floorCall = (i: number) => floorCommand(transport, floorKeys, ids[i] as string, plan.activationMs);
+  let floorNext = 0;
+  const nextFloorCall = () => {
+    const id = ids[floorNext] as string;
+    floorNext = (floorNext + 1) % ids.length;
+    return floorCommand(transport, floorKeys, id, plan.activationMs);
+  };
   for (let i = 0; i < ids.length; i += 500) {
     const pipeline = redis.pipeline();
     for (let j = i; j < Math.min(ids.length, i + 500); j++) {
@@ -262,7 +272,6 @@ export async function measureDriven(context: BenchContext, plan: DriverPlan): Pr
   }
   await redis.call('COPY', keys.leases, floorKeys.leases);
   let next = 0;
-  let floorNext = 0;
   let sent = 0;
   let failures = 0;
   /** What the paced sender sends: renewals, or (in the floor's windows) the floor script. */
@@ -273,8 +282,7 @@ export async function measureDriven(context: BenchContext, plan: DriverPlan): Pr
       failures += 1;
     };
     if (sending === 'floor') {
-      redis.call(...floorCall(floorNext)).catch(fail);
-      floorNext = (floorNext + 1) % ids.length;
+      redis.call(...nextFloorCall()).catch(fail);
       return;
     }
     const i = next;
@@ -349,10 +357,7 @@ export async function measureDriven(context: BenchContext, plan: DriverPlan): Pr
     );
     const floorHot = await backToBack(context, transport, (size) => {
       const commands: [string, ...Argument[]][] = [];
-      for (let k = 0; k < size; k++) {
-        commands.push(floorCall(floorNext));
-        floorNext = (floorNext + 1) % ids.length;
-      }
+      for (let k = 0; k < size; k++) commands.push(nextFloorCall());
       return commands;
     });
     if (failures > 0) throw new Error(`${failures} driven renewals failed or answered unexpectedly`);

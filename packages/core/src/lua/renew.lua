@@ -52,7 +52,8 @@ end
 -- them. Anything that does not match exactly, or an error (a key of the wrong type), takes the
 -- full renewal below, which decides and reports as always (CORRUPT for a value the scripts never
 -- write); what is written before a check fails is written by it too (the heartbeat key), or put
--- back (the lease). Numbers go to Redis as '%d' strings (Lua would print them as doubles).
+-- back (the lease). The lapse bound and the increment go to Redis as '%d' text (a Lua number is
+-- printed as a double).
 -- Returns the server's time (and the watch deadline), or nil.
 local function steady()
   local told = tonumber(ARGV[16])
