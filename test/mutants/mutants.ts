@@ -251,6 +251,34 @@ export const MUTANTS: readonly Mutant[] = [
     replace: '      if false then',
     tests: [{ file: STEADY, name: 'older copy of the leases' }],
   },
+  {
+    id: 's7-seal-ignores-version',
+    rule: 'S7',
+    breaks: 'a standby renews steadily on any seal, whatever version the member knows: it never learns of a change',
+    file: RENEW,
+    find: '    if not stamp or string.find(stamp, head, 1, true) ~= 1 then return nil end',
+    replace: '    if not stamp then return nil end',
+    tests: [{ file: STEADY, name: 'another member joins' }],
+  },
+  {
+    id: 's7-seal-outlives-partial-script',
+    rule: 'S7',
+    breaks:
+      'a script that changes the config and stops part way leaves the seal: standbys renew steadily on a config they never saw',
+    file: LIB,
+    find: "    call('HDEL', K.config, 'stamp')\n    unsealed = true",
+    replace: '    unsealed = true',
+    tests: [{ file: STEADY, name: 'stopped part way' }],
+  },
+  {
+    id: 's6-seal-ignores-quarantine',
+    rule: 'S6',
+    breaks: 'the config is sealed during a quarantine: standbys renew steadily and none closes it once it ends',
+    file: LIB,
+    find: "c[5] and c[6] == '0' and c[7]",
+    replace: 'c[5] and c[7]',
+    tests: [{ file: STEADY, name: 'quarantined' }],
+  },
   // ---- quorum mode (issue 16) ----
   {
     id: 's4-quorum-late-reply',

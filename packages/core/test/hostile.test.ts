@@ -323,7 +323,10 @@ interface CorruptCase {
    * Whose renewals read the bad value and are refused (advisory CORRUPT_STATE; the active steps
    * down at its lease deadline): every member's, only the holder's of a bad record (the group
    * heals when its lease lapses, since a lapsed member's record is dropped unread), or none
-   * (only the scripts that rank the group read it, a join among them).
+   * (only the scripts that rank the group read it, a join among them). 'all' is both members
+   * here: the holder and the next in line; the steady renewal of a member that holds no slot and
+   * is not next in line reads the config's seal (renew.lua), which a value written by hand
+   * leaves as it was, and that member finds the value with its next full renewal.
    */
   refused: 'all' | 'holder' | 'none';
   /** What a monitor's read says: the same error, or nothing wrong (it does not read that value). */

@@ -44,6 +44,7 @@ class Sim {
   constructor(
     readonly id: string,
     public weight: number,
+    readonly activeGoal = 1,
   ) {}
 }
 
@@ -52,7 +53,7 @@ function memberArgs(keys: GroupKeys, m: Sim) {
     channel: keys.events,
     memberId: m.id,
     weight: m.weight,
-    activeGoal: 1,
+    activeGoal: m.activeGoal,
     activationInterval: A,
     heartbeatInterval: 50,
     preparationInterval: m.preparation,
@@ -137,6 +138,79 @@ describe('a renewal where nothing changed', () => {
     // The visible heartbeat key is kept, with the role and a TTL of A.
     expect(await redis.get(keys.heartbeat('a'))).toBe('active');
     expect(await redis.pttl(keys.heartbeat('c'))).toBeGreaterThan(A / 2);
+  });
+
+  it('reads the config’s seal, one field, for a standby; the holder and the next in line read the config whole', async () => {
+    const { keys, a, b, c } = await settled('sealed');
+    // The seal: what the last script that finished left in the config.
+    const [created, version, activation, next, held] = await redis.hmget(
+      keys.config,
+      'createdAt',
+      'version',
+      'activationInterval',
+      'next',
+      'held',
+    );
+    expect([next, held]).toEqual(['b', '1']);
+    expect(await redis.hget(keys.config, 'stamp')).toBe(`${created}:${version}:${activation}|b|1`);
+    await redis.config('RESETSTAT');
+    expect(isSteady(await renew(keys, c))).toBe(true);
+    let calls = await commandCalls(redis);
+    expect(calls.get('hmget') ?? 0, 'HMGET').toBe(0);
+    // The seal and c's record.
+    expect(calls.get('hget')).toBe(2);
+    for (const m of [a, b]) {
+      await redis.config('RESETSTAT');
+      expect(isSteady(await renew(keys, m))).toBe(true);
+      calls = await commandCalls(redis);
+      expect(calls.get('hmget'), `${m.id}'s HMGET of the config`).toBe(1);
+    }
+  });
+
+  it('takes the full path while the group is quarantined, until a renewal after the end closes it', async () => {
+    const { keys, c } = await settled('sealed-quarantine');
+    await redis.del(keys.rank);
+    const found = full(await renew(keys, c));
+    expect(found.quarantineUntil).toBeGreaterThan(found.serverNow);
+    expect(await redis.hget(keys.config, 'stamp')).toBeNull();
+    // c knows the version of the quarantine now: nothing else changes, yet no renewal is steady.
+    let view = full(await renew(keys, c));
+    while (view.serverNow < found.quarantineUntil) {
+      expect(view.version).toBe(found.version);
+      await sleep(A / 6);
+      view = full(await renew(keys, c));
+    }
+    // The one after the end closed it (a new version); the next is steady again.
+    expect(view.quarantineUntil).toBe(0);
+    expect(isSteady(await renew(keys, c))).toBe(true);
+  });
+
+  it('takes the full path after a script that changed the config and stopped part way, until one finishes', async () => {
+    // Goal 2: a and b hold the slots, c is next in line, e stands by.
+    const keys = groupKeys(uniqueGroup('sealed-partial'));
+    const [a, b, c, e] = [new Sim('a', 30, 2), new Sim('b', 20, 2), new Sim('c', 10, 2), new Sim('e', 5, 2)];
+    for (const m of [a, b, c, e]) await join(keys, m);
+    const until = Date.now() + 10 * A;
+    while (Date.now() < until && b.view?.role !== 'active') {
+      for (const m of [a, b, c, e]) await renew(keys, m);
+      await sleep(A / 6);
+    }
+    for (const m of [a, b, c, e]) await renew(keys, m);
+    expect([a.view?.role, b.view?.role]).toEqual(['active', 'active']);
+    expect(isSteady(await renew(keys, e))).toBe(true);
+    // a's lease ends (its deadline set in the past; nobody renews before the join).
+    await redis.zadd(keys.leases, 'XX', 1, 'a');
+    // Only a join reads the join sequence: d's join drops a's lapsed lease and frees its slot
+    // (config `held` 1), then stops with CORRUPT before it announces anything.
+    await redis.hset(keys.config, 'seq', 'x');
+    await expect(join(keys, new Sim('d', 1, 2))).rejects.toMatchObject({ code: 'CORRUPT_STATE' });
+    expect(await redis.hget(keys.config, 'held')).toBe('1');
+    expect(await redis.hget(keys.config, 'stamp')).toBeNull();
+    // e knows the version the join never bumped, and finds no lapsed lease: only the missing
+    // seal sends it the full way, where the free slot goes to c.
+    const view = full(await renew(keys, e));
+    expect(view.slotsHeld).toBe(2);
+    expect(isSteady(await renew(keys, e))).toBe(true);
   });
 
   it('answers the next in line with the holders’ earliest lease deadline too, which moves with their renewals', async () => {

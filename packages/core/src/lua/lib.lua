@@ -8,7 +8,7 @@
 -- KEYS (the same order in every member script):
 --   1 config   hash    activeGoal, activationInterval, heartbeatInterval, createdAt, replId,
 --                      version, epoch, seq, quarantineUntil, next, preparing, freed:<slot>,
---                      quorum ('1': one of K servers in quorum mode, DESIGN §9)
+--                      quorum ('1': one of K servers in quorum mode, DESIGN §9), stamp (`seal`)
 --   2 members  hash    member id -> cjson { w = weight, q = join sequence, h = host, p = pid,
 --                      n = nonce of the member object that joined, s = join stamp in quorum mode }
 --   3 leases   zset    member id -> lease deadline (Redis ms)
@@ -38,6 +38,18 @@ local MAX_EPOCH = 9007199254740991 -- 2^53 - 1: epochs travel as JavaScript numb
 local MAX_INTERVAL = 86400000 -- ms
 local MAX_GOAL = 10000
 local FREED_AS = { initial = true, failover = true, handover = true, ['goal-raised'] = true }
+
+-- Writes config fields the seal covers (`seal`): the first such write of a script drops the seal,
+-- so that a script that stops part way (an error, an early reply) leaves none, and every renewal
+-- runs in full until a script finishes and seals the config again.
+local unsealed = false
+local function write_config(command, ...)
+  if not unsealed then
+    call('HDEL', K.config, 'stamp')
+    unsealed = true
+  end
+  call(command, K.config, ...)
+end
 
 -- Weight first (higher first), then a member holding a slot before one that does not
 -- (no failback between equals), then the earlier joiner.
@@ -114,7 +126,7 @@ local function create_group(G, goal, activation, heartbeat)
   G.repl_id = server_repl_id()
   G.created = fmt(G.now)
   G.changed = true
-  call('HSET', K.config, 'activeGoal', goal, 'activationInterval', activation, 'heartbeatInterval', heartbeat,
+  write_config('HSET', 'activeGoal', goal, 'activationInterval', activation, 'heartbeatInterval', heartbeat,
     'createdAt', fmt(G.now), 'quarantineUntil', fmt(G.quarantine_until), 'replId', G.repl_id)
   if G.quorum then call('HSET', K.config, 'quorum', '1') end
   log_event(G, 'goal', '', { 'goal', goal, 'reason', 'created' })
@@ -125,7 +137,7 @@ end
 -- Sets the parameters of a group that exists but forgot them when it last became empty.
 local function adopt_parameters(G, goal, activation, heartbeat)
   G.goal, G.activation, G.heartbeat = goal, activation, heartbeat
-  call('HSET', K.config, 'activeGoal', goal, 'activationInterval', activation, 'heartbeatInterval', heartbeat)
+  write_config('HSET', 'activeGoal', goal, 'activationInterval', activation, 'heartbeatInterval', heartbeat)
   log_event(G, 'goal', '', { 'goal', goal, 'reason', 'adopted' })
   G.changed = true
 end
@@ -214,7 +226,7 @@ end
 -- Keeps config `held` equal to the number of slots (S6: a slots key that lost entries is found).
 local function count_held(G)
   G.held = call('HLEN', K.slots)
-  call('HSET', K.config, 'held', G.held)
+  write_config('HSET', 'held', G.held)
 end
 
 local function write_slot(s)
@@ -321,7 +333,7 @@ local function server_changed(G)
   if repl_id == G.repl_id then return false end
   G.repl_id = repl_id
   G.quarantine_until = G.now + G.activation
-  call('HSET', K.config, 'replId', repl_id, 'quarantineUntil', fmt(G.quarantine_until))
+  write_config('HSET', 'replId', repl_id, 'quarantineUntil', fmt(G.quarantine_until))
   log_event(G, 'quarantine', '', { 'until', fmt(G.quarantine_until), 'reason', 'server-changed' })
   G.changed = true
   return true
@@ -333,7 +345,7 @@ local function forget_if_empty(G)
   if call('ZCARD', K.leases) > 0 or G.goal == 0 then return end
   local fields = { 'activeGoal', 'activationInterval', 'heartbeatInterval', 'next', 'preparing' }
   for i = 0, G.goal - 1 do fields[#fields + 1] = 'freed:' .. i end
-  call('HDEL', K.config, unpack(fields))
+  write_config('HDEL', unpack(fields))
   G.goal, G.activation, G.heartbeat, G.next, G.preparing = 0, 0, 0, '', ''
   log_event(G, 'goal', '', { 'goal', 0, 'reason', 'group-empty' })
   G.changed = true
@@ -444,7 +456,7 @@ local function reconcile(G)
   end
   if next ~= G.next then
     G.next = next
-    call('HSET', K.config, 'next', next)
+    write_config('HSET', 'next', next)
   end
   if G.preparing ~= '' and G.preparing ~= next then
     note(G, G.preparing, 'standby', 0, -1, 'rank-changed')
@@ -455,7 +467,7 @@ local function reconcile(G)
   -- been decided, and renewals may take the steady path again (renew.lua).
   if G.quarantine_until > 0 and not quarantined(G) then
     G.quarantine_until = 0
-    call('HSET', K.config, 'quarantineUntil', '0')
+    write_config('HSET', 'quarantineUntil', '0')
   end
   forget_if_empty(G)
 end
@@ -503,14 +515,39 @@ local function update_prepare(G, id, preparation)
   end
 end
 
--- Bumps the version and announces the changes, if there were any.
+-- The seal (config `stamp`): what a steady renewal of a member that holds no slot reads instead
+-- of the config (renew.lua): `<createdAt>:<version>:<activationInterval>|<next>|<held>`, as the
+-- config holds them when a script has finished (`write_config` drops it before a script changes
+-- any of them). Absent while a quarantine is set (even one that ended: a full renewal closes it)
+-- and while the group has no goal or no count of its slots. Only the next in line is ever told
+-- to prepare (`update_prepare`; `reconcile` withdraws it from anyone else), so the seal need not
+-- say who prepares. Read back rather than taken from G: what the config holds is what a renewal
+-- will compare; written only when it differs.
+local function seal()
+  local c = call('HMGET', K.config, 'createdAt', 'version', 'activationInterval', 'next', 'held', 'quarantineUntil',
+    'activeGoal', 'stamp')
+  local stamp = false
+  if c[1] and c[2] and c[3] and c[5] and c[6] == '0' and c[7] and c[7] ~= '0' then
+    stamp = c[1] .. ':' .. c[2] .. ':' .. c[3] .. '|' .. (c[4] or '') .. '|' .. c[5]
+  end
+  if stamp == c[8] then return end
+  if stamp then
+    call('HSET', K.config, 'stamp', stamp)
+  else
+    call('HDEL', K.config, 'stamp')
+  end
+end
+
+-- Bumps the version and announces the changes, if there were any; seals the config again.
 local function commit(G, channel)
-  if not G.changed then return end
-  G.version = G.version + 1
-  call('HSET', K.config, 'version', G.version)
-  -- Sharded pub/sub: in a Cluster the message stays on the group's shard (the channel has the
-  -- group's hash tag); a single Redis treats it like PUBLISH.
-  call('SPUBLISH', channel, cjson.encode({ i = G.created, v = G.version, c = G.changes }))
+  if G.changed then
+    G.version = G.version + 1
+    write_config('HSET', 'version', G.version)
+    -- Sharded pub/sub: in a Cluster the message stays on the group's shard (the channel has the
+    -- group's hash tag); a single Redis treats it like PUBLISH.
+    call('SPUBLISH', channel, cjson.encode({ i = G.created, v = G.version, c = G.changes }))
+  end
+  seal()
 end
 
 -- Checks a join, or a rejoin, like the first member's: lapsed members go first (an id whose
@@ -584,7 +621,7 @@ lost_state = function(G, what)
   -- (A change of server found here sets the same quarantine itself.)
   if G.activation > 0 and not server_changed(G) then
     G.quarantine_until = G.now + G.activation
-    call('HSET', K.config, 'quarantineUntil', fmt(G.quarantine_until))
+    write_config('HSET', 'quarantineUntil', fmt(G.quarantine_until))
   end
   log_event(G, 'quarantine', '', { 'until', fmt(G.quarantine_until), 'reason', 'lost-state', 'lost', what })
   G.changed = true
@@ -626,7 +663,7 @@ rebuild = function(G)
   end
   if tonumber(call('HGET', K.config, 'seq') or '0') < max_seq then call('HSET', K.config, 'seq', max_seq) end
   G.held = count
-  call('HSET', K.config, 'held', count)
+  write_config('HSET', 'held', count)
 end
 
 -- The keys of a group that exists must agree: as many leases and ranks as member records, as
@@ -636,7 +673,7 @@ local function verify_keys(G)
   if G.held == nil then
     -- A group written before the scripts counted slots: start counting.
     G.held = call('HLEN', K.slots)
-    call('HSET', K.config, 'held', G.held)
+    write_config('HSET', 'held', G.held)
   end
   local members = call('HLEN', K.members)
   local lost = {}

@@ -43,17 +43,21 @@ end
 --   prints as doubles at a cost);
 -- - its lease ends exactly where it was told (S6: leases restored from an older copy end
 --   earlier), and is extended by the time that passed since (ZADD INCR: one command for both).
--- Every config value read is one the scripts could have written (`read_config` refuses anything
--- else), and records and slots are matched by the exact tokens cjson writes (`"n":"<nonce>"`,
--- `"w":<weight>`, `"e":"<epoch>"`, `"m":"<id>"`: cjson escapes every quote inside a string, so a
--- token can only be the field itself). What changes without a version (a slot, or another
--- member's record, restored from an older copy by hand) is found by the full renewals: the next
--- in line sends one whenever a slot is free or a lease ends, and nothing is granted outside
--- them. Anything that does not match exactly, or an error (a key of the wrong type), takes the
--- full renewal below, which decides and reports as always (CORRUPT for a value the scripts never
--- write); what is written before a check fails is written by it too (the heartbeat key), or put
--- back (the lease). The lapse bound and the increment go to Redis as '%d' text (a Lua number is
--- printed as a double).
+-- A member that holds no slot reads the config's seal (`seal` in lib.lua: the incarnation,
+-- version and activation interval it must know, who is next in line, whether any slot is held,
+-- as the last script that finished left them; one field where the config would be nine). A holder and the next in line, whose roles act on the config, read it and
+-- check every value read as the full renewal would (`read_config` refuses what the scripts never
+-- write): a value written there by hand is found by their renewals, and by any full script. Records and
+-- slots are matched by the exact tokens cjson writes (`"n":"<nonce>"`, `"w":<weight>`,
+-- `"e":"<epoch>"`, `"m":"<id>"`: cjson escapes every quote inside a string, so a token can only
+-- be the field itself). What changes without a version (a slot, or another member's record,
+-- restored from an older copy by hand) is found by the full renewals: the next in line sends one
+-- whenever a slot is free or a lease ends, and nothing is granted outside them. Anything that
+-- does not match exactly, or an error (a key of the wrong type), takes the full renewal below,
+-- which decides and reports as always (CORRUPT for a value the scripts never write); what is
+-- written before a check fails is written by it too (the heartbeat key), or put back (the
+-- lease). The lapse bound and the increment go to Redis as '%d' text (a Lua number is printed as
+-- a double); the activation interval is the member's own text, equal to the group's.
 -- Returns the server's time (and the watch deadline), or nil.
 local function steady()
   local told = tonumber(ARGV[16])
@@ -61,15 +65,26 @@ local function steady()
   local id = ARGV[2]
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local c = redis.call('HMGET', KEYS[1], 'version', 'createdAt', 'next', 'preparing', 'quarantineUntil',
-    'activeGoal', 'held', 'epoch', 'activationInterval')
-  if c[1] ~= ARGV[14] or c[2] ~= ARGV[13] or c[4] == id or c[9] ~= ARGV[5] then return nil end
-  local goal, held = stored(c[6], 10000), stored(c[7], 10000)
-  local epoch = stored(c[8], 9007199254740991)
-  if c[5] ~= '0' or not (goal and held and epoch) or c[7] == false or goal < 1 then return nil end
-  for i = 3, 4 do
-    local other = c[i]
-    if other and other ~= '' and (#other > 200 or not string.find(other, '^[%w%._:@/%-]+$')) then return nil end
+  local holds, next_in_line, goal, held = ARGV[10] ~= '0', false, nil, nil
+  if not holds then
+    local stamp = redis.call('HGET', KEYS[1], 'stamp')
+    local head = ARGV[13] .. ':' .. ARGV[14] .. ':' .. ARGV[5] .. '|'
+    if not stamp or string.find(stamp, head, 1, true) ~= 1 then return nil end
+    next_in_line = string.find(stamp, '|' .. id .. '|', #head, true) ~= nil
+    held = string.find(stamp, '|0', -2, true) and 0 or 1
+  end
+  if holds or next_in_line then
+    local c = redis.call('HMGET', KEYS[1], 'version', 'createdAt', 'next', 'preparing', 'quarantineUntil',
+      'activeGoal', 'held', 'epoch', 'activationInterval')
+    if c[1] ~= ARGV[14] or c[2] ~= ARGV[13] or c[4] == id or c[9] ~= ARGV[5] then return nil end
+    goal, held = stored(c[6], 10000), stored(c[7], 10000)
+    local epoch = stored(c[8], 9007199254740991)
+    if c[5] ~= '0' or not (goal and held and epoch) or c[7] == false or goal < 1 then return nil end
+    for i = 3, 4 do
+      local other = c[i]
+      if other and other ~= '' and (#other > 200 or not string.find(other, '^[%w%._:@/%-]+$')) then return nil end
+    end
+    if next_in_line and (c[3] ~= id or held < goal or ARGV[7] ~= '0') then return nil end
   end
   local record = redis.call('HGET', KEYS[2], id)
   if not record or string.sub(record, 1, 1) ~= '{' or string.sub(record, -1) ~= '}' then return nil end
@@ -79,7 +94,7 @@ local function steady()
   local after = at and string.sub(record, at + #w, at + #w)
   if (after ~= ',' and after ~= '}') or not string.find(record, nonce, 1, true) then return nil end
   local role, watch = 'standby', nil
-  if ARGV[10] ~= '0' then
+  if holds then
     local s = redis.call('HGET', KEYS[5], ARGV[11])
     if not s or not string.find(s, '"m":"' .. id .. '"', 1, true)
       or not string.find(s, '"e":"' .. ARGV[10] .. '"', 1, true) or not string.find(s, nonce, 1, true) then
@@ -92,8 +107,7 @@ local function steady()
     else
       return nil
     end
-  elseif c[3] == id then
-    if held < goal or ARGV[7] ~= '0' then return nil end
+  elseif next_in_line then
     local holders = redis.call('HVALS', KEYS[5])
     if #holders ~= held then return nil end
     for i = 1, held do
@@ -109,7 +123,7 @@ local function steady()
   end
   if redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4], KEYS[6], KEYS[5]) ~= (held > 0 and 5 or 4) then return nil end
   if redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', string.format('%d', now), 'LIMIT', '0', '1')[1] then return nil end
-  local activation = tonumber(c[9])
+  local activation = tonumber(ARGV[5])
   -- XX: a member without a lease is not added here. Told in this very ms (by = 0): GT would
   -- refuse the increment, and there is nothing to extend.
   local by = now + activation - told
@@ -130,7 +144,7 @@ local function steady()
     end
   end
   -- The visible heartbeat (`heartbeat_key`).
-  redis.call('SET', KEYS[7], role, 'PX', c[9])
+  redis.call('SET', KEYS[7], role, 'PX', ARGV[5])
   if watch then return { now, watch } end
   return now
 end

@@ -14,7 +14,7 @@ local previous = G.goal
 if goal ~= previous then
   for i = previous, goal - 1 do call('HSET', K.config, 'freed:' .. i, 'goal-raised') end
   G.goal = goal
-  call('HSET', K.config, 'activeGoal', goal)
+  write_config('HSET', 'activeGoal', goal)
   log_event(G, 'goal', '', { 'goal', goal, 'previous', previous, 'reason', 'operator' })
   note(G, '', 'goal', 0, -1, tostring(goal))
   reconcile(G)
