@@ -180,6 +180,49 @@ const lostKey: Scenario = {
   },
 };
 
+// ---- keys restored from an older copy --------------------------------------------------------
+
+const STALE_KEY_ROUNDS = 3;
+
+/**
+ * One group key put back as it was before a leave and a join (an operator restoring a backup of
+ * it, a tool copying it back): a copy of a random key (COPY, beside it under the same hash tag),
+ * then an active leaves and a new member joins, each converged, then the copy replaces the key.
+ * What the key says no longer agrees with the others (a lease or a record of a member that left,
+ * none of one that joined, fewer slots), or is older than what the members know (an older config:
+ * its version, its seal, its epoch): the scripts must find it as lost state (S6) or set it right.
+ * Never more than N active (S1, the checker's rules) and the group converges after each restore.
+ */
+const staleKey: Scenario = {
+  name: 'stale-key',
+  title: `a random group key restored from a copy taken before a leave and a join, ${STALE_KEY_ROUNDS} times`,
+  criteria: 'the group converges after each restore (L1), with never more than N active (S1)',
+  params: { ...INTERVALS, activeGoal: 2 },
+  members: TRIO,
+  async run(run) {
+    const { random } = run;
+    for (let round = 1; round <= STALE_KEY_ROUNDS; round++) {
+      const kind = random.pick(GROUP_KEYS);
+      const key = run.key(kind);
+      const copy = `${key}:older`;
+      await run.admin('COPY', key, copy, 'REPLACE');
+      const leaving = random.pick(run.actives());
+      run.log(`  copied ${kind}; ${leaving.id} leaves, s${round} joins`);
+      await run.leave(leaving);
+      await convergedAfter(run, `${leaving.id}'s leave (${round})`);
+      await run.spawn({ id: `s${round}`, weight: freshWeight(run) });
+      await convergedAfter(run, `s${round}'s join`);
+      const description = `${kind} restored from the copy (${round})`;
+      await run.fault(description, async () => {
+        await run.admin('COPY', copy, key, 'REPLACE');
+        await run.admin('DEL', copy);
+      });
+      await run.heal(description);
+      await convergedAfter(run, description);
+    }
+  },
+};
+
 // ---- a release lost while Redis still holds the lease ----------------------------------------
 
 /**
@@ -697,6 +740,7 @@ const partitionedMaster: Scenario = {
 export const FAULT_SCENARIOS: readonly Scenario[] = [
   laggingReplica,
   lostKey,
+  staleKey,
   releaseLost,
   eviction,
   forgedAnnouncements,

@@ -45,9 +45,10 @@ end
 --   earlier), and is extended by the time that passed since (ZADD INCR: one command for both).
 -- A member that holds no slot reads the config's seal (`seal` in lib.lua: the incarnation,
 -- version and activation interval it must know, who is next in line, whether any slot is held,
--- as the last script that finished left them; one field where the config would be nine). A holder and the next in line, whose roles act on the config, read it and
--- check every value read as the full renewal would (`read_config` refuses what the scripts never
--- write): a value written there by hand is found by their renewals, and by any full script. Records and
+-- as the last script that finished left them): one field where the config would be nine. A
+-- holder and the next in line, whose roles act on the config, read it and check every value
+-- read as the full renewal would (`read_config` refuses what the scripts never write), so a
+-- value written there by hand is found by their renewals, and by any full script. Records and
 -- slots are matched by the exact tokens cjson writes (`"n":"<nonce>"`, `"w":<weight>`,
 -- `"e":"<epoch>"`, `"m":"<id>"`: cjson escapes every quote inside a string, so a token can only
 -- be the field itself). What changes without a version (a slot, or another member's record,
