@@ -88,22 +88,31 @@ async function renew(keys: GroupKeys, m: Sim, on: Redis = redis): Promise<Renewa
 }
 
 /**
+ * `members` join the group under `keys` and renew until the first `active` of them hold slots
+ * (past the start-up quarantine); then every member's view is current.
+ */
+async function settle(keys: GroupKeys, members: Sim[], active: number): Promise<void> {
+  for (const m of members) await join(keys, m);
+  const holders = members.slice(0, active);
+  const until = Date.now() + 10 * A;
+  while (Date.now() < until) {
+    for (const m of members) await renew(keys, m);
+    if (holders.every((m) => m.view?.role === 'active')) break;
+    await sleep(A / 6);
+  }
+  expect(holders.map((m) => m.view?.role)).toEqual(holders.map(() => 'active'));
+  // Everyone learns the version of the grants.
+  for (const m of members) await renew(keys, m);
+}
+
+/**
  * A group of `a` (weight 30, active), `b` (20, next in line) and `c` (10), past its start-up
  * quarantine, with every member's view current.
  */
 async function settled(label: string): Promise<{ keys: GroupKeys; a: Sim; b: Sim; c: Sim }> {
   const keys = groupKeys(uniqueGroup(label));
   const [a, b, c] = [new Sim('a', 30), new Sim('b', 20), new Sim('c', 10)];
-  for (const m of [a, b, c]) await join(keys, m);
-  const until = Date.now() + 10 * A;
-  while (Date.now() < until) {
-    for (const m of [a, b, c]) await renew(keys, m);
-    if (a.view?.role === 'active') break;
-    await sleep(A / 6);
-  }
-  expect(a.view?.role).toBe('active');
-  // Everyone learns the version of the grant.
-  for (const m of [a, b, c]) await renew(keys, m);
+  await settle(keys, [a, b, c], 1);
   return { keys, a, b, c };
 }
 
@@ -189,14 +198,7 @@ describe('a renewal where nothing changed', () => {
     // Goal 2: a and b hold the slots, c is next in line, e stands by.
     const keys = groupKeys(uniqueGroup('sealed-partial'));
     const [a, b, c, e] = [new Sim('a', 30, 2), new Sim('b', 20, 2), new Sim('c', 10, 2), new Sim('e', 5, 2)];
-    for (const m of [a, b, c, e]) await join(keys, m);
-    const until = Date.now() + 10 * A;
-    while (Date.now() < until && b.view?.role !== 'active') {
-      for (const m of [a, b, c, e]) await renew(keys, m);
-      await sleep(A / 6);
-    }
-    for (const m of [a, b, c, e]) await renew(keys, m);
-    expect([a.view?.role, b.view?.role]).toEqual(['active', 'active']);
+    await settle(keys, [a, b, c, e], 2);
     expect(isSteady(await renew(keys, e))).toBe(true);
     // a's lease ends (its deadline set in the past; nobody renews before the join).
     await redis.zadd(keys.leases, 'XX', 1, 'a');

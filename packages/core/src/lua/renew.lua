@@ -66,7 +66,7 @@ local function steady()
   local id = ARGV[2]
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local holds, next_in_line, goal, held = ARGV[10] ~= '0', false, nil, nil
+  local holds, next_in_line, held = ARGV[10] ~= '0', false, nil
   if not holds then
     local stamp = redis.call('HGET', KEYS[1], 'stamp')
     local head = ARGV[13] .. ':' .. ARGV[14] .. ':' .. ARGV[5] .. '|'
@@ -78,7 +78,8 @@ local function steady()
     local c = redis.call('HMGET', KEYS[1], 'version', 'createdAt', 'next', 'preparing', 'quarantineUntil',
       'activeGoal', 'held', 'epoch', 'activationInterval')
     if c[1] ~= ARGV[14] or c[2] ~= ARGV[13] or c[4] == id or c[9] ~= ARGV[5] then return nil end
-    goal, held = stored(c[6], 10000), stored(c[7], 10000)
+    local goal = stored(c[6], 10000)
+    held = stored(c[7], 10000)
     local epoch = stored(c[8], 9007199254740991)
     if c[5] ~= '0' or not (goal and held and epoch) or c[7] == false or goal < 1 then return nil end
     for i = 3, 4 do
