@@ -72,6 +72,13 @@ describe('monitorGroup over three servers', () => {
   async function watch(group: string) {
     const monitor = await monitorGroup({ redis: servers.map((s) => s.url), group });
     monitors.push(monitor);
+    // monitorGroup resolves once two servers answered; each test says what all three hold, and a
+    // third that starts only after the test's next write would leave that write unread.
+    await waitFor(
+      () => 'servers' in monitor && monitor.servers().every((s) => s.reachable),
+      'all three servers read',
+      5000,
+    );
     const changes: GroupSnapshot[] = [];
     monitor.on('change', (s) => changes.push(s));
     return { monitor, changes };
