@@ -239,6 +239,54 @@ const lostKey: Scenario = {
   measure: queueFigures,
 };
 
+const QUEUE_STALE_KEY_ROUNDS = 3;
+
+/**
+ * A key of the queue put back as it was a moment before, while tasks flow (an operator restoring a
+ * backup of it, a tool copying it back): a copy (COPY, beside it under the same hash tag), tasks
+ * delivered, completed and re-delivered for 0.3–1.5 A, then the copy replaces the key. What it says
+ * no longer agrees with the rest: a delivery record naming a worker the task was since taken from
+ * (F-Q3), counts of tasks in flight, leases that end earlier. S6 for queues: a completion is
+ * accepted only from the worker the consumer group says holds the task, counts follow the group,
+ * and nothing lost. Not the tasks stream (an older copy of it loses the tasks enqueued since).
+ */
+const staleKey: Scenario = {
+  name: 'queue-stale-key',
+  title: `tasks every 25 ms over two workers; a random key of the queue (not the tasks stream) or a worker's inbox restored from a copy taken 0.3–1.5 A before, ${QUEUE_STALE_KEY_ROUNDS} times`,
+  criteria: 'a task was in flight at each restore; every task completes or reaches the dead letters (nothing lost)',
+  params: NO_GROUP,
+  members: [],
+  queue: QUEUE,
+  async run(run) {
+    await startWorkers(run, ['w1', 'w2']);
+    const keys = queueKeys(run.queueName);
+    const tasks = enqueueing(run, Number.POSITIVE_INFINITY, 25, () => run.random.int(50, 300));
+    await withTasks(run, tasks, async () => {
+      await run.sleep(run.A);
+      for (let round = 1; round <= QUEUE_STALE_KEY_ROUNDS; round++) {
+        const busy = await busyWorker(run);
+        const kind = run.random.pick(QUEUE_LOSABLE);
+        const key = kind === 'inbox' ? keys.inbox(busy.id) : keys[kind];
+        const copy = `${key}:older`;
+        await run.admin('COPY', key, copy, 'REPLACE');
+        await run.sleep(run.random.between(0.3, 1.5) * run.A);
+        const description = `${kind === 'inbox' ? `the inbox of ${busy.id}` : kind} restored from the copy (${round})`;
+        run.note(`restore-${round}`);
+        await run.fault(description, async () => {
+          // (A key that did not exist at the copy: none to restore, it is deleted.)
+          if (Number(await run.admin('COPY', copy, key, 'REPLACE')) === 0) await run.admin('DEL', key);
+          await run.admin('DEL', copy);
+        });
+        await run.heal(description);
+        await run.sleep(2 * run.A);
+      }
+    });
+  },
+  verify: (outcome) =>
+    Array.from({ length: QUEUE_STALE_KEY_ROUNDS }, (_, i) => inFlightAt(outcome, `restore-${i + 1}`)).flat(),
+  measure: queueFigures,
+};
+
 function killedMidTask(history: readonly HistoryEvent[], worker: string): boolean {
   const open = new Set<string>();
   for (const e of history) {
@@ -275,4 +323,11 @@ function queueFigures(outcome: ScenarioOutcome): Record<string, number> {
   };
 }
 
-export const QUEUE_SCENARIOS: readonly Scenario[] = [workerFaults, slowHandler, redisRestart, failover, lostKey];
+export const QUEUE_SCENARIOS: readonly Scenario[] = [
+  workerFaults,
+  slowHandler,
+  redisRestart,
+  failover,
+  lostKey,
+  staleKey,
+];

@@ -504,9 +504,10 @@ const CI_FAULT_SCENARIOS = new Set([
 ]);
 
 /**
- * The feed and queue scenarios CI runs (about 70 s together): a kill inside onMessage, workers
+ * The feed and queue scenarios CI runs (about 90 s together): a kill inside onMessage, workers
  * killed and frozen mid-task, a handler slower than completeTime, a Redis restart with tasks in
- * flight, keys of the queue deleted; the soak adds the failover of a replicated pair.
+ * flight, keys of the queue deleted or restored from an older copy; the soak adds the failover of
+ * a replicated pair.
  */
 const CI_MESSAGE_SCENARIOS = new Set([
   'feed-kill-mid-message',
@@ -514,6 +515,7 @@ const CI_MESSAGE_SCENARIOS = new Set([
   'queue-slow-handler',
   'queue-redis-restart',
   'queue-lost-key',
+  'queue-stale-key',
 ]);
 
 /**

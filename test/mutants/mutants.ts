@@ -34,6 +34,8 @@ const FAULTS = 'test/fault-injection.test.ts';
 const RENEW = 'packages/core/src/lua/renew.lua';
 const STEADY = 'packages/core/test/steady-renewal.test.ts';
 const QUORUM_MEMBER = 'packages/core/src/member/quorum-member.ts';
+const QUEUE_LIB = 'packages/core/src/lua/queue/lib.lua';
+const QUEUE_FAULTS = 'packages/core/test/queue-faults.test.ts';
 
 export const MUTANTS: readonly Mutant[] = [
   // ---- the seven of issue 13 ----
@@ -278,6 +280,36 @@ export const MUTANTS: readonly Mutant[] = [
     find: "c[5] and c[6] == '0' and c[7]",
     replace: 'c[5] and c[7]',
     tests: [{ file: STEADY, name: 'quarantined' }],
+  },
+  // ---- queues: keys restored from an older copy (S6 for queues, DESIGN §11) ----
+  {
+    id: 's6-queue-completion-trusts-record',
+    rule: 'S6',
+    breaks:
+      'a completion is judged by the delivery record alone: one restored from an older copy lets the worker the task was taken from complete it, or hand it back while another runs it',
+    file: 'packages/core/src/lua/queue/complete.lua',
+    find: 'elseif named and holder ~= nil and holder ~= consumer(id) then',
+    replace: 'elseif false then',
+    tests: [{ file: QUEUE_FAULTS, name: 'refuses the completion of the worker a task was taken from' }],
+  },
+  {
+    id: 's6-queue-expiry-trusts-record',
+    rule: 'S6',
+    breaks:
+      'an expired delivery is handed back from the worker an older record names: the counts of tasks in flight drift from what the workers hold',
+    file: QUEUE_LIB,
+    find: '    if holder ~= nil and holder ~= consumer(r.w) then',
+    replace: '    if false then',
+    tests: [{ file: QUEUE_FAULTS, name: 'not the one an older record names' }],
+  },
+  {
+    id: 's6-queue-lapse-trusts-leases',
+    rule: 'S6',
+    breaks: 'a lease ended by an older copy of the leases drops a live worker and hands its tasks to another',
+    file: QUEUE_LIB,
+    find: '    if w and w.l > Q.now then',
+    replace: '    if false then',
+    tests: [{ file: QUEUE_FAULTS, name: 'older copy of the leases' }],
   },
   // ---- quorum mode (issue 16) ----
   {

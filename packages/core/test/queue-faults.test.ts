@@ -2,11 +2,22 @@
 // restart with tasks in flight, and lost state.
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { enqueue, type QueueAdvisory, queueKeys, type TaskSettled } from '@understudy/core';
+import { describeQueue, enqueue, type QueueAdvisory, queueKeys, type TaskSettled } from '@understudy/core';
 import { type RedisServer, startChaosProxy, startRedis } from '@understudy/testkit';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { fileServer, gate, hrNow, Switch, unfinishedTasks, uniqueGroup, waitFor, workerFactory } from './helpers.js';
+import {
+  fileServer,
+  gate,
+  hrNow,
+  popDelivery,
+  renewAsWorker,
+  Switch,
+  unfinishedTasks,
+  uniqueGroup,
+  waitFor,
+  workerFactory,
+} from './helpers.js';
 
 const { server, observer } = fileServer();
 const join = workerFactory(server);
@@ -309,5 +320,128 @@ describe('a queue hands a task on at the Redis moment it became free', () => {
     stuck.open();
     expect(deliveredAt).toBeGreaterThanOrEqual(expires);
     expect(deliveredAt - expires).toBeLessThanOrEqual(bound);
+  });
+});
+
+describe('a queue whose key was restored from an older copy (S6)', () => {
+  it('refuses the completion of the worker a task was taken from, and the task stays in flight at one worker', async () => {
+    const queue = uniqueGroup('q-stale');
+    const keys = queueKeys(queue);
+    const runs: { worker: string; deliveries: number }[] = [];
+    const settled: { worker: string; outcome: string }[] = [];
+    const releaseFirst = gate();
+    const releaseSecond = gate();
+    const first = await join({
+      queue,
+      workerId: 'first',
+      weight: 20,
+      completeTime: 300,
+      handler: async (task) => {
+        runs.push({ worker: 'first', deliveries: task.deliveries });
+        await releaseFirst.promise;
+      },
+    });
+    first.on('error', () => undefined);
+    first.on('task', (s) => settled.push({ worker: 'first', outcome: s.outcome }));
+    const second = await join({
+      queue,
+      workerId: 'second',
+      weight: 10,
+      handler: async (task) => {
+        runs.push({ worker: 'second', deliveries: task.deliveries });
+        await releaseSecond.promise;
+      },
+    });
+    second.on('task', (s) => settled.push({ worker: 'second', outcome: s.outcome }));
+    await enqueue({ redis: observer(), queue }, 'work');
+    await waitFor(() => runs.length === 1, 'the first delivery');
+    await observer().copy(keys.deliveries, `${keys.deliveries}:older`);
+    // Its completeTime passes: the task goes to the other worker.
+    await waitFor(() => runs.length === 2, 'the second delivery', 3000);
+    expect(runs[1]).toMatchObject({ worker: 'second', deliveries: 2 });
+    await observer().copy(`${keys.deliveries}:older`, keys.deliveries, 'REPLACE');
+    releaseFirst.open();
+    await waitFor(() => settled.length > 0, "the first worker's completion settled");
+    expect(settled[0]).toMatchObject({ worker: 'first', outcome: 'stale' });
+    // Nobody else starts it while the second worker runs it (the record named the first worker,
+    // with its delivery expired: it went back to the queue and to the first worker again).
+    await sleep(3 * A);
+    expect(runs).toHaveLength(2);
+    releaseSecond.open();
+    await waitFor(() => settled.length === 2, "the second worker's completion settled");
+    expect(settled[1]).toMatchObject({ worker: 'second', outcome: 'completed' });
+    expect(await observer().hlen(keys.deliveries)).toBe(0);
+    // Each worker is counted with what it holds, nothing now: the record named the first worker,
+    // and the counts, which named the second, were corrected by it once over.
+    const { workers } = await describeQueue({ redis: observer(), queue });
+    expect(workers.map((w) => [w.id, w.inFlight])).toEqual([
+      ['first', 0],
+      ['second', 0],
+    ]);
+  });
+
+  it('hands an expired task back from the worker the group says holds it, not the one an older record names', async () => {
+    const queue = uniqueGroup('q-stale-reap');
+    const keys = queueKeys(queue);
+    const EXPIRES = 200;
+    const renew = (workerId: string, weight: number) =>
+      renewAsWorker(observer(), keys, { workerId, weight, claims: [], joining: false, completeTime: EXPIRES });
+    await renew('first', 2);
+    await renew('second', 1);
+    const task = await enqueue({ redis: observer(), queue }, 'work');
+    expect((await popDelivery(observer(), keys, 'first')).id).toBe(task);
+    await observer().copy(keys.deliveries, `${keys.deliveries}:older`);
+    // Its delivery expires: a renewal hands it to the other worker.
+    await sleep(EXPIRES + 50);
+    await renew('second', 1);
+    expect((await popDelivery(observer(), keys, 'second')).id).toBe(task);
+    await observer().copy(`${keys.deliveries}:older`, keys.deliveries, 'REPLACE');
+    // That delivery expires too, and the record says the first worker held it.
+    await sleep(EXPIRES + 50);
+    const reply = await renew('first', 2);
+    expect(reply.quarantineReason).toBe('lost-state:deliveries');
+    // Each worker is counted with what the group says it holds: nothing (the task waits).
+    const pending = await observer().xpending(keys.tasks, 'workers');
+    const held = new Map(((pending as unknown[])[3] as [string, string][] | null)?.map(([c, n]) => [c, Number(n)]));
+    const { workers } = await describeQueue({ redis: observer(), queue });
+    expect(workers.map((w) => [w.id, w.inFlight])).toEqual([
+      ['first', held.get('w:first') ?? 0],
+      ['second', held.get('w:second') ?? 0],
+    ]);
+    expect(workers.map((w) => w.inFlight)).toEqual([0, 0]);
+  });
+
+  it('keeps a worker whose lease an older copy of the leases ended: its record says when the lease ends', async () => {
+    const queue = uniqueGroup('q-stale-leases');
+    const keys = queueKeys(queue);
+    const LEASE = 300;
+    const renew = (workerId: string, weight: number, claims: { id: string; token: number; expires: number }[] = []) =>
+      renewAsWorker(observer(), keys, { workerId, weight, claims, joining: false, activationInterval: LEASE });
+    await renew('first', 2);
+    await renew('second', 1);
+    await enqueue({ redis: observer(), queue }, 'work');
+    const held = await popDelivery(observer(), keys, 'first');
+    await observer().copy(keys.leases, `${keys.leases}:older`);
+    for (let i = 0; i < 5; i++) {
+      await sleep(LEASE / 3);
+      await renew('first', 2, [{ id: held.id, token: held.token, expires: held.expires }]);
+      await renew('second', 1);
+    }
+    // The record keeps what the worker sent (its pid: 1) and when its lease ends.
+    const record = (await observer().eval(
+      "return { cmsgpack.unpack(redis.call('HGET', KEYS[1], ARGV[1])) }",
+      1,
+      keys.workers,
+      'first',
+    )) as number[];
+    expect(record[11]).toBe(1);
+    expect(record[12]).toBe(Number(await observer().zscore(keys.leases, 'first')));
+    await observer().copy(`${keys.leases}:older`, keys.leases, 'REPLACE');
+    // Both leases ended before the copy was put back; the workers renewed all along.
+    const reply = await renew('second', 1);
+    expect(reply).toMatchObject({ status: 'ok', quarantineReason: 'lost-state:leases' });
+    const snapshot = await describeQueue({ redis: observer(), queue });
+    expect(snapshot.workers.map((w) => w.id)).toEqual(['first', 'second']);
+    expect(snapshot.tasks.map((t) => [t.id, t.worker, t.deliveries])).toEqual([[held.id, 'first', 1]]);
   });
 });

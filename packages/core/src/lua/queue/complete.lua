@@ -31,7 +31,12 @@ reap_lapsed(Q)
 
 local status = 'stale'
 local r = read_delivery(task)
-if not r and #(in_group(Q, 'XPENDING', K.tasks, GROUP, task, task, '1', consumer(id)) or {}) == 1 then
+local named = r and r.w == id and r.k == token
+-- Who the consumer group says holds the task: the record alone is not enough, since one
+-- restored from an older copy (S6) names a worker the task was since taken from, with that
+-- worker's token (nil: the group was lost and made again here; false: pending nowhere).
+local holder = (named or not r) and pending_holder(Q, task)
+if not r and holder == consumer(id) then
   -- Lost state (S6): no record, and the task is still pending at this worker, so no other worker
   -- was given it since; the claim is taken as the record, as a renewal's would be (a completion
   -- refused here would leave it pending at a worker that no longer runs it). `done` deletes the
@@ -39,6 +44,12 @@ if not r and #(in_group(Q, 'XPENDING', K.tasks, GROUP, task, task, '1', consumer
   local w = read_worker(id)
   if not quarantined(Q) then start_quarantine(Q, 'lost-state:deliveries') end
   r = { w = id, k = token, n = 1, d = w and w.d or 1, e = Q.now + 1, l = '', i = 0 }
+elseif named and holder ~= nil and holder ~= consumer(id) then
+  -- Lost state (S6): the record is older than the group, which gave the task to another worker
+  -- since, or no longer holds it (acknowledged: it is gone). Not acted on: the holder's next
+  -- renewal claims the task with a newer token and takes the record back (renew.lua).
+  if not quarantined(Q) then start_quarantine(Q, 'lost-state:deliveries') end
+  r = nil
 end
 if r and r.w == id and r.k == token and r.e <= Q.now then
   withdraw(Q, task, r, 'complete-time', true)

@@ -30,7 +30,7 @@
 -- (complete.lua), newest first.
 -- The channel `<base>events` (not a key) tells monitors that something changed.
 -- Records: MessagePack values in a row (cmsgpack, which Redis ships), the format's version first:
---   worker    2 w c t d a f q r n h p
+--   worker    2 w c t d a f q r n h p l
 --   delivery  2 k n d e w l i
 -- (a tenth of the cost of JSON objects to read and write: every task reads and writes both). A
 -- record an earlier version wrote as a JSON object is still read, and written back in this form;
@@ -105,21 +105,23 @@ local RECORD = 2
 -- A record's values (after its version), or its JSON object as an earlier version wrote it.
 local function unpack_record(key, field, raw)
   if string.byte(raw, 1) == 123 then return decode_object(key, field, raw) end
-  local ok, version, a, b, c, d, e, f, g, h, i, j = pcall(cmsgpack.unpack, raw)
+  local ok, version, a, b, c, d, e, f, g, h, i, j, k, l = pcall(cmsgpack.unpack, raw)
   if not ok or version ~= RECORD then corrupt(key, 'field ' .. shown(field) .. ' is not a record understudy writes') end
-  return nil, a, b, c, d, e, f, g, h, i, j
+  return nil, a, b, c, d, e, f, g, h, i, j, k, l
 end
 
 local function read_worker(id)
   if WORKERS[id] then return WORKERS[id] end
   local raw = call('HGET', K.workers, id)
   if not raw then return nil end
-  local w, ww, c, t, d, a, f, q, r, n, h, p = unpack_record(K.workers, id, raw)
-  w = w or { w = ww, c = c, t = t, d = d, a = a, f = f, q = q, r = r, n = n, h = h, p = p }
+  local w, ww, c, t, d, a, f, q, r, n, h, p, l = unpack_record(K.workers, id, raw)
+  w = w or { w = ww, c = c, t = t, d = d, a = a, f = f, q = q, r = r, n = n, h = h, p = p, l = l }
+  -- (l: absent in records an earlier version wrote.)
+  w.l = w.l or 0
   if not whole(w.w, 1, 65535) or not whole(w.c, 0, 1000000) or not whole(w.f, 0, 1000000)
     or not whole(w.q, 0, MAX_TOKEN) or not whole(w.t, 1, MAX_INTERVAL) or not whole(w.d, 1, 1000000)
-    or not whole(w.a, 1, MAX_INTERVAL) then
-    corrupt(K.workers, 'field ' .. shown(id) .. ' is not a worker (w, c, f, q, t, d, a)')
+    or not whole(w.a, 1, MAX_INTERVAL) or not whole(w.l, 0, MAX_TOKEN) then
+    corrupt(K.workers, 'field ' .. shown(id) .. ' is not a worker (w, c, f, q, t, d, a, l)')
   end
   WORKERS[id] = w
   return w
@@ -147,7 +149,8 @@ end
 
 local function save_worker(id, w)
   UNSAVED[id] = nil
-  call('HSET', K.workers, id, cmsgpack.pack(RECORD, w.w, w.c, w.t, w.d, w.a, w.f, w.q, w.r or 0, w.n or '', w.h or '', w.p or 0))
+  call('HSET', K.workers, id, cmsgpack.pack(RECORD, w.w, w.c, w.t, w.d, w.a, w.f, w.q, w.r or 0, w.n or '', w.h or '', w.p or 0,
+    w.l or 0))
 end
 
 -- `later`: the record is stored by `saving`, once, whether or not dispatch writes it again (a
@@ -206,6 +209,14 @@ local function in_group(Q, ...)
   call('XGROUP', 'CREATE', K.tasks, GROUP, '0', 'MKSTREAM')
   start_quarantine(Q, 'lost-state:tasks')
   return nil
+end
+
+-- The consumer that holds a task in the group: its name, false when the task is pending nowhere
+-- (acknowledged, or never read), nil when the group was lost (`in_group` made it again).
+local function pending_holder(Q, task)
+  local found = in_group(Q, 'XPENDING', K.tasks, GROUP, task, task, '1')
+  if not found then return nil end
+  return found[1] and found[1][2] or false
 end
 
 -- The tasks a consumer holds (oldest first).
@@ -274,6 +285,33 @@ local function withdraw(Q, id, r, reason, counted)
   Q.changed = true
 end
 
+-- Counts each worker's tasks in flight again from the consumer group, which says who holds each
+-- task; after lost state the delivery records may not (one restored from an older copy names a
+-- worker the task was since taken from, one lost names nobody). `own`, `w`: the worker whose
+-- script this is, which may be joining again (not in the workers hash yet). Returns the other
+-- workers whose count changed, for the caller to store. Without a stream nothing is held; a group
+-- that was lost (made again by `in_group`) holds nothing yet: the counts stay.
+local function recount(Q, own, w)
+  local held = {}
+  if call('EXISTS', K.tasks) == 1 then
+    local summary = in_group(Q, 'XPENDING', K.tasks, GROUP)
+    if not summary then return {} end
+    for _, c in ipairs(summary[4] or {}) do held[c[1]] = tonumber(c[2]) end
+  end
+  if own then w.f = held[consumer(own)] or 0 end
+  local changed = {}
+  local flat = call('HGETALL', K.workers)
+  for i = 1, #flat, 2 do
+    local id = flat[i]
+    local other = id ~= own and read_worker(id)
+    if other and other.f ~= (held[consumer(id)] or 0) then
+      other.f = held[consumer(id)] or 0
+      changed[#changed + 1] = id
+    end
+  end
+  return changed
+end
+
 -- Hands back every task a worker holds, then forgets the worker. A task in its consumer's
 -- pending list without a delivery record (lost state) is handed back too, as delivered once.
 local function remove_worker(Q, id, reason)
@@ -297,20 +335,46 @@ local function remove_worker(Q, id, reason)
 end
 
 -- Workers whose lease lapsed (not during a quarantine: the leases may be an older copy, and every
--- live worker renews within it): what they held goes back.
+-- live worker renews within it): what they held goes back. A worker whose record says its lease
+-- ends later (`l`, written with every lease) is not gone: the leases are older than the records,
+-- restored from an older copy (S6), and the lease is put back.
 local function reap_lapsed(Q)
   if quarantined(Q) then return end
   for _, id in ipairs(due(Q, K.leases)) do
-    remove_worker(Q, id, 'lease-lost')
+    local w = read_worker(id)
+    if w and w.l > Q.now then
+      if not quarantined(Q) then start_quarantine(Q, 'lost-state:leases') end
+      call('ZADD', K.leases, fmt(w.l), id)
+      Q.lease_at = nil
+    else
+      remove_worker(Q, id, 'lease-lost')
+    end
   end
 end
 
--- Deliveries that expired: their tasks wait for re-delivery, or go to the dead letters.
+-- Deliveries that expired: their tasks wait for re-delivery, or go to the dead letters. The group,
+-- not the record, says who held the task: a record restored from an older copy (S6) names a worker
+-- it was since taken from, whose count the withdrawal would lower; the counts follow the group.
 local function reap_expired(Q)
+  local miscounted = false
   for _, id in ipairs(due(Q, K.deadlines)) do
     local r = read_delivery(id)
-    if r then withdraw(Q, id, r, 'complete-time', true) else call('ZREM', K.deadlines, id) end
+    local holder = r and pending_holder(Q, id)
+    if holder ~= nil and holder ~= consumer(r.w) then
+      if not quarantined(Q) then start_quarantine(Q, 'lost-state:deliveries') end
+      miscounted = true
+    end
+    if holder then
+      withdraw(Q, id, r, 'complete-time', true)
+    else
+      -- (No record, or a task the group holds nowhere: acknowledged, gone.)
+      call('ZREM', K.deadlines, id)
+      if r then call('HDEL', K.deliveries, id) end
+    end
     Q.expiry_at = nil
+  end
+  if miscounted then
+    for _, other in ipairs(recount(Q)) do write_worker(other, WORKERS[other]) end
   end
 end
 
@@ -326,15 +390,12 @@ local function reap(Q)
 end
 
 -- Makes the keys agree again after some were lost: workers without a lease get one, leases and
--- places without a worker go, the tasks in flight are counted again from the deliveries, and a
--- delivery whose task is gone is dropped.
+-- places without a worker go, a delivery whose task is gone is dropped, one whose worker is gone
+-- waits for re-delivery, and the tasks in flight are counted again (`recount`).
 local function rebuild(Q)
   local workers = {}
   local flat = call('HGETALL', K.workers)
-  for i = 1, #flat, 2 do
-    workers[flat[i]] = read_worker(flat[i])
-    workers[flat[i]].f = 0
-  end
+  for i = 1, #flat, 2 do workers[flat[i]] = read_worker(flat[i]) end
   drop_unknown({ K.leases, K.order }, workers)
   local deliveries = call('HGETALL', K.deliveries)
   for i = 1, #deliveries, 2 do
@@ -344,7 +405,6 @@ local function rebuild(Q)
       call('HDEL', K.deliveries, id)
       call('ZREM', K.deadlines, id)
     elseif r.w ~= '' and workers[r.w] then
-      workers[r.w].f = workers[r.w].f + 1
       call('ZADD', K.deadlines, fmt(r.e), id)
     elseif r.w ~= '' then
       r.w = ''
@@ -353,6 +413,7 @@ local function rebuild(Q)
       wait_again(Q, id)
     end
   end
+  recount(Q)
   Q.lease_at, Q.expiry_at = nil, nil
   -- (Tasks may wait for re-delivery that no record says: the next dispatch looks.)
   note_waiting(Q, true)

@@ -15,7 +15,7 @@ key_kinds({ 'hash', 'hash', 'sorted set', 'sorted set', 'hash', 'stream', 'sorte
 -- The records (queue/lib.lua: MessagePack values in a row, or a JSON object an earlier version
 -- wrote) as the JSON objects the monitor reads, numbers as text (tokens need 16 digits). What is
 -- neither is passed on as it is: the monitor reports it as corrupt.
-local WORKER = { 'w', 'c', 't', 'd', 'a', 'f', 'q', 'r', 'n', 'h', 'p' }
+local WORKER = { 'w', 'c', 't', 'd', 'a', 'f', 'q', 'r', 'n', 'h', 'p', 'l' }
 local DELIVERY = { 'k', 'n', 'd', 'e', 'w', 'l', 'i' }
 local function as_json(raw, names)
   if type(raw) ~= 'string' or string.byte(raw, 1) == 123 then return raw end

@@ -46,8 +46,9 @@ if not w then
   Q.changed = true
 end
 w.w, w.c, w.t, w.d, w.a = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), activation
--- GT: a lease is never shortened.
+-- GT: a lease is never shortened. The record keeps its end too (`reap_lapsed`).
 call('ZADD', K.leases, 'GT', fmt(Q.now + activation), id)
+w.l = math.max(w.l or 0, Q.now + activation)
 Q.lease_at = nil
 
 -- A task pending in the consumer group: delivered and neither completed nor buried (both
@@ -60,6 +61,7 @@ end
 
 local lost = {}
 local claimed = {}
+local taken = false
 for i = 12, #ARGV, 3 do
   local task, token, expires = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   claimed[task] = true
@@ -68,21 +70,18 @@ for i = 12, #ARGV, 3 do
     -- still this worker's
   elseif (r == nil or r.k < token) and pending_task(task) then
     if not quarantined(Q) then start_quarantine(Q, 'lost-state:deliveries') end
-    if r and r.w ~= '' and r.w ~= id then
-      local other = read_worker(r.w)
-      if other then
-        other.f = math.max(0, other.f - 1)
-        write_worker(r.w, other)
-      end
-    end
-    if r == nil or r.w ~= id then w.f = w.f + 1 end
     write_delivery(task, { w = id, k = token, n = r and r.n or 1, d = w.d, e = expires })
     call('ZADD', K.deadlines, fmt(expires), task)
     Q.expiry_at = nil
     call('XCLAIM', K.tasks, GROUP, consumer(id), '0', task, 'JUSTID')
+    taken = true
   else
     lost[#lost + 1] = task
   end
+end
+-- The counts agreed with the records, which did not agree with the group: counted again.
+if taken then
+  for _, other in ipairs(recount(Q, id, w)) do write_worker(other, WORKERS[other]) end
 end
 write_worker(id, w, true)
 saving(function()
