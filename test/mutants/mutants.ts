@@ -281,6 +281,16 @@ export const MUTANTS: readonly Mutant[] = [
     replace: 'c[5] and c[7]',
     tests: [{ file: STEADY, name: 'quarantined' }],
   },
+  {
+    id: 's6-lapse-trusts-leases',
+    rule: 'S6',
+    breaks:
+      'a lease an older copy of the leases ended is taken as lapsed by any script: a join drops the live holder and takes its slot',
+    file: LIB,
+    find: '    if left > 0 and G.now + left > lease + HB_SLACK then',
+    replace: '    if false then',
+    tests: [{ file: 'packages/core/test/s6-review.test.ts', name: 'a join right after it drops no live member' }],
+  },
   // ---- queues: keys restored from an older copy (S6 for queues, DESIGN §11) ----
   {
     id: 's6-queue-completion-trusts-record',

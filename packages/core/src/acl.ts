@@ -55,6 +55,8 @@ const MEMBER_SCRIPT_COMMANDS = [
   'xrevrange',
   'xtrim',
   'set',
+  // Another member's heartbeat key, when its lease lapsed (`expire_lapsed` in lib.lua).
+  'pttl',
   // The epoch floor of quorum mode (quorum_renew.lua).
   'get',
   'del',

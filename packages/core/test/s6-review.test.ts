@@ -311,3 +311,31 @@ describe('a failover back to a server that wrote the group before and lags', () 
     }
   });
 });
+
+describe('the leases key restored from an older DUMP, and the next script is not a renewal', () => {
+  it('a join right after it drops no live member and is granted nothing while the holder believes', async () => {
+    const group = uniqueGroup('old-leases-join');
+    const keys = groupKeys(group);
+    const timeline = new Timeline();
+    const x = await join({ group, memberId: 'x', weight: 20 });
+    timeline.watch(x);
+    await waitFor(() => x.isActive(), 'x active', 3 * A);
+    const old = await snapshot(observer, [keys.leases]);
+    // x renews past the lease the DUMP holds.
+    await sleep(A + 2 * H);
+    // The leases go back (x's lapsed there); before x renews again, z joins, lighter than x.
+    await restore(observer, old);
+    const z = await join({ group, memberId: 'z', weight: 5 });
+    timeline.watch(z);
+    await sleep(A + 4 * H);
+    // Seen before the fix: the join dropped x as lapsed (and, x being the only member, forgot
+    // the group), granted slot 0 to z at once, and x's next renewal, a millisecond later, found its
+    // lease gone and took the slot back: two grants at once in Redis, x deactivated and activated
+    // again with a new epoch. A renewal of x coming later would have let z deliver it.
+    const log = await observer.xrange(keys.log, '-', '+');
+    const granted = log.map(([, f]) => `${f[1]} ${f[3]}`).filter((e) => e.startsWith('activate'));
+    expect(granted).toEqual(['activate x']);
+    expect(timeline.of('x', 'deactivate')).toEqual([]);
+    expect(timeline.maxConcurrentActive()).toBe(1);
+  });
+});

@@ -200,8 +200,10 @@ describe('a renewal where nothing changed', () => {
     const [a, b, c, e] = [new Sim('a', 30, 2), new Sim('b', 20, 2), new Sim('c', 10, 2), new Sim('e', 5, 2)];
     await settle(keys, [a, b, c, e], 2);
     expect(isSteady(await renew(keys, e))).toBe(true);
-    // a's lease ends (its deadline set in the past; nobody renews before the join).
+    // a's lease ends (its deadline set in the past, its heartbeat key gone with it; nobody renews
+    // before the join).
     await redis.zadd(keys.leases, 'XX', 1, 'a');
+    await redis.del(keys.heartbeat('a'));
     // Only a join reads the join sequence: d's join drops a's lapsed lease and frees its slot
     // (config `held` 1), then stops with CORRUPT before it announces anything.
     await redis.hset(keys.config, 'seq', 'x');

@@ -294,11 +294,30 @@ local function remove_member(G, id, kind, by_member)
   note(G, id, 'gone', s and s.e or 0, s and s.index or -1, kind)
 end
 
+-- Members whose lease lapsed go, unless the lease is an older copy (S6): every renewal sets the
+-- member's heartbeat key with its lease, so the key expires with the lease written last (a full
+-- script sets it to expire at that lease, `heartbeat_key`; a steady renewal sets PX = A at most
+-- a millisecond after it read the time the lease counts from, renew.lua): at most HB_SLACK ms
+-- after it. A key that outlives a lapsed lease by more says the leases were restored from an
+-- older copy: a script other than the member's own renewal (a join, a leave) would otherwise drop
+-- a live holder and grant its slot at once. The lease is put back from the key, with a quarantine.
+-- (Another member's heartbeat key is named without being declared, like a queue's inboxes: it
+-- carries the group's hash tag, so it lives in the same slot.)
+local HB_SLACK = 2
 local function expire_lapsed(G)
-  local lapsed = call('ZRANGEBYSCORE', K.leases, '-inf', G.now)
+  local lapsed = call('ZRANGEBYSCORE', K.leases, '-inf', G.now, 'WITHSCORES')
   if #lapsed == 0 then return end
   local _, by_member = read_slots()
-  for _, id in ipairs(lapsed) do remove_member(G, id, 'lapse', by_member) end
+  for i = 1, #lapsed, 2 do
+    local id, lease = lapsed[i], tonumber(lapsed[i + 1])
+    local left = call('PTTL', string.sub(K.config, 1, -7) .. 'hb:' .. id)
+    if left > 0 and G.now + left > lease + HB_SLACK then
+      if G.now >= G.quarantine_until then lost_state(G, 'leases') end
+      call('ZADD', K.leases, fmt(G.now + left), id)
+    else
+      remove_member(G, id, 'lapse', by_member)
+    end
+  end
 end
 
 local function add_member(G, id, weight, host, pid, nonce, reason)
@@ -317,9 +336,10 @@ local function add_member(G, id, weight, host, pid, nonce, reason)
   return m
 end
 
--- The member's visible heartbeat: its role, expiring with its lease.
+-- The member's visible heartbeat: its role, expiring with the lease this script wrote (exactly:
+-- `expire_lapsed` compares the two).
 local function heartbeat_key(G, hb_key, role)
-  call('SET', hb_key, role, 'PX', G.activation)
+  call('SET', hb_key, role, 'PXAT', fmt(G.now + G.activation))
 end
 
 local function quarantined(G)
