@@ -196,11 +196,39 @@ const failover: Scenario = {
 };
 
 /**
- * What a lost-key round may DEL: a key of the queue (not the tasks stream, whose loss is the loss
- * of the tasks themselves), or a live worker's inbox.
+ * What a lost-key round may DEL, and a stale-key round restore from an older copy: a key of the
+ * queue (not the tasks stream, whose loss is the loss of the tasks themselves), or a live worker's
+ * inbox.
  */
 const QUEUE_LOSABLE = ['config', 'workers', 'leases', 'order', 'deliveries', 'deadlines', 'inbox'] as const;
 const QUEUE_LOST_KEY_ROUNDS = 3;
+
+/**
+ * Tasks every 25 ms over two workers; `rounds` times, once a worker has a task in flight, `fault`
+ * acts on a random one of QUEUE_LOSABLE (that worker's inbox for `inbox`), named `name`; 2A apart.
+ */
+async function onQueueKeys(
+  run: ScenarioRun,
+  rounds: number,
+  fault: (key: string, name: string, round: number) => Promise<void>,
+): Promise<void> {
+  await startWorkers(run, ['w1', 'w2']);
+  const keys = queueKeys(run.queueName);
+  const tasks = enqueueing(run, Number.POSITIVE_INFINITY, 25, () => run.random.int(50, 300));
+  await withTasks(run, tasks, async () => {
+    await run.sleep(run.A);
+    for (let round = 1; round <= rounds; round++) {
+      const busy = await busyWorker(run);
+      const kind = run.random.pick(QUEUE_LOSABLE);
+      await fault(
+        kind === 'inbox' ? keys.inbox(busy.id) : keys[kind],
+        kind === 'inbox' ? `the inbox of ${busy.id}` : kind,
+        round,
+      );
+      await run.sleep(2 * run.A);
+    }
+  });
+}
 
 /**
  * A key of the queue DELeted while tasks are in flight (an operator's DEL, an eviction): the
@@ -216,24 +244,13 @@ const lostKey: Scenario = {
   params: NO_GROUP,
   members: [],
   queue: QUEUE,
-  async run(run) {
-    await startWorkers(run, ['w1', 'w2']);
-    const keys = queueKeys(run.queueName);
-    const tasks = enqueueing(run, Number.POSITIVE_INFINITY, 25, () => run.random.int(50, 300));
-    await withTasks(run, tasks, async () => {
-      await run.sleep(run.A);
-      for (let round = 1; round <= QUEUE_LOST_KEY_ROUNDS; round++) {
-        const busy = await busyWorker(run);
-        const kind = run.random.pick(QUEUE_LOSABLE);
-        const key = kind === 'inbox' ? keys.inbox(busy.id) : keys[kind];
-        const description = `DEL ${kind === 'inbox' ? `the inbox of ${busy.id}` : kind} (${round})`;
-        run.note(`del-${round}`);
-        await run.fault(description, () => run.admin('DEL', key));
-        await run.heal(description);
-        await run.sleep(2 * run.A);
-      }
-    });
-  },
+  run: (run) =>
+    onQueueKeys(run, QUEUE_LOST_KEY_ROUNDS, async (key, name, round) => {
+      const description = `DEL ${name} (${round})`;
+      run.note(`del-${round}`);
+      await run.fault(description, () => run.admin('DEL', key));
+      await run.heal(description);
+    }),
   verify: (outcome) =>
     Array.from({ length: QUEUE_LOST_KEY_ROUNDS }, (_, i) => inFlightAt(outcome, `del-${i + 1}`)).flat(),
   measure: queueFigures,
@@ -246,9 +263,9 @@ const QUEUE_STALE_KEY_ROUNDS = 3;
  * backup of it, a tool copying it back): a copy (COPY, beside it under the same hash tag), tasks
  * delivered, completed and re-delivered for 0.3–1.5 A, then the copy replaces the key. What it says
  * no longer agrees with the rest: a delivery record naming a worker the task was since taken from
- * (F-Q3), counts of tasks in flight, leases that end earlier. S6 for queues: a completion is
- * accepted only from the worker the consumer group says holds the task, counts follow the group,
- * and nothing lost. Not the tasks stream (an older copy of it loses the tasks enqueued since).
+ * (F-Q3), counts of tasks in flight, leases that end earlier (F-Q4). S6 for queues: a completion
+ * is accepted only from the worker the consumer group says holds the task, counts follow the
+ * group, a lease is put back from the worker's record, and nothing is lost.
  */
 const staleKey: Scenario = {
   name: 'queue-stale-key',
@@ -257,31 +274,20 @@ const staleKey: Scenario = {
   params: NO_GROUP,
   members: [],
   queue: QUEUE,
-  async run(run) {
-    await startWorkers(run, ['w1', 'w2']);
-    const keys = queueKeys(run.queueName);
-    const tasks = enqueueing(run, Number.POSITIVE_INFINITY, 25, () => run.random.int(50, 300));
-    await withTasks(run, tasks, async () => {
-      await run.sleep(run.A);
-      for (let round = 1; round <= QUEUE_STALE_KEY_ROUNDS; round++) {
-        const busy = await busyWorker(run);
-        const kind = run.random.pick(QUEUE_LOSABLE);
-        const key = kind === 'inbox' ? keys.inbox(busy.id) : keys[kind];
-        const copy = `${key}:older`;
-        await run.admin('COPY', key, copy, 'REPLACE');
-        await run.sleep(run.random.between(0.3, 1.5) * run.A);
-        const description = `${kind === 'inbox' ? `the inbox of ${busy.id}` : kind} restored from the copy (${round})`;
-        run.note(`restore-${round}`);
-        await run.fault(description, async () => {
-          // (A key that did not exist at the copy: none to restore, it is deleted.)
-          if (Number(await run.admin('COPY', copy, key, 'REPLACE')) === 0) await run.admin('DEL', key);
-          await run.admin('DEL', copy);
-        });
-        await run.heal(description);
-        await run.sleep(2 * run.A);
-      }
-    });
-  },
+  run: (run) =>
+    onQueueKeys(run, QUEUE_STALE_KEY_ROUNDS, async (key, name, round) => {
+      const copy = `${key}:older`;
+      await run.admin('COPY', key, copy, 'REPLACE');
+      await run.sleep(run.random.between(0.3, 1.5) * run.A);
+      const description = `${name} restored from the copy (${round})`;
+      run.note(`restore-${round}`);
+      await run.fault(description, async () => {
+        // (A key that did not exist at the copy: none to restore, it is deleted.)
+        if (Number(await run.admin('COPY', copy, key, 'REPLACE')) === 0) await run.admin('DEL', key);
+        await run.admin('DEL', copy);
+      });
+      await run.heal(description);
+    }),
   verify: (outcome) =>
     Array.from({ length: QUEUE_STALE_KEY_ROUNDS }, (_, i) => inFlightAt(outcome, `restore-${i + 1}`)).flat(),
   measure: queueFigures,
