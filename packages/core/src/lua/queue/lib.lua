@@ -364,12 +364,15 @@ local function reap_expired(Q)
       if not quarantined(Q) then start_quarantine(Q, 'lost-state:deliveries') end
       miscounted = true
     end
-    if holder then
+    if holder == false or holder == WAITING then
+      -- The deadline is older than the group: the task is gone (acknowledged), or waits for
+      -- re-delivery already.
+      call('ZREM', K.deadlines, id)
+      if holder == false then call('HDEL', K.deliveries, id) end
+    elseif r then
       withdraw(Q, id, r, 'complete-time', true)
     else
-      -- (No record, or a task the group holds nowhere: acknowledged, gone.)
       call('ZREM', K.deadlines, id)
-      if r then call('HDEL', K.deliveries, id) end
     end
     Q.expiry_at = nil
   end
