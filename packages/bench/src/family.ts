@@ -1,4 +1,4 @@
-import { readLoadAverage } from './machine.js';
+import { describeCpu, readLoadAverage } from './machine.js';
 
 /** When, how and under what load a family that can run alone (`--only ha`, `--only queue`) was measured. */
 export interface FamilyRun {
@@ -6,6 +6,8 @@ export interface FamilyRun {
   startedAt: string;
   durationS: number;
   revision: string;
+  /** The CPU it ran on (`describeCpu`); absent in runs recorded before it was kept. */
+  cpu?: string;
   load: { start: string; end: string };
 }
 
@@ -16,6 +18,7 @@ export function beginRun(run: { command: string; revision: string }): { run: Fam
     ...run,
     startedAt: new Date().toISOString(),
     durationS: 0,
+    cpu: describeCpu(),
     load: { start: readLoadAverage(), end: '' },
   };
   return {
@@ -31,6 +34,6 @@ export function beginRun(run: { command: string; revision: string }): { run: Fam
 export function runLine(r: FamilyRun): string {
   return (
     `Measured by \`${r.command}\` on ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC (${Math.round(r.durationS / 60)} min), ` +
-    `understudy ${r.revision}; load average (1, 5, 15 min) ${r.load.start} at the start, ${r.load.end} at the end.`
+    `understudy ${r.revision}${r.cpu ? `, on ${r.cpu}` : ''}; load average (1, 5, 15 min) ${r.load.start} at the start, ${r.load.end} at the end.`
   );
 }

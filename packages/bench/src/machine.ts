@@ -28,9 +28,18 @@ export function readLoadAverage(): string {
   return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 }
 
+/** The CPU's model name, from /proc/cpuinfo. */
+function cpuModel(): string {
+  return /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? 'unknown';
+}
+
+/** The CPU as the report names it: its model and how many cores. */
+export function describeCpu(): string {
+  return `${cpuModel()}, nproc = ${Number(run('nproc', [])) || availableParallelism()}`;
+}
+
 export function describeMachine(redisBinary: string, etcdBinary: string | undefined): Machine {
-  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
-  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? 'unknown';
+  const model = cpuModel();
   const redisVersion = /v=(\S+)/.exec(run(redisBinary, ['--version']) ?? '')?.[1] ?? 'unknown';
   const etcdVersion = etcdBinary ? /etcd Version:\s*(\S+)/.exec(run(etcdBinary, ['--version']) ?? '')?.[1] : undefined;
   return {
