@@ -414,7 +414,7 @@ describe('a queue whose key was restored from an older copy (S6)', () => {
   it('keeps a worker whose lease an older copy of the leases ended: its record says when the lease ends', async () => {
     const queue = uniqueGroup('q-stale-leases');
     const keys = queueKeys(queue);
-    const LEASE = 300;
+    const LEASE = 600;
     const renew = (workerId: string, weight: number, claims: { id: string; token: number; expires: number }[] = []) =>
       renewAsWorker(observer(), keys, { workerId, weight, claims, joining: false, activationInterval: LEASE });
     await renew('first', 2);
