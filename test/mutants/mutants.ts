@@ -287,7 +287,7 @@ export const MUTANTS: readonly Mutant[] = [
     breaks:
       'a lease an older copy of the leases ended is taken as lapsed by any script: a join drops the live holder and takes its slot',
     file: LIB,
-    find: '    if left > 0 and G.now + left > lease + HB_SLACK then',
+    find: "    if type(left) == 'number' and left > 0 and G.now + left > lease + HB_SLACK then",
     replace: '    if false then',
     tests: [{ file: 'packages/core/test/s6-review.test.ts', name: 'a join right after it drops no live member' }],
   },

@@ -375,3 +375,22 @@ describe('a member whose user loses its rules while it runs', () => {
     await waitFor(() => member.isActive(), 'the member active again once its rules are back', A * 3 + LATE_MS);
   });
 });
+
+describe('a member user made before PTTL was in the rules', () => {
+  it('still fails over: the check of a lapsed lease against the heartbeat key is skipped', async () => {
+    const user = 'understudy-older-rules';
+    const group = uniqueGroup('acl-older-rules');
+    const { member: rules } = aclRules({ group, memberUser: user });
+    expect(rules.rules).toContain('+pttl');
+    await server.admin('ACL', 'SETUSER', user, ...rules.rules.filter((r) => r !== '+pttl'), `>${PASSWORD}`);
+    const redis = urlOf(user);
+    const crasher = new MemberProcess({ url: redis, group, memberId: 'crasher', weight: 20 });
+    await crasher.waitFor('activate', 20_000);
+    const standby = await join({ group, memberId: 'standby', weight: 10, redis });
+    await crasher.kill('SIGKILL');
+    await waitFor(() => standby.isActive(), 'the standby active after the crash', A * 2 + LATE_MS);
+    // The script's PTTL was refused (ACL LOG: the Lua context), and the failover went on without it.
+    const log = (await server.admin('ACL', 'LOG')) as unknown as string;
+    expect(String(log)).toContain('pttl');
+  });
+});
