@@ -33,18 +33,26 @@ function cpuModel(): string {
   return /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? 'unknown';
 }
 
+function cores(): number {
+  return Number(run('nproc', [])) || availableParallelism();
+}
+
 /** The CPU as the report names it: its model and how many cores. */
+export function cpuLabel(m: Pick<Machine, 'cpuModel' | 'nproc'>): string {
+  return `${m.cpuModel}, nproc = ${m.nproc}`;
+}
+
+/** This machine's CPU, as `cpuLabel` names it. */
 export function describeCpu(): string {
-  return `${cpuModel()}, nproc = ${Number(run('nproc', [])) || availableParallelism()}`;
+  return cpuLabel({ cpuModel: cpuModel(), nproc: cores() });
 }
 
 export function describeMachine(redisBinary: string, etcdBinary: string | undefined): Machine {
-  const model = cpuModel();
   const redisVersion = /v=(\S+)/.exec(run(redisBinary, ['--version']) ?? '')?.[1] ?? 'unknown';
   const etcdVersion = etcdBinary ? /etcd Version:\s*(\S+)/.exec(run(etcdBinary, ['--version']) ?? '')?.[1] : undefined;
   return {
-    nproc: Number(run('nproc', [])) || availableParallelism(),
-    cpuModel: model,
+    nproc: cores(),
+    cpuModel: cpuModel(),
     memoryGiB: totalmem() / 2 ** 30,
     node: process.version,
     redis: redisVersion,

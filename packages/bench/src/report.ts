@@ -1,5 +1,5 @@
 import { haConsoleReport } from './ha-report.js';
-import type { Machine } from './machine.js';
+import { cpuLabel, type Machine } from './machine.js';
 import { queueConsoleReport } from './queue-report.js';
 import type { ContestResult } from './scenarios/contest.js';
 import type { CrowdCost, ScriptOverhead } from './scenarios/cost.js';
@@ -358,7 +358,7 @@ export function machineTable(results: BenchResults): string {
   return table(
     ['machine', ''],
     [
-      ['CPU', `${m.cpuModel}, nproc = ${m.nproc}`],
+      ['CPU', cpuLabel(m)],
       ['memory', `${m.memoryGiB.toFixed(1)} GiB`],
       ['kernel', m.kernel],
       ['Node.js', m.node],
