@@ -57,6 +57,8 @@ const MEMBER_SCRIPT_COMMANDS = [
   'set',
   // Another member's heartbeat key, when its lease lapsed (`expire_lapsed` in lib.lua).
   'pttl',
+  // Which key has the wrong type, once a command failed with WRONGTYPE (`guarded` in guard.lua).
+  'type',
   // The epoch floor of quorum mode (quorum_renew.lua).
   'get',
   'del',
@@ -81,7 +83,7 @@ const MONITOR_CLIENT_COMMANDS = [
 ];
 
 /** Commands observe.lua runs. */
-const MONITOR_SCRIPT_COMMANDS = ['time', 'hmget', 'zrange', 'hgetall'];
+const MONITOR_SCRIPT_COMMANDS = ['time', 'hmget', 'zrange', 'hgetall', 'type'];
 
 const unique = (commands: readonly string[]) => Object.freeze([...new Set(commands)]);
 
@@ -121,6 +123,7 @@ const QUEUE_SCRIPT_COMMANDS = [
   'ltrim',
   'lpos',
   'del',
+  'type',
   'spublish',
 ];
 
@@ -154,6 +157,7 @@ export const QUEUE_MONITOR_COMMANDS: readonly string[] = unique([
   'xrange',
   'zcard',
   'zrange',
+  'type',
 ]);
 
 const USER_NAME = /^[A-Za-z0-9._:@-]{1,160}$/;

@@ -14,7 +14,8 @@ import { luaRaw, luaSource } from './lua.js';
  *   the block and the statements run, in their order, at the start of every call;
  * - the script's own code is the function's body, as written: what stands before its
  *   `--@include` line (a fast path that needs none of the included code) runs first, then the
- *   per-call statements, then what follows the line.
+ *   per-call statements, then what follows the line, as a function of the block (defined once)
+ *   that guard.lua's `guarded` runs (as `scriptSource` in lua.ts has an EVAL run it).
  *
  * `KEYS` and `ARGV` are locals of the block that each call sets first, so the included code sees
  * them as an EVAL did. Calls never overlap in Redis, so that state is the call's own.
@@ -261,9 +262,12 @@ function assemble(kind: LibraryKind, names: readonly string[]): FunctionLibrary 
         );
       }
       const flags = script.flags.length > 0 ? `, flags = { ${script.flags.map((f) => `'${f}'`).join(', ')} }` : '';
+      const name = script.name.replace('/', '_');
+      const run = include === '' ? script.body.trim() : `return guarded(__${name})`;
+      if (include !== '') lines.push(`local function __${name}()\n${script.body.trim()}\nend`);
       lines.push(
-        `redis.register_function{ function_name = '@NAME@_${script.name.replace('/', '_')}'${flags}, callback = function(keys, args)\n` +
-          `KEYS, ARGV = keys, args\n${script.before.trim()}\n__per_call()\n${script.body.trim()}\nend }`,
+        `redis.register_function{ function_name = '@NAME@_${name}'${flags}, callback = function(keys, args)\n` +
+          `KEYS, ARGV = keys, args\n${script.before.trim()}\n__per_call()\n${run}\nend }`,
       );
     }
     blocks.push(`do -- ${include || '(no include)'}\n${lines.join('\n\n')}\nend`);

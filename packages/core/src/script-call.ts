@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Cluster, type Redis } from 'ioredis';
-import { luaSource } from './lua.js';
+import { scriptSource } from './lua.js';
 import { type FunctionLibrary, functionLibrary, functionName, type LibraryKind } from './lua-library.js';
 import { SCRIPT_SPECS, type ScriptName } from './script-specs.js';
 
@@ -137,7 +137,7 @@ async function evalScript(
   argv: readonly Argument[],
   readOnly: boolean,
 ): Promise<unknown> {
-  const source = luaSource(`${name}.lua`);
+  const source = scriptSource(`${name}.lua`);
   const suffix = readOnly ? '_ro' : '';
   try {
     return await connection.call(`evalsha${suffix}`, shaOf(source), keys.length, ...keys, ...argv);

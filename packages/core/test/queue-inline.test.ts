@@ -2,7 +2,7 @@
 // renewal sends it again when that reply was lost (lua/queue/lib.lua `dispatch`, `resend`), and
 // the worker runs a delivery once however often it arrives. The worker a completion frees is
 // weighed against the others with room (the SPARE) without taking a place first.
-import { queueKeys } from '@understudy/core';
+import { CorruptStateError, queueKeys } from '@understudy/core';
 import { describe, expect, it } from 'vitest';
 import { parseDelivery, RecentTokens } from '../src/queue/inbox.js';
 import { queueScripts } from '../src/scripts.js';
@@ -221,5 +221,45 @@ describe('RecentTokens', () => {
     expect(recent.add(3, 150)).toBe(true); // token 1 (from 0) is forgotten now
     expect(recent.add(1, 151)).toBe(true);
     expect(recent.add(2, 152)).toBe(false);
+  });
+});
+
+// A script that stops part way (inside `saving`, after it wrote) names the bad key as one that
+// stops at once does: Redis hands an error caught by pcall back as text, which a rethrow must
+// not turn into a generic 'ERR' reply.
+describe('a key or record understudy did not write, met after the script wrote', () => {
+  it('an inbox that is not a list, met as a completion hands the next task, is CorruptStateError naming it', async () => {
+    const keys = queueKeys(uniqueGroup('q-inbox-type'));
+    const c = observer();
+    await renewAsWorker(c, keys, { workerId: 'ghost', claims: [], joining: true });
+    const first = await queueScripts.enqueue(c, keys, { dataType: 's', data: 'one' });
+    const pushed = await popDelivery(c, keys, 'ghost');
+    await queueScripts.enqueue(c, keys, { dataType: 's', data: 'two' });
+    await c.set(keys.inbox('ghost'), 'not a list');
+    const refused = await queueScripts
+      .complete(c, keys, {
+        workerId: 'ghost',
+        taskId: first,
+        token: pushed.token,
+        outcome: 'done',
+        tokenFloor: 0,
+        inline: false,
+      })
+      .catch((e) => e);
+    expect(refused).toBeInstanceOf(CorruptStateError);
+    expect(refused).toMatchObject({ key: keys.inbox('ghost') });
+    expect(refused.message).toContain('is not a list (WRONGTYPE)');
+  });
+
+  it("a delivery record that is not one, met as a renewal sends a lost reply's delivery again, is CorruptStateError naming the key", async () => {
+    const keys = queueKeys(uniqueGroup('q-resend-corrupt'));
+    const c = observer();
+    await renewAsWorker(c, keys, { workerId: 'ghost', claims: [], joining: true });
+    const first = await queueScripts.enqueue(c, keys, { dataType: 's', data: 'one' });
+    await c.hset(keys.deliveries, first, 'garbage');
+    // It claims nothing it holds: the renewal looks for deliveries to send again (`resend`).
+    const refused = await renewAsWorker(c, keys, { workerId: 'ghost', claims: [], joining: false }).catch((e) => e);
+    expect(refused).toBeInstanceOf(CorruptStateError);
+    expect(refused).toMatchObject({ key: keys.deliveries });
   });
 });

@@ -2,11 +2,11 @@ import {
   functionName,
   isSteady,
   libraryOf,
-  luaSource,
   type MemberView,
   parseReply,
   type ScriptInvocation,
   scriptInvocation,
+  scriptSource,
 } from '@understudy/core/internal';
 import { groupKeys } from '@understudy/core/testing';
 import { sleep } from '../clock.js';
@@ -180,7 +180,7 @@ async function prepare(context: BenchContext, transport: ScriptTransport): Promi
     return;
   }
   for (const script of ['join', 'renew'] as const) {
-    shas.set(script, (await context.redis.script('LOAD', luaSource(`${script}.lua`))) as string);
+    shas.set(script, (await context.redis.script('LOAD', scriptSource(`${script}.lua`))) as string);
   }
   shas.set('floor', (await context.redis.script('LOAD', FLOOR_SCRIPT)) as string);
 }

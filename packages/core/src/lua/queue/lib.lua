@@ -58,7 +58,9 @@ local DEAD_MAXLEN = 100000
 local REAP_BATCH = '64'
 
 local function inbox(id)
-  return BASE .. 'inbox:' .. id
+  local key = BASE .. 'inbox:' .. id
+  KIND[key] = 'list'
+  return key
 end
 
 local function receipts(id)
