@@ -24,7 +24,18 @@ import {
 } from '@understudy/core';
 import { type RedisServer, startRedis } from '@understudy/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FAST, fileServer, gate, Switch, uniqueGroup, waitFor, workerFactory } from './helpers.js';
+import { queueScripts } from '../src/scripts.js';
+import {
+  FAST,
+  fileServer,
+  gate,
+  popDelivery,
+  renewAsWorker,
+  Switch,
+  uniqueGroup,
+  waitFor,
+  workerFactory,
+} from './helpers.js';
 
 const { server, observer } = fileServer();
 const join = workerFactory(server);
@@ -165,6 +176,62 @@ describe('a queue whose key holds what understudy never writes there', () => {
     } finally {
       await observer().del(keys.workers);
     }
+  });
+});
+
+describe('a worker or delivery record whose values are not what the scripts write', () => {
+  // Rewrites one value of a MessagePack record (values in a row, the version first; see
+  // queue/lib.lua): ARGV 2 is its position after the version, ARGV 3 the new value as JSON.
+  const REWRITE = `
+    local values = { cmsgpack.unpack(redis.call('HGET', KEYS[1], ARGV[1])) }
+    values[tonumber(ARGV[2]) + 1] = cjson.decode(ARGV[3])
+    redis.call('HSET', KEYS[1], ARGV[1], cmsgpack.pack(unpack(values)))`;
+  // Worker: w c t d a f q r n h p l; delivery: k n d e w l i.
+  const workerCases: [string, number, unknown][] = [
+    ['weight 0', 1, 0],
+    ['capacity as text', 2, '1'],
+    ['a fraction in flight', 6, 0.5],
+    ['a negative lease end', 12, -1],
+  ];
+  const deliveryCases: [string, number, unknown][] = [
+    ['a negative token', 1, -1],
+    ['a number for its worker', 5, 7],
+    ['deliveries as text', 2, '1'],
+    ['an expiry that is a fraction', 4, 1.5],
+    ['an inline mark of 2', 7, 2],
+  ];
+
+  it.each(workerCases)('refuses a worker record with %s, naming the key', async (_case, at, value) => {
+    const keys = queueKeys(uniqueGroup('q-bad-worker'));
+    const c = observer();
+    await renewAsWorker(c, keys, { workerId: 'ghost', claims: [], joining: true });
+    await c.eval(REWRITE, 1, keys.workers, 'ghost', at, JSON.stringify(value));
+    const refused = await renewAsWorker(c, keys, { workerId: 'ghost', claims: [], joining: false }).catch((e) => e);
+    expect(refused).toBeInstanceOf(CorruptStateError);
+    expect(refused).toMatchObject({ key: keys.workers });
+    expect(refused.message).toContain('is not a worker');
+  });
+
+  it.each(deliveryCases)('refuses a delivery record with %s, naming the key', async (_case, at, value) => {
+    const keys = queueKeys(uniqueGroup('q-bad-delivery'));
+    const c = observer();
+    await renewAsWorker(c, keys, { workerId: 'ghost', claims: [], joining: true });
+    const task = await queueScripts.enqueue(c, keys, { dataType: 's', data: 'one' });
+    const delivery = await popDelivery(c, keys, 'ghost');
+    await c.eval(REWRITE, 1, keys.deliveries, task, at, JSON.stringify(value));
+    const refused = await queueScripts
+      .complete(c, keys, {
+        workerId: 'ghost',
+        taskId: task,
+        token: delivery.token,
+        outcome: 'done',
+        tokenFloor: 0,
+        inline: true,
+      })
+      .catch((e) => e);
+    expect(refused).toBeInstanceOf(CorruptStateError);
+    expect(refused).toMatchObject({ key: keys.deliveries });
+    expect(refused.message).toContain('is not a delivery');
   });
 });
 

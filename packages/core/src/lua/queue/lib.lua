@@ -112,6 +112,22 @@ local function unpack_record(key, field, raw)
   return nil, a, b, c, d, e, f, g, h, i, j, k, l
 end
 
+-- Whether a record's values are what the scripts write: whole numbers within their ranges, ids as
+-- text. Compared in line, in one pcall (a value of another type fails its comparison with an
+-- error), not a call of `whole` per value: two records are read for every task.
+local function is_worker(w)
+  return w.w >= 1 and w.w <= 65535 and w.w % 1 == 0 and w.c >= 0 and w.c <= 1000000 and w.c % 1 == 0
+    and w.f >= 0 and w.f <= 1000000 and w.f % 1 == 0 and w.q >= 0 and w.q <= MAX_TOKEN and w.q % 1 == 0
+    and w.t >= 1 and w.t <= MAX_INTERVAL and w.t % 1 == 0 and w.d >= 1 and w.d <= 1000000 and w.d % 1 == 0
+    and w.a >= 1 and w.a <= MAX_INTERVAL and w.a % 1 == 0 and w.l >= 0 and w.l <= MAX_TOKEN and w.l % 1 == 0
+end
+
+local function is_delivery(r)
+  return r.w >= '' and r.l >= '' and r.k >= 0 and r.k <= MAX_TOKEN and r.k % 1 == 0
+    and r.n >= 0 and r.n <= 1000000 and r.n % 1 == 0 and r.d >= 1 and r.d <= 1000000 and r.d % 1 == 0
+    and r.e >= 0 and r.e <= MAX_TOKEN and r.e % 1 == 0 and (r.i == 0 or r.i == 1)
+end
+
 local function read_worker(id)
   if WORKERS[id] then return WORKERS[id] end
   local raw = call('HGET', K.workers, id)
@@ -120,11 +136,8 @@ local function read_worker(id)
   w = w or { w = ww, c = c, t = t, d = d, a = a, f = f, q = q, r = r, n = n, h = h, p = p, l = l }
   -- (l: absent in records an earlier version wrote.)
   w.l = w.l or 0
-  if not whole(w.w, 1, 65535) or not whole(w.c, 0, 1000000) or not whole(w.f, 0, 1000000)
-    or not whole(w.q, 0, MAX_TOKEN) or not whole(w.t, 1, MAX_INTERVAL) or not whole(w.d, 1, 1000000)
-    or not whole(w.a, 1, MAX_INTERVAL) or not whole(w.l, 0, MAX_TOKEN) then
-    corrupt(K.workers, 'field ' .. shown(id) .. ' is not a worker (w, c, f, q, t, d, a, l)')
-  end
+  local ok, valid = pcall(is_worker, w)
+  if not (ok and valid) then corrupt(K.workers, 'field ' .. shown(id) .. ' is not a worker (w, c, f, q, t, d, a, l)') end
   WORKERS[id] = w
   return w
 end
@@ -168,11 +181,14 @@ local function read_delivery(id)
   local raw = call('HGET', K.deliveries, id)
   if not raw then return nil end
   local r, k, n, d, e, w, l, i = unpack_record(K.deliveries, id, raw)
-  r = r or { k = k, n = n, d = d, e = e, w = w, l = l, i = i }
-  if type(r.w) ~= 'string' or not whole(r.k, 0, MAX_TOKEN) or not whole(r.n, 0, 1000000) then
-    corrupt(K.deliveries, 'field ' .. shown(id) .. ' is not a delivery (w, k, n)')
+  if r then
+    -- An earlier version's JSON object: tokens and times as text, some fields absent.
+    r.k, r.e, r.d, r.l, r.i = tonumber(r.k), tonumber(r.e) or 0, tonumber(r.d) or 1, r.l or '', r.i or 0
+  else
+    r = { k = k, n = n, d = d, e = e, w = w, l = l or '', i = i or 0 }
   end
-  r.k, r.e, r.d, r.l, r.i = tonumber(r.k), tonumber(r.e) or 0, tonumber(r.d) or 1, r.l or '', r.i or 0
+  local ok, valid = pcall(is_delivery, r)
+  if not (ok and valid) then corrupt(K.deliveries, 'field ' .. shown(id) .. ' is not a delivery (w, k, n, d, e, l, i)') end
   return r
 end
 
