@@ -9,6 +9,7 @@ import { luaRaw, luaSource } from './lua.js';
  *
  * - its top-level `local function`s (and `name = function` assignments to names it declared
  *   without a value) stay where they are, in a `do … end` block of their own;
+ * - so are its constants (`local GROUP = 'workers'`: a number or a string that no code assigns to);
  * - every other top-level statement (`local K = { config = KEYS[1] … }`, `local memo = {}`,
  *   `key_kinds(…)`) is what an EVAL ran afresh per call: its names are declared at the top of
  *   the block and the statements run, in their order, at the start of every call;
@@ -106,6 +107,7 @@ function tokenize(source: string): Token[] {
   return tokens;
 }
 
+const LITERAL = new Set(['number', 'string']);
 const OPENERS = new Set(['function', 'if', 'do', 'repeat', '(', '{', '[']);
 const CLOSERS = new Set(['end', 'until', ')', '}', ']']);
 
@@ -155,7 +157,25 @@ interface Module {
   perCall: string[];
 }
 
-function splitModule(file: string, source: string): Module {
+/**
+ * Names that `sources` may assign to after declaring them: any name followed by `=` or `,` (a
+ * target of an assignment, or one of several; a call's argument counts too, which only costs a
+ * constant its definition once per load).
+ */
+function assignedNames(sources: readonly string[]): Set<string> {
+  const names = new Set<string>();
+  for (const source of sources) {
+    const tokens = tokenize(source);
+    tokens.forEach((token, i) => {
+      const next = tokens[i + 1]?.text;
+      if (token.kind === 'name' && tokens[i - 1]?.text !== 'local' && (next === '=' || next === ','))
+        names.add(token.text);
+    });
+  }
+  return names;
+}
+
+function splitModule(file: string, source: string, assigned: ReadonlySet<string>): Module {
   const module: Module = { names: new Set(), definitions: [], values: [], perCall: [] };
   const seen = module.names;
   const declare = (name: string) => {
@@ -171,6 +191,16 @@ function splitModule(file: string, source: string): Module {
     const [first, second, third] = statement as [Token, Token | undefined, Token | undefined];
     if (first.text === 'local' && second?.text === 'function') {
       declare((third as Token).text);
+      module.definitions.push(text(statement));
+    } else if (
+      first.text === 'local' &&
+      statement.length === 4 &&
+      statement[2]?.text === '=' &&
+      LITERAL.has(statement[3]?.kind as string) &&
+      !assigned.has((second as Token).text)
+    ) {
+      // A constant (`local GROUP = 'workers'`) that no code assigns to: defined once.
+      declare((second as Token).text);
       module.definitions.push(text(statement));
     } else if (first.text === 'local') {
       const { names, assigned } = declaredNames(statement);
@@ -247,7 +277,11 @@ function assemble(kind: LibraryKind, names: readonly string[]): FunctionLibrary 
     const module: Module =
       include === ''
         ? { names: new Set(), definitions: [], values: [], perCall: [] }
-        : splitModule(include, luaSource(include));
+        : splitModule(
+            include,
+            luaSource(include),
+            assignedNames([luaSource(include), ...scripts.flatMap((script) => [script.before, script.body])]),
+          );
     const lines = ['local KEYS, ARGV'];
     if (module.values.length > 0) lines.push(`local ${module.values.join(', ')}`);
     lines.push(...module.definitions);

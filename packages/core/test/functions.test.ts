@@ -82,6 +82,20 @@ describe('the libraries', () => {
     }
   });
 
+  it('define a constant once, and run a value that code assigns to, or that is not a literal, per call', () => {
+    const source = libraryOf('queue/renew').source;
+    const perCall = /local function __per_call\(\)\n([\s\S]*?)\nend/.exec(source)?.[1] ?? '';
+    expect(perCall).not.toBe('');
+    // Literals nothing assigns to: defined once, outside the per-call statements.
+    for (const constant of ['TWO33 = 8589934592', "REAP_BATCH = '64'", 'MAX_INTERVAL = 86400000']) {
+      expect(source).toContain(`local ${constant}`);
+      expect(perCall).not.toContain(constant);
+    }
+    // A table is made afresh per call; SPARE is assigned by the code (and starts every call as nil).
+    expect(perCall).toContain('WORKERS = {}');
+    expect(perCall).toContain('SPARE = nil');
+  });
+
   it('are named by the hash of their code: understudy_<8 hex digits>, the group’s and the queue’s apart', () => {
     const group = libraryOf('renew');
     const queue = libraryOf('queue/renew');
