@@ -85,6 +85,6 @@ elseif ARGV[4] == 'done' and not r then
   if call('LPOS', receipts(id), fmt(token)) then status = 'done' end
 end
 if ARGV[6] == '1' then Q.inline = id end
-saving(function() dispatch(Q) end)
+saving(dispatch, Q)
 announce(Q)
 return reply(Q, status)

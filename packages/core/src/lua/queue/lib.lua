@@ -551,7 +551,7 @@ end
 -- A delivery as the worker reads it: the header line, then the data:
 -- `<task> <token> <deliveries> <expires> <type>\n<data>`.
 local function delivery_element(task, r, f)
-  return table.concat({ task, fmt(r.k), r.n, fmt(r.e), f.t or 's' }, ' ') .. '\n' .. (f.d or '')
+  return task .. ' ' .. fmt(r.k) .. ' ' .. r.n .. ' ' .. fmt(r.e) .. ' ' .. (f.t or 's') .. '\n' .. (f.d or '')
 end
 
 -- Hands waiting tasks to the heaviest live workers with free capacity (ties: the one whose latest
@@ -618,11 +618,11 @@ local function dispatch(Q)
   end
 end
 
--- Runs `step` (what is left of a script: dispatch, at least), then stores the records written
--- `later`, also when `step` stops on an error (a key holding what understudy never writes there),
--- so that what the script wrote before agrees.
-local function saving(step)
-  local ok, err = pcall(step)
+-- Runs `step(...)` (what is left of a script: dispatch, at least), then stores the records
+-- written `later`, also when `step` stops on an error (a key holding what understudy never writes
+-- there), so that what the script wrote before agrees.
+local function saving(step, ...)
+  local ok, err = pcall(step, ...)
   if SPARE then place(SPARE, WORKERS[SPARE]) end
   for id in pairs(UNSAVED) do save_worker(id, WORKERS[id]) end
   if not ok then error(err, 0) end
