@@ -40,8 +40,9 @@ if (args.has('--help')) {
       '                 they replace the HA figures in docs/bench/results.json and the report is written again\n' +
       "  --only queue   only understudy's queue beside BullMQ (default and tuned locks): throughput with 1, 4\n" +
       '                 and 16 workers, enqueue → start, re-delivery after SIGKILL, a stalled handler, Redis\n' +
-      '                 CPU per task; then the group feed: publish → onMessage, failover resume (quick: about 5\n' +
-      '                 minutes; full: about 10); without --quick it replaces the queue and feed figures in\n' +
+      '                 CPU per task; then the group feed: publish → onMessage, failover resume; then Redis\n' +
+      '                 instructions per task under callgrind, where valgrind is installed (quick: about 6\n' +
+      '                 minutes; full: about 15); without --quick it replaces the queue and feed figures in\n' +
       '                 docs/bench/results.json and the report is written again\n' +
       '  --only quorum  only quorum mode (K = 3 servers behind 30 ms and 100 ms links): crash failover,\n' +
       '                 handover and the loss of one region, beside a Sentinel set and a redlock loop (full: about\n' +

@@ -151,13 +151,13 @@ export function markdownReport(r: BenchResults): string {
       'pnpm bench --quick        # small counts, under 5 minutes; prints the tables only (without Sentinel and Cluster, and without the queues)\n' +
       'pnpm bench --only ha      # only the failovers on Sentinel and Cluster and the durability trade; writes them into this file\n' +
       'pnpm bench --quick --only ha   # the same with one failover per case, about 3 minutes; prints only\n' +
-      "pnpm bench --only queue   # only understudy's queue beside BullMQ, and the group feed; writes them into this file\n" +
-      'pnpm bench --quick --only queue   # the same with smaller counts, about 5 minutes; prints only\n' +
+      "pnpm bench --only queue   # only understudy's queue beside BullMQ, the group feed and Redis instructions per task; writes them into this file\n" +
+      'pnpm bench --quick --only queue   # the same with smaller counts, about 6 minutes; prints only\n' +
       'pnpm bench --only quorum  # only quorum mode over 30 / 100 ms links, beside Sentinel and redlock; writes it into this file\n' +
       'pnpm bench --quick --only quorum  # the same with small counts; prints only\n' +
       'pnpm bench:join          # members of one group joined in one process, into docs/bench/results.json; then pnpm bench --report-only\n' +
       'pnpm bench:renewal       # the steady-state renewal beside the floor script, into docs/bench/results.json; then pnpm bench --report-only\n' +
-      'pnpm bench:queue-instructions --system understudy   # Redis instructions per queue task (redis-server under callgrind; also bullmq-tuned, --task-ms 5); prints only\n```',
+      'pnpm bench:queue-instructions --system understudy   # one count of Redis instructions per queue task (redis-server under callgrind; also bullmq-tuned, --task-ms 5); prints only\n```',
     'Benchmarks are not tests: nothing here fails a build. The run prints each target next to the measured figure and flags misses.',
     '## Machine',
     machineTable(r),

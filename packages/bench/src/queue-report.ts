@@ -69,6 +69,46 @@ export function queueCostTable(q: QueueResults): string {
   );
 }
 
+/** Every instruction of a Redis process per task, median of a system's runs (callgrind). */
+function instructionsOf(q: QueueResults, key: string): number {
+  return summarize(q.instructions?.find((c) => c.key === key)?.runs.map((r) => r.perTask) ?? []).p50;
+}
+
+/** Redis's instructions per task under callgrind, 4 workers, no-op tasks. */
+export function queueInstructionTable(q: QueueResults): string {
+  if (!q.instructions) return 'Not counted in this run (it needs valgrind).';
+  const k = (n: number) => `${format(n / 1000)}k`;
+  const mine = instructionsOf(q, 'understudy');
+  return table(
+    [
+      'system (4 workers, no-op)',
+      'runs',
+      'Redis instructions per task, median',
+      'range',
+      '÷ understudy',
+      'most instructions per task (inclusive, median run)',
+    ],
+    q.instructions.map((c) => {
+      const s = summarize(c.runs.map((r) => r.perTask));
+      const middle = c.runs.find((r) => r.perTask === s.p50) ?? c.runs[0];
+      return [
+        c.label,
+        String(s.n),
+        k(s.p50),
+        `${k(s.min)}–${k(s.max)}`,
+        `${format(s.p50 / mine)}×`,
+        (middle?.byCommand ?? [])
+          .filter(
+            (b) => !['processCommand', 'call', 'fcallCommand', 'evalShaCommand', 'evalGenericCommand'].includes(b.name),
+          )
+          .slice(0, 3)
+          .map((b) => `${b.name} ${k(b.perTask)}`)
+          .join(', '),
+      ];
+    }),
+  );
+}
+
 export function queueLatencyTable(q: QueueResults): string {
   return table(
     ['enqueue() called → handler starts, ms', 'idle workers', 'n', 'p50', 'p99', 'max'],
@@ -266,6 +306,16 @@ export function queueTargets(q: QueueResults): TargetCheck[] {
       );
     }
   }
+  for (const peer of q.instructions?.filter((c) => c.key !== 'understudy') ?? []) {
+    checks.push(
+      check(
+        `queue Redis instructions per task (callgrind), 4 workers, no-op handler: understudy ÷ ${peer.label} (below BullMQ's)`,
+        instructionsOf(q, 'understudy') / instructionsOf(q, peer.key),
+        1,
+        '×',
+      ),
+    );
+  }
   return checks;
 }
 
@@ -293,6 +343,7 @@ export function queueConsoleReport(q: QueueResults): string {
     runLine(q.run),
     queueThroughputTable(q),
     queueCostTable(q),
+    queueInstructionTable(q),
     queueLatencyTable(q),
     queueKillTable(q),
     queueStallTable(q),
@@ -318,7 +369,7 @@ export function queueMarkdown(q: QueueResults): string {
   return [
     '## Distributed queues: understudy and BullMQ',
     `${runLine(q.run)} ${targetsLine(q)} To measure only this section again: \`pnpm bench --only queue\` (it keeps the other figures of \`docs/bench/results.json\` and writes this file again); ` +
-      '`pnpm bench --quick --only queue` prints the same tables with smaller counts in about 5 minutes.',
+      '`pnpm bench --quick --only queue` prints the same tables with smaller counts in about 6 minutes.',
     systems,
     [
       '- **One Redis** (`startRedis()`), fresh queue names for every measurement, `FLUSHALL` after each throughput cell; a second private Redis holds the side-effect ledger. ' +
@@ -344,6 +395,11 @@ export function queueMarkdown(q: QueueResults): string {
     queueThroughputTable(q),
     '### Redis cost per task',
     queueCostTable(q),
+    '### Redis instructions per task',
+    q.instructions
+      ? `Counted by callgrind, which counts instructions, not time: far steadier than the CPU time above, which moves by a tenth or more from run to run on two shared cores. ${q.settings.instructionTasks.toLocaleString('en-US')} tasks per run, ${q.settings.instructionRuns} runs per system (the systems taking turns), each on a redis-server of its own under \`valgrind --tool=callgrind\` with 4 worker processes, tasks enqueued as in the throughput runs; the count covers the whole Redis process from the first enqueue to the last completion (renewals and lock extensions included). One run: \`pnpm bench:queue-instructions --system understudy\` (or \`bullmq-tuned\`, \`bullmq-default\`).`
+      : '',
+    queueInstructionTable(q),
     '### Enqueue → start at low load',
     queueLatencyTable(q),
     '### Re-delivery after a worker is killed',

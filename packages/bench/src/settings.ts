@@ -101,6 +101,9 @@ export interface QueueSettings {
   slowRounds: number;
   /** The group feed (understudy only: BullMQ has no message every worker receives). */
   feed: FeedSettings;
+  /** Runs per system of the Redis instruction count (callgrind; 4 workers, no-op tasks), and tasks per run. */
+  instructionRuns: number;
+  instructionTasks: number;
 }
 
 export const QUEUE_QUICK: QueueSettings = Object.freeze({
@@ -114,6 +117,8 @@ export const QUEUE_QUICK: QueueSettings = Object.freeze({
   faultRounds: 3,
   slowRounds: 1,
   feed: { members: 3, messages: 100, gapMs: 20, failovers: 3, streamGapMs: 10 },
+  instructionRuns: 1,
+  instructionTasks: 1000,
 });
 
 export const QUEUE_FULL: QueueSettings = Object.freeze({
@@ -128,4 +133,6 @@ export const QUEUE_FULL: QueueSettings = Object.freeze({
   faultRounds: 6,
   slowRounds: 1,
   feed: { members: 3, messages: 300, gapMs: 20, failovers: 6, streamGapMs: 10 },
+  instructionRuns: 3,
+  instructionTasks: 2000,
 });

@@ -11,6 +11,7 @@ import type { QueueSettings } from '../settings.js';
 import { type FeedResults, runFeed } from './feed.js';
 import { faultRounds, type QueueSystemResult } from './queue-faults.js';
 import { describe, spawn } from './queue-harness.js';
+import { callgrindAvailable, countQueueInstructions, type InstructionCount } from './queue-instructions.js';
 
 export type { QueueSystemResult } from './queue-faults.js';
 
@@ -111,7 +112,41 @@ export interface QueueResults {
   systems: QueueSystemResult[];
   /** The group feed, measured on the same Redis after the queues. */
   feed: FeedResults | undefined;
+  /**
+   * Redis instructions per task by system (a redis-server of their own under callgrind), runs in
+   * the order taken (the systems take turns); undefined where valgrind is missing or a run failed.
+   */
+  instructions?: { key: QueueSystem['key']; label: string; runs: InstructionCount[] }[] | undefined;
   failures: string[];
+}
+
+/** The instruction count of every system, `runs` times, the systems taking turns. */
+async function countInstructions(
+  systems: QueueSystem[],
+  settings: QueueSettings,
+  progress: (line: string) => void,
+): Promise<QueueResults['instructions']> {
+  if (!callgrindAvailable()) {
+    progress('── instructions: valgrind (callgrind) is not installed here; not counted');
+    return undefined;
+  }
+  progress(
+    `── instructions: ${settings.instructionRuns} runs per system of ${settings.instructionTasks} tasks, 4 workers, no-op, Redis under callgrind`,
+  );
+  const counted = systems.map((system) => ({ key: system.key, label: system.label, runs: [] as InstructionCount[] }));
+  for (let run = 1; run <= settings.instructionRuns; run++) {
+    for (const [i, system] of systems.entries()) {
+      const count = await countQueueInstructions(system, { tasks: settings.instructionTasks, workers: 4, taskMs: 0 });
+      // (The largest command counts only: the report shows a few.)
+      counted[i]?.runs.push({
+        ...count,
+        byCommand: count.byCommand.slice(0, 8),
+        commandsPerTask: count.commandsPerTask.slice(0, 8),
+      });
+      progress(`queue ${system.label}: run ${run}: ${(count.perTask / 1000).toFixed(1)}k Redis instructions per task`);
+    }
+  }
+  return counted;
 }
 
 /**
@@ -132,6 +167,7 @@ export async function runQueueSuite(
     lease,
     systems: [],
     feed: undefined,
+    instructions: undefined,
     failures: [],
   };
   const server = await startRedis();
@@ -163,6 +199,12 @@ export async function runQueueSuite(
     redis.disconnect();
     await ledger.stop();
     await server.stop();
+  }
+  try {
+    results.instructions = await countInstructions(queueSystems(lease), settings, progress);
+  } catch (error) {
+    results.failures.push(`instruction count: ${describe(error)}`);
+    progress(results.failures.at(-1) ?? '');
   }
   record.finish();
   return results;
