@@ -445,6 +445,15 @@ export function renewAsWorker(
   });
 }
 
+/** A worker's completion of a delivery it ran to the end ('done'; no token floor). */
+export function completeAsWorker(
+  redis: Redis,
+  keys: QueueKeys,
+  completion: { workerId: string; taskId: string; token: number; inline: boolean },
+) {
+  return queueScripts.complete(redis, keys, { ...completion, outcome: 'done', tokenFloor: 0 });
+}
+
 /** The next delivery in a worker's inbox, as the dispatching script pushed it; throws when there is none. */
 export async function popDelivery(redis: Redis, keys: QueueKeys, workerId: string): Promise<Delivery> {
   const pushed = await redis.lpopBuffer(keys.inbox(workerId));

@@ -6,7 +6,7 @@ import { CorruptStateError, queueKeys } from '@understudy/core';
 import { describe, expect, it } from 'vitest';
 import { parseDelivery, RecentTokens } from '../src/queue/inbox.js';
 import { queueScripts } from '../src/scripts.js';
-import { fileServer, popDelivery, renewAsWorker, uniqueGroup } from './helpers.js';
+import { completeAsWorker, fileServer, popDelivery, renewAsWorker, uniqueGroup } from './helpers.js';
 
 const { observer } = fileServer();
 
@@ -236,16 +236,12 @@ describe('a key or record understudy did not write, met after the script wrote',
     const pushed = await popDelivery(c, keys, 'ghost');
     await queueScripts.enqueue(c, keys, { dataType: 's', data: 'two' });
     await c.set(keys.inbox('ghost'), 'not a list');
-    const refused = await queueScripts
-      .complete(c, keys, {
-        workerId: 'ghost',
-        taskId: first,
-        token: pushed.token,
-        outcome: 'done',
-        tokenFloor: 0,
-        inline: false,
-      })
-      .catch((e) => e);
+    const refused = await completeAsWorker(c, keys, {
+      workerId: 'ghost',
+      taskId: first,
+      token: pushed.token,
+      inline: false,
+    }).catch((e) => e);
     expect(refused).toBeInstanceOf(CorruptStateError);
     expect(refused).toMatchObject({ key: keys.inbox('ghost') });
     expect(refused.message).toContain('is not a list (WRONGTYPE)');

@@ -26,6 +26,7 @@ import { type RedisServer, startRedis } from '@understudy/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queueScripts } from '../src/scripts.js';
 import {
+  completeAsWorker,
   FAST,
   fileServer,
   gate,
@@ -219,16 +220,12 @@ describe('a worker or delivery record whose values are not what the scripts writ
     const task = await queueScripts.enqueue(c, keys, { dataType: 's', data: 'one' });
     const delivery = await popDelivery(c, keys, 'ghost');
     await c.eval(REWRITE, 1, keys.deliveries, task, at, JSON.stringify(value));
-    const refused = await queueScripts
-      .complete(c, keys, {
-        workerId: 'ghost',
-        taskId: task,
-        token: delivery.token,
-        outcome: 'done',
-        tokenFloor: 0,
-        inline: true,
-      })
-      .catch((e) => e);
+    const refused = await completeAsWorker(c, keys, {
+      workerId: 'ghost',
+      taskId: task,
+      token: delivery.token,
+      inline: true,
+    }).catch((e) => e);
     expect(refused).toBeInstanceOf(CorruptStateError);
     expect(refused).toMatchObject({ key: keys.deliveries });
     expect(refused.message).toContain('is not a delivery');

@@ -30,11 +30,13 @@ export interface InstructionCount {
   dump: string | undefined;
 }
 
-/** Whether valgrind's callgrind and callgrind_annotate can run here. */
+/** Whether valgrind's callgrind, callgrind_control and callgrind_annotate can run here. */
 export function callgrindAvailable(): boolean {
   try {
     execFileSync('valgrind', ['--version'], { stdio: 'ignore' });
-    execFileSync('callgrind_annotate', ['--version'], { stdio: 'ignore' });
+    execFileSync('callgrind_control', ['--version'], { stdio: 'ignore' });
+    // (callgrind_annotate --version exits with 255.)
+    execFileSync('sh', ['-c', 'command -v callgrind_annotate'], { stdio: 'ignore' });
     return true;
   } catch {
     return false;
