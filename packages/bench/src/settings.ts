@@ -88,6 +88,8 @@ export interface QueueSettings {
   throughputTasks: number;
   /** Runs per throughput cell and system (the systems take turns; the tables show medians). */
   throughputRuns: number;
+  /** Tasks per worker process of the unmeasured run per system before the first cell. */
+  warmUpTasksPerWorker: number;
   workerCounts: number[];
   /** Handler time of the throughput cells (0: returns at once; else awaits a timer). */
   taskMs: number[];
@@ -109,6 +111,7 @@ export interface QueueSettings {
 export const QUEUE_QUICK: QueueSettings = Object.freeze({
   throughputTasks: 1000,
   throughputRuns: 3,
+  warmUpTasksPerWorker: 250,
   workerCounts: [1, 4, 16],
   taskMs: [0, 5],
   latencyTasks: 50,
@@ -125,6 +128,7 @@ export const QUEUE_FULL: QueueSettings = Object.freeze({
   throughputTasks: 2000,
   // Five: on two shared cores a no-op run's rate moves by up to half from run to run.
   throughputRuns: 5,
+  warmUpTasksPerWorker: 1000,
   workerCounts: [1, 4, 16],
   taskMs: [0, 5],
   latencyTasks: 300,

@@ -36,13 +36,17 @@ export async function runQueueFamily(
   context.progress(`queue: starting ${most} worker processes`);
   const pool = await spawn(context, most);
   try {
-    // Unmeasured first, one run per system on every worker process: the processes compile a
-    // system's code on its first tasks (each system's first measured run was its slowest).
+    // Unmeasured first, a run per system on every worker process, about warmUpTasksPerWorker
+    // tasks each: the processes compile a system's code on its first tasks, and a run of a few
+    // hundred per process left them still speeding up through the measured runs (4 workers,
+    // no-op: the fifth run half again as fast as the first, for every system).
     const warmUp = Math.max(...settings.workerCounts);
     for (const { system } of results) {
-      await throughputRun(context, system, pool, warmUp, 0, settings.throughputTasks).catch((error: unknown) => {
-        context.progress(`queue ${system.label}: warm-up run: ${describe(error)}`);
-      });
+      await throughputRun(context, system, pool, warmUp, 0, warmUp * settings.warmUpTasksPerWorker).catch(
+        (error: unknown) => {
+          context.progress(`queue ${system.label}: warm-up run: ${describe(error)}`);
+        },
+      );
     }
     // Cell by cell, the systems take turns run by run: a change in the machine's load falls on all.
     for (const taskMs of settings.taskMs) {
