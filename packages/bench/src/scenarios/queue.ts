@@ -37,9 +37,10 @@ export async function runQueueFamily(
   const pool = await spawn(context, most);
   try {
     // Unmeasured first, a run per system on every worker process, about warmUpTasksPerWorker
-    // tasks each: the processes compile a system's code on its first tasks, and a run of a few
-    // hundred per process left them still speeding up through the measured runs (4 workers,
-    // no-op: the fifth run half again as fast as the first, for every system).
+    // tasks each: the processes compile a system's code on its first tasks (one run of a few
+    // hundred per process left each system's first measured runs its slowest). The runs of a
+    // cell still speed up from the first to the last, for every system alike (4 workers, no-op:
+    // by up to half); the systems take turns run by run, so a median compares like with like.
     const warmUp = Math.max(...settings.workerCounts);
     for (const { system } of results) {
       await throughputRun(context, system, pool, warmUp, 0, warmUp * settings.warmUpTasksPerWorker).catch(
