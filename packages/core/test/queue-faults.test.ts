@@ -7,6 +7,7 @@ import { type RedisServer, startChaosProxy, startRedis } from '@understudy/testk
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import {
+  completeAsWorker,
   fileServer,
   gate,
   hrNow,
@@ -378,6 +379,37 @@ describe('a queue whose key was restored from an older copy (S6)', () => {
       ['first', 0],
       ['second', 0],
     ]);
+  });
+
+  it("refuses, with no timing to it, the completion an older record names: the task stays at the group's holder", async () => {
+    // The test above through real workers, whose renewals may take the record back first; here
+    // the scripts alone, in an order that cannot change.
+    const queue = uniqueGroup('q-stale-complete');
+    const keys = queueKeys(queue);
+    const EXPIRES = 200;
+    const renew = (workerId: string, weight: number) =>
+      renewAsWorker(observer(), keys, { workerId, weight, claims: [], joining: false, completeTime: EXPIRES });
+    await renew('first', 2);
+    await renew('second', 1);
+    const task = await enqueue({ redis: observer(), queue }, 'work');
+    const first = await popDelivery(observer(), keys, 'first');
+    await observer().copy(keys.deliveries, `${keys.deliveries}:older`);
+    await sleep(EXPIRES + 50);
+    await renew('second', 1);
+    expect((await popDelivery(observer(), keys, 'second')).id).toBe(task);
+    await observer().copy(`${keys.deliveries}:older`, keys.deliveries, 'REPLACE');
+    const done = await completeAsWorker(observer(), keys, {
+      workerId: 'first',
+      taskId: task,
+      token: first.token,
+      inline: true,
+    });
+    expect(done.status).toBe('stale');
+    expect(done.next).toEqual([]);
+    expect(done.quarantineReason).toBe('lost-state:deliveries');
+    const [[, holder]] = (await observer().xpending(keys.tasks, 'workers', task, task, 1)) as [string, string][];
+    expect(holder).toBe('w:second');
+    expect(await observer().llen(keys.inbox('first'))).toBe(0);
   });
 
   it('hands an expired task back from the worker the group says holds it, not the one an older record names', async () => {
