@@ -407,8 +407,8 @@ describe('a queue whose key was restored from an older copy (S6)', () => {
     expect(done.status).toBe('stale');
     expect(done.next).toEqual([]);
     expect(done.quarantineReason).toBe('lost-state:deliveries');
-    const [[, holder]] = (await observer().xpending(keys.tasks, 'workers', task, task, 1)) as [string, string][];
-    expect(holder).toBe('w:second');
+    const pending = (await observer().xpending(keys.tasks, 'workers', task, task, 1)) as [string, string][];
+    expect(pending[0]?.[1]).toBe('w:second');
     expect(await observer().llen(keys.inbox('first'))).toBe(0);
   });
 
