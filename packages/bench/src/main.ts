@@ -267,7 +267,7 @@ async function runQueues(revision: string): Promise<QueueResults> {
   const { runQueueSuite } = await import('./scenarios/queue.js');
   const q = quick ? QUEUE_QUICK : QUEUE_FULL;
   progress(
-    `── queues: ${q.throughputRuns} runs of ${q.throughputTasks} tasks per throughput cell, ${q.latencyTasks} latency samples, ${q.faultRounds} kill and stall rounds (BullMQ defaults: ${q.slowRounds})`,
+    `── queues: ${q.throughputRuns} runs of ${q.noOpTasks} (no-op) or ${q.throughputTasks} tasks per throughput cell, ${q.latencyTasks} latency samples, ${q.faultRounds} kill and stall rounds (BullMQ defaults: ${q.slowRounds})`,
   );
   return runQueueSuite(q, settings.lease, { command: command(), revision }, progress);
 }

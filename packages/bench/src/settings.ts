@@ -84,8 +84,13 @@ export const DRIVEN_LEASE = Object.freeze({ heartbeatMs: 1000, activationMs: 20_
 
 /** Counts of the queue family (understudy's queue beside BullMQ). */
 export interface QueueSettings {
-  /** Tasks per throughput run. */
+  /** Tasks per throughput run with the timed handler. */
   throughputTasks: number;
+  /**
+   * Tasks per throughput run with the no-op handler: more, since such a run is over in a fraction
+   * of a second at that count, short enough for the machine's moment to decide it.
+   */
+  noOpTasks: number;
   /** Runs per throughput cell and system (the systems take turns; the tables show medians). */
   throughputRuns: number;
   /** Tasks per worker process of the unmeasured run per system before the first cell. */
@@ -110,6 +115,7 @@ export interface QueueSettings {
 
 export const QUEUE_QUICK: QueueSettings = Object.freeze({
   throughputTasks: 1000,
+  noOpTasks: 3000,
   throughputRuns: 3,
   warmUpTasksPerWorker: 250,
   workerCounts: [1, 4, 16],
@@ -126,6 +132,7 @@ export const QUEUE_QUICK: QueueSettings = Object.freeze({
 
 export const QUEUE_FULL: QueueSettings = Object.freeze({
   throughputTasks: 2000,
+  noOpTasks: 10_000,
   // Five: on two shared cores a no-op run's rate moves by up to half from run to run.
   throughputRuns: 5,
   warmUpTasksPerWorker: 1000,

@@ -53,11 +53,12 @@ export async function runQueueFamily(
     for (const taskMs of settings.taskMs) {
       for (const workers of settings.workerCounts) {
         const runs = new Map<QueueSystemResult, ThroughputRun[]>(results.map((r) => [r, []]));
+        const tasks = taskMs === 0 && settings.noOpTasks ? settings.noOpTasks : settings.throughputTasks;
         for (let rep = 0; rep < settings.throughputRuns; rep++) {
           for (const result of results) {
             const system = result.system;
             try {
-              const run = await throughputRun(context, system, pool, workers, taskMs, settings.throughputTasks);
+              const run = await throughputRun(context, system, pool, workers, taskMs, tasks);
               runs.get(result)?.push(run);
               context.progress(
                 `queue ${system.label}: ${workers} workers, ${taskMs} ms tasks, run ${rep + 1}: ${run.perSecond.toFixed(0)} tasks/s, ` +
@@ -71,7 +72,7 @@ export async function runQueueFamily(
         }
         for (const [result, list] of runs) {
           if (!list.length) continue;
-          const key = { system: result.system.key, workers, taskMs, tasks: settings.throughputTasks };
+          const key = { system: result.system.key, workers, taskMs, tasks };
           result.throughput.push(throughputCell(key, list));
         }
       }
