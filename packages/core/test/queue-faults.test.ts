@@ -381,23 +381,31 @@ describe('a queue whose key was restored from an older copy (S6)', () => {
     ]);
   });
 
-  it("refuses, with no timing to it, the completion an older record names: the task stays at the group's holder", async () => {
-    // The test above through real workers, whose renewals may take the record back first; here
-    // the scripts alone, in an order that cannot change.
-    const queue = uniqueGroup('q-stale-complete');
+  // Two workers driven through the scripts alone ('first' the heavier); a task delivered to
+  // 'first', the deliveries copied, the delivery expired and handed to 'second' by its renewal,
+  // then the copy put back: the record names 'first' again, with its token.
+  const EXPIRES = 200;
+  async function takenFromFirst(queue: string) {
     const keys = queueKeys(queue);
-    const EXPIRES = 200;
     const renew = (workerId: string, weight: number) =>
       renewAsWorker(observer(), keys, { workerId, weight, claims: [], joining: false, completeTime: EXPIRES });
     await renew('first', 2);
     await renew('second', 1);
     const task = await enqueue({ redis: observer(), queue }, 'work');
     const first = await popDelivery(observer(), keys, 'first');
+    expect(first.id).toBe(task);
     await observer().copy(keys.deliveries, `${keys.deliveries}:older`);
     await sleep(EXPIRES + 50);
     await renew('second', 1);
     expect((await popDelivery(observer(), keys, 'second')).id).toBe(task);
     await observer().copy(`${keys.deliveries}:older`, keys.deliveries, 'REPLACE');
+    return { keys, renew, task, first };
+  }
+
+  it("refuses, with no timing to it, the completion an older record names: the task stays at the group's holder", async () => {
+    // The test above through real workers, whose renewals may take the record back first; here
+    // the scripts alone, in an order that cannot change.
+    const { keys, task, first } = await takenFromFirst(uniqueGroup('q-stale-complete'));
     const done = await completeAsWorker(observer(), keys, {
       workerId: 'first',
       taskId: task,
@@ -414,20 +422,7 @@ describe('a queue whose key was restored from an older copy (S6)', () => {
 
   it('hands an expired task back from the worker the group says holds it, not the one an older record names', async () => {
     const queue = uniqueGroup('q-stale-reap');
-    const keys = queueKeys(queue);
-    const EXPIRES = 200;
-    const renew = (workerId: string, weight: number) =>
-      renewAsWorker(observer(), keys, { workerId, weight, claims: [], joining: false, completeTime: EXPIRES });
-    await renew('first', 2);
-    await renew('second', 1);
-    const task = await enqueue({ redis: observer(), queue }, 'work');
-    expect((await popDelivery(observer(), keys, 'first')).id).toBe(task);
-    await observer().copy(keys.deliveries, `${keys.deliveries}:older`);
-    // Its delivery expires: a renewal hands it to the other worker.
-    await sleep(EXPIRES + 50);
-    await renew('second', 1);
-    expect((await popDelivery(observer(), keys, 'second')).id).toBe(task);
-    await observer().copy(`${keys.deliveries}:older`, keys.deliveries, 'REPLACE');
+    const { keys, renew } = await takenFromFirst(queue);
     // That delivery expires too, and the record says the first worker held it.
     await sleep(EXPIRES + 50);
     const reply = await renew('first', 2);
