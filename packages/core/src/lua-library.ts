@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { luaRaw, luaSource } from './lua.js';
+import { luaRaw, luaSource, splitAtInclude } from './lua.js';
 
 /**
  * The scripts of `lua/` as Redis function libraries (Redis 7+): one for the group's scripts,
@@ -228,7 +228,6 @@ function splitModule(file: string, source: string, assigned: ReadonlySet<string>
 }
 
 const SHEBANG = /^#!lua(?: flags=(\S*))?\n/;
-const INCLUDE_LINE = /^--@include (\S+)$/m;
 
 interface Script {
   name: string;
@@ -256,12 +255,8 @@ function splitScript(name: string): Script {
   const shebang = SHEBANG.exec(raw);
   const flags = shebang?.[1] ? shebang[1].split(',') : [];
   if (shebang) raw = raw.slice(shebang[0].length);
-  const include = INCLUDE_LINE.exec(raw);
-  if (!include) return { name, flags, before: '', body: raw };
-  const before = raw.slice(0, include.index);
-  const body = raw.slice(include.index + include[0].length);
-  if (INCLUDE_LINE.test(body)) throw new Error(`${file}: more than one --@include line`);
-  return { name, include: include[1], flags, before, body };
+  const split = splitAtInclude(file, raw);
+  return split ? { name, flags, ...split } : { name, flags, before: '', body: raw };
 }
 
 /** The library of one kind's scripts (`files` relative to `lua/`, without `.lua`). */

@@ -8,6 +8,23 @@ export function luaRaw(file: string): string {
   return readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
 }
 
+const INCLUDE_LINE = /^--@include (\S+)$/m;
+
+/**
+ * A script's text split at its one `--@include` line: the code before it, the file it includes,
+ * and the code after it; undefined for a script without one.
+ */
+export function splitAtInclude(
+  file: string,
+  raw: string,
+): { before: string; include: string; body: string } | undefined {
+  const include = INCLUDE_LINE.exec(raw);
+  if (!include) return undefined;
+  const body = raw.slice(include.index + include[0].length);
+  if (INCLUDE_LINE.test(body)) throw new Error(`${file}: more than one --@include line`);
+  return { before: raw.slice(0, include.index), include: include[1] as string, body };
+}
+
 /** The source of a file in `lua/`, with its `--@include` lines replaced by the included files. */
 export function luaSource(file: string): string {
   let source = sources.get(file);
@@ -25,8 +42,7 @@ export function luaSource(file: string): string {
  */
 export function scriptSource(file: string): string {
   const raw = luaRaw(file);
-  const include = /^--@include (\S+)$/m.exec(raw);
-  if (!include) return raw;
-  const after = raw.slice(include.index + include[0].length);
-  return `${raw.slice(0, include.index)}${luaSource(include[1] as string)}\nreturn guarded(function()\n${after}\nend)\n`;
+  const split = splitAtInclude(file, raw);
+  if (!split) return raw;
+  return `${split.before}${luaSource(split.include)}\nreturn guarded(function()\n${split.body}\nend)\n`;
 }
