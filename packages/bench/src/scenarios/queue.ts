@@ -53,7 +53,7 @@ export async function runQueueFamily(
     for (const taskMs of settings.taskMs) {
       for (const workers of settings.workerCounts) {
         const runs = new Map<QueueSystemResult, ThroughputRun[]>(results.map((r) => [r, []]));
-        const tasks = taskMs === 0 && settings.noOpTasks ? settings.noOpTasks : settings.throughputTasks;
+        const tasks = taskMs === 0 ? settings.noOpTasks : settings.throughputTasks;
         for (let rep = 0; rep < settings.throughputRuns; rep++) {
           for (const result of results) {
             const system = result.system;
