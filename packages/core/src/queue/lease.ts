@@ -74,10 +74,11 @@ export class LeaseClock {
  * watching (busy, or its reply came before the change) would leave a gap of up to H. A jitter of
  * up to JITTER ms spreads the herd: the first renewal hands the task on, the others find nothing
  * to reap and only renew early (their next renewal moves to H after it), at most one script each
- * per lapse or expiry, and their renewals do not fall into step.
+ * per lapse or expiry, and their renewals do not fall into step. One millisecond (the time of a few
+ * renewals in Redis) spreads them enough, and each re-delivery waits half of it on average.
  */
 export class ReapWatch {
-  static readonly JITTER = 2;
+  static readonly JITTER = 1;
   readonly #clock: Clock;
   readonly #fire: () => void;
   /** The latest reply's round-trip midpoint (local clock) and the Redis time its script read. */
