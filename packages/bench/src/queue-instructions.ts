@@ -1,8 +1,9 @@
 // `pnpm bench:queue-instructions [--system understudy|bullmq-tuned|bullmq-default] [--tasks 2000]
 //   [--workers 4] [--task-ms 0]` (needs valgrind)
 // Redis instructions per task, counted by callgrind (scenarios/queue-instructions.ts says how).
-// Prints the total, the command implementations' inclusive counts and the commands per task, and
-// keeps the dump in /tmp for callgrind_annotate. `pnpm bench --only queue` runs the same count
+// Prints the count per task, the background per second and the count per task without it, the
+// command implementations' inclusive counts and the commands per task, and keeps the dump in /tmp
+// for callgrind_annotate. `pnpm bench --only queue` runs the same count
 // side by side for every system and reports it.
 import { queueSystems } from './queue/systems.js';
 import { countQueueInstructions } from './scenarios/queue-instructions.js';
@@ -23,7 +24,8 @@ const count = await countQueueInstructions(system, {
 });
 const k = (n: number) => `${(n / 1000).toFixed(1)}k`;
 process.stdout.write(
-  `${system.label}: ${count.tasks} tasks, ${count.workers} workers, ${count.taskMs} ms tasks: ${k(count.perTask)} instructions per task (${(count.ms / 1000).toFixed(1)} s) — ${count.dump}\n`,
+  `${system.label}: ${count.tasks} tasks, ${count.workers} workers, ${count.taskMs} ms tasks: ${k(count.perTask)} instructions per task (${(count.ms / 1000).toFixed(1)} s) — ${count.dump}\n` +
+    `background (the workers idle): ${k(count.backgroundPerSecond)} per second; per task without it: ${k(count.taskWork)}\n`,
 );
 process.stdout.write(
   `instructions per task, inclusive: ${count.byCommand

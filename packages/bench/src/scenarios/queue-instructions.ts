@@ -4,6 +4,12 @@
 // before the first enqueue and dumped after the last task settled. Instruction counts depend far
 // less on the machine's load than the CPU time of the throughput runs (they still move by a per
 // cent or two from run to run: the backlog the workers leave changes what a dispatch reads).
+// What Redis does by the clock rather than per task (understudy's renewals every H, BullMQ's
+// stalled-job checks and lock extensions, Redis's own cron) runs all through the drain, which
+// valgrind makes many times longer than without it: at 4 workers that background was a tenth of
+// understudy's count per task. So the same workers are then left idle on the same server for
+// BACKGROUND_MS, and the count per task without the background subtracts that rate over the
+// drain's length.
 import { execFileSync, spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { freePort } from '@understudy/testkit';
@@ -20,6 +26,10 @@ export interface InstructionCount {
   taskMs: number;
   /** Every instruction of the redis-server process while the tasks ran, per task. */
   perTask: number;
+  /** Instructions per second of the same server with the same workers idle (renewals, checks, cron). */
+  backgroundPerSecond: number;
+  /** perTask without the background: (all − backgroundPerSecond × the drain's length) / tasks. */
+  taskWork: number;
   /** The command implementations' inclusive counts per task (nested ones included), largest first. */
   byCommand: { name: string; perTask: number }[];
   /** Commands per task from INFO commandstats (commands inside scripts included). */
@@ -28,6 +38,17 @@ export interface InstructionCount {
   ms: number;
   /** The callgrind dump, when asked to keep it (for callgrind_annotate). */
   dump: string | undefined;
+}
+
+/** Wall time the idle workers' background is counted for. */
+const BACKGROUND_MS = 3000;
+
+/** Every instruction a callgrind dump counted, and the annotated text. */
+function annotate(dump: string): { total: number; text: string } {
+  const text = execFileSync('callgrind_annotate', ['--inclusive=yes', dump], { maxBuffer: 64 << 20 }).toString();
+  const total = Number(/([\d,]+)\s+\(100\.0%\)\s+PROGRAM TOTALS/.exec(text)?.[1]?.replaceAll(',', ''));
+  if (!Number.isFinite(total)) throw new Error(`callgrind_annotate printed no total for ${dump}`);
+  return { total, text };
 }
 
 /** Whether valgrind's callgrind, callgrind_control and callgrind_annotate can run here. */
@@ -105,16 +126,22 @@ export async function countQueueInstructions(
     const start = performance.now();
     await drain(tasks);
     const ms = performance.now() - start;
+    const latestDump = () =>
+      execFileSync('sh', ['-c', `ls -t ${out}.* | head -1`])
+        .toString()
+        .trim();
     execFileSync('callgrind_control', ['-d', String(valgrind.pid)], { stdio: 'ignore' });
     const stats = commandStats(await redis.info('commandstats'));
+    const dump = latestDump();
+    // The background: the same workers idle, counted from zero again.
+    execFileSync('callgrind_control', ['-z', String(valgrind.pid)], { stdio: 'ignore' });
+    const idleStart = performance.now();
+    await sleep(BACKGROUND_MS);
+    execFileSync('callgrind_control', ['-d', String(valgrind.pid)], { stdio: 'ignore' });
+    const backgroundPerSecond = annotate(latestDump()).total / ((performance.now() - idleStart) / 1000);
     await Promise.all(pool.map((p) => p.leave()));
     await producer.close();
-    const dump = execFileSync('sh', ['-c', `ls -t ${out}.* | head -1`])
-      .toString()
-      .trim();
-    const annotated = execFileSync('callgrind_annotate', ['--inclusive=yes', dump], { maxBuffer: 64 << 20 }).toString();
-    const total = Number(/([\d,]+)\s+\(100\.0%\)\s+PROGRAM TOTALS/.exec(annotated)?.[1]?.replaceAll(',', ''));
-    if (!Number.isFinite(total)) throw new Error(`callgrind_annotate printed no total for ${dump}`);
+    const { total, text: annotated } = annotate(dump);
     const byCommand = [...annotated.matchAll(/^\s*([\d,]+) \([ \d.]+%\)\s+\S*:(\w+Command)\b/gm)].map((m) => ({
       name: m[2] as string,
       perTask: Number(m[1]?.replaceAll(',', '')) / tasks,
@@ -124,7 +151,18 @@ export async function countQueueInstructions(
       .map(([name, c]) => ({ name, perTask: c.calls / tasks }))
       .sort((a, b) => b.perTask - a.perTask);
     if (options.keep) kept = dump;
-    return { tasks, workers, taskMs, perTask: total / tasks, byCommand, commandsPerTask, ms, dump: kept };
+    return {
+      tasks,
+      workers,
+      taskMs,
+      perTask: total / tasks,
+      backgroundPerSecond,
+      taskWork: (total - (backgroundPerSecond * ms) / 1000) / tasks,
+      byCommand,
+      commandsPerTask,
+      ms,
+      dump: kept,
+    };
   } finally {
     await Promise.all(pool.map((p) => p.kill('SIGKILL')));
     redis.disconnect();

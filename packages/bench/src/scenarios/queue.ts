@@ -149,7 +149,10 @@ async function countInstructions(
         byCommand: count.byCommand.slice(0, 8),
         commandsPerTask: count.commandsPerTask.slice(0, 8),
       });
-      progress(`queue ${system.label}: run ${run}: ${(count.perTask / 1000).toFixed(1)}k Redis instructions per task`);
+      progress(
+        `queue ${system.label}: run ${run}: ${(count.perTask / 1000).toFixed(1)}k Redis instructions per task, ` +
+          `${(count.taskWork / 1000).toFixed(1)}k without the background (${(count.backgroundPerSecond / 1e6).toFixed(2)}M per second)`,
+      );
     }
   }
   return counted;
