@@ -1,14 +1,14 @@
 import { readFileSync } from 'node:fs';
 
-const INCLUDE = /^--@include (\S+)$/gm;
+/** A line that includes a file of `lua/`; every such line of a file (`luaSource`). */
+const INCLUDE_LINE = /^--@include (\S+)$/m;
+const INCLUDE_LINES = new RegExp(INCLUDE_LINE.source, 'gm');
 const sources = new Map<string, string>();
 
 /** A file of `lua/` as written, its `--@include` lines left in. */
 export function luaRaw(file: string): string {
   return readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
 }
-
-const INCLUDE_LINE = /^--@include (\S+)$/m;
 
 /**
  * A script's text split at its one `--@include` line: the code before it, the file it includes,
@@ -29,7 +29,7 @@ export function splitAtInclude(
 export function luaSource(file: string): string {
   let source = sources.get(file);
   if (source === undefined) {
-    source = luaRaw(file).replace(INCLUDE, (_line, included: string) => luaSource(included));
+    source = luaRaw(file).replace(INCLUDE_LINES, (_line, included: string) => luaSource(included));
     sources.set(file, source);
   }
   return source;
