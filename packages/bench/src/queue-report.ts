@@ -70,13 +70,9 @@ export function queueCostTable(q: QueueResults): string {
   );
 }
 
-/** A system's instruction counts: the median run's figure of `pick`. */
-function instructionsOf(
-  q: QueueResults,
-  key: string,
-  pick: (r: InstructionCount) => number = (r) => r.taskWork,
-): number {
-  return summarize(q.instructions?.find((c) => c.key === key)?.runs.map(pick) ?? []).p50;
+/** A system's Redis instructions per task without the background, median of its runs (callgrind). */
+function instructionsOf(q: QueueResults, key: string): number {
+  return summarize(q.instructions?.find((c) => c.key === key)?.runs.map((r) => r.taskWork) ?? []).p50;
 }
 
 /** Redis's instructions per task under callgrind, 4 workers, no-op tasks; with and without the background. */
@@ -96,13 +92,14 @@ export function queueInstructionTable(q: QueueResults): string {
       'most instructions per task (inclusive, median run)',
     ],
     q.instructions.map((c) => {
+      const median = (pick: (r: InstructionCount) => number) => summarize(c.runs.map(pick)).p50;
       const s = summarize(c.runs.map((r) => r.taskWork));
       const middle = c.runs.find((r) => r.taskWork === s.p50) ?? c.runs[0];
       return [
         c.label,
         String(s.n),
-        k(instructionsOf(q, c.key, (r) => r.perTask)),
-        k(instructionsOf(q, c.key, (r) => r.backgroundPerSecond)),
+        k(median((r) => r.perTask)),
+        k(median((r) => r.backgroundPerSecond)),
         k(s.p50),
         `${k(s.min)}–${k(s.max)}`,
         `${format(s.p50 / mine)}×`,
