@@ -248,6 +248,21 @@ describe('rule 17: every enqueued task completes or reaches the dead letters', (
     expect(rules(history)).toEqual([]);
   });
 
+  it('passes a task whose completion went unconfirmed (the worker frozen as it sent it), gone from the stream', () => {
+    // Found by the CI profile's queue-worker-faults: SIGSTOP half a millisecond after the handler
+    // resolved; the completion was accepted, its reply came after the command timeout.
+    const history = [
+      enqueue(0),
+      task(1, 'w1', 'task-start', '10'),
+      task(2, 'w1', 'task-done', '10'),
+      end(2400, 'w1', '10', 'unconfirmed'),
+      queueState(2500),
+    ];
+    expect(rules(history)).toEqual([]);
+    // Still pending in the stream: it was not.
+    expect(rules([...history.slice(0, -1), queueState(2500, ['t1'], [])])).toEqual([17]);
+  });
+
   it('catches a task left in the queue, one lost without a trace, and a run never read at the end', () => {
     const history = [
       enqueue(0, 'a'),

@@ -168,7 +168,8 @@ export function checkNoStaleCompletion(timeline: Timeline): Violation[] {
  * Rule 17 (DESIGN §11): every enqueued task completes or reaches the dead letters, judged on
  * the last `queue-state` (read at the end, after the quiet period). A task counts as completed
  * when a completion was accepted (`task-end` completed); or when its handler resolved at a
- * worker killed before it could record the outcome and the task is no longer in the queue (not
+ * worker killed before it could record the outcome, or whose completion went unconfirmed, and
+ * the task is no longer in the queue (not
  * pending in the consumer group nor unread by it: only an accepted completion acknowledges it). A history with enqueued tasks and no `queue-state`
  * cannot be judged: that is a violation too.
  */
@@ -184,8 +185,14 @@ export function checkNothingLost(timeline: Timeline): Violation[] {
   for (const event of enqueued) {
     const list = byTask.get(event.task) ?? [];
     if (dead.has(event.task) || list.some((d) => d.end?.outcome === 'completed')) continue;
-    const cutOff = list.some((d) => d.done && !d.end && d.out?.type !== 'task-end' && killedAfter(timeline, d));
-    if (cutOff && !waiting.has(event.task)) continue;
+    // The handler resolved and the outcome is unknown to the worker: it was killed before it
+    // could record one, or its completion went unconfirmed (no reply in time). The stream decides.
+    const unknown = list.some(
+      (d) =>
+        d.done &&
+        (d.end?.outcome === 'unconfirmed' || (!d.end && d.out?.type !== 'task-end' && killedAfter(timeline, d))),
+    );
+    if (unknown && !waiting.has(event.task)) continue;
     violations.push(
       violation(
         17,
