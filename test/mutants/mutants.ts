@@ -12,7 +12,7 @@ export interface MutantTest {
 
 export interface Mutant {
   id: string;
-  /** The rule it breaks: S1–S7, L1–L3 (DESIGN §2) or `handover` (§1). */
+  /** The rule it breaks: S1–S7, L1–L3 (DESIGN §2), `handover` (§1) or `§11` (a queue's own rules). */
   rule: string;
   /** What the mutant does, in words. */
   breaks: string;
@@ -325,6 +325,16 @@ export const MUTANTS: readonly Mutant[] = [
     find: '    if w and w.l > Q.now then',
     replace: '    if false then',
     tests: [{ file: QUEUE_FAULTS, name: 'older copy of the leases' }],
+  },
+  {
+    id: 'queue-dispatch-to-lapsed',
+    rule: '§11',
+    breaks:
+      'a dispatch gives a task to a worker whose lease lapsed while nothing reaped it yet (completions leave the reaping to the renewals)',
+    file: QUEUE_LIB,
+    find: '    local lapsed = w.l <= Q.now and not Q.reaped',
+    replace: '    local lapsed = false',
+    tests: [{ file: 'packages/core/test/queue-trim.test.ts', name: 'gives nothing to a worker whose lease lapsed' }],
   },
   // ---- quorum mode (issue 16) ----
   {

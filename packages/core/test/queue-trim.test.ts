@@ -127,6 +127,28 @@ describe('the tasks stream', () => {
     expect(renewal.reapAt).toBe(toB.expires);
   });
 
+  it("says the earliest lease deadline after the renewal's own lease moved: the next one, its own, or a new one's", async () => {
+    const keys = queueKeys(uniqueGroup('q-reap-lease'));
+    const lease = async (workerId: string) => Number(await observer().zscore(keys.leases, workerId));
+    const renewFor = (workerId: string, activationInterval: number, joining: boolean) =>
+      renewAsWorker(observer(), keys, { workerId, weight: 1, claims: [], joining, activationInterval });
+    // Alone: its own lease, moved later.
+    expect((await renewFor('a', 600, true)).reapAt).toBe(await lease('a'));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect((await renewFor('a', 600, false)).reapAt).toBe(await lease('a'));
+    // New, ending after the earliest: that one stays the earliest.
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect((await renewFor('b', 600, true)).reapAt).toBe(await lease('a'));
+    // The earliest one's own renewal: the next one is the earliest now.
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect((await renewFor('a', 600, false)).reapAt).toBe(await lease('b'));
+    // New, with a shorter A: its own lease ends first.
+    expect((await renewFor('c', 100, true)).reapAt).toBe(await lease('c'));
+    // Not the earliest: unchanged.
+    expect((await renewFor('b', 600, false)).reapAt).toBe(await lease('c'));
+    expect(await observer().zrange(keys.leases, '0', '0')).toEqual(['c']);
+  });
+
   it('refuses a completion that comes after its delivery expired, before anything reaped it, and hands the task on', async () => {
     const keys = queueKeys(uniqueGroup('q-expired'));
     const join = (workerId: string, weight: number) =>
@@ -147,6 +169,79 @@ describe('the tasks stream', () => {
     expect(late.status).toBe('stale');
     expect(late.serverNow).toBeGreaterThan(delivery.expires);
     expect(await popDelivery(keys, 'next')).toMatchObject({ id, deliveries: 2 });
+  });
+
+  it("gives nothing to a worker whose lease lapsed: the completion that meets it has the lapsed workers' tasks go back first", async () => {
+    const keys = queueKeys(uniqueGroup('q-lapsed-place'));
+    const join = (workerId: string, weight: number, capacity: number, activationInterval: number) =>
+      queueScripts.renew(observer(), keys, {
+        workerId,
+        weight,
+        capacity,
+        completeTime: 30_000,
+        maxDeliveries: 5,
+        activationInterval,
+        nonce: 'n',
+        host: 'h',
+        pid: 1,
+        tokenFloor: 0,
+        joining: true,
+        claims: [],
+      });
+    await join('long', 1, 1, 60_000);
+    const first = await queueScripts.enqueue(observer(), keys, { dataType: 's', data: 'one' });
+    const toLong = await popDelivery(keys, 'long');
+    await join('short', 2, 2, 150);
+    const second = await queueScripts.enqueue(observer(), keys, { dataType: 's', data: 'two' });
+    const toShort = await popDelivery(keys, 'short');
+    expect([toLong.id, toShort.id]).toEqual([first, second]);
+    // Not dispatched yet (as one enqueued during a quarantine): the next dispatch reads it.
+    await observer().xadd(keys.tasks, '*', 't', 's', 'd', 'three');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // `short` has room and is the heaviest, but its lease lapsed and nothing reaped it yet.
+    const done = await queueScripts.complete(observer(), keys, {
+      workerId: 'long',
+      taskId: first,
+      token: toLong.token,
+      outcome: 'done',
+      tokenFloor: 0,
+      inline: true,
+    });
+    expect(done.status).toBe('done');
+    expect(done.next.map((d) => parseDelivery(Buffer.from(d))).map((d) => [d.id, d.deliveries])).toEqual([[second, 2]]);
+    expect(await observer().hexists(keys.workers, 'short')).toBe(0);
+    expect(await observer().llen(keys.inbox('short'))).toBe(0);
+    expect(await describeQueue({ redis: server().url, queue: keys.queue })).toMatchObject({ depth: 1, inFlight: 1 });
+  });
+
+  it('takes the late completion of a worker whose lease lapsed while nothing reaped it, and gives it nothing more', async () => {
+    const keys = queueKeys(uniqueGroup('q-lapsed-spare'));
+    await renewAsWorker(observer(), keys, {
+      workerId: 'gone',
+      weight: 2,
+      claims: [],
+      joining: true,
+      activationInterval: 150,
+    });
+    await renewAsWorker(observer(), keys, { workerId: 'busy', weight: 1, claims: [], joining: true });
+    const first = await queueScripts.enqueue(observer(), keys, { dataType: 's', data: 'one' });
+    await queueScripts.enqueue(observer(), keys, { dataType: 's', data: 'two' });
+    const toGone = await popDelivery(keys, 'gone');
+    await popDelivery(keys, 'busy');
+    await queueScripts.enqueue(observer(), keys, { dataType: 's', data: 'three' });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Nobody else was given the task: its completion is taken; the worker gets no next task, and goes.
+    const done = await queueScripts.complete(observer(), keys, {
+      workerId: 'gone',
+      taskId: first,
+      token: toGone.token,
+      outcome: 'done',
+      tokenFloor: 0,
+      inline: true,
+    });
+    expect(done).toMatchObject({ status: 'done', next: [] });
+    expect(await observer().hexists(keys.workers, 'gone')).toBe(0);
+    expect(await describeQueue({ redis: server().url, queue: keys.queue })).toMatchObject({ depth: 1, inFlight: 1 });
   });
 
   it('gives a stream that lost its consumer group the group back, with a quarantine, when an enqueue dispatches', async () => {

@@ -24,10 +24,9 @@ local TRIM_EVERY = 16
 local id, task, token, floor = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
 local Q = load_queue()
 check_floor(Q, floor)
--- A lapsed worker's tasks go back before anything is dispatched; other expired deliveries are
--- found by the renewals timed to their expiry (reapAt), this one here: expired, it is not
+-- Lapsed workers and expired deliveries are found by the renewals timed to them (reapAt), and
+-- `dispatch` gives nothing to a lapsed worker; this delivery is checked here: expired, it is not
 -- completed but withdrawn.
-reap_lapsed(Q)
 
 local status = 'stale'
 local r = read_delivery(task)

@@ -204,6 +204,16 @@ local function earliest(key)
   return score and tonumber(score) or false
 end
 
+-- The two earliest leases: the first one's deadline and worker, and the second one's deadline
+-- (false where there is none). A renewal extends its own lease after `reap`: the earliest deadline
+-- is then still known (`extended` in renew.lua), without reading the set again.
+local function earliest_leases(Q)
+  local first = call('ZRANGE', K.leases, '0', '1', 'WITHSCORES')
+  Q.lease_at = first[2] and tonumber(first[2]) or false
+  Q.lease_first = first[1]
+  Q.lease_next = first[4] and tonumber(first[4]) or false
+end
+
 -- The ids of a sorted set whose score (Redis ms) is due by now, at most REAP_BATCH, without their
 -- scores (a score in a reply costs Redis a floating-point print).
 local function due(Q, key)
@@ -355,9 +365,10 @@ end
 -- Workers whose lease lapsed (not during a quarantine: the leases may be an older copy, and every
 -- live worker renews within it): what they held goes back. A worker whose record says its lease
 -- ends later (`l`, written with every lease) is not gone: the leases are older than the records,
--- restored from an older copy (S6), and the lease is put back.
+-- restored from an older copy (S6), and the lease is put back. Q.reaped: it ran in this script.
 local function reap_lapsed(Q)
   if quarantined(Q) then return end
+  Q.reaped = true
   for _, id in ipairs(due(Q, K.leases)) do
     local w = read_worker(id)
     if w and w.l > Q.now then
@@ -405,7 +416,10 @@ end
 -- reapAt) the due ids are read directly, one command per set.
 local function reap(Q)
   local renewal = Q.renewal
-  if renewal then Q.lease_at, Q.expiry_at = earliest(K.leases), earliest(K.deadlines) end
+  if renewal then
+    earliest_leases(Q)
+    Q.expiry_at = earliest(K.deadlines)
+  end
   if not renewal or (Q.lease_at and Q.lease_at <= Q.now) then reap_lapsed(Q) end
   if not renewal or (Q.expiry_at and Q.expiry_at <= Q.now) then reap_expired(Q) end
 end
@@ -576,43 +590,53 @@ local function dispatch(Q)
     local id, w
     id, w, top = choose_worker(top, r and r.l)
     if not id then return end
-    local entry
-    if waiting then
-      entry = call('XCLAIM', K.tasks, GROUP, consumer(id), '0', waiting[1])[1]
-      -- Trimmed or deleted by hand: Redis keeps the reference, the task itself is gone.
-      if not entry then call('HDEL', K.deliveries, waiting[1]) end
+    -- A worker whose lease lapsed (its record says when it ends) gets nothing: the lapsed workers
+    -- go (`reap_lapsed`; once a script: a worker the leases still hold, its record older (S6), is
+    -- live), and the choice starts again with what waits then.
+    local lapsed = w.l <= Q.now and not Q.reaped
+    if lapsed then
+      reap_lapsed(Q)
+      -- (A lease put back from a record: lost state.)
+      if quarantined(Q) then return end
     else
-      local read = in_group(Q, 'XREADGROUP', 'GROUP', GROUP, consumer(id), 'COUNT', '1', 'STREAMS', K.tasks, '>')
-      if not read then return end
-      entry = read[1][2][1]
-    end
-    if entry then
-      local task = entry[1]
-      local f = entry_fields(entry)
-      r = r or { n = 0 }
-      local inline = id == Q.inline and f.t ~= 'b'
-      -- The token and the count of deliveries in one HSET, before anything of the delivery is
-      -- written (a script that stops on an error keeps what it wrote so far).
-      Q.seq = Q.seq + 1
-      r.w, r.k, r.n, r.d, r.e = id, next_fence(Q, K.config, 'token', 'seq', Q.seq), r.n + 1, w.d, Q.now + w.t
-      r.i = inline and 1 or 0
-      write_delivery(task, r)
-      call('ZADD', K.deadlines, fmt(r.e), task)
-      if Q.expiry_at == false or (Q.expiry_at and r.e < Q.expiry_at) then Q.expiry_at = r.e end
-      w.f, w.q, w.r = w.f + 1, Q.seq, Q.now
-      write_worker(id, w)
-      if inline then
-        Q.handed[#Q.handed + 1] = delivery_element(task, r, f)
+      local entry
+      if waiting then
+        entry = call('XCLAIM', K.tasks, GROUP, consumer(id), '0', waiting[1])[1]
+        -- Trimmed or deleted by hand: Redis keeps the reference, the task itself is gone.
+        if not entry then call('HDEL', K.deliveries, waiting[1]) end
       else
-        call('RPUSH', inbox(id), delivery_element(task, r, f))
+        local read = in_group(Q, 'XREADGROUP', 'GROUP', GROUP, consumer(id), 'COUNT', '1', 'STREAMS', K.tasks, '>')
+        if not read then return end
+        entry = read[1][2][1]
       end
-      Q.changed = true
+      if entry then
+        local task = entry[1]
+        local f = entry_fields(entry)
+        r = r or { n = 0 }
+        local inline = id == Q.inline and f.t ~= 'b'
+        -- The token and the count of deliveries in one HSET, before anything of the delivery is
+        -- written (a script that stops on an error keeps what it wrote so far).
+        Q.seq = Q.seq + 1
+        r.w, r.k, r.n, r.d, r.e = id, next_fence(Q, K.config, 'token', 'seq', Q.seq), r.n + 1, w.d, Q.now + w.t
+        r.i = inline and 1 or 0
+        write_delivery(task, r)
+        call('ZADD', K.deadlines, fmt(r.e), task)
+        if Q.expiry_at == false or (Q.expiry_at and r.e < Q.expiry_at) then Q.expiry_at = r.e end
+        w.f, w.q, w.r = w.f + 1, Q.seq, Q.now
+        write_worker(id, w)
+        if inline then
+          Q.handed[#Q.handed + 1] = delivery_element(task, r, f)
+        else
+          call('RPUSH', inbox(id), delivery_element(task, r, f))
+        end
+        Q.changed = true
+      end
     end
     -- Nobody else has room: no other place was read, no SPARE waits, and the one chosen is full
     -- now (a ZRANGE less per task while all are busy).
     local other = top[1]
     if other == id then other = top[2] end
-    if not (other or SPARE) and w.f >= w.c then return end
+    if not (lapsed or other or SPARE) and w.f >= w.c then return end
     top = call('ZRANGE', K.order, '0', '1')
     if not (top[1] or SPARE) then return end
   end

@@ -47,9 +47,20 @@ if not w then
 end
 w.w, w.c, w.t, w.d, w.a = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), activation
 -- GT: a lease is never shortened. The record keeps its end too (`reap_lapsed`).
-call('ZADD', K.leases, 'GT', fmt(Q.now + activation), id)
-w.l = math.max(w.l or 0, Q.now + activation)
-Q.lease_at = nil
+local ends = Q.now + activation
+local added = call('ZADD', K.leases, 'GT', fmt(ends), id) == 1
+w.l = math.max(w.l or 0, ends)
+-- The earliest lease deadline `reap` read (nil: reaping changed the leases; `reap_at` reads it
+-- again) moves only where it was this lease's, to the next one or this one's new end, or where
+-- this lease is new.
+if Q.lease_at ~= nil then
+  if Q.lease_first == id then
+    local moved = math.max(Q.lease_at, ends)
+    Q.lease_at = Q.lease_next and math.min(Q.lease_next, moved) or moved
+  elseif added then
+    Q.lease_at = Q.lease_at and math.min(Q.lease_at, ends) or ends
+  end
+end
 
 -- A task pending in the consumer group: delivered and neither completed nor buried (both
 -- acknowledge it; an acknowledged task stays in the stream until a trim, so XRANGE cannot tell).
