@@ -24,18 +24,15 @@ const renew = (
 
 const popDelivery = (keys: QueueKeys, workerId: string) => popInbox(observer(), keys, workerId);
 
+/** `workerId`'s completion of `taskId` (the handler resolved), naming `token`; `inline`: the next delivery in its reply. */
+const completeDone = (keys: QueueKeys, workerId: string, taskId: string, token: number, inline: boolean) =>
+  queueScripts.complete(observer(), keys, { workerId, taskId, token, outcome: 'done', tokenFloor: 0, inline });
+
 /** Completes `count` deliveries: `first`, then each next one a completion hands back in its reply; returns the last handed back. */
 async function completeChain(keys: QueueKeys, workerId: string, first: Delivery, count: number): Promise<Delivery> {
   let delivery = first;
   for (let i = 0; i < count; i++) {
-    const reply = await queueScripts.complete(observer(), keys, {
-      workerId,
-      taskId: delivery.id,
-      token: delivery.token,
-      outcome: 'done',
-      tokenFloor: 0,
-      inline: true,
-    });
+    const reply = await completeDone(keys, workerId, delivery.id, delivery.token, true);
     expect(reply.status).toBe('done');
     delivery = parseDelivery(Buffer.from(reply.next[0] ?? ''));
   }
@@ -60,14 +57,7 @@ describe('the tasks stream', () => {
     expect(await unfinishedTasks(observer(), keys.tasks)).toBe(41);
     expect(await describeQueue({ redis: server().url, queue })).toMatchObject({ depth: 39, inFlight: 2 });
     // Completed, the held task no longer holds them back: the next trims drop whole nodes.
-    const reply = await queueScripts.complete(observer(), keys, {
-      workerId: 'holder',
-      taskId: held,
-      token: holding.token,
-      outcome: 'done',
-      tokenFloor: 0,
-      inline: true,
-    });
+    const reply = await completeDone(keys, 'holder', held, holding.token, true);
     expect(reply.status).toBe('done');
     expect(await describeQueue({ redis: server().url, queue })).toMatchObject({ depth: 38, inFlight: 2 });
     await completeChain(keys, 'runner', running, 20);
@@ -86,14 +76,7 @@ describe('the tasks stream', () => {
     await renew(keys, 'w', 1, []);
     const id = await queueScripts.enqueue(observer(), keys, { dataType: 's', data: 'one' });
     const delivery = await popDelivery(keys, 'w');
-    const done = await queueScripts.complete(observer(), keys, {
-      workerId: 'w',
-      taskId: id,
-      token: delivery.token,
-      outcome: 'done',
-      tokenFloor: 0,
-      inline: true,
-    });
+    const done = await completeDone(keys, 'w', id, delivery.token, true);
     expect(done.status).toBe('done');
     // The renewal was sent before the completion's reply came: it claims the task.
     const renewal = await renew(keys, 'w', 1, [{ id, token: delivery.token, expires: delivery.expires }]);
@@ -113,14 +96,7 @@ describe('the tasks stream', () => {
     await queueScripts.enqueue(observer(), keys, { dataType: 's', data: 'two' });
     const toB = await popDelivery(keys, 'b');
     expect(toB.expires).toBeGreaterThan(toA.expires);
-    const done = await queueScripts.complete(observer(), keys, {
-      workerId: 'a',
-      taskId: first,
-      token: toA.token,
-      outcome: 'done',
-      tokenFloor: 0,
-      inline: false,
-    });
+    const done = await completeDone(keys, 'a', first, toA.token, false);
     expect(done.status).toBe('done');
     expect(done.reapAt).toBe(-1);
     const renewal = await renew(keys, 'b', 1, [{ id: toB.id, token: toB.token, expires: toB.expires }]);
@@ -158,14 +134,7 @@ describe('the tasks stream', () => {
     const delivery = await popDelivery(keys, 'slow');
     await join('next', 1);
     await new Promise((resolve) => setTimeout(resolve, 120));
-    const late = await queueScripts.complete(observer(), keys, {
-      workerId: 'slow',
-      taskId: id,
-      token: delivery.token,
-      outcome: 'done',
-      tokenFloor: 0,
-      inline: false,
-    });
+    const late = await completeDone(keys, 'slow', id, delivery.token, false);
     expect(late.status).toBe('stale');
     expect(late.serverNow).toBeGreaterThan(delivery.expires);
     expect(await popDelivery(keys, 'next')).toMatchObject({ id, deliveries: 2 });
@@ -199,14 +168,7 @@ describe('the tasks stream', () => {
     await observer().xadd(keys.tasks, '*', 't', 's', 'd', 'three');
     await new Promise((resolve) => setTimeout(resolve, 200));
     // `short` has room and is the heaviest, but its lease lapsed and nothing reaped it yet.
-    const done = await queueScripts.complete(observer(), keys, {
-      workerId: 'long',
-      taskId: first,
-      token: toLong.token,
-      outcome: 'done',
-      tokenFloor: 0,
-      inline: true,
-    });
+    const done = await completeDone(keys, 'long', first, toLong.token, true);
     expect(done.status).toBe('done');
     expect(done.next.map((d) => parseDelivery(Buffer.from(d))).map((d) => [d.id, d.deliveries])).toEqual([[second, 2]]);
     expect(await observer().hexists(keys.workers, 'short')).toBe(0);
@@ -231,14 +193,7 @@ describe('the tasks stream', () => {
     await queueScripts.enqueue(observer(), keys, { dataType: 's', data: 'three' });
     await new Promise((resolve) => setTimeout(resolve, 200));
     // Nobody else was given the task: its completion is taken; the worker gets no next task, and goes.
-    const done = await queueScripts.complete(observer(), keys, {
-      workerId: 'gone',
-      taskId: first,
-      token: toGone.token,
-      outcome: 'done',
-      tokenFloor: 0,
-      inline: true,
-    });
+    const done = await completeDone(keys, 'gone', first, toGone.token, true);
     expect(done).toMatchObject({ status: 'done', next: [] });
     expect(await observer().hexists(keys.workers, 'gone')).toBe(0);
     expect(await describeQueue({ redis: server().url, queue: keys.queue })).toMatchObject({ depth: 1, inFlight: 1 });
