@@ -327,6 +327,26 @@ export const MUTANTS: readonly Mutant[] = [
     tests: [{ file: QUEUE_FAULTS, name: 'older copy of the leases' }],
   },
   {
+    id: 'l1-steady-ignores-server-change',
+    rule: 'L1',
+    breaks:
+      'a steady renewal after a restart does not take the full path: the quarantine the change of server calls for begins only at the next grant, which then waits one A more (F29)',
+    file: RENEW,
+    find: '  if SEEN_HERE and not SEEN_HERE[KEYS[1]] then return nil end',
+    replace: '',
+    tests: [{ file: STEADY, name: 'never ran the library' }],
+  },
+  {
+    id: 'l1-full-renewal-ignores-server-change',
+    rule: 'L1',
+    breaks:
+      'the first full renewal on a restarted server does not check it: the quarantine begins only at the next grant (F29)',
+    file: RENEW,
+    find: '  server_changed(G)\n  if (SEEN_HERE.n',
+    replace: '  if (SEEN_HERE.n',
+    tests: [{ file: STEADY, name: 'never ran the library' }],
+  },
+  {
     id: 'queue-dispatch-to-lapsed',
     rule: '§11',
     breaks:

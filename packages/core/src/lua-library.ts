@@ -20,6 +20,9 @@ import { luaRaw, luaSource, splitAtInclude } from './lua.js';
  *
  * `KEYS` and `ARGV` are locals of the block that each call sets first, so the included code sees
  * them as an EVAL did. Calls never overlap in Redis, so that state is the call's own.
+ * `SEEN_HERE` is the one value kept from call to call: a table made when the library loads (an
+ * EVAL has `false` there: it keeps nothing).
+ *
  * The library's name is `understudy_<hash8>` (hash of its source): a new version of the scripts
  * loads beside the old one, and each version of the library calls its own functions.
  */
@@ -277,7 +280,9 @@ function assemble(kind: LibraryKind, names: readonly string[]): FunctionLibrary 
             luaSource(include),
             assignedNames([luaSource(include), ...scripts.flatMap((script) => [script.before, script.body])]),
           );
-    const lines = ['local KEYS, ARGV'];
+    // SEEN_HERE: the library's own table, made at its load and kept across calls (a restarted
+    // server, or a promoted replica, loads it afresh): what a script noted on this server since.
+    const lines = ['local KEYS, ARGV', 'local SEEN_HERE = {}'];
     if (module.values.length > 0) lines.push(`local ${module.values.join(', ')}`);
     lines.push(...module.definitions);
     lines.push(`local function __per_call()\n${module.perCall.join('\n')}\nend`);

@@ -44,5 +44,9 @@ export function scriptSource(file: string): string {
   const raw = luaRaw(file);
   const split = splitAtInclude(file, raw);
   if (!split) return raw;
-  return `${split.before}${luaSource(split.include)}\nreturn guarded(function()\n${split.body}\nend)\n`;
+  // SEEN_HERE: a function library's table kept across calls (lua-library.ts); an EVAL keeps
+  // nothing. Declared after the shebang, which must stay the first line.
+  const shebang = /^#!.*\n/.exec(split.before)?.[0] ?? '';
+  const before = split.before.slice(shebang.length);
+  return `${shebang}local SEEN_HERE = false\n${before}${luaSource(split.include)}\nreturn guarded(function()\n${split.body}\nend)\n`;
 }

@@ -371,6 +371,26 @@ describe('a change reaches every member in its next renewal, with the full view'
     expect([held.role, held.epoch]).toEqual(['active', (a.view as MemberView).epoch]);
   });
 
+  it('the first renewal on a server that never ran the library (restarted, promoted) checks the server (F29)', async () => {
+    const { keys, a, c } = await settled('fresh-server');
+    expect(isSteady(await renew(keys, c)), 'steady before').toBe(true);
+    // What a restart with the data kept does to the group, without the wait of one (which may
+    // outlast the leases, and then any renewal is full): the library is loaded afresh (the client
+    // loads it again), and the group was last written by another replication history.
+    await redis.call('FUNCTION', 'FLUSH');
+    await redis.hset(keys.config, 'replId', 'a-server-since-gone');
+    const view = full(await renew(keys, c));
+    expect(view.quarantineUntil).toBeGreaterThan(view.serverNow);
+    const replId = await redis.hget(keys.config, 'replId');
+    expect((await redis.info('replication')).includes(`master_replid:${replId}`)).toBe(true);
+    const held = full(await renew(keys, a));
+    expect([held.role, held.epoch]).toEqual(['active', (a.view as MemberView).epoch]);
+    // Checked once on this server: steady again once the quarantine ended and a full renewal closed it.
+    await sleep(A + 20);
+    for (const m of [a, c]) full(await renew(keys, m));
+    expect(isSteady(await renew(keys, c))).toBe(true);
+  });
+
   it('a replica that lags is promoted', async () => {
     const replica = await startRedis();
     const promoted = new Redis(replica.url);

@@ -63,6 +63,8 @@ end
 local function steady()
   local told = tonumber(ARGV[16])
   if not told or told <= 0 then return nil end
+  -- Not before a full renewal of the group checked this server (below: F29).
+  if SEEN_HERE and not SEEN_HERE[KEYS[1]] then return nil end
   local id = ARGV[2]
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -187,6 +189,18 @@ else
   if refused then return refused end
 end
 ensure_group(G, goal, activation, heartbeat)
+-- S6 within H of a change of server, though every renewal may be steady (`steady` reads no INFO):
+-- the first renewal of the group on a server since it started (or was promoted, or loaded the
+-- library) takes the full path and checks the server here, so a quarantine a restart calls for
+-- starts then, not at the next grant, one A later (F29). Kept for at most SEEN_MOST groups (then
+-- forgotten all at once: each checks once more).
+local SEEN_MOST = 10000
+if SEEN_HERE and not SEEN_HERE[KEYS[1]] then
+  server_changed(G)
+  if (SEEN_HERE.n or 0) >= SEEN_MOST then SEEN_HERE = {} end
+  SEEN_HERE[KEYS[1]] = true
+  SEEN_HERE.n = (SEEN_HERE.n or 0) + 1
+end
 check_member_knowledge(G, tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]))
 
 local rejoined = false
