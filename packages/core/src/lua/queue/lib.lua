@@ -206,7 +206,7 @@ end
 
 -- The two earliest leases: the first one's deadline and worker, and the second one's deadline
 -- (false where there is none). A renewal extends its own lease after `reap`: the earliest deadline
--- is then still known (`extended` in renew.lua), without reading the set again.
+-- is then still known (renew.lua, after its ZADD), without reading the set again.
 local function earliest_leases(Q)
   local first = call('ZRANGE', K.leases, '0', '1', 'WITHSCORES')
   Q.lease_at = first[2] and tonumber(first[2]) or false
