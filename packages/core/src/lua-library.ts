@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { luaRaw, luaSource, splitAtInclude } from './lua.js';
+import { luaRaw, luaSource, SHEBANG, splitAtInclude } from './lua.js';
 
 /**
  * The scripts of `lua/` as Redis function libraries (Redis 7+): one for the group's scripts,
@@ -229,8 +229,6 @@ function splitModule(file: string, source: string, assigned: ReadonlySet<string>
   if (unset.length > 0) module.perCall.unshift(`${unset.join(', ')} = nil`);
   return module;
 }
-
-const SHEBANG = /^#!lua(?: flags=(\S*))?\n/;
 
 interface Script {
   name: string;

@@ -5,6 +5,9 @@ const INCLUDE_LINE = /^--@include (\S+)$/m;
 const INCLUDE_LINES = new RegExp(INCLUDE_LINE.source, 'gm');
 const sources = new Map<string, string>();
 
+/** A script's first line naming its flags (`#!lua flags=no-writes`): it must stay the first line. */
+export const SHEBANG = /^#!lua(?: flags=(\S*))?\n/;
+
 /** A file of `lua/` as written, its `--@include` lines left in. */
 export function luaRaw(file: string): string {
   return readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
@@ -45,8 +48,8 @@ export function scriptSource(file: string): string {
   const split = splitAtInclude(file, raw);
   if (!split) return raw;
   // SEEN_HERE: a function library's table kept across calls (lua-library.ts); an EVAL keeps
-  // nothing. Declared after the shebang, which must stay the first line.
-  const shebang = /^#!.*\n/.exec(split.before)?.[0] ?? '';
+  // nothing. Declared after the shebang.
+  const shebang = SHEBANG.exec(split.before)?.[0] ?? '';
   const before = split.before.slice(shebang.length);
   return `${shebang}local SEEN_HERE = false\n${before}${luaSource(split.include)}\nreturn guarded(function()\n${split.body}\nend)\n`;
 }

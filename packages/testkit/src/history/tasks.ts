@@ -169,9 +169,9 @@ export function checkNoStaleCompletion(timeline: Timeline): Violation[] {
  * the last `queue-state` (read at the end, after the quiet period). A task counts as completed
  * when a completion was accepted (`task-end` completed); or when its handler resolved at a
  * worker killed before it could record the outcome, or whose completion went unconfirmed, and
- * the task is no longer in the queue (not
- * pending in the consumer group nor unread by it: only an accepted completion acknowledges it). A history with enqueued tasks and no `queue-state`
- * cannot be judged: that is a violation too.
+ * the task is no longer in the queue (not pending in the consumer group nor unread by it: only an
+ * accepted completion acknowledges it). A history with enqueued tasks and no `queue-state` cannot
+ * be judged: that is a violation too.
  */
 export function checkNothingLost(timeline: Timeline): Violation[] {
   const enqueued = timeline.events.filter((e) => e.type === 'enqueue');
