@@ -2,9 +2,10 @@
 // lost keys, stale and forged announcements, members that come back with the same id or with
 // other parameters, aborts inside join / setWeight / leave, a slow link that is then cut, and
 // the split brain of a partitioned old master under Sentinel; and, added since, a release lost
-// while Redis still holds the lease. Each one is a fault a service running Redis lives with; all
-// but slow-then-cut and release-lost made the core of 54619f0 break a rule (the finding each one
-// shows, F13–F18 of RELIABILITY.md §7, is named where the scenario checks it).
+// while Redis still holds the lease, and a restart with the data kept followed by the active's
+// death (F29). Each one is a fault a service running Redis lives with; all but slow-then-cut and
+// release-lost made the core of 54619f0 break a rule (the finding each one shows, F13–F18 of
+// RELIABILITY.md §7, is named where the scenario checks it).
 import {
   AnnouncementRecorder,
   type GroupIntervals,
@@ -220,6 +221,59 @@ const staleKey: Scenario = {
       await run.heal(description);
       await convergedAfter(run, description);
     }
+  },
+};
+
+// ---- a restart with the data kept, then the active dies ----------------------------------------
+
+const RESTART_KILL_ROUNDS = 3;
+
+/**
+ * Found by the soak as F29 (RELIABILITY.md §7): redis-server restarts with its data while every
+ * member renews on the steady path, which reads no INFO, and the active dies within H of the
+ * restart. The restart is a change of server: the group must begin its quarantine (S6) at the
+ * first renewal after it, not at the standby's takeover at the dead lease's end, or the takeover
+ * waits a second A. Each round: the group settles (steady renewals), Redis restarts with its
+ * data, the active is SIGKILLed 0 to H later, and a new member joins for the next round.
+ */
+const restartKeptKill: Scenario = {
+  name: 'restart-kept-kill',
+  title: `redis-server restarted with its data while every member renews steadily, then the active SIGKILLed within H, ${RESTART_KILL_ROUNDS} times`,
+  criteria:
+    'after each kill another member activates within A + H + 0.5 s (the quarantine the restart begins ends by then)',
+  params: INTERVALS,
+  members: TRIO,
+  async run(run) {
+    const { H, random } = run;
+    for (let round = 1; round <= RESTART_KILL_ROUNDS; round++) {
+      await run.sleep(run.settleMs);
+      const victim = theActive(run);
+      const description = `restart redis-server, data kept (${round})`;
+      await run.fault(description);
+      await run.heal(description, () => run.redis.restart({ keepData: true }));
+      await run.sleep(random.between(0, 1) * H);
+      run.log(`  ${victim.id} killed`);
+      run.note(`kill-${round}`);
+      await run.kill(victim);
+      await convergedAfter(run, `the restart and ${victim.id}'s death (${round})`);
+      await run.spawn({ id: `r${round}`, weight: freshWeight(run) });
+      await convergedAfter(run, `r${round} joined`);
+    }
+  },
+  verify(outcome) {
+    const { activationInterval: A, heartbeatInterval: H } = outcome.params;
+    const unmet: string[] = [];
+    for (let round = 1; round <= RESTART_KILL_ROUNDS; round++) {
+      const kill = noteOf(outcome, `kill-${round}`);
+      const next = activations(outcome.history).find((e) => e.t > kill);
+      if (!next) unmet.push(`nobody activated after the kill (${round})`);
+      else if (ms(kill, next.t) > A + H + 500) {
+        unmet.push(
+          `${next.member} activated ${ms(kill, next.t).toFixed(0)} ms after the kill (${round}): later than A + H + 0.5 s (F29)`,
+        );
+      }
+    }
+    return unmet;
   },
 };
 
@@ -741,6 +795,7 @@ export const FAULT_SCENARIOS: readonly Scenario[] = [
   laggingReplica,
   lostKey,
   staleKey,
+  restartKeptKill,
   releaseLost,
   eviction,
   forgedAnnouncements,
