@@ -4,6 +4,7 @@ import type { QueueResults, QueueSystemResult } from './scenarios/queue.js';
 import type { StallRound } from './scenarios/queue-faults.js';
 import type { InstructionCount } from './scenarios/queue-instructions.js';
 import type { ThroughputCell } from './scenarios/queue-load.js';
+import { TARGET_WORKERS } from './settings.js';
 import { type Summary, summarize } from './stats.js';
 import { table } from './table.js';
 import { check, format, type TargetCheck, verdict } from './targets.js';
@@ -291,7 +292,7 @@ export function queueTargets(q: QueueResults): TargetCheck[] {
       ' ms',
     ),
   ];
-  const workers = 4;
+  const workers = TARGET_WORKERS;
   for (const peer of bulls(q)) {
     for (const taskMs of q.settings.taskMs) {
       const a = cell(mine, workers, taskMs);
@@ -384,7 +385,7 @@ export function queueMarkdown(q: QueueResults): string {
       '- **Every worker is a process of its own** (Node, started before anything is timed, joining a fresh queue on command; every kill and stall round starts two new ones), with one task at a time (understudy `capacity: 1`, BullMQ `concurrency: 1`). ' +
         'The producer is the benchmark process: one `enqueue()` / `Queue.add()` per task, as an application calls them, at most 32 in flight.',
       `- **Throughput**: ${s.noOpTasks ? `${s.noOpTasks.toLocaleString('en-US')} tasks per run with the no-op handler, ${s.throughputTasks.toLocaleString('en-US')} with the 5 ms one` : `${s.throughputTasks.toLocaleString('en-US')} tasks per run`}, enqueued as fast as the producer can while the workers drain them; tasks/s = tasks ÷ (last completion − first enqueue). ` +
-        `Each cell is run ${s.throughputRuns} times per system, the systems taking turns run by run (so a change in the machine's load falls on all of them), after one unmeasured run per system on every worker process${s.warmUpTasksPerWorker ? `, ${s.warmUpTasksPerWorker.toLocaleString('en-US')} tasks each` : ''} (its code compiled before the first measured run); the tables show the median, and the range of the runs. ` +
+        `Each cell is run ${s.throughputRuns} times per system${s.targetRuns ? `, the cells with ${TARGET_WORKERS} workers (which the targets read) ${s.targetRuns} times` : ''}, the systems taking turns run by run (so a change in the machine's load falls on all of them)${s.targetRuns ? ', the first of them a different one each run (with one order, load that keeps rising or falling through a cell weighs on the system that always runs first)' : ''}, after one unmeasured run per system on every worker process${s.warmUpTasksPerWorker ? `, ${s.warmUpTasksPerWorker.toLocaleString('en-US')} tasks each` : ''} (its code compiled before the first measured run); the tables show the median, and the range of the runs. ` +
         'A run ends when the workers together have reported the end of as many deliveries as there were tasks, completed or not (an understudy worker reports such an end as `stale`, `unconfirmed` or `failed`; the table counts them). ' +
         'The 5 ms handler awaits a 5 ms timer (like I/O, no CPU). Two cores are shared by Redis, the producer and every worker process.',
       "- **Redis CPU per task**: the Redis process's user + system CPU (`INFO cpu`) over a throughput run (enqueue, dispatch, completion, and the workers' renewals or lock extensions meanwhile), divided by the tasks, median of the runs; commands per task from `INFO commandstats` (commands inside scripts included), after `CONFIG RESETSTAT`; the commands column is from the run whose CPU is the median.",

@@ -82,6 +82,9 @@ export const COST_LEASE = Object.freeze({ heartbeatMs: 1000, activationMs: 3000 
  */
 export const DRIVEN_LEASE = Object.freeze({ heartbeatMs: 1000, activationMs: 20_000, rate: 2000 });
 
+/** The worker count of the throughput cells that the queue's targets read. */
+export const TARGET_WORKERS = 4;
+
 /** Counts of the queue family (understudy's queue beside BullMQ). */
 export interface QueueSettings {
   /** Tasks per throughput run with the timed handler. */
@@ -93,6 +96,11 @@ export interface QueueSettings {
   noOpTasks: number;
   /** Runs per throughput cell and system (the systems take turns; the tables show medians). */
   throughputRuns: number;
+  /**
+   * Runs per system of the cells the targets read (TARGET_WORKERS workers): more, since a run's
+   * Redis CPU per task moves by a tenth or more from run to run, and a target compares medians.
+   */
+  targetRuns: number;
   /** Tasks per worker process of the unmeasured run per system before the first cell. */
   warmUpTasksPerWorker: number;
   workerCounts: number[];
@@ -117,6 +125,7 @@ export const QUEUE_QUICK: QueueSettings = Object.freeze({
   throughputTasks: 1000,
   noOpTasks: 3000,
   throughputRuns: 3,
+  targetRuns: 3,
   warmUpTasksPerWorker: 250,
   workerCounts: [1, 4, 16],
   taskMs: [0, 5],
@@ -135,6 +144,8 @@ export const QUEUE_FULL: QueueSettings = Object.freeze({
   noOpTasks: 10_000,
   // Five: on two shared cores a no-op run's rate moves by up to half from run to run.
   throughputRuns: 5,
+  // Twelve, a multiple of the three systems: each runs first, second and third as often.
+  targetRuns: 12,
   warmUpTasksPerWorker: 1000,
   workerCounts: [1, 4, 16],
   taskMs: [0, 5],

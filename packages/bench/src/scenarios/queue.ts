@@ -7,7 +7,7 @@ import type { BenchContext } from '../context.js';
 import { beginRun, type FamilyRun } from '../family.js';
 import { queueSystems } from '../queue/systems.js';
 import type { QueueSystem } from '../queue/types.js';
-import type { QueueSettings } from '../settings.js';
+import { type QueueSettings, TARGET_WORKERS } from '../settings.js';
 import { type FeedResults, runFeed } from './feed.js';
 import { faultRounds, type QueueSystemResult } from './queue-faults.js';
 import { describe, spawn } from './queue-harness.js';
@@ -50,12 +50,16 @@ export async function runQueueFamily(
       );
     }
     // Cell by cell, the systems take turns run by run: a change in the machine's load falls on all.
+    // The first of them changes every run: load that keeps rising or falling through a cell (the
+    // runs of one system moved by a fifth from the first to the last) would otherwise weigh on
+    // the system that always runs first.
     for (const taskMs of settings.taskMs) {
       for (const workers of settings.workerCounts) {
         const runs = new Map<QueueSystemResult, ThroughputRun[]>(results.map((r) => [r, []]));
         const tasks = taskMs === 0 ? settings.noOpTasks : settings.throughputTasks;
-        for (let rep = 0; rep < settings.throughputRuns; rep++) {
-          for (const result of results) {
+        const reps = workers === TARGET_WORKERS ? settings.targetRuns : settings.throughputRuns;
+        for (let rep = 0; rep < reps; rep++) {
+          for (const result of rotated(results, rep)) {
             const system = result.system;
             try {
               const run = await throughputRun(context, system, pool, workers, taskMs, tasks);
@@ -108,6 +112,12 @@ export async function runQueueFamily(
   ]);
   await context.redis.flushall();
   return results;
+}
+
+/** `list` rotated left by `by` places. */
+function rotated<T>(list: readonly T[], by: number): T[] {
+  const k = by % list.length;
+  return [...list.slice(k), ...list.slice(0, k)];
 }
 
 export interface QueueResults {
