@@ -287,6 +287,8 @@ export interface WorkerReply {
    * text): the next task a completion dispatched to it, or one a renewal sends again.
    */
   next: string[];
+  /** The microseconds past `serverNow` (0–999): Redis reads its clock in whole ms, rounded down. */
+  serverMicros: number;
 }
 
 /** The worker reply's fields in the order `reply` in lua/queue/lib.lua returns them. */
@@ -302,6 +304,7 @@ const WORKER_FIELDS: { readonly [K in keyof WorkerReply]: ReplyField<WorkerReply
   dead: (value, script) => pairs(value, script).map(([id, deliveries]) => ({ id, deliveries: Number(deliveries) })),
   reapAt: number,
   next: texts,
+  serverMicros: number,
 };
 
 const QUEUE = ['config', 'workers', 'leases', 'order', 'deliveries', 'tasks', 'deadlines', 'dead'] as const;

@@ -16,6 +16,7 @@ const reply = (status: WorkerReply['status']): WorkerReply => ({
   dead: [],
   next: [],
   reapAt: 0,
+  serverMicros: 0,
 });
 
 /** Runs one task whose completion attempts answer as given (an Error is thrown), and what the runner said. */

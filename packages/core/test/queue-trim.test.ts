@@ -86,6 +86,25 @@ describe('the tasks stream', () => {
     expect(await describeQueue({ redis: server().url, queue })).toMatchObject({ depth: 0, inFlight: 0 });
   });
 
+  it("says Redis's time to the microsecond: serverNow in whole ms, and serverMicros past it", async () => {
+    const keys = queueKeys(uniqueGroup('q-micros'));
+    const micros = async () => {
+      const [s, us] = await observer().time();
+      return Number(s) * 1e6 + Number(us);
+    };
+    for (let i = 0; i < 5; i++) {
+      const before = await micros();
+      const renewal = await renew(keys, 'w', 1, []);
+      const after = await micros();
+      expect(Number.isInteger(renewal.serverMicros) && renewal.serverMicros >= 0 && renewal.serverMicros < 1000).toBe(
+        true,
+      );
+      const read = renewal.serverNow * 1000 + renewal.serverMicros;
+      expect(read).toBeGreaterThanOrEqual(before);
+      expect(read).toBeLessThanOrEqual(after);
+    }
+  });
+
   it("leaves the moment to reap to the renewals: a completion's reply says -1, a renewal's the earliest expiry", async () => {
     const keys = queueKeys(uniqueGroup('q-reap-at'));
     await renew(keys, 'a', 2, []);

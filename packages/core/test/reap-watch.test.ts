@@ -1,8 +1,9 @@
 // A queue worker's wake-up for the next moment to reap (src/queue/lease.ts `ReapWatch`): a reply
-// that says when arms it, one that says nothing to reap stops it, and one that did not look (a
-// completion's -1) leaves it armed.
+// that says when arms it (the moment mapped with the fraction of a ms the reply gives Redis's
+// time), one that says nothing to reap stops it, and one that did not look (a completion's -1)
+// leaves it armed.
 import { monotonicClock } from '@understudy/core/testing';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ReapWatch } from '../src/queue/lease.js';
 
 /** A watch on the real clock whose Redis clock reads `now()` ms, and the times it fired. */
@@ -26,6 +27,26 @@ describe('ReapWatch', () => {
     await until(() => fired.length > 0, 2000);
     expect(fired).toHaveLength(1);
     expect((fired[0] ?? 0) - sent).toBeGreaterThanOrEqual(39);
+  });
+
+  it("maps the moment with the fraction of a ms the reply gives Redis's time: a whole ms sooner than from the ms alone", async () => {
+    // A clock the test moves: Redis read 1,000,000.9 at local 0 (the round trip took no time).
+    let local = 0;
+    const clock = { now: () => local };
+    const fired: number[] = [];
+    const random = vi.spyOn(Math, 'random').mockReturnValue(0);
+    try {
+      const w = new ReapWatch(clock, () => fired.push(local));
+      w.arm(0, 1_000_000.9, 1_000_040);
+      local = 39.05;
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      expect(fired).toHaveLength(0);
+      local = 39.15;
+      await until(() => fired.length > 0, 2000);
+      expect(fired).toEqual([39.15]);
+    } finally {
+      random.mockRestore();
+    }
   });
 
   it('stays armed after a reply that did not look (-1), and stops after one with nothing to reap (0)', async () => {

@@ -6,9 +6,12 @@ local function fmt(n)
   return string.format('%d', n)
 end
 
+-- Redis time in ms, and the microseconds past that ms (a queue worker times its wake-ups by them:
+-- ReapWatch in src/queue/lease.ts).
 local function read_now()
   local t = call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local micros = tonumber(t[2])
+  return tonumber(t[1]) * 1000 + math.floor(micros / 1000), micros % 1000
 end
 
 -- The server's replication history: a new one on every start and every promotion of a replica,

@@ -68,8 +68,11 @@ export class LeaseClock {
  * expiry), mapped to the local clock at the round trip's midpoint, and renews when it fires; the
  * renewal's script reaps and dispatches, deciding with Redis's clock. Not a millisecond early
  * (`wakeAt`: a Node timer fires up to a millisecond before its delay, and a renewal sent before
- * the moment only finds nothing to reap), and no margin either (as the group member's watch:
- * Redis reads its clock in whole ms, rounded down, usually before the midpoint). Every worker
+ * the moment only finds nothing to reap), and no margin either. The reply gives Redis's time to
+ * the microsecond: its whole ms alone, rounded down, put the moment half a ms late on average.
+ * The script read it before the midpoint (after the request's trip; its own run and the reply's
+ * trip come after), so the moment mapped is a little late, not early, while the two trips take
+ * about as long, and the renewal sent then reaches Redis a trip later still. Every worker
  * arms one: any worker's renewal hands the task to the best free worker, and one that stopped
  * watching (busy, or its reply came before the change) would leave a gap of up to H. A jitter of
  * up to JITTER ms spreads the herd: the first renewal hands the task on, the others find nothing
@@ -93,8 +96,9 @@ export class ReapWatch {
   }
 
   /**
-   * A script sent at `sentAt`, answered now, read Redis time `serverNow` and said `reapAt` (0:
-   * nothing to reap; negative: it did not look, as a completion, and the moment armed stays).
+   * A script sent at `sentAt`, answered now, read Redis time `serverNow` (ms, with its fraction)
+   * and said `reapAt` (0: nothing to reap; negative: it did not look, as a completion, and the
+   * moment armed stays).
    */
   arm(sentAt: number, serverNow: number, reapAt: number): void {
     this.#midpoint = (sentAt + this.#clock.now()) / 2;

@@ -351,7 +351,7 @@ export class QueueWorker extends Participant<WorkerEvents> {
     const sentAt = this.#clock.now();
     const reply = await script(link.lease);
     this.#time.noteReply(sentAt, reply.serverNow);
-    this.#watch.arm(sentAt, reply.serverNow, reply.reapAt);
+    this.#watch.arm(sentAt, reply.serverNow + reply.serverMicros / 1000, reply.reapAt);
     for (const dead of reply.dead) {
       this.#advise('DEAD_LETTER', `task ${dead.id} moved to the dead letters after ${dead.deliveries} deliveries`, {
         task: dead.id,

@@ -7,8 +7,8 @@
 -- ARGV: 1 workerId  2 taskId  3 token  4 outcome ('done': the handler resolved; 'failed': it threw)
 --       5 tokenFloor (see renew.lua)  6 inline ('1': a delivery to this worker goes in the reply, not
 --       through its inbox; see `dispatch` in queue/lib.lua)
--- Reply: { status, serverNow, quarantineUntil, quarantineReason, lost, dead, reapAt, next } (`reply` in
--- queue/lib.lua); status 'done', 'retry' (failed, waits for re-delivery),
+-- Reply: { status, serverNow, quarantineUntil, quarantineReason, lost, dead, reapAt, next, serverMicros }
+-- (`reply` in queue/lib.lua); status 'done', 'retry' (failed, waits for re-delivery),
 -- 'dead' (failed for the last time: moved to the dead letters) or 'stale' (refused: the task was
 -- delivered again, or is gone), or an error: CORRUPT <key> <problem>
 -- A worker sends a completion again when it could not tell whether the first attempt ran (a

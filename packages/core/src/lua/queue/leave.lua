@@ -4,8 +4,8 @@
 -- KEYS: 1 config  2 workers  3 leases  4 order  5 deliveries  6 tasks  7 deadlines  8 dead (as in
 --       queue/lib.lua)
 -- ARGV: 1 workerId  2 nonce (another object that holds the id now is left alone)
--- Reply: { status, serverNow, quarantineUntil, quarantineReason, lost, dead, reapAt, next } (`reply` in
--- queue/lib.lua); status 'left'
+-- Reply: { status, serverNow, quarantineUntil, quarantineReason, lost, dead, reapAt, next, serverMicros }
+-- (`reply` in queue/lib.lua); status 'left'
 --@include queue/lib.lua
 
 local Q = load_queue()

@@ -489,11 +489,12 @@ local function verify_keys(Q)
 end
 
 local function load_queue()
-  local now = read_now()
+  local now, micros = read_now()
   local c = call('HMGET', K.config, 'createdAt', 'replId', 'quarantineUntil', 'token', 'seq', 'activationInterval',
     'quarantineReason', 'waiting')
   local Q = {
     now = now,
+    micros = micros,
     exists = c[1] ~= false,
     repl_id = c[2] or '',
     quarantine_until = config_number(c, 3, 'quarantineUntil', now + MAX_INTERVAL),
@@ -688,8 +689,10 @@ end
 --        quarantine began)  5 lost (tasks this worker no longer holds: { id, ... })  6 dead (dead
 --        letters made: { id, deliveries, ... })  7 reapAt (`reap_at`, in a renewal's reply; -1:
 --        not read, the worker keeps the moment it has)  8 next (deliveries to this worker, as
---        `dispatch` writes them: { element, ... })
+--        `dispatch` writes them: { element, ... })  9 serverMicros (the microseconds past serverNow:
+--        Redis reads its clock in whole ms, rounded down, and the worker times its wake-ups to the
+--        lease deadlines and expiries by it)
 -- (Times as integers, which need no text in Lua nor in the reply.)
 local function reply(Q, status, lost, at)
-  return { status, Q.now, Q.quarantine_until, Q.quarantine_reason, lost or {}, Q.dead, at or -1, Q.handed }
+  return { status, Q.now, Q.quarantine_until, Q.quarantine_reason, lost or {}, Q.dead, at or -1, Q.handed, Q.micros }
 end

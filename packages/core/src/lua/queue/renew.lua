@@ -11,8 +11,8 @@
 --       6 activationInterval (ms)  7 nonce (random per worker object)  8 host  9 pid
 --       10 tokenFloor (the highest token the worker was given; 0: none)  11 joining ('1' for the join)
 --       12 claims (the rest of ARGV, three each: task id, token, when its delivery expires in Redis ms)
--- Reply: { status, serverNow, quarantineUntil, quarantineReason, lost, dead, reapAt, next } (`reply` in
--- queue/lib.lua); status 'ok', 'joined' or 'rejoined' (the queue had dropped
+-- Reply: { status, serverNow, quarantineUntil, quarantineReason, lost, dead, reapAt, next, serverMicros }
+-- (`reply` in queue/lib.lua); status 'ok', 'joined' or 'rejoined' (the queue had dropped
 -- the worker: what it held went back), or an error:
 --   WORKER_EXISTS <id>        another worker object holds the id
 --   CORRUPT <key> <problem>
