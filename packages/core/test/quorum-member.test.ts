@@ -1,4 +1,5 @@
 import { type JoinOptions, joinGroup, type Member, monitorGroup } from '@understudy/core';
+import { groupKeys } from '@understudy/core/testing';
 import {
   type ChaosProxy,
   type RedisServer,
@@ -130,22 +131,38 @@ describe('quorum mode over three servers', () => {
     const first = await join(b, { group, memberId: 'first', weight: 20, ...slow });
     const second = await join(b, { group, memberId: 'second', weight: 10, ...slow });
     await waitFor(() => first.member.isActive(), 'first active', 20_000);
+    // The first grant may reach only Q servers (the third still quarantined for a ms more, its
+    // group made a ms later); the holder's next renewal there adds it. Until then that server
+    // frees nothing on the leave, and the standby has only the delayed servers' announcements.
+    const slots = groupKeys(group).slots;
+    const readers = servers.map((s) => new Redis(s.url));
+    try {
+      await waitFor(
+        async () =>
+          (await Promise.all(readers.map((r) => r.hget(slots, '0')))).every((s) => s?.includes('"m":"first"')),
+        'every server to show the grant',
+        10_000,
+      );
+    } finally {
+      for (const reader of readers) reader.disconnect();
+    }
+    const shown = performance.now();
     // The standby reaches server 2 at once and servers 0 and 1 with a one-way delay D: the leave
     // reaches every server at once, and the announcements of 0 and 1 reach the standby D later;
     // a proposal sent then gets their grants at 3·D. Proposing on server 2's announcement gets
     // them at 2·D.
     const oneWay = 150;
     for (const link of second.links.slice(0, 2)) link.setDelay(oneWay);
-    // One renewal on each server since the activation: every reply shows the holder and arms
-    // the standby's takeover watch.
-    let renewed = 0;
+    // A renewal on each server sent since every server showed the holder (each server renews
+    // every H, a reply comes within 2·D): every latest reply arms the standby's takeover watch.
+    // The leave goes right after a renewal reply, so that none of that server is in flight.
     await new Promise<void>((resolve) => {
-      const count = () => {
-        if (++renewed < 3) return;
-        second.member.off('renewal', count);
+      const renewed = () => {
+        if (performance.now() < shown + slow.heartbeatInterval + 2 * oneWay) return;
+        second.member.off('renewal', renewed);
         resolve();
       };
-      second.member.on('renewal', count);
+      second.member.on('renewal', renewed);
     });
     const left = performance.now();
     await first.member.leave();
