@@ -327,6 +327,16 @@ export const MUTANTS: readonly Mutant[] = [
     tests: [{ file: QUEUE_FAULTS, name: 'older copy of the leases' }],
   },
   {
+    id: 's6-queue-idle-keys-unchecked',
+    rule: 'S6',
+    breaks:
+      "an idle queue's scripts take its keys as agreeing whatever is missing: a lost workers hash or leases set is not found, and the queue runs on without a quarantine",
+    file: QUEUE_LIB,
+    find: '(present == 3 and call',
+    replace: '(present >= 2 and call',
+    tests: [{ file: QUEUE_FAULTS, name: 'idle queue, nothing in flight' }],
+  },
+  {
     id: 'l1-steady-ignores-server-change',
     rule: 'L1',
     breaks:

@@ -191,6 +191,31 @@ describe('a queue under faults', () => {
     expect(runs.filter((r) => r.id === first)).toHaveLength(1);
   });
 
+  it('quarantines an idle queue, nothing in flight, whose workers or leases key was lost', async () => {
+    // Idle, the queue's renewals check its keys with one EXISTS more, not by counting them.
+    for (const lost of ['workers', 'leases'] as const) {
+      const queue = uniqueGroup(`q-idle-${lost}`);
+      const keys = queueKeys(queue);
+      const renew = (workerId: string) =>
+        renewAsWorker(observer(), keys, { workerId, claims: [], joining: false, activationInterval: A });
+      await renew('first');
+      await renew('second');
+      await enqueue({ redis: observer(), queue }, 'work');
+      const held = await popDelivery(observer(), keys, 'first');
+      await completeAsWorker(observer(), keys, {
+        workerId: 'first',
+        taskId: held.id,
+        token: held.token,
+        inline: false,
+      });
+      // The tasks stream is there, no delivery nor deadline: what an idle queue's keys are.
+      expect(await observer().exists(keys.tasks, keys.deliveries, keys.deadlines)).toBe(1);
+      expect((await renew('second')).quarantineReason).toBe('');
+      await observer().del(keys[lost]);
+      expect((await renew('second')).quarantineReason).toBe('lost-state:leases');
+    }
+  });
+
   it("quarantines for the workers' activation interval after the config was lost", async () => {
     const queue = uniqueGroup('q-config');
     const started: number[] = [];

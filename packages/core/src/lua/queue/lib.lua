@@ -468,10 +468,16 @@ end
 
 -- The keys of a queue must agree: a lease per worker, a delivery record per deadline, and the
 -- tasks stream while deliveries exist. A script that finds them disagreeing quarantines and rebuilds.
+-- Every script runs this first, so a key lost (deleted, evicted) is found before anything writes
+-- it again: with the queue's keys all there (tasks in flight), or all but the deliveries and their
+-- deadlines (none in flight: an idle queue's renewals), they agree, in one or two commands.
 local function verify_keys(Q)
-  if Q.exists and call('EXISTS', K.workers, K.leases, K.deliveries, K.deadlines, K.tasks) == 5 then
-    Q.stream = true
-    return
+  if Q.exists then
+    local present = call('EXISTS', K.workers, K.leases, K.deliveries, K.deadlines, K.tasks)
+    if present == 5 or (present == 3 and call('EXISTS', K.deliveries, K.deadlines) == 0) then
+      Q.stream = true
+      return
+    end
   end
   local workers = call('HLEN', K.workers)
   local deliveries = call('HLEN', K.deliveries)
