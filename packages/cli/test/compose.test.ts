@@ -32,7 +32,21 @@ function profile(name: string): Record<string, Service> {
   return Object.fromEntries(Object.entries(compose.services).filter(([, s]) => s.profiles?.includes(name)));
 }
 
-/** A port for a server and its Cluster bus port (port + 10 000), both free a moment ago. */
+/** The first port of the kernel's ephemeral range: where client sockets and `listen(0)` get theirs. */
+function ephemeralLow(): number {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+/**
+ * A port for a server and its Cluster bus port (port + 10 000), both free a moment ago, and both
+ * below the ephemeral range where there is room: every other test's servers, proxies and client
+ * sockets get their ports from that range, and one took a bus port chosen in it between the
+ * check and the node's start (CI, 7 December 2026: "bind: Address already in use", port 43129).
+ */
 async function freePortWithBus(): Promise<number> {
   const bind = (port: number) =>
     new Promise<boolean>((resolve) => {
@@ -40,8 +54,10 @@ async function freePortWithBus(): Promise<number> {
       server.once('error', () => resolve(false));
       server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
     });
+  const below = ephemeralLow() - 10_000 - 2_000;
+  const [from, span] = below >= 5_000 ? [2_000, below] : [20_000, 25_000];
   for (;;) {
-    const port = 20_000 + Math.floor(Math.random() * 25_000);
+    const port = from + Math.floor(Math.random() * span);
     if ((await bind(port)) && (await bind(port + 10_000))) return port;
   }
 }
